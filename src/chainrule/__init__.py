@@ -1,0 +1,103 @@
+"""chainrule: backpropagation shown step by step on a real reverse-mode autodiff engine.
+
+The public names live here. Importing chainrule loads numpy and nothing heavier:
+figures, the web page and the optional packages are imported only when used.
+
+>>> import chainrule as cr
+>>> x = cr.tensor(2.0, requires_grad=True)
+>>> (x ** 2).backward()
+>>> x.grad
+array(4.)
+"""
+
+from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
+from chainrule.ops import OPS, Op
+from chainrule.tensor import (
+    GradientCheckError,
+    Tensor,
+    abs,
+    add,
+    broadcast_to,
+    check_grads,
+    clip,
+    concatenate,
+    div,
+    exp,
+    grad,
+    gradients,
+    is_grad_enabled,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mul,
+    neg,
+    no_grad,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    softplus,
+    sqrt,
+    stack,
+    sub,
+    sum,
+    tanh,
+    tensor,
+    transpose,
+    where,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "OPS",
+    "ChainruleError",
+    "DomainError",
+    "GradientCheckError",
+    "GraphError",
+    "Op",
+    "ShapeError",
+    "Tensor",
+    "abs",
+    "add",
+    "broadcast_to",
+    "check_grads",
+    "clip",
+    "concatenate",
+    "div",
+    "exp",
+    "grad",
+    "gradients",
+    "is_grad_enabled",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mul",
+    "neg",
+    "no_grad",
+    "pow",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "sqrt",
+    "stack",
+    "sub",
+    "sum",
+    "tanh",
+    "tensor",
+    "transpose",
+    "where",
+]
