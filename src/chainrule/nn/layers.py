@@ -1,0 +1,167 @@
+"""Layers: Linear, MLP, Sequential and the activations as modules.
+
+``Linear(in_features, out_features)`` computes ``x @ weight + bias`` with ``weight`` of
+shape (in_features, out_features): ``weight[i, j]`` is the edge from input ``i`` to unit
+``j``, which is how the network diagrams and the explainer name it.
+
+>>> from chainrule import nn, tensor
+>>> layer = nn.Linear(3, 2, seed=0)
+>>> layer(tensor([[1.0, 2.0, 3.0]])).shape
+(1, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.nn.module import Module, Parameter
+from chainrule.tensor import Tensor, matmul, relu, sigmoid, softplus, tanh
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed or 0)
+
+
+class Linear(Module):
+    """``x @ weight + bias``; weights start uniform in +-1/sqrt(in_features), seeded."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        seed: int | np.random.Generator | None = 0,
+        dtype: Any = np.float64,
+    ) -> None:
+        bound = 1.0 / np.sqrt(in_features)
+        rng = _rng(seed)
+        shape = (in_features, out_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, size=shape), name="weight", dtype=dtype)
+        self.bias = (
+            Parameter(rng.uniform(-bound, bound, size=out_features), name="bias", dtype=dtype)
+            if bias
+            else None
+        )
+        self.in_features, self.out_features = in_features, out_features
+
+    def forward(self, x: Any) -> Tensor:  # x: (n, in) -> (n, out)
+        out = matmul(x, self.weight)
+        return out + self.bias if self.bias is not None else out
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features})"
+
+
+class Activation(Module):
+    """An elementwise function as a layer (no parameters)."""
+
+    function: Callable[[Any], Tensor]
+    name = "identity"
+
+    def forward(self, x: Any) -> Tensor:
+        return type(self).function(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(Activation):
+    function = staticmethod(relu)
+    name = "relu"
+
+
+class Tanh(Activation):
+    function = staticmethod(tanh)
+    name = "tanh"
+
+
+class Sigmoid(Activation):
+    function = staticmethod(sigmoid)
+    name = "sigmoid"
+
+
+class Softplus(Activation):
+    function = staticmethod(softplus)
+    name = "softplus"
+
+
+class Identity(Activation):
+    function = staticmethod(lambda x: x if isinstance(x, Tensor) else Tensor(x))
+    name = "identity"
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (ReLU, Tanh, Sigmoid, Softplus, Identity)
+}
+
+
+def activation_module(name: str | None) -> Activation:
+    """The activation module called ``name`` (None gives Identity)."""
+    if name is None:
+        return Identity()
+    try:
+        return ACTIVATIONS[name.lower()]()
+    except KeyError:
+        raise ChainruleError(
+            f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
+        ) from None
+
+
+class Sequential(Module):
+    """Modules applied one after the other; parameters are named ``layers.0.weight`` ..."""
+
+    def __init__(self, *layers: Module) -> None:
+        self.layers = list(layers)
+        self.label_parameters()
+
+    def forward(self, x: Any) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class MLP(Module):
+    """A multi-layer perceptron: ``sizes`` = [inputs, hidden..., outputs].
+
+    The layers are named ``hidden`` and ``output`` (``hidden1``, ``hidden2``, ... when
+    there are several hidden layers), so a scalar reads ``hidden.weight[0,1]``.
+
+    >>> MLP([2, 8, 8, 1], activation="tanh", output_activation="sigmoid").layer_names
+    ['hidden1', 'hidden2', 'output']
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str | None = "relu",
+        output_activation: str | None = None,
+        seed: int | np.random.Generator | None = 0,
+        dtype: Any = np.float64,
+    ) -> None:
+        sizes = [int(n) for n in sizes]
+        if len(sizes) < 2 or any(n < 1 for n in sizes):
+            raise ChainruleError(f"MLP: sizes must be at least two positive numbers, got {sizes}")
+        rng = _rng(seed)
+        hidden = len(sizes) - 2
+        names = ["hidden"] if hidden == 1 else [f"hidden{i + 1}" for i in range(hidden)]
+        self.layer_names = [*names, "output"]
+        self.sizes = sizes
+        self.activation_name = activation or "identity"
+        self.output_activation_name = output_activation or "identity"
+        for name, n_in, n_out in zip(self.layer_names, sizes[:-1], sizes[1:], strict=True):
+            setattr(self, name, Linear(n_in, n_out, seed=rng, dtype=dtype))
+        self._activation = activation_module(activation)
+        self._output_activation = activation_module(output_activation)
+        self.label_parameters()
+
+    def forward(self, x: Any) -> Tensor:
+        for name in self.layer_names[:-1]:
+            x = self._activation(getattr(self, name)(x))
+        return self._output_activation(self.output(x))
+
+    def __repr__(self) -> str:
+        return f"MLP({self.sizes}, activation={self.activation_name!r})"

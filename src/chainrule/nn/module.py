@@ -1,0 +1,242 @@
+"""Parameters and modules: the containers that models are made of.
+
+A :class:`Module` finds its parameters by walking its attributes (Parameters, Modules,
+and lists or tuples of Modules), so ``named_parameters()`` gives dotted names such as
+``hidden.weight``. A single entry of a weight matrix has a name too,
+``hidden.weight[0,1]``, so that the explainer can talk about one scalar.
+
+>>> from chainrule import nn
+>>> model = nn.MLP([1, 2, 1], activation="softplus")
+>>> [name for name, _ in model.named_parameters()]
+['hidden.weight', 'hidden.bias', 'output.weight', 'output.bias']
+>>> model.freeze("hidden.*")
+>>> [name for name, p in model.named_parameters() if not p.frozen]
+['output.weight', 'output.bias']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.tensor import Tensor, no_grad
+
+
+class Parameter(Tensor):
+    """A Tensor that a model trains: it requires grad unless frozen.
+
+    >>> p = Parameter(0.5, name="b3")
+    >>> p.requires_grad, p.frozen
+    (True, False)
+    """
+
+    def __init__(self, data: Any, name: str | None = None, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=True, name=name, dtype=dtype)
+
+    @property
+    def frozen(self) -> bool:
+        """A frozen parameter keeps its value: it gets no gradient and no update."""
+        return not self.requires_grad
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        self.requires_grad = not value
+        if value:
+            self.grad = None
+
+
+@dataclass(frozen=True)
+class ScalarRef:
+    """One scalar of a model: ``name`` (e.g. ``hidden.weight[0,1]``), its parameter and index."""
+
+    name: str
+    parameter: Parameter
+    index: tuple[int, ...]
+
+    @property
+    def value(self) -> float:
+        return float(self.parameter.data[self.index])
+
+    def grad(self) -> float | None:
+        g = self.parameter.grad
+        return None if g is None else float(np.asarray(g)[self.index])
+
+    def set(self, value: float) -> None:
+        self.parameter.data[self.index] = value
+
+
+_SCALAR_NAME = re.compile(r"^(?P<param>[A-Za-z_][\w.]*)(?:\[(?P<index>[\d,\s]*)\])?$")
+
+
+def scalar_name(name: str, index: tuple[int, ...]) -> str:
+    """``scalar_name("hidden.weight", (0, 1))`` is ``"hidden.weight[0,1]"``."""
+    return name if not index else f"{name}[{','.join(str(i) for i in index)}]"
+
+
+class Module:
+    """Base class of models and layers. Subclasses set attributes and define ``forward``.
+
+    >>> class Line(Module):
+    ...     def __init__(self):
+    ...         self.w = Parameter(2.0, name="w")
+    ...         self.b = Parameter(0.0, name="b")
+    ...     def forward(self, x):
+    ...         return self.w * x + self.b
+    >>> Line()(Tensor([1.0, 2.0])).data
+    array([2., 4.])
+    """
+
+    def forward(self, x: Any) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, x: Any) -> Tensor:
+        return self.forward(x)
+
+    # -- finding parameters ------------------------------------------------------------
+
+    def children(self) -> Iterator[tuple[str, Any]]:
+        """Named attributes that are Parameters or Modules (lists of Modules as ``name.i``)."""
+        for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(value, (Parameter, Module)):
+                yield name, value
+            elif (
+                isinstance(value, (list, tuple))
+                and value
+                and all(isinstance(v, Module) for v in value)
+            ):
+                for i, v in enumerate(value):
+                    yield f"{name}.{i}", v
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Every parameter with its dotted name, in the order the attributes were set."""
+        for name, value in self.children():
+            full = f"{prefix}{name}"
+            if isinstance(value, Parameter):
+                yield full, value
+            else:
+                yield from value.named_parameters(prefix=f"{full}.")
+
+    def label_parameters(self) -> None:
+        """Name every parameter by its dotted path, so graphs read ``hidden.weight``."""
+        for name, p in self.named_parameters():
+            p.name = name
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter, frozen ones included."""
+        return [p for _, p in self.named_parameters()]
+
+    def trainable_parameters(self) -> list[Parameter]:
+        """The parameters that are not frozen."""
+        return [p for _, p in self.named_parameters() if not p.frozen]
+
+    def parameter(self, name: str) -> Parameter:
+        """The parameter called ``name``; an unknown name lists the ones that exist."""
+        for n, p in self.named_parameters():
+            if n == name:
+                return p
+        known = ", ".join(n for n, _ in self.named_parameters())
+        raise ChainruleError(f"the model has no parameter {name!r}; it has: {known}")
+
+    # -- single scalars ----------------------------------------------------------------
+
+    def scalar(self, name: str) -> ScalarRef:
+        """One scalar by name: ``"b3"``, ``"hidden.weight[0,1]"`` or ``"hidden.bias[1]"``."""
+        match = _SCALAR_NAME.match(name.replace(" ", ""))
+        if match is None:
+            raise ChainruleError(
+                f"{name!r} is not a parameter name (expected e.g. 'b3' or 'hidden.weight[0,1]')"
+            )
+        p = self.parameter(match["param"])
+        text = match["index"]
+        index = tuple(int(i) for i in text.split(",") if i) if text else ()
+        if len(index) != p.ndim or any(not 0 <= i < n for i, n in zip(index, p.shape, strict=True)):
+            example = scalar_name(match["param"], tuple(0 for _ in p.shape))
+            raise ChainruleError(
+                f"{name!r}: parameter {match['param']!r} has shape {p.shape}; "
+                f"name one entry with {p.ndim} index(es) inside its shape, e.g. {example!r}"
+            )
+        return ScalarRef(scalar_name(match["param"], index), p, index)
+
+    def scalars(self, trainable_only: bool = False) -> list[ScalarRef]:
+        """Every scalar of every parameter, e.g. for a ledger of a small layer model."""
+        refs = []
+        for name, p in self.named_parameters():
+            if trainable_only and p.frozen:
+                continue
+            for index in np.ndindex(p.shape):
+                refs.append(ScalarRef(scalar_name(name, index), p, index))
+        return refs
+
+    # -- freezing ----------------------------------------------------------------------
+
+    def _matching(self, patterns: tuple[str, ...]) -> list[Parameter]:
+        named = list(self.named_parameters())
+        if not patterns:
+            return [p for _, p in named]
+        chosen = []
+        for pattern in patterns:
+            hits = [p for n, p in named if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                known = ", ".join(n for n, _ in named)
+                raise ChainruleError(f"no parameter matches {pattern!r}; the model has: {known}")
+            chosen.extend(hits)
+        return chosen
+
+    def freeze(self, *names: str) -> None:
+        """Freeze the named parameters (globs allowed, e.g. ``"hidden.*"``); all if none."""
+        for p in self._matching(names):
+            p.frozen = True
+
+    def unfreeze(self, *names: str) -> None:
+        """Unfreeze the named parameters (globs allowed); all if none."""
+        for p in self._matching(names):
+            p.frozen = False
+
+    def zero_grad(self) -> None:
+        """Clear every parameter's accumulated gradient."""
+        for p in self.parameters():
+            p.grad = None
+
+    # -- state -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Name -> a copy of each parameter's values."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set every parameter from ``state``; names, shapes and dtypes must match exactly."""
+        named = dict(self.named_parameters())
+        missing = sorted(set(named) - set(state))
+        extra = sorted(set(state) - set(named))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {', '.join(missing)}")
+            if extra:
+                parts.append(f"unexpected {', '.join(extra)}")
+            raise ChainruleError(f"load_state_dict: names do not match: {'; '.join(parts)}")
+        for name, p in named.items():
+            value = np.asarray(state[name])
+            if value.shape != p.shape:
+                raise ChainruleError(
+                    f"load_state_dict: {name} has shape {value.shape}, the model needs {p.shape}"
+                )
+            if value.dtype != p.dtype:
+                raise ChainruleError(
+                    f"load_state_dict: {name} has dtype {value.dtype}, the model needs {p.dtype}"
+                )
+        with no_grad():
+            for name, p in named.items():
+                p.data = np.array(state[name], dtype=p.dtype, copy=True)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}{tuple(p.shape)}" for n, p in self.named_parameters())
+        return f"{type(self).__name__}({inner})"
