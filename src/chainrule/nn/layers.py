@@ -159,9 +159,17 @@ class MLP(Module):
         self.label_parameters()
 
     def forward(self, x: Any) -> Tensor:
-        for name in self.layer_names[:-1]:
-            x = self._activation(getattr(self, name)(x))
-        return self._output_activation(self.output(x))
+        # Each layer's weighted sum is named "<layer>.z" and its activation "<layer>.a",
+        # so that derivations read dhidden.a/dhidden.z.
+        for name in self.layer_names:
+            last = name == "output"
+            z = getattr(self, name)(x)
+            z.name = f"{name}.z"
+            act = self._output_activation if last else self._activation
+            x = z if isinstance(act, Identity) else act(z)
+            if x is not z:
+                x.name = f"{name}.a"
+        return x
 
     def __repr__(self) -> str:
         return f"MLP({self.sizes}, activation={self.activation_name!r})"
