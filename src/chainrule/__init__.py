@@ -11,6 +11,7 @@ array(4.)
 """
 
 from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
+from chainrule.formula import Formula
 from chainrule.ops import OPS, Op
 from chainrule.tensor import (
     GradientCheckError,
@@ -59,6 +60,7 @@ __all__ = [
     "OPS",
     "ChainruleError",
     "DomainError",
+    "Formula",
     "GradientCheckError",
     "GraphError",
     "Op",
