@@ -489,3 +489,10 @@ def test_dunder_names_are_only_parameters():
     model = Formula("y = __builtins__ * x", inputs=["x"], values={"__builtins__": 2.0})
     np.testing.assert_allclose(model([1.0]).data, [2.0])
     assert model.parameter_names == ("__builtins__",)
+
+
+def test_the_first_mistake_in_reading_order_is_reported():
+    with pytest.raises(cr.ChainruleError, match="line 1, column 7: '\\^'"):
+        Formula("y = w ^ 2\nimport os\ny = 1")
+    with pytest.raises(cr.ChainruleError, match="line 2, column 1: each line"):
+        Formula("a = 1\nimport os\na = 2")

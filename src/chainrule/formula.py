@@ -287,24 +287,27 @@ class _Parser:
                 "the formula is empty: write one assignment per line, "
                 "e.g. 'predicted = w * dosage + b'"
             )
-        # First pass: every statement must be ``name = expression``; each name once.
-        targets = [self.target(statement) for statement in module.body]
-        for index, target in enumerate(targets):
+        # First pass: where each name is (first) assigned, so that a name used too early
+        # can be told where its assignment is.
+        for index, statement in enumerate(module.body):
+            if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
+                self.assigned.setdefault(statement.targets[0].id, (index, statement.targets[0]))
+        # Second pass, top to bottom: check each line and read its right-hand side into
+        # the intermediate form. The first mistake in reading order is the one reported.
+        assignments = []
+        for index, statement in enumerate(module.body):
+            target = self.target(statement)
+            assert isinstance(statement, ast.Assign)
             name = target.id
             if name in FUNCTIONS:
                 raise self.error(target, f"{name!r} is a function's name: choose another name")
-            if name in self.assigned:
-                first = self.assigned[name][1].lineno
+            first_index, first_target = self.assigned[name]
+            if first_index != index:
                 raise self.error(
                     target,
-                    f"{name!r} is assigned twice (first on line {first}): "
+                    f"{name!r} is assigned twice (first on line {first_target.lineno}): "
                     "give each step its own name",
                 )
-            self.assigned[name] = (index, target)
-        # Second pass: read each right-hand side into the intermediate form.
-        assignments = []
-        for index, (statement, target) in enumerate(zip(module.body, targets, strict=True)):
-            assert isinstance(statement, ast.Assign)
             self.current, self.uses = index, []
             try:
                 tree = self.expression(statement.value)
@@ -313,7 +316,7 @@ class _Parser:
             text = ast.get_source_segment(self.text, statement.value) or ""
             uses = tuple(dict.fromkeys(self.uses))
             column = self.column(target.lineno, target.col_offset)
-            assignments.append(Assignment(target.id, text, target.lineno, column, uses, tree))
+            assignments.append(Assignment(name, text, target.lineno, column, uses, tree))
         return assignments
 
     def target(self, statement: ast.stmt) -> ast.Name:
