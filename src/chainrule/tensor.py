@@ -174,6 +174,12 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor._node(self.data, None, (), {}, False)
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(tensor)`` gives the data (outside the graph)."""
+        if dtype is None and not copy:
+            return self.data
+        return np.array(self.data, dtype=dtype, copy=True)
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -387,6 +393,8 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
     like = next((a.data.dtype for a in args if isinstance(a, Tensor)), np.float64)
     inputs = tuple(a if isinstance(a, Tensor) else _constant(a, like) for a in args)
     data = op.forward(*[t.data for t in inputs], **attrs)
+    if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
+        data = np.asarray(data)
     if data.dtype not in (np.float64, np.float32):
         data = data.astype(like)
     needs = _GRAD_ENABLED and any(t.requires_grad for t in inputs)
@@ -410,13 +418,16 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     Iterative depth-first search: a chain of 100,000 ops must not hit the recursion limit.
     """
     order: list[Tensor] = []
-    seen: set[int] = {id(root)}
+    visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
+        node, inputs_done = stack.pop()
+        if inputs_done:  # every input is already in ``order``
             order.append(node)
             continue
+        if id(node) in visited:  # reached earlier along another path
+            continue
+        visited.add(id(node))
         if node._freed:
             raise GraphError(
                 "backward: this graph was freed by an earlier backward(); "
@@ -424,8 +435,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             )
         stack.append((node, True))
         for parent in node.inputs:
-            if parent.requires_grad and id(parent) not in seen:
-                seen.add(id(parent))
+            if parent.requires_grad and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 
@@ -450,6 +460,14 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     if create_graph and not isinstance(seed, Tensor):
         seed = Tensor._node(seed, None, (), {}, False)
     return seed
+
+
+def _accumulate(node: Tensor, g: Any) -> None:
+    """``node.grad += g``. The stored gradient is the node's own array, in its dtype: never
+    a read-only broadcast view, nor an array shared with another tensor's ``.grad``."""
+    if not isinstance(g, Tensor):
+        g = np.array(g, dtype=node.data.dtype)
+    node.grad = g if node.grad is None else node.grad + g
 
 
 def _backpropagate(
@@ -484,7 +502,7 @@ def _backpropagate(
                 if id(node) in wanted:
                     found[id(node)] = g
             elif node.op is None or node._retain:
-                node.grad = g if node.grad is None else node.grad + g
+                _accumulate(node, g)
             op = node.op
             if op is None:
                 continue
@@ -533,6 +551,8 @@ def gradients(
             g = np.zeros_like(t.data)
             if create_graph:
                 g = Tensor._node(g, None, (), {}, False)
+        elif not isinstance(g, Tensor):  # the caller's own array, as for ``.grad``
+            g = np.array(g, dtype=t.data.dtype)
         result.append(g)
     return result
 
@@ -715,8 +735,10 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         if not isinstance(out, Tensor) or out.data.size != 1:
             shape = out.shape if isinstance(out, Tensor) else type(out).__name__
             raise ShapeError(f"grad: f must return a one-element Tensor, got {shape}")
-        if not out.requires_grad:
+        if not out.requires_grad:  # f does not depend on its arguments
             found = [np.zeros_like(wrapped[i].data) for i in picks]
+            if nested:
+                found = [Tensor._node(z, None, (), {}, False) for z in found]
         else:
             found = gradients(out, [wrapped[i] for i in picks], create_graph=nested)
         return found[0] if single else tuple(found)
@@ -757,6 +779,11 @@ def check_grads(
             f_plus = f(*[Tensor(a) for a in plus]).item()
             f_minus = f(*[Tensor(a) for a in minus]).item()
         numeric = (f_plus - f_minus) / (2 * eps)
+        if np.shape(g) != x.shape:
+            problems.append(
+                f"  argument {i} (shape {x.shape}): the engine's gradient has shape {np.shape(g)}"
+            )
+            continue
         engine = float(np.sum(np.asarray(g) * v))
         if not np.abs(engine - numeric) <= atol + rtol * np.abs(numeric):
             problems.append(
