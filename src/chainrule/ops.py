@@ -305,24 +305,29 @@ def pow_b(g, out, a, b):
     return unbroadcast(g * out * call("log", safe_a) * positive, b.shape)
 
 
+def _share(weights: Array, g: Any) -> Array:
+    """0/1 (or 1/2 at a tie) weights in the float dtype of ``g``: float32 stays float32."""
+    return weights.astype(value(g).dtype, copy=False)
+
+
 def maximum_a(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * ((va > vb) + 0.5 * (va == vb)), a.shape)
+    return unbroadcast(g * _share((va > vb) + 0.5 * (va == vb), g), a.shape)
 
 
 def maximum_b(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * ((vb > va) + 0.5 * (va == vb)), b.shape)
+    return unbroadcast(g * _share((vb > va) + 0.5 * (va == vb), g), b.shape)
 
 
 def minimum_a(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * ((va < vb) + 0.5 * (va == vb)), a.shape)
+    return unbroadcast(g * _share((va < vb) + 0.5 * (va == vb), g), a.shape)
 
 
 def minimum_b(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * ((vb < va) + 0.5 * (va == vb)), b.shape)
+    return unbroadcast(g * _share((vb < va) + 0.5 * (va == vb), g), b.shape)
 
 
 def matmul_a(g, out, a, b):
@@ -422,7 +427,7 @@ def _extremum_x(g, out, x, axis=None, keepdims=False):
     if not keepdims and axis is not None:
         vout = np.expand_dims(vout, _axes(axis, vx.ndim))
     hit = vx == vout
-    share = hit / np.sum(hit, axis=axis, keepdims=True)
+    share = _share(hit / np.sum(hit, axis=axis, keepdims=True), g)
     return _expand(g, x.shape, axis, keepdims) * share
 
 
@@ -431,7 +436,10 @@ def reshape_x(g, out, x, shape):
 
 
 def transpose_x(g, out, x, axes=None):
-    inverse = None if axes is None else tuple(np.argsort(axes))
+    if axes is None:
+        return call("transpose", g, axes=None)
+    # Undo the permutation. numpy allows negative axes (-1 is the last), so normalise first.
+    inverse = tuple(int(i) for i in np.argsort([a % x.ndim for a in axes]))
     return call("transpose", g, axes=inverse)
 
 
