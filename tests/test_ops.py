@@ -1,0 +1,439 @@
+"""Every entry of the op table, checked two ways.
+
+1. Its gradient against central finite differences in float64 (``chainrule.check_grads``)
+   on hypothesis-drawn shapes, broadcasting included.
+2. Its values, gradients and Hessian-vector products against PyTorch, float64, rtol 1e-10.
+
+Both tests iterate over ``chainrule.ops.OPS`` itself, so an op added to the table without a
+case here makes them fail. Values are kept away from kinks and ties (relu, abs, clip, max,
+min, maximum, minimum) and positive where the domain needs it (log, sqrt, the base of pow):
+finite differences must not straddle a point where the derivative jumps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import chainrule as cr
+from chainrule.ops import OPS
+from chainrule.tensor import apply
+
+EXAMPLES = settings(max_examples=25, deadline=None)
+
+# ---------------------------------------------------------------------------------------
+# Cases: one strategy per op, drawing inputs, attributes and PyTorch's version of the op
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Case:
+    """An op applied to drawn float64 inputs; ``torch_fn(torch, *tensors)`` is PyTorch's."""
+
+    args: list[np.ndarray]
+    attrs: dict[str, Any]
+    torch_fn: Callable[..., Any]
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(str(a.shape) for a in self.args)
+        return f"Case(shapes=[{shapes}], attrs={self.attrs!r}, args={self.args!r})"
+
+
+#: op name -> function(draw) -> Case
+CASES: dict[str, Callable[[Any], Case]] = {}
+
+
+def case(*names: str) -> Callable:
+    """Register a case builder ``builder(draw, name)`` for the ops ``names``."""
+
+    def register(builder: Callable) -> Callable:
+        for name in names:
+            CASES[name] = st.composite(lambda draw, name=name: builder(draw, name))
+        return builder
+
+    return register
+
+
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+TWO_SHAPES = hnp.mutually_broadcastable_shapes(
+    num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=4
+)
+
+
+def floats(draw, shape, low=-2.0, high=2.0) -> np.ndarray:
+    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    return draw(hnp.arrays(np.float64, shape, elements=elements))
+
+
+def away_from(x: np.ndarray, kinks: list[float], gap: float = 0.05) -> np.ndarray:
+    """Move the entries closer than ``gap`` to a kink out to ``gap`` (kinks >= 2 gap apart)."""
+    x = np.array(x, dtype=np.float64)
+    for kink in kinks:
+        d = x - kink
+        close = np.abs(d) < gap
+        x[close] = kink + np.where(d[close] >= 0, gap, -gap)
+    return x
+
+
+def distinct(draw, shape) -> np.ndarray:
+    """Values at least 0.08 apart: no ties for max and min."""
+    n = math.prod(shape)
+    ranks = np.array(draw(st.permutations(range(n))), dtype=np.float64).reshape(shape)
+    return 0.1 * ranks - 0.05 * n + floats(draw, shape, -0.01, 0.01)
+
+
+def on_grid(draw, shape, offset: float) -> np.ndarray:
+    """Multiples of 0.2 plus ``offset``: two grids with different offsets never meet."""
+    ints = draw(hnp.arrays(np.int64, shape, elements=st.integers(-10, 10)))
+    return 0.2 * ints + offset
+
+
+def axis_choice(draw, ndim: int) -> Any:
+    """None, one axis or a tuple of axes, sometimes written as negative numbers."""
+    if ndim == 0:
+        return None
+    kind = draw(st.sampled_from(["none", "int", "tuple"]))
+    if kind == "none":
+        return None
+    axes = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    axes = [a - ndim if draw(st.booleans()) else a for a in axes]
+    return axes[0] if kind == "int" else tuple(axes)
+
+
+def torch_dims(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
+@case("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+def binary(draw, name, shapes=None):
+    shape_a, shape_b = shapes or draw(TWO_SHAPES).input_shapes
+    if name in ("maximum", "minimum"):  # two grids 0.1 apart: never a tie
+        a, b = on_grid(draw, shape_a, 0.0), on_grid(draw, shape_b, 0.1)
+    else:
+        a, b = floats(draw, shape_a), floats(draw, shape_b)
+    if name == "div":
+        b = np.where(b < 0, b - 0.5, b + 0.5)
+    if name == "pow":
+        # A positive base; an exponent away from 0, where PyTorch masks the base's gradient
+        # and so loses its derivative with respect to the exponent.
+        a, b = 0.5 + np.abs(a), away_from(b, [0.0])
+    torch_fns = {
+        "add": lambda t, x, y: x + y,
+        "sub": lambda t, x, y: x - y,
+        "mul": lambda t, x, y: x * y,
+        "div": lambda t, x, y: x / y,
+        "pow": lambda t, x, y: x**y,
+        "maximum": lambda t, x, y: t.maximum(x, y),
+        "minimum": lambda t, x, y: t.minimum(x, y),
+    }
+    return Case([a, b], {}, torch_fns[name])
+
+
+@case("neg", "abs", "exp", "log", "sqrt", "softplus", "relu", "sigmoid", "tanh")
+def unary(draw, name):
+    x = floats(draw, draw(SHAPES))
+    if name in ("abs", "relu"):
+        x = away_from(x, [0.0])
+    if name in ("log", "sqrt"):
+        x = 0.3 + np.abs(x)
+    torch_fns = {
+        "neg": lambda t, x: -x,
+        "abs": lambda t, x: x.abs(),
+        "exp": lambda t, x: x.exp(),
+        "log": lambda t, x: x.log(),
+        "sqrt": lambda t, x: x.sqrt(),
+        "softplus": lambda t, x: t.nn.functional.softplus(x),
+        "relu": lambda t, x: t.relu(x),
+        "sigmoid": lambda t, x: t.sigmoid(x),
+        "tanh": lambda t, x: t.tanh(x),
+    }
+    return Case([x], {}, torch_fns[name])
+
+
+@case("clip")
+def clip(draw, name):
+    lo, hi = draw(st.sampled_from([(-0.5, 0.5), (None, 0.3), (-0.3, None), (0.0, 1.5)]))
+    x = away_from(floats(draw, draw(SHAPES)), [v for v in (lo, hi) if v is not None])
+    return Case([x], {"lo": lo, "hi": hi}, lambda t, x: t.clamp(x, min=lo, max=hi))
+
+
+@case("softmax", "log_softmax")
+def along_axis(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    fn = {"softmax": "softmax", "log_softmax": "log_softmax"}[name]
+    return Case([floats(draw, shape)], {"axis": axis}, lambda t, x: getattr(t, fn)(x, dim=axis))
+
+
+@case("sum", "mean", "max", "min")
+def reduction(draw, name):
+    shape = draw(SHAPES)
+    x = distinct(draw, shape) if name in ("max", "min") else floats(draw, shape)
+    axis, keepdims = axis_choice(draw, len(shape)), draw(st.booleans())
+    dims = torch_dims(axis, len(shape))
+    torch_name = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}[name]
+
+    def torch_fn(t, x):
+        if not dims:  # a 0-d input: nothing to reduce
+            return x * 1
+        return getattr(t, torch_name)(x, dim=dims, keepdim=keepdims)
+
+    return Case([x], {"axis": axis, "keepdims": keepdims}, torch_fn)
+
+
+@case("reshape")
+def reshape(draw, name):
+    shape = draw(SHAPES)
+    size = math.prod(shape)
+    target = draw(
+        st.sampled_from([(-1,), (size,), tuple(reversed(shape)), shape + (1,), (1,) + shape])
+    )
+    return Case([floats(draw, shape)], {"shape": target}, lambda t, x: x.reshape(target))
+
+
+@case("transpose")
+def transpose(draw, name):
+    shape = draw(SHAPES)
+    ndim = len(shape)
+    axes = None
+    if draw(st.booleans()):
+        axes = tuple(
+            a - ndim if draw(st.booleans()) else a for a in draw(st.permutations(range(ndim)))
+        )
+    dims = tuple(reversed(range(ndim))) if axes is None else axes
+    return Case([floats(draw, shape)], {"axes": axes}, lambda t, x: x.permute(dims))
+
+
+@case("swapaxes")
+def swapaxes(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=4))
+    return Case([floats(draw, shape)], {}, lambda t, x: x.transpose(-1, -2))
+
+
+@case("broadcast_to")
+def broadcast_to(draw, name):
+    target = draw(SHAPES)
+    kept = target[draw(st.integers(0, len(target))) :]
+    shape = tuple(1 if draw(st.booleans()) else n for n in kept)
+    return Case([floats(draw, shape)], {"shape": target}, lambda t, x: x.expand(target))
+
+
+def index_for(draw, shape: tuple[int, ...]) -> Any:
+    """A numpy index into ``shape``: ints, slices, None, Ellipsis, integer arrays (which
+    may repeat an entry) and boolean masks, alone or in tuples."""
+    n = shape[0]
+    position = st.integers(-n, n - 1)
+    bound = st.one_of(st.none(), st.integers(-n - 1, n + 1))
+    kinds = ["int", "slice", "slices", "ellipsis", "newaxis", "array", "mask"]
+    if len(shape) >= 2:
+        kinds += ["slice_array", "two_arrays"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "int":
+        return draw(position)
+    if kind == "slice":
+        return slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2, 3])))
+    if kind == "slices":
+        return tuple(
+            slice(draw(st.integers(0, m - 1)), None, draw(st.integers(1, 2))) for m in shape
+        )
+    if kind == "ellipsis":
+        return (Ellipsis, draw(st.integers(-shape[-1], shape[-1] - 1)))
+    if kind == "newaxis":
+        return (None, slice(draw(bound), None))
+    if kind == "array":
+        return np.array(draw(st.lists(position, min_size=1, max_size=6)))
+    if kind == "mask":
+        return draw(hnp.arrays(np.bool_, shape))
+    m = shape[1]
+    column = np.array(draw(st.lists(st.integers(-m, m - 1), min_size=1, max_size=4)))
+    if kind == "slice_array":
+        return (slice(None), column)
+    rows = np.array(draw(st.lists(position, min_size=1, max_size=3))).reshape(-1, 1)
+    return (rows, column)  # broadcast to (rows, columns): repeats are likely
+
+
+def torch_index(t, index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(torch_index(t, i) for i in index)
+    if isinstance(index, np.ndarray):
+        return t.as_tensor(index)
+    return index
+
+
+@case("getitem")
+def getitem(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    index = index_for(draw, shape)
+    return Case([floats(draw, shape)], {"index": index}, lambda t, x: x[torch_index(t, index)])
+
+
+@case("scatter")
+def scatter(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    index = index_for(draw, shape)
+    g = floats(draw, np.empty(shape)[index].shape)
+
+    def torch_fn(t, g):
+        # scatter is the adjoint of indexing: PyTorch's own backward of x[index].
+        x = t.zeros(shape, dtype=t.float64, requires_grad=True)
+        (out,) = t.autograd.grad(x[torch_index(t, index)], x, g, create_graph=True)
+        return out
+
+    return Case([g], {"index": index, "shape": shape}, torch_fn)
+
+
+@case("concatenate")
+def concatenate(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    shapes = [shape[: axis % len(shape)] + (n,) + shape[axis % len(shape) + 1 :] for n in sizes]
+    args = [floats(draw, s) for s in shapes]
+    return Case(args, {"axis": axis}, lambda t, *xs: t.cat(xs, dim=axis))
+
+
+@case("stack")
+def stack(draw, name):
+    shape = draw(SHAPES)
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    args = [floats(draw, shape) for _ in range(draw(st.integers(1, 3)))]
+    return Case(args, {"axis": axis}, lambda t, *xs: t.stack(xs, dim=axis))
+
+
+@case("where")
+def where(draw, name):
+    shapes = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=4)
+    ).input_shapes
+    cond = draw(hnp.arrays(np.bool_, shapes[0]))
+    x, y = floats(draw, shapes[1]), floats(draw, shapes[2])
+    return Case([x, y], {"cond": cond}, lambda t, x, y: t.where(t.as_tensor(cond), x, y))
+
+
+@case("matmul")
+def matmul(draw, name):
+    k, m, n = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch_a, batch_b = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)
+    ).input_shapes
+    shape_a = (k,) if draw(st.booleans()) else batch_a + (m, k)
+    shape_b = (k,) if draw(st.booleans()) else batch_b + (k, n)
+    return Case([floats(draw, shape_a), floats(draw, shape_b)], {}, lambda t, a, b: a @ b)
+
+
+def draw_case(data: st.DataObject, name: str) -> Case:
+    if name not in CASES:
+        pytest.fail(f"op {name!r} has no case in tests/test_ops.py: add one to CASES")
+    return data.draw(CASES[name](), label="case")
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Gradients against central finite differences
+# ---------------------------------------------------------------------------------------
+
+
+def weighted_sum(name: str, case: Case, weights: np.ndarray) -> Callable[..., cr.Tensor]:
+    """The scalar ``sum(op(*xs) * weights)``: its gradient is the op's VJP with ``weights``."""
+    op = OPS[name]
+    return lambda *xs: (apply(op, *xs, **case.attrs) * weights).sum()
+
+
+def output_weights(data: st.DataObject, name: str, case: Case) -> np.ndarray:
+    out = OPS[name].forward(*case.args, **case.attrs)
+    return data.draw(
+        hnp.arrays(np.float64, np.shape(out), elements=st.floats(-1, 1)), label="weights"
+    )
+
+
+def test_every_op_has_a_case():
+    assert sorted(CASES) == sorted(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@EXAMPLES
+@given(data=st.data())
+def test_gradient_matches_finite_differences(name, data):
+    case = draw_case(data, name)
+    weights = output_weights(data, name, case)
+    cr.check_grads(weighted_sum(name, case, weights), *case.args)
+
+
+NAMED_SHAPES = [((3, 1), (4,)), ((), (2, 3)), ((2, 3), ()), ((2, 1, 3), (4, 1)), ((1,), (5,))]
+
+
+@pytest.mark.parametrize("shapes", NAMED_SHAPES, ids=str)
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "pow", "maximum", "minimum"])
+@settings(max_examples=3, deadline=None)
+@given(data=st.data())
+def test_binary_gradient_under_named_broadcasts(name, shapes, data):
+    case = data.draw(st.composite(lambda draw: binary(draw, name, shapes))())
+    weights = output_weights(data, name, case)
+    cr.check_grads(weighted_sum(name, case, weights), *case.args)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Values, gradients and second derivatives against PyTorch
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def close(ours: Any, theirs: Any, what: str) -> None:
+    theirs = theirs.detach().numpy(force=True) if hasattr(theirs, "detach") else theirs
+    ours = ours.data if isinstance(ours, cr.Tensor) else ours
+    assert np.shape(ours) == np.shape(theirs), what
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=what)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@EXAMPLES
+@given(data=st.data())
+def test_matches_pytorch(name, data, torch):
+    case = draw_case(data, name)
+    weights = output_weights(data, name, case)
+    directions = [
+        data.draw(hnp.arrays(np.float64, a.shape, elements=st.floats(-1, 1)), label="v")
+        for a in case.args
+    ]
+
+    # chainrule: value, gradient of sum(out * weights), and its derivative along directions.
+    xs = [cr.Tensor(a, requires_grad=True) for a in case.args]
+    out = apply(OPS[name], *xs, **case.attrs)
+    assert out.dtype == np.float64
+    grads = cr.gradients(out, xs, gradient=cr.Tensor(weights), create_graph=True)
+    along = cr.tensor(0.0)
+    for g, v in zip(grads, directions, strict=True):
+        along = along + (g * v).sum()
+    hvp = cr.gradients(along, xs) if along.requires_grad else [np.zeros_like(a) for a in case.args]
+
+    # PyTorch: the same three things.
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in case.args]
+    t_out = case.torch_fn(torch, *ts)
+    t_grads = torch.autograd.grad(
+        t_out, ts, torch.tensor(weights), create_graph=True, allow_unused=True
+    )
+    t_grads = [torch.zeros_like(t) if g is None else g for g, t in zip(t_grads, ts, strict=True)]
+    t_along = sum((g * torch.tensor(v)).sum() for g, v in zip(t_grads, directions, strict=True))
+    if t_along.requires_grad:
+        t_hvp = torch.autograd.grad(t_along, ts, allow_unused=True)
+        t_hvp = [torch.zeros_like(t) if h is None else h for h, t in zip(t_hvp, ts, strict=True)]
+    else:
+        t_hvp = [torch.zeros_like(t) for t in ts]
+
+    close(out, t_out, f"{name}: value")
+    for i in range(len(xs)):
+        close(grads[i], t_grads[i], f"{name}: gradient of input {i}")
+        close(hvp[i], t_hvp[i], f"{name}: second derivative of input {i}")
