@@ -1,0 +1,189 @@
+"""Loss functions: how far the predictions are from the observed values, as one number.
+
+Every loss is built from engine operations, so the recorded graph shows it: the sum of
+squared residuals is ``sum((observed - predicted) ** 2)``, i.e. ``sub``, ``pow`` and
+``sum`` nodes, and backpropagation starts from its output. Each loss takes the model's
+predictions (a Tensor) and the target (an array) and returns a one-element Tensor.
+
+Predictions of shape (n, 1) against a target of shape (n,) are compared row by row (the
+target is reshaped when the sizes agree); other mismatches raise a ShapeError naming
+both shapes.
+
+>>> import chainrule as cr
+>>> predicted = cr.tensor([0.5, 1.5], requires_grad=True)
+>>> loss = ssr(predicted, [0.0, 1.0])
+>>> loss.item()
+0.5
+>>> loss.backward()
+>>> predicted.grad
+array([1., 1.])
+
+References: PyTorch's ``MSELoss``, ``L1Loss``, ``BCEWithLogitsLoss`` and
+``CrossEntropyLoss`` (the same formulas and default mean reduction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError, ShapeError
+from chainrule.tensor import Tensor, log_softmax, softplus
+
+Loss = Callable[[Tensor, Any], Tensor]
+
+
+def _as_tensor(predictions: Any) -> Tensor:
+    return predictions if isinstance(predictions, Tensor) else Tensor(predictions)
+
+
+def _target_array(target: Any, loss: str) -> np.ndarray:
+    data = target.data if isinstance(target, Tensor) else target
+    try:
+        return np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ChainruleError(f"{loss}: the target is not numeric ({exc})") from None
+
+
+def _aligned(predictions: Tensor, target: Any, loss: str) -> np.ndarray:
+    """The target as an array of the predictions' shape and dtype (reshaped if sizes agree)."""
+    y = _target_array(target, loss)
+    if y.shape != predictions.shape:
+        if y.size != predictions.size:
+            raise ShapeError(
+                f"{loss}: predictions of shape {predictions.shape} and target of shape "
+                f"{y.shape} do not match (one target value per prediction is needed)"
+            )
+        y = y.reshape(predictions.shape)
+    return y.astype(predictions.dtype, copy=False)
+
+
+def _observed(y: np.ndarray) -> Tensor:
+    return Tensor(y, name="observed")
+
+
+def ssr(predictions: Tensor, target: Any) -> Tensor:
+    """Sum of squared residuals: ``sum((observed - predicted) ** 2)``.
+
+    >>> ssr(Tensor([[1.0], [2.0]]), [0.0, 0.0]).item()
+    5.0
+    """
+    p = _as_tensor(predictions)
+    out = ((_observed(_aligned(p, target, "ssr")) - p) ** 2).sum()
+    out.name = "SSR"
+    return out
+
+
+def mse(predictions: Tensor, target: Any) -> Tensor:
+    """Mean squared error: ``mean((observed - predicted) ** 2)``.
+
+    >>> mse(Tensor([1.0, 2.0]), [0.0, 0.0]).item()
+    2.5
+    """
+    p = _as_tensor(predictions)
+    out = ((_observed(_aligned(p, target, "mse")) - p) ** 2).mean()
+    out.name = "MSE"
+    return out
+
+
+def mae(predictions: Tensor, target: Any) -> Tensor:
+    """Mean absolute error: ``mean(|observed - predicted|)``.
+
+    >>> mae(Tensor([1.0, -3.0]), [0.0, 0.0]).item()
+    2.0
+    """
+    p = _as_tensor(predictions)
+    out = (_observed(_aligned(p, target, "mae")) - p).abs().mean()
+    out.name = "MAE"
+    return out
+
+
+def binary_cross_entropy(predictions: Tensor, target: Any) -> Tensor:
+    """Binary cross-entropy from logits: ``mean(softplus(z) - y z)``.
+
+    ``predictions`` are logits ``z`` (any real number, the sigmoid is inside the loss)
+    and the target holds probabilities ``y`` in [0, 1], usually the labels 0 and 1. This
+    equals ``-mean(y log sigmoid(z) + (1 - y) log(1 - sigmoid(z)))`` but never takes the
+    log of 0, so it stays finite for logits like +-1000; its slope is ``sigmoid(z) - y``.
+
+    >>> round(binary_cross_entropy(Tensor([0.0, 1000.0]), [1, 1]).item(), 6)
+    0.346574
+    """
+    p = _as_tensor(predictions)
+    y = _aligned(p, target, "binary_cross_entropy")
+    outside = (y < 0) | (y > 1)
+    if outside.any():
+        row = int(np.flatnonzero(outside.ravel())[0])
+        raise ChainruleError(
+            f"binary_cross_entropy: targets must be between 0 and 1 (class labels 0 and 1), "
+            f"found {y.ravel()[row]:g} at row {row}"
+        )
+    out = (softplus(p) - _observed(y) * p).mean()
+    out.name = "BCE"
+    return out
+
+
+def cross_entropy(predictions: Tensor, target: Any) -> Tensor:
+    """Cross-entropy of the softmax over classes: ``-mean(sum(onehot * log_softmax(z)))``.
+
+    ``predictions`` are logits of shape (n, classes). The target holds one integer label
+    per row, shape (n,), or one row of class probabilities (e.g. one-hot) per row, shape
+    (n, classes). ``log_softmax`` subtracts each row's maximum first, so huge logits are
+    fine.
+
+    >>> round(cross_entropy(Tensor([[2.0, 0.0], [0.0, 2.0]]), [0, 1]).item(), 6)
+    0.126928
+    """
+    p = _as_tensor(predictions)
+    if p.ndim != 2:
+        raise ShapeError(
+            f"cross_entropy: predictions must have shape (rows, classes), got {p.shape}"
+        )
+    n, classes = p.shape
+    y = _target_array(target, "cross_entropy")
+    if y.shape == p.shape:
+        weights = y.astype(p.dtype, copy=False)  # class probabilities per row
+    else:
+        if y.size != n or y.ndim > 2:
+            raise ShapeError(
+                f"cross_entropy: predictions of shape {p.shape} need a target of labels of "
+                f"shape ({n},) or of class probabilities of shape {p.shape}, got {y.shape}"
+            )
+        labels = y.reshape(n)
+        bad = (labels != np.round(labels)) | (labels < 0) | (labels >= classes)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ChainruleError(
+                f"cross_entropy: class labels must be whole numbers 0 to {classes - 1} (the "
+                f"predictions have {classes} columns), found {labels[row]:g} at row {row}"
+            )
+        weights = np.zeros(p.shape, dtype=p.dtype)
+        weights[np.arange(n), labels.astype(np.intp)] = 1.0  # one-hot, (n, classes)
+    out = -(log_softmax(p, axis=1) * _observed(weights)).sum(axis=1).mean()
+    out.name = "CE"
+    return out
+
+
+#: The losses by name.
+LOSSES: dict[str, Loss] = {
+    "ssr": ssr,
+    "mse": mse,
+    "mae": mae,
+    "binary_cross_entropy": binary_cross_entropy,
+    "cross_entropy": cross_entropy,
+}
+
+
+def get_loss(name: str) -> Loss:
+    """The loss called ``name`` (one of :data:`LOSSES`; ``-`` may stand for ``_``).
+
+    >>> get_loss("cross-entropy") is cross_entropy
+    True
+    """
+    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+    try:
+        return LOSSES[key]
+    except (KeyError, TypeError):
+        raise ChainruleError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None

@@ -1,0 +1,190 @@
+"""Losses: values, graphs, shapes, stability, errors, and agreement with PyTorch."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.errors import ChainruleError, ShapeError
+from chainrule.losses import (
+    LOSSES,
+    binary_cross_entropy,
+    cross_entropy,
+    get_loss,
+    mae,
+    mse,
+    ssr,
+)
+
+
+def _ops(node):
+    """The op names from the loss down its first inputs."""
+    names = []
+    while node.op is not None:
+        names.append(node.op.name)
+        node = next((t for t in node.inputs if t.op is not None), node.inputs[0])
+    return names
+
+
+def test_ssr_is_the_seed_formula_built_from_engine_ops():
+    predicted = cr.tensor([-2.6, -1.6, -2.6], requires_grad=True)
+    loss = ssr(predicted, [0.0, 1.0, 0.0])
+    assert loss.item() == pytest.approx(3 * 2.6**2)
+    assert loss.name == "SSR"
+    assert loss.op.name == "sum"
+    assert loss.inputs[0].op.name == "pow"
+    assert loss.inputs[0].inputs[0].op.name == "sub"
+    loss.backward(retain_graph=True)
+    np.testing.assert_allclose(predicted.grad, -2 * np.array([2.6, 2.6, 2.6]))
+
+
+@pytest.mark.parametrize(
+    "loss, expected",
+    [(ssr, 1 + 4 + 9), (mse, (1 + 4 + 9) / 3), (mae, (1 + 2 + 3) / 3)],
+)
+def test_regression_losses_values(loss, expected):
+    assert loss(cr.tensor([1.0, 2.0, 3.0]), [0.0, 0.0, 0.0]).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+def test_column_predictions_against_a_vector_target(loss):
+    column = cr.tensor([[0.2], [0.7], [0.4]], requires_grad=True)
+    vector = cr.tensor([0.2, 0.7, 0.4], requires_grad=True)
+    target = [0.0, 1.0, 1.0]
+    a, b = loss(column, target), loss(vector, target)
+    assert a.item() == pytest.approx(b.item())
+    a.backward()
+    b.backward()
+    assert column.grad.shape == (3, 1)
+    np.testing.assert_allclose(column.grad.ravel(), vector.grad)
+
+
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+def test_mismatched_sizes_name_both_shapes(loss):
+    with pytest.raises(ShapeError, match=r"\(3, 1\).*\(4,\)"):
+        loss(cr.tensor(np.zeros((3, 1))), np.zeros(4))
+
+
+def test_binary_cross_entropy_is_stable_for_huge_logits():
+    z = cr.tensor([1000.0, -1000.0, 1000.0, -1000.0], requires_grad=True)
+    y = np.array([1.0, 0.0, 0.0, 1.0])
+    loss = binary_cross_entropy(z, y)
+    assert loss.item() == pytest.approx((0 + 0 + 1000 + 1000) / 4)
+    loss.backward()
+    np.testing.assert_allclose(z.grad, (np.array([1.0, 0.0, 1.0, 0.0]) - y) / 4)
+    assert np.isfinite(z.grad).all()
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    z = cr.tensor([[1000.0, 0.0, -1000.0], [0.0, 1000.0, 1000.0]], requires_grad=True)
+    loss = cross_entropy(z, [0, 2])
+    assert loss.item() == pytest.approx(np.log(2) / 2)
+    loss.backward()
+    assert np.isfinite(z.grad).all()
+    np.testing.assert_allclose(z.grad, [[0, 0, 0], [0, 0.25, -0.25]], atol=1e-12)
+
+
+def test_cross_entropy_labels_and_one_hot_agree():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 4))
+    labels = np.array([0, 3, 1, 1, 2])
+    one_hot = np.eye(4)[labels]
+    assert cross_entropy(cr.tensor(z), labels).item() == pytest.approx(
+        cross_entropy(cr.tensor(z), one_hot).item()
+    )
+    # labels written as floats, or as a column, are fine too
+    assert cross_entropy(cr.tensor(z), labels.astype(float).reshape(5, 1)).item() == (
+        pytest.approx(cross_entropy(cr.tensor(z), labels).item())
+    )
+
+
+def test_cross_entropy_refusals():
+    z = cr.tensor(np.zeros((3, 4)))
+    with pytest.raises(ChainruleError, match="0 to 3.*found 4 at row 2"):
+        cross_entropy(z, [0, 1, 4])
+    with pytest.raises(ChainruleError, match="found 0.5 at row 1"):
+        cross_entropy(z, [0, 0.5, 1])
+    with pytest.raises(ShapeError, match=r"\(3, 4\).*\(2,\)"):
+        cross_entropy(z, [0, 1])
+    with pytest.raises(ShapeError, match="rows, classes"):
+        cross_entropy(cr.tensor(np.zeros(4)), [1])
+
+
+def test_binary_cross_entropy_refuses_targets_outside_0_1():
+    with pytest.raises(ChainruleError, match="found 2 at row 1"):
+        binary_cross_entropy(cr.tensor([0.0, 0.0]), [1.0, 2.0])
+
+
+def test_float32_predictions_give_a_float32_loss():
+    p = cr.tensor([[0.5], [0.25]], dtype="float32", requires_grad=True)
+    loss = mse(p, [0.0, 1.0])
+    assert loss.dtype == np.float32
+    loss.backward()
+    assert p.grad.dtype == np.float32
+
+
+def test_registry_and_get_loss():
+    assert set(LOSSES) == {"ssr", "mse", "mae", "binary_cross_entropy", "cross_entropy"}
+    assert get_loss("SSR") is ssr
+    assert get_loss("binary-cross-entropy") is binary_cross_entropy
+    with pytest.raises(ChainruleError, match="unknown loss 'hinge'.*ssr, mse, mae"):
+        get_loss("hinge")
+
+
+# ---------------------------------------------------------------------------------------
+# PyTorch agreement (values and gradients, float64)
+# ---------------------------------------------------------------------------------------
+
+
+def _both(loss, torch_loss, predictions, target, torch_target):
+    torch = pytest.importorskip("torch")
+    p = cr.tensor(predictions, requires_grad=True)
+    value = loss(p, target)
+    value.backward()
+    tp = torch.tensor(predictions, requires_grad=True)
+    expected = torch_loss(tp, torch_target)
+    expected.backward()
+    np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_regression_losses_match_torch(seed):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    pred, target = rng.normal(size=(7, 1)), rng.normal(size=(7, 1))
+    tt = torch.tensor(target)
+    _both(ssr, torch.nn.MSELoss(reduction="sum"), pred, target, tt)
+    _both(mse, torch.nn.MSELoss(), pred, target, tt)
+    _both(mae, torch.nn.L1Loss(), pred, target, tt)
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1000.0])
+def test_binary_cross_entropy_matches_torch(scale):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    logits = scale * rng.normal(size=9)
+    target = np.array([0, 1, 1, 0, 1, 0, 0.25, 1, 0.0])
+    _both(
+        binary_cross_entropy,
+        torch.nn.BCEWithLogitsLoss(),
+        logits,
+        target,
+        torch.tensor(target),
+    )
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_cross_entropy_matches_torch(scale):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    logits = scale * rng.normal(size=(6, 5))
+    labels = rng.integers(0, 5, size=6)
+    _both(cross_entropy, torch.nn.CrossEntropyLoss(), logits, labels, torch.tensor(labels))
+    probabilities = rng.dirichlet(np.ones(5), size=6)
+    _both(
+        cross_entropy,
+        torch.nn.CrossEntropyLoss(),
+        logits,
+        probabilities,
+        torch.tensor(probabilities),
+    )

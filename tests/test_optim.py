@@ -1,0 +1,187 @@
+"""Optimizers: the StatQuest step, frozen parameters, in-place updates, and PyTorch's rules."""
+
+import numpy as np
+import pytest
+
+from chainrule.errors import ChainruleError
+from chainrule.nn import MLP, Parameter
+from chainrule.optim import (
+    OPTIMIZERS,
+    SGD,
+    Adam,
+    AdamW,
+    GradientDescent,
+    Momentum,
+    make_optimizer,
+)
+
+
+def test_gradient_descent_is_the_statquest_step():
+    b3 = Parameter(0.0, name="b3")
+    b3.grad = np.array(-15.6551083806)
+    (update,) = GradientDescent([b3], lr=0.1).step()
+    assert update.parameter is b3
+    assert float(update.slope) == -15.6551083806
+    assert float(update.step_size) == pytest.approx(-1.56551083806, abs=1e-15)
+    assert float(update.new_value) == pytest.approx(1.56551083806, abs=1e-15)
+    assert float(b3.data) == float(update.new_value)
+
+
+def test_updates_are_in_place_and_reported_values_are_snapshots():
+    p = Parameter([1.0, 2.0, 3.0])
+    array_before = p.data
+    opt = GradientDescent([p], lr=0.5)
+    p.grad = np.array([1.0, 1.0, 1.0])
+    (first,) = opt.step()
+    assert p.data is array_before  # the same array, changed in place
+    np.testing.assert_array_equal(array_before, [0.5, 1.5, 2.5])
+    opt.step()
+    np.testing.assert_array_equal(first.new_value, [0.5, 1.5, 2.5])  # not changed later
+    np.testing.assert_array_equal(p.data, [0.0, 1.0, 2.0])
+
+
+def test_step_size_is_old_minus_new():
+    rng = np.random.default_rng(0)
+    p = Parameter(rng.normal(size=(3, 2)))
+    opt = Adam([p], lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        old = p.data.copy()
+        p.grad = rng.normal(size=(3, 2))
+        (u,) = opt.step()
+        np.testing.assert_allclose(u.step_size, old - u.new_value, rtol=1e-12, atol=1e-15)
+
+
+def test_frozen_parameters_are_never_changed_nor_reported():
+    model = MLP([2, 3, 1])
+    model.freeze("hidden.*")
+    frozen_before = {n: p.data.copy() for n, p in model.named_parameters() if p.frozen}
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)  # even a stray gradient on a frozen parameter
+    updates = opt.step()
+    assert {id(u.parameter) for u in updates} == {
+        id(model.output.weight),
+        id(model.output.bias),
+    }
+    for name, value in frozen_before.items():
+        np.testing.assert_array_equal(model.parameter(name).data, value)
+
+
+def test_parameters_without_a_gradient_are_skipped():
+    a, b = Parameter(1.0), Parameter(2.0)
+    a.grad = np.array(1.0)
+    updates = GradientDescent([a, b], lr=0.1).step()
+    assert [u.parameter for u in updates] == [a]
+    assert float(b.data) == 2.0
+
+
+def test_zero_grad():
+    a = Parameter([1.0])
+    a.grad = np.array([3.0])
+    opt = GradientDescent([a], lr=0.1)
+    opt.zero_grad()
+    assert a.grad is None
+    assert opt.step() == []
+
+
+def test_a_module_can_be_given_instead_of_its_parameters():
+    model = MLP([2, 3, 1])
+    assert GradientDescent(model, lr=0.1).params == model.parameters()
+
+
+def test_registry_and_make_optimizer():
+    assert set(OPTIMIZERS) == {"gradient_descent", "sgd", "momentum", "adam", "adamw"}
+    params = [Parameter(0.0)]
+    momentum = make_optimizer("momentum", params, 0.1)
+    assert isinstance(momentum, Momentum) and momentum.momentum == 0.9
+    adam = make_optimizer("Adam", params, 0.01, betas=(0.8, 0.99))
+    assert isinstance(adam, Adam) and adam.betas == (0.8, 0.99) and adam.lr == 0.01
+    assert make_optimizer("gradient-descent", params, 0.1).lr == 0.1
+    with pytest.raises(ChainruleError, match="unknown optimizer 'rmsprop'.*gradient_descent"):
+        make_optimizer("rmsprop", params, 0.1)
+    with pytest.raises(ChainruleError, match="no option 'momentum'.*betas, eps, weight_decay"):
+        make_optimizer("adam", params, 0.1, momentum=0.9)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: GradientDescent(p, lr=-1), "learning rate must be a finite number > 0"),
+        (lambda p: GradientDescent(p, lr=float("nan")), "learning rate"),
+        (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov momentum needs a momentum > 0"),
+        (lambda p: SGD(p, lr=0.1, momentum=-0.5), "momentum must be"),
+        (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas must each be in \[0, 1\)"),
+        (lambda p: Adam(p, eps=-1), "eps must be"),
+        (lambda p: GradientDescent(p + p, lr=0.1), "the same parameter twice"),
+        (lambda p: GradientDescent([], lr=0.1), "no parameters"),
+    ],
+)
+def test_bad_settings_are_refused(make, message):
+    with pytest.raises(ChainruleError, match=message):
+        make([Parameter(0.0)])
+
+
+def test_adamw_default_weight_decay_matches_torch():
+    torch = pytest.importorskip("torch")
+    assert (
+        AdamW([Parameter(0.0)]).weight_decay
+        == torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# PyTorch agreement: the same slopes give the same values, step after step
+# ---------------------------------------------------------------------------------------
+
+CASES = [
+    ("gradient_descent", {}),
+    ("sgd", {}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.8, "nesterov": True}),
+    ("sgd", {"momentum": 0.9, "weight_decay": 0.1}),
+    ("momentum", {}),
+    ("adam", {}),
+    ("adam", {"betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.05}),
+    ("adamw", {}),
+    ("adamw", {"weight_decay": 0.3, "betas": (0.5, 0.9)}),
+]
+
+
+def _torch_optimizer(torch, name, params, lr, options):
+    if name in ("gradient_descent", "sgd"):
+        return torch.optim.SGD(params, lr=lr, **options)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, **options)
+    return torch.optim.AdamW(params, lr=lr, **options)
+
+
+def _slope(values):
+    """A slope that depends on the values, so that errors would compound."""
+    return np.sin(3 * values) + 0.5 * values**2 - 0.2
+
+
+@pytest.mark.parametrize("name, options", CASES)
+def test_matches_torch_step_by_step(name, options):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    starts = [rng.normal(size=(3, 2)), rng.normal(size=4), rng.normal(size=())]
+    ours = [Parameter(s.copy()) for s in starts]
+    theirs = [torch.tensor(s.copy(), dtype=torch.float64, requires_grad=True) for s in starts]
+    lr = 0.05
+    opt = make_optimizer(name, ours, lr, **options)
+    reference = _torch_optimizer(torch, name, theirs, lr, options)
+    for step in range(8):
+        for i, (p, t) in enumerate(zip(ours, theirs, strict=True)):
+            # parameter 2 has no gradient on step 3: both libraries skip it then
+            if i == 2 and step == 3:
+                p.grad, t.grad = None, None
+                continue
+            slope = _slope(p.data)
+            p.grad = slope
+            t.grad = torch.tensor(slope)
+        opt.step()
+        reference.step()
+        for p, t in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-14)
