@@ -12,6 +12,7 @@ from chainrule.nn.layers import (
     Softplus,
     Tanh,
     activation_module,
+    from_config,
 )
 from chainrule.nn.module import Module, Parameter, ScalarRef, scalar_name
 
@@ -30,5 +31,6 @@ __all__ = [
     "Softplus",
     "Tanh",
     "activation_module",
+    "from_config",
     "scalar_name",
 ]

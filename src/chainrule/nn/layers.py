@@ -52,6 +52,20 @@ class Linear(Module):
         out = matmul(x, self.weight)
         return out + self.bias if self.bias is not None else out
 
+    def config(self) -> dict[str, Any]:
+        """The architecture as plain data (see :func:`from_config`).
+
+        >>> Linear(3, 2).config()
+        {'kind': 'linear', 'in_features': 3, 'out_features': 2, 'bias': True, 'dtype': 'float64'}
+        """
+        return {
+            "kind": "linear",
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "dtype": str(self.weight.dtype),
+        }
+
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features})"
 
@@ -64,6 +78,10 @@ class Activation(Module):
 
     def forward(self, x: Any) -> Tensor:
         return type(self).function(x)
+
+    def config(self) -> dict[str, Any]:
+        """The architecture as plain data: ``{"kind": "activation", "name": ...}``."""
+        return {"kind": "activation", "name": self.name}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -123,6 +141,22 @@ class Sequential(Module):
             x = layer(x)
         return x
 
+    def config(self) -> dict[str, Any]:
+        """The architecture as plain data: the config of each layer, in order.
+
+        >>> Sequential(Linear(1, 2), Softplus()).config()["layers"][1]
+        {'kind': 'activation', 'name': 'softplus'}
+        """
+        layers = []
+        for i, layer in enumerate(self.layers):
+            if not callable(getattr(layer, "config", None)):
+                raise ChainruleError(
+                    f"Sequential: layer {i} ({type(layer).__name__}) has no config(), "
+                    "so the model cannot be described as data"
+                )
+            layers.append(layer.config())
+        return {"kind": "sequential", "layers": layers}
+
 
 class MLP(Module):
     """A multi-layer perceptron: ``sizes`` = [inputs, hidden..., outputs].
@@ -150,12 +184,12 @@ class MLP(Module):
         names = ["hidden"] if hidden == 1 else [f"hidden{i + 1}" for i in range(hidden)]
         self.layer_names = [*names, "output"]
         self.sizes = sizes
-        self.activation_name = activation or "identity"
-        self.output_activation_name = output_activation or "identity"
-        for name, n_in, n_out in zip(self.layer_names, sizes[:-1], sizes[1:], strict=True):
-            setattr(self, name, Linear(n_in, n_out, seed=rng, dtype=dtype))
         self._activation = activation_module(activation)
         self._output_activation = activation_module(output_activation)
+        self.activation_name = self._activation.name
+        self.output_activation_name = self._output_activation.name
+        for name, n_in, n_out in zip(self.layer_names, sizes[:-1], sizes[1:], strict=True):
+            setattr(self, name, Linear(n_in, n_out, seed=rng, dtype=dtype))
         self.label_parameters()
 
     def forward(self, x: Any) -> Tensor:
@@ -171,5 +205,60 @@ class MLP(Module):
                 x.name = f"{name}.a"
         return x
 
+    def config(self) -> dict[str, Any]:
+        """The architecture as plain data (sizes, activations, dtype); see :func:`from_config`.
+
+        >>> MLP([2, 8, 1], activation="tanh").config()["sizes"]
+        [2, 8, 1]
+        """
+        return {
+            "kind": "mlp",
+            "sizes": list(self.sizes),
+            "activation": self.activation_name,
+            "output_activation": self.output_activation_name,
+            "dtype": str(self.output.weight.dtype),
+        }
+
     def __repr__(self) -> str:
         return f"MLP({self.sizes}, activation={self.activation_name!r})"
+
+
+def _field(config: dict[str, Any], key: str, kind: str) -> Any:
+    try:
+        return config[key]
+    except KeyError:
+        raise ChainruleError(f"a {kind} config needs {key!r}; got keys {sorted(config)}") from None
+
+
+def from_config(config: dict[str, Any]) -> Module:
+    """Build a layer model from ``model.config()`` (fresh weights; load them separately).
+
+    Knows the kinds ``"mlp"``, ``"sequential"``, ``"linear"`` and ``"activation"``.
+
+    >>> from_config(MLP([1, 2, 1], activation="softplus").config())
+    MLP([1, 2, 1], activation='softplus')
+    """
+    if not isinstance(config, dict):
+        raise ChainruleError(f"a model config must be a dict, got {type(config).__name__}")
+    kind = config.get("kind")
+    if kind == "mlp":
+        return MLP(
+            _field(config, "sizes", kind),
+            activation=config.get("activation", "relu"),
+            output_activation=config.get("output_activation"),
+            dtype=config.get("dtype", "float64"),
+        )
+    if kind == "linear":
+        return Linear(
+            _field(config, "in_features", kind),
+            _field(config, "out_features", kind),
+            bias=config.get("bias", True),
+            dtype=config.get("dtype", "float64"),
+        )
+    if kind == "activation":
+        return activation_module(_field(config, "name", kind))
+    if kind == "sequential":
+        return Sequential(*(from_config(layer) for layer in _field(config, "layers", kind)))
+    raise ChainruleError(
+        f"unknown model kind {kind!r}; layer models are mlp, sequential, linear or activation"
+    )

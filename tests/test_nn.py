@@ -1,0 +1,182 @@
+"""nn: parameters, module naming, scalar addressing, freezing, state dicts, layers, configs."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.errors import ChainruleError, ShapeError
+
+
+def seed_network() -> nn.MLP:
+    """StatQuest's network as layers: weight[0, j] is the edge from dosage to unit j."""
+    model = nn.MLP([1, 2, 1], activation="softplus")
+    model.load_state_dict(
+        {
+            "hidden.weight": np.array([[3.34, -3.53]]),
+            "hidden.bias": np.array([-1.43, 0.57]),
+            "output.weight": np.array([[-1.22], [-2.30]]),
+            "output.bias": np.array([0.0]),
+        }
+    )
+    return model
+
+
+def test_parameter_requires_grad_until_frozen():
+    p = nn.Parameter([1.0, 2.0], name="w")
+    assert p.requires_grad and not p.frozen
+    p.grad = np.ones(2)
+    p.frozen = True
+    assert not p.requires_grad and p.grad is None
+
+
+def test_named_parameters_follow_layer_names():
+    assert [n for n, _ in nn.MLP([1, 2, 1]).named_parameters()] == [
+        "hidden.weight",
+        "hidden.bias",
+        "output.weight",
+        "output.bias",
+    ]
+    deep = nn.MLP([2, 4, 3, 1])
+    assert deep.layer_names == ["hidden1", "hidden2", "output"]
+    assert [p.name for p in deep.parameters()][:2] == ["hidden1.weight", "hidden1.bias"]
+    seq = nn.Sequential(nn.Linear(1, 2), nn.Softplus(), nn.Linear(2, 1))
+    assert [n for n, _ in seq.named_parameters()] == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.2.weight",
+        "layers.2.bias",
+    ]
+
+
+def test_seed_network_computes_statquest_predictions():
+    model = seed_network()
+    dosage = np.array([[0.0], [0.5], [1.0]])
+    x = dosage * np.array([3.34, -3.53]) + np.array([-1.43, 0.57])
+    expected = np.log1p(np.exp(x)) @ np.array([-1.22, -2.30])
+    np.testing.assert_allclose(model(dosage).data.ravel(), expected, rtol=1e-14)
+    assert model(dosage).shape == (3, 1)
+
+
+def test_linear_weight_is_in_by_out():
+    layer = nn.Linear(3, 2, seed=0)
+    assert layer.weight.shape == (3, 2) and layer.bias.shape == (2,)
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data + layer.bias.data)
+    with pytest.raises(ShapeError, match="matmul"):
+        layer(np.zeros((2, 4)))
+
+
+def test_scalar_addressing():
+    model = seed_network()
+    ref = model.scalar("hidden.weight[0,1]")
+    assert ref.name == "hidden.weight[0,1]" and ref.value == -3.53
+    ref.set(-3.5)
+    assert model.hidden.weight.data[0, 1] == -3.5
+    assert model.scalar("output.bias[ 0 ]").name == "output.bias[0]"
+    with pytest.raises(ChainruleError, match="has shape \\(1, 2\\)"):
+        model.scalar("hidden.weight[1,0]")
+    with pytest.raises(ChainruleError, match="no parameter 'hiden.weight'"):
+        model.scalar("hiden.weight[0,0]")
+    names = [r.name for r in model.scalars()]
+    assert names[:3] == ["hidden.weight[0,0]", "hidden.weight[0,1]", "hidden.bias[0]"]
+    assert len(names) == 7
+
+
+def test_freeze_by_glob_and_trainable_scalars():
+    model = seed_network()
+    model.freeze("hidden.*")
+    assert [r.name for r in model.scalars(trainable_only=True)] == [
+        "output.weight[0,0]",
+        "output.weight[1,0]",
+        "output.bias[0]",
+    ]
+    model.freeze()
+    model.unfreeze("output.bias")
+    assert [r.name for r in model.scalars(trainable_only=True)] == ["output.bias[0]"]
+    with pytest.raises(ChainruleError, match="no parameter matches 'nope'"):
+        model.freeze("nope")
+
+
+def test_state_dict_round_trip_and_refusals():
+    model = seed_network()
+    state = model.state_dict()
+    state["output.bias"][0] = 99.0  # a copy: the model is unchanged
+    assert model.output.bias.data[0] == 0.0
+    other = nn.MLP([1, 2, 1], activation="softplus", seed=5)
+    other.load_state_dict(model.state_dict())
+    for (_, a), (_, b) in zip(model.named_parameters(), other.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    with pytest.raises(ChainruleError, match="missing output.bias"):
+        other.load_state_dict({k: v for k, v in state.items() if k != "output.bias"})
+    with pytest.raises(ChainruleError, match="has shape \\(2, 1\\), the model needs \\(1, 2\\)"):
+        other.load_state_dict({**state, "hidden.weight": np.zeros((2, 1))})
+    with pytest.raises(ChainruleError, match="dtype float32"):
+        other.load_state_dict({**state, "hidden.bias": np.zeros(2, dtype=np.float32)})
+
+
+def test_activation_names():
+    assert nn.MLP([2, 3, 1], activation=None).activation_name == "identity"
+    assert nn.MLP([2, 3, 1], activation="ReLU").activation_name == "relu"
+    with pytest.raises(ChainruleError, match="unknown activation 'gelu'"):
+        nn.MLP([2, 3, 1], activation="gelu")
+    with pytest.raises(ChainruleError, match="sizes must be"):
+        nn.MLP([3])
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.MLP([1, 2, 1], activation="softplus"),
+        nn.MLP([2, 8, 8, 3], activation="tanh", output_activation="sigmoid", dtype="float32"),
+        nn.Sequential(nn.Linear(1, 2), nn.Softplus(), nn.Linear(2, 1, bias=False)),
+        nn.Linear(4, 2),
+    ],
+    ids=["seed-mlp", "deep-float32", "sequential", "linear"],
+)
+def test_config_rebuilds_the_same_architecture(model):
+    config = model.config()
+    rebuilt = nn.from_config(config)
+    assert rebuilt.config() == config
+    assert [(n, p.shape, p.dtype) for n, p in rebuilt.named_parameters()] == [
+        (n, p.shape, p.dtype) for n, p in model.named_parameters()
+    ]
+    rebuilt.load_state_dict(model.state_dict())
+    x = np.linspace(-1, 1, 3 * model.parameters()[0].shape[0]).reshape(3, -1)
+    np.testing.assert_array_equal(rebuilt(x).data, model(x).data)
+
+
+def test_config_is_plain_data():
+    import json
+
+    config = nn.MLP([64, 128, 64, 10]).config()
+    assert json.loads(json.dumps(config)) == config
+    assert config == {
+        "kind": "mlp",
+        "sizes": [64, 128, 64, 10],
+        "activation": "relu",
+        "output_activation": "identity",
+        "dtype": "float64",
+    }
+
+
+def test_from_config_refusals():
+    with pytest.raises(ChainruleError, match="unknown model kind 'cnn'"):
+        nn.from_config({"kind": "cnn"})
+    with pytest.raises(ChainruleError, match="needs 'sizes'"):
+        nn.from_config({"kind": "mlp"})
+
+    class Custom(nn.Module):
+        def forward(self, x):
+            return cr.tensor(x)
+
+    with pytest.raises(ChainruleError, match="layer 1 \\(Custom\\) has no config"):
+        nn.Sequential(nn.Linear(1, 1), Custom()).config()
+
+
+def test_gradients_reach_every_layer():
+    model = nn.MLP([2, 3, 1], activation="tanh", seed=3)
+    loss = (model(np.array([[0.5, -1.0], [1.0, 2.0]])) ** 2).sum()
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
