@@ -12,6 +12,7 @@ array(4.)
 
 from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
 from chainrule.formula import Formula
+from chainrule.io import atomic_write, load, save
 from chainrule.ops import OPS, Op
 from chainrule.tensor import (
     GradientCheckError,
@@ -68,6 +69,7 @@ __all__ = [
     "Tensor",
     "abs",
     "add",
+    "atomic_write",
     "broadcast_to",
     "check_grads",
     "clip",
@@ -77,6 +79,7 @@ __all__ = [
     "grad",
     "gradients",
     "is_grad_enabled",
+    "load",
     "log",
     "log_softmax",
     "matmul",
@@ -91,6 +94,7 @@ __all__ = [
     "pow",
     "relu",
     "reshape",
+    "save",
     "sigmoid",
     "softmax",
     "softplus",

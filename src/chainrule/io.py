@@ -1,0 +1,309 @@
+"""Saving and loading models, and writing files so that a crash never leaves half a file.
+
+A model file is a safetensors file (https://huggingface.co/docs/safetensors): the
+weights as named arrays, and in its text metadata the architecture (``model.config()``:
+an MLP's sizes and activations, a formula's text and inputs), the names of the frozen
+parameters and a SHA-256 checksum of the weights. Loading rebuilds the model from the
+architecture and checks every name, shape and dtype, and the checksum, so a truncated or
+corrupted file is refused with an error that names it. Nothing is ever unpickled.
+
+The ``safetensors`` package is needed only here, and imported only when a model is saved
+or loaded: ``pip install 'chainrule[io]'``.
+
+>>> import pathlib, tempfile
+>>> from chainrule import nn
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+>>> model = nn.MLP([2, 3, 1], activation="tanh", seed=1)
+>>> _ = save(model, path)
+>>> again = load(path)
+>>> again.config() == model.config()
+True
+>>> bool((again.hidden.weight.data == model.hidden.weight.data).all())
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.nn.module import Module
+
+#: The ``format`` entry of a chainrule model file's metadata, and the version written.
+FORMAT = "chainrule-model"
+VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------------------
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` all at once, or not at all.
+
+    The data goes to a temporary file in the same folder, which is flushed to disk and
+    then renamed over ``path`` (``os.replace`` is atomic), so a crash or an interrupt
+    leaves either the old file or the new one, never a broken one. An existing file keeps
+    its permissions. A path that cannot be written raises a ChainruleError naming it.
+
+    >>> import pathlib, tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> atomic_write(target, "step 1: b3 = 1.5655\\n").read_text()
+    'step 1: b3 = 1.5655\\n'
+    """
+    shown = os.fspath(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    target = Path(os.path.realpath(path))  # write through a symbolic link, not over it
+    folder = target.parent
+    if target.is_dir():
+        raise ChainruleError(f"cannot write {shown}: it is a folder")
+    if not folder.is_dir():
+        raise ChainruleError(f"cannot write {shown}: the folder {folder} does not exist")
+    try:
+        mode: int | None = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        mode = None
+    temporary: Path | None = None
+    try:
+        fd, temporary = _create_temporary(folder, target.name)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+        temporary = None
+        _fsync_folder(folder)
+    except OSError as exc:
+        raise ChainruleError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    finally:
+        if temporary is not None:  # failed or interrupted: leave no temporary file behind
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+    return Path(shown)
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """A new file next to the target (created with the usual permissions, umask applied)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        candidate = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(candidate, flags, 0o666), candidate
+        except FileExistsError:
+            continue
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; other systems do not allow opening folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------
+
+
+def _safetensors_numpy() -> Any:
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise ChainruleError(
+            "saving and loading models needs the safetensors package: pip install 'chainrule[io]'"
+        ) from None
+    return safetensors.numpy
+
+
+def _checksum(tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.asarray(tensors[name])
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        digest.update(f"{name}\0{little.dtype.str}\0{array.shape}\0".encode())
+        digest.update(little.tobytes())
+    return digest.hexdigest()
+
+
+def save(model: Module, path: str | os.PathLike[str]) -> Path:
+    """Save ``model`` (weights and architecture) to a safetensors file at ``path``.
+
+    The model needs a ``config()`` (MLP, Sequential, Linear and Formula have one). The
+    file is written atomically: an interrupted save leaves the previous file intact.
+
+    >>> import pathlib, tempfile
+    >>> from chainrule import Formula
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "seed.safetensors"
+    >>> save(Formula("p = w * dosage + b", inputs=["dosage"]), path).name
+    'seed.safetensors'
+    """
+    config = getattr(model, "config", None)
+    if not callable(config):
+        raise ChainruleError(
+            f"cannot save a {type(model).__name__}: it has no config() describing its "
+            "architecture (MLP, Sequential, Linear and Formula models have one)"
+        )
+    tensors = {
+        name: p.data if p.data.flags.c_contiguous else p.data.copy()  # (keeps 0-d scalars 0-d)
+        for name, p in model.named_parameters()
+    }
+    metadata = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "config": json.dumps(config()),
+        "frozen": json.dumps([name for name, p in model.named_parameters() if p.frozen]),
+        "sha256": _checksum(tensors),
+    }
+    payload = _safetensors_numpy().save(tensors, metadata=metadata)
+    return atomic_write(path, payload)
+
+
+def _header(raw: bytes, where: str) -> dict[str, Any]:
+    """The JSON header of a safetensors file (8-byte little-endian length, then JSON)."""
+    if len(raw) < 8:
+        raise ChainruleError(f"{where}: the file is truncated or is not a model file")
+    size = int.from_bytes(raw[:8], "little")
+    if size > len(raw) - 8:
+        raise ChainruleError(f"{where}: the file is truncated or is not a model file")
+    try:
+        header = json.loads(raw[8 : 8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ChainruleError(f"{where}: the file is corrupted or is not a model file") from None
+    if not isinstance(header, dict):
+        raise ChainruleError(f"{where}: the file is corrupted or is not a model file")
+    return header
+
+
+def _metadata(header: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str], str]:
+    """The architecture, the frozen names and the checksum from the file's metadata."""
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ChainruleError(
+            f"{where}: a safetensors file, but not a chainrule model (its metadata does not "
+            "describe the architecture); save models with chainrule.save"
+        )
+    version = meta.get("version", "")
+    if not version.isdigit() or int(version) > VERSION:
+        raise ChainruleError(
+            f"{where}: written by a newer chainrule (file version {version!r}, this one "
+            f"reads version {VERSION}); upgrade chainrule to load it"
+        )
+    try:
+        config = json.loads(meta["config"])
+        frozen = json.loads(meta.get("frozen", "[]"))
+        checksum = meta["sha256"]
+    except (KeyError, TypeError, ValueError):
+        raise ChainruleError(f"{where}: the file's metadata is corrupted") from None
+    if not isinstance(config, dict) or not isinstance(frozen, list):
+        raise ChainruleError(f"{where}: the file's metadata is corrupted")
+    return config, frozen, checksum
+
+
+def _build(config: dict[str, Any], where: str) -> Module:
+    """The model that a config describes, with fresh weights."""
+    try:
+        if config.get("kind") == "formula":
+            from chainrule.formula import Formula
+
+            return Formula.from_config(config)
+        from chainrule.nn.layers import from_config
+
+        return from_config(config)
+    except ChainruleError as exc:
+        raise ChainruleError(f"{where}: cannot rebuild the model: {exc}") from None
+
+
+def _check_tensors(model: Module, tensors: dict[str, np.ndarray], where: str) -> None:
+    """Refuse weights whose names, shapes or dtypes differ from the model's."""
+    named = dict(model.named_parameters())
+    missing = [name for name in named if name not in tensors]
+    extra = [name for name in tensors if name not in named]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra)}")
+        raise ChainruleError(
+            f"{where}: the weights do not fit the model ({'; '.join(parts)}); "
+            f"the model has: {', '.join(named)}"
+        )
+    for name, p in named.items():
+        value = tensors[name]
+        if value.shape != p.shape:
+            raise ChainruleError(
+                f"{where}: {name} has shape {value.shape} in the file, but the model needs "
+                f"{p.shape}"
+            )
+        if value.dtype != p.dtype:
+            raise ChainruleError(
+                f"{where}: {name} has dtype {value.dtype} in the file, but the model needs "
+                f"{p.dtype}"
+            )
+
+
+def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
+    """Load a model saved by :func:`save`: rebuilt from its architecture, weights set.
+
+    With ``model``, the weights go into that model instead (its parameter names, shapes
+    and dtypes must match the file's; its frozen parameters stay as they are). Otherwise
+    the parameters that were frozen when saved come back frozen. A missing,
+    truncated, corrupted or mismatched file raises a ChainruleError naming the file.
+
+    >>> import pathlib, tempfile
+    >>> from chainrule import nn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.safetensors"
+    >>> _ = save(nn.MLP([1, 2, 1], activation="softplus"), path)
+    >>> load(path)
+    MLP([1, 2, 1], activation='softplus')
+    """
+    where = os.fspath(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ChainruleError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise ChainruleError(f"{where}: is a folder, not a model file") from None
+    except OSError as exc:
+        raise ChainruleError(f"{where}: cannot read the file ({exc.strerror or exc})") from None
+    config, frozen, checksum = _metadata(_header(raw, where), where)
+    reader = _safetensors_numpy()
+    try:
+        tensors = reader.load(raw)
+    except Exception as exc:  # safetensors raises its own error type for a damaged file
+        raise ChainruleError(
+            f"{where}: the file is truncated or corrupted ({str(exc).strip()})"
+        ) from None
+    if _checksum(tensors) != checksum:
+        raise ChainruleError(
+            f"{where}: the weights do not match the file's checksum: the file is corrupted"
+        )
+    built = model is None
+    if model is None:
+        model = _build(config, where)
+    _check_tensors(model, tensors, where)
+    model.load_state_dict(tensors)
+    if built:  # a model given by the caller keeps its own choice of frozen parameters
+        for name, p in model.named_parameters():
+            p.frozen = name in frozen
+    return model
