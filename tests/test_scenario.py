@@ -1,0 +1,384 @@
+"""Tests for chainrule.scenario: the built-in scenarios, the file format and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule.errors import ChainruleError
+from chainrule.scenario import (
+    TEMPLATE,
+    _Source,
+    builtin_scenarios,
+    load_scenario,
+    parse_scenario,
+)
+
+BAD = Path(__file__).parent / "bad_scenarios"
+
+# StatQuest's main ideas, recomputed in float64: step, b3, SSR, slope, step size, new b3.
+MAIN_IDEAS = [
+    (1, 0.0000000000, 20.4235976776, -15.6551083806, -1.5655108381, 1.5655108381),
+    (2, 1.5655108381, 3.2678283891, -6.2620433522, -0.6262043352, 2.1917151733),
+    (3, 2.1917151733, 0.5229053029, -2.5048173409, -0.2504817341, 2.4421969074),
+    (4, 2.4421969074, 0.0837176091, -1.0019269364, -0.1001926936, 2.5423896010),
+    (5, 2.5423896010, 0.0134475781, -0.4007707745, -0.0400770775, 2.5824666785),
+    (6, 2.5824666785, 0.0022043731, -0.1603083098, -0.0160308310, 2.5984975094),
+    (7, 2.5984975094, 0.0004054603, -0.0641233239, -0.0064123324, 2.6049098418),
+    (8, 2.6049098418, 0.0001176343, -0.0256493296, -0.0025649330, 2.6074747748),
+    (9, 2.6074747748, 0.0000715821, -0.0102597318, -0.0010259732, 2.6085007480),
+    (10, 2.6085007480, 0.0000642138, -0.0041038927, -0.0004103893, 2.6089111372),
+]
+
+SEED_VALUES = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30}
+
+
+# ---------------------------------------------------------------------------------------
+# Built-in scenarios
+# ---------------------------------------------------------------------------------------
+
+
+def test_builtin_scenarios_are_listed_with_titles_and_descriptions():
+    infos = {info.name: info for info in builtin_scenarios()}
+    assert {"main-ideas", "three-parameters", "all-parameters", "moons", "circles"} <= set(infos)
+    for info in infos.values():
+        assert info.title and info.title != info.name
+        assert len(info.description) > 80, f"{info.name} needs a description for teachers"
+
+
+def test_main_ideas_is_the_seed():
+    scenario = load_scenario("main-ideas")
+    assert scenario.title == "Backpropagation main ideas: estimate b3"
+    assert scenario.data.inputs["dosage"].tolist() == [0.0, 0.5, 1.0]
+    assert scenario.data.target.tolist() == [0.0, 1.0, 0.0]
+    assert scenario.data.target_name == "observed"
+    assert scenario.data.task == "regression"
+    assert scenario.parameter_names == ["w1", "b1", "w2", "b2", "w3", "w4", "b3"]
+    assert scenario.optimize == ["b3"]
+    assert (scenario.loss, scenario.optimizer, scenario.learning_rate) == (
+        "ssr",
+        "gradient_descent",
+        0.1,
+    )
+    assert (scenario.stop.step_size, scenario.stop.max_steps) == (0.001, 1000)
+    starts = {name: p.item() for name, p in scenario.model.named_parameters()}
+    assert starts == {**SEED_VALUES, "b3": 0.0}
+
+
+def test_main_ideas_run_reproduces_statquest():
+    model, history = load_scenario("main-ideas").run()
+    assert history.trained == ["b3"]
+    assert len(history.steps) == len(MAIN_IDEAS)
+    for record, (step, b3, ssr, slope, size, new) in zip(history.steps, MAIN_IDEAS, strict=True):
+        assert record.step == step
+        assert record.values["b3"] == pytest.approx(b3, abs=1e-9)
+        assert record.loss == pytest.approx(ssr, abs=1e-9)
+        assert record.slopes["b3"] == pytest.approx(slope, abs=1e-9)
+        assert record.step_sizes["b3"] == pytest.approx(size, abs=1e-9)
+        assert record.new_values["b3"] == pytest.approx(new, abs=1e-9)
+    assert history.stop_reason == "step_size"
+    assert history.message.startswith("b3 = 2.61 after 10 steps")
+    # The frozen six kept their values.
+    for name, value in SEED_VALUES.items():
+        assert model.scalar(name).value == value
+
+
+def test_three_parameters_first_step_and_end():
+    scenario = load_scenario("three-parameters")
+    assert scenario.optimize == ["w3", "w4", "b3"]
+    model, history = scenario.run()
+    first = history.steps[0]
+    assert first.loss == pytest.approx(1.3976679, abs=1e-6)
+    assert first.slopes == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555}, abs=1e-6)
+    assert first.new_values == pytest.approx(
+        {"w3": 0.10238605, "w4": 0.50432377, "b3": -0.18995547}, abs=1e-8
+    )
+    assert history.stop_reason == "step_size"
+    final = [round(model.scalar(name).value, 2) for name in ("w3", "w4", "b3")]
+    assert final == [-1.22, -2.30, 2.61]
+    for name in ("w1", "b1", "w2", "b2"):
+        assert model.scalar(name).value == SEED_VALUES[name]
+
+
+def test_all_parameters_first_slopes_and_convergence():
+    scenario = load_scenario("all-parameters")
+    assert scenario.optimize == scenario.parameter_names
+    model, history = scenario.run()
+    slopes = history.steps[0].slopes
+    expected = [0.76094372, 0.96728584, 0.33227638, 0.73222567, 7.14231440, 1.48728055, 3.45945441]
+    assert [slopes[name] for name in scenario.parameter_names] == pytest.approx(expected, abs=1e-7)
+    assert history.steps[0].loss == pytest.approx(1.89587816, abs=1e-7)
+    # The comment in the file promises convergence: the step-size rule fires.
+    assert history.stop_reason == "step_size"
+    assert history.final_loss < 1e-4
+
+
+@pytest.mark.parametrize("name", ["moons", "circles"])
+def test_classifiers_reach_high_accuracy(name):
+    scenario = load_scenario(name)
+    assert scenario.data.task == "binary"
+    assert scenario.loss == "binary_cross_entropy"
+    _, history = scenario.run()
+    assert history.final_accuracy >= 0.95
+
+
+def test_run_is_repeatable_and_leaves_the_scenario_model_alone():
+    scenario = load_scenario("main-ideas")
+    first, history1 = scenario.run()
+    second, history2 = scenario.run()
+    assert first is not second and first is not scenario.model
+    assert history1.to_dict() == history2.to_dict()
+    assert scenario.model.scalar("b3").value == 0.0
+    assert [n for n, p in scenario.build_model().named_parameters() if not p.frozen] == ["b3"]
+
+
+def test_template_loads_and_runs(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(TEMPLATE)
+    scenario = load_scenario(path)
+    assert scenario.title == "My scenario"
+    _, history = scenario.run()
+    assert history.stop_reason == "step_size"
+
+
+# ---------------------------------------------------------------------------------------
+# The file format
+# ---------------------------------------------------------------------------------------
+
+SEED_FORMULA = '''formula = """
+x1 = w1 * dosage + b1
+y1 = softplus(x1)
+x2 = w2 * dosage + b2
+y2 = softplus(x2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""'''
+
+
+def test_defaults_and_explicit_target():
+    scenario = parse_scenario(
+        """
+[data]
+x = [0.0, 1.0, 2.0]
+y = [1.0, 3.0, 5.0]
+target = "y"
+[model]
+formula = "y_hat = w * x + b"
+[parameters]
+w = 0.5
+"""
+    )
+    assert scenario.data.input_names == ("x",)
+    assert scenario.data.target_name == "y"
+    assert scenario.title == "scenario"
+    assert (scenario.loss, scenario.optimizer, scenario.learning_rate) == (
+        "ssr",
+        "gradient_descent",
+        0.1,
+    )
+    assert scenario.optimize == ["w", "b"]
+    assert scenario.model.scalar("w").value == 0.5
+    assert scenario.model.scalar("b").value == 0.0  # a b... name starts at 0
+
+
+def test_unnamed_parameters_start_seeded():
+    text = '[data]\nx = [0.0, 1.0]\ny = [0.0, 1.0]\n[model]\nformula = "p = w * x + b"\n'
+    a = parse_scenario(text + "[train]\nseed = 1\n").model.scalar("w").value
+    b = parse_scenario(text + "[train]\nseed = 1\n").model.scalar("w").value
+    c = parse_scenario(text + "[train]\nseed = 2\n").model.scalar("w").value
+    assert a == b != c
+
+
+def test_csv_relative_to_the_file(tmp_path):
+    (tmp_path / "doses.csv").write_text("id,dosage,efficacy\n1,0,0\n2,0.5,1\n3,1,0\n")
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[data]\ncsv = "doses.csv"\ninputs = ["dosage"]\ntarget = "efficacy"\n'
+        f"[model]\n{SEED_FORMULA}\n[parameters]\nb3 = 1.0\n"
+    )
+    scenario = load_scenario(path)
+    assert scenario.data.input_names == ("dosage",)
+    assert scenario.data.target.tolist() == [0.0, 1.0, 0.0]
+    assert scenario.data.task == "regression"  # the loss (ssr) decides, not the 0/1 values
+
+
+def test_csv_inputs_and_target_from_the_formula(tmp_path):
+    (tmp_path / "doses.csv").write_text("dosage,efficacy\n0,0\n0.5,1\n1,0\n")
+    path = tmp_path / "s.toml"
+    path.write_text(f'[data]\ncsv = "doses.csv"\n[model]\n{SEED_FORMULA}\n')
+    scenario = load_scenario(path)
+    assert (scenario.data.input_names, scenario.data.target_name) == (("dosage",), "efficacy")
+
+
+def test_layer_model_with_starting_values_and_optimize_globs():
+    scenario = parse_scenario(
+        """
+[data]
+dataset = "xor"
+n = 40
+[model]
+layers = [2, 3, 1]
+[parameters]
+"hidden.weight[0,1]" = 0.25
+"output.bias" = [0.5]
+[train]
+loss = "binary_cross_entropy"
+optimize = ["output.*"]
+"""
+    )
+    model = scenario.build_model()
+    assert model.scalar("hidden.weight[0,1]").value == 0.25
+    assert model.scalar("output.bias[0]").value == 0.5
+    assert scenario.optimize == ["output.weight", "output.bias"]
+    assert [n for n, p in model.named_parameters() if not p.frozen] == scenario.optimize
+    assert scenario.model.activation_name == "tanh"
+
+
+def test_formula_on_a_builtin_data_set():
+    scenario = parse_scenario(
+        """
+[data]
+dataset = "moons"
+n = 20
+[model]
+formula = "logit = w1 * x1 + w2 * x2 + b"
+[train]
+loss = "binary_cross_entropy"
+"""
+    )
+    assert scenario.data.input_names == ("x1", "x2")
+    assert scenario.parameter_names == ["w1", "w2", "b"]
+
+
+def test_cross_entropy_layers_need_one_output_per_class():
+    text = '[data]\ndataset = "moons"\n[model]\nlayers = [2, 4, {k}]\n[train]\nloss = "mse"\n'
+    assert parse_scenario(text.format(k=1)).loss == "mse"
+    with pytest.raises(ChainruleError, match=r"last size must be 1"):
+        parse_scenario(text.format(k=2))
+
+
+def test_source_finds_keys_but_not_inside_multiline_strings():
+    source = _Source(
+        "f.toml",
+        'title = "t"\n[model]\nformula = """\nloss = 1\n"""\n[train]\nloss = "ssr"\n',
+    )
+    assert source.line_of("train", "loss") == 7
+    assert ("model", "loss") not in source.keys  # a line of the formula, not a key
+    assert source.line_of("model", "loss") == 2  # so the table header is the place
+    assert source.line_of("model", "formula") == 3
+    assert source.line_of(None, "title") == 1
+
+
+@pytest.mark.parametrize(
+    ("formula", "line"),
+    [
+        ('formula = """\nx = w * dosage\ny = softplux(x)\n"""', 4),  # starts on the next line
+        ('formula = """x = w * dosage\ny = softplux(x)\n"""', 3),  # starts on the key's line
+        ('formula = "y = softplux(w * dosage)"', 2),  # a one-line string
+    ],
+)
+def test_formula_errors_give_the_line_of_the_file(formula, line):
+    text = f"[model]\n{formula}\n[data]\ndosage = [1.0]\nobserved = [2.0]\n"
+    with pytest.raises(ChainruleError) as info:
+        parse_scenario(text, label="f.toml")
+    assert str(info.value).startswith(f"f.toml:{line}: [model] formula: formula line")
+    assert "did you mean 'softplus'?" in str(info.value)
+
+
+def test_unknown_name_or_missing_file():
+    with pytest.raises(ChainruleError, match=r"did you mean 'main-ideas'\?"):
+        load_scenario("main-idea")
+    with pytest.raises(ChainruleError, match=r"nope\.toml: no such file"):
+        load_scenario("nope.toml")
+
+
+# ---------------------------------------------------------------------------------------
+# The corpus of bad files: each error names the file, the line and the key
+# ---------------------------------------------------------------------------------------
+
+BAD_FILES = {
+    "array-with-text.toml": [":4: [data] dosage:", "value 2 is 'half', expected a finite number"],
+    "arrays-different-length.toml": [":4: [data] dosage:", "has 3 values but the target"],
+    "binary-target-not-labels.toml": [":5: [data] observed:", "needs targets 0 or 1"],
+    "csv-and-arrays.toml": [":5: [data] dosage:", "unknown key 'dosage'"],
+    "csv-bad-cell.toml": [":4: [data] csv:", "line 3, column 'dosage': 'half' is not a number"],
+    "csv-missing-file.toml": [":4: [data] csv:", "no-such-file.csv: no such file"],
+    "csv-no-target-column.toml": [":4: [data] csv:", "no column named 'efficacy'"],
+    "dataset-unknown-option.toml": [":5: [data] noice:", "did you mean 'noise'?"],
+    "formula-and-layers.toml": [":8: [model] layers:", "either formula or layers"],
+    "formula-syntax.toml": [":12: [model] formula:", "formula line 4", "never closed"],
+    "formula-unknown-function.toml": [":10: [model] formula:", "did you mean 'softplus'?"],
+    "formula-used-before.toml": [":9: [model] formula:", "'x1' is used before it is assigned"],
+    "input-as-parameter.toml": [":17: [parameters] dosage:", "is an input, not a parameter"],
+    "layers-wrong-inputs.toml": [":7: [model] layers:", "must start with 2, not 3"],
+    "learning-rate-negative.toml": [":28: [train] learning_rate:", "greater than 0, got -0.1"],
+    "learning-rate-text.toml": [":28: [train] learning_rate:", "expected a number, got 'fast'"],
+    "missing-model.toml": ["the [model] table is missing"],
+    "not-toml.toml": [":28: not valid TOML"],
+    "optimize-not-list.toml": [":27: [train] optimize:", 'expected a list of names, e.g. ["b3"]'],
+    "optimize-unknown.toml": [":27: [train] optimize:", "no parameter 'b4'"],
+    "parameter-text.toml": [":17: [parameters] w1:", "expected a number, got '3.34'"],
+    "sigmoid-with-bce.toml": [":9: [model] output:", "takes logits"],
+    "stop-max-steps-fraction.toml": [":29: [train] stop:", "max_steps: expected a whole number"],
+    "stop-unknown-key.toml": [":29: [train] stop:", "did you mean 'step_size'?"],
+    "two-unused-arrays.toml": [":3: [data]:", "observed, weight", 'target = "..."'],
+    "unknown-dataset.toml": [":4: [data] dataset:", "did you mean 'moons'?"],
+    "unknown-loss.toml": [":26: [train] loss:", "did you mean 'ssr'?"],
+    "unknown-optimizer.toml": [":28: [train] optimizer:", "did you mean 'adam'?"],
+    "unknown-parameter.toml": [":24: [parameters] b4:", "'b4' is not a parameter"],
+    "unknown-top-key.toml": [":25: [trian]:", "did you mean [train]?"],
+    "unknown-train-key.toml": [":28: [train] learning_rat:", "did you mean 'learning_rate'?"],
+}
+
+
+def test_the_corpus_is_complete():
+    assert sorted(BAD_FILES) == sorted(path.name for path in BAD.glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_scenario_files(name):
+    path = BAD / name
+    with pytest.raises(ChainruleError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    assert "\n" not in message
+    for fragment in BAD_FILES[name]:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_no_data():
+    with pytest.raises(ChainruleError, match=r"<scenario>:1: \[data\]: no data"):
+        parse_scenario('[data]\n[model]\nformula = "p = w * x"\n')
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ('x = [0.0, 1.0]\ny = [0.0, 1.0]\ntarget = "z"', "no array named 'z'"),
+        ("x = [0.0, 1.0]\ny = []", "[data] y: the array is empty"),
+        ("x = [0.0, 1.0]", "no array for the target"),
+        ("x = 3\ny = [1.0]", "[data] x: expected an array of numbers"),
+        ('x = [0.0, 1.0]\ny = [0.0, 1.0]\ntarget = "x"', "'x' is the target"),
+    ],
+)
+def test_inline_data_errors(data, fragment):
+    text = f'[data]\n{data}\n[model]\nformula = "p = w * x"\n'
+    with pytest.raises(ChainruleError) as info:
+        parse_scenario(text)
+    assert fragment in str(info.value)
+
+
+def test_a_layer_model_takes_the_last_array_as_target():
+    scenario = parse_scenario("[data]\na = [0.0, 1.0]\nb = [1.0, 0.0]\n[model]\nlayers = [1, 1]\n")
+    assert (scenario.data.input_names, scenario.data.target_name) == (("a",), "b")
+    with pytest.raises(ChainruleError, match="say which array is the target"):
+        parse_scenario("[data]\na = [0.0]\nb = [1.0]\nc = [1.0]\n[model]\nlayers = [2, 1]\n")
+
+
+def test_predictions_match_a_hand_forward_pass():
+    scenario = load_scenario("main-ideas")
+    x = np.array([0.0, 0.5, 1.0])
+    soft = np.logaddexp(0, 3.34 * x - 1.43) * -1.22 + np.logaddexp(0, -3.53 * x + 0.57) * -2.30
+    assert scenario.model({"dosage": x}).data == pytest.approx(soft)
