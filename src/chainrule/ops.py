@@ -72,7 +72,11 @@ def value(x: Any) -> Array:
 
 
 def call(name: str, *args: Any, **attrs: Any) -> Any:
-    """Apply op ``name``: on Tensors it records a graph node, on ndarrays it is plain numpy."""
+    """Apply op ``name``: on Tensors it records a graph node, on ndarrays it is plain numpy.
+
+    >>> call("sum", np.ones((2, 3)), axis=0, keepdims=False)
+    array([2., 2., 2.])
+    """
     op = OPS[name]
     if any(_is_tensor(a) for a in args):
         assert _APPLY is not None
@@ -84,6 +88,11 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``g`` over the axes that broadcasting added or stretched, back to ``shape``.
 
     The one helper every binary rule uses to undo numpy broadcasting.
+
+    >>> unbroadcast(np.ones((4, 3, 2)), (3, 1))
+    array([[8.],
+           [8.],
+           [8.]])
     """
     if g.shape == shape:
         return g

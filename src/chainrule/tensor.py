@@ -11,7 +11,7 @@ time. Gradients ACCUMULATE into the leaves' ``.grad`` (as in PyTorch) until
 >>> ssr = ((cr.tensor([0.0, 1.0, 0.0]) - (cr.tensor([-2.6, -1.6, -2.6]) + b3)) ** 2).sum()
 >>> ssr.backward()
 >>> round(float(b3.grad), 2)
--13.6
+-15.6
 
 References: karpathy/micrograd (forward and backward side by side, a readable topological
 sort) and tinygrad's gradient.py (the rule table kept apart from the walk).
@@ -183,6 +183,15 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
+    def __iter__(self) -> Iterator[Tensor]:
+        """The entries along the first axis, each a Tensor in the graph (as numpy iterates)."""
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor; larger ones are ambiguous, as in numpy."""
+        return bool(self.data)
+
     def __float__(self) -> float:
         return self.item()
 
@@ -329,12 +338,12 @@ class Tensor:
         return apply(OPS["min"], self, axis=_plain_axis(axis), keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and not isinstance(shape[0], int):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
         return apply(OPS["reshape"], self, shape=tuple(int(n) for n in shape))
 
     def transpose(self, *axes: Any) -> Tensor:
-        if len(axes) == 1 and not isinstance(axes[0], int):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0]) if axes[0] is not None else ()
         return apply(OPS["transpose"], self, axes=tuple(axes) or None)
 
@@ -718,7 +727,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     >>> d(2.0)
     array(12.)
     >>> grad(grad(lambda x: x ** 3))(tensor(2.0, requires_grad=True))
-    Tensor(12.0, op='add')
+    Tensor(12., op='mul')
     """
     single = isinstance(argnums, int)
     picks = (argnums,) if single else tuple(argnums)
