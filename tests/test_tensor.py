@@ -1,0 +1,471 @@
+"""The Tensor API, backward, higher derivatives, grad/check_grads, stability and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import gc
+import importlib
+import warnings
+import weakref
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import (
+    ChainruleError,
+    DomainError,
+    GradientCheckError,
+    GraphError,
+    ShapeError,
+    Tensor,
+)
+from chainrule.ops import OPS
+from chainrule.tensor import apply
+
+# ---------------------------------------------------------------------------------------
+# The Tensor API
+# ---------------------------------------------------------------------------------------
+
+
+def test_array_facts():
+    t = Tensor([[1, 2, 3], [4, 5, 6]], name="t")
+    assert isinstance(t.data, np.ndarray)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.dtype == np.float64
+    assert t.grad is None and t.requires_grad is False and t.name == "t"
+    assert t.op is None and t.inputs == () and t.attrs == {} and t.is_leaf
+
+
+def test_item_and_numpy():
+    assert Tensor([[2.5]]).item() == 2.5
+    assert isinstance(Tensor(3).item(), float)
+    with pytest.raises(ShapeError, match="item"):
+        Tensor([1.0, 2.0]).item()
+    t = Tensor([1.0, 2.0])
+    assert t.numpy() is t.data
+    assert np.asarray(t) is t.data
+
+
+def test_iteration_truth_and_numpy_integers_like_numpy():
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(x)
+    assert [r.shape for r in rows] == [(2,), (2,)]
+    (rows[0] * rows[1]).sum().backward()  # the rows stay in the graph
+    np.testing.assert_array_equal(x.grad, [[3.0, 4.0], [1.0, 2.0]])
+    assert not Tensor(0.0) and Tensor([2.0])
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(Tensor([1.0, 2.0]))
+    assert x.reshape(np.int64(4)).shape == (4,)
+    assert x.transpose(np.int64(1), np.int64(0)).shape == (2, 2)
+
+
+def test_detach_shares_data_but_leaves_the_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    d = y.detach()
+    assert np.shares_memory(d.data, y.data)
+    assert d.requires_grad is False and d.op is None and d.inputs == ()
+
+
+def test_results_of_ops_are_ndarrays_even_when_0d():
+    x = Tensor(2.0, requires_grad=True)
+    y = (x * 3).exp().sum()
+    assert type(y.data) is np.ndarray and y.shape == ()
+    y.backward()
+    assert type(x.grad) is np.ndarray and x.grad.shape == ()
+
+
+def test_numpy_operands_on_the_left_give_tensors():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = np.float64(2.0) * x + np.ones(2)
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
+def test_float64_by_default_and_ints_converted():
+    assert Tensor(1).dtype == np.float64
+    assert Tensor([1, 2]).dtype == np.float64
+    assert Tensor(np.arange(3, dtype=np.int32)).dtype == np.float64
+    assert Tensor([True, False]).dtype == np.float64
+    assert cr.tensor([1, 2]).data.tolist() == [1.0, 2.0]
+
+
+def test_float32_on_request():
+    assert Tensor([1, 2], dtype="float32").dtype == np.float32
+    assert Tensor(np.ones(2, dtype=np.float32)).dtype == np.float32
+    with pytest.raises(ChainruleError, match="float64 or float32"):
+        Tensor([1, 2], dtype="int32")
+
+
+def test_float32_stays_float32_through_ops_with_python_scalars():
+    x = Tensor([0.5, 1.5, 2.5], dtype="float32", requires_grad=True)
+    steps = [
+        lambda t: t * 2 + 1.5,
+        lambda t: 3 - t / 4,
+        lambda t: 2.0**t,
+        lambda t: t**2,
+        lambda t: t.exp() + t.log() + t.sqrt(),
+        lambda t: t.tanh() + t.sigmoid() + t.softplus() + t.relu(),
+        lambda t: t.clip(0.6, 2.0) + t.maximum(1.0) + t.minimum(1) + abs(-t),
+        lambda t: t.softmax() + t.log_softmax() + t.mean() + t.max() + t.min(),
+        lambda t: t.reshape(3, 1).T.sum(axis=0) + t[[0, 0, 2]],
+        lambda t: cr.where(t > 1, t, 0.0) + cr.concatenate([t[:1], t[1:]]),
+        lambda t: cr.stack([t, t]).sum(axis=0) + t @ np.ones((3, 3), dtype=np.float32),
+    ]
+    y = x
+    for step in steps:
+        y = step(y)
+        assert y.dtype == np.float32, step
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_zero_grad_and_accumulation():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+    (x * x).sum().backward()  # a new graph: gradients add up
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+    x.zero_grad()
+    assert x.grad is None
+    (3 * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_each_leaf_owns_its_gradient():
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = Tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()  # add passes one array to both inputs
+    assert a.grad is not b.grad and a.grad.flags.writeable
+    a.grad *= 10
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
+def test_intermediate_gradients_only_with_retain_grad():
+    x = Tensor([1.0, -2.0], requires_grad=True)
+    h = (x * 3).retain_grad()
+    k = h + 1
+    (h * k).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data + 1)  # d(h (h + 1))/dh
+    assert k.grad is None
+    np.testing.assert_allclose(x.grad, 3 * (2 * h.data + 1))
+
+
+def test_diamond_graph():
+    # y feeds z and out: z's share of y's gradient must arrive before y's rule runs.
+    x = Tensor(1.0, requires_grad=True)
+    y = x * 2
+    z = y * 3
+    (y + z).backward()
+    assert x.grad == 8.0
+
+
+def test_gradients_without_touching_grad():
+    x = Tensor(3.0, requires_grad=True)
+    unused = Tensor([1.0, 2.0], requires_grad=True)
+    gx, gu = cr.gradients(x * x, [x, unused])
+    assert gx == 6.0 and x.grad is None
+    np.testing.assert_array_equal(gu, [0.0, 0.0])
+
+
+# ---------------------------------------------------------------------------------------
+# backward: the graph, its seed and its lifetime
+# ---------------------------------------------------------------------------------------
+
+
+def test_second_backward_through_a_freed_graph_fails_clearly():
+    x = Tensor(2.0, requires_grad=True)
+    y = (x * x).tanh()
+    y.backward()
+    with pytest.raises(GraphError, match="freed") as info:
+        y.backward()
+    assert "retain_graph=True" in str(info.value)
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = Tensor(2.0, requires_grad=True)
+    y = x * x
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad == 8.0
+
+
+def test_backward_of_a_non_scalar_needs_a_gradient():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    with pytest.raises(GraphError, match=r"shape \(3,\)"):
+        y.backward()
+    with pytest.raises(ShapeError, match="gradient of shape"):
+        y.backward(np.ones(2))
+    y.backward(np.array([1.0, 0.0, -1.0]))
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, -2.0])
+
+
+def test_backward_of_a_constant_fails_clearly():
+    with pytest.raises(GraphError, match="requires_grad=True"):
+        (Tensor(2.0) * 3).backward()
+
+
+def test_no_grad_records_nothing():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    assert cr.is_grad_enabled()
+    with cr.no_grad():
+        assert not cr.is_grad_enabled()
+        y = (x * 2).exp().sum()
+    assert cr.is_grad_enabled()
+    assert y.requires_grad is False and y.op is None and y.inputs == ()
+    with pytest.raises(RuntimeError), cr.no_grad():
+        raise RuntimeError("the flag is restored after an error too")
+    assert cr.is_grad_enabled()
+
+
+def test_a_chain_of_100000_ops():
+    x = Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.00001
+    y.backward()
+    assert x.grad == pytest.approx(1.00001**100_000, rel=1e-9)
+
+
+def test_a_deep_graph_can_be_dropped_without_backward():
+    x = Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y + 1.0
+    del y  # deallocating a deep chain must not overflow the stack
+
+
+def test_graph_is_released_after_backward_without_garbage_collection():
+    gc.disable()  # only reference counting: a reference cycle would keep the arrays alive
+    try:
+        a = Tensor(np.random.default_rng(0).standard_normal((20, 20)), requires_grad=True)
+        hidden = (a @ a).tanh()
+        node, data = weakref.ref(hidden), weakref.ref(hidden.data)
+        loss = (hidden * hidden).sum()
+        del hidden
+        loss.backward()
+        assert node() is None and data() is None  # freed by backward itself
+
+        hidden = (a @ a).tanh()
+        node, data = weakref.ref(hidden), weakref.ref(hidden.data)
+        loss = (hidden * hidden).sum()
+        del hidden
+        loss.backward(retain_graph=True)
+        assert node() is not None  # retained, as asked
+        del loss  # the caller drops the output: everything goes
+        assert node() is None and data() is None
+    finally:
+        gc.enable()
+
+
+# ---------------------------------------------------------------------------------------
+# Higher derivatives
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, x, closed_form",
+    [
+        ("tanh", [-1.5, 0.3, 2.0], lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+        ("softplus", [-2.0, 0.1, 3.0], lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2),
+        (
+            "sigmoid",
+            [-2.0, 0.1, 3.0],
+            lambda x: np.exp(-x) * (np.exp(-x) - 1) / (1 + np.exp(-x)) ** 3,
+        ),
+        ("exp", [-1.0, 0.0, 1.5], np.exp),
+        ("log", [0.5, 1.0, 3.0], lambda x: -1 / x**2),
+    ],
+)
+def test_second_derivative_matches_finite_differences_of_the_first(name, x, closed_form):
+    x = np.array(x)
+    first = cr.grad(lambda t: getattr(cr, name)(t).sum())
+    second = cr.grad(lambda t: first(t).sum())  # elementwise: the Hessian's diagonal
+    eps = 1e-5
+    numeric = (first(x + eps) - first(x - eps)) / (2 * eps)
+    np.testing.assert_allclose(second(x), numeric, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(second(x), closed_form(x), rtol=1e-12)
+
+
+def hessian_vector(f, xs, vs):
+    """The engine's H v: the gradient of (grad f . v), built with create_graph."""
+    ts = [Tensor(x, requires_grad=True) for x in xs]
+    grads = cr.gradients(f(*ts), ts, create_graph=True)
+    along = sum((g * v).sum() for g, v in zip(grads, vs, strict=True))
+    return cr.gradients(along, ts)
+
+
+def finite_hessian_vector(f, xs, vs, eps=1e-5):
+    """H v by central differences of the first derivative along v."""
+    g = cr.grad(f, argnums=tuple(range(len(xs))))
+    plus = g(*[x + eps * v for x, v in zip(xs, vs, strict=True)])
+    minus = g(*[x - eps * v for x, v in zip(xs, vs, strict=True)])
+    return [(p - m) / (2 * eps) for p, m in zip(plus, minus, strict=True)]
+
+
+def test_second_derivatives_of_pow_in_base_and_exponent():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0.5, 2.0, 4), rng.uniform(-2.0, 2.0, 4)
+    vs = [rng.standard_normal(4), rng.standard_normal(4)]
+
+    def f(a, b):
+        return (a**b).sum() + (a**3).sum()
+
+    for ours, numeric in zip(
+        hessian_vector(f, [a, b], vs), finite_hessian_vector(f, [a, b], vs), strict=True
+    ):
+        np.testing.assert_allclose(ours, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_vector_product_against_an_explicit_hessian():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((3, 3))
+    x = rng.standard_normal(3)
+
+    def f(x):  # 1/2 x^T A x + sum(x^3)
+        return 0.5 * (x @ (Tensor(a) @ x)) + (x**3).sum()
+
+    hessian = (a + a.T) / 2 + np.diag(6 * x)
+    columns = [hessian_vector(f, [x], [e])[0] for e in np.eye(3)]
+    np.testing.assert_allclose(np.stack(columns, axis=1), hessian, rtol=1e-12, atol=1e-12)
+    v = rng.standard_normal(3)
+    np.testing.assert_allclose(hessian_vector(f, [x], [v])[0], hessian @ v, rtol=1e-12)
+
+
+def seed_ssr(b3):
+    """The seed's sum of squared residuals as a function of b3 (the other weights fitted)."""
+    dosage, observed = cr.tensor([0.0, 0.5, 1.0]), cr.tensor([0.0, 1.0, 0.0])
+    w1, b1, w2, b2, w3, w4 = 3.34, -1.43, -3.53, 0.57, -1.22, -2.30
+    predicted = w3 * cr.softplus(w1 * dosage + b1) + w4 * cr.softplus(w2 * dosage + b2) + b3
+    return ((observed - predicted) ** 2).sum()
+
+
+def test_seed_ssr_and_its_derivatives_in_b3():
+    assert seed_ssr(Tensor(0.0)).item() == pytest.approx(20.4235976776, abs=1e-9)
+    assert cr.grad(seed_ssr)(0.0) == pytest.approx(-15.6551083806, abs=1e-9)
+    assert cr.grad(cr.grad(seed_ssr))(0.0) == 6.0  # SSR is 3 (b3 - b3*)^2 + const: exactly 6
+    assert cr.grad(cr.grad(seed_ssr))(2.5) == 6.0
+
+
+def test_grad_argnums_and_nesting():
+    def f(a, b):
+        return (a * b**2).sum()
+
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    np.testing.assert_array_equal(cr.grad(f)(a, b), b**2)
+    np.testing.assert_array_equal(cr.grad(f, argnums=1)(a, b), 2 * a * b)
+    ga, gb = cr.grad(f, argnums=(0, 1))(a, b)
+    np.testing.assert_array_equal(ga, b**2)
+    np.testing.assert_array_equal(gb, 2 * a * b)
+
+    def cube(x):
+        return x**3
+
+    assert cr.grad(cube)(2.0) == 12.0
+    assert cr.grad(cr.grad(cube))(2.0) == 12.0
+    assert cr.grad(cr.grad(cr.grad(cube)))(2.0) == 6.0
+    assert cr.grad(cr.grad(lambda x: 3 * x))(2.0) == 0.0  # the first derivative is constant
+    with pytest.raises(ShapeError, match="one-element"):
+        cr.grad(lambda x: x * 2)(np.ones(2))
+
+
+# ---------------------------------------------------------------------------------------
+# check_grads
+# ---------------------------------------------------------------------------------------
+
+
+def test_check_grads_passes_on_correct_functions():
+    cr.check_grads(lambda x: (x.tanh() * x).sum(), [0.3, -1.2])
+    cr.check_grads(
+        lambda w, x: (x @ w).softplus().mean(), np.ones((3, 2)), np.arange(6.0).reshape(2, 3)
+    )
+
+
+def test_check_grads_catches_a_wrong_rule():
+    def wrong_tanh_rule(g, out, x):
+        return g * out  # should be g * (1 - out^2)
+
+    wrong = dataclasses.replace(OPS["tanh"], rules=(wrong_tanh_rule,))
+    with pytest.raises(GradientCheckError) as info:
+        cr.check_grads(lambda x: apply(wrong, x).sum(), [0.3, -1.2])
+    message = str(info.value)
+    assert "argument 0 (shape (2,))" in message
+    assert "engine" in message and "finite differences" in message
+    assert isinstance(info.value, ChainruleError)
+
+
+def test_check_grads_catches_a_gradient_broken_by_detach():
+    with pytest.raises(GradientCheckError, match="argument 1"):
+        cr.check_grads(lambda a, x: (a * x * x.detach()).sum(), [1.0, 2.0], [0.5, -1.5])
+
+
+# ---------------------------------------------------------------------------------------
+# Numerical stability
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["softplus", "sigmoid", "log_softmax", "tanh"])
+def test_stable_at_plus_minus_1000(name):
+    x = Tensor([-1000.0, 0.0, 1000.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = getattr(cr, name)(x)
+        (y * np.array([1.0, 2.0, 3.0])).sum().backward()
+        second = cr.grad(lambda t: cr.grad(lambda u: getattr(cr, name)(u).sum())(t).sum())
+        second_values = second(x.data)
+    assert np.all(np.isfinite(y.data)) and np.all(np.isfinite(x.grad))
+    assert np.all(np.isfinite(second_values))
+
+
+def test_values_at_plus_minus_1000():
+    x = Tensor([-1000.0, 1000.0])
+    np.testing.assert_array_equal(cr.softplus(x).data, [0.0, 1000.0])
+    np.testing.assert_array_equal(cr.sigmoid(x).data, [0.0, 1.0])
+    np.testing.assert_array_equal(cr.log_softmax(x).data, [-2000.0, 0.0])
+
+
+def test_log_of_zero_is_minus_infinity_like_numpy():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = cr.log(Tensor([0.0, 1.0]))
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(y.data, np.log([0.0, 1.0]))
+    assert y.data[0] == -np.inf
+
+
+# ---------------------------------------------------------------------------------------
+# Errors name the op and the shapes
+# ---------------------------------------------------------------------------------------
+
+
+def test_shapes_that_do_not_broadcast():
+    with pytest.raises(ShapeError) as info:
+        Tensor(np.ones(3)) + Tensor(np.ones(4))
+    assert "add" in str(info.value) and "(3,)" in str(info.value) and "(4,)" in str(info.value)
+    with pytest.raises(ShapeError, match=r"mul: shapes \(2, 3\) and \(2,\)"):
+        Tensor(np.ones((2, 3))) * np.ones(2)
+
+
+def test_matmul_shape_mismatch():
+    with pytest.raises(ShapeError) as info:
+        Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
+    message = str(info.value)
+    assert "matmul" in message and "(2, 3)" in message and "(4, 5)" in message
+
+
+def test_negative_base_to_a_non_integer_power():
+    with pytest.raises(DomainError, match="pow"):
+        Tensor([-2.0, 1.0]) ** 0.5
+    assert (Tensor([-2.0]) ** 3).data[0] == -8.0  # an integer power is fine
+
+
+@pytest.mark.parametrize("module", ["chainrule.tensor", "chainrule.ops"])
+def test_docstring_examples(module):
+    # (``chainrule.tensor`` the attribute is the function; the module is imported by name.)
+    module = importlib.import_module(module)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
