@@ -1,0 +1,717 @@
+"""Training: the fit loop, its stop rules and the History that the ledger reads.
+
+One step is StatQuest's recipe: run the data through the model, measure the loss, let
+backpropagation find every slope, then let the optimizer turn slopes into step sizes and
+new values. :func:`train` repeats it until a stop rule fires and returns a
+:class:`History` of what happened: the loss before each step and, for small models, every
+trained scalar's value, slope, step size and new value.
+
+>>> import chainrule as cr
+>>> from chainrule.datasets import dosage
+>>> model = cr.Formula('''
+... x1 = w1 * dosage + b1
+... y1 = softplus(x1)
+... x2 = w2 * dosage + b2
+... y2 = softplus(x2)
+... predicted = w3 * y1 + w4 * y2 + b3
+... ''', inputs=["dosage"],
+...     values=dict(w1=3.34, b1=-1.43, w2=-3.53, b2=0.57, w3=-1.22, w4=-2.30, b3=0.0))
+>>> model.freeze(); model.unfreeze("b3")
+>>> history = train(model, dosage(), learning_rate=0.1, stop=Stop(step_size=0.001))
+>>> history.message
+'b3 = 2.61 after 10 steps: every step size is below 0.001'
+>>> round(history.steps[0].slopes["b3"], 4)
+-15.6551
+
+The data is a :class:`~chainrule.datasets.Dataset`, or a pair ``(inputs, target)`` where
+``inputs`` is an (n, d) matrix (or a 1-D array for one input) or a dict name -> values.
+A model with an ``inputs`` attribute (a Formula) gets its columns in that order, picked
+by name from a Dataset or a dict.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from chainrule.datasets import Dataset
+from chainrule.errors import ChainruleError
+from chainrule.losses import Loss, get_loss
+from chainrule.nn.module import Module
+from chainrule.optim import Optimizer, Update, make_optimizer
+from chainrule.tensor import Tensor, no_grad
+
+#: Per-scalar records are kept by default up to this many trainable scalars ...
+DETAIL_MAX_SCALARS = 50
+#: ... and up to this many data rows (per-step predictions are kept up to this many too).
+DETAIL_MAX_ROWS = 1000
+#: A progress bar appears once a run has taken this long (seconds), on a terminal.
+PROGRESS_AFTER = 1.0
+
+STOP_REASONS = ("step_size", "loss", "max_steps", "diverged")
+
+
+# ---------------------------------------------------------------------------------------
+# Stop rules
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stop:
+    """When training stops; the rules combine and the first that fires wins.
+
+    - ``step_size=tol``: StatQuest's rule. After a step, stop if every trained scalar's
+      step size was smaller than ``tol`` in size.
+    - ``loss=tol``: before a step, stop if the loss is already below ``tol``.
+    - ``max_steps=N``: stop after ``N`` steps.
+
+    A loss or slope that is not a finite number always stops the run ("diverged").
+
+    >>> Stop.of({"step_size": 0.001})
+    Stop(step_size=0.001, loss=None, max_steps=1000)
+    """
+
+    step_size: float | None = None
+    loss: float | None = None
+    max_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("step_size", "loss"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ChainruleError(f"stop: {name} must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        n = self.max_steps
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ChainruleError(f"stop: max_steps must be a whole number >= 1, got {n!r}")
+        object.__setattr__(self, "max_steps", int(n))
+
+    @classmethod
+    def of(cls, value: Stop | Mapping[str, Any] | None) -> Stop:
+        """A Stop from a Stop, a dict of its fields, or None (the defaults).
+
+        >>> Stop.of(None).max_steps
+        1000
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = [f.name for f in fields(cls)]
+            unknown = [key for key in value if key not in known]
+            if unknown:
+                raise ChainruleError(
+                    f"stop: unknown rule {', '.join(map(repr, unknown))}; "
+                    f"the rules are: {', '.join(known)}"
+                )
+            return cls(**value)
+        raise ChainruleError(f"stop: give a Stop or a dict, not {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------
+# History
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepRecord:
+    """One step of training: the loss before it, and per trained scalar the value before,
+    the slope, the step size and the new value. ``predictions`` are the model's outputs
+    for the step's rows (before the step), kept when the data is small."""
+
+    step: int
+    loss: float
+    values: dict[str, float]
+    slopes: dict[str, float]
+    step_sizes: dict[str, float]
+    new_values: dict[str, float]
+    predictions: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (without the predictions)."""
+        return {
+            "step": self.step,
+            "loss": _json_float(self.loss),
+            "values": self.values,
+            "slopes": self.slopes,
+            "step_sizes": self.step_sizes,
+            "new_values": self.new_values,
+        }
+
+
+@dataclass
+class History:
+    """What a training run did.
+
+    ``trained`` names the trained scalars (e.g. ``b3`` or ``hidden.weight[0,1]``);
+    ``losses`` holds the loss before each step (always kept, one float per step) and
+    ``accuracies`` the accuracy on the step's rows for classification; ``steps`` holds a
+    :class:`StepRecord` per step only when ``detail`` is on, so a long run of a large
+    model keeps one float per step and no more. ``stop_reason`` is one of
+    ``"step_size"``, ``"loss"``, ``"max_steps"``, ``"diverged"`` and ``message`` says it
+    in one sentence. ``final_values`` holds every scalar of the model (frozen ones too),
+    ``final_loss`` and ``final_predictions`` come from the whole data set at the end.
+    """
+
+    trained: list[str]
+    loss_name: str
+    detail: bool
+    learning_rate: float
+    steps: list[StepRecord] = field(default_factory=list)
+    losses: array = field(default_factory=lambda: array("d"))
+    accuracies: array | None = None
+    stop_reason: str = ""
+    message: str = ""
+    final_values: dict[str, float] = field(default_factory=dict)
+    final_loss: float = math.nan
+    final_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    final_accuracy: float | None = None
+
+    @property
+    def num_steps(self) -> int:
+        """How many steps were taken."""
+        return len(self.losses)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data.
+
+        ``{"trained", "loss", "steps": [{"step", "loss", "values", "slopes", "step_sizes",
+        "new_values"}], "stop_reason", "final": {"values", "loss", "predictions"}}``.
+        Without detail, each step has its loss and empty per-scalar dicts.
+
+        >>> import json
+        >>> from chainrule.nn import Parameter
+        >>> class Line(Module):
+        ...     def __init__(self):
+        ...         self.b = Parameter(0.0, name="b")
+        ...     def forward(self, x):
+        ...         return x[:, 0] * 0 + self.b
+        >>> history = train(Line(), ([[0.0], [1.0]], [1.0, 1.0]), stop={"max_steps": 2})
+        >>> sorted(history.to_dict())
+        ['final', 'loss', 'steps', 'stop_reason', 'trained']
+        >>> json.dumps(history.to_dict()["final"])
+        '{"values": {"b": 0.64}, "loss": 0.2592, "predictions": [0.64, 0.64]}'
+        """
+        if self.detail:
+            steps = [record.to_dict() for record in self.steps]
+        else:
+            steps = [
+                {
+                    "step": i + 1,
+                    "loss": _json_float(loss),
+                    "values": {},
+                    "slopes": {},
+                    "step_sizes": {},
+                    "new_values": {},
+                }
+                for i, loss in enumerate(self.losses)
+            ]
+        return {
+            "trained": list(self.trained),
+            "loss": self.loss_name,
+            "steps": steps,
+            "stop_reason": self.stop_reason,
+            "final": {
+                "values": dict(self.final_values),
+                "loss": _json_float(self.final_loss),
+                "predictions": [_json_float(v) for v in self.final_predictions.tolist()],
+            },
+        }
+
+
+def _json_float(x: Any) -> Any:
+    """A float for JSON: not-a-number and infinities become None (JSON has no such values)."""
+    if isinstance(x, list):
+        return [_json_float(v) for v in x]
+    return float(x) if math.isfinite(x) else None
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Data:
+    X: np.ndarray  # (n, d) in the model's input order
+    y: np.ndarray  # (n,) or (n, k)
+    task: str | None  # "regression", "binary", "multiclass", or None when unknown
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+
+def _model_inputs(model: Any, available: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The input names a model reads (a Formula's ``inputs``), or None for a layer model.
+
+    A formula whose inputs are not known yet is bound to the data's names it uses.
+    """
+    if getattr(model, "is_bound", True) is False and available is not None:
+        free = getattr(model, "free_names", available)
+        model.bind([name for name in available if name in free])
+    if "inputs" not in dir(type(model)) and "inputs" not in vars(model):
+        return None
+    return tuple(model.inputs)
+
+
+def _columns(columns: Mapping[str, Any], names: Sequence[str], where: str) -> np.ndarray:
+    missing = [name for name in names if name not in columns]
+    if missing:
+        raise ChainruleError(
+            f"the model reads input {', '.join(map(repr, missing))}, but {where} has: "
+            f"{', '.join(map(str, columns))}"
+        )
+    try:
+        return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
+    except (TypeError, ValueError) as exc:
+        raise ChainruleError(
+            f"the inputs in {where} are not numbers of one length ({exc})"
+        ) from None
+
+
+def _prepare(model: Any, data: Any) -> _Data:
+    """The data as an (n, d) matrix in the model's input order, the target and the task."""
+    if isinstance(data, Dataset):
+        names = _model_inputs(model, data.input_names)
+        X = data.X if names is None else _columns(data.inputs, names, f"data set '{data.name}'")
+        return _Data(X, np.asarray(data.target), data.task)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        inputs, target = data
+        if isinstance(inputs, Mapping):
+            names = _model_inputs(model, list(inputs)) or list(inputs)
+            X = _columns(inputs, names, "the data")
+        else:
+            try:
+                X = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs, np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ChainruleError(f"the inputs are not numeric ({exc})") from None
+            X = X.reshape(-1, 1) if X.ndim == 1 else X
+            if X.ndim != 2:
+                raise ChainruleError(f"the inputs must be an (n, d) matrix, got shape {X.shape}")
+        y = np.asarray(target.data if isinstance(target, Tensor) else target)
+        if y.ndim == 0 or len(y) != len(X):
+            raise ChainruleError(
+                f"the inputs have {len(X)} rows but the target has shape {y.shape}; "
+                "give one target per row"
+            )
+        return _Data(X, y, None)
+    raise ChainruleError(
+        "data must be a Dataset or a pair (inputs, target), where inputs is an (n, d) "
+        f"matrix or a dict name -> values; got {type(data).__name__}"
+    )
+
+
+def _resolve_loss(loss: str | Loss) -> tuple[Loss, str]:
+    if callable(loss):
+        return loss, getattr(loss, "__name__", "loss")
+    function = get_loss(loss)
+    return function, function.__name__
+
+
+def _task_for(data: _Data, loss_name: str) -> str | None:
+    if data.task is not None:
+        return data.task
+    return {"cross_entropy": "multiclass", "binary_cross_entropy": "binary"}.get(loss_name)
+
+
+def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss_name: str) -> float | None:
+    """The fraction of rows whose predicted class is right (None for regression)."""
+    if task not in ("binary", "multiclass"):
+        return None
+    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+    if out.ndim == 2 and out.shape[1] > 1:
+        predicted = out.argmax(axis=1)
+    elif task == "binary":
+        # Logits for cross-entropy from logits; otherwise outputs meant to be near 0 or 1.
+        threshold = 0.0 if loss_name == "binary_cross_entropy" else 0.5
+        predicted = out.reshape(len(y)) > threshold
+        labels = labels > 0.5
+    else:
+        return None
+    return float(np.mean(predicted == labels))
+
+
+def _flat(out: np.ndarray) -> np.ndarray:
+    """Predictions with one column as a vector (n, 1) -> (n,)."""
+    return out.reshape(len(out)) if out.ndim == 2 and out.shape[1] == 1 else out
+
+
+# ---------------------------------------------------------------------------------------
+# Progress and messages
+# ---------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A rich progress bar on stderr, shown once a run takes longer than a second.
+
+    ``mode``: None shows it on a terminal only, True always, False never; a callable is
+    called as ``mode(step, loss)`` after every step instead.
+    """
+
+    def __init__(self, mode: bool | Callable[[int, float], Any] | None, total: int) -> None:
+        self.callback = mode if callable(mode) else None
+        self.enabled = mode is True or (mode is None and sys.stderr.isatty())
+        self.total = total
+        self.start = self.shown = time.perf_counter()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def update(self, step: int, loss: float) -> None:
+        if self.callback is not None:
+            self.callback(step, loss)
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.bar is None:
+            if now - self.start < PROGRESS_AFTER:
+                return
+            try:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+            except ImportError:  # no rich: no bar
+                self.enabled = False
+                return
+            self.bar = Progress(
+                TextColumn("training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.total, loss="")
+        elif now - self.shown < 0.1:
+            return
+        self.shown = now
+        self.bar.update(self.task, completed=step, loss=f"{loss:.4g}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _number_text(x: float) -> str:
+    text = f"{x:.3g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
+
+
+def _steps_text(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def _summary(trained: list[str], values: dict[str, float], n: int) -> str:
+    """``b3 = 2.61 after 10 steps`` for a few scalars, else ``trained 7 parameters for ...``."""
+    if len(trained) <= 3:
+        shown = ", ".join(f"{name} = {values[name]:.3g}" for name in trained)
+        return f"{shown} after {_steps_text(n)}"
+    return f"trained {len(trained)} parameters for {_steps_text(n)}"
+
+
+def _diverged_message(losses: array, problem: tuple[str, str], lr: float) -> str:
+    """Why a run diverged, with the run's own numbers; ``problem`` is (what, what it became)."""
+    subject, state = problem
+    n = len(losses)
+    rate, smaller = _number_text(lr), _number_text(lr / 10)
+    if n == 0:
+        return (
+            f"{subject} is {state} at the starting values: check the data and the starting values"
+        )
+    first, last = losses[0], losses[-1]
+    if last > first:
+        return (
+            f"the loss grew from {first:.3g} to {last:.3g} in {_steps_text(n)}, then {subject} "
+            f"became {state}: the learning rate {rate} is too large for this loss; try {smaller}"
+        )
+    return (
+        f"{subject} became {state} after {_steps_text(n)} (the loss was {last:.3g}): check "
+        f"the data, the starting values and the learning rate {rate}"
+    )
+
+
+def _non_finite(x: float) -> str:
+    if math.isnan(x):
+        return "NaN (not a number)"
+    return "infinite" if x > 0 else "infinite (-inf)"
+
+
+def _bad_update(updates: list[Update], names: dict[int, str]) -> tuple[str, str] | None:
+    """What went wrong in the first update whose new value is not finite, if any."""
+    for u in updates:
+        if np.isfinite(u.new_value).all():
+            continue
+        name = names[id(u.parameter)]
+        bad = u.slope[~np.isfinite(u.slope)]
+        if bad.size:
+            return f"the slope of {name}", _non_finite(float(bad.flat[0]))
+        bad = u.new_value[~np.isfinite(u.new_value)]
+        return f"the new value of {name}", _non_finite(float(bad.flat[0]))
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------
+
+
+def _batches(n: int, batch_size: int | None, seed: int):
+    """Row indices of each step's batch: all rows, or seeded shuffled minibatches forever."""
+    if batch_size is None or batch_size >= n:
+        while True:
+            yield None
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def _concat(arrays: list[np.ndarray]) -> list[float]:
+    return np.concatenate([a.ravel() for a in arrays]).tolist()
+
+
+def train(
+    model: Module,
+    data: Any,
+    loss: str | Loss = "ssr",
+    optimizer: str | Optimizer = "gradient_descent",
+    learning_rate: float = 0.1,
+    stop: Stop | Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    detail: bool | None = None,
+    progress: bool | Callable[[int, float], Any] | None = None,
+) -> History:
+    """Train ``model`` on ``data``; return the :class:`History` of the run.
+
+    ``loss`` is a name from :data:`chainrule.losses.LOSSES` or a function
+    ``(predictions, target) -> Tensor``; ``optimizer`` a name from
+    :data:`chainrule.optim.OPTIMIZERS` (made with ``learning_rate``) or an Optimizer (used
+    as it is; ``learning_rate`` is then ignored). Only parameters that are not frozen are
+    trained. Every step uses all rows unless ``batch_size`` is given: then each step uses
+    the next minibatch of rows shuffled by ``seed`` (the loss of a step is its batch's).
+    ``stop`` is a :class:`Stop` or a dict of its fields (default: 1000 steps).
+
+    ``detail`` keeps a :class:`StepRecord` per step (per-scalar values, slopes, step sizes
+    and new values, and the predictions); by default it is on for models with at most
+    50 trainable scalars and data of at most 1000 rows. A loss or slope that is not a
+    finite number stops the run with a diagnosis, and the model keeps the last values
+    whose loss was finite. ``progress``: a progress bar on stderr for runs longer than a
+    second on a terminal (None), always (True), never (False), or a callable
+    ``(step, loss)`` called after every step.
+
+    >>> from chainrule import nn
+    >>> from chainrule.datasets import load_dataset
+    >>> model = nn.MLP([2, 8, 1], activation="tanh")
+    >>> history = train(model, load_dataset("moons", n=100), loss="binary_cross_entropy",
+    ...                 optimizer="adam", learning_rate=0.05, stop={"max_steps": 200})
+    >>> history.stop_reason, history.final_accuracy > 0.8
+    ('max_steps', True)
+    """
+    rules = Stop.of(stop)
+    prepared = _prepare(model, data)
+    loss_fn, loss_name = _resolve_loss(loss)
+    task = _task_for(prepared, loss_name)
+    if isinstance(optimizer, Optimizer):
+        opt = optimizer
+    else:
+        opt = make_optimizer(optimizer, model.parameters(), learning_rate)
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ChainruleError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+
+    named = [(name, p) for name, p in model.named_parameters() if not p.frozen]
+    if not named:
+        raise ChainruleError("nothing to train: every parameter of the model is frozen")
+    trained_params = [p for _, p in named]
+    names = {id(p): name for name, p in named}
+    held = {id(p) for p in opt.params}
+    missing = [name for name, p in named if id(p) not in held]
+    if missing:
+        raise ChainruleError(
+            f"the optimizer does not hold the trainable parameter(s) {', '.join(missing)}; "
+            "make it from model.parameters(), or freeze them"
+        )
+    scalar_names = [ref.name for ref in model.scalars(trainable_only=True)]
+    if detail is None:
+        detail = len(scalar_names) <= DETAIL_MAX_SCALARS and prepared.n <= DETAIL_MAX_ROWS
+    history = History(
+        trained=scalar_names, loss_name=loss_name, detail=bool(detail), learning_rate=opt.lr
+    )
+    if task in ("binary", "multiclass"):
+        history.accuracies = array("d")
+
+    X, y = prepared.X, prepared.y
+    batches = _batches(prepared.n, batch_size, seed)
+    bar = _Progress(progress, rules.max_steps)
+    reason, problem = "", ("", "")
+    rollback: list[np.ndarray] | None = None  # the values before the previous step
+    final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
+    # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while True:
+                rows = next(batches)
+                xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+                out = model(xb)
+                loss_value = loss_fn(out, yb)
+                current = loss_value.item()
+                if not math.isfinite(current):
+                    reason, problem = "diverged", ("the loss", _non_finite(current))
+                    if rollback is not None:
+                        with no_grad():
+                            for p, old in zip(trained_params, rollback, strict=True):
+                                p.data[...] = old
+                    break
+                if rows is None:
+                    final = (out.data, current)
+                if rules.loss is not None and current < rules.loss:
+                    reason = "loss"
+                    break
+
+                opt.zero_grad()
+                loss_value.backward()
+                for p in trained_params:  # a parameter that the loss ignores has slope 0
+                    if p.grad is None:
+                        p.grad = np.zeros_like(p.data)
+                before = [p.data.copy() for p in trained_params]
+                by_parameter = {id(u.parameter): u for u in opt.step()}
+                updates = [by_parameter[id(p)] for p in trained_params]
+                bad = _bad_update(updates, names)
+                if bad is not None:
+                    with no_grad():
+                        for p, old in zip(trained_params, before, strict=True):
+                            p.data[...] = old
+                    reason, problem = "diverged", bad
+                    break
+                rollback, final = before, None
+
+                step = len(history.losses) + 1
+                history.losses.append(current)
+                if history.accuracies is not None:
+                    accuracy = _accuracy(out.data, yb, task, loss_name)
+                    history.accuracies.append(math.nan if accuracy is None else accuracy)
+                if history.detail:
+                    small = len(yb) <= DETAIL_MAX_ROWS
+                    history.steps.append(
+                        StepRecord(
+                            step=step,
+                            loss=current,
+                            values=dict(zip(scalar_names, _concat(before), strict=True)),
+                            slopes=dict(
+                                zip(scalar_names, _concat([u.slope for u in updates]), strict=True)
+                            ),
+                            step_sizes=dict(
+                                zip(
+                                    scalar_names,
+                                    _concat([u.step_size for u in updates]),
+                                    strict=True,
+                                )
+                            ),
+                            new_values=dict(
+                                zip(
+                                    scalar_names,
+                                    _concat([u.new_value for u in updates]),
+                                    strict=True,
+                                )
+                            ),
+                            predictions=_flat(out.data) if small else None,
+                        )
+                    )
+                bar.update(step, current)
+                if rules.step_size is not None and all(
+                    np.max(np.abs(u.step_size), initial=0.0) < rules.step_size for u in updates
+                ):
+                    reason = "step_size"
+                    break
+                if step >= rules.max_steps:
+                    reason = "max_steps"
+                    break
+    finally:
+        bar.close()
+
+    if final is None:
+        with no_grad():
+            out = model(X)
+            final = (out.data, loss_fn(out, y).item())
+    predictions, history.final_loss = final
+    history.final_predictions = _flat(predictions)
+    history.final_accuracy = _accuracy(predictions, y, task, loss_name)
+    all_names = [ref.name for ref in model.scalars()]
+    values = _concat([p.data for p in model.parameters()])
+    history.final_values = dict(zip(all_names, values, strict=True))
+    history.stop_reason = reason
+    summary = _summary(scalar_names, history.final_values, history.num_steps)
+    if reason == "step_size":
+        history.message = f"{summary}: every step size is below {rules.step_size:g}"
+    elif reason == "loss":
+        history.message = f"{summary}: the loss {history.final_loss:.3g} is below {rules.loss:g}"
+    elif reason == "max_steps":
+        history.message = (
+            f"{summary}: reached the limit of {rules.max_steps} steps "
+            f"(the loss is {history.final_loss:.3g})"
+        )
+    else:
+        history.message = _diverged_message(history.losses, problem, opt.lr)
+    return history
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's loss on some data, and its accuracy for classification (else None)."""
+
+    loss: float
+    accuracy: float | None
+    loss_name: str
+    n: int
+
+
+_TASK_LOSS = {"regression": "ssr", "binary": "binary_cross_entropy", "multiclass": "cross_entropy"}
+
+
+def evaluate(model: Module, data: Any, loss: str | Loss | None = None) -> Evaluation:
+    """The loss and (for classification) the accuracy of ``model`` on ``data``, no training.
+
+    ``loss`` defaults to the data set's natural one: SSR for regression, binary
+    cross-entropy from logits for two classes, cross-entropy for more (SSR for a pair).
+
+    >>> from chainrule.datasets import dosage
+    >>> from chainrule import Formula
+    >>> evaluate(Formula("p = 0 * dosage + b", inputs=["dosage"]), dosage())
+    Evaluation(loss=1.0, accuracy=None, loss_name='ssr', n=3)
+    """
+    prepared = _prepare(model, data)
+    if loss is None:
+        loss = _TASK_LOSS.get(prepared.task or "regression", "ssr")
+    loss_fn, loss_name = _resolve_loss(loss)
+    with no_grad():
+        out = model(prepared.X)
+        value = loss_fn(out, prepared.y).item()
+    task = _task_for(prepared, loss_name)
+    return Evaluation(
+        value, _accuracy(out.data, prepared.y, task, loss_name), loss_name, prepared.n
+    )

@@ -1,0 +1,398 @@
+"""Training: data forms, stop rules, detail and memory, divergence, freezing, evaluation."""
+
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import chainrule.train as training
+from chainrule import Formula, nn
+from chainrule.datasets import Dataset, dosage, load_dataset
+from chainrule.errors import ChainruleError
+from chainrule.optim import SGD, GradientDescent
+from chainrule.train import History, Stop, evaluate, train
+
+SEED_VALUES = dict(w1=3.34, b1=-1.43, w2=-3.53, b2=0.57, w3=-1.22, w4=-2.30, b3=0.0)
+SEED_TEXT = """
+x1 = w1 * dosage + b1
+y1 = softplus(x1)
+x2 = w2 * dosage + b2
+y2 = softplus(x2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""
+
+
+def seed_formula(trained=("b3",)) -> Formula:
+    model = Formula(SEED_TEXT, inputs=["dosage"], values=SEED_VALUES)
+    model.freeze()
+    model.unfreeze(*trained)
+    return model
+
+
+# ---------------------------------------------------------------------------------------
+# Stop rules
+# ---------------------------------------------------------------------------------------
+
+
+def test_stop_on_loss_fires_before_a_step():
+    history = train(seed_formula(), dosage(), stop=Stop(loss=0.01))
+    # losses before steps 1..6: 20.4, 3.27, 0.523, 0.0837, 0.0134, 0.0022 < 0.01
+    assert history.stop_reason == "loss"
+    assert history.num_steps == len(history.steps) == 5
+    assert history.final_loss == pytest.approx(0.0022043731, abs=6e-11)
+    assert history.final_values["b3"] == pytest.approx(2.5824666785, abs=6e-11)
+    assert history.message == "b3 = 2.58 after 5 steps: the loss 0.0022 is below 0.01"
+
+
+def test_stop_on_max_steps():
+    history = train(seed_formula(), dosage(), stop={"max_steps": 3})
+    assert history.stop_reason == "max_steps"
+    assert history.num_steps == 3
+    assert history.final_values["b3"] == pytest.approx(2.4421969074, abs=6e-11)
+    assert history.message.startswith("b3 = 2.44 after 3 steps: reached the limit of 3 steps")
+
+
+def test_combined_rules_first_that_fires_wins():
+    # max_steps fires at 5, before the step-size rule (at 10)
+    history = train(seed_formula(), dosage(), stop=Stop(step_size=0.001, max_steps=5))
+    assert (history.stop_reason, history.num_steps) == ("max_steps", 5)
+    # the loss falls below 1e-4 before step 9, before the step-size rule fires
+    history = train(seed_formula(), dosage(), stop={"step_size": 0.001, "loss": 1e-4})
+    assert (history.stop_reason, history.num_steps) == ("loss", 8)
+    history = train(seed_formula(), dosage(), stop={"step_size": 0.001, "loss": 1e-6})
+    assert (history.stop_reason, history.num_steps) == ("step_size", 10)
+
+
+def test_default_stop_is_1000_steps():
+    history = train(seed_formula(), dosage(), learning_rate=0.01)
+    assert (history.stop_reason, history.num_steps) == ("max_steps", 1000)
+
+
+@pytest.mark.parametrize(
+    "stop, message",
+    [
+        ({"steps": 3}, "unknown rule 'steps'; the rules are: step_size, loss, max_steps"),
+        ({"max_steps": 0}, "max_steps must be a whole number >= 1"),
+        ({"step_size": -1}, "step_size must be a positive number"),
+        ({"loss": float("nan")}, "loss must be a positive number"),
+        ("often", "give a Stop or a dict"),
+    ],
+)
+def test_bad_stop_rules(stop, message):
+    with pytest.raises(ChainruleError, match=message):
+        train(seed_formula(), dosage(), stop=stop)
+
+
+# ---------------------------------------------------------------------------------------
+# Divergence
+# ---------------------------------------------------------------------------------------
+
+
+def test_a_non_finite_slope_stops_before_the_step_is_taken():
+    model = Formula("p = sqrt(w * x) + b", inputs=["x"], values={"w": 0.0, "b": 0.5})
+    history = train(model, ([1.0, 2.0], [1.0, 2.0]))
+    assert history.stop_reason == "diverged"
+    assert history.num_steps == 0
+    assert history.message == (
+        "the slope of w is infinite (-inf) at the starting values: check the data and the "
+        "starting values"
+    )
+    assert model.scalar("w").value == 0.0 and model.scalar("b").value == 0.5
+
+
+def test_a_loss_that_is_nan_from_the_start():
+    model = Formula("p = log(w) * x", inputs=["x"], values={"w": -1.0})
+    with np.errstate(invalid="ignore"):
+        history = train(model, ([1.0], [1.0]))
+    assert history.stop_reason == "diverged"
+    assert history.message.startswith("the loss is NaN (not a number) at the starting values")
+    assert json.dumps(history.to_dict(), allow_nan=False)  # JSON has no NaN: it becomes null
+
+
+# ---------------------------------------------------------------------------------------
+# Freezing and what is reported
+# ---------------------------------------------------------------------------------------
+
+
+def test_frozen_parameters_are_unchanged_and_not_reported():
+    model = nn.MLP([2, 3, 1], activation="tanh", seed=0)
+    model.freeze("hidden.weight", "output.bias")
+    frozen = {n: p.data.copy() for n, p in model.named_parameters() if p.frozen}
+    data = load_dataset("moons", n=40)
+    history = train(model, data, loss="mse", stop={"max_steps": 5}, detail=True)
+    for name, value in frozen.items():
+        np.testing.assert_array_equal(model.parameter(name).data, value)
+    assert history.trained == [
+        "hidden.bias[0]",
+        "hidden.bias[1]",
+        "hidden.bias[2]",
+        "output.weight[0,0]",
+        "output.weight[1,0]",
+        "output.weight[2,0]",
+    ]
+    for record in history.steps:
+        for per_scalar in (record.values, record.slopes, record.step_sizes, record.new_values):
+            assert list(per_scalar) == history.trained
+    assert len(history.final_values) == 6 + 3 + 3 + 1  # every scalar, frozen ones too
+    assert history.final_values["output.bias[0]"] == float(frozen["output.bias"][0])
+
+
+def test_everything_frozen_is_refused():
+    model = seed_formula()
+    model.freeze()
+    with pytest.raises(ChainruleError, match="nothing to train"):
+        train(model, dosage())
+
+
+def test_records_match_the_model_and_each_other():
+    model = nn.MLP([1, 2, 1], activation="softplus", seed=4)
+    history = train(model, dosage(), learning_rate=0.05, stop={"max_steps": 4})
+    assert history.detail and len(history.steps) == 4
+    for before, after in zip(history.steps, history.steps[1:], strict=False):
+        assert after.values == before.new_values
+    last = history.steps[-1]
+    for name in history.trained:
+        assert last.values[name] - last.step_sizes[name] == pytest.approx(last.new_values[name])
+        assert last.step_sizes[name] == pytest.approx(0.05 * last.slopes[name])
+        assert history.final_values[name] == last.new_values[name]
+
+
+# ---------------------------------------------------------------------------------------
+# Data forms
+# ---------------------------------------------------------------------------------------
+
+
+def test_data_as_a_pair_a_dict_or_a_dataset_give_the_same_run():
+    x, y = [0.0, 0.5, 1.0], [0.0, 1.0, 0.0]
+    runs = [
+        train(seed_formula(), dosage(), stop={"max_steps": 3}),
+        train(seed_formula(), (x, y), stop={"max_steps": 3}),
+        train(seed_formula(), (np.array(x).reshape(3, 1), y), stop={"max_steps": 3}),
+        train(seed_formula(), ({"dosage": x}, y), stop={"max_steps": 3}),
+    ]
+    for history in runs[1:]:
+        assert list(history.losses) == list(runs[0].losses)
+
+
+def test_a_formula_reads_its_inputs_by_name_from_a_dataset():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    data = Dataset(
+        {"b": b, "noise": rng.normal(size=30), "a": a}, 2 * a - b, "y", "t", "regression"
+    )
+    model = Formula("y = wa * a + wb * b", inputs=["a", "b"])
+    train(model, data, loss="mse", stop={"step_size": 1e-6, "max_steps": 5000})
+    assert model.scalar("wa").value == pytest.approx(2, abs=1e-4)
+    assert model.scalar("wb").value == pytest.approx(-1, abs=1e-4)
+    # an unbound formula is bound to the data set's names that it uses
+    unbound = Formula("y = wa * a + wb * b")
+    train(unbound, data, loss="mse", stop={"max_steps": 2})
+    assert unbound.inputs == ("b", "a")
+    with pytest.raises(ChainruleError, match="reads input 'c', but data set 't' has: b, noise, a"):
+        train(Formula("y = w * c", inputs=["c"]), data)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([1, 2, 3], "data must be a Dataset or a pair"),
+        (([[1.0], [2.0]], [1.0]), "the inputs have 2 rows but the target has shape"),
+        ((np.zeros((2, 2, 2)), [1.0, 2.0]), "must be an \\(n, d\\) matrix"),
+    ],
+)
+def test_bad_data_is_refused(data, message):
+    with pytest.raises(ChainruleError, match=message):
+        train(nn.MLP([1, 2, 1]), data)
+
+
+def test_bad_names_and_settings_are_refused():
+    with pytest.raises(ChainruleError, match="unknown loss 'hinge'"):
+        train(seed_formula(), dosage(), loss="hinge")
+    with pytest.raises(ChainruleError, match="unknown optimizer 'lbfgs'"):
+        train(seed_formula(), dosage(), optimizer="lbfgs")
+    with pytest.raises(ChainruleError, match="batch_size must be a whole number"):
+        train(seed_formula(), dosage(), batch_size=0)
+    model = seed_formula(trained=("b3", "w3"))
+    with pytest.raises(ChainruleError, match="does not hold the trainable parameter\\(s\\) w3"):
+        train(model, dosage(), optimizer=GradientDescent([model.parameter("b3")], lr=0.1))
+
+
+def test_an_optimizer_instance_and_a_custom_loss():
+    model = seed_formula(trained=("b3", "w3"))
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.5)
+
+    def half_ssr(predictions, target):
+        return ((predictions - np.asarray(target)) ** 2).sum() / 2
+
+    history = train(model, dosage(), loss=half_ssr, optimizer=opt, stop={"max_steps": 3})
+    assert history.loss_name == "half_ssr" and history.learning_rate == 0.01
+    assert opt.steps == 3
+
+
+# ---------------------------------------------------------------------------------------
+# Minibatches
+# ---------------------------------------------------------------------------------------
+
+
+def test_minibatches_are_seeded_and_cover_every_row_each_epoch():
+    data = load_dataset("moons", n=10, seed=0)
+
+    def run(seed):
+        model = nn.MLP([2, 3, 1], activation="tanh", seed=0)
+        return train(
+            model, data, loss="binary_cross_entropy", batch_size=4, seed=seed,
+            stop={"max_steps": 6}, detail=True,
+        )  # fmt: skip
+
+    a, b, c = run(1), run(1), run(2)
+    assert list(a.losses) == list(b.losses)
+    assert list(a.losses) != list(c.losses)
+    # 10 rows in batches of 4: 4, 4, 2, then a new shuffle
+    assert [len(r.predictions) for r in a.steps] == [4, 4, 2, 4, 4, 2]
+    assert len(a.final_predictions) == 10  # the final pass sees every row
+
+
+# ---------------------------------------------------------------------------------------
+# Detail, memory, history contract
+# ---------------------------------------------------------------------------------------
+
+
+def test_detail_is_on_for_small_models_and_off_for_large_ones():
+    assert train(seed_formula(), dosage(), stop={"max_steps": 2}).detail
+    big = nn.MLP([1, 30, 1])  # 91 scalars
+    history = train(big, dosage(), learning_rate=0.01, stop={"max_steps": 2})
+    assert not history.detail and history.steps == [] and len(history.losses) == 2
+    forced = train(big, dosage(), learning_rate=0.01, stop={"max_steps": 2}, detail=True)
+    assert len(forced.steps) == 2 and len(forced.steps[0].slopes) == 91
+    assert train(seed_formula(), dosage(), stop={"max_steps": 2}, detail=False).steps == []
+
+
+def test_a_long_run_without_detail_keeps_one_float_per_step():
+    model = nn.MLP([1, 30, 1], activation="tanh", seed=0)
+    memory = {}
+
+    def watch(step, loss):
+        if step in (500, 4000):
+            memory[step] = tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        history = train(
+            model, dosage(), learning_rate=0.01, stop={"max_steps": 4000}, progress=watch
+        )
+    finally:
+        tracemalloc.stop()
+    assert history.steps == [] and len(history.losses) == 4000
+    assert history.losses.itemsize == 8  # a packed array of floats, not a list of objects
+    # 3500 more steps may cost their 3500 floats (28 kB) and nothing per parameter
+    assert memory[4000] - memory[500] < 60_000
+
+
+def test_to_dict_is_the_json_contract():
+    history = train(seed_formula(), dosage(), stop=Stop(step_size=0.001))
+    out = json.loads(json.dumps(history.to_dict(), allow_nan=False))
+    assert set(out) == {"trained", "loss", "steps", "stop_reason", "final"}
+    assert out["trained"] == ["b3"] and out["loss"] == "ssr"
+    assert out["stop_reason"] == "step_size"
+    assert set(out["steps"][0]) == {
+        "step",
+        "loss",
+        "values",
+        "slopes",
+        "step_sizes",
+        "new_values",
+    }
+    assert out["steps"][9]["new_values"]["b3"] == pytest.approx(2.6089111372, abs=6e-11)
+    assert set(out["final"]) == {"values", "loss", "predictions"}
+    assert len(out["final"]["values"]) == 7 and len(out["final"]["predictions"]) == 3
+    assert out["final"]["loss"] == history.final_loss
+    off = train(seed_formula(), dosage(), stop={"max_steps": 2}, detail=False).to_dict()
+    assert [s["step"] for s in off["steps"]] == [1, 2] and off["steps"][0]["values"] == {}
+
+
+def test_history_type():
+    history = train(seed_formula(), dosage(), stop={"max_steps": 1})
+    assert isinstance(history, History) and history.loss_name == "ssr"
+    assert history.final_predictions.shape == (3,)
+
+
+# ---------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------
+
+
+def test_progress_callback_sees_every_step():
+    seen = []
+    train(seed_formula(), dosage(), stop={"max_steps": 4}, progress=lambda s, l: seen.append(s))
+    assert seen == [1, 2, 3, 4]
+
+
+def test_a_progress_bar_can_be_forced(monkeypatch):
+    pytest.importorskip("rich")
+    monkeypatch.setattr(training, "PROGRESS_AFTER", 0.0)
+    history = train(seed_formula(), dosage(), stop={"max_steps": 20}, progress=True)
+    assert history.num_steps == 20
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation and real learning
+# ---------------------------------------------------------------------------------------
+
+
+def test_evaluate_regression_and_classification():
+    result = evaluate(seed_formula(), dosage())
+    assert result.loss == pytest.approx(20.4235976776, abs=6e-11)
+    assert result.accuracy is None and result.loss_name == "ssr" and result.n == 3
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    labels = Dataset.from_matrix(X, [0, 1, 1], ["a", "b"], "y", "t", "multiclass")
+    layer = nn.Linear(2, 2)
+    layer.load_state_dict({"weight": np.eye(2), "bias": np.zeros(2)})
+    result = evaluate(layer, labels)
+    assert result.loss_name == "cross_entropy" and result.accuracy == pytest.approx(2 / 3)
+    binary = evaluate(
+        nn.Linear(2, 1, seed=1), Dataset.from_matrix(X, [0, 1, 1], ["a", "b"], "y", "t", "binary")
+    )
+    assert binary.loss_name == "binary_cross_entropy" and binary.accuracy is not None
+
+
+def test_moons_reach_95_percent():
+    data = load_dataset("moons", n=400, seed=0)
+    train_set, test_set = data.split(test_fraction=0.25, seed=0)
+    model = nn.MLP([2, 16, 16, 1], activation="tanh", seed=0)
+    history = train(
+        model, train_set, loss="binary_cross_entropy", optimizer="adam", learning_rate=0.01,
+        stop={"max_steps": 500},
+    )  # fmt: skip
+    assert history.accuracies is not None and history.accuracies[-1] >= 0.95
+    assert evaluate(model, test_set).accuracy >= 0.95
+
+
+def test_digits_reach_97_percent():
+    pytest.importorskip("sklearn")
+    data = load_dataset("digits", seed=0)
+    train_set, test_set = data.split(test_fraction=0.2, seed=0)
+    model = nn.MLP([64, 128, 64, 10], activation="relu", seed=0)
+    epochs, batch = 30, 64
+    steps = epochs * math.ceil(train_set.n / batch)
+    with _one_blas_thread():
+        history = train(
+            model, train_set, loss="cross_entropy", optimizer="momentum", learning_rate=0.1,
+            batch_size=batch, stop={"max_steps": steps},
+        )  # fmt: skip
+    assert history.stop_reason == "max_steps" and not history.detail
+    result = evaluate(model, test_set)
+    assert result.loss_name == "cross_entropy"
+    assert result.accuracy >= 0.97
+
+
+def _one_blas_thread():
+    """Small matrices gain nothing from BLAS threads, which stall on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
