@@ -237,7 +237,7 @@ def _check_tensors(model: Module, tensors: dict[str, np.ndarray], where: str) ->
     """Refuse weights whose names, shapes or dtypes differ from the model's."""
     named = dict(model.named_parameters())
     missing = [name for name in named if name not in tensors]
-    extra = [name for name in tensors if name not in named]
+    extra = sorted(name for name in tensors if name not in named)
     if missing or extra:
         parts = []
         if missing:
