@@ -1,0 +1,146 @@
+"""Reading a model and a training history without changing either.
+
+Figures never touch the user's model: they draw from a copy set to the parameter values
+that the history recorded (``History.steps[k].values`` before step ``k + 1``,
+``new_values`` after it), and run the engine's forward pass on it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.tensor import Tensor, no_grad
+
+#: How a step is named: a number of steps taken (0 = the start), "start" or "end".
+StepSpec = int | str
+
+
+def model_at(model: Any, values: Mapping[str, float] | None = None) -> Any:
+    """A copy of ``model`` with the named scalars set to ``values`` (the model is untouched).
+
+    >>> from chainrule.formula import Formula
+    >>> m = Formula("y = w * x", inputs=["x"], values={"w": 1.0})
+    >>> model_at(m, {"w": 2.0}).scalar("w").value, m.scalar("w").value
+    (2.0, 1.0)
+    """
+    twin = copy.deepcopy(model)
+    for name, value in (values or {}).items():
+        twin.scalar(name).set(float(value))
+    return twin
+
+
+def step_count(history: Any) -> int:
+    """How many steps the history took (its losses are kept even without detail)."""
+    losses = getattr(history, "losses", None)
+    return len(losses) if losses is not None else len(history.steps)
+
+
+def values_after(history: Any, steps_taken: int) -> dict[str, float]:
+    """The trained scalars' values after ``steps_taken`` steps (0 gives the start).
+
+    Step ``k`` (counting from 1) moves ``values`` to ``new_values``; so after ``k`` steps the
+    values are ``steps[k].values``, and after the last step ``steps[-1].new_values``. A
+    history without per-step records knows only its final values.
+    """
+    steps = history.steps
+    total = step_count(history)
+    if steps_taken < len(steps):
+        return dict(steps[steps_taken].values)
+    if steps and steps_taken == len(steps):
+        return dict(steps[-1].new_values)
+    if steps_taken == total and getattr(history, "final_values", None):
+        return dict(history.final_values)
+    raise ChainruleError(
+        f"the history kept no per-step values (train with detail=True), so the values "
+        f"after {steps_taken} of its {total} steps are unknown; only the end can be drawn"
+    )
+
+
+def resolve_steps(history: Any, steps: Sequence[StepSpec] | StepSpec | None) -> list[int]:
+    """Turn ``"start"``, ``"end"``, numbers of steps and negative indices into counts.
+
+    >>> class H:
+    ...     steps = [None] * 10
+    >>> resolve_steps(H(), ["start", 3, "end", -2])
+    [0, 3, 10, 9]
+    """
+    total = step_count(history)
+    if steps is None:
+        steps = ["start", "end"]
+    if isinstance(steps, int | str):
+        steps = [steps]
+    counts: list[int] = []
+    for spec in steps:
+        if isinstance(spec, str):
+            word = spec.strip().lower()
+            if word in ("start", "first", "begin"):
+                count = 0
+            elif word in ("end", "last", "final"):
+                count = total
+            else:
+                try:
+                    count = int(word)
+                except ValueError:
+                    raise ChainruleError(
+                        f"step {spec!r}: use a number of steps (0 to {total}), 'start' or 'end'"
+                    ) from None
+        elif isinstance(spec, int | np.integer) and not isinstance(spec, bool):
+            count = int(spec)
+        else:
+            raise ChainruleError(f"step {spec!r}: use a number of steps, 'start' or 'end'")
+        if count < 0:
+            count += total + 1
+        if not 0 <= count <= total:
+            raise ChainruleError(
+                f"step {spec!r}: the history has {total} steps; choose 0 (the start) to {total}"
+            )
+        if count not in counts:
+            counts.append(count)
+    return counts
+
+
+def model_inputs(model: Any, data: Any) -> np.ndarray:
+    """The data's (n, d) matrix with the columns the model reads, in the model's order.
+
+    A formula model names its inputs (``model.inputs``); a layer model reads ``data.X``.
+    """
+    names = getattr(model, "inputs", None)
+    if isinstance(names, tuple | list) and all(isinstance(n, str) for n in names):
+        missing = [n for n in names if n not in data.inputs]
+        if missing:
+            raise ChainruleError(
+                f"the model reads {', '.join(map(repr, missing))}, which the data set "
+                f"'{data.name}' does not have (it has {', '.join(data.input_names)})"
+            )
+        return np.column_stack([np.asarray(data.inputs[n], dtype=np.float64) for n in names])
+    return np.asarray(data.X, dtype=np.float64)
+
+
+def predict(model: Any, X: np.ndarray) -> np.ndarray:
+    """The model's outputs for the rows of ``X``: shape (m,) or (m, k) for k > 1 outputs."""
+    with no_grad():
+        out = model(Tensor(np.asarray(X, dtype=np.float64)))
+    data = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
+    if data.ndim == 2 and data.shape[1] == 1:
+        data = data[:, 0]
+    return data
+
+
+def trained_names(history: Any) -> list[str]:
+    """The scalars a history trained, in its order."""
+    names = getattr(history, "trained", None)
+    if names:
+        return list(names)
+    if getattr(history, "steps", None):
+        return list(history.steps[0].values)
+    return list(getattr(history, "final_values", {}) or {})
+
+
+def check_parameter(model: Any, name: str) -> str:
+    """``name`` as the model spells it (``model.scalar`` raises for an unknown name)."""
+    return model.scalar(name).name

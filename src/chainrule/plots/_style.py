@@ -1,0 +1,87 @@
+"""Colours and small drawing helpers shared by the figures.
+
+The colours follow StatQuest's pictures: the blue and orange curves that the two hidden
+nodes contribute, the green squiggle they add up to, the pink loss curve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BLUE = "#1f77b4"
+ORANGE = "#ff7f0e"
+GREEN = "#2ca02c"
+PINK = "#e377c2"
+DARK_PINK = "#b5338a"
+GREY = "#7f7f7f"
+LIGHT_GREY = "#d9d9d9"
+BLACK = "#222222"
+RED = "#d62728"
+PURPLE = "#9467bd"
+BROWN = "#8c564b"
+TEAL = "#17becf"
+#: The tangent lines on the loss curve and their slopes.
+TANGENT = "#1f4e9c"
+
+#: Curves drawn one after the other (the decomposition's terms).
+TERM_COLOURS = (BLUE, ORANGE, PURPLE, BROWN, TEAL, RED)
+
+#: Trained parameters are drawn in this colour, frozen ones in grey.
+TRAINED = "#d6336c"
+FROZEN = "#6c757d"
+
+#: The two classes of a binary problem, then more for multi-class ones.
+CLASS_COLOURS = ("#3b6fb6", "#e8833a", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#d62728")
+
+
+def number(value: float, digits: int = 3) -> str:
+    """A short, readable number: ``number(2.6089111)`` is ``'2.61'``, tiny values in e-notation.
+
+    >>> number(-15.6551083806), number(0.000123), number(0.0)
+    ('-15.7', '0.000123', '0')
+    """
+    value = float(value)
+    if value == 0:
+        return "0"  # never "-0"
+    if not np.isfinite(value):
+        return f"{value:g}"
+    return f"{value:.{digits}g}"
+
+
+def value_text(value: float) -> str:
+    """A parameter's value as StatQuest writes it: two decimals, else 3 significant digits.
+
+    >>> value_text(3.34), value_text(-2.3), value_text(0.000123)
+    ('3.34', '-2.30', '0.000123')
+    """
+    value = float(value)
+    if value == 0 or 0.01 <= abs(value) < 1000:
+        return f"{value:.2f}"
+    return number(value)
+
+
+def step_colours(count: int) -> list[Any]:
+    """``count`` shades from light to StatQuest green; the last one is green itself."""
+    from matplotlib.colors import to_rgb
+
+    end = np.array(to_rgb(GREEN))
+    start = np.array(to_rgb("#c7e9c0"))
+    if count == 1:
+        return [tuple(end)]
+    return [tuple(start + (end - start) * t) for t in np.linspace(0.0, 1.0, count)]
+
+
+def padded_range(values: np.ndarray, fraction: float = 0.05, minimum: float = 0.5):
+    """``(low, high)`` around ``values`` with a margin (at least ``minimum`` wide in all)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return -1.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    span = high - low
+    if span < minimum:
+        middle = (low + high) / 2
+        low, high, span = middle - minimum / 2, middle + minimum / 2, minimum
+    return low - fraction * span, high + fraction * span

@@ -1,0 +1,204 @@
+"""Gradient descent as a film: the squiggle and the loss curve, one frame per step.
+
+The left panel is the fit after ``k`` steps (the model replayed at the history's values),
+the right panel the loss curve with the point and the tangent of step ``k + 1``: the same
+numbers as :func:`~chainrule.plots.squiggle` and :func:`~chainrule.plots.loss_curve`.
+Saved as a GIF (Pillow, which matplotlib brings along) or as HTML with playback buttons.
+
+>>> from chainrule.scenario import load_scenario
+>>> s = load_scenario("main-ideas")
+>>> model, run = s.run()
+>>> film = animation(model, s.data, s.loss, "b3", run, dpi=40)
+>>> film.frames[:3], len(film.frames)
+([0, 1, 2], 11)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.plots import _style as style
+from chainrule.plots._base import Figure, matplotlib_figure
+from chainrule.plots._replay import model_at, model_inputs, predict, step_count, values_after
+from chainrule.plots.loss import _ahead, _loss_name, _require_steps, _scan
+
+#: Long runs are thinned to at most this many frames (the first and last always kept).
+MAX_FRAMES = 60
+ANIMATION_FORMATS: tuple[str, ...] = ("gif", "html")
+
+
+@dataclass(eq=False, kw_only=True)
+class AnimationFigure(Figure):
+    """The film and its numbers: ``frames`` holds the number of steps taken in each frame;
+    ``curves[i]`` the fit over ``curve_x`` in frame ``i``; ``points[i]`` the (value, loss)
+    shown on the loss curve and ``slopes[i]`` its tangent's slope (NaN at the end)."""
+
+    parameter: str
+    frames: list[int]
+    curve_x: np.ndarray
+    curves: np.ndarray
+    loss_x: np.ndarray
+    loss_y: np.ndarray
+    points: np.ndarray
+    slopes: np.ndarray
+    fps: float
+    animation: Any = None
+
+    def _write(self, path: str, fmt: str, dpi: float | None) -> None:
+        if fmt == "html":
+            Path(path).write_text(self.to_html(), encoding="utf-8")
+            return
+        from matplotlib.animation import PillowWriter
+
+        self.animation.save(path, writer=PillowWriter(fps=self.fps), dpi=dpi or self.figure.dpi)
+
+    def to_html(self) -> str:
+        """The film as HTML with playback buttons (frames inlined as PNG)."""
+        return self.animation.to_jshtml(fps=self.fps, default_mode="once")
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_png_(self) -> bytes | None:
+        return None  # notebooks show the playable HTML
+
+
+def frame_steps(total: int, most: int = MAX_FRAMES) -> list[int]:
+    """The numbers of steps taken shown in each frame: all of 0..total, or ``most`` of them.
+
+    >>> frame_steps(3), frame_steps(1000, 5)
+    ([0, 1, 2, 3], [0, 250, 500, 750, 1000])
+    """
+    if total + 1 <= most:
+        return list(range(total + 1))
+    return sorted(set(np.round(np.linspace(0, total, most)).astype(int).tolist()))
+
+
+def animation(
+    model: Any,
+    data: Any,
+    loss: Any,
+    parameter: str,
+    history: Any,
+    *,
+    max_frames: int = MAX_FRAMES,
+    fps: float = 2.0,
+    points: int = 121,
+    size: tuple[float, float] = (10.0, 4.0),
+    dpi: float = 80,
+) -> AnimationFigure:
+    """Animate gradient descent on ``parameter``: the fit and the loss curve, step by step.
+
+    The other parameters follow the history too (the loss curve is drawn with them at
+    their final values, as :func:`~chainrule.plots.loss_curve` does).
+    """
+    from matplotlib.animation import FuncAnimation
+
+    name = model.scalar(parameter).name
+    _require_steps(history, "the animation")
+    total = step_count(history)
+    if total == 0:
+        raise ChainruleError("the history has no steps to animate")
+    steps = history.steps
+    if name not in steps[0].values:
+        raise ChainruleError(f"the history did not train {name!r}; it has no slopes for it")
+    X = model_inputs(model, data)
+    if X.shape[1] != 1:
+        raise ChainruleError(
+            f"the animation draws the fit over one input; the model reads {X.shape[1]}"
+        )
+    frames = frame_steps(total, max(2, int(max_frames)))
+    x = X[:, 0]
+    grid = np.union1d(np.linspace(x.min(), x.max(), points), x)
+    curves = np.stack(
+        [predict(model_at(model, values_after(history, k)), grid[:, None]) for k in frames]
+    )
+    dots = np.array(
+        [
+            [steps[k].values[name], steps[k].loss]
+            if k < total
+            else [steps[-1].new_values[name], history.final_loss]
+            for k in frames
+        ]
+    )
+    slopes = np.array([steps[k].slopes[name] if k < total else np.nan for k in frames])
+    visited = np.array([s.values[name] for s in steps] + [steps[-1].new_values[name]])
+    centre = float(visited[-1])
+    base = model_at(model, values_after(history, total))
+    scanned = _scan(base, data, loss, name, _ahead(visited, centre, points))
+    loss_x = np.asarray(scanned.values, dtype=np.float64)
+    loss_y = np.asarray(scanned.losses, dtype=np.float64)
+    loss_name = _loss_name(loss, history)
+
+    mpl = matplotlib_figure(*size, dpi=dpi)
+    left, right = mpl.subplots(1, 2)
+    left.scatter(x, data.target, s=40, color=style.BLACK, zorder=4)
+    (fit,) = left.plot(grid, curves[0], color=style.GREEN, lw=2.4)
+    low, high = style.padded_range(np.concatenate([curves.ravel(), data.target]), 0.06, 1e-9)
+    left.set_ylim(low, high)
+    left.set_xlabel(getattr(model, "inputs", data.input_names)[0])
+    left.set_ylabel(data.target_name)
+    left.grid(alpha=0.25)
+    heading = left.set_title("", fontsize="medium")
+    right.plot(loss_x, loss_y, color=style.PINK, lw=2.4)
+    y_low, y_high = style.padded_range(np.concatenate([loss_y, dots[:, 1]]), 0.06, 1e-9)
+    right.set_xlim(loss_x.min(), loss_x.max())
+    right.set_ylim(y_low, y_high)
+    right.set_xlabel(name)
+    right.set_ylabel(loss_name)
+    right.grid(alpha=0.25)
+    trail = right.scatter([], [], s=24, color=style.GREY, zorder=3)
+    (dot,) = right.plot([], [], "o", color=style.BLACK, ms=7, zorder=5)
+    (tangent,) = right.plot([], [], color=style.TANGENT, lw=1.6, zorder=4)
+    note = right.text(
+        0.03, 0.95, "", transform=right.transAxes, va="top", fontsize="small", color=style.TANGENT
+    )
+    width, height = mpl.get_size_inches()
+    x_scale = width / 2 / (loss_x.max() - loss_x.min())
+    y_scale = height / (y_high - y_low)
+
+    def draw(i: int) -> tuple[Any, ...]:
+        k = frames[i]
+        fit.set_ydata(curves[i])
+        value, loss_value = dots[i]
+        heading.set_text(f"after {k} step{'s' if k != 1 else ''}: {name} = {style.number(value)}")
+        trail.set_offsets(dots[: i + 1])
+        dot.set_data([value], [loss_value])
+        if np.isfinite(slopes[i]):
+            h = 0.5 / np.sqrt(x_scale**2 + (slopes[i] * y_scale) ** 2)
+            tangent.set_data(
+                [value - h, value + h], [loss_value - slopes[i] * h, loss_value + slopes[i] * h]
+            )
+            note.set_text(
+                f"step {k + 1}: slope {style.number(slopes[i])}, "
+                f"step size {style.number(steps[k].step_sizes[name])}"
+            )
+        else:
+            tangent.set_data([], [])
+            note.set_text(f"end: {loss_name} = {style.number(loss_value)}")
+        return fit, trail, dot, tangent, note, heading
+
+    draw(0)
+    film = FuncAnimation(
+        mpl, draw, frames=len(frames), interval=1000 / fps, blit=False, repeat=False
+    )
+    return AnimationFigure(
+        kind="animation",
+        figure=mpl,
+        formats=ANIMATION_FORMATS,
+        parameter=name,
+        frames=frames,
+        curve_x=grid,
+        curves=curves,
+        loss_x=loss_x,
+        loss_y=loss_y,
+        points=dots,
+        slopes=slopes,
+        fps=fps,
+        animation=film,
+    )

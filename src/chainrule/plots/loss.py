@@ -1,0 +1,429 @@
+"""The loss as a function of one or two parameters, with gradient descent walking on it.
+
+:func:`loss_curve` is StatQuest's picture of gradient descent: the pink SSR-against-b3
+curve, a point for each step (the value before the step and the loss there) and the
+tangent at each point, its slope written beside it. The curve comes from
+:func:`chainrule.explain.scan` (the engine's forward pass at each value); the points and
+slopes come from the training history, i.e. from backpropagation. Nothing is recomputed
+by a second formula, so the tangents touch the curve exactly when the engine is right.
+
+:func:`contour` does the same over two parameters: loss contours and the descent path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.plots import _style as style
+from chainrule.plots._base import Figure, matplotlib_figure
+from chainrule.plots._replay import model_at, step_count, trained_names, values_after
+
+#: At most this many tangents are drawn (evenly chosen); every slope is still recorded.
+MAX_TANGENTS = 12
+#: Half the length of a tangent segment on the page, in inches.
+TANGENT_HALF_LENGTH = 0.4
+#: At most this many step points are drawn; every point is still recorded.
+MAX_POINTS = 40
+
+
+@dataclass(eq=False, kw_only=True)
+class LossCurveFigure(Figure):
+    """The loss against one parameter, with the descent's points and tangents.
+
+    ``curve_x``/``curve_y`` is the scanned curve; ``points`` is a (k, 2) array of
+    (value before step, loss before step) for each step, ``tangent_slopes`` the slope the
+    engine found there and ``steps`` the step numbers (1-based). ``end_point`` is (final
+    value, final loss) after the last step. The other parameters sit at ``fixed``.
+    """
+
+    parameter: str
+    loss_name: str
+    curve_x: np.ndarray
+    curve_y: np.ndarray
+    points: np.ndarray
+    tangent_slopes: np.ndarray
+    steps: np.ndarray
+    end_point: tuple[float, float] | None
+    fixed: dict[str, float]
+
+
+@dataclass(eq=False, kw_only=True)
+class ContourFigure(Figure):
+    """The loss over two parameters (``losses[i, j]`` at ``values[i]``, ``values2[j]``).
+
+    ``path`` is the (k + 1, 2) array of the two parameters' values before each step and
+    after the last one.
+    """
+
+    parameter: str
+    parameter2: str
+    loss_name: str
+    values: np.ndarray
+    values2: np.ndarray
+    losses: np.ndarray
+    path: np.ndarray
+    path_losses: np.ndarray
+
+
+def _loss_name(loss: Any, history: Any) -> str:
+    if history is not None and getattr(history, "loss_name", None):
+        return str(history.loss_name).upper() if history.loss_name == "ssr" else history.loss_name
+    if isinstance(loss, str):
+        return loss.upper() if loss == "ssr" else loss
+    return getattr(loss, "__name__", "loss")
+
+
+def _require_steps(history: Any, what: str) -> None:
+    if history is not None and step_count(history) and not history.steps:
+        raise ChainruleError(
+            f"{what} draws each step's value and slope, but this history kept no per-step "
+            "records (train with detail=True)"
+        )
+
+
+def _around(visited: np.ndarray, centre: float, points: int) -> np.ndarray:
+    """Values centred on ``centre`` reaching past every visited value, 30% to spare."""
+    reach = float(np.max(np.abs(visited - centre), initial=0.0))
+    half = max(1.3 * reach, 0.5 if reach == 0 else 0.0, 1e-6)
+    return np.linspace(centre - half, centre + half, points)
+
+
+def _ahead(visited: np.ndarray, end: float, points: int) -> np.ndarray:
+    """Values covering the path, with more room past the end than behind the start.
+
+    For the seed (b3 from 0 to 2.61) this gives about -0.4 to 3.9, the range of
+    StatQuest's picture: the curve's minimum and its far side are in view.
+    """
+    low, high = float(np.min(visited)), float(np.max(visited))
+    span = max(high - low, 1e-6)
+    if span <= 1e-6:
+        return np.linspace(end - 0.5, end + 0.5, points)
+    if end - low >= high - end:  # walking to the right
+        return np.linspace(low - 0.15 * span, high + 0.5 * span, points)
+    return np.linspace(low - 0.5 * span, high + 0.15 * span, points)
+
+
+def _scan(model: Any, data: Any, loss: Any, parameter: str, values: np.ndarray, **two: Any):
+    from chainrule.explain import scan
+
+    return scan(model, data, loss, parameter, values, **two)
+
+
+def loss_curve(
+    model: Any,
+    data: Any,
+    loss: Any,
+    parameter: str,
+    history: Any = None,
+    values: Sequence[float] | np.ndarray | None = None,
+    *,
+    points: int = 201,
+    size: tuple[float, float] = (6.4, 4.4),
+    dpi: float = 100,
+    title: str | None = None,
+    label_slopes: bool = True,
+) -> LossCurveFigure:
+    """Draw the loss against ``parameter``, and gradient descent's steps on it.
+
+    The other parameters stay where the history ended (for the seed's ``main-ideas`` only
+    b3 is trained, so the points lie on the curve). ``values`` chooses the scanned values;
+    by default they reach past every value the history visited.
+
+    >>> from chainrule.scenario import load_scenario
+    >>> scenario = load_scenario("main-ideas")
+    >>> model, history = scenario.run()
+    >>> fig = loss_curve(model, scenario.data, scenario.loss, "b3", history)
+    >>> round(float(fig.tangent_slopes[0]), 4), fig.points[0].round(4).tolist()
+    (-15.6551, [0.0, 20.4236])
+    """
+    name = model.scalar(parameter).name
+    _require_steps(history, "the loss curve")
+    steps = list(history.steps) if history is not None else []
+    if history is not None and steps and name not in steps[0].values:
+        raise ChainruleError(
+            f"the history did not train {name!r}, so it has no slopes for it; "
+            f"it trained: {', '.join(trained_names(history))}"
+        )
+    fixed = values_after(history, step_count(history)) if history is not None else {}
+    base = model_at(model, fixed)
+    dots = np.array([[s.values[name], s.loss] for s in steps], dtype=np.float64).reshape(-1, 2)
+    slopes = np.array([s.slopes[name] for s in steps], dtype=np.float64)
+    numbers = np.array([s.step for s in steps], dtype=np.int64)
+    end = None
+    if history is not None and steps:
+        end = (float(steps[-1].new_values[name]), float(history.final_loss))
+    if values is None:
+        visited = dots[:, 0] if steps else np.array([base.scalar(name).value])
+        centre = end[0] if end is not None else float(visited[-1])
+        grid = _ahead(np.append(visited, centre), centre, points)
+    else:
+        grid = np.asarray(values, dtype=np.float64).ravel()
+        if grid.size < 2:
+            raise ChainruleError("loss_curve: give at least two values to scan")
+    result = _scan(base, data, loss, name, grid)
+    curve_y = np.asarray(result.losses, dtype=np.float64)
+    curve_x = np.asarray(result.values, dtype=np.float64)
+    loss_name = _loss_name(loss, history)
+
+    mpl = matplotlib_figure(*size, dpi=dpi)
+    ax = mpl.add_subplot()
+    ax.plot(
+        curve_x, curve_y, color=style.PINK, lw=2.6, label=f"{loss_name} against {name}", zorder=1
+    )
+    finite = curve_y[np.isfinite(curve_y)]
+    y_low, y_high = style.padded_range(np.concatenate([finite, dots[:, 1]]), 0.06, 1e-9)
+    x_low, x_high = float(curve_x.min()), float(curve_x.max())
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(y_low, y_high)
+    if len(dots):
+        chosen = _thin(len(dots), MAX_TANGENTS)
+        _draw_tangents(
+            ax, mpl, dots[chosen], slopes[chosen], (x_low, x_high), (y_low, y_high), label_slopes
+        )
+        shown = _thin(len(dots), MAX_POINTS)
+        every = "each step" if len(shown) == len(dots) else f"{len(shown)} of {len(dots)} steps"
+        ax.scatter(
+            dots[shown, 0],
+            dots[shown, 1],
+            s=30,
+            color=style.BLACK,
+            zorder=4,
+            label=f"{every}: value, {loss_name}",
+        )
+    if end is not None:
+        ax.scatter(
+            [end[0]],
+            [end[1]],
+            s=70,
+            marker="*",
+            color=style.GREEN,
+            zorder=5,
+            label=f"end: {name} = {style.number(end[0])}",
+        )
+    ax.set_xlabel(name)
+    ax.set_ylabel(loss_name)
+    others = [n for n in (trained_names(history) if history is not None else []) if n != name]
+    default_title = f"{loss_name} against {name}"
+    if others:
+        default_title += " (the others at their final values)"
+    ax.set_title(title if title is not None else default_title)
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize="small", loc="upper right", framealpha=0.85)
+    return LossCurveFigure(
+        kind="loss-curve",
+        figure=mpl,
+        parameter=name,
+        loss_name=loss_name,
+        curve_x=curve_x,
+        curve_y=curve_y,
+        points=dots,
+        tangent_slopes=slopes,
+        steps=numbers,
+        end_point=end,
+        fixed={k: v for k, v in fixed.items() if k != name},
+    )
+
+
+def _thin(count: int, most: int) -> np.ndarray:
+    """Indices of at most ``most`` of ``count`` items, evenly spread, first and last kept."""
+    if count <= most:
+        return np.arange(count)
+    return np.unique(np.round(np.linspace(0, count - 1, most)).astype(int))
+
+
+def _draw_tangents(
+    ax: Any,
+    mpl: Any,
+    dots: np.ndarray,
+    slopes: np.ndarray,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    label_slopes: bool,
+) -> None:
+    """A short tangent segment at each point, all of one length on the page, and the
+    slope written beside the points where the text does not cover another label.
+
+    The half-width in data units is chosen so the segment measures a fixed length on the
+    page whatever its slope: steep tangents do not shoot off the picture.
+    """
+    width, height = mpl.get_size_inches()
+    x_scale = 0.8 * width / (xlim[1] - xlim[0])  # about inches per data unit
+    y_scale = 0.8 * height / (ylim[1] - ylim[0])
+    dx = TANGENT_HALF_LENGTH / np.sqrt(x_scale**2 + (slopes * y_scale) ** 2)
+    drawn: list[tuple[float, float]] = []
+    for (x, y), slope, h in zip(dots, slopes, dx, strict=True):
+        px, py = (x - xlim[0]) * x_scale, (y - ylim[0]) * y_scale
+        if any(np.hypot(px - qx, py - qy) < 0.3 for qx, qy in drawn):
+            continue  # the points crowd near the minimum: one tangent there is enough
+        drawn.append((px, py))
+        ax.plot(
+            [x - h, x + h],
+            [y - slope * h, y + slope * h],
+            color=style.TANGENT,
+            lw=1.5,
+            zorder=3,
+            solid_capstyle="round",
+        )
+    if not label_slopes:
+        return
+    boxes: list[tuple[float, float, float, float]] = []
+    page_width = 0.8 * width
+    for (x, y), slope in zip(dots, slopes, strict=True):
+        text = f"slope {style.number(slope)}"
+        px, py = (x - xlim[0]) * x_scale, (y - ylim[0]) * y_scale
+        w, h = 0.065 * len(text), 0.16  # the text's size in inches, about
+        to_left = px + 0.12 + w > page_width
+        x0 = px - 0.12 - w if to_left else px + 0.12
+        box = (x0 - 0.03, py + 0.05, x0 + w + 0.03, py + 0.05 + h)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+            continue  # would cover a slope already written
+        boxes.append(box)
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(-9 if to_left else 9, 4),
+            textcoords="offset points",
+            ha="right" if to_left else "left",
+            fontsize="small",
+            color=style.TANGENT,
+            zorder=6,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+
+
+def contour(
+    model: Any,
+    data: Any,
+    loss: Any,
+    parameter: str,
+    parameter2: str,
+    history: Any = None,
+    values: Sequence[float] | np.ndarray | None = None,
+    values2: Sequence[float] | np.ndarray | None = None,
+    *,
+    points: int = 61,
+    size: tuple[float, float] = (6.0, 4.8),
+    dpi: float = 100,
+    title: str | None = None,
+) -> ContourFigure:
+    """Draw the loss over two parameters and the path gradient descent took across it.
+
+    >>> from chainrule.scenario import load_scenario
+    >>> scenario = load_scenario("three-parameters")
+    >>> model, history = scenario.run()
+    >>> fig = contour(model, scenario.data, scenario.loss, "w3", "w4", history, points=21)
+    >>> fig.losses.shape, fig.path[0].tolist()
+    ((21, 21), [0.36, 0.63])
+    """
+    first, second = model.scalar(parameter).name, model.scalar(parameter2).name
+    if first == second:
+        raise ChainruleError(f"contour: choose two different parameters, not {first!r} twice")
+    _require_steps(history, "the contour plot")
+    steps = list(history.steps) if history is not None else []
+    fixed = values_after(history, step_count(history)) if history is not None else {}
+    base = model_at(model, fixed)
+    at = {n: base.scalar(n).value for n in (first, second)}  # an untrained one stays put
+    path = np.array(
+        [[s.values.get(first, at[first]), s.values.get(second, at[second])] for s in steps]
+        + (
+            [
+                [
+                    steps[-1].new_values.get(first, at[first]),
+                    steps[-1].new_values.get(second, at[second]),
+                ]
+            ]
+            if steps
+            else []
+        ),
+        dtype=np.float64,
+    ).reshape(-1, 2)
+    path_losses = np.array([s.loss for s in steps] + ([history.final_loss] if steps else []))
+    current = np.array([base.scalar(first).value, base.scalar(second).value])
+    axes_values = []
+    for j, given in enumerate((values, values2)):
+        if given is not None:
+            axes_values.append(np.asarray(given, dtype=np.float64).ravel())
+            continue
+        column = path[:, j][np.isfinite(path[:, j])] if len(path) else np.array([current[j]])
+        axes_values.append(_around(np.append(column, current[j]), current[j], points))
+    result = _scan(
+        base, data, loss, first, axes_values[0], parameter2=second, values2=axes_values[1]
+    )
+    losses = np.asarray(result.losses, dtype=np.float64)
+    v1 = np.asarray(result.values, dtype=np.float64)
+    v2 = np.asarray(getattr(result, "values2", axes_values[1]), dtype=np.float64)
+    loss_name = _loss_name(loss, history)
+
+    mpl = matplotlib_figure(*size, dpi=dpi)
+    ax = mpl.add_subplot()
+    finite = losses[np.isfinite(losses)]
+    if finite.size == 0:
+        raise ChainruleError(f"contour: the {loss_name} is not finite anywhere on the grid")
+    # Levels at quantiles of the loss: the rings spread evenly over the picture, however
+    # many decades the loss spans (the exact fit of three-parameters reaches 1e-7).
+    levels = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, 15)))
+    if levels.size < 2:
+        levels = np.array([finite.min(), finite.min() + 1.0])
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.ticker import FuncFormatter
+
+    cmap = colormaps["RdPu_r"]
+    norm = BoundaryNorm(levels, ncolors=cmap.N)  # each ring its own shade
+    filled = ax.contourf(v1, v2, losses.T, levels=levels, norm=norm, cmap=cmap)
+    ax.contour(v1, v2, losses.T, levels=levels, colors="white", linewidths=0.5, alpha=0.7)
+    bar = mpl.colorbar(
+        filled,
+        ax=ax,
+        ticks=levels[::2],
+        spacing="uniform",
+        format=FuncFormatter(lambda v, _: style.number(v)),
+    )
+    bar.set_label(loss_name)
+    if len(path):
+        ax.plot(
+            path[:, 0],
+            path[:, 1],
+            color="white",
+            lw=1.8,
+            zorder=4,
+            marker="o" if len(path) <= 50 else None,
+            ms=3.5,
+            mec=style.BLACK,
+            mew=0.6,
+            label="gradient descent",
+        )
+        ax.scatter(*path[0], s=70, color="white", edgecolors=style.BLACK, zorder=5, label="start")
+        ax.scatter(
+            *path[-1],
+            s=200,
+            marker="*",
+            color="#ffd43b",
+            edgecolors=style.BLACK,
+            linewidths=0.8,
+            zorder=6,
+            label="end",
+        )
+        ax.legend(fontsize="small", loc="best", framealpha=0.85)
+    ax.set_xlim(v1.min(), v1.max())
+    ax.set_ylim(v2.min(), v2.max())
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    ax.set_title(title if title is not None else f"{loss_name} over {first} and {second}")
+    return ContourFigure(
+        kind="contour",
+        figure=mpl,
+        parameter=first,
+        parameter2=second,
+        loss_name=loss_name,
+        values=v1,
+        values2=v2,
+        losses=losses,
+        path=path,
+        path_losses=path_losses,
+    )

@@ -1,0 +1,154 @@
+"""Figures of a scenario, by kind: what ``chainrule plot`` and ``chainrule demo`` draw.
+
+>>> import tempfile, pathlib
+>>> from chainrule.scenario import load_scenario
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> plot_scenario(load_scenario("main-ideas"), "network", folder / "net.svg").name
+'net.svg'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chainrule.errors import ChainruleError
+from chainrule.plots._base import STATIC_FORMATS, format_of
+
+#: Each kind of figure and the file formats it can be saved in.
+KINDS: dict[str, tuple[str, ...]] = {
+    "squiggle": STATIC_FORMATS,
+    "loss-curve": STATIC_FORMATS,
+    "contour": STATIC_FORMATS,
+    "history": STATIC_FORMATS,
+    "network": STATIC_FORMATS,
+    "graph": ("dot", "svg", "png", "pdf"),
+    "animation": ("gif", "html"),
+}
+
+#: The files ``chainrule demo`` draws, in order.
+DEMO_FILES = ("network.png", "loss-curve.png", "squiggle-before.png", "squiggle-after.png")
+
+
+def check_kind(kind: str, out: str | os.PathLike[str]) -> str:
+    """Refuse an unknown kind, a format the kind cannot write, or a folder that is not
+    there, before any training is done. Returns the format.
+
+    >>> check_kind("animation", "descent.gif")
+    'gif'
+    """
+    if kind not in KINDS:
+        raise ChainruleError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    fmt = format_of(out, KINDS[kind], kind)
+    folder = Path(out).parent
+    if not folder.is_dir():
+        raise ChainruleError(f"cannot write {out}: the folder {folder} does not exist")
+    return fmt
+
+
+def _trained_scalars(model: Any) -> list[str]:
+    return [ref.name for ref in model.scalars(trainable_only=True)]
+
+
+def _parameter(model: Any, given: str | None, flag: str, other: str | None = None) -> str:
+    """``given`` as the model spells it, else the first trained scalar that is not ``other``."""
+    if given is not None:
+        return model.scalar(given).name
+    trained = [name for name in _trained_scalars(model) if name != other]
+    if not trained:
+        told = ", ".join(_trained_scalars(model)) or "nothing"
+        raise ChainruleError(f"name the parameter with {flag} (the scenario trains {told})")
+    return trained[0]
+
+
+def figure_of_scenario(
+    scenario: Any,
+    kind: str,
+    parameter: str | None = None,
+    parameter2: str | None = None,
+    steps: Sequence[str | int] | None = None,
+    decompose: bool = False,
+) -> Any:
+    """Train the scenario when the kind needs a history, and draw the figure."""
+    if kind not in KINDS:
+        raise ChainruleError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    from chainrule import plots
+
+    start = scenario.build_model()
+    # Check the parameter names before training, so a typo fails at once.
+    if parameter is not None:
+        start.scalar(parameter)
+    if parameter2 is not None:
+        start.scalar(parameter2)
+    if kind == "network":
+        return plots.network(start, list(scenario.data.input_names))
+    if kind == "graph":
+        return plots.model_graph(start, scenario.data, scenario.loss)
+    model, run = scenario.run()
+    if kind == "squiggle":
+        # A run without per-step records (a large model) knows only its end.
+        chosen = steps if steps else (["start", "end"] if run.steps else ["end"])
+        return plots.squiggle(model, scenario.data, run, chosen, decompose=decompose)
+    if kind == "history":
+        return plots.history(run)
+    first = _parameter(start, parameter, "--param")
+    if kind == "loss-curve":
+        return plots.loss_curve(model, scenario.data, scenario.loss, first, run)
+    if kind == "animation":
+        return plots.animation(model, scenario.data, scenario.loss, first, run)
+    second = _parameter(start, parameter2, "--param2", other=first)
+    return plots.contour(model, scenario.data, scenario.loss, first, second, run)
+
+
+def plot_scenario(
+    scenario: Any,
+    kind: str,
+    out: str | os.PathLike[str],
+    parameter: str | None = None,
+    parameter2: str | None = None,
+    steps: Sequence[str | int] | None = None,
+    decompose: bool = False,
+    dpi: float | None = None,
+) -> Path:
+    """Draw ``kind`` for ``scenario`` into the file ``out`` (format from its suffix)."""
+    check_kind(kind, out)
+    figure = figure_of_scenario(scenario, kind, parameter, parameter2, steps, decompose)
+    return figure.save(out, dpi=dpi)
+
+
+def demo_figures(scenario: Any, history: Any, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The seed's figures: the network, the loss curve with its tangents, and the squiggle
+    before and after training (built from the blue, orange and green curves).
+
+    ``history`` is the scenario's run (as the demo trained it); the folder is created.
+    """
+    from chainrule import plots
+
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ChainruleError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
+    start = scenario.build_model()
+    trained = _trained_scalars(start)
+    figures = [
+        plots.network(
+            start,
+            list(scenario.data.input_names),
+            title="The network at the start (b3 is learned)" if trained == ["b3"] else None,
+        ),
+        plots.loss_curve(start, scenario.data, scenario.loss, trained[0], history),
+        plots.squiggle(
+            start, scenario.data, history, ["start"], decompose=True, title="Before training"
+        ),
+        plots.squiggle(
+            start, scenario.data, history, ["end"], decompose=True, title="After training"
+        ),
+    ]
+    paths = []
+    for name, figure in zip(DEMO_FILES, figures, strict=True):
+        paths.append(figure.save(folder / name))
+        figure.close()
+    return paths

@@ -1,0 +1,403 @@
+"""The fit: the data points and the model's curve (StatQuest's green squiggle).
+
+For one input the curve is the model's output over a dense grid of that input; with
+``decompose=True`` a formula model's output is split into the additive terms the engine
+computed (for the seed: the blue ``w3 × y1`` curve, the orange ``w4 × y2`` curve, their
+sum, and that sum shifted by ``b3``, the green squiggle). For two inputs and a
+classification task the figure shows the decision regions under the points, as
+TensorFlow Playground does.
+
+>>> import chainrule as cr
+>>> from chainrule.datasets import dosage
+>>> model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"])
+>>> fig = squiggle(model, dosage())
+>>> fig.curve_x.shape == fig.curve_y.shape
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.plots import _style as style
+from chainrule.plots._base import Figure, matplotlib_figure
+from chainrule.plots._replay import (
+    StepSpec,
+    model_at,
+    model_inputs,
+    predict,
+    resolve_steps,
+    step_count,
+    trained_names,
+    values_after,
+)
+from chainrule.plots._terms import Term, additive_terms
+from chainrule.tensor import Tensor, sigmoid, softmax
+
+
+@dataclass(eq=False, kw_only=True)
+class SquiggleFigure(Figure):
+    """The data and the fitted curve(s) over one input, with the numbers drawn.
+
+    ``curves`` maps a number of steps taken (0 = the start) to the curve over ``curve_x``;
+    ``predictions`` maps it to the model's outputs at the data points; ``terms`` holds the
+    decomposition of the last curve (label -> values over ``curve_x``), empty without
+    ``decompose``.
+    """
+
+    input_name: str
+    output_name: str
+    points_x: np.ndarray
+    points_y: np.ndarray
+    curve_x: np.ndarray
+    curves: dict[int, np.ndarray]
+    predictions: dict[int, np.ndarray]
+    parameter_values: dict[int, dict[str, float]]
+    terms: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def curve_y(self) -> np.ndarray:
+        """The last curve drawn (the end of training, by default)."""
+        return self.curves[max(self.curves)]
+
+    @property
+    def steps(self) -> list[int]:
+        """The numbers of steps taken at which curves were drawn."""
+        return sorted(self.curves)
+
+
+@dataclass(eq=False, kw_only=True)
+class DecisionFigure(Figure):
+    """Decision regions of a classifier over two inputs, with the data points.
+
+    ``probabilities[k]`` holds, over the ``grid_x`` x ``grid_y`` mesh after ``k`` steps, the
+    probability of class 1 (binary) or of the predicted class (multi-class); ``classes[k]``
+    the predicted class on the mesh and ``accuracy[k]`` the share of points classified right.
+    """
+
+    input_names: tuple[str, str]
+    points: np.ndarray
+    labels: np.ndarray
+    grid_x: np.ndarray
+    grid_y: np.ndarray
+    probabilities: dict[int, np.ndarray]
+    classes: dict[int, np.ndarray]
+    accuracy: dict[int, float]
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self.probabilities)
+
+
+def _snapshots(
+    model: Any,
+    history: Any,
+    steps: Sequence[StepSpec] | StepSpec | None,
+    values: Mapping[str, float] | Sequence[Mapping[str, float]] | None,
+) -> list[tuple[int, dict[str, float], Any]]:
+    """(steps taken, trained values, model copy) for each picture to draw."""
+    if values is not None:
+        chosen = [values] if isinstance(values, Mapping) else list(values)
+        return [(i, dict(v), model_at(model, v)) for i, v in enumerate(chosen)]
+    if history is None:
+        if steps not in (None, "end", ["end"], ("end",)):
+            raise ChainruleError("steps need a training history: pass history=...")
+        return [(0, {}, model_at(model))]
+    if steps is None:
+        steps = ["end"]
+    counts = resolve_steps(history, steps)
+    return [
+        (k, values_after(history, k), model_at(model, values_after(history, k))) for k in counts
+    ]
+
+
+def squiggle(
+    model: Any,
+    data: Any,
+    history: Any = None,
+    steps: Sequence[StepSpec] | StepSpec | None = None,
+    *,
+    values: Mapping[str, float] | Sequence[Mapping[str, float]] | None = None,
+    decompose: bool = False,
+    points: int = 201,
+    size: tuple[float, float] = (6.4, 4.4),
+    dpi: float = 100,
+    title: str | None = None,
+) -> SquiggleFigure | DecisionFigure:
+    """Draw the data and the model's fit; return the figure and the numbers drawn.
+
+    ``history`` (from ``train``) and ``steps`` choose when: ``"start"``, ``"end"`` (the
+    default), or numbers of steps taken, several in one figure. Without a history the
+    model is drawn as it is; ``values`` draws it at given parameter values instead.
+    ``decompose=True`` also draws the additive terms of the output (formula models).
+
+    >>> import chainrule as cr
+    >>> from chainrule.datasets import dosage
+    >>> m = cr.Formula("y1 = softplus(w1 * dosage)\\npredicted = w2 * y1 + b",
+    ...                inputs=["dosage"], values={"w1": 1.0, "w2": 2.0, "b": -1.0})
+    >>> fig = squiggle(m, dosage(), decompose=True)
+    >>> sorted(fig.terms)
+    ['b', 'w2 × y1']
+    """
+    X = model_inputs(model, data)
+    snapshots = _snapshots(model, history, steps, values)
+    if X.shape[1] == 2 and data.task in ("binary", "multiclass"):
+        if decompose:
+            raise ChainruleError("decompose=True draws curves over one input; this data has two")
+        return _decision_regions(snapshots, data, history, size, dpi, title)
+    if X.shape[1] != 1:
+        raise ChainruleError(
+            f"a squiggle is drawn over one input (a curve) or two inputs of a classification "
+            f"task (decision regions); the data set '{data.name}' has {X.shape[1]} inputs "
+            f"and task {data.task!r}"
+        )
+    x = X[:, 0]
+    input_name = (getattr(model, "inputs", None) or data.input_names)[0]
+    low, high = style.padded_range(x, fraction=0.0, minimum=1e-9)
+    grid = np.union1d(np.linspace(low, high, max(int(points), 2)), x)  # the data x included
+    curves = {k: predict(m, grid[:, None]) for k, _, m in snapshots}
+    predictions = {k: predict(m, X) for k, _, m in snapshots}
+    for curve in curves.values():
+        if curve.ndim != 1:
+            raise ChainruleError(
+                f"a squiggle needs one output per point; the model gives shape {curve.shape}"
+            )
+    output_name = getattr(model, "output_name", None) or "prediction"
+    terms: list[Term] = []
+    if decompose:
+        terms = _terms_over(snapshots[-1][2], grid)
+    mpl = matplotlib_figure(*size, dpi=dpi)
+    ax = mpl.add_subplot()
+    single = trained_names(history) if history is not None else []
+    if terms:
+        _draw_terms(ax, grid, terms, output_name)
+    else:
+        colours = style.step_colours(len(curves))
+        for (k, vals, _), colour in zip(snapshots, colours, strict=True):
+            label = _step_label(k, vals, single, history, values is not None)
+            solid = k == max(curves)
+            ax.plot(
+                grid,
+                curves[k],
+                color=colour if solid else colour,
+                lw=2.4 if solid else 1.6,
+                ls="-" if solid else "--",
+                label=label,
+                zorder=2,
+            )
+    ax.scatter(x, data.target, s=46, color=style.BLACK, zorder=4, label=data.target_name)
+    ax.set_xlabel(input_name)
+    ax.set_ylabel(data.target_name)
+    ax.axhline(0.0, color=style.LIGHT_GREY, lw=0.8, zorder=0)
+    ax.set_title(title if title is not None else f"{output_name} against {input_name}")
+    ax.legend(fontsize="small", loc="best", framealpha=0.85)
+    ax.grid(alpha=0.25)
+    return SquiggleFigure(
+        kind="squiggle",
+        figure=mpl,
+        input_name=input_name,
+        output_name=output_name,
+        points_x=x.copy(),
+        points_y=np.asarray(data.target, dtype=np.float64).copy(),
+        curve_x=grid,
+        curves=curves,
+        predictions=predictions,
+        parameter_values={k: vals for k, vals, _ in snapshots},
+        terms={t.label: _full(t.values, grid.size) for t in terms},
+    )
+
+
+def _full(values: np.ndarray, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), (n,)).copy()
+
+
+def _terms_over(model: Any, grid: np.ndarray) -> list[Term]:
+    """The additive terms of the output that the engine records over ``grid``."""
+    if not hasattr(model, "trace"):
+        raise ChainruleError(
+            "decompose=True needs a formula model (it splits the output into the terms "
+            f"written in the formula); this model is a {type(model).__name__}"
+        )
+    model.unfreeze()  # a copy: every parameter records its node, so the sum is visible
+    nodes = model.trace(grid[:, None])
+    return additive_terms(nodes[model.output_name])
+
+
+def _draw_terms(ax: Any, grid: np.ndarray, terms: list[Term], output_name: str) -> None:
+    """StatQuest's build-up: each varying term, their sum, then the constant shift."""
+    n = grid.size
+    varying = [t for t in terms if np.ptp(_full(t.values, n)) > 0]
+    constant = [t for t in terms if t not in varying]
+    colours = iter(style.TERM_COLOURS)
+    for term in varying:
+        ax.plot(
+            grid, _full(term.values, n), color=next(colours, style.GREY), lw=1.8, label=term.label
+        )
+    total = sum((_full(t.values, n) for t in terms), np.zeros(n))
+    if not constant or len(varying) < 2:
+        ax.plot(grid, total, color=style.GREEN, lw=2.6, label=output_name, zorder=3)
+        return
+    partial = sum((_full(t.values, n) for t in varying), np.zeros(n))
+    ax.plot(
+        grid,
+        partial,
+        color=style.GREEN,
+        lw=1.6,
+        ls="--",
+        zorder=4,
+        label=" + ".join(t.label for t in varying),
+    )
+    shift = float(total[0] - partial[0])
+    names = " + ".join(t.label for t in constant)
+    ax.plot(
+        grid, total, color=style.GREEN, lw=2.6, zorder=3, label=f"{output_name} = the sum + {names}"
+    )
+    if shift != 0:
+        i = int(np.argmax(partial)) if shift > 0 else int(np.argmin(partial))
+        ax.annotate(
+            "",
+            xy=(grid[i], total[i]),
+            xytext=(grid[i], partial[i]),
+            zorder=5,
+            arrowprops={"arrowstyle": "-|>", "color": style.GREY, "lw": 1.2},
+        )
+        ax.annotate(
+            f"+ {names} = {style.value_text(shift)}",
+            (grid[i], (partial[i] + total[i]) / 2),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color=style.GREY,
+        )
+
+
+def _step_label(
+    k: int, values: dict[str, float], trained: list[str], history: Any, explicit: bool
+) -> str:
+    if explicit:
+        shown = ", ".join(f"{n} = {style.number(v)}" for n, v in list(values.items())[:3])
+        return shown or "model"
+    if history is None:
+        return "model"
+    when = _when(k, step_count(history))
+    if len(trained) == 1 and trained[0] in values:
+        return f"{when}: {trained[0]} = {style.number(values[trained[0]])}"
+    return when
+
+
+def _when(k: int, total: int) -> str:
+    """``start``, ``after 3 steps`` or ``end (10 steps)``."""
+    if k == 0:
+        return "start"
+    steps = f"{k} step{'s' if k != 1 else ''}"
+    return f"end ({steps})" if k == total else f"after {steps}"
+
+
+def _class_scores(model: Any, X: np.ndarray) -> np.ndarray:
+    """Per row: P(class 1) for one output, class probabilities (m, k) for several.
+
+    The model's output is read as the engine made it: if its last op is a sigmoid (or a
+    softmax) it is a probability already, otherwise it is a logit and goes through one.
+    """
+    probe = model_at(model)
+    probe.unfreeze()
+    out = probe(Tensor(X))
+    last = out.op.name if out.op is not None else None
+    data = out.data if out.data.ndim == 1 or out.data.shape[1] > 1 else out.data[:, 0]
+    if data.ndim == 1:
+        return data if last == "sigmoid" else sigmoid(Tensor(data)).data
+    return data if last == "softmax" else softmax(Tensor(data), axis=-1).data
+
+
+def _decision_regions(
+    snapshots: list[tuple[int, dict[str, float], Any]],
+    data: Any,
+    history: Any,
+    size: tuple[float, float],
+    dpi: float,
+    title: str | None,
+) -> DecisionFigure:
+    X = model_inputs(snapshots[0][2], data)
+    labels = np.asarray(data.target).astype(int)
+    (x_low, x_high), (y_low, y_high) = (style.padded_range(X[:, j], 0.08) for j in (0, 1))
+    gx, gy = np.linspace(x_low, x_high, 160), np.linspace(y_low, y_high, 160)
+    mesh = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)  # (160*160, 2)
+    panels = len(snapshots)
+    width = size[0] if panels == 1 else min(4.2 * panels, 16.0)
+    mpl = matplotlib_figure(width, size[1] if panels == 1 else 4.2, dpi=dpi)
+    axes = mpl.subplots(1, panels, squeeze=False)[0]
+    probabilities, classes, accuracy = {}, {}, {}
+    from matplotlib.colors import LinearSegmentedColormap, ListedColormap
+
+    two = LinearSegmentedColormap.from_list(
+        "classes", [style.CLASS_COLOURS[0], "#f7f7f7", style.CLASS_COLOURS[1]]
+    )
+    for ax, (k, _, model) in zip(axes, snapshots, strict=True):
+        scores = _class_scores(model, mesh)
+        at_points = _class_scores(model, X)
+        if scores.ndim == 1:
+            p, c = scores, (scores >= 0.5).astype(int)
+            predicted = (at_points >= 0.5).astype(int)
+            ax.contourf(
+                gx,
+                gy,
+                p.reshape(gy.size, gx.size),
+                levels=np.linspace(0, 1, 11),
+                cmap=two,
+                alpha=0.75,
+            )
+            ax.contour(
+                gx,
+                gy,
+                p.reshape(gy.size, gx.size),
+                levels=[0.5],
+                colors=style.BLACK,
+                linewidths=1.2,
+            )
+        else:
+            p, c = scores.max(axis=1), scores.argmax(axis=1)
+            predicted = at_points.argmax(axis=1)
+            cmap = ListedColormap(style.CLASS_COLOURS[: scores.shape[1]])
+            ax.pcolormesh(
+                gx,
+                gy,
+                c.reshape(gy.size, gx.size),
+                cmap=cmap,
+                alpha=0.35,
+                shading="auto",
+                vmin=-0.5,
+                vmax=scores.shape[1] - 0.5,
+            )
+        probabilities[k], classes[k] = p.reshape(gy.size, gx.size), c.reshape(gy.size, gx.size)
+        accuracy[k] = float(np.mean(predicted == labels))
+        colours = np.array(style.CLASS_COLOURS)[labels % len(style.CLASS_COLOURS)]
+        ax.scatter(X[:, 0], X[:, 1], c=list(colours), s=16, edgecolors="white", linewidths=0.5)
+        ax.set_xlim(x_low, x_high)
+        ax.set_ylim(y_low, y_high)
+        ax.set_xlabel(data.input_names[0])
+        ax.set_ylabel(data.input_names[1])
+        when = _when(k, step_count(history)) if history is not None else "model"
+        ax.set_title(
+            f"{when}: accuracy {accuracy[k]:.0%}" if panels > 1 or title is None else title,
+            fontsize="medium",
+        )
+    if title is not None and panels > 1:
+        mpl.suptitle(title)
+    return DecisionFigure(
+        kind="squiggle",
+        figure=mpl,
+        input_names=(data.input_names[0], data.input_names[1]),
+        points=X.copy(),
+        labels=labels,
+        grid_x=gx,
+        grid_y=gy,
+        probabilities=probabilities,
+        classes=classes,
+        accuracy=accuracy,
+    )
