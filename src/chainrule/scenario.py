@@ -384,14 +384,24 @@ def _builtin_dir() -> Path:
     return Path(str(resources.files("chainrule") / "scenarios"))
 
 
-def builtin_scenarios() -> list[ScenarioInfo]:
-    """The scenarios that ship with chainrule, in name order.
+#: The built-in scenarios in teaching order (others follow by name).
+_TEACHING_ORDER = ("main-ideas", "three-parameters", "all-parameters", "circles", "moons")
 
-    >>> [info.name for info in builtin_scenarios()][:2]
-    ['all-parameters', 'circles']
+
+def _teaching_order(path: Path) -> tuple[int, str]:
+    name = path.stem
+    rank = _TEACHING_ORDER.index(name) if name in _TEACHING_ORDER else len(_TEACHING_ORDER)
+    return rank, name
+
+
+def builtin_scenarios() -> list[ScenarioInfo]:
+    """The scenarios that ship with chainrule, in teaching order.
+
+    >>> [info.name for info in builtin_scenarios()][:3]
+    ['main-ideas', 'three-parameters', 'all-parameters']
     """
     infos = []
-    for path in sorted(_builtin_dir().glob("*.toml")):
+    for path in sorted(_builtin_dir().glob("*.toml"), key=_teaching_order):
         text = path.read_text(encoding="utf-8")
         try:
             values = tomllib.loads(text)

@@ -1,0 +1,497 @@
+"""The ``chainrule`` command line: scenarios in, step tables and derivations out.
+
+Every command reads a scenario (a TOML file, or a built-in one by name), asks the
+engine, and prints what the explainer made of it; there are no numbers computed here.
+
+    chainrule demo                                   the seed's story, start to end
+    chainrule run main-ideas --format markdown       the ledger of a training run
+    chainrule explain main-ideas --param b3          the chain rule for one slope
+    chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9
+    chainrule quiz main-ideas                        predict the next step yourself
+    chainrule scenarios                              the built-in scenarios
+    chainrule new my-class.toml                      a commented scenario to edit
+
+A user's mistake (a bad file, an unknown parameter) prints one line
+``chainrule: error: ...`` on stderr and exits with status 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from chainrule.errors import ChainruleError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from chainrule.scenario import Scenario
+    from chainrule.train import History
+
+#: The output formats of run, explain and scan.
+FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
+
+#: How the demo scans b3 (StatQuest's pink curve: b3 from 0 to 4).
+DEMO_SCAN = (0.0, 4.0, 9)
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+
+
+# ---------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------
+
+
+def _emit(text: str, out: str | None, stdout: TextIO) -> None:
+    """Print ``text``, or write it to the file ``out`` atomically and say so on stderr."""
+    if not text.endswith("\n"):
+        text += "\n"
+    if out is None:
+        stdout.write(text)
+        return
+    from chainrule.io import atomic_write
+
+    atomic_write(out, text.encode("utf-8"))
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, allow_nan=False)
+
+
+def _render(result: Any, fmt: str) -> str:
+    """An explainer result in ``fmt``; JSON is the result's :meth:`to_dict`."""
+    if fmt == "json":
+        return _json(result.to_dict())
+    return result.render(fmt)
+
+
+def _load(name: str) -> Scenario:
+    from chainrule.scenario import load_scenario
+
+    return load_scenario(name)
+
+
+def _model_before_step(scenario: Scenario, history: History, step: int) -> Any:
+    """A fresh model holding the values it had just before ``step`` of the run."""
+    model = scenario.build_model()
+    if not history.steps:
+        raise ChainruleError(
+            "this run kept no per-step values (the model is too large), so --step "
+            "cannot be replayed"
+        )
+    if not 1 <= step <= len(history.steps):
+        raise ChainruleError(
+            f"--step {step}: the run took {len(history.steps)} steps; choose 1 to "
+            f"{len(history.steps)}"
+        )
+    for name, value in history.steps[step - 1].values.items():
+        model.scalar(name).set(value)
+    return model
+
+
+def _check_parameter(scenario: Scenario, name: str) -> None:
+    """Refuse a parameter name the model does not have, suggesting the nearest."""
+    import difflib
+
+    model = scenario.model
+    known = [ref.name for ref in model.scalars()]
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(known) if len(known) <= 12 else f"{', '.join(known[:12])}, ..."
+    raise ChainruleError(f"--param {name!r}: the model has no such parameter{hint} ({listed})")
+
+
+# ---------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
+    scenario = _load(args.scenario)
+    _, history = scenario.run()
+    if args.format == "json":
+        text = _json(history.to_dict())
+    else:
+        from chainrule.explain import ledger
+
+        table = ledger(history, columns=args.columns, every=args.every)
+        text = table.render(args.format)
+        if args.format in ("table", "text", "markdown"):
+            text = f"{text.rstrip()}\n\n{history.message}\n"
+    _emit(text, args.out, stdout)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule explain SCENARIO --param NAME``: the chain rule for one slope."""
+    from chainrule.explain import chain_rule
+
+    scenario = _load(args.scenario)
+    _check_parameter(scenario, args.param)
+    if args.step is None:
+        model = scenario.build_model()
+    else:
+        _, history = scenario.run()
+        model = _model_before_step(scenario, history, args.step)
+    result = chain_rule(model, scenario.data, scenario.loss, args.param)
+    _emit(_render(result, args.format), args.out, stdout)
+    return EXIT_OK
+
+
+def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
+    import numpy as np
+
+    if num < 2:
+        raise ChainruleError(f"{flag}: scan at least 2 values, got {num}")
+    if not (np.isfinite(start) and np.isfinite(stop)) or start == stop:
+        raise ChainruleError(f"the range {start:g} to {stop:g} must hold more than one value")
+    return np.linspace(start, stop, num)
+
+
+def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule scan SCENARIO --param NAME --from A --to B``: the loss over a grid."""
+    from chainrule.explain import scan
+
+    scenario = _load(args.scenario)
+    _check_parameter(scenario, args.param)
+    values = _linspace(args.start, args.stop, args.num, "--num")
+    values2 = None
+    if args.param2 is not None:
+        _check_parameter(scenario, args.param2)
+        if args.start2 is None or args.stop2 is None:
+            raise ChainruleError("--param2 needs --from2 and --to2 (and optionally --num2)")
+        values2 = _linspace(args.start2, args.stop2, args.num2, "--num2")
+    elif args.start2 is not None or args.stop2 is not None:
+        raise ChainruleError("--from2 and --to2 need --param2")
+    result = scan(
+        scenario.build_model(),
+        scenario.data,
+        scenario.loss,
+        args.param,
+        values,
+        parameter2=args.param2,
+        values2=values2,
+    )
+    _emit(_render(result, args.format), args.out, stdout)
+    return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule scenarios``: the built-in scenarios, by name."""
+    from chainrule.scenario import builtin_scenarios
+
+    infos = builtin_scenarios()
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        stdout.write(f"{info.name:<{width}}  {info.title}\n")
+        if args.long and info.description:
+            for line in textwrap.wrap(
+                " ".join(info.description.split()), 76, break_on_hyphens=False
+            ):
+                stdout.write(f"{'':<{width}}    {line}\n")
+            stdout.write("\n")
+    if not args.long:
+        stdout.write(
+            "\nrun one with: chainrule run NAME   (descriptions: chainrule scenarios --long)\n"
+        )
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule new FILE``: write the commented template scenario."""
+    from chainrule.io import atomic_write
+    from chainrule.scenario import TEMPLATE
+
+    path = Path(args.file)
+    if path.exists() and not args.force:
+        raise ChainruleError(f"{path}: already exists; use --force to overwrite it")
+    if path.is_dir():
+        raise ChainruleError(f"{path}: is a directory")
+    atomic_write(path, TEMPLATE.encode("utf-8"))
+    stdout.write(f"wrote {path}: edit it, then run: chainrule run {path}\n")
+    return EXIT_OK
+
+
+def write_demo_figures(scenario: Scenario, history: History, out_dir: Path) -> list[Path] | None:
+    """Hook for the demo's figures (the SSR curve, the steps, the fitted squiggle).
+
+    Draws them with :mod:`chainrule.plots` into ``out_dir`` and returns their paths, or
+    returns None after saying why they cannot be drawn (matplotlib is an optional extra).
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("chainrule: figures need matplotlib: pip install 'chainrule[plot]'", file=sys.stderr)
+        return None
+    try:
+        from chainrule.plots import demo_figures  # type: ignore[attr-defined]
+    except ImportError:
+        print("chainrule: this version cannot draw the demo's figures yet", file=sys.stderr)
+        return None
+    return list(demo_figures(scenario, history, out_dir))
+
+
+def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule demo``: the seed's story (scan, ledger, chain rule), in the terminal."""
+    from chainrule.explain import chain_rule, ledger, scan
+
+    fmt = args.format
+    scenario = _load("main-ideas")
+    start, stop, num = DEMO_SCAN
+    write = stdout.write
+
+    write("1. The SSR for b3 from 0 to 4, the other six parameters fixed (brute force):\n\n")
+    curve = scan(
+        scenario.build_model(), scenario.data, scenario.loss, "b3", _linspace(start, stop, num, "")
+    )
+    write(curve.render(fmt).rstrip() + "\n\n")
+
+    write("2. Gradient descent on b3 from 0, learning rate 0.1:\n\n")
+    _, history = scenario.run()
+    write(ledger(history).render(fmt).rstrip() + "\n\n")
+    write(history.message + "\n\n")
+
+    write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
+    write(chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3").render(fmt))
+    write("\n")
+    if args.out is not None:
+        paths = write_demo_figures(scenario, history, Path(args.out))
+        for path in paths or []:
+            write(f"wrote {path}\n")
+    return EXIT_OK
+
+
+def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = None) -> int:
+    """``chainrule quiz SCENARIO``: predict each slope, step size and new value."""
+    from chainrule.explain import chain_rule, check_answer, quiz_questions
+
+    stdin = stdin if stdin is not None else sys.stdin
+    scenario = _load(args.scenario)
+    _, history = scenario.run()
+    if not history.steps:
+        raise ChainruleError("this run kept no per-step values (the model is too large) to quiz on")
+    last = min(len(history.steps), args.steps)
+    asked = right = 0
+    write = stdout.write
+    write(f"{scenario.title}\nAnswer with a number; an empty line or end of input stops.\n")
+    for step in range(1, last + 1):
+        write(f"\nStep {step}\n")
+        for question in quiz_questions(history, step):
+            write(f"{question.prompt} ")
+            stdout.flush()
+            line = stdin.readline()
+            if not line or not line.strip():
+                write("\n")
+                return _quiz_score(write, right, asked)
+            asked += 1
+            result = check_answer(question, line)
+            write(f"{result.message}\n")
+            if result.correct:
+                right += 1
+            elif question.parameter is not None and question.kind == "slope":
+                model = _model_before_step(scenario, history, step)
+                worked = chain_rule(model, scenario.data, scenario.loss, question.parameter)
+                write("\n" + worked.render("text").rstrip() + "\n")
+    return _quiz_score(write, right, asked)
+
+
+def _quiz_score(write: Callable[[str], Any], right: int, asked: int) -> int:
+    write(f"{right} of {asked} right.\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command (each with an example in its --help)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback of an error",
+    )
+    parser = argparse.ArgumentParser(
+        prog="chainrule",
+        description="Backpropagation shown step by step on a real reverse-mode autodiff engine.",
+        epilog="example: chainrule demo    (then: chainrule run main-ideas)",
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from chainrule import __version__
+
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def command(name: str, help: str, example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    scenario_help = "a scenario file (.toml) or a built-in name (see: chainrule scenarios)"
+
+    def fmt_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--format", choices=FORMATS, default="table", help="output format (default: table)"
+        )
+
+    def out_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+
+    p = command(
+        "demo", "the StatQuest story: scan b3, learn it, explain its slope", "chainrule demo"
+    )
+    fmt_option(p)
+    p.add_argument(
+        "--out", metavar="DIR", help="also draw the figures into DIR (needs chainrule[plot])"
+    )
+    p.set_defaults(handler=cmd_demo)
+
+    p = command(
+        "run",
+        "train a scenario and print every step: value, loss, slope, step size, new value",
+        "chainrule run main-ideas --format markdown --out steps.md",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    fmt_option(p)
+    out_option(p)
+    p.add_argument(
+        "--every", type=_positive_int, default=None, metavar="K", help="show every K-th step"
+    )
+    p.add_argument(
+        "--columns",
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="the parameters (or columns) to show, e.g. --columns b3",
+    )
+    p.set_defaults(handler=cmd_run)
+
+    p = command(
+        "explain",
+        "the chain rule for one parameter's slope, term by term",
+        "chainrule explain main-ideas --param b3 --step 2",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    p.add_argument("--param", required=True, metavar="NAME", help="the parameter, e.g. b3")
+    p.add_argument(
+        "--step",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="at the values before step K of the run (default: the starting values)",
+    )
+    fmt_option(p)
+    out_option(p)
+    p.set_defaults(handler=cmd_explain)
+
+    p = command(
+        "scan",
+        "the loss over a range of one parameter's values (or a grid of two)",
+        "chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    p.add_argument("--param", required=True, metavar="NAME", help="the parameter to vary")
+    p.add_argument("--from", dest="start", type=_float, required=True, metavar="A")
+    p.add_argument("--to", dest="stop", type=_float, required=True, metavar="B")
+    p.add_argument("--num", type=_positive_int, default=9, metavar="N", help="(default: 9)")
+    p.add_argument("--param2", metavar="NAME", help="a second parameter, for a grid")
+    p.add_argument("--from2", dest="start2", type=_float, metavar="A")
+    p.add_argument("--to2", dest="stop2", type=_float, metavar="B")
+    p.add_argument("--num2", type=_positive_int, default=9, metavar="N", help="(default: 9)")
+    fmt_option(p)
+    out_option(p)
+    p.set_defaults(handler=cmd_scan)
+
+    p = command("scenarios", "list the built-in scenarios", "chainrule scenarios --long")
+    p.add_argument("--long", action="store_true", help="also print each description")
+    p.set_defaults(handler=cmd_scenarios)
+
+    p = command(
+        "quiz",
+        "predict the next slope, step size and new value; the engine checks you",
+        "chainrule quiz main-ideas --steps 2",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    p.add_argument(
+        "--steps", type=_positive_int, default=3, metavar="N", help="quiz N steps (default: 3)"
+    )
+    p.set_defaults(handler=cmd_quiz)
+
+    p = command(
+        "new",
+        "write a commented scenario file to start from",
+        "chainrule new my-class.toml && chainrule run my-class.toml",
+    )
+    p.add_argument("file", metavar="FILE", help="the file to write")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(handler=cmd_new)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``chainrule`` command with ``argv`` (default: the process's arguments).
+
+    Returns the exit status: 0, or 2 for a user's mistake (printed as one line).
+
+    >>> main(["scenarios"])  # doctest: +ELLIPSIS
+    main-ideas ...
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return int(args.handler(args, sys.stdout))
+    except BrokenPipeError:  # pragma: no cover (e.g. chainrule run ... | head)
+        return EXIT_OK
+    except (ChainruleError, OSError) as exc:
+        if debug:
+            raise
+        message = str(exc) if isinstance(exc, ChainruleError) else _os_message(exc)
+        print(f"chainrule: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("chainrule: interrupted", file=sys.stderr)
+        return 130
+
+
+def _os_message(exc: OSError) -> str:
+    """``FILE: reason`` for a file the command could not read or write."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
