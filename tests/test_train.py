@@ -396,3 +396,11 @@ def _one_blas_thread():
 
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import chainrule.train
+
+    assert doctest.testmod(chainrule.train).failed == 0

@@ -143,7 +143,12 @@ class StepRecord:
     predictions: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data (without the predictions)."""
+        """The record as JSON-ready data (without the predictions).
+
+        >>> record = StepRecord(1, 20.4, {"b3": 0.0}, {"b3": -15.7}, {"b3": -1.57}, {"b3": 1.57})
+        >>> record.to_dict()["step_sizes"], sorted(record.to_dict())
+        ({'b3': -1.57}, ['loss', 'new_values', 'slopes', 'step', 'step_sizes', 'values'])
+        """
         return {
             "step": self.step,
             "loss": _json_float(self.loss),
@@ -184,7 +189,11 @@ class History:
 
     @property
     def num_steps(self) -> int:
-        """How many steps were taken."""
+        """How many steps were taken (the length of :attr:`losses`).
+
+        >>> History(trained=["b3"], loss_name="ssr", detail=False, learning_rate=0.1).num_steps
+        0
+        """
         return len(self.losses)
 
     def to_dict(self) -> dict[str, Any]:

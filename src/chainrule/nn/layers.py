@@ -80,7 +80,11 @@ class Activation(Module):
         return type(self).function(x)
 
     def config(self) -> dict[str, Any]:
-        """The architecture as plain data: ``{"kind": "activation", "name": ...}``."""
+        """The architecture as plain data.
+
+        >>> Tanh().config()
+        {'kind': 'activation', 'name': 'tanh'}
+        """
         return {"kind": "activation", "name": self.name}
 
     def __repr__(self) -> str:
