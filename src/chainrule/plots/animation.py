@@ -23,7 +23,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
-from chainrule.plots._base import Figure, matplotlib_figure
+from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots._replay import model_at, model_inputs, predict, step_count, values_after
 from chainrule.plots.loss import _ahead, _loss_name, _require_steps, _scan
 
@@ -97,6 +97,7 @@ def animation(
     The other parameters follow the history too (the loss curve is drawn with them at
     their final values, as :func:`~chainrule.plots.loss_curve` does).
     """
+    require_matplotlib()
     from matplotlib.animation import FuncAnimation
 
     name = model.scalar(parameter).name
@@ -132,7 +133,7 @@ def animation(
     base = model_at(model, values_after(history, total))
     scanned = _scan(base, data, loss, name, _ahead(visited, centre, points))
     loss_x = np.asarray(scanned.values, dtype=np.float64)
-    loss_y = np.asarray(scanned.losses, dtype=np.float64)
+    loss_y = np.asarray(scanned.loss, dtype=np.float64)
     loss_name = _loss_name(loss, history)
 
     mpl = matplotlib_figure(*size, dpi=dpi)

@@ -153,10 +153,11 @@ def _text(value: Any) -> str:
 
 
 def _kind(t: Tensor, frozen: set[str] | None) -> str:
+    """op; trained or frozen (a parameter, or a leaf that requires grad); input; constant."""
     if t.op is not None:
         return "op"
-    if isinstance(t, Parameter):
-        is_frozen = t.frozen if frozen is None else (t.name in frozen)
+    if isinstance(t, Parameter) or t.requires_grad:
+        is_frozen = not t.requires_grad if frozen is None else (t.name in frozen)
         return "frozen" if is_frozen else "trained"
     return "input" if t.name else "constant"
 

@@ -18,6 +18,7 @@ from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots._replay import trained_names
+from chainrule.plots.loss import _loss_name
 
 #: With more trained scalars than this, the legend is left out (the lines stay).
 MAX_LEGEND = 10
@@ -60,7 +61,7 @@ def history(
     }
     finite = losses[np.isfinite(losses)]
     log_scale = bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
-    loss_name = str(run.loss_name).upper() if run.loss_name == "ssr" else str(run.loss_name)
+    loss_name = _loss_name(None, run)
 
     panels = 2 if values else 1
     mpl = matplotlib_figure(size[0] if panels == 2 else size[0] / 1.8, size[1], dpi=dpi)

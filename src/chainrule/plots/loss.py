@@ -71,11 +71,13 @@ class ContourFigure(Figure):
 
 
 def _loss_name(loss: Any, history: Any) -> str:
-    if history is not None and getattr(history, "loss_name", None):
-        return str(history.loss_name).upper() if history.loss_name == "ssr" else history.loss_name
-    if isinstance(loss, str):
-        return loss.upper() if loss == "ssr" else loss
-    return getattr(loss, "__name__", "loss")
+    """The loss as the learner reads it (``SSR``): the name its own graph node carries."""
+    from chainrule.explain.notation import loss_display_name
+
+    name = getattr(history, "loss_name", None) or loss
+    if isinstance(name, str):
+        return loss_display_name(name)
+    return getattr(name, "__name__", "loss")
 
 
 def _require_steps(history: Any, what: str) -> None:
@@ -109,7 +111,8 @@ def _ahead(visited: np.ndarray, end: float, points: int) -> np.ndarray:
 
 
 def _scan(model: Any, data: Any, loss: Any, parameter: str, values: np.ndarray, **two: Any):
-    from chainrule.explain import scan
+    """The explainer's brute-force scan: the engine's forward pass at every value."""
+    from chainrule.explain.scan import scan
 
     return scan(model, data, loss, parameter, values, **two)
 
@@ -166,7 +169,7 @@ def loss_curve(
         if grid.size < 2:
             raise ChainruleError("loss_curve: give at least two values to scan")
     result = _scan(base, data, loss, name, grid)
-    curve_y = np.asarray(result.losses, dtype=np.float64)
+    curve_y = np.asarray(result.loss, dtype=np.float64)
     curve_x = np.asarray(result.values, dtype=np.float64)
     loss_name = _loss_name(loss, history)
 
@@ -354,7 +357,7 @@ def contour(
     result = _scan(
         base, data, loss, first, axes_values[0], parameter2=second, values2=axes_values[1]
     )
-    losses = np.asarray(result.losses, dtype=np.float64)
+    losses = np.asarray(result.loss, dtype=np.float64)
     v1 = np.asarray(result.values, dtype=np.float64)
     v2 = np.asarray(getattr(result, "values2", axes_values[1]), dtype=np.float64)
     loss_name = _loss_name(loss, history)

@@ -27,7 +27,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
-from chainrule.plots._base import Figure, matplotlib_figure
+from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots._replay import model_at
 from chainrule.plots._terms import Term, additive_terms
 from chainrule.tensor import Tensor
@@ -374,6 +374,7 @@ def _draw(
     any_trained: bool,
     any_frozen: bool,
 ) -> Any:
+    require_matplotlib()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, FancyBboxPatch
 

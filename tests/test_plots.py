@@ -1,0 +1,601 @@
+"""Figures: each one carries the engine's numbers, and is written in the format asked for.
+
+The numbers a figure drew are checked against the ledger, the scan and the seed's
+reference values (StatQuest's backpropagation example); the files against their magic
+bytes and sizes; three small text-free pictures against golden images.
+Set CHAINRULE_UPDATE_GOLDEN=1 to rewrite the golden images after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+import chainrule as cr  # noqa: E402
+from chainrule import plots  # noqa: E402
+from chainrule.errors import ChainruleError  # noqa: E402
+from chainrule.nn import MLP  # noqa: E402
+from chainrule.plots.animation import frame_steps  # noqa: E402
+from chainrule.plots.scenario_figures import figure_of_scenario  # noqa: E402
+from chainrule.scenario import load_scenario  # noqa: E402
+from chainrule.train import train  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden_images"
+SMALL = {"size": (3.0, 2.0), "dpi": 100}  # 300 x 200 pixels
+
+# The seed's numbers (StatQuest, "Backpropagation Main Ideas"), recomputed in float64.
+GREEN_AT_B3_0 = [-2.6036652381, -1.6090193182, -2.6148696340]
+BLUE = [-0.2617557623, -1.0008025593, -2.4986714087]  # w3 * y1
+ORANGE = [-2.3419094758, -0.6082167589, -0.1161982253]  # w4 * y2
+B3_STEPS = [0.0, 1.5655108381, 2.1917151733, 2.4421969074, 2.5423896010]
+SSR_STEPS = [20.4235976776, 3.2678283891, 0.5229053029, 0.0837176091, 0.0134475781]
+SLOPES = [-15.6551083806, -6.2620433522, -2.5048173409, -1.0019269364, -0.4007707745]
+SSR_CURVE = {0.0: 20.423598, 1.0: 7.768489, 2.0: 1.113381, 3.0: 0.458273, 4.0: 5.803164}
+
+
+@pytest.fixture(scope="module")
+def seed():
+    """The main-ideas scenario, trained: (scenario, trained model, history)."""
+    scenario = load_scenario("main-ideas")
+    model, history = scenario.run()
+    return scenario, model, history
+
+
+@pytest.fixture(scope="module")
+def three():
+    scenario = load_scenario("three-parameters")
+    model, history = scenario.run()
+    return scenario, model, history
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+# ---------------------------------------------------------------------------------------
+# Importing and the missing extra
+# ---------------------------------------------------------------------------------------
+
+
+def test_importing_chainrule_and_plots_does_not_import_matplotlib():
+    code = "import sys, chainrule, chainrule.plots; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_without_matplotlib_the_error_says_how_to_install(monkeypatch, seed):
+    scenario, model, _ = seed
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    with pytest.raises(ChainruleError, match=r"pip install 'chainrule\[plot\]'"):
+        plots.network(model)
+
+
+def test_the_backend_is_headless(seed):
+    import matplotlib
+
+    plots.network(seed[1], **SMALL)
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+# ---------------------------------------------------------------------------------------
+# squiggle
+# ---------------------------------------------------------------------------------------
+
+
+def test_squiggle_curve_at_the_data_points_equals_the_predictions(seed):
+    scenario, model, history = seed
+    fig = plots.squiggle(model, scenario.data, history, ["start", 2, "end"], **SMALL)
+    assert fig.steps == [0, 2, len(history.steps)]
+    x = scenario.data.inputs["dosage"]
+    at_points = np.searchsorted(fig.curve_x, x)
+    assert np.array_equal(fig.curve_x[at_points], x)  # the data's x are on the grid
+    for k in fig.steps:
+        np.testing.assert_allclose(fig.curves[k][at_points], fig.predictions[k], rtol=1e-12)
+    # ... and the predictions are the history's own: before step 1, before step 3, at the end.
+    np.testing.assert_allclose(fig.predictions[0], GREEN_AT_B3_0, atol=1e-9)
+    np.testing.assert_allclose(fig.predictions[0], history.steps[0].predictions, rtol=1e-12)
+    np.testing.assert_allclose(fig.predictions[2], history.steps[2].predictions, rtol=1e-12)
+    np.testing.assert_allclose(fig.predictions[10], history.final_predictions, rtol=1e-12)
+    assert fig.parameter_values[2] == {"b3": history.steps[2].values["b3"]}
+
+
+def test_squiggle_does_not_change_the_model(seed):
+    scenario, model, history = seed
+    before = model.state_dict()
+    plots.squiggle(model, scenario.data, history, ["start"], decompose=True, **SMALL)
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert [p.frozen for p in model.parameters()] == [True] * 6 + [False]
+
+
+def test_squiggle_decomposition_is_the_engines_terms_and_sums_to_the_prediction(seed):
+    scenario, model, history = seed
+    fig = plots.squiggle(model, scenario.data, history, ["start"], decompose=True, **SMALL)
+    assert list(fig.terms) == ["w3 × y1", "w4 × y2", "b3"]
+    total = sum(fig.terms.values())
+    np.testing.assert_allclose(total, fig.curve_y, rtol=1e-12, atol=1e-12)
+    at_points = np.searchsorted(fig.curve_x, scenario.data.inputs["dosage"])
+    np.testing.assert_allclose(fig.terms["w3 × y1"][at_points], BLUE, atol=1e-9)
+    np.testing.assert_allclose(fig.terms["w4 × y2"][at_points], ORANGE, atol=1e-9)
+    assert np.all(fig.terms["b3"] == 0.0)
+    end = plots.squiggle(model, scenario.data, history, ["end"], decompose=True, **SMALL)
+    np.testing.assert_allclose(end.terms["b3"], history.final_values["b3"])
+
+
+def test_squiggle_without_history_draws_the_model_as_it_is():
+    model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 2.0})
+    data = load_scenario("main-ideas").data
+    fig = plots.squiggle(model, data, **SMALL)
+    np.testing.assert_allclose(fig.curve_y, 2.0 * fig.curve_x)
+    with pytest.raises(ChainruleError, match="history"):
+        plots.squiggle(model, data, steps=[3])
+    with pytest.raises(ChainruleError, match="formula model"):
+        plots.squiggle(MLP([1, 2, 1]), data, decompose=True)
+
+
+def test_squiggle_refuses_steps_the_history_does_not_have(seed):
+    scenario, model, history = seed
+    with pytest.raises(ChainruleError, match="has 10 steps"):
+        plots.squiggle(model, scenario.data, history, [11])
+    with pytest.raises(ChainruleError, match="'start' or 'end'"):
+        plots.squiggle(model, scenario.data, history, ["middle"])
+
+
+def test_decision_regions_for_two_inputs():
+    data = load_scenario("circles").data
+    model = MLP([2, 4, 1], activation="tanh", seed=0)
+    history = train(
+        model,
+        data,
+        loss="binary_cross_entropy",
+        optimizer="adam",
+        learning_rate=0.1,
+        stop={"max_steps": 60},
+    )
+    fig = plots.squiggle(model, data, history, ["start", "end"], **SMALL)
+    assert isinstance(fig, plots.DecisionFigure)
+    assert fig.steps == [0, 60]
+    p = fig.probabilities[60]
+    assert p.shape == (fig.grid_y.size, fig.grid_x.size)
+    assert np.all((p >= 0) & (p <= 1))
+    np.testing.assert_array_equal(fig.classes[60], (p >= 0.5).astype(int))
+    # The accuracy drawn is the one training reported (logits > 0 <=> probability > 0.5).
+    assert fig.accuracy[60] == pytest.approx(history.final_accuracy)
+
+
+def test_squiggle_refuses_data_it_cannot_draw():
+    data = load_scenario("circles").data
+    regression = cr.datasets.Dataset.from_matrix(
+        np.zeros((4, 3)), np.zeros(4), ["a", "b", "c"], "y", "three", "regression"
+    )
+    with pytest.raises(ChainruleError, match="has 3 inputs"):
+        plots.squiggle(MLP([3, 2, 1]), regression)
+    with pytest.raises(ChainruleError, match="one input"):
+        plots.squiggle(MLP([2, 2, 1]), data, decompose=True)
+
+
+# ---------------------------------------------------------------------------------------
+# loss_curve and contour
+# ---------------------------------------------------------------------------------------
+
+
+def test_loss_curve_points_and_tangents_are_the_ledgers_rows(seed):
+    scenario, model, history = seed
+    from chainrule.explain.ledger import ledger
+
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "b3", history, **SMALL)
+    table = ledger(history).document()[0]
+    header = [column.text for column in table.columns]
+    b3, ssr, slope = header.index("b3"), header.index("SSR"), header.index("dSSR/db3")
+    assert len(fig.points) == len(table.rows) == 10
+    for (value, loss), tangent, row in zip(fig.points, fig.tangent_slopes, table.rows, strict=True):
+        assert (value, loss, tangent) == (row[b3], row[ssr], row[slope])
+    np.testing.assert_allclose(fig.points[:5, 0], B3_STEPS, atol=1e-9)
+    np.testing.assert_allclose(fig.points[:5, 1], SSR_STEPS, atol=1e-9)
+    np.testing.assert_allclose(fig.tangent_slopes[:5], SLOPES, atol=1e-9)
+    assert fig.end_point == (history.final_values["b3"], history.final_loss)
+
+
+def test_loss_curve_is_the_scan_and_the_tangents_touch_it(seed):
+    scenario, model, history = seed
+    from chainrule.explain.scan import scan
+
+    values = np.linspace(0.0, 4.0, 401)
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "b3", history, values, **SMALL)
+    expected = scan(model, scenario.data, scenario.loss, "b3", values)
+    np.testing.assert_array_equal(fig.curve_y, expected.loss)
+    for b3, ssr in SSR_CURVE.items():
+        assert fig.curve_y[np.argmin(np.abs(fig.curve_x - b3))] == pytest.approx(ssr, abs=1e-6)
+    # Each step's point lies on the scanned curve, and its slope (from backpropagation)
+    # is the curve's own slope there (central differences on the scan).
+    h = 1e-5
+    for (b3, ssr), slope in zip(fig.points, fig.tangent_slopes, strict=True):
+        around = scan(model, scenario.data, scenario.loss, "b3", [b3 - h, b3, b3 + h]).loss
+        assert around[1] == pytest.approx(ssr, rel=1e-12)
+        assert (around[2] - around[0]) / (2 * h) == pytest.approx(slope, rel=1e-6, abs=1e-8)
+
+
+def test_loss_curve_default_range_shows_the_path_and_the_minimum(seed):
+    scenario, model, history = seed
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "b3", history, **SMALL)
+    assert fig.curve_x.min() < 0.0 and fig.curve_x.max() > 3.5  # StatQuest's 0 to 4
+    assert fig.curve_x[np.argmin(fig.curve_y)] == pytest.approx(2.609, abs=0.03)
+
+
+def test_loss_curve_refuses_a_parameter_the_history_did_not_train(seed):
+    scenario, model, history = seed
+    with pytest.raises(ChainruleError, match="did not train 'w3'"):
+        plots.loss_curve(model, scenario.data, scenario.loss, "w3", history)
+    with pytest.raises(ChainruleError, match="no parameter 'b4'"):
+        plots.loss_curve(model, scenario.data, scenario.loss, "b4", history)
+
+
+def test_contour_is_the_two_parameter_scan_with_the_descent_path(three):
+    scenario, model, history = three
+    fig = plots.contour(
+        model, scenario.data, scenario.loss, "w3", "w4", history, points=21, **SMALL
+    )
+    assert fig.losses.shape == (21, 21)
+    assert fig.path.shape == (len(history.steps) + 1, 2)
+    np.testing.assert_allclose(fig.path[0], [0.36, 0.63])
+    np.testing.assert_allclose(fig.path[1], [0.10238605, 0.50432377], atol=1e-8)
+    np.testing.assert_allclose(fig.path_losses[:-1], list(history.losses))
+    from chainrule.explain.scan import scan
+
+    expected = scan(
+        model,
+        scenario.data,
+        scenario.loss,
+        "w3",
+        fig.values[:3],
+        parameter2="w4",
+        values2=fig.values2[:2],
+    )
+    np.testing.assert_array_equal(fig.losses[:3, :2], expected.loss)
+    with pytest.raises(ChainruleError, match="two different"):
+        plots.contour(model, scenario.data, scenario.loss, "w3", "w3", history)
+
+
+# ---------------------------------------------------------------------------------------
+# history
+# ---------------------------------------------------------------------------------------
+
+
+def test_history_figure_holds_the_losses_and_values(seed):
+    _, _, history = seed
+    fig = plots.history(history, **SMALL)
+    np.testing.assert_array_equal(fig.losses, [*history.losses, history.final_loss])
+    np.testing.assert_allclose(fig.values["b3"][:5], B3_STEPS, atol=1e-9)
+    assert fig.values["b3"][-1] == history.final_values["b3"]
+    assert fig.log_scale  # 20.4 down to 6e-5: more than two decades
+    assert fig.figure.axes[0].get_yscale() == "log"
+
+
+def test_history_uses_a_linear_scale_for_a_short_span():
+    model = cr.Formula("p = 0 * dosage + b", inputs=["dosage"])
+    history = train(
+        model, load_scenario("main-ideas").data, stop={"max_steps": 2}, learning_rate=0.01
+    )
+    fig = plots.history(history, **SMALL)
+    assert not fig.log_scale and fig.figure.axes[0].get_yscale() == "linear"
+
+
+# ---------------------------------------------------------------------------------------
+# network and graph
+# ---------------------------------------------------------------------------------------
+
+
+def test_network_of_the_seed_formula(seed):
+    scenario, model, _ = seed
+    fig = plots.network(model, **SMALL)
+    edges = {(e.source, e.target): (e.parameter, e.value, e.trained) for e in fig.edges}
+    assert edges == {
+        ("dosage", "y1"): ("w1", 3.34, False),
+        ("dosage", "y2"): ("w2", -3.53, False),
+        ("y1", "predicted"): ("w3", -1.22, False),
+        ("y2", "predicted"): ("w4", -2.30, False),
+    }
+    nodes = {n.key: n for n in fig.nodes}
+    assert [n.caption for n in fig.nodes] == ["", "x1 → y1", "x2 → y2", "predicted"]
+    assert nodes["y1"].title == "softplus" and nodes["predicted"].title == "+"
+    assert nodes["predicted"].bias_parameters == ["b3"]
+    assert nodes["predicted"].bias[0][1] == model.scalar("b3").value  # the trained value
+    assert fig.trained == ["b3"] and fig.frozen == ["w1", "b1", "w2", "b2", "w3", "w4"]
+    texts = [t.get_text() for t in fig.figure.axes[0].texts]
+    assert "w1 = 3.34" in texts and "+ b3 = 2.61" in texts
+    assert [t.get_text() for t in fig.figure.axes[0].get_legend().get_texts()] == [
+        "trained",
+        "frozen",
+    ]
+
+
+def test_network_reads_the_graph_not_the_text():
+    model = cr.Formula(
+        "h = relu(a * x - c)\nout = 2 * h + x * k",
+        inputs=["x"],
+        values={"a": 1.5, "c": 0.5, "k": -1.0},
+    )
+    fig = plots.network(model, **SMALL)
+    edges = {(e.source, e.target, e.parameter, e.label) for e in fig.edges}
+    assert ("x", "h", "a", "a = 1.50") in edges
+    assert ("x", "out", "k", "k = -1.00") in edges
+    assert ("h", "out", None, "2 × h") in edges
+    assert {n.key: n.bias for n in fig.nodes}["h"] == [("− c = 0.50", 0.5)]
+
+
+def test_network_of_a_layer_model_labels_few_edges_and_colours_many():
+    small = MLP([2, 3, 1], activation="tanh", seed=1)
+    small.freeze("hidden.*")
+    fig = plots.network(small, ["x1", "x2"], **SMALL)
+    assert len(fig.edges) == 2 * 3 + 3 * 1
+    for edge in fig.edges:
+        assert edge.value == small.scalar(edge.parameter).value
+        assert edge.trained == edge.parameter.startswith("output.")
+        assert edge.label == f"{edge.value:.2f}"
+    big = MLP([2, 8, 8, 1], activation="tanh")
+    fig = plots.network(big, **SMALL)
+    assert len(fig.edges) == 2 * 8 + 8 * 8 + 8
+    assert all(edge.label == "" for edge in fig.edges)
+    with pytest.raises(ChainruleError, match="formula models and layer models"):
+        plots.network(cr.nn.Module())
+
+
+def test_graph_dot_shows_names_ops_values_and_the_engines_gradients(seed):
+    scenario, _, _ = seed
+    fig = plots.model_graph(scenario.build_model(), scenario.data, scenario.loss)
+    assert fig.dot.startswith("digraph computation {") and fig.dot.rstrip().endswith("}")
+    by_name = {n.name: n for n in fig.nodes if n.name}
+    assert {"dosage", "x1", "y1", "x2", "y2", "predicted", "b3", "w1", "observed"} <= set(by_name)
+    assert by_name["y1"].op == "softplus" and by_name["x1"].op == "add"
+    assert by_name["b3"].kind == "trained" and by_name["w1"].kind == "frozen"
+    assert by_name["dosage"].kind == "input"
+    assert fig.nodes[0].grad == 1.0  # d SSR / d SSR
+    assert by_name["b3"].value == 0.0
+    assert by_name["b3"].grad == pytest.approx(SLOPES[0], abs=1e-9)
+    np.testing.assert_allclose(by_name["predicted"].value, GREEN_AT_B3_0, atol=1e-9)
+    assert 'label="b3\\nparameter (trained)\\nvalue 0\\ngrad -15.66"' in fig.dot
+
+
+def test_graph_after_backward(tmp_path):
+    w = cr.tensor(2.0, requires_grad=True, name="w")
+    y = (w * w).sum()
+    y.backward()  # frees the graph: the nodes below y are gone
+    assert [(n.name, n.op, n.grad) for n in plots.graph(y).nodes] == [("", "sum", None)]
+    # With the graph kept, the gradients are d y / d node from the engine, whatever the
+    # leaves' accumulated .grad holds (8 here: two backward passes).
+    y = (w * w).sum()
+    y.backward(retain_graph=True)
+    assert float(w.grad) == 8.0
+    nodes = plots.graph(y).nodes
+    assert [(n.name, n.op, n.kind, n.grad) for n in nodes] == [
+        ("", "sum", "op", 1.0),
+        ("", "mul", "op", 1.0),
+        ("w", None, "trained", 4.0),
+    ]
+    with pytest.raises(ChainruleError, match="needs a Tensor"):
+        plots.graph(3.0)
+
+
+def test_graph_images_need_graphviz(tmp_path, monkeypatch, seed):
+    scenario, model, _ = seed
+    fig = plots.model_graph(model, scenario.data, scenario.loss)
+    assert fig.save(tmp_path / "g.dot").read_text().startswith("digraph")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ChainruleError, match="Graphviz's 'dot' program"):
+        fig.save(tmp_path / "g.svg")
+    assert fig._repr_svg_() is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.dot"]  # nothing half-written
+
+
+@pytest.mark.skipif(not plots.dot_available(), reason="Graphviz's dot is not installed")
+def test_graph_images_with_graphviz(tmp_path, seed):
+    scenario, model, _ = seed
+    fig = plots.model_graph(model, scenario.data, scenario.loss)
+    assert b"<svg" in fig.save(tmp_path / "g.svg").read_bytes()[:400]
+    assert fig.save(tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert fig.save(tmp_path / "g.pdf").read_bytes()[:4] == b"%PDF"
+    assert "<svg" in fig._repr_svg_()
+
+
+# ---------------------------------------------------------------------------------------
+# animation
+# ---------------------------------------------------------------------------------------
+
+
+def test_frames_are_thinned_for_long_runs():
+    assert frame_steps(10) == list(range(11))
+    frames = frame_steps(1354)
+    assert len(frames) <= 60 and frames[0] == 0 and frames[-1] == 1354
+    assert frames == sorted(set(frames))
+
+
+def test_animation_frames_carry_the_history(tmp_path, seed):
+    scenario, model, history = seed
+    film = plots.animation(
+        model, scenario.data, scenario.loss, "b3", history, max_frames=4, size=(4.0, 2.0), dpi=40
+    )
+    assert film.frames == [0, 3, 7, 10]
+    np.testing.assert_allclose(
+        film.points[:3, 0], [history.steps[k].values["b3"] for k in (0, 3, 7)]
+    )
+    assert film.slopes[0] == history.steps[0].slopes["b3"] and np.isnan(film.slopes[-1])
+    assert film.points[-1].tolist() == [history.final_values["b3"], history.final_loss]
+    gif = film.save(tmp_path / "descent.gif").read_bytes()
+    assert gif[:4] == b"GIF8"
+    from PIL import Image
+
+    with Image.open(tmp_path / "descent.gif") as image:
+        assert image.n_frames == 4 and image.size == (160, 80)
+    html = film.save(tmp_path / "descent.html").read_text()
+    assert "<div" in html and "<script" in html
+    assert film._repr_png_() is None and "<div" in film._repr_html_()
+
+
+# ---------------------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<svg")]
+)
+def test_static_figures_are_written_in_the_format_of_the_suffix(tmp_path, seed, suffix, magic):
+    scenario, model, history = seed
+    fig = plots.squiggle(model, scenario.data, history, **SMALL)
+    data = fig.save(tmp_path / f"fit.{suffix}").read_bytes()
+    assert magic in data[:400]
+    if suffix == "png":
+        assert png_size(data) == (300, 200)
+        assert png_size(fig.save(tmp_path / "big.png", dpi=200).read_bytes()) == (600, 400)
+        assert png_size(fig._repr_png_()) == (300, 200)
+    assert os.listdir(tmp_path) == [f"fit.{suffix}"] + (["big.png"] if suffix == "png" else [])
+
+
+def test_saving_refuses_a_format_the_kind_cannot_write(tmp_path, seed):
+    scenario, model, history = seed
+    fig = plots.history(history, **SMALL)
+    with pytest.raises(ChainruleError, match=r"cannot be saved as '\.gif'.*\.png, \.svg, \.pdf"):
+        fig.save(tmp_path / "h.gif")
+    with pytest.raises(ChainruleError, match="no suffix"):
+        fig.save(tmp_path / "h")
+    assert not os.listdir(tmp_path)
+
+
+def test_saving_to_an_unwritable_place_names_it(tmp_path, seed):
+    fig = plots.history(seed[2], **SMALL)
+    missing = tmp_path / "no" / "such" / "h.png"
+    with pytest.raises(ChainruleError, match=f"cannot write {missing}"):
+        fig.save(missing)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ChainruleError, match="folder.png: it is a folder"):
+        fig.save(tmp_path / "folder.png")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ChainruleError, match=f"cannot write {locked / 'h.png'}"):
+            fig.save(locked / "h.png")
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path, seed, monkeypatch):
+    fig = plots.history(seed[2], **SMALL)
+
+    def refuse(source, target):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(ChainruleError, match=r"cannot write .*h\.png: Permission denied"):
+        fig.save(tmp_path / "h.png")
+    assert not os.listdir(tmp_path)
+
+
+def test_saving_replaces_an_existing_file_atomically(tmp_path, seed):
+    fig = plots.history(seed[2], **SMALL)
+    target = tmp_path / "h.png"
+    target.write_bytes(b"old")
+    fig.save(target)
+    assert target.read_bytes()[:4] == b"\x89PNG"
+    assert os.listdir(tmp_path) == ["h.png"]
+
+
+# ---------------------------------------------------------------------------------------
+# Golden images (text-free, 300 x 200 pixels)
+# ---------------------------------------------------------------------------------------
+
+
+def _text_free(fig):
+    """Remove every piece of text (fonts differ between machines), keep the drawing."""
+    for ax in fig.figure.axes:
+        ax.set_title("")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        for text in list(ax.texts):
+            if text.get_text():
+                text.remove()
+    return fig
+
+
+def _golden_figures(seed):
+    scenario, model, history = seed
+    return {
+        "squiggle_decomposed": plots.squiggle(
+            model, scenario.data, history, ["end"], decompose=True, **SMALL
+        ),
+        "loss_curve": plots.loss_curve(
+            model, scenario.data, scenario.loss, "b3", history, label_slopes=False, **SMALL
+        ),
+        "network": plots.network(model, size=(3.0, 2.0), dpi=100),
+    }
+
+
+@pytest.mark.parametrize("name", ["squiggle_decomposed", "loss_curve", "network"])
+def test_golden_images(tmp_path, seed, name):
+    from matplotlib.testing.compare import compare_images
+
+    fig = _text_free(_golden_figures(seed)[name])
+    actual = fig.save(tmp_path / f"{name}.png")
+    expected = GOLDEN / f"{name}.png"
+    if os.environ.get("CHAINRULE_UPDATE_GOLDEN"):
+        GOLDEN.mkdir(exist_ok=True)
+        expected.write_bytes(actual.read_bytes())
+    assert png_size(actual.read_bytes()) == (300, 200)
+    difference = compare_images(str(expected), str(actual), tol=2)
+    assert difference is None, difference
+
+
+# ---------------------------------------------------------------------------------------
+# Scenario figures (what the command line draws)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "cls"),
+    [
+        ("squiggle", plots.SquiggleFigure),
+        ("loss-curve", plots.LossCurveFigure),
+        ("contour", plots.ContourFigure),
+        ("history", plots.HistoryFigure),
+        ("network", plots.NetworkFigure),
+        ("graph", plots.GraphFigure),
+    ],
+)
+def test_every_kind_for_the_seed_scenario(kind, cls):
+    fig = figure_of_scenario(load_scenario("three-parameters"), kind)
+    assert isinstance(fig, cls)
+    if kind == "contour":
+        assert (fig.parameter, fig.parameter2) == ("w3", "w4")
+    fig.close()
+
+
+def test_scenario_figures_refuse_unknown_kinds_and_parameters(tmp_path):
+    scenario = load_scenario("main-ideas")
+    with pytest.raises(ChainruleError, match="unknown kind 'pie'; choose one of: squiggle"):
+        plots.plot_scenario(scenario, "pie", tmp_path / "x.png")
+    with pytest.raises(ChainruleError, match="no parameter 'b9'"):
+        plots.plot_scenario(scenario, "loss-curve", tmp_path / "x.png", parameter="b9")
+    with pytest.raises(ChainruleError, match=r"animation figure cannot be saved as '\.png'"):
+        plots.plot_scenario(scenario, "animation", tmp_path / "x.png")
+    with pytest.raises(ChainruleError, match="--param2"):
+        plots.plot_scenario(scenario, "contour", tmp_path / "x.png")
+    assert not os.listdir(tmp_path)
+
+
+def test_demo_figures(tmp_path, seed):
+    scenario, _, history = seed
+    paths = plots.demo_figures(scenario, history, tmp_path / "demo")
+    assert [p.name for p in paths] == list(plots.scenario_figures.DEMO_FILES)
+    for path in paths:
+        assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
