@@ -1,0 +1,386 @@
+"""Engine benchmarks: per-operation overhead, a large matmul, the seed's b3 descent.
+
+Each figure is measured in this run next to the same computation written by hand in
+numpy (the limit: no graph, no bookkeeping), PyTorch and micrograd when installed, all
+with the same thread settings. Times are the best of several runs of many calls.
+
+  python benchmarks/bench_engine.py                  # all three sections
+  python benchmarks/bench_engine.py --only descent   # one section
+  python benchmarks/bench_engine.py --quick          # a fast smoke run
+
+The large matmul uses every core (--matmul-threads); it runs in a child process, since the
+BLAS thread count is fixed when numpy is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+import subprocess
+import sys
+
+import _common
+
+SECTIONS = ("overhead", "matmul", "descent")
+
+_parser = _common.parser(__doc__, default_threads=1)
+_parser.add_argument(
+    "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+)
+_parser.add_argument(
+    "--matmul-threads",
+    type=int,
+    default=_common.all_cores(),
+    help="threads for the large matmul (default: all cores)",
+)
+_parser.add_argument("--matmul-size", type=int, default=2048, help="matrix size (default 2048)")
+ARGS = _parser.parse_args()
+_common.set_threads(ARGS.threads)
+
+import numpy as np  # noqa: E402  (after set_threads, on purpose)
+
+import chainrule as cr  # noqa: E402
+
+torch = _common.import_torch(ARGS.threads)
+Value = _common.import_micrograd()
+
+REPEAT = 2 if ARGS.quick else 7
+MIN_TIME = 0.05 if ARGS.quick else 0.2
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Per-op overhead: (a @ b).sum() forward and backward on 2x2 float64 matrices
+# ---------------------------------------------------------------------------------------
+
+
+def bench_overhead() -> None:
+    rng = np.random.default_rng(0)
+    a_np, b_np = rng.standard_normal((2, 2)), rng.standard_normal((2, 2))
+    ones = np.ones((2, 2))
+    expected = (ones @ b_np.T, a_np.T @ ones)
+
+    def numpy_call():
+        out = a_np @ b_np
+        out.sum()
+        g = np.ones_like(out)  # d sum / d out
+        return g @ b_np.T, a_np.T @ g
+
+    a = cr.Tensor(a_np, requires_grad=True)
+    b = cr.Tensor(b_np, requires_grad=True)
+
+    def chainrule_call():
+        a.grad = b.grad = None
+        (a @ b).sum().backward()
+        return a.grad, b.grad
+
+    candidates = {"numpy": numpy_call, "chainrule": chainrule_call}
+    if torch is not None:
+        ta = torch.tensor(a_np, requires_grad=True)
+        tb = torch.tensor(b_np, requires_grad=True)
+
+        def torch_call():
+            ta.grad = tb.grad = None
+            (ta @ tb).sum().backward()
+            return ta.grad.numpy(), tb.grad.numpy()
+
+        candidates["torch"] = torch_call
+    if Value is not None:
+        ma = [[Value(float(v)) for v in row] for row in a_np]
+        mb = [[Value(float(v)) for v in row] for row in b_np]
+        leaves = [v for row in ma + mb for v in row]
+        n = len(ma)
+
+        def micrograd_call():
+            for v in leaves:
+                v.grad = 0
+            # micrograd has only scalars: the matmul is written out entry by entry.
+            out = [
+                functools.reduce(operator.add, (ma[i][k] * mb[k][j] for k in range(n)))
+                for i in range(n)
+                for j in range(n)
+            ]
+            functools.reduce(operator.add, out).backward()
+            grads_a = [[v.grad for v in row] for row in ma]
+            return np.array(grads_a), np.array([[v.grad for v in row] for row in mb])
+
+        candidates["micrograd"] = micrograd_call
+
+    for name, fn in candidates.items():
+        ga, gb = fn()
+        ok = np.allclose(ga, expected[0], rtol=1e-12) and np.allclose(gb, expected[1], rtol=1e-12)
+        _common.check(ok, f"overhead: {name} computed wrong gradients for (a @ b).sum()")
+
+    timings = _common.compare(candidates, repeat=REPEAT, min_time=MIN_TIME)
+    _common.print_timings(
+        f"op overhead: (a @ b).sum() forward + backward, 2x2 float64, {ARGS.threads} thread(s)",
+        timings,
+        references=["numpy", "torch"],
+        skipped=_skipped(),
+    )
+    _common.print_goal(
+        "chainrule per call vs PyTorch",
+        _common.seconds_ratio(timings, "chainrule", "torch"),
+        0.5,
+        "torch not installed",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 2. A large matmul forward and backward, all cores
+# ---------------------------------------------------------------------------------------
+
+
+def bench_matmul() -> None:
+    if ARGS.threads != ARGS.matmul_threads:
+        # The BLAS thread count is fixed at import: measure in a child process.
+        sys.stdout.flush()
+        command = [
+            sys.executable,
+            __file__,
+            "--only",
+            "matmul",
+            "--threads",
+            str(ARGS.matmul_threads),
+            "--matmul-threads",
+            str(ARGS.matmul_threads),
+            "--matmul-size",
+            str(ARGS.matmul_size),
+        ]
+        if ARGS.quick:
+            command.append("--quick")
+        print(f"\n(the matmul runs in a child process with {ARGS.matmul_threads} thread(s))")
+        sys.stdout.flush()
+        subprocess.run(command, check=True)
+        return
+    for dtype in (np.float64, np.float32):
+        _bench_matmul(ARGS.matmul_size, np.dtype(dtype))
+
+
+def _bench_matmul(n: int, dtype: np.dtype) -> None:
+    rng = np.random.default_rng(0)
+    A, B, G = (rng.standard_normal((n, n)).astype(dtype) for _ in range(3))
+
+    def numpy_call():
+        # The limit: the three products any reverse-mode matmul must compute.
+        return A @ B, G @ B.T, A.T @ G
+
+    a = cr.Tensor(A, requires_grad=True)
+    b = cr.Tensor(B, requires_grad=True)
+
+    def chainrule_call():
+        a.grad = b.grad = None
+        out = a @ b
+        out.backward(G)
+        return out.data, a.grad, b.grad
+
+    candidates = {"numpy": numpy_call, "chainrule": chainrule_call}
+    if torch is not None:
+        ta = torch.tensor(A, requires_grad=True)
+        tb = torch.tensor(B, requires_grad=True)
+        tg = torch.tensor(G)
+
+        def torch_call():
+            ta.grad = tb.grad = None
+            out = ta @ tb
+            out.backward(tg)
+            return out.detach().numpy(), ta.grad.numpy(), tb.grad.numpy()
+
+        candidates["torch"] = torch_call
+
+    expected = numpy_call()
+    rtol = 1e-10 if dtype == np.float64 else 1e-3
+    for name, fn in candidates.items():
+        got = fn()
+        for what, x, y in zip(("out", "a.grad", "b.grad"), got, expected, strict=True):
+            ok = x.dtype == dtype and np.allclose(x, y, rtol=rtol, atol=rtol * math.sqrt(n))
+            _common.check(ok, f"matmul: {name} {what} is wrong ({x.dtype}, {dtype} expected)")
+    del expected
+
+    # A call takes about a second at 2048 (one call per run); smaller sizes get more calls.
+    timings = _common.compare(candidates, repeat=2 if ARGS.quick else 5, min_time=0.5)
+    gflops = {
+        name: f"{6 * n**3 / t.seconds / 1e9:.1f}" for name, t in timings.items() if t is not None
+    }
+    _common.print_timings(
+        f"matmul {n}x{n} {dtype.name}: out = a @ b; out.backward(G), "
+        f"{ARGS.threads} thread(s); numpy = the three products a@b, G@b.T, a.T@G",
+        timings,
+        references=["numpy", "torch"],
+        unit="ms/call",
+        scale=1e3,
+        extra={"GFLOP/s": gflops},
+        skipped=_skipped(micrograd="a scalar engine: 2048^3 Value products are out of reach"),
+    )
+    _common.print_goal(
+        f"chainrule {dtype.name} vs the three numpy matmuls",
+        _common.seconds_ratio(timings, "chainrule", "numpy"),
+        1.1,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 3. The seed's b3 descent, to convergence
+# ---------------------------------------------------------------------------------------
+
+DOSAGE = [0.0, 0.5, 1.0]
+OBSERVED = [0.0, 1.0, 0.0]
+W1, B1, W2, B2, W3, W4 = 3.34, -1.43, -3.53, 0.57, -1.22, -2.30
+LEARNING_RATE = 0.1
+TOLERANCE = 0.001  # stop after the first step with |step| below it
+EXPECTED_B3 = 2.6089111372  # after 10 steps (StatQuest's example, recomputed in float64)
+EXPECTED_STEPS = 10
+
+
+def numpy_descent() -> tuple[float, int]:
+    dosage, observed = np.array(DOSAGE), np.array(OBSERVED)
+    b3, steps = 0.0, 0
+    while True:
+        predicted = (
+            W3 * np.logaddexp(0.0, W1 * dosage + B1) + W4 * np.logaddexp(0.0, W2 * dosage + B2) + b3
+        )
+        slope = np.sum(-2.0 * (observed - predicted))  # dSSR/db3 = sum dSSR/dpredicted
+        step = LEARNING_RATE * float(slope)
+        b3 -= step
+        steps += 1
+        if abs(step) < TOLERANCE:
+            return b3, steps
+
+
+_CR_DOSAGE, _CR_OBSERVED = cr.Tensor(DOSAGE), cr.Tensor(OBSERVED)
+
+
+def chainrule_descent() -> tuple[float, int]:
+    dosage, observed = _CR_DOSAGE, _CR_OBSERVED
+    b3 = cr.Tensor(0.0, requires_grad=True, name="b3")
+    steps = 0
+    while True:
+        predicted = W3 * cr.softplus(W1 * dosage + B1) + W4 * cr.softplus(W2 * dosage + B2) + b3
+        ssr = ((observed - predicted) ** 2).sum()
+        ssr.backward()
+        step = LEARNING_RATE * float(b3.grad)
+        b3.data = b3.data - step  # the update works on the data: it is not recorded
+        b3.grad = None
+        steps += 1
+        if abs(step) < TOLERANCE:
+            return float(b3.data), steps
+
+
+def torch_descent() -> tuple[float, int]:
+    dosage, observed = _TORCH_DATA
+    softplus = torch.nn.functional.softplus
+    b3 = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    steps = 0
+    while True:
+        predicted = W3 * softplus(W1 * dosage + B1) + W4 * softplus(W2 * dosage + B2) + b3
+        ssr = ((observed - predicted) ** 2).sum()
+        ssr.backward()
+        step = LEARNING_RATE * b3.grad.item()
+        with torch.no_grad():
+            b3 -= step
+        b3.grad = None
+        steps += 1
+        if abs(step) < TOLERANCE:
+            return b3.item(), steps
+
+
+if torch is not None:
+    _TORCH_DATA = (
+        torch.tensor(DOSAGE, dtype=torch.float64),
+        torch.tensor(OBSERVED, dtype=torch.float64),
+    )
+
+
+def micrograd_descent() -> tuple[float, int]:
+    # micrograd has no "requires_grad": the fixed parameters are Values like b3.
+    w1, b1, w2, b2, w3, w4 = (Value(v) for v in (W1, B1, W2, B2, W3, W4))
+    b3 = Value(0.0)
+    steps = 0
+    while True:
+        ssr = Value(0.0)
+        for dosage, observed in zip(DOSAGE, OBSERVED, strict=True):
+            predicted = (
+                w3 * _common.micrograd_softplus(w1 * dosage + b1)
+                + w4 * _common.micrograd_softplus(w2 * dosage + b2)
+                + b3
+            )
+            ssr = ssr + (observed - predicted) ** 2
+        b3.grad = 0.0
+        ssr.backward()
+        step = LEARNING_RATE * b3.grad
+        b3.data -= step
+        steps += 1
+        if abs(step) < TOLERANCE:
+            return b3.data, steps
+
+
+def bench_descent() -> None:
+    candidates = {"numpy": numpy_descent, "chainrule": chainrule_descent}
+    if torch is not None:
+        candidates["torch"] = torch_descent
+    if Value is not None:
+        candidates["micrograd"] = micrograd_descent
+    for name, fn in candidates.items():
+        b3, steps = fn()
+        _common.check(
+            steps == EXPECTED_STEPS and abs(b3 - EXPECTED_B3) < 1e-9,
+            f"descent: {name} ends at b3 = {b3!r} after {steps} steps; "
+            f"expected {EXPECTED_B3} after {EXPECTED_STEPS}",
+        )
+    timings = _common.compare(candidates, repeat=REPEAT, min_time=MIN_TIME)
+    per_step = {
+        name: _format_us(t.seconds / EXPECTED_STEPS) for name, t in timings.items() if t is not None
+    }
+    _common.print_timings(
+        f"seed b3 descent: {EXPECTED_STEPS} steps to b3 = {EXPECTED_B3} (checked), "
+        f"float64, {ARGS.threads} thread(s)",
+        timings,
+        references=["numpy", "torch"],
+        unit="us/descent",
+        extra={"us/step": per_step},
+        skipped=_skipped(),
+    )
+    _common.print_goal(
+        "chainrule descent time vs PyTorch",
+        _common.seconds_ratio(timings, "chainrule", "torch"),
+        0.5,
+        "torch not installed",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _format_us(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f}"
+
+
+def _skipped(micrograd: str | None = None) -> dict[str, str]:
+    """The implementations that did not run in a section, and why."""
+    why = {}
+    if torch is None:
+        why["torch"] = "not installed"
+    if Value is None:
+        why["micrograd"] = "not installed"
+    elif micrograd is not None:
+        why["micrograd"] = micrograd
+    return why
+
+
+def main() -> None:
+    sections = ARGS.only or list(SECTIONS)
+    if sections != ["matmul"] or ARGS.threads == ARGS.matmul_threads:
+        _common.print_header("chainrule engine benchmarks", ARGS.threads, torch, Value)
+    for section in SECTIONS:
+        if section in sections:
+            {"overhead": bench_overhead, "matmul": bench_matmul, "descent": bench_descent}[
+                section
+            ]()
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except _common.BenchmarkError as exc:
+        raise SystemExit(f"benchmark check failed: {exc}") from None

@@ -1,0 +1,609 @@
+"""Training benchmarks: the seed's 7-parameter network, a digits MLP, and its peak memory.
+
+Each implementation trains the same model from the same start on the same batches, in
+this run: chainrule (its nn / optim / losses API), backprop written by hand in numpy (the
+limit), PyTorch and micrograd when installed, all with the same thread settings. The
+results are checked to agree before any time is reported.
+
+  python benchmarks/bench_training.py                 # all three sections
+  python benchmarks/bench_training.py --only seed     # one section
+  python benchmarks/bench_training.py --quick         # a fast smoke run
+
+The chainrule side needs chainrule.nn, chainrule.optim, chainrule.losses and
+chainrule.Formula; while they are missing its rows are skipped and the script says so.
+The memory section runs each implementation in a process of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import math
+import operator
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import _common
+
+SECTIONS = ("seed", "digits", "memory")
+IMPLEMENTATIONS = ("numpy", "chainrule", "torch")  # the digits runs
+
+_parser = _common.parser(__doc__, default_threads=1)
+_parser.add_argument(
+    "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+)
+_parser.add_argument("--steps", type=int, default=1000, help="seed network steps (1000)")
+_parser.add_argument("--epochs", type=int, default=10, help="digits epochs (10)")
+_parser.add_argument(
+    "--dtype", choices=("float64", "float32"), default="float64", help="digits dtype (float64)"
+)
+_parser.add_argument("--memory-worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+ARGS = _parser.parse_args()
+if ARGS.steps < 1 or ARGS.epochs < 1:
+    _parser.error("--steps and --epochs must be at least 1")
+_common.set_threads(ARGS.threads)
+
+import numpy as np  # noqa: E402  (after set_threads, on purpose)
+
+import chainrule as cr  # noqa: E402
+
+_WORKER = ARGS.memory_worker
+torch = _common.import_torch(ARGS.threads) if _WORKER in (None, "torch") else None
+Value = _common.import_micrograd() if _WORKER is None else None
+
+REPEAT = 2 if ARGS.quick else 5
+MIN_TIME = 0.05 if ARGS.quick else 0.2
+
+
+def chainrule_api(*needed: str) -> tuple[dict[str, Any] | None, str]:
+    """The pieces of chainrule's training API named in ``needed`` (e.g. ``"optim.SGD"``).
+
+    Returns ``(pieces, "")``, or ``(None, what is missing)`` while the API is not written.
+    """
+    found, missing = {}, []
+    for dotted in needed:
+        module_name, _, attribute = dotted.rpartition(".")
+        full = f"chainrule.{module_name}" if module_name else "chainrule"
+        try:
+            module = importlib.import_module(full)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                raise  # the module exists but is broken: show it
+            missing.append(f"chainrule.{dotted}")
+            continue
+        if hasattr(module, attribute):
+            found[dotted] = getattr(module, attribute)
+        else:
+            missing.append(f"chainrule.{dotted}")
+    if missing:
+        return None, "chainrule.nn not available yet: missing " + ", ".join(missing)
+    return found, ""
+
+
+# ---------------------------------------------------------------------------------------
+# 1. The seed's 7-parameter network, all parameters trained together
+# ---------------------------------------------------------------------------------------
+
+DOSAGE = [0.0, 0.5, 1.0]
+OBSERVED = [0.0, 1.0, 0.0]
+SEED_START = {"w1": 2.74, "b1": 0.0, "w2": -1.13, "b2": 0.0, "w3": 0.36, "w4": 0.63, "b3": 0.0}
+SEED_FORMULA = """
+y1 = softplus(w1 * dosage + b1)
+y2 = softplus(w2 * dosage + b2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""
+SEED_LEARNING_RATE = 0.01
+START_SSR = 1.89587816  # at SEED_START (StatQuest's example, recomputed in float64)
+
+
+def numpy_seed(steps: int) -> float:
+    """Hand-written forward and backward; returns the SSR after ``steps`` steps."""
+    x, y = np.array(DOSAGE), np.array(OBSERVED)
+    w1, b1, w2, b2, w3, w4, b3 = SEED_START.values()
+    lr = SEED_LEARNING_RATE
+    for _ in range(steps):
+        x1, x2 = w1 * x + b1, w2 * x + b2
+        y1, y2 = np.logaddexp(0.0, x1), np.logaddexp(0.0, x2)
+        g = -2.0 * (y - (w3 * y1 + w4 * y2 + b3))  # dSSR/dpredicted
+        g1 = g * w3 / (1.0 + np.exp(-x1))  # dSSR/dx1 (softplus' is the sigmoid)
+        g2 = g * w4 / (1.0 + np.exp(-x2))  # dSSR/dx2
+        grads = (g1 @ x, g1.sum(), g2 @ x, g2.sum(), g @ y1, g @ y2, g.sum())
+        w1, b1, w2, b2, w3, w4, b3 = (
+            p - lr * float(d) for p, d in zip((w1, b1, w2, b2, w3, w4, b3), grads, strict=True)
+        )
+    predicted = w3 * np.logaddexp(0.0, w1 * x + b1) + w4 * np.logaddexp(0.0, w2 * x + b2) + b3
+    return float(np.sum((y - predicted) ** 2))
+
+
+def chainrule_seed(api: dict[str, Any], steps: int) -> float:
+    """The formula model trained by chainrule's optimizer on its SSR loss."""
+    model = api["Formula"](SEED_FORMULA, inputs=["dosage"])
+    _set_named_parameters(model, SEED_START)
+    optimizer = api["optim.SGD"](model.parameters(), lr=SEED_LEARNING_RATE)
+    ssr = api["losses.ssr"]
+    inputs, target = {"dosage": cr.Tensor(DOSAGE)}, cr.Tensor(OBSERVED)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = ssr(model(inputs), target)
+        loss.backward()
+        optimizer.step()
+    with cr.no_grad():
+        return ssr(model(inputs), target).item()
+
+
+def _set_named_parameters(model: Any, values: dict[str, float]) -> None:
+    if hasattr(model, "named_parameters"):
+        named = dict(model.named_parameters())
+    else:
+        named = {p.name: p for p in model.parameters()}
+    _common.check(
+        set(values) <= set(named),
+        f"the formula model has parameters {sorted(named)}; the seed needs {sorted(values)}",
+    )
+    for name, value in values.items():
+        p = named[name]
+        p.data = np.full(p.shape, value, dtype=p.dtype)
+
+
+def torch_seed(steps: int) -> float:
+    f64 = torch.float64
+    x, y = torch.tensor(DOSAGE, dtype=f64), torch.tensor(OBSERVED, dtype=f64)
+    params = [torch.tensor(v, dtype=f64, requires_grad=True) for v in SEED_START.values()]
+    w1, b1, w2, b2, w3, w4, b3 = params
+    softplus = torch.nn.functional.softplus
+    optimizer = torch.optim.SGD(params, lr=SEED_LEARNING_RATE)
+
+    def ssr():
+        return ((y - (w3 * softplus(w1 * x + b1) + w4 * softplus(w2 * x + b2) + b3)) ** 2).sum()
+
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = ssr()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return ssr().item()
+
+
+def micrograd_seed(steps: int) -> float:
+    params = [Value(v) for v in SEED_START.values()]
+    w1, b1, w2, b2, w3, w4, b3 = params
+    softplus = _common.micrograd_softplus
+
+    def ssr():
+        squares = [
+            (o - (w3 * softplus(w1 * d + b1) + w4 * softplus(w2 * d + b2) + b3)) ** 2
+            for d, o in zip(DOSAGE, OBSERVED, strict=True)
+        ]
+        return functools.reduce(operator.add, squares)
+
+    for _ in range(steps):
+        for p in params:
+            p.grad = 0.0
+        ssr().backward()
+        for p in params:
+            p.data -= SEED_LEARNING_RATE * p.grad
+    return ssr().data
+
+
+def bench_seed() -> None:
+    steps = ARGS.steps
+    runs: dict[str, Callable[[int], float]] = {"numpy": numpy_seed}
+    skipped = {}
+    api, why = chainrule_api("Formula", "optim.SGD", "losses.ssr")
+    if api is None:
+        skipped["chainrule"] = why
+    else:
+        runs["chainrule"] = functools.partial(chainrule_seed, api)
+    if torch is not None:
+        runs["torch"] = torch_seed
+    else:
+        skipped["torch"] = "not installed"
+    if Value is not None:
+        runs["micrograd"] = micrograd_seed
+    else:
+        skipped["micrograd"] = "not installed"
+
+    final = {}
+    for name, run in runs.items():
+        start = run(0)
+        _common.check(
+            abs(start - START_SSR) < 1e-8,
+            f"seed: {name} starts at SSR {start!r}, expected {START_SSR}",
+        )
+        final[name] = run(steps)
+    for name, ssr in final.items():
+        _common.check(
+            math.isclose(ssr, final["numpy"], rel_tol=1e-9, abs_tol=1e-12),
+            f"seed: {name} ends at SSR {ssr!r}, the hand-written numpy at {final['numpy']!r}",
+        )
+
+    candidates = {name: functools.partial(run, steps) for name, run in runs.items()}
+    timings = _common.compare(candidates, repeat=REPEAT, min_time=MIN_TIME)
+    _common.print_timings(
+        f"seed network, 7 parameters: {steps} full-batch gradient-descent steps, "
+        f"lr {SEED_LEARNING_RATE}, float64, {ARGS.threads} thread(s)",
+        timings,
+        references=["numpy", "torch", "micrograd"],
+        unit="us/step",
+        scale=1e6 / steps,
+        extra={"final SSR": {name: f"{ssr:.10f}" for name, ssr in final.items()}},
+        skipped=skipped,
+    )
+    print(f"  all implementations end at the same SSR (checked): {final['numpy']:.10f}")
+    _common.print_goal(
+        "chainrule time per step vs PyTorch",
+        _common.seconds_ratio(timings, "chainrule", "torch"),
+        0.5,
+        _common.why_skipped(skipped, "chainrule", "torch"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Digits: MLP 64-128-64-10, ReLU, softmax cross-entropy, minibatch SGD
+# ---------------------------------------------------------------------------------------
+
+SIZES = [64, 128, 64, 10]
+BATCH = 64
+DIGITS_LEARNING_RATE = 0.1
+DATA_SEED, INIT_SEED, BATCH_SEED = 0, 1, 2
+SAME_ACCURACY = 0.005  # "the same accuracy": within half a percentage point
+
+
+@dataclass
+class Digits:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_digits(dtype: np.dtype) -> Digits | None:
+    """scikit-learn's 8x8 digits, pixels / 16, split 80/20 (seeded); None without sklearn."""
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        return None
+    bunch = sklearn_digits()
+    x = (np.asarray(bunch.data, dtype=np.float64) / 16.0).astype(dtype)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    order = np.random.default_rng(DATA_SEED).permutation(len(y))
+    n_test = round(0.2 * len(y))
+    test, train = order[:n_test], order[n_test:]
+    return Digits(x[train], y[train], x[test], y[test])
+
+
+def he_uniform(dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight (in, out), bias) per layer: U(+-sqrt(6 / fan_in)) weights, zero biases."""
+    rng = np.random.default_rng(INIT_SEED)
+    layers = []
+    for n_in, n_out in zip(SIZES[:-1], SIZES[1:], strict=True):
+        bound = math.sqrt(6.0 / n_in)
+        w = rng.uniform(-bound, bound, size=(n_in, n_out)).astype(dtype)
+        b = np.zeros(n_out, dtype=dtype)
+        w.flags.writeable = b.flags.writeable = False  # each model must train a copy
+        layers.append((w, b))
+    return layers
+
+
+def minibatches(n: int, epochs: int) -> list[list[np.ndarray]]:
+    """The row indices of every minibatch of every epoch: one seeded shuffle per epoch."""
+    rng = np.random.default_rng(BATCH_SEED)
+    orders = [rng.permutation(n) for _ in range(epochs)]
+    return [[order[i : i + BATCH] for i in range(0, n, BATCH)] for order in orders]
+
+
+class NumpyMLP:
+    """Forward and backward written by hand: the limit for an engine built on numpy."""
+
+    def __init__(self, init: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.layers = [(w.copy(), b.copy()) for w, b in init]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        last = len(self.layers) - 1
+        for i, (w, b) in enumerate(self.layers):
+            x = x @ w + b
+            if i < last:
+                x = np.maximum(x, 0.0)
+        return x
+
+    def loss(self, x: np.ndarray, labels: np.ndarray) -> float:
+        z = self.logits(x)
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-log_p[np.arange(len(labels)), labels].mean())
+
+    def step(self, x: np.ndarray, labels: np.ndarray) -> None:
+        last = len(self.layers) - 1
+        inputs = []  # each layer's input, kept for backward
+        for i, (w, b) in enumerate(self.layers):
+            inputs.append(x)
+            x = x @ w + b
+            if i < last:
+                x = np.maximum(x, 0.0)
+        # Mean softmax cross-entropy: d loss / d logits = (softmax - one_hot) / batch.
+        g = np.exp(x - x.max(axis=1, keepdims=True))
+        g /= g.sum(axis=1, keepdims=True)
+        g[np.arange(len(labels)), labels] -= 1.0
+        g /= len(labels)
+        for i in range(last, -1, -1):
+            w, b = self.layers[i]
+            a = inputs[i]
+            grad_w, grad_b = a.T @ g, g.sum(axis=0)
+            if i > 0:
+                g = (g @ w.T) * (a > 0)  # through the ReLU that made a
+            w -= DIGITS_LEARNING_RATE * grad_w
+            b -= DIGITS_LEARNING_RATE * grad_b
+
+
+class ChainruleMLP:
+    """chainrule's nn.MLP, optim.SGD and losses.cross_entropy."""
+
+    def __init__(self, api: dict[str, Any], init: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.model = api["nn.MLP"](SIZES, activation="relu")
+        _load_layers(self.model.parameters(), init)
+        self.optimizer = api["optim.SGD"](self.model.parameters(), lr=DIGITS_LEARNING_RATE)
+        self.cross_entropy = api["losses.cross_entropy"]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        with cr.no_grad():
+            return self.model(cr.Tensor(x)).data
+
+    def loss(self, x: np.ndarray, labels: np.ndarray) -> float:
+        with cr.no_grad():
+            return self.cross_entropy(self.model(cr.Tensor(x)), labels).item()
+
+    def step(self, x: np.ndarray, labels: np.ndarray) -> None:
+        loss = self.cross_entropy(self.model(cr.Tensor(x)), labels)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+
+def _load_layers(params: list[Any], init: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Copy the shared start into chainrule's parameters (weight, bias per layer, in order)."""
+    values = [v for layer in init for v in layer]
+    _common.check(
+        len(params) == len(values),
+        f"nn.MLP({SIZES}) has {len(params)} parameters, expected {len(values)}",
+    )
+    for p, v in zip(params, values, strict=True):
+        if p.shape != v.shape and p.shape == v.T.shape:
+            v = v.T  # a layer that stores its weight as (out, in)
+        _common.check(p.shape == v.shape, f"nn.MLP parameter shape {p.shape}, expected {v.shape}")
+        p.data = np.array(v, dtype=v.dtype, order="C", copy=True)  # never share the start
+
+
+class TorchMLP:
+    """torch.nn.Linear layers, torch.optim.SGD and F.cross_entropy."""
+
+    def __init__(self, init: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        dtype = getattr(torch, init[0][0].dtype.name)
+        layers = []
+        for i, (w, b) in enumerate(init):
+            linear = torch.nn.Linear(*w.shape, dtype=dtype)
+            with torch.no_grad():
+                linear.weight.copy_(torch.tensor(w.T))  # torch stores (out, in)
+                linear.bias.copy_(torch.tensor(b))
+            layers.append(linear)
+            if i < len(init) - 1:
+                layers.append(torch.nn.ReLU())
+        self.model = torch.nn.Sequential(*layers)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=DIGITS_LEARNING_RATE)
+        self.cross_entropy = torch.nn.functional.cross_entropy
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(torch.from_numpy(x)).numpy()
+
+    def loss(self, x: np.ndarray, labels: np.ndarray) -> float:
+        with torch.no_grad():
+            loss = self.cross_entropy(self.model(torch.from_numpy(x)), torch.from_numpy(labels))
+            return loss.item()
+
+    def step(self, x: np.ndarray, labels: np.ndarray) -> None:
+        loss = self.cross_entropy(self.model(torch.from_numpy(x)), torch.from_numpy(labels))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+
+def train(model: Any, data: Digits, batches: list[list[np.ndarray]]) -> Any:
+    """The one training loop every implementation goes through."""
+    for epoch in batches:
+        for rows in epoch:
+            model.step(data.x_train[rows], data.y_train[rows])
+    return model
+
+
+def accuracy(model: Any, data: Digits) -> float:
+    return float(np.mean(np.argmax(model.logits(data.x_test), axis=1) == data.y_test))
+
+
+def digits_makers(init: list) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    """A function that builds a fresh model, per implementation; and the skipped ones."""
+    makers: dict[str, Callable[[], Any]] = {"numpy": functools.partial(NumpyMLP, init)}
+    skipped = {}
+    api, why = chainrule_api("nn.MLP", "optim.SGD", "losses.cross_entropy")
+    if api is None:
+        skipped["chainrule"] = why
+    else:
+        makers["chainrule"] = functools.partial(ChainruleMLP, api, init)
+    if torch is not None:
+        makers["torch"] = functools.partial(TorchMLP, init)
+    else:
+        skipped["torch"] = "not installed"
+    return makers, skipped
+
+
+def _training_run(make: Callable[[], Any], data: Digits, batches: list) -> Callable[[], Any]:
+    return lambda: train(make(), data, batches)
+
+
+def bench_digits(data: Digits) -> None:
+    dtype = np.dtype(ARGS.dtype)
+    init = he_uniform(dtype)
+    batches = minibatches(len(data.y_train), ARGS.epochs)
+    makers, skipped = digits_makers(init)
+    skipped.setdefault("micrograd", "a scalar engine: hours per run of this MLP")
+
+    reference = NumpyMLP(init).loss(data.x_train, data.y_train)
+    rel_tol = 1e-9 if dtype == np.float64 else 1e-5
+    for name, make in makers.items():
+        start = make().loss(data.x_train, data.y_train)
+        _common.check(
+            math.isclose(start, reference, rel_tol=rel_tol),
+            f"digits: {name} starts at loss {start!r}, the hand-written numpy at {reference!r} "
+            "(same weights: the loss must be the mean softmax cross-entropy)",
+        )
+
+    runs = {name: _training_run(make, data, batches) for name, make in makers.items()}
+    accuracies = {name: accuracy(run(), data) for name, run in runs.items()}  # + warm-up
+    timings = _common.compare(runs, repeat=REPEAT, min_time=MIN_TIME, warmup=False)
+    _common.print_timings(
+        f"digits MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, batch {BATCH}, "
+        f"SGD lr {DIGITS_LEARNING_RATE}, {ARGS.epochs} epochs, {dtype.name}, "
+        f"{len(data.y_train)} train / {len(data.y_test)} test, {ARGS.threads} thread(s)",
+        timings,
+        references=["numpy", "torch"],
+        unit="ms/epoch",
+        scale=1e3 / ARGS.epochs,
+        extra={"test accuracy": {n: f"{100 * a:.2f}%" for n, a in accuracies.items()}},
+        skipped=skipped,
+    )
+    ratio = _common.seconds_ratio(timings, "chainrule", "torch")
+    _common.print_goal(
+        "chainrule time per epoch vs PyTorch",
+        ratio,
+        1.0,
+        _common.why_skipped(skipped, "chainrule", "torch"),
+    )
+    if "chainrule" in accuracies and "torch" in accuracies:
+        gap = abs(accuracies["chainrule"] - accuracies["torch"])
+        same = "yes" if gap <= SAME_ACCURACY else "NO"
+        print(
+            f"  goal: the same accuracy (within {100 * SAME_ACCURACY:g} points): "
+            f"{100 * gap:.2f} points apart  {same}"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Peak memory of the digits run, one process per implementation
+# ---------------------------------------------------------------------------------------
+
+
+def memory_worker(impl: str) -> None:
+    """Run in a fresh process: measure one implementation's digits training, print JSON."""
+    data = load_digits(np.dtype(ARGS.dtype))
+    assert data is not None, "the parent checks for scikit-learn"
+    init = he_uniform(np.dtype(ARGS.dtype))
+    batches = minibatches(len(data.y_train), ARGS.epochs)
+    makers, _ = digits_makers(init)  # everything is imported before the baseline
+    run = _training_run(makers[impl], data, batches)
+    rss, method = _common.peak_rss(run)
+    traced = None if impl == "torch" else _common.peak_traced(run)
+    print(json.dumps({"rss": rss, "rss_method": method, "traced": traced}))
+
+
+def bench_memory() -> None:
+    _, skipped = digits_makers(he_uniform(np.dtype(ARGS.dtype)))
+    results = {}
+    for impl in IMPLEMENTATIONS:
+        if impl in skipped:
+            continue
+        command = [
+            sys.executable,
+            __file__,
+            "--memory-worker",
+            impl,
+            "--threads",
+            str(ARGS.threads),
+            "--epochs",
+            str(ARGS.epochs),
+            "--dtype",
+            ARGS.dtype,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(f"memory: the {impl} worker failed (exit {done.returncode})")
+        results[impl] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    def mib(n: int | None) -> str:
+        return "-" if n is None else f"{n / 2**20:.2f}"
+
+    def numpy_ratio(impl: str, key: str) -> str:
+        if "numpy" not in results:
+            return "-"
+        return _common.ratio(results[impl][key], results["numpy"][key])
+
+    print(
+        f"\n-- peak memory of the digits run ({ARGS.epochs} epochs, {ARGS.dtype}), "
+        "each implementation in its own process"
+    )
+    rows = [
+        [
+            impl,
+            mib(r["rss"]),
+            numpy_ratio(impl, "rss"),
+            mib(r["traced"]) if r["traced"] is not None else "n/a",
+            numpy_ratio(impl, "traced"),
+        ]
+        for impl, r in results.items()
+    ]
+    headers = ["implementation", "peak RSS MiB", "vs numpy", "tracemalloc MiB", "vs numpy"]
+    _common.print_table(headers, rows)
+    for impl, why in skipped.items():
+        print(f"  {impl}: skipped ({why})")
+    methods = {r["rss_method"] for r in results.values()}
+    for text in (
+        f"{_common.RSS_MEANING}; measured as {', '.join(sorted(methods))}.",
+        f"{_common.TRACED_MEANING}.",
+    ):
+        print(textwrap.fill(text, width=96, initial_indent="  ", subsequent_indent="    "))
+    for key, label in (("traced", "tracemalloc"), ("rss", "peak RSS")):
+        value = None
+        if "chainrule" in results and "numpy" in results:
+            a, b = results["chainrule"][key], results["numpy"][key]
+            value = a / b if a is not None and b else None
+        _common.print_goal(
+            f"chainrule peak memory ({label}) vs the hand-written numpy",
+            value,
+            1.5,
+            _common.why_skipped(skipped, "chainrule") or "no figure",
+        )
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    if _WORKER is not None:
+        memory_worker(_WORKER)
+        return
+    _common.print_header("chainrule training benchmarks", ARGS.threads, torch, Value)
+    sections = ARGS.only or list(SECTIONS)
+    if "seed" in sections:
+        bench_seed()
+    if "digits" in sections or "memory" in sections:
+        data = load_digits(np.dtype(ARGS.dtype))
+        if data is None:
+            print("\n-- digits: skipped (scikit-learn is not installed: pip install scikit-learn)")
+            return
+        if "digits" in sections:
+            bench_digits(data)
+        if "memory" in sections:
+            bench_memory()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except _common.BenchmarkError as exc:
+        raise SystemExit(f"benchmark check failed: {exc}") from None
