@@ -437,7 +437,7 @@ def test_animation_frames_carry_the_history(tmp_path, seed):
     with Image.open(tmp_path / "descent.gif") as image:
         assert image.n_frames == 4 and image.size == (160, 80)
     html = film.save(tmp_path / "descent.html").read_text()
-    assert "<div" in html and "<script" in html
+    assert html.startswith("<!DOCTYPE html>") and "<div" in html and "<script" in html
     assert film._repr_png_() is None and "<div" in film._repr_html_()
 
 
@@ -599,3 +599,126 @@ def test_demo_figures(tmp_path, seed):
     assert [p.name for p in paths] == list(plots.scenario_figures.DEMO_FILES)
     for path in paths:
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
+
+
+# ---------------------------------------------------------------------------------------
+# The command line: chainrule plot, and the demo's figures
+# ---------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> int:
+    from chainrule.cli import main
+
+    return main(list(args))
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix", "magic"),
+    [
+        ("loss-curve", "png", b"\x89PNG"),
+        ("squiggle", "svg", b"<svg"),
+        ("history", "pdf", b"%PDF"),
+        ("graph", "dot", b"digraph"),
+        ("animation", "html", b"<html"),
+    ],
+)
+def test_cli_plot_writes_the_file(tmp_path, capsys, kind, suffix, magic):
+    out = tmp_path / f"figure.{suffix}"
+    assert run_cli("plot", "main-ideas", "--kind", kind, "--out", str(out)) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    assert magic in out.read_bytes()[:2000]
+
+
+def test_cli_plot_options(tmp_path, capsys):
+    out = tmp_path / "fit.png"
+    code = run_cli(
+        "plot",
+        "main-ideas",
+        "--kind",
+        "squiggle",
+        "--steps",
+        "start",
+        "3",
+        "end",
+        "--decompose",
+        "--dpi",
+        "50",
+        "--out",
+        str(out),
+    )
+    assert code == 0 and png_size(out.read_bytes()) == (320, 220)
+    out = tmp_path / "c.png"
+    code = run_cli(
+        "plot",
+        "three-parameters",
+        "--kind",
+        "contour",
+        "--param",
+        "b3",
+        "--param2",
+        "w4",
+        "--out",
+        str(out),
+    )
+    assert code == 0 and out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "pie", "--out", "{tmp}/x.png"], "unknown kind 'pie'; choose one of:"),
+        (
+            ["--kind", "loss-curve", "--param", "b4", "--out", "{tmp}/x.png"],
+            "--param 'b4': the model has no such parameter",
+        ),
+        (
+            ["--kind", "contour", "--param2", "w9", "--out", "{tmp}/x.png"],
+            "--param 'w9': the model has no such parameter",
+        ),
+        (
+            ["--kind", "squiggle", "--out", "{tmp}/x.gif"],
+            "a squiggle figure cannot be saved as '.gif'",
+        ),
+        (
+            ["--kind", "network", "--out", "{tmp}/no/such/x.png"],
+            "cannot write {tmp}/no/such/x.png: the folder {tmp}/no/such does not exist",
+        ),
+        (
+            ["--kind", "squiggle", "--steps", "11", "--out", "{tmp}/x.png"],
+            "step '11': the history has 10 steps",
+        ),
+    ],
+)
+def test_cli_plot_errors_are_one_line(tmp_path, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert run_cli("plot", "main-ideas", *args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("chainrule: error: ")
+    assert message.replace("{tmp}", str(tmp_path)) in err
+    assert not list(tmp_path.rglob("*.*"))
+
+
+def test_cli_demo_draws_the_seeds_figures(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in plots.scenario_figures.DEMO_FILES:
+        assert f"wrote chainrule-demo/{name}" in done.stdout
+        assert (tmp_path / "chainrule-demo" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_demo_without_matplotlib_says_how_to_install(tmp_path):
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from chainrule.cli import main\n"
+        f"sys.exit(main(['demo', '--out', {str(tmp_path / 'figures')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'chainrule[plot]'" in done.stderr
+    assert "wrote" not in done.stdout and not (tmp_path / "figures").exists()

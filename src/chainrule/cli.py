@@ -8,6 +8,7 @@ engine, and prints what the explainer made of it; there are no numbers computed 
     chainrule explain main-ideas --param b3          the chain rule for one slope
     chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9
     chainrule quiz main-ideas                        predict the next step yourself
+    chainrule plot main-ideas --kind loss-curve --out ssr.png   a figure of a scenario
     chainrule scenarios                              the built-in scenarios
     chainrule new my-class.toml                      a commented scenario to edit
 
@@ -37,6 +38,9 @@ FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
 
 #: How the demo scans b3 (StatQuest's pink curve: b3 from 0 to 4).
 DEMO_SCAN = (0.0, 4.0, 9)
+
+#: Where the demo draws its figures unless --out says otherwise.
+DEMO_DIR = "chainrule-demo"
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -222,22 +226,21 @@ def cmd_new(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def write_demo_figures(scenario: Scenario, history: History, out_dir: Path) -> list[Path] | None:
-    """Hook for the demo's figures (the SSR curve, the steps, the fitted squiggle).
+    """The demo's figures: the network, the SSR curve with a tangent at each step, and the
+    squiggle before and after training.
 
-    Draws them with :mod:`chainrule.plots` into ``out_dir`` and returns their paths, or
-    returns None after saying why they cannot be drawn (matplotlib is an optional extra).
+    Draws them with :mod:`chainrule.plots` into ``out_dir`` (created if needed) and
+    returns their paths, or returns None after saying how to install matplotlib (an
+    optional extra).
     """
+    from chainrule.plots import INSTALL_HINT, demo_figures
+
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("chainrule: figures need matplotlib: pip install 'chainrule[plot]'", file=sys.stderr)
+        print(f"chainrule: no figures drawn: {INSTALL_HINT}", file=sys.stderr)
         return None
-    try:
-        from chainrule.plots import demo_figures  # type: ignore[attr-defined]
-    except ImportError:
-        print("chainrule: this version cannot draw the demo's figures yet", file=sys.stderr)
-        return None
-    return list(demo_figures(scenario, history, out_dir))
+    return demo_figures(scenario, history, out_dir)
 
 
 def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -263,10 +266,32 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
     write(chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3").render(fmt))
     write("\n")
-    if args.out is not None:
-        paths = write_demo_figures(scenario, history, Path(args.out))
-        for path in paths or []:
-            write(f"wrote {path}\n")
+    paths = write_demo_figures(scenario, history, Path(args.out))
+    for path in paths or []:
+        write(f"wrote {path}\n")
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
+    from chainrule.plots.scenario_figures import check_kind, plot_scenario
+
+    check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
+    scenario = _load(args.scenario)
+    for name in (args.param, args.param2):
+        if name is not None:
+            _check_parameter(scenario, name)
+    path = plot_scenario(
+        scenario,
+        args.kind,
+        args.out,
+        parameter=args.param,
+        parameter2=args.param2,
+        steps=args.steps,
+        decompose=args.decompose,
+        dpi=args.dpi,
+    )
+    stdout.write(f"wrote {path}\n")
     return EXIT_OK
 
 
@@ -378,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fmt_option(p)
     p.add_argument(
-        "--out", metavar="DIR", help="also draw the figures into DIR (needs chainrule[plot])"
+        "--out",
+        metavar="DIR",
+        default=DEMO_DIR,
+        help=f"draw the figures into DIR (default: {DEMO_DIR}; needs chainrule[plot])",
     )
     p.set_defaults(handler=cmd_demo)
 
@@ -437,6 +465,44 @@ def build_parser() -> argparse.ArgumentParser:
     fmt_option(p)
     out_option(p)
     p.set_defaults(handler=cmd_scan)
+
+    p = command(
+        "plot",
+        "draw a figure of a scenario: the fit, the loss curve with its tangents, the network...",
+        "chainrule plot main-ideas --kind loss-curve --out ssr.png",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    p.add_argument(
+        "--kind",
+        required=True,
+        metavar="KIND",
+        help="squiggle, loss-curve, contour, history, network, graph or animation",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the file to write; its suffix picks the format (png, svg, pdf, gif, html, dot)",
+    )
+    p.add_argument(
+        "--param",
+        metavar="NAME",
+        help="loss-curve, contour, animation: the parameter (default: the first trained one)",
+    )
+    p.add_argument("--param2", metavar="NAME", help="contour: the second parameter")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        metavar="STEP",
+        help="squiggle: when to draw the fit: start, end or a number of steps (default: both)",
+    )
+    p.add_argument(
+        "--decompose",
+        action="store_true",
+        help="squiggle: also draw the terms that add up to the output",
+    )
+    p.add_argument("--dpi", type=_positive_int, metavar="N", help="pixels per inch (png)")
+    p.set_defaults(handler=cmd_plot)
 
     p = command("scenarios", "list the built-in scenarios", "chainrule scenarios --long")
     p.add_argument("--long", action="store_true", help="also print each description")

@@ -51,14 +51,20 @@ class AnimationFigure(Figure):
 
     def _write(self, path: str, fmt: str, dpi: float | None) -> None:
         if fmt == "html":
-            Path(path).write_text(self.to_html(), encoding="utf-8")
+            page = (
+                '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
+                f"<title>gradient descent on {self.parameter}</title></head>\n<body>\n"
+                f"{self.to_html()}\n</body>\n</html>\n"
+            )
+            Path(path).write_text(page, encoding="utf-8")
             return
         from matplotlib.animation import PillowWriter
 
         self.animation.save(path, writer=PillowWriter(fps=self.fps), dpi=dpi or self.figure.dpi)
 
     def to_html(self) -> str:
-        """The film as HTML with playback buttons (frames inlined as PNG)."""
+        """The film as an HTML fragment with playback buttons (frames inlined as PNG);
+        saved as ``.html`` it is wrapped in a page of its own."""
         return self.animation.to_jshtml(fps=self.fps, default_mode="once")
 
     def _repr_html_(self) -> str:

@@ -83,8 +83,9 @@ def _loss_name(loss: Any, history: Any) -> str:
 def _require_steps(history: Any, what: str) -> None:
     if history is not None and step_count(history) and not history.steps:
         raise ChainruleError(
-            f"{what} draws each step's value and slope, but this history kept no per-step "
-            "records (train with detail=True)"
+            f"{what} draws each step's value and slope, but this run kept no per-step "
+            "records (a model this large keeps only the loss per step; draw its history, "
+            "or train with detail=True)"
         )
 
 
