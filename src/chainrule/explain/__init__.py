@@ -3,3 +3,8 @@
 Everything here reads the engine's graph and the numbers a training run recorded; nothing
 computes a slope a second way.
 """
+
+from chainrule.explain.chain import ChainPath, ChainRule, Factor, chain_rule
+from chainrule.explain.document import FORMATS, Explanation, render
+
+__all__ = ["FORMATS", "ChainPath", "ChainRule", "Explanation", "Factor", "chain_rule", "render"]

@@ -1,0 +1,263 @@
+"""The chain rule read off the engine's graph: the seed's seven slopes, repeated parameters,
+layer models; every sum of paths equals the engine's gradient and finite differences."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule import ChainruleError, nn
+from chainrule.datasets import Dataset, dosage, load_dataset
+from chainrule.explain import ChainRule, chain_rule
+from chainrule.formula import Formula
+from chainrule.losses import get_loss
+from chainrule.tensor import Tensor, no_grad
+
+GOLDEN = Path(__file__).parent / "golden"
+
+SEED = """
+x1 = w1 * dosage + b1
+y1 = softplus(x1)
+x2 = w2 * dosage + b2
+y2 = softplus(x2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""
+START = {"w1": 2.74, "b1": 0.0, "w2": -1.13, "b2": 0.0, "w3": 0.36, "w4": 0.63, "b3": 0.0}
+# The seed's slopes at START (StatQuest, Details Pt. 2; recomputed in float64).
+SLOPES = {
+    "w1": 0.76094372,
+    "b1": 0.96728584,
+    "w2": 0.33227638,
+    "b2": 0.73222567,
+    "w3": 7.14231440,
+    "w4": 1.48728055,
+    "b3": 3.45945441,
+}
+RESIDUAL = ("dSSR/dpredicted", "-2 (observed - predicted)")
+# Each parameter's path (below dSSR/dpredicted) and formulas.
+EXPECTED = {
+    "w1": [("dpredicted/dy1", "w3"), ("dy1/dx1", "e^x1 / (1 + e^x1)"), ("dx1/dw1", "dosage")],
+    "b1": [("dpredicted/dy1", "w3"), ("dy1/dx1", "e^x1 / (1 + e^x1)"), ("dx1/db1", "1")],
+    "w2": [("dpredicted/dy2", "w4"), ("dy2/dx2", "e^x2 / (1 + e^x2)"), ("dx2/dw2", "dosage")],
+    "b2": [("dpredicted/dy2", "w4"), ("dy2/dx2", "e^x2 / (1 + e^x2)"), ("dx2/db2", "1")],
+    "w3": [("dpredicted/dw3", "y1")],
+    "w4": [("dpredicted/dw4", "y2")],
+    "b3": [("dpredicted/db3", "1")],
+}
+
+
+def seed_model(**values: float) -> Formula:
+    model = Formula(SEED, inputs=["dosage"], values={**START, **values})
+    model.freeze()
+    model.unfreeze("b3")  # as in the seed: only b3 is trained; the others are explained too
+    return model
+
+
+def loss_at(model, data: Dataset, loss: str) -> float:
+    """The loss by a plain forward pass, for finite differences."""
+    with no_grad():
+        inputs = dict(data.inputs) if isinstance(model, Formula) else Tensor(data.X)
+        return get_loss(loss)(model(inputs), data.target).item()
+
+
+def finite_difference(model, data: Dataset, loss: str, name: str, eps: float = 1e-6) -> float:
+    ref = model.scalar(name)
+    start = ref.value
+    try:
+        ref.set(start + eps)
+        up = loss_at(model, data, loss)
+        ref.set(start - eps)
+        down = loss_at(model, data, loss)
+    finally:
+        ref.set(start)
+    return (up - down) / (2 * eps)
+
+
+def check_sums(rule: ChainRule, model, data: Dataset, loss: str) -> None:
+    """The paths add up to the engine's gradient, which finite differences confirm."""
+    assert rule.total == pytest.approx(rule.value, rel=1e-12, abs=1e-12)
+    numeric = finite_difference(model, data, loss, rule.parameter)
+    assert rule.value == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+# -- the seed ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parameter", list(START))
+def test_seed_slopes_by_the_chain_rule(parameter):
+    model = seed_model()
+    rule = chain_rule(model, dosage(), "ssr", parameter)
+    assert rule.value == pytest.approx(SLOPES[parameter], abs=1e-8)
+    check_sums(rule, model, dosage(), "ssr")
+    (path,) = rule.paths
+    factors = [(f.label, f.formula) for f in path.factors]
+    assert factors == [RESIDUAL, *EXPECTED[parameter]]
+    assert path.text == " x ".join(label for label, _ in factors)
+
+
+def test_w1_per_data_point():
+    rule = chain_rule(seed_model(), dosage(), "ssr", "w1")
+    (path,) = rule.paths
+    residual, dy1, softplus, dosage_factor = (f.values for f in path.factors)
+    np.testing.assert_allclose(dy1, [0.36, 0.36, 0.36])
+    np.testing.assert_allclose(dosage_factor, [0.0, 0.5, 1.0])
+    x1 = 2.74 * np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(softplus, np.exp(x1) / (1 + np.exp(x1)), rtol=1e-12)
+    np.testing.assert_allclose(residual, [1.37243142, -0.28353638, 2.37055938], atol=1e-8)
+    np.testing.assert_allclose(path.products, residual * dy1 * softplus * dosage_factor)
+    assert path.products.sum() == pytest.approx(0.76094372, abs=1e-8)
+
+
+def test_w1_text_rendering_matches_the_golden_file():
+    text = chain_rule(seed_model(), dosage(), "ssr", "w1").render("text")
+    assert_golden("chain_rule_w1.txt", text)
+
+
+def test_the_explanation_leaves_the_model_as_it_was():
+    model = seed_model()
+    before = {name: p.data.copy() for name, p in model.named_parameters()}
+    chain_rule(model, dosage(), "ssr", "w2")
+    assert [p.frozen for p in model.parameters()] == [True] * 6 + [False]
+    assert all(np.array_equal(p.data, before[name]) for name, p in model.named_parameters())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_to_dict_contract():
+    rule = chain_rule(seed_model(), dosage(), "ssr", "w1")
+    out = rule.to_dict()
+    assert {"parameter", "value", "paths", "points", "formulas"} <= set(out)
+    assert out["parameter"] == "w1"
+    assert out["loss"] == "SSR"
+    assert out["value"] == pytest.approx(0.76094372, abs=1e-8)
+    assert out["paths"] == [["dSSR/dpredicted", "dpredicted/dy1", "dy1/dx1", "dx1/dw1"]]
+    assert out["formulas"]["dy1/dx1"] == "e^x1 / (1 + e^x1)"
+    assert len(out["points"]) == 3
+    assert out["points"][1]["inputs"] == {"dosage": 0.5}
+    point = out["points"][2]
+    assert point["products"][0] == pytest.approx(float(np.prod(point["paths"][0])))
+    assert sum(p["products"][0] for p in out["points"]) == pytest.approx(out["sum"])
+
+
+def test_latex_uses_fractions_and_subscripts():
+    latex = chain_rule(seed_model(), dosage(), "ssr", "w1").render("latex")
+    assert (
+        r"\frac{d\,\mathrm{SSR}}{d\,w_1} = \frac{d\,\mathrm{SSR}}{d\,\mathrm{predicted}} \times "
+        r"\frac{d\,\mathrm{predicted}}{d\,y_1} \times \frac{d\,y_1}{d\,x_1} \times "
+        r"\frac{d\,x_1}{d\,w_1}"
+    ) in latex
+    assert r"\frac{d\,y_1}{d\,x_1} = \frac{e^{x_1}}{1 + e^{x_1}}" in latex
+
+
+def test_unknown_parameter_is_a_clear_error():
+    with pytest.raises(ChainruleError, match="no parameter 'w9'"):
+        chain_rule(seed_model(), dosage(), "ssr", "w9")
+
+
+# -- several paths -----------------------------------------------------------------------
+
+TWICE = """
+x1 = w * dosage
+x2 = w * dosage + 1
+predicted = x1 + softplus(x2)
+"""
+
+
+@pytest.mark.parametrize("loss", ["ssr", "mse", "mae"])
+def test_a_parameter_used_twice_has_two_paths(loss):
+    model = Formula(TWICE, inputs=["dosage"], values={"w": 0.7})
+    rule = chain_rule(model, dosage(), loss, "w")
+    assert [[f.label for f in p.factors][1:] for p in rule.paths] == [
+        ["dpredicted/dx1", "dx1/dw"],
+        ["dpredicted/dx2", "dx2/dw"],
+    ]
+    assert rule.paths[1].factors[1].formula == "e^x2 / (1 + e^x2)"
+    assert rule.paths[0].total != pytest.approx(rule.value)
+    check_sums(rule, model, dosage(), loss)
+    text = rule.render("text")
+    assert "path 1 sum" in text and "path 2 sum" in text and "sum of the paths" in text
+
+
+def test_a_shared_intermediate_value():
+    model = Formula("s = w * w\npredicted = s * dosage", inputs=["dosage"], values={"w": 1.5})
+    rule = chain_rule(model, dosage(), "ssr", "w")
+    (path,) = rule.paths
+    assert [(f.label, f.formula) for f in path.factors][1:] == [
+        ("dpredicted/ds", "dosage"),
+        ("ds/dw", "2 w"),
+    ]
+    assert path.per_point and not path.factors[2].per_point
+    check_sums(rule, model, dosage(), "ssr")
+
+
+def test_mse_formula_divides_by_n():
+    model = Formula(TWICE, inputs=["dosage"], values={"w": 0.7})
+    rule = chain_rule(model, dosage(), "mse", "w")
+    assert rule.formulas["dMSE/dpredicted"] == "-2 (observed - predicted) / n"
+
+
+# -- layer models ------------------------------------------------------------------------
+
+
+def test_mlp_first_layer_weight():
+    model = nn.MLP([1, 2, 1], activation="softplus", seed=3)
+    rule = chain_rule(model, dosage(), "ssr", "hidden.weight[0,1]")
+    (path,) = rule.paths
+    assert [(f.label, f.formula) for f in path.factors] == [
+        ("dSSR/doutput.z", "-2 (observed - output.z)"),
+        ("doutput.z/dhidden.a[1]", "output.weight[1,0]"),
+        ("dhidden.a[1]/dhidden.z[1]", "e^hidden.z[1] / (1 + e^hidden.z[1])"),
+        ("dhidden.z[1]/dhidden.weight[0,1]", "dosage"),
+    ]
+    np.testing.assert_allclose(path.factors[1].values, model.output.weight.data[1, 0])
+    np.testing.assert_allclose(path.factors[3].values, [0.0, 0.5, 1.0])
+    check_sums(rule, model, dosage(), "ssr")
+
+
+@pytest.mark.parametrize(
+    ("loss", "outputs"), [("ssr", 1), ("binary_cross_entropy", 1), ("cross_entropy", 2)]
+)
+def test_mlp_every_path_sums_to_the_gradient(loss, outputs):
+    data = load_dataset("moons", n=8, seed=2)
+    model = nn.MLP([2, 3, 4, outputs], activation="tanh", seed=1)
+    rule = chain_rule(model, data, loss, "hidden1.weight[1,2]")
+    assert len(rule.paths) == 4 * outputs  # through each unit of hidden2 and each output
+    first = rule.paths[0].factors
+    assert first[-1].label == "dhidden1.z[2]/dhidden1.weight[1,2]"
+    assert first[-1].formula == "x2"  # the data's second column
+    check_sums(rule, model, data, loss)
+
+
+def test_mlp_output_bias_and_frozen_layers():
+    model = nn.MLP([1, 3, 1], activation="relu", seed=0)
+    model.freeze("hidden.*")
+    rule = chain_rule(model, dosage(), "ssr", "output.bias[0]")
+    assert [f.label for f in rule.paths[0].factors] == ["dSSR/doutput.z", "doutput.z/doutput.bias"]
+    check_sums(rule, model, dosage(), "ssr")
+    hidden = chain_rule(model, dosage(), "ssr", "hidden.bias[2]")  # frozen, explained anyway
+    check_sums(hidden, model, dosage(), "ssr")
+    assert [p.frozen for p in model.parameters()] == [True, True, False, False]
+
+
+def test_edges_that_are_zero_everywhere_are_dropped():
+    model = nn.MLP([1, 2, 1], activation="relu", seed=0)
+    model.hidden.weight.data[:] = [[-1.0, 1.0]]
+    model.hidden.bias.data[:] = [-5.0, 0.5]  # unit 0 is off at every data point
+    rule = chain_rule(model, dosage(), "ssr", "hidden.bias[0]")
+    assert rule.paths == () and rule.value == 0.0
+    assert "the engine's gradient: 0.0000" in rule.render("text")
+
+
+# -- golden files ------------------------------------------------------------------------
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/NAME (which ends with a newline); CHAINRULE_UPDATE_GOLDEN=1
+    rewrites the file."""
+    path = GOLDEN / name
+    if os.environ.get("CHAINRULE_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    assert text + "\n" == path.read_text(encoding="utf-8")
