@@ -1,0 +1,281 @@
+"""The explainer's ledger and scan on the seed's numbers, and the renderings they share."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule import ChainruleError, nn
+from chainrule.datasets import dosage, load_dataset
+from chainrule.explain import FORMATS, Ledger, ledger, render, scan
+from chainrule.formula import Formula
+from chainrule.train import train
+
+GOLDEN = Path(__file__).parent / "golden"
+
+SEED = """
+x1 = w1 * dosage + b1
+y1 = softplus(x1)
+x2 = w2 * dosage + b2
+y2 = softplus(x2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""
+FITTED = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30, "b3": 0.0}
+
+# StatQuest's main ideas: b3 alone from 0, learning rate 0.1, stop when |step size| < 0.001.
+# step | b3 | SSR | slope dSSR/db3 | step size | new b3
+REFERENCE = np.array(
+    [
+        [1, 0.0000000000, 20.4235976776, -15.6551083806, -1.5655108381, 1.5655108381],
+        [2, 1.5655108381, 3.2678283891, -6.2620433522, -0.6262043352, 2.1917151733],
+        [3, 2.1917151733, 0.5229053029, -2.5048173409, -0.2504817341, 2.4421969074],
+        [4, 2.4421969074, 0.0837176091, -1.0019269364, -0.1001926936, 2.5423896010],
+        [5, 2.5423896010, 0.0134475781, -0.4007707745, -0.0400770775, 2.5824666785],
+        [6, 2.5824666785, 0.0022043731, -0.1603083098, -0.0160308310, 2.5984975094],
+        [7, 2.5984975094, 0.0004054603, -0.0641233239, -0.0064123324, 2.6049098418],
+        [8, 2.6049098418, 0.0001176343, -0.0256493296, -0.0025649330, 2.6074747748],
+        [9, 2.6074747748, 0.0000715821, -0.0102597318, -0.0010259732, 2.6085007480],
+        [10, 2.6085007480, 0.0000642138, -0.0041038927, -0.0004103893, 2.6089111372],
+    ]
+)
+# The brute-force SSR curve: b3 = 0, 0.5, ..., 4.
+SCAN = [20.423598, 13.346043, 7.768489, 3.690935, 1.113381, 0.035827, 0.458273, 2.380718, 5.803164]
+
+
+def seed_model(train_only: tuple[str, ...] = ("b3",), **values: float) -> Formula:
+    model = Formula(SEED, inputs=["dosage"], values={**FITTED, **values})
+    model.freeze()
+    model.unfreeze(*train_only)
+    return model
+
+
+@pytest.fixture(scope="module")
+def seed_history():
+    return train(seed_model(), dosage(), learning_rate=0.1, stop={"step_size": 0.001})
+
+
+@pytest.fixture(scope="module")
+def three_history():
+    model = seed_model(("w3", "w4", "b3"), w3=0.36, w4=0.63)
+    return train(model, dosage(), learning_rate=0.1, stop={"max_steps": 30})
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/NAME (which ends with a newline); CHAINRULE_UPDATE_GOLDEN=1
+    rewrites the file."""
+    path = GOLDEN / name
+    if os.environ.get("CHAINRULE_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    assert text + "\n" == path.read_text(encoding="utf-8")
+
+
+# -- the ledger ---------------------------------------------------------------------------
+
+
+def ledger_rows(table: Ledger, name: str) -> np.ndarray:
+    return np.array(
+        [
+            [s["step"], s["values"][name], s["loss"], s["slopes"][name]]
+            + [s["step_sizes"][name], s["new_values"][name]]
+            for s in table.steps
+        ]
+    )
+
+
+def test_seed_ledger_equals_the_reference(seed_history):
+    table = ledger(seed_history)
+    np.testing.assert_allclose(ledger_rows(table, "b3"), REFERENCE, rtol=0, atol=1e-9)
+    assert table.stop_reason == "step_size"
+    assert table.columns == ("b3",)
+    assert table.loss_name == "SSR"
+
+
+def test_seed_ledger_markdown_and_latex_match_the_golden_files(seed_history):
+    table = ledger(seed_history)
+    assert_golden("ledger_seed.md", table.render("markdown"))
+    assert_golden("ledger_seed.tex", table.render("latex"))
+
+
+def test_ledger_headers_use_the_learners_notation(seed_history):
+    header = ledger(seed_history).render("text").splitlines()[0].split()
+    assert header == ["step", "b3", "SSR", "dSSR/db3", "step", "size", "new", "b3"]
+    latex = ledger(seed_history).render("latex")
+    assert r"step & $b_3$ & $\mathrm{SSR}$ & $\frac{d\,\mathrm{SSR}}{d\,b_3}$" in latex
+    assert r"step size & new $b_3$ \\" in latex
+
+
+def test_ledger_says_why_the_run_stopped(seed_history):
+    text = ledger(seed_history).render("text")
+    assert text.endswith("stopped: b3 = 2.61 after 10 steps: every step size is below 0.001")
+
+
+def test_ledger_json_is_the_history(seed_history):
+    assert ledger(seed_history).to_dict() == seed_history.to_dict()
+    assert render(ledger(seed_history), "json") == render(ledger(seed_history), "json")
+    chosen = ledger(seed_history, first=2, last=1).to_dict()
+    assert [s["step"] for s in chosen["steps"]] == [1, 2, 10]
+    assert chosen["final"] == seed_history.to_dict()["final"]
+    assert set(chosen) == {"trained", "loss", "steps", "stop_reason", "final"}
+
+
+def test_ledger_csv_keeps_full_precision(seed_history):
+    rows = list(csv.reader(io.StringIO(ledger(seed_history).render("csv"))))
+    assert rows[0] == ["step", "b3", "SSR", "dSSR/db3", "step size", "new b3"]
+    values = np.array([[float(c) for c in row] for row in rows[1:]])
+    expected = [[s.step, s.values["b3"], s.loss, s.slopes["b3"]] for s in seed_history.steps]
+    np.testing.assert_array_equal(values[:, :4], expected)
+
+
+def test_first_and_last_rows_with_an_ellipsis(seed_history):
+    table = ledger(seed_history, first=2, last=2)
+    assert [s["step"] for s in table.steps] == [1, 2, 9, 10]
+    text = table.render("text").splitlines()
+    assert text[4].split() == ["..."] * 6  # header, rule, two rows, then the gap
+    assert "| ... | ... | ... | ... | ... | ... |" in table.render("markdown")
+    assert r"$\vdots$ & $\vdots$" in table.render("latex")
+    assert "..." not in table.render("csv")
+    assert "..." in table.render("table")
+    only_last = ledger(seed_history, last=1)
+    assert [s["step"] for s in only_last.steps] == [10]
+    assert only_last.render("text").splitlines()[2].split()[0] == "..."
+    everything = ledger(seed_history, first=6, last=6)
+    assert len(everything.steps) == 10 and "..." not in everything.render("text")
+
+
+def test_every_kth_step_keeps_the_last(seed_history):
+    assert [s["step"] for s in ledger(seed_history, every=4).steps] == [1, 5, 9, 10]
+    assert [s["step"] for s in ledger(seed_history, every=3).steps] == [1, 4, 7, 10]
+
+
+def test_several_parameters_and_chosen_columns(three_history):
+    header = ledger(three_history).render("csv").splitlines()[0]
+    assert header == (
+        "step,w3,w4,b3,SSR,dSSR/dw3,dSSR/dw4,dSSR/db3,step size (w3),step size (w4),"
+        "step size (b3),new w3,new w4,new b3"
+    )
+    first = ledger(three_history).steps[0]
+    assert first["slopes"] == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555})
+    assert first["new_values"] == pytest.approx(
+        {"w3": 0.10238605, "w4": 0.50432377, "b3": -0.18995547}
+    )
+    only = ledger(three_history, columns=["w4"])
+    assert only.render("csv").splitlines()[0] == "step,w4,SSR,dSSR/dw4,step size,new w4"
+    assert only.to_dict()["steps"][0]["slopes"] == {"w4": pytest.approx(1.256762)}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"columns": ["w9"]}, "'w9' was not trained; the trained parameters are: b3"),
+        ({"every": 0}, "every must be a whole number >= 1"),
+        ({"first": -1}, "first must be a whole number >= 0"),
+        ({"last": 1.5}, "last must be a whole number >= 0"),
+    ],
+)
+def test_ledger_options_are_checked(seed_history, options, message):
+    with pytest.raises(ChainruleError, match=message):
+        ledger(seed_history, **options)
+
+
+def test_a_history_without_detail_gives_the_loss_per_step():
+    model = nn.MLP([2, 4, 1], activation="tanh")
+    history = train(
+        model,
+        load_dataset("xor", n=20),
+        loss="binary_cross_entropy",
+        detail=False,
+        stop={"max_steps": 5},
+    )
+    table = ledger(history)
+    assert table.render("csv").splitlines()[0] == "step,BCE"
+    assert len(table.steps) == 5
+    assert table.to_dict() == history.to_dict()
+
+
+# -- renderings ---------------------------------------------------------------------------
+
+
+def test_every_format_renders(seed_history):
+    table = ledger(seed_history)
+    for fmt in FORMATS:
+        assert table.render(fmt) == render(table, fmt)
+        assert "1.5655" in table.render(fmt)
+    assert str(table) == table.render("text")
+    with pytest.raises(ChainruleError, match="unknown format 'html'; choose one of table, text"):
+        table.render("html")
+
+
+def test_the_table_format_falls_back_to_text_without_rich(seed_history, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rich", None)  # import rich now fails
+    table = ledger(seed_history)
+    assert table.render("table") == table.render("text")
+
+
+def test_importing_the_explainer_does_not_import_rich():
+    code = "import sys, chainrule.explain; sys.exit('rich' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# -- the scan -----------------------------------------------------------------------------
+
+
+def test_seed_scan_of_b3():
+    model = seed_model()
+    result = scan(model, dosage(), "ssr", "b3", np.arange(0.0, 4.01, 0.5))
+    np.testing.assert_allclose(result.loss, SCAN, atol=5e-7)
+    assert result.best == {"value": 2.5, "loss": pytest.approx(0.035827, abs=1e-6)}
+    assert result.loss_name == "SSR"
+    assert model.scalar("b3").value == 0.0
+    assert_golden("scan_seed.md", result.render("markdown"))
+    out = result.to_dict()
+    assert out["parameter"] == "b3" and out["values"][1] == 0.5
+    assert out["loss"] == pytest.approx(SCAN, abs=5e-7)
+
+
+def test_two_parameter_scan_is_a_grid():
+    model = seed_model()
+    w3, b3 = np.linspace(-2.0, 0.0, 5), np.linspace(0.0, 4.0, 9)
+    result = scan(model, dosage(), "ssr", "w3", w3, parameter2="b3", values2=b3)
+    assert result.loss.shape == (5, 9)
+    i, j = np.unravel_index(np.argmin(result.loss), result.loss.shape)
+    assert result.best == {"value": w3[i], "value2": b3[j], "loss": result.loss[i, j]}
+    single = scan(seed_model(w3=w3[2]), dosage(), "ssr", "b3", b3)
+    np.testing.assert_allclose(result.loss[2], single.loss)
+    assert (model.scalar("w3").value, model.scalar("b3").value) == (-1.22, 0.0)
+    assert set(result.to_dict()) >= {"parameter", "values", "parameter2", "values2", "loss", "best"}
+    assert "w3 \\ b3" in result.render("text")
+
+
+def test_scan_restores_the_values_after_an_error():
+    model = seed_model()
+    calls = []
+
+    def failing_loss(predicted, target):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ChainruleError("boom")
+        return ((predicted - target) ** 2).sum()
+
+    with pytest.raises(ChainruleError, match="boom"):
+        scan(model, dosage(), failing_loss, "b3", [1.0, 2.0, 3.0])
+    assert model.scalar("b3").value == 0.0
+
+
+def test_scan_of_a_layer_weight_and_bad_grids():
+    model = nn.MLP([1, 2, 1], activation="softplus")
+    before = model.hidden.weight.data.copy()
+    result = scan(model, dosage(), "mse", "hidden.weight[0,1]", [-1.0, 0.0, 1.0])
+    assert result.loss_name == "MSE" and np.isfinite(result.loss).all()
+    np.testing.assert_array_equal(model.hidden.weight.data, before)
+    with pytest.raises(ChainruleError, match="non-empty list of finite numbers"):
+        scan(model, dosage(), "mse", "output.bias[0]", [])
+    with pytest.raises(ChainruleError, match="both parameter2 and values2"):
+        scan(model, dosage(), "mse", "output.bias[0]", [0.0], parameter2="hidden.bias[0]")
