@@ -1,24 +1,48 @@
 """The explainer: training runs and gradients turned into tables and derivations.
 
 Everything here reads the engine's graph and the numbers a training run recorded; nothing
-computes a slope a second way.
+computes a slope a second way. Each explanation is data first (rows, paths, factors) and
+is rendered by ``render(obj, fmt)`` or ``obj.render(fmt)`` in one of :data:`FORMATS`
+(``table``, ``text``, ``markdown``, ``latex``, ``csv``, ``json``); ``obj.to_dict()`` is
+its JSON contract.
+
+- :func:`ledger`: StatQuest's step table of a training run, and why it stopped.
+- :func:`scan`: the loss over a grid of one or two parameters ("brute force").
+- :func:`chain_rule`: ``dSSR/dw1`` as a product of local derivatives, every path, every
+  data point, read off the engine's graph.
+- :func:`diagnose`: converged, diverged, oscillating or crawling, and why.
+- :func:`quiz_questions` and :func:`check_answer`: predict a step, then compare.
+
+>>> from chainrule.datasets import dosage
+>>> from chainrule.formula import Formula
+>>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 1.0})
+>>> print(chain_rule(model, dosage(), "ssr", "b").render("text").splitlines()[0])
+dSSR/db = dSSR/dpredicted x dpredicted/db
 """
 
 from chainrule.explain.chain import ChainPath, ChainRule, Factor, chain_rule
+from chainrule.explain.diagnose import Diagnosis, diagnose
 from chainrule.explain.document import FORMATS, Explanation, render
 from chainrule.explain.ledger import Ledger, ledger
+from chainrule.explain.quiz import Check, Question, check_answer, quiz_questions
 from chainrule.explain.scan import Scan, scan
 
 __all__ = [
     "FORMATS",
     "ChainPath",
     "ChainRule",
+    "Check",
+    "Diagnosis",
     "Explanation",
     "Factor",
     "Ledger",
+    "Question",
     "Scan",
     "chain_rule",
+    "check_answer",
+    "diagnose",
     "ledger",
+    "quiz_questions",
     "render",
     "scan",
 ]

@@ -1,0 +1,212 @@
+"""Diagnosis: what a training run did, in plain words, with the reason when it can be found.
+
+A run *converged* (a stop rule fired), *diverged* (the loss grew without bound),
+*oscillated* (the slope changed sign every step up to the step limit) or *crawled* (it hit
+the step limit taking small steps). The reason comes from the history itself: when the
+ratio of successive slopes is constant, each step multiplies the distance to the best value
+by that ratio. For a bias under the SSR with plain gradient descent the ratio is
+``1 - 2 n lr`` (the loss is a parabola of curvature ``2 n`` in the bias), so the seed's
+learning rate 0.1 with 3 data points gives 0.4, and any learning rate above ``1/n`` diverges.
+
+>>> from chainrule.datasets import dosage
+>>> from chainrule.formula import Formula
+>>> from chainrule.train import train
+>>> model = Formula("predicted = 0 * dosage + b", inputs=["dosage"])
+>>> diagnose(train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001})).factor
+0.4
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chainrule.explain.document import Document, Explanation, Paragraph
+from chainrule.explain.notation import number
+from chainrule.train import History
+
+#: The kinds of run a diagnosis tells apart.
+KINDS = ("converged", "diverged", "oscillating", "crawling")
+#: How many of the last steps must flip the slope's sign to call a run oscillating.
+OSCILLATION_STEPS = 6
+#: How close successive slope ratios must be to count as one constant factor.
+RATIO_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Diagnosis(Explanation):
+    """``kind`` (one of :data:`KINDS`) and a ``message`` in plain words.
+
+    ``factor`` is what each step multiplies the distance to the best value by, and
+    ``learning_rate_limit`` the learning rate below which the run converges, when the
+    history shows them (one trained scalar, a constant ratio of successive slopes).
+    """
+
+    kind: str
+    message: str
+    factor: float | None = None
+    learning_rate_limit: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind", "message"}``, plus ``"factor"`` and ``"learning_rate_limit"`` if known."""
+        out: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        if self.factor is not None:
+            out["factor"] = self.factor
+        if self.learning_rate_limit is not None:
+            out["learning_rate_limit"] = self.learning_rate_limit
+        return out
+
+    def document(self) -> Document:
+        return (Paragraph(self.message),)
+
+
+@dataclass(frozen=True)
+class _Contraction:
+    """A constant ratio of successive slopes, and what it means for one parameter."""
+
+    parameter: str
+    factor: float
+    curvature: float  # c in factor = 1 - c lr: the loss's second derivative in the parameter
+    learning_rate: float
+    best: float  # where the slope would be 0
+    distance: float  # how far the last value is from it
+    why: str  # "1 - 2 x 3 x 0.1"
+    limit: str  # "1/3 = 0.3333"
+    limit_value: float  # learning rates below it converge: 2 / curvature
+
+    def sentence(self) -> str:
+        p = self.parameter
+        return (
+            f"Each step multiplies the distance to the best {p} by {self.factor:.4g} (= {self.why})"
+        )
+
+    def advice(self) -> str:
+        one_step = 1 / self.curvature
+        return (
+            f"Learning rates below {self.limit} converge, and {one_step:.4g} would land on "
+            f"the best {self.parameter} ({self.best:.4f}) in one step."
+        )
+
+
+def diagnose(history: History) -> Diagnosis:
+    """Say in plain words how ``history``'s run went, and why when the history shows it.
+
+    >>> from chainrule.datasets import dosage
+    >>> from chainrule.formula import Formula
+    >>> from chainrule.train import train
+    >>> model = Formula("predicted = 0 * dosage + b", inputs=["dosage"])
+    >>> d = diagnose(train(model, dosage(), learning_rate=1.0))
+    >>> d.kind, d.learning_rate_limit
+    ('diverged', 0.3333333333333333)
+    """
+    slopes = _slopes(history)
+    contraction = _contraction(history, slopes)
+    factor = None if contraction is None else contraction.factor
+    limit = None if contraction is None else contraction.limit_value
+    said = f": {history.message}."
+    losses = np.asarray(history.losses, dtype=np.float64)
+    grew = (
+        len(losses) >= 3 and losses[-1] > 2 * losses[0] and bool(np.all(np.diff(losses[-3:]) > 0))
+    )
+    if history.stop_reason == "diverged" or (factor is not None and abs(factor) > 1) or grew:
+        text = f"The run diverged{said}"
+        if contraction is not None:
+            text += (
+                f" {contraction.sentence()}: every step overshoots the best "
+                f"{contraction.parameter} by more than it was off. {contraction.advice()}"
+            )
+        return Diagnosis("diverged", text, factor, limit)
+    if history.stop_reason in ("step_size", "loss"):
+        text = f"The run converged{said}"
+        if contraction is not None:
+            text += (
+                f" {contraction.sentence()}, so the slope and the step size shrink by that "
+                f"factor every step."
+            )
+            if contraction.factor < 0:
+                p = contraction.parameter
+                text += f" The sign flips every step: each step jumps over the best {p}."
+        return Diagnosis("converged", text, factor, limit)
+    flipping = [name for name, s in slopes.items() if _alternates(s)]
+    if flipping:
+        names = ", ".join(flipping)
+        text = (
+            f"The run oscillates{said} The slope of {names} changes sign every step: each "
+            "step jumps over the lowest point."
+        )
+        if contraction is not None:
+            closer = (
+                "so it never gets closer"
+                if abs(contraction.factor) > 1 - RATIO_TOLERANCE
+                else "so it zig-zags closer, slowly"
+            )
+            text += f" {contraction.sentence()}, {closer}. {contraction.advice()}"
+        else:
+            text += " Try a smaller learning rate."
+        return Diagnosis("oscillating", text, factor, limit)
+    last_steps = [abs(v) for record in history.steps[-1:] for v in record.step_sizes.values()]
+    text = f"The run crawls{said}"
+    if last_steps:
+        text += f" The last step sizes are at most {number(max(last_steps))}."
+    if contraction is not None and 0 < contraction.factor < 1 and contraction.distance > 0:
+        needed = math.log(1e-3 / contraction.distance) / math.log(contraction.factor)
+        text += (
+            f" {contraction.sentence()}: about {max(math.ceil(needed), 1)} more steps would "
+            f"bring it within 0.001 of the best {contraction.parameter}. {contraction.advice()}"
+        )
+    else:
+        text += " Try a larger learning rate, or more steps."
+    return Diagnosis("crawling", text, factor, limit)
+
+
+def _slopes(history: History) -> dict[str, np.ndarray]:
+    """Each trained scalar's slope at every recorded step."""
+    if not history.steps:
+        return {}
+    return {
+        name: np.array([record.slopes[name] for record in history.steps], dtype=np.float64)
+        for name in history.trained
+    }
+
+
+def _alternates(slopes: np.ndarray) -> bool:
+    """Whether the slope changed sign at every one of the last steps."""
+    last = np.sign(slopes[-OSCILLATION_STEPS:])
+    return len(last) >= 4 and bool(np.all(last[1:] * last[:-1] < 0))
+
+
+def _contraction(history: History, slopes: dict[str, np.ndarray]) -> _Contraction | None:
+    """The constant slope ratio of a one-scalar run of plain gradient descent, if any."""
+    if len(slopes) != 1 or len(history.steps) < 3:
+        return None
+    ((name, s),) = slopes.items()
+    if np.any(s == 0) or not np.all(np.isfinite(s)):
+        return None
+    lr = float(history.learning_rate)
+    steps = np.array([record.step_sizes[name] for record in history.steps])
+    if not np.allclose(steps, lr * s, rtol=1e-9, atol=0):
+        return None  # not plain gradient descent: the step is not slope x learning rate
+    ratios = s[1:] / s[:-1]
+    factor = float(np.median(ratios))
+    if not np.allclose(ratios, factor, rtol=0, atol=RATIO_TOLERANCE * max(1.0, abs(factor))):
+        return None
+    factor = round(factor, 12)  # 0.39999999999999997 is 0.4
+    curvature = (1 - factor) / lr
+    if curvature <= 0:
+        return None
+    first, last = history.steps[0], history.steps[-1]
+    # The first step: before a diverging run's values grow too large to subtract.
+    best = first.values[name] - first.slopes[name] / curvature
+    n = len(last.predictions) if last.predictions is not None else len(history.final_predictions)
+    if history.loss_name == "ssr" and math.isclose(curvature, 2 * n, rel_tol=1e-6):
+        why, limit, limit_value = f"1 - 2 x {n} x {lr:g}", f"1/{n} = {1 / n:.4g}", 1 / n
+    elif history.loss_name == "mse" and math.isclose(curvature, 2, rel_tol=1e-6):
+        why, limit, limit_value = f"1 - 2 x {lr:g}", "1", 1.0
+    else:
+        limit_value = 2 / curvature
+        why, limit = f"1 - {curvature:.4g} x {lr:g}", f"{limit_value:.4g}"
+    distance = abs(last.new_values[name] - best)
+    return _Contraction(name, factor, curvature, lr, best, distance, why, limit, limit_value)

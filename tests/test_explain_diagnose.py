@@ -1,0 +1,196 @@
+"""What a training run did, in words (diagnose), and quizzing the learner on its steps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chainrule import ChainruleError, nn
+from chainrule.datasets import dosage, load_dataset
+from chainrule.explain import Question, check_answer, diagnose, quiz_questions
+from chainrule.formula import Formula
+from chainrule.train import train
+
+SEED = """
+x1 = w1 * dosage + b1
+y1 = softplus(x1)
+x2 = w2 * dosage + b2
+y2 = softplus(x2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""
+FITTED = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30, "b3": 0.0}
+
+
+def b3_run(learning_rate: float, **stop: float):
+    """The seed: b3 alone from 0, the other six at their fitted values."""
+    model = Formula(SEED, inputs=["dosage"], values=FITTED)
+    model.freeze()
+    model.unfreeze("b3")
+    return train(model, dosage(), learning_rate=learning_rate, stop=stop or {"step_size": 0.001})
+
+
+# -- diagnose ----------------------------------------------------------------------------
+
+
+def test_the_seed_run_converges_by_a_factor_of_0_4():
+    d = diagnose(b3_run(0.1))
+    assert d.kind == "converged"
+    assert d.factor == 0.4
+    assert d.learning_rate_limit == pytest.approx(1 / 3)
+    assert "multiplies the distance to the best b3 by 0.4 (= 1 - 2 x 3 x 0.1)" in d.message
+    assert "b3 = 2.61 after 10 steps" in d.message
+    assert d.render("text") == d.message
+    assert json.loads(d.render("json")) == {
+        "kind": "converged",
+        "message": d.message,
+        "factor": 0.4,
+        "learning_rate_limit": pytest.approx(1 / 3),
+    }
+
+
+def test_learning_rate_1_diverges_and_names_the_largest_stable_rate():
+    history = b3_run(1.0)
+    d = diagnose(history)
+    assert history.stop_reason == "diverged"
+    assert d.kind == "diverged"
+    assert d.factor == -5
+    assert "by -5 (= 1 - 2 x 3 x 1)" in d.message
+    assert "Learning rates below 1/3 = 0.3333 converge" in d.message
+    assert "best b3 (2.6092)" in d.message  # the closed form: 2.609184730096
+
+
+def test_a_diverging_run_cut_short_by_the_step_limit_is_still_diverging():
+    d = diagnose(b3_run(0.5, max_steps=8))
+    assert d.kind == "diverged" and d.factor == -2
+
+
+@pytest.mark.parametrize(("learning_rate", "factor"), [(1 / 3, -1.0), (0.32, -0.92)])
+def test_a_slope_that_flips_sign_every_step_oscillates(learning_rate, factor):
+    d = diagnose(b3_run(learning_rate, max_steps=20))
+    assert d.kind == "oscillating"
+    assert d.factor == pytest.approx(factor, abs=1e-9)
+    assert "The slope of b3 changes sign every step" in d.message
+
+
+def test_tiny_steps_crawl():
+    d = diagnose(b3_run(0.001, max_steps=50))
+    assert d.kind == "crawling"
+    assert d.factor == pytest.approx(0.994)
+    assert "more steps would bring it within 0.001 of the best b3" in d.message
+
+
+def test_a_zigzag_that_converges_is_converged():
+    d = diagnose(b3_run(0.3))
+    assert d.kind == "converged" and d.factor == pytest.approx(-0.8)
+    assert "The sign flips every step" in d.message
+
+
+def test_several_parameters_have_no_single_factor():
+    model = Formula(SEED, inputs=["dosage"], values={**FITTED, "w3": 0.36, "w4": 0.63})
+    model.freeze()
+    model.unfreeze("w3", "w4", "b3")
+    d = diagnose(train(model, dosage(), learning_rate=0.1, stop={"max_steps": 30}))
+    assert d.kind == "crawling" and d.factor is None
+    assert "Try a larger learning rate, or more steps." in d.message
+
+
+def test_adam_is_not_explained_by_a_gradient_descent_factor():
+    model = nn.MLP([2, 4, 1], activation="tanh")
+    history = train(
+        model,
+        load_dataset("moons", n=40),
+        loss="binary_cross_entropy",
+        optimizer="adam",
+        learning_rate=0.05,
+        stop={"max_steps": 20},
+    )
+    d = diagnose(history)
+    assert d.factor is None and d.kind in ("crawling", "oscillating")
+
+
+# -- quiz --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_history():
+    return b3_run(0.1)
+
+
+def test_questions_for_the_first_step(seed_history):
+    slope, step_size, new = quiz_questions(seed_history, 1)
+    assert [q.kind for q in (slope, step_size, new)] == ["slope", "step size", "new value"]
+    assert {q.parameter for q in (slope, step_size, new)} == {"b3"}
+    assert slope.answer == pytest.approx(-15.6551083806, abs=1e-9)
+    assert step_size.answer == pytest.approx(-1.5655108381, abs=1e-9)
+    assert new.answer == pytest.approx(1.5655108381, abs=1e-9)
+    assert slope.prompt == "Step 1: b3 = 0.0000. What is the slope dSSR/db3?"
+    assert step_size.prompt == (
+        "Step 1: the slope dSSR/db3 is -15.6551 and the learning rate is 0.1. "
+        "What is the step size?"
+    )
+    assert new.prompt == "Step 1: b3 = 0.0000 and the step size is -1.5655. What is the new b3?"
+    assert quiz_questions(seed_history, 2)[0].answer == pytest.approx(-6.2620433522, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("typed", "ok"),
+    [
+        ("-15.66", True),
+        ("-15.655", True),
+        ("-15.6551", True),
+        ("-15.7", True),
+        ("-16", True),
+        ("\u221215.66", True),
+        ("-15,66", True),
+        ("-1.566e1", True),
+        ("-15.65", False),
+        ("-15.6", False),
+        ("-15", False),
+        ("15.66", False),
+        ("-20", False),
+    ],
+)
+def test_answers_count_at_the_precision_typed(seed_history, typed, ok):
+    slope = quiz_questions(seed_history, 1)[0]
+    assert check_answer(slope, typed).correct is ok
+
+
+def test_feedback(seed_history):
+    slope, step_size, new = quiz_questions(seed_history, 1)
+    ok, feedback = check_answer(slope, "-15.66")
+    assert ok and feedback == "Right: dSSR/db3 is -15.6551."
+    ok, feedback = check_answer(step_size, "-15.66")
+    assert not ok
+    assert feedback.startswith("Not quite: the step size of b3 is -1.5655, not -15.66.")
+    assert "step size = slope x learning rate = -15.6551 x 0.1 = -1.5655" in feedback
+    assert check_answer(new, "1.5655").correct  # from the numbers the prompt shows
+    assert check_answer(new, "1.57").correct
+    assert check_answer(slope, "minus fifteen") == (False, "Please type a number, e.g. -15.66.")
+    assert check_answer(slope, "") == (False, "Please type a number, e.g. -15.66.")
+
+
+def test_two_significant_digits_are_needed():
+    q = Question("new value", "b", "?", 0.34, 1e-9)
+    assert not check_answer(q, "0").correct
+    assert not check_answer(q, "0.3").correct
+    assert check_answer(q, "0.34").correct
+    assert "two significant digits" in check_answer(q, "0.3").message
+    assert check_answer(Question("slope", "b", "?", 0.3, 1e-9), "0.3").correct
+
+
+def test_quiz_steps_are_checked(seed_history):
+    with pytest.raises(ChainruleError, match="step must be between 1 and 10, got 11"):
+        quiz_questions(seed_history, 11)
+    history = train(
+        nn.MLP([2, 3, 1]), load_dataset("xor", n=10), detail=False, stop={"max_steps": 2}
+    )
+    with pytest.raises(ChainruleError, match="no per-step detail"):
+        quiz_questions(history, 1)
+
+
+def test_no_step_size_question_for_adam():
+    model = Formula("predicted = w * dosage + b", inputs=["dosage"])
+    history = train(model, dosage(), optimizer="adam", stop={"max_steps": 3})
+    kinds = [q.kind for q in quiz_questions(history, 2)]
+    assert kinds == ["slope", "new value", "slope", "new value"]
