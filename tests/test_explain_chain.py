@@ -3,11 +3,9 @@ layer models; every sum of paths equals the engine's gradient and finite differe
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+from test_explain import SEED, assert_golden
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import Dataset, dosage, load_dataset
@@ -16,15 +14,6 @@ from chainrule.formula import Formula
 from chainrule.losses import get_loss
 from chainrule.tensor import Tensor, no_grad
 
-GOLDEN = Path(__file__).parent / "golden"
-
-SEED = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""
 START = {"w1": 2.74, "b1": 0.0, "w2": -1.13, "b2": 0.0, "w3": 0.36, "w4": 0.63, "b3": 0.0}
 # The seed's slopes at START (StatQuest, Details Pt. 2; recomputed in float64).
 SLOPES = {
@@ -248,16 +237,3 @@ def test_edges_that_are_zero_everywhere_are_dropped():
     rule = chain_rule(model, dosage(), "ssr", "hidden.bias[0]")
     assert rule.paths == () and rule.value == 0.0
     assert "the engine's gradient: 0.0000" in rule.render("text")
-
-
-# -- golden files ------------------------------------------------------------------------
-
-
-def assert_golden(name: str, text: str) -> None:
-    """Compare with tests/golden/NAME (which ends with a newline); CHAINRULE_UPDATE_GOLDEN=1
-    rewrites the file."""
-    path = GOLDEN / name
-    if os.environ.get("CHAINRULE_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
-    assert text + "\n" == path.read_text(encoding="utf-8")

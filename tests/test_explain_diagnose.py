@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_explain import FITTED, SEED
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
 from chainrule.explain import Question, check_answer, diagnose, quiz_questions
 from chainrule.formula import Formula
 from chainrule.train import train
-
-SEED = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""
-FITTED = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30, "b3": 0.0}
 
 
 def b3_run(learning_rate: float, **stop: float):

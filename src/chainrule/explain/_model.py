@@ -12,11 +12,6 @@ from chainrule.nn.module import Module
 from chainrule.tensor import Tensor
 
 
-def loss_function(loss: str | Loss) -> Loss:
-    """A loss given by name (``"ssr"``) or as a function ``(predictions, target) -> Tensor``."""
-    return loss if callable(loss) else get_loss(loss)
-
-
 def forward(model: Module, data: Dataset) -> Tensor:
     """The model's output for every row of ``data``.
 
@@ -33,8 +28,12 @@ def forward(model: Module, data: Dataset) -> Tensor:
 
 
 def loss_node(model: Module, data: Dataset, loss: str | Loss) -> Tensor:
-    """The loss of ``model`` on ``data`` as a graph node named as the learner reads it."""
-    out = loss_function(loss)(forward(model, data), data.target)
+    """The loss of ``model`` on ``data`` as a graph node named as the learner reads it.
+
+    ``loss`` is a name (``"ssr"``) or a function ``(predictions, target) -> Tensor``.
+    """
+    function = loss if callable(loss) else get_loss(loss)
+    out = function(forward(model, data), data.target)
     if not out.name:
         out.name = getattr(loss, "__name__", None) or "loss"
     return out

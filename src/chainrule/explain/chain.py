@@ -149,13 +149,14 @@ class ChainRule(Explanation):
         "sum"}``; ``points`` holds, per data point, its inputs, each path's factor values
         and each path's product."""
         n = len(next(iter(self.inputs.values()))) if self.inputs else 0
+        products = [path.products for path in self.paths]
         points = []
         for p in range(n):
             points.append(
                 {
                     "inputs": {name: float(column[p]) for name, column in self.inputs.items()},
                     "paths": [[float(f.values[p]) for f in path.factors] for path in self.paths],
-                    "products": [float(path.products[p]) for path in self.paths],
+                    "products": [float(product[p]) for product in products],
                 }
             )
         return {
@@ -318,6 +319,7 @@ class _Graph:
             if t.op is None and not t.requires_grad:
                 self.names[id(t)] = target_name
         self._local: dict[tuple[int, int], list[_Edge]] = {}
+        self._factors: dict[tuple[int, int, int, int], Factor] = {}
         self._replays: dict[int, tuple[Tensor, list[Tensor], list[Tensor]]] = {}
         self._reach: set[int] = set()
         self._target: Tensor | None = None
@@ -398,15 +400,19 @@ class _Graph:
         return found
 
     def factor(self, node: Tensor, unit: int, edge: _Edge) -> Factor:
-        expr = self.formula(node, unit, edge.operand, edge.unit)
-        return Factor(
-            numerator=self.label(node, unit),
-            denominator=self.label(edge.operand, edge.unit),
-            formula=sym.text(expr),
-            formula_latex=sym.latex(expr),
-            values=edge.values,
-            per_point=edge.per_point,
-        )
+        """The edge as a factor of a path (made once, however many paths share it)."""
+        key = (id(node), unit, id(edge.operand), edge.unit)
+        if key not in self._factors:
+            expr = self.formula(node, unit, edge.operand, edge.unit)
+            self._factors[key] = Factor(
+                numerator=self.label(node, unit),
+                denominator=self.label(edge.operand, edge.unit),
+                formula=sym.text(expr),
+                formula_latex=sym.latex(expr),
+                values=edge.values,
+                per_point=edge.per_point,
+            )
+        return self._factors[key]
 
     # -- local derivatives from the engine ---------------------------------------------
 

@@ -70,7 +70,6 @@ class _Contraction:
     parameter: str
     factor: float
     curvature: float  # c in factor = 1 - c lr: the loss's second derivative in the parameter
-    learning_rate: float
     best: float  # where the slope would be 0
     distance: float  # how far the last value is from it
     why: str  # "1 - 2 x 3 x 0.1"
@@ -209,4 +208,4 @@ def _contraction(history: History, slopes: dict[str, np.ndarray]) -> _Contractio
         limit_value = 2 / curvature
         why, limit = f"1 - {curvature:.4g} x {lr:g}", f"{limit_value:.4g}"
     distance = abs(last.new_values[name] - best)
-    return _Contraction(name, factor, curvature, lr, best, distance, why, limit, limit_value)
+    return _Contraction(name, factor, curvature, best, distance, why, limit, limit_value)
