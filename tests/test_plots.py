@@ -646,7 +646,7 @@ def test_cli_plot_options(tmp_path, capsys):
         "--out",
         str(out),
     )
-    assert code == 0 and png_size(out.read_bytes()) == (320, 220)
+    assert code == 0 and png_size(out.read_bytes()) == (440, 220)  # + the legend
     out = tmp_path / "c.png"
     code = run_cli(
         "plot",

@@ -26,7 +26,7 @@ from chainrule.plots._replay import model_at, step_count, trained_names, values_
 #: At most this many tangents are drawn (evenly chosen); every slope is still recorded.
 MAX_TANGENTS = 12
 #: Half the length of a tangent segment on the page, in inches.
-TANGENT_HALF_LENGTH = 0.4
+TANGENT_HALF_LENGTH = 0.5
 #: At most this many step points are drawn; every point is still recorded.
 MAX_POINTS = 40
 

@@ -137,7 +137,8 @@ def demo_figures(scenario: Any, history: Any, out_dir: str | os.PathLike[str]) -
         plots.network(
             start,
             list(scenario.data.input_names),
-            title="The network at the start (b3 is learned)" if trained == ["b3"] else None,
+            title=f"Before training: {', '.join(trained[:4])}{' ...' if len(trained) > 4 else ''}"
+            " will be learned, the others stay",
         ),
         plots.loss_curve(start, scenario.data, scenario.loss, trained[0], history),
         plots.squiggle(

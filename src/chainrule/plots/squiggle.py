@@ -39,6 +39,9 @@ from chainrule.plots._replay import (
 from chainrule.plots._terms import Term, additive_terms
 from chainrule.tensor import Tensor, sigmoid, softmax
 
+#: The size of a squiggle figure in inches (wider by the legend when decomposed).
+DEFAULT_SIZE = (6.4, 4.4)
+
 
 @dataclass(eq=False, kw_only=True)
 class SquiggleFigure(Figure):
@@ -125,7 +128,7 @@ def squiggle(
     values: Mapping[str, float] | Sequence[Mapping[str, float]] | None = None,
     decompose: bool = False,
     points: int = 201,
-    size: tuple[float, float] = (6.4, 4.4),
+    size: tuple[float, float] = DEFAULT_SIZE,
     dpi: float = 100,
     title: str | None = None,
 ) -> SquiggleFigure | DecisionFigure:
@@ -171,6 +174,8 @@ def squiggle(
     terms: list[Term] = []
     if decompose:
         terms = _terms_over(snapshots[-1][2], grid)
+    if terms and size == DEFAULT_SIZE:
+        size = (size[0] + 2.4, size[1])  # room for the legend beside the picture
     mpl = matplotlib_figure(*size, dpi=dpi)
     ax = mpl.add_subplot()
     single = trained_names(history) if history is not None else []
@@ -195,7 +200,10 @@ def squiggle(
     ax.set_ylabel(data.target_name)
     ax.axhline(0.0, color=style.LIGHT_GREY, lw=0.8, zorder=0)
     ax.set_title(title if title is not None else f"{output_name} against {input_name}")
-    ax.legend(fontsize="small", loc="best", framealpha=0.85)
+    if terms:  # five entries or more: beside the picture, where they cover nothing
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize="small", loc="best", framealpha=0.85)
     ax.grid(alpha=0.25)
     return SquiggleFigure(
         kind="squiggle",
@@ -255,7 +263,12 @@ def _draw_terms(ax: Any, grid: np.ndarray, terms: list[Term], output_name: str) 
     shift = float(total[0] - partial[0])
     names = " + ".join(t.label for t in constant)
     ax.plot(
-        grid, total, color=style.GREEN, lw=2.6, zorder=3, label=f"{output_name} = the sum + {names}"
+        grid,
+        total,
+        color=style.GREEN,
+        lw=2.6,
+        zorder=3,
+        label=f"{output_name} = the sum + {names} ({style.value_text(shift)})",
     )
     if shift != 0:
         i = int(np.argmax(partial)) if shift > 0 else int(np.argmin(partial))
