@@ -92,6 +92,39 @@ def test_a_user_error_is_one_line_and_exit_2_and_debug_shows_the_traceback():
     assert "Traceback" in debug.stderr and "ChainruleError" in debug.stderr
 
 
+def test_demo_tells_the_seed_story(tmp_path):
+    done = chainrule("demo", cwd=tmp_path)  # no arguments, as in the README
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())  # the table's spacing depends on the terminal
+    # 1. the brute-force SSR curve, lowest near 2.5
+    assert "0.0000 20.4236" in out and "2.5000 0.0358 <- lowest" in out
+    # 2. the ledger to b3 = 2.61, with StatQuest's closing line
+    assert "1 0.0000 20.4236 -15.6551 -1.5655 1.5655" in out
+    assert "10 2.6085 6.421e-05 -0.0041 -0.0004 2.6089" in out
+    assert "b3 = 2.61 after 10 steps" in out
+    # 3. the chain rule for b3 at the first step
+    assert "dSSR/db3 = dSSR/dpredicted x dpredicted/db3" in out
+    assert "the engine's gradient: -15.6551" in out
+    assert out.index("<- lowest") < out.index("after 10 steps") < out.index("engine's gradient")
+
+
+def test_quiz_with_piped_answers_right_and_wrong():
+    answers = "-15.66\n-1.5\nnot sure\n1.57\n-6\n"
+    done = chainrule("quiz", "main-ideas", stdin=answers)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "What is the slope dSSR/db3? -15.66\nRight: dSSR/db3 is -15.6551." in out
+    assert "What is the step size? -1.5\nNot quite: the step size of b3 is -1.5655" in out
+    assert "not sure\nPlease type a number" in out  # asked again, not counted
+    assert "What is the new b3? 1.57\nRight: the new b3 is 1.5655." in out
+    # A wrong slope shows the chain rule worked out at step 2 (b3 = 1.5655).
+    assert "Not quite: dSSR/db3 is -6.2620, not -6." in out
+    assert "the engine's gradient: -6.2620" in out
+    # The input ran out during step 2: the quiz ends cleanly with the score.
+    assert out.rstrip().endswith("2 of 4 right.")
+    assert done.stderr == ""
+
+
 # ---------------------------------------------------------------------------------------
 # In-process tests: the same main(), faster
 # ---------------------------------------------------------------------------------------
@@ -196,3 +229,126 @@ def test_out_writes_the_same_text_atomically(capsys, tmp_path, monkeypatch):
     missing = str(tmp_path / "no" / "x.json")
     code, _, err = run_main(capsys, "run", "main-ideas", "--format", "json", "--out", missing)
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.parametrize("fmt", ["table", "text", "markdown", "latex", "csv"])
+def test_run_renders_every_format(capsys, fmt):
+    code, out, _ = run_main(capsys, "run", "main-ideas", "--format", fmt, "--every", "3")
+    assert code == 0
+    assert "1.5655" in out or "1.565510838" in out
+    assert "2.6089" in out or "2.608911137" in out
+
+
+def test_run_every_and_columns_shape_the_json(capsys):
+    code, out, _ = run_main(
+        capsys, "run", "three-parameters", "--format", "json", "--every", "300", "--columns", "b3"
+    )
+    assert code == 0
+    run = json.loads(out)
+    assert [s["step"] for s in run["steps"]] == [1, 301, 601, 724]
+    assert all(list(s["slopes"]) == ["b3"] for s in run["steps"])
+    code, _, err = run_main(capsys, "run", "main-ideas", "--columns", "w1")
+    assert code == 2 and "'w1' was not trained" in err
+
+
+def test_run_a_classifier_reports_accuracy(capsys):
+    code, out, _ = run_main(capsys, "run", "moons", "--format", "text", "--every", "100")
+    assert code == 0
+    assert "accuracy on the data: 98.5%" in out
+
+
+def test_explain_at_the_start_and_before_a_step(capsys):
+    code, out, _ = run_main(capsys, "explain", "main-ideas", "--param", "b3", "--format", "json")
+    assert code == 0
+    rule = json.loads(out)
+    assert rule["parameter"] == "b3"
+    assert rule["value"] == pytest.approx(-15.6551083806, abs=1e-9)
+    assert rule["paths"] == [["dSSR/dpredicted", "dpredicted/db3"]]
+    assert len(rule["points"]) == 3
+
+    code, out, _ = run_main(capsys, "explain", "main-ideas", "--param", "b3", "--step", "2")
+    assert code == 0
+    assert out.startswith("Before step 2: b3 = 1.5655")
+    assert "-6.2620" in out
+
+    code, out, _ = run_main(capsys, "explain", "main-ideas", "--param", "w1", "--format", "text")
+    assert "dSSR/dw1 = dSSR/dpredicted x dpredicted/dy1 x dy1/dx1 x dx1/dw1" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "main-ideas", "--param", "b4"], "--param 'b4': the model has no such"),
+        (["explain", "main-ideas", "--param", "b3", "--step", "11"], "the run took 10 steps"),
+        (["scan", "main-ideas", "--param", "b3", "--from", "1", "--to", "1"], "more than one"),
+        (
+            ["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1", "--from2", "0"],
+            "--param2",
+        ),
+        (["quiz", "moons"], "too large"),
+    ],
+)
+def test_command_mistakes_exit_2(capsys, args, message):
+    code, _, err = run_main(capsys, *args)
+    assert code == 2
+    assert err.startswith("chainrule: error: ") and message in err
+
+
+def test_scan_one_and_two_parameters(capsys):
+    code, out, _ = run_main(
+        capsys,
+        "scan",
+        "main-ideas",
+        "--param",
+        "b3",
+        "--from",
+        "0",
+        "--to",
+        "4",
+        "--num",
+        "9",
+        "--format",
+        "json",
+    )
+    assert code == 0
+    curve = json.loads(out)
+    assert curve["parameter"] == "b3"
+    assert curve["values"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    expected = [
+        20.423598,
+        13.346043,
+        7.768489,
+        3.690935,
+        1.113381,
+        0.035827,
+        0.458273,
+        2.380718,
+        5.803164,
+    ]
+    assert curve["loss"] == pytest.approx(expected, abs=1e-6)
+
+    code, out, _ = run_main(
+        capsys,
+        "scan",
+        "main-ideas",
+        "--param",
+        "b3",
+        "--from",
+        "0",
+        "--to",
+        "4",
+        "--num",
+        "3",
+        "--param2",
+        "w3",
+        "--from2",
+        "-2",
+        "--to2",
+        "0",
+        "--num2",
+        "2",
+        "--format",
+        "json",
+    )
+    grid = json.loads(out)
+    assert grid["parameter2"] == "w3" and len(grid["loss"]) == 3 and len(grid["loss"][0]) == 2

@@ -120,17 +120,14 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
+    from chainrule.explain import ledger
+
     scenario = _load(args.scenario)
     _, history = scenario.run()
-    if args.format == "json":
-        text = _json(history.to_dict())
-    else:
-        from chainrule.explain import ledger
-
-        table = ledger(history, columns=args.columns, every=args.every)
-        text = table.render(args.format)
-        if args.format in ("table", "text", "markdown"):
-            text = f"{text.rstrip()}\n\n{history.message}\n"
+    table = ledger(history, columns=args.columns, every=args.every or 1)
+    text = _render(table, args.format)
+    if history.final_accuracy is not None and args.format in ("table", "text", "markdown"):
+        text = f"{text.rstrip()}\n\naccuracy on the data: {history.final_accuracy:.1%}\n"
     _emit(text, args.out, stdout)
     return EXIT_OK
 
@@ -147,7 +144,12 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
         _, history = scenario.run()
         model = _model_before_step(scenario, history, args.step)
     result = chain_rule(model, scenario.data, scenario.loss, args.param)
-    _emit(_render(result, args.format), args.out, stdout)
+    text = _render(result, args.format)
+    if args.format in ("table", "text", "markdown"):
+        value = model.scalar(args.param).value
+        when = "At the starting values" if args.step is None else f"Before step {args.step}"
+        text = f"{when}: {result.parameter} = {value:.4f}\n\n{text}"
+    _emit(text, args.out, stdout)
     return EXIT_OK
 
 
@@ -261,7 +263,6 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     write("2. Gradient descent on b3 from 0, learning rate 0.1:\n\n")
     _, history = scenario.run()
     write(ledger(history).render(fmt).rstrip() + "\n\n")
-    write(history.message + "\n\n")
 
     write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
     write(chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3").render(fmt))
@@ -295,42 +296,61 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
+#: Answers that end a quiz (as does an empty line or the end of the input).
+_QUIT = ("q", "quit", "exit")
+
+
 def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = None) -> int:
-    """``chainrule quiz SCENARIO``: predict each slope, step size and new value."""
+    """``chainrule quiz SCENARIO``: predict each slope, step size and new value.
+
+    Each answer is checked against the run's own numbers; after a wrong slope the chain
+    rule at that step is worked out. Answers are read line by line from stdin, so a file
+    of answers can be piped in; an empty line, ``q`` or the end of the input stops.
+    """
     from chainrule.explain import chain_rule, check_answer, quiz_questions
 
     stdin = stdin if stdin is not None else sys.stdin
+    echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
     scenario = _load(args.scenario)
     _, history = scenario.run()
     if not history.steps:
-        raise ChainruleError("this run kept no per-step values (the model is too large) to quiz on")
+        raise ChainruleError(
+            "this run kept no per-step values (the model is too large) to quiz on; "
+            "try a scenario with fewer parameters, e.g. main-ideas"
+        )
     last = min(len(history.steps), args.steps)
     asked = right = 0
     write = stdout.write
-    write(f"{scenario.title}\nAnswer with a number; an empty line or end of input stops.\n")
+    write(f"{scenario.title}\nAnswer with a number; an empty line or q stops.\n")
     for step in range(1, last + 1):
-        write(f"\nStep {step}\n")
+        write("\n")
         for question in quiz_questions(history, step):
-            write(f"{question.prompt} ")
-            stdout.flush()
-            line = stdin.readline()
-            if not line or not line.strip():
-                write("\n")
-                return _quiz_score(write, right, asked)
+            while True:
+                write(f"{question.prompt} ")
+                stdout.flush()
+                line = stdin.readline()
+                if echo:
+                    write(f"{line.strip()}\n")
+                if not line.strip() or line.strip().lower() in _QUIT:
+                    write("\n" if not echo else "")
+                    return _quiz_score(write, right, asked)
+                correct, message = check_answer(question, line)
+                if correct or not message.startswith("Please type a number"):
+                    break
+                write(f"{message}\n")
             asked += 1
-            result = check_answer(question, line)
-            write(f"{result.message}\n")
-            if result.correct:
+            write(f"{message}\n")
+            if correct:
                 right += 1
-            elif question.parameter is not None and question.kind == "slope":
+            elif question.kind == "slope":
                 model = _model_before_step(scenario, history, step)
                 worked = chain_rule(model, scenario.data, scenario.loss, question.parameter)
-                write("\n" + worked.render("text").rstrip() + "\n")
+                write("\n" + worked.render("text").rstrip() + "\n\n")
     return _quiz_score(write, right, asked)
 
 
 def _quiz_score(write: Callable[[str], Any], right: int, asked: int) -> int:
-    write(f"{right} of {asked} right.\n")
+    write(f"{right} of {asked} right.\n" if asked else "No answers given.\n")
     return EXIT_OK
 
 
