@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -267,6 +268,15 @@ def test_scan_restores_the_values_after_an_error():
     with pytest.raises(ChainruleError, match="boom"):
         scan(model, dosage(), failing_loss, "b3", [1.0, 2.0, 3.0])
     assert model.scalar("b3").value == 0.0
+
+
+def test_a_loss_that_is_not_a_number_is_null_in_json():
+    model = Formula("predicted = log(w * dosage + b)", inputs=["dosage"], values={"w": 1.0})
+    result = scan(model, dosage(), "ssr", "b", [-1.0, 1.0])
+    assert np.isnan(result.loss[0]) and result.best["value"] == 1.0
+    out = result.to_dict()
+    assert out["loss"][0] is None
+    json.dumps(out, allow_nan=False)
 
 
 def test_scan_of_a_layer_weight_and_bad_grids():

@@ -46,7 +46,15 @@ from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain import symbolic as sym
 from chainrule.explain._model import every_parameter_recorded, loss_node
-from chainrule.explain.document import Column, Document, Equations, Explanation, Paragraph, Table
+from chainrule.explain.document import (
+    Column,
+    Document,
+    Equations,
+    Explanation,
+    Paragraph,
+    Table,
+    plain,
+)
 from chainrule.explain.notation import derivative, latex_derivative, latex_name, number
 from chainrule.losses import Loss
 from chainrule.nn.module import Module, scalar_name
@@ -159,16 +167,18 @@ class ChainRule(Explanation):
                     "products": [float(product[p]) for product in products],
                 }
             )
-        return {
-            "parameter": self.parameter,
-            "loss": self.loss_name,
-            "value": self.value,
-            "paths": [[f.label for f in path.factors] for path in self.paths],
-            "formulas": self.formulas,
-            "points": points,
-            "path_sums": [path.total for path in self.paths],
-            "sum": self.total,
-        }
+        return plain(
+            {
+                "parameter": self.parameter,
+                "loss": self.loss_name,
+                "value": self.value,
+                "paths": [[f.label for f in path.factors] for path in self.paths],
+                "formulas": self.formulas,
+                "points": points,
+                "path_sums": [path.total for path in self.paths],
+                "sum": self.total,
+            }
+        )
 
     def document(self) -> Document:
         lhs, lhs_latex = self.label, latex_derivative(self.loss_name, self.parameter)

@@ -25,7 +25,7 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain._model import loss_node, values_restored
-from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table
+from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table, plain
 from chainrule.explain.notation import latex_name, number
 from chainrule.losses import Loss
 from chainrule.nn.module import Module
@@ -70,7 +70,7 @@ class Scan(Explanation):
             out["parameter2"] = self.parameter2
             out["values2"] = self.values2.tolist()
         out["loss_name"] = self.loss_name
-        out["loss"] = self.loss.tolist()
+        out["loss"] = plain(self.loss)
         out["best"] = self.best
         return out
 
