@@ -194,6 +194,9 @@ def animation(
     film = FuncAnimation(
         mpl, draw, frames=len(frames), interval=1000 / fps, blit=False, repeat=False
     )
+    # The frames are drawn when the film is saved or shown; a film left unsaved is not a
+    # mistake here, so matplotlib need not warn when it is garbage-collected.
+    film._draw_was_started = True
     return AnimationFigure(
         kind="animation",
         figure=mpl,
