@@ -196,7 +196,7 @@ def loss_curve(
             dots[shown, 1],
             s=30,
             color=style.BLACK,
-            zorder=4,
+            zorder=7,  # above the slopes written beside them
             label=f"{every}: value, {loss_name}",
         )
     if end is not None:
@@ -206,7 +206,7 @@ def loss_curve(
             s=70,
             marker="*",
             color=style.GREEN,
-            zorder=5,
+            zorder=8,
             label=f"end: {name} = {style.number(end[0])}",
         )
     ax.set_xlabel(name)
