@@ -382,3 +382,18 @@ def test_predictions_match_a_hand_forward_pass():
     x = np.array([0.0, 0.5, 1.0])
     soft = np.logaddexp(0, 3.34 * x - 1.43) * -1.22 + np.logaddexp(0, -3.53 * x + 0.57) * -2.30
     assert scenario.model({"dosage": x}).data == pytest.approx(soft)
+
+
+def test_load_scenario_is_public_and_importing_chainrule_stays_light():
+    import subprocess
+    import sys
+
+    import chainrule
+
+    assert chainrule.load_scenario is load_scenario
+    code = (
+        "import sys, chainrule; chainrule.load_scenario('main-ideas'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'matplotlib', 'torch'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

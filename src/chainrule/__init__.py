@@ -14,6 +14,7 @@ from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
 from chainrule.formula import Formula
 from chainrule.io import atomic_write, load, save
 from chainrule.ops import OPS, Op
+from chainrule.scenario import Scenario, load_scenario
 from chainrule.tensor import (
     GradientCheckError,
     Tensor,
@@ -65,6 +66,7 @@ __all__ = [
     "GradientCheckError",
     "GraphError",
     "Op",
+    "Scenario",
     "ShapeError",
     "Tensor",
     "abs",
@@ -80,6 +82,7 @@ __all__ = [
     "gradients",
     "is_grad_enabled",
     "load",
+    "load_scenario",
     "log",
     "log_softmax",
     "matmul",
