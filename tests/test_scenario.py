@@ -397,3 +397,14 @@ def test_load_scenario_is_public_and_importing_chainrule_stays_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_docstring_examples():
+    import doctest
+
+    import chainrule.cli
+    import chainrule.scenario
+
+    for module in (chainrule.scenario, chainrule.cli):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -563,7 +564,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
-        return int(args.handler(args, sys.stdout))
+        with warnings.catch_warnings():
+            if not debug:
+                # A NaN or an overflow shows in the tables and the stop message; numpy's
+                # RuntimeWarnings would only repeat it with engine line numbers.
+                warnings.simplefilter("ignore", RuntimeWarning)
+            return int(args.handler(args, sys.stdout))
     except BrokenPipeError:  # pragma: no cover (e.g. chainrule run ... | head)
         return EXIT_OK
     except (ChainruleError, OSError) as exc:

@@ -480,10 +480,10 @@ def parse_scenario(
     ... ''')
     >>> scenario.parameter_names, scenario.loss
     (['w', 'b'], 'ssr')
-    >>> parse_scenario('[data]\\nx = [1.0]\\n[model]\\nformula = "p = w * z"')
+    >>> parse_scenario('[data]\\nx = [1.0]\\n[model]\\nformula = "p = w * x"')
     Traceback (most recent call last):
     ...
-    chainrule.errors.ChainruleError: <scenario>: [data]: no array for the target: ...
+    chainrule.errors.ChainruleError: <scenario>:1: [data]: no array for the target: ...
     """
     path = Path(path) if path is not None else None
     label = label or (os.fspath(path) if path is not None else "<scenario>")
