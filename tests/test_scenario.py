@@ -408,3 +408,18 @@ def test_docstring_examples():
     for module in (chainrule.scenario, chainrule.cli):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_model_inputs_pick_columns_in_their_order(tmp_path):
+    text = (
+        "[data]\na = [0.0, 1.0]\nb = [2.0, 3.0]\ny = [1.0, 0.0]\n"
+        '[model]\nlayers = [2, 1]\ninputs = ["b", "a"]\n'
+    )
+    assert parse_scenario(text).data.input_names == ("b", "a")
+    with pytest.raises(ChainruleError, match=r"\[model\] inputs names 'c'"):
+        parse_scenario(text.replace('"a"]', '"c"]'))
+    (tmp_path / "d.csv").write_text("a,b,y\n0,2,1\n1,3,0\n")
+    path = tmp_path / "s.toml"
+    path.write_text('[data]\ncsv = "d.csv"\n[model]\nlayers = [2, 1]\ninputs = ["b", "c"]\n')
+    with pytest.raises(ChainruleError, match=r"no column named 'c'"):
+        load_scenario(path)

@@ -737,10 +737,11 @@ class _Reader:
         if "dataset" in table.values:
             return self.builtin_data(table, formula, explicit_inputs)
         wanted = self.model_inputs(formula, explicit_inputs)
+        exact = explicit_inputs is not None  # every name listed must be a column
         if "csv" in table.values:
-            data = self.csv_data(table, formula, wanted)
+            data = self.csv_data(table, formula, wanted, exact)
         else:
-            data = self.inline_data(table, formula, wanted)
+            data = self.inline_data(table, wanted, exact)
         task = _LOSS_TASK.get(loss or "", "regression")
         if task != data.task:
             try:
@@ -790,7 +791,9 @@ class _Reader:
                 )
         return data
 
-    def csv_data(self, table: _Table, formula: Formula | None, wanted: list[str] | None) -> Dataset:
+    def csv_data(
+        self, table: _Table, formula: Formula | None, wanted: list[str] | None, exact: bool
+    ) -> Dataset:
         table.check_keys(CSV_KEYS, "CSV data has the keys")
         relative = table.string("csv")
         assert relative is not None
@@ -800,7 +803,9 @@ class _Reader:
         target = table.string("target")
         inputs = explicit
         header = _csv_header(file)
-        if inputs is None and wanted is not None and header is not None:
+        if inputs is None and exact:
+            inputs = wanted  # load_csv names a missing column
+        elif inputs is None and wanted is not None and header is not None:
             inputs = [name for name in wanted if name in header]
             if not inputs:
                 raise table.error(
@@ -823,9 +828,7 @@ class _Reader:
         except ChainruleError as exc:
             raise table.error("csv", str(exc)) from None
 
-    def inline_data(
-        self, table: _Table, formula: Formula | None, wanted: list[str] | None
-    ) -> Dataset:
+    def inline_data(self, table: _Table, wanted: list[str] | None, exact: bool) -> Dataset:
         target = table.string("target")
         columns = {key: table.column(key) for key in table.values if key != "target"}
         if not columns:
@@ -842,7 +845,7 @@ class _Reader:
             )
         if wanted is not None:
             inputs = [name for name in names if name in wanted]
-            if formula is None:
+            if exact:  # [model] inputs: every name is an array, in the order given
                 missing = [name for name in wanted if name not in columns]
                 if missing:
                     raise table.error(
@@ -850,6 +853,7 @@ class _Reader:
                         f"[model] inputs names {missing[0]!r}, which is not an array here"
                         f"{_suggest(missing[0], names)} (arrays: {', '.join(names)})",
                     )
+                inputs = list(wanted)
             if target is not None and target in inputs:
                 raise table.error(
                     "target", f"{target!r} is the target, so the model cannot use it as an input"
