@@ -262,6 +262,26 @@ def test_graph_is_released_after_backward_without_garbage_collection():
         gc.enable()
 
 
+def test_gradients_reach_matmul_with_unit_strides(monkeypatch):
+    # A stride-0 (broadcast) operand would push np.matmul off BLAS onto a loop that is
+    # orders of magnitude slower for large matrices.
+    strides = []
+    real_matmul = np.matmul
+
+    def spy(x, y):
+        strides.extend([x.strides, y.strides])
+        return real_matmul(x, y)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    a = Tensor(np.ones((3, 3)), requires_grad=True)
+    b = Tensor(np.ones((3, 3)), requires_grad=True)
+    (a @ b).sum().backward()  # sum's gradient is the 0-d seed broadcast to (3, 3)
+    (a @ b).backward(np.broadcast_to(1.0, (3, 3)))  # a caller's stride-0 gradient
+    (a @ b).mean(axis=0).sum().backward()
+    assert len(strides) == 18
+    assert all(0 not in s for s in strides), strides
+
+
 # ---------------------------------------------------------------------------------------
 # Higher derivatives
 # ---------------------------------------------------------------------------------------
