@@ -481,6 +481,9 @@ def test_negative_base_to_a_non_integer_power():
     with pytest.raises(DomainError, match="pow"):
         Tensor([-2.0, 1.0]) ** 0.5
     assert (Tensor([-2.0]) ** 3).data[0] == -8.0  # an integer power is fine
+    np.testing.assert_array_equal((Tensor([-2.0, 4.0]) ** Tensor([2.0, 0.5])).data, [4.0, 2.0])
+    with pytest.raises(DomainError, match=r"e\.g\. -2 \*\* 0\.5"):
+        Tensor([[-2.0], [4.0]]) ** Tensor([2.0, 0.5])  # broadcast: -2 meets 0.5
 
 
 @pytest.mark.parametrize("module", ["chainrule.tensor", "chainrule.ops"])

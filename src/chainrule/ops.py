@@ -103,12 +103,15 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """
     if g.shape == shape:
         return g
+    if not shape:  # back to a single number (a weight or a bias): sum everything
+        return call("sum", g, axis=None, keepdims=False)
     lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
-    )
+    axes = list(range(lead))  # the axes that broadcasting added in front...
+    for i, n in enumerate(shape):  # ...and those that it stretched from length 1
+        if n == 1 and g.shape[lead + i] != 1:
+            axes.append(lead + i)
     if axes:
-        g = call("sum", g, axis=axes, keepdims=False)
+        g = call("sum", g, axis=tuple(axes), keepdims=False)
     return call("reshape", g, shape=shape) if g.shape != shape else g
 
 
@@ -165,14 +168,16 @@ def _broadcasting(name: str, fn: Callable[[Array, Array], Array]) -> Callable[..
 
 
 def _pow_forward(a: Array, b: Array) -> Array:
-    bad = (np.asarray(a) < 0) & (np.asarray(b) != np.round(b))
-    if np.any(bad):
-        base = np.broadcast_to(a, bad.shape)[bad][0]
-        power = np.broadcast_to(b, bad.shape)[bad][0]
-        raise DomainError(
-            f"pow: a negative base to a non-integer power is not a real number "
-            f"(shapes {_shape_text(a, b)}; e.g. {base:g} ** {power:g})"
-        )
+    negative = a < 0
+    if negative.any():  # a negative base needs an integer power
+        bad = negative & (np.floor(b) != b)
+        if bad.any():
+            base = np.broadcast_to(a, bad.shape)[bad][0]
+            power = np.broadcast_to(b, bad.shape)[bad][0]
+            raise DomainError(
+                f"pow: a negative base to a non-integer power is not a real number "
+                f"(shapes {_shape_text(a, b)}; e.g. {base:g} ** {power:g})"
+            )
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.power(a, b)
 
