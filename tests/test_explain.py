@@ -17,7 +17,7 @@ from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
 from chainrule.explain import FORMATS, Ledger, ledger, render, scan
 from chainrule.formula import Formula
-from chainrule.train import train
+from chainrule.training import train
 
 GOLDEN = Path(__file__).parent / "golden"
 

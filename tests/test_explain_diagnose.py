@@ -11,7 +11,7 @@ from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
 from chainrule.explain import Question, check_answer, diagnose, quiz_questions
 from chainrule.formula import Formula
-from chainrule.train import train
+from chainrule.training import train
 
 
 def b3_run(learning_rate: float, **stop: float):

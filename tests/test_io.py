@@ -213,7 +213,7 @@ def test_missing_safetensors_names_the_extra(tmp_path, monkeypatch):
 
 def test_importing_chainrule_does_not_import_heavy_packages():
     code = (
-        "import sys, chainrule, chainrule.io, chainrule.train; "
+        "import sys, chainrule, chainrule.io, chainrule.training; "
         "print([m for m in ('safetensors', 'rich', 'torch', 'sklearn', 'matplotlib') "
         "if m in sys.modules])"
     )

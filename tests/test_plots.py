@@ -26,7 +26,7 @@ from chainrule.nn import MLP  # noqa: E402
 from chainrule.plots.animation import frame_steps  # noqa: E402
 from chainrule.plots.scenario_figures import figure_of_scenario  # noqa: E402
 from chainrule.scenario import load_scenario  # noqa: E402
-from chainrule.train import train  # noqa: E402
+from chainrule.training import train  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden_images"
 SMALL = {"size": (3.0, 2.0), "dpi": 100}  # 300 x 200 pixels

@@ -14,7 +14,7 @@ import pytest
 
 from chainrule import nn
 from chainrule.datasets import dosage
-from chainrule.train import Stop, train
+from chainrule.training import Stop, train
 
 FORMULA = """
 x1 = w1 * dosage + b1

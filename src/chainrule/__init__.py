@@ -10,6 +10,8 @@ figures, the web page and the optional packages are imported only when used.
 array(4.)
 """
 
+from chainrule import explain, losses, nn, optim
+from chainrule.datasets import Dataset, load_csv, load_dataset
 from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
 from chainrule.formula import Formula
 from chainrule.io import atomic_write, load, save
@@ -55,10 +57,22 @@ from chainrule.tensor import (
     transpose,
     where,
 )
+from chainrule.training import History, Stop, evaluate, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Dataset",
+    "History",
+    "Stop",
+    "evaluate",
+    "explain",
+    "load_csv",
+    "load_dataset",
+    "losses",
+    "nn",
+    "optim",
+    "train",
     "OPS",
     "ChainruleError",
     "DomainError",

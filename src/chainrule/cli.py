@@ -32,7 +32,7 @@ from chainrule.errors import ChainruleError
 
 if TYPE_CHECKING:  # pragma: no cover
     from chainrule.scenario import Scenario
-    from chainrule.train import History
+    from chainrule.training import History
 
 #: The output formats of run, explain and scan.
 FORMATS = ("table", "text", "markdown", "latex", "csv", "json")

@@ -64,7 +64,7 @@ from chainrule.nn import ACTIVATIONS, MLP, Module
 from chainrule.optim import OPTIMIZERS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from chainrule.train import History, Stop
+    from chainrule.training import History, Stop
 
 __all__ = [
     "TEMPLATE",
@@ -329,14 +329,14 @@ class Scenario:
     def run(self, detail: bool | None = None) -> tuple[Module, History]:
         """Train a fresh model as the file says; return the trained model and its history.
 
-        ``detail`` is passed to :func:`chainrule.train.train` (whether every step records
+        ``detail`` is passed to :func:`chainrule.training.train` (whether every step records
         the values, slopes and step sizes; by default it does for small models).
 
         >>> model, history = load_scenario("main-ideas").run()
         >>> len(history.steps), history.stop_reason
         (10, 'step_size')
         """
-        from chainrule.train import train
+        from chainrule.training import train
 
         model = self.build_model()
         options: dict[str, Any] = {}
@@ -946,7 +946,7 @@ class _Reader:
         return [name for name in names if name in result]
 
     def stop(self, table: _Table) -> Stop:
-        from chainrule.train import Stop
+        from chainrule.training import Stop
 
         value = table.values.get("stop", DEFAULT_STOP)
         if not isinstance(value, dict):

@@ -10,7 +10,7 @@ learning rate 0.1 with 3 data points gives 0.4, and any learning rate above ``1/
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
->>> from chainrule.train import train
+>>> from chainrule.training import train
 >>> model = Formula("predicted = 0 * dosage + b", inputs=["dosage"])
 >>> diagnose(train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001})).factor
 0.4
@@ -26,7 +26,7 @@ import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
 from chainrule.explain.notation import number
-from chainrule.train import History
+from chainrule.training import History
 
 #: The kinds of run a diagnosis tells apart.
 KINDS = ("converged", "diverged", "oscillating", "crawling")
@@ -95,7 +95,7 @@ def diagnose(history: History) -> Diagnosis:
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
-    >>> from chainrule.train import train
+    >>> from chainrule.training import train
     >>> model = Formula("predicted = 0 * dosage + b", inputs=["dosage"])
     >>> d = diagnose(train(model, dosage(), learning_rate=1.0))
     >>> d.kind, d.learning_rate_limit

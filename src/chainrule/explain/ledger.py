@@ -10,7 +10,7 @@ step, and the ``first`` / ``last`` rows (the renderings put an ellipsis row in b
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
->>> from chainrule.train import train
+>>> from chainrule.training import train
 >>> model = Formula("predicted = w * dosage + b3", inputs=["dosage"], values={"w": 1.0})
 >>> model.freeze("w")
 >>> table = ledger(train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001}),
@@ -40,7 +40,7 @@ from chainrule.explain.document import (
     Table,
 )
 from chainrule.explain.notation import latex_derivative, latex_name, loss_display_name
-from chainrule.train import History
+from chainrule.training import History
 
 #: The per-scalar dicts of a step record, in the order the ledger shows them.
 _PARTS = ("values", "slopes", "step_sizes", "new_values")
@@ -119,7 +119,7 @@ def ledger(
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
-    >>> from chainrule.train import train
+    >>> from chainrule.training import train
     >>> history = train(Formula("p = w * dosage + b", inputs=["dosage"]), dosage(),
     ...                 stop={"max_steps": 50})
     >>> [s["step"] for s in ledger(history, columns=["b"], every=20).steps]

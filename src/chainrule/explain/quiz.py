@@ -8,7 +8,7 @@ not. At least two significant digits are needed, so ``0`` is not an answer to 0.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
->>> from chainrule.train import train
+>>> from chainrule.training import train
 >>> model = Formula("predicted = 0 * dosage + b", inputs=["dosage"])
 >>> history = train(model, dosage(), learning_rate=0.1, stop={"max_steps": 2})
 >>> [q.kind for q in quiz_questions(history, 1)]
@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from chainrule.errors import ChainruleError
 from chainrule.explain.notation import DIGITS, loss_display_name, number
-from chainrule.train import History
+from chainrule.training import History
 
 #: The kinds of question, in the order a step computes them.
 KINDS = ("slope", "step size", "new value")
@@ -75,7 +75,7 @@ def quiz_questions(history: History, step: int) -> list[Question]:
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
-    >>> from chainrule.train import train
+    >>> from chainrule.training import train
     >>> history = train(Formula("p = 0 * dosage + b", inputs=["dosage"]), dosage(),
     ...                 stop={"max_steps": 3})
     >>> quiz_questions(history, 2)[2].prompt

@@ -7,12 +7,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import chainrule.train as training
+import chainrule.training as training
 from chainrule import Formula, nn
 from chainrule.datasets import Dataset, dosage, load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.optim import SGD, GradientDescent
-from chainrule.train import History, Stop, evaluate, train
+from chainrule.training import History, Stop, evaluate, train
 
 SEED_VALUES = dict(w1=3.34, b1=-1.43, w2=-3.53, b2=0.57, w3=-1.22, w4=-2.30, b3=0.0)
 SEED_TEXT = """
@@ -401,6 +401,6 @@ def _one_blas_thread():
 def test_docstring_examples_run():
     import doctest
 
-    import chainrule.train
+    import chainrule.training
 
-    assert doctest.testmod(chainrule.train).failed == 0
+    assert doctest.testmod(chainrule.training).failed == 0
