@@ -345,7 +345,7 @@ def test_freezing_through_module_freeze():
             r"'y1 = softplus\(x1'",
         ),
         ("y = 2 x", r"line 1, column 7: syntax error: invalid syntax: 'y = 2 x'"),
-        ("  y = x", "line 1, column .*unexpected indent"),
+        ("y = x\n  z = y", "line 2, column .*unexpected indent"),
         # Unknown functions: the nearest known one and the list.
         (
             "y = softplux(x)",
@@ -496,3 +496,28 @@ def test_the_first_mistake_in_reading_order_is_reported():
         Formula("y = w ^ 2\nimport os\ny = 1")
     with pytest.raises(cr.ChainruleError, match="line 2, column 1: each line"):
         Formula("a = 1\nimport os\na = 2")
+
+
+def test_an_indented_formula_reads_like_one_at_the_margin():
+    indented = Formula(
+        """
+        x1 = w1 * dosage + b1
+        predicted = w2 * softplus(x1)
+        """,
+        inputs=["dosage"],
+        values={"w1": 1.0, "b1": 0.5, "w2": 2.0},
+    )
+    plain = Formula(
+        "x1 = w1 * dosage + b1\npredicted = w2 * softplus(x1)",
+        inputs=["dosage"],
+        values={"w1": 1.0, "b1": 0.5, "w2": 2.0},
+    )
+    x = {"dosage": [0.0, 1.0]}
+    np.testing.assert_array_equal(indented(x).data, plain(x).data)
+    # Columns still count from the text's own margin.
+    with pytest.raises(cr.ChainruleError, match=r"line 2, column 13: unknown function 'softplu'"):
+        Formula("\n    y = 1 + softplu(x)\n", inputs=["x"])
+    with pytest.raises(
+        cr.ChainruleError, match=r"line 3, column \d+: syntax error: unexpected indent"
+    ):
+        Formula("\n    a = x\n      b = a\n", inputs=["x"])

@@ -34,6 +34,7 @@ import ast
 import difflib
 import math
 import operator
+import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -241,8 +242,12 @@ class _Parser:
     """
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.lines = text.splitlines()
+        # A formula written inside an indented triple-quoted string is read as if it
+        # started at the left margin; columns still count from the original margin.
+        self.text = textwrap.dedent(text)
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        self.indent = len(first) - len(first.lstrip()) if self.text != text else 0
+        self.lines = self.text.splitlines()
         self.assigned: dict[str, tuple[int, ast.Name]] = {}  # name -> (statement index, target)
         self.current = 0  # index of the statement being read
         self.uses: list[str] = []  # names read by the current right-hand side
@@ -253,7 +258,7 @@ class _Parser:
     def column(self, line: int, byte_offset: int) -> int:
         """``ast`` counts columns in UTF-8 bytes from 0; learners count characters from 1."""
         source = self.lines[line - 1].encode("utf-8") if line <= len(self.lines) else b""
-        return len(source[:byte_offset].decode("utf-8", errors="replace")) + 1
+        return len(source[:byte_offset].decode("utf-8", errors="replace")) + 1 + self.indent
 
     def error(self, node: ast.AST, problem: str) -> ChainruleError:
         line, offset = node.lineno, node.col_offset  # type: ignore[attr-defined]
@@ -279,7 +284,7 @@ class _Parser:
         try:
             module = ast.parse(self.text, mode="exec")
         except SyntaxError as e:
-            raise _syntax_error(e) from None
+            raise _syntax_error(e, self.indent) from None
         except (ValueError, RecursionError, MemoryError) as e:  # null bytes, deep nesting
             raise ChainruleError(f"formula: cannot read the text: {e}") from None
         if not module.body:
@@ -424,13 +429,13 @@ class _Parser:
         return Call(name, tuple(self.expression(arg) for arg in node.args))
 
 
-def _syntax_error(e: SyntaxError) -> ChainruleError:
+def _syntax_error(e: SyntaxError, indent: int = 0) -> ChainruleError:
     """Python's syntax error, told with the formula's line, column and text."""
-    line, column = e.lineno or 1, e.offset or 1
+    line, column = e.lineno or 1, (e.offset or 1) + indent
     text = (e.text or "").strip()
     hint = ""
     if isinstance(e, IndentationError):
-        hint = " (every line starts at the left margin)"
+        hint = " (every line starts at the same margin)"
     return ChainruleError(
         f"formula line {line}, column {column}: syntax error: {e.msg}{hint}: {text!r}"
     )
