@@ -5,9 +5,12 @@
 2. Its values, gradients and Hessian-vector products against PyTorch, float64, rtol 1e-10.
 
 Both tests iterate over ``chainrule.ops.OPS`` itself, so an op added to the table without a
-case here makes them fail. Values are kept away from kinks and ties (relu, abs, clip, max,
-min, maximum, minimum) and positive where the domain needs it (log, sqrt, the base of pow):
-finite differences must not straddle a point where the derivative jumps.
+case here (and a PyTorch counterpart in ``TORCH``) makes them fail. Named cases then pin the
+variants that random draws might miss: repeated fancy indices, batched matmul, and so on.
+
+Values are kept away from kinks and ties (relu, abs, clip, max, min, maximum, minimum) and
+positive where the domain needs it (log, sqrt, the base of pow): finite differences must not
+straddle a point where the derivative jumps.
 """
 
 from __future__ import annotations
@@ -30,17 +33,16 @@ from chainrule.tensor import apply
 EXAMPLES = settings(max_examples=25, deadline=None)
 
 # ---------------------------------------------------------------------------------------
-# Cases: one strategy per op, drawing inputs, attributes and PyTorch's version of the op
+# Cases: one strategy per op, drawing its inputs and parameters
 # ---------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
 class Case:
-    """An op applied to drawn float64 inputs; ``torch_fn(torch, *tensors)`` is PyTorch's."""
+    """An op's float64 inputs and its parameters: ``apply(OPS[name], *args, **attrs)``."""
 
     args: list[np.ndarray]
     attrs: dict[str, Any]
-    torch_fn: Callable[..., Any]
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(a.shape) for a in self.args)
@@ -108,12 +110,6 @@ def axis_choice(draw, ndim: int) -> Any:
     return axes[0] if kind == "int" else tuple(axes)
 
 
-def torch_dims(axis: Any, ndim: int) -> tuple[int, ...]:
-    if axis is None:
-        return tuple(range(ndim))
-    return axis if isinstance(axis, tuple) else (axis,)
-
-
 @case("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 def binary(draw, name, shapes=None):
     shape_a, shape_b = shapes or draw(TWO_SHAPES).input_shapes
@@ -127,16 +123,7 @@ def binary(draw, name, shapes=None):
         # A positive base; an exponent away from 0, where PyTorch masks the base's gradient
         # and so loses its derivative with respect to the exponent.
         a, b = 0.5 + np.abs(a), away_from(b, [0.0])
-    torch_fns = {
-        "add": lambda t, x, y: x + y,
-        "sub": lambda t, x, y: x - y,
-        "mul": lambda t, x, y: x * y,
-        "div": lambda t, x, y: x / y,
-        "pow": lambda t, x, y: x**y,
-        "maximum": lambda t, x, y: t.maximum(x, y),
-        "minimum": lambda t, x, y: t.minimum(x, y),
-    }
-    return Case([a, b], {}, torch_fns[name])
+    return Case([a, b], {})
 
 
 @case("neg", "abs", "exp", "log", "sqrt", "softplus", "relu", "sigmoid", "tanh")
@@ -146,33 +133,21 @@ def unary(draw, name):
         x = away_from(x, [0.0])
     if name in ("log", "sqrt"):
         x = 0.3 + np.abs(x)
-    torch_fns = {
-        "neg": lambda t, x: -x,
-        "abs": lambda t, x: x.abs(),
-        "exp": lambda t, x: x.exp(),
-        "log": lambda t, x: x.log(),
-        "sqrt": lambda t, x: x.sqrt(),
-        "softplus": lambda t, x: t.nn.functional.softplus(x),
-        "relu": lambda t, x: t.relu(x),
-        "sigmoid": lambda t, x: t.sigmoid(x),
-        "tanh": lambda t, x: t.tanh(x),
-    }
-    return Case([x], {}, torch_fns[name])
+    return Case([x], {})
 
 
 @case("clip")
 def clip(draw, name):
     lo, hi = draw(st.sampled_from([(-0.5, 0.5), (None, 0.3), (-0.3, None), (0.0, 1.5)]))
     x = away_from(floats(draw, draw(SHAPES)), [v for v in (lo, hi) if v is not None])
-    return Case([x], {"lo": lo, "hi": hi}, lambda t, x: t.clamp(x, min=lo, max=hi))
+    return Case([x], {"lo": lo, "hi": hi})
 
 
 @case("softmax", "log_softmax")
 def along_axis(draw, name):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
     axis = draw(st.integers(-len(shape), len(shape) - 1))
-    fn = {"softmax": "softmax", "log_softmax": "log_softmax"}[name]
-    return Case([floats(draw, shape)], {"axis": axis}, lambda t, x: getattr(t, fn)(x, dim=axis))
+    return Case([floats(draw, shape)], {"axis": axis})
 
 
 @case("sum", "mean", "max", "min")
@@ -180,15 +155,7 @@ def reduction(draw, name):
     shape = draw(SHAPES)
     x = distinct(draw, shape) if name in ("max", "min") else floats(draw, shape)
     axis, keepdims = axis_choice(draw, len(shape)), draw(st.booleans())
-    dims = torch_dims(axis, len(shape))
-    torch_name = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}[name]
-
-    def torch_fn(t, x):
-        if not dims:  # a 0-d input: nothing to reduce
-            return x * 1
-        return getattr(t, torch_name)(x, dim=dims, keepdim=keepdims)
-
-    return Case([x], {"axis": axis, "keepdims": keepdims}, torch_fn)
+    return Case([x], {"axis": axis, "keepdims": keepdims})
 
 
 @case("reshape")
@@ -198,7 +165,7 @@ def reshape(draw, name):
     target = draw(
         st.sampled_from([(-1,), (size,), tuple(reversed(shape)), shape + (1,), (1,) + shape])
     )
-    return Case([floats(draw, shape)], {"shape": target}, lambda t, x: x.reshape(target))
+    return Case([floats(draw, shape)], {"shape": target})
 
 
 @case("transpose")
@@ -210,14 +177,13 @@ def transpose(draw, name):
         axes = tuple(
             a - ndim if draw(st.booleans()) else a for a in draw(st.permutations(range(ndim)))
         )
-    dims = tuple(reversed(range(ndim))) if axes is None else axes
-    return Case([floats(draw, shape)], {"axes": axes}, lambda t, x: x.permute(dims))
+    return Case([floats(draw, shape)], {"axes": axes})
 
 
 @case("swapaxes")
 def swapaxes(draw, name):
     shape = draw(hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=4))
-    return Case([floats(draw, shape)], {}, lambda t, x: x.transpose(-1, -2))
+    return Case([floats(draw, shape)], {})
 
 
 @case("broadcast_to")
@@ -225,7 +191,7 @@ def broadcast_to(draw, name):
     target = draw(SHAPES)
     kept = target[draw(st.integers(0, len(target))) :]
     shape = tuple(1 if draw(st.booleans()) else n for n in kept)
-    return Case([floats(draw, shape)], {"shape": target}, lambda t, x: x.expand(target))
+    return Case([floats(draw, shape)], {"shape": target})
 
 
 def index_for(draw, shape: tuple[int, ...]) -> Any:
@@ -262,19 +228,11 @@ def index_for(draw, shape: tuple[int, ...]) -> Any:
     return (rows, column)  # broadcast to (rows, columns): repeats are likely
 
 
-def torch_index(t, index: Any) -> Any:
-    if isinstance(index, tuple):
-        return tuple(torch_index(t, i) for i in index)
-    if isinstance(index, np.ndarray):
-        return t.as_tensor(index)
-    return index
-
-
 @case("getitem")
 def getitem(draw, name):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
     index = index_for(draw, shape)
-    return Case([floats(draw, shape)], {"index": index}, lambda t, x: x[torch_index(t, index)])
+    return Case([floats(draw, shape)], {"index": index})
 
 
 @case("scatter")
@@ -282,14 +240,7 @@ def scatter(draw, name):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
     index = index_for(draw, shape)
     g = floats(draw, np.empty(shape)[index].shape)
-
-    def torch_fn(t, g):
-        # scatter is the adjoint of indexing: PyTorch's own backward of x[index].
-        x = t.zeros(shape, dtype=t.float64, requires_grad=True)
-        (out,) = t.autograd.grad(x[torch_index(t, index)], x, g, create_graph=True)
-        return out
-
-    return Case([g], {"index": index, "shape": shape}, torch_fn)
+    return Case([g], {"index": index, "shape": shape})
 
 
 @case("concatenate")
@@ -299,7 +250,7 @@ def concatenate(draw, name):
     sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
     shapes = [shape[: axis % len(shape)] + (n,) + shape[axis % len(shape) + 1 :] for n in sizes]
     args = [floats(draw, s) for s in shapes]
-    return Case(args, {"axis": axis}, lambda t, *xs: t.cat(xs, dim=axis))
+    return Case(args, {"axis": axis})
 
 
 @case("stack")
@@ -307,7 +258,7 @@ def stack(draw, name):
     shape = draw(SHAPES)
     axis = draw(st.integers(-len(shape) - 1, len(shape)))
     args = [floats(draw, shape) for _ in range(draw(st.integers(1, 3)))]
-    return Case(args, {"axis": axis}, lambda t, *xs: t.stack(xs, dim=axis))
+    return Case(args, {"axis": axis})
 
 
 @case("where")
@@ -317,7 +268,7 @@ def where(draw, name):
     ).input_shapes
     cond = draw(hnp.arrays(np.bool_, shapes[0]))
     x, y = floats(draw, shapes[1]), floats(draw, shapes[2])
-    return Case([x, y], {"cond": cond}, lambda t, x, y: t.where(t.as_tensor(cond), x, y))
+    return Case([x, y], {"cond": cond})
 
 
 @case("matmul")
@@ -328,13 +279,84 @@ def matmul(draw, name):
     ).input_shapes
     shape_a = (k,) if draw(st.booleans()) else batch_a + (m, k)
     shape_b = (k,) if draw(st.booleans()) else batch_b + (k, n)
-    return Case([floats(draw, shape_a), floats(draw, shape_b)], {}, lambda t, a, b: a @ b)
+    return Case([floats(draw, shape_a), floats(draw, shape_b)], {})
 
 
 def draw_case(data: st.DataObject, name: str) -> Case:
     if name not in CASES:
         pytest.fail(f"op {name!r} has no case in tests/test_ops.py: add one to CASES")
     return data.draw(CASES[name](), label="case")
+
+
+# ---------------------------------------------------------------------------------------
+# PyTorch's counterpart of every op: TORCH[name](torch, *tensors, **attrs)
+# ---------------------------------------------------------------------------------------
+
+
+def torch_index(t, index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(torch_index(t, i) for i in index)
+    if isinstance(index, np.ndarray):
+        return t.as_tensor(index)
+    return index
+
+
+def torch_reduction(reduce: Callable, x: Any, axis: Any, keepdims: bool) -> Any:
+    if axis is None:
+        dims = tuple(range(x.ndim))
+    else:
+        dims = axis if isinstance(axis, tuple) else (axis,)
+    if not dims:  # a 0-d input: nothing to reduce
+        return x * 1
+    return reduce(x, dim=dims, keepdim=keepdims)
+
+
+def torch_permute(x: Any, axes: tuple[int, ...] | None) -> Any:
+    return x.permute(tuple(reversed(range(x.ndim))) if axes is None else axes)
+
+
+def torch_scatter(t, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    # scatter is the adjoint of indexing: PyTorch's own backward of x[index].
+    x = t.zeros(shape, dtype=t.float64, requires_grad=True)
+    (out,) = t.autograd.grad(x[torch_index(t, index)], x, g, create_graph=True)
+    return out
+
+
+TORCH: dict[str, Callable[..., Any]] = {
+    "add": lambda t, a, b: a + b,
+    "sub": lambda t, a, b: a - b,
+    "mul": lambda t, a, b: a * b,
+    "div": lambda t, a, b: a / b,
+    "pow": lambda t, a, b: a**b,
+    "maximum": lambda t, a, b: t.maximum(a, b),
+    "minimum": lambda t, a, b: t.minimum(a, b),
+    "matmul": lambda t, a, b: a @ b,
+    "neg": lambda t, x: -x,
+    "abs": lambda t, x: x.abs(),
+    "exp": lambda t, x: x.exp(),
+    "log": lambda t, x: x.log(),
+    "sqrt": lambda t, x: x.sqrt(),
+    "softplus": lambda t, x: t.nn.functional.softplus(x),
+    "relu": lambda t, x: t.relu(x),
+    "sigmoid": lambda t, x: t.sigmoid(x),
+    "tanh": lambda t, x: t.tanh(x),
+    "clip": lambda t, x, lo, hi: t.clamp(x, min=lo, max=hi),
+    "softmax": lambda t, x, axis: t.softmax(x, dim=axis),
+    "log_softmax": lambda t, x, axis: t.log_softmax(x, dim=axis),
+    "sum": lambda t, x, axis, keepdims: torch_reduction(t.sum, x, axis, keepdims),
+    "mean": lambda t, x, axis, keepdims: torch_reduction(t.mean, x, axis, keepdims),
+    "max": lambda t, x, axis, keepdims: torch_reduction(t.amax, x, axis, keepdims),
+    "min": lambda t, x, axis, keepdims: torch_reduction(t.amin, x, axis, keepdims),
+    "reshape": lambda t, x, shape: x.reshape(shape),
+    "transpose": lambda t, x, axes: torch_permute(x, axes),
+    "swapaxes": lambda t, x: x.transpose(-1, -2),
+    "broadcast_to": lambda t, x, shape: x.expand(shape),
+    "getitem": lambda t, x, index: x[torch_index(t, index)],
+    "scatter": torch_scatter,
+    "concatenate": lambda t, *xs, axis: t.cat(xs, dim=axis),
+    "stack": lambda t, *xs, axis: t.stack(xs, dim=axis),
+    "where": lambda t, x, y, cond: t.where(t.as_tensor(cond), x, y),
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -348,15 +370,18 @@ def weighted_sum(name: str, case: Case, weights: np.ndarray) -> Callable[..., cr
     return lambda *xs: (apply(op, *xs, **case.attrs) * weights).sum()
 
 
+def output_shape(name: str, case: Case) -> tuple[int, ...]:
+    return np.shape(OPS[name].forward(*case.args, **case.attrs))
+
+
 def output_weights(data: st.DataObject, name: str, case: Case) -> np.ndarray:
-    out = OPS[name].forward(*case.args, **case.attrs)
-    return data.draw(
-        hnp.arrays(np.float64, np.shape(out), elements=st.floats(-1, 1)), label="weights"
-    )
+    shape = output_shape(name, case)
+    return data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-1, 1)), label="weights")
 
 
-def test_every_op_has_a_case():
+def test_every_op_has_a_case_and_a_pytorch_counterpart():
     assert sorted(CASES) == sorted(OPS)
+    assert sorted(TORCH) == sorted(OPS)
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -398,18 +423,8 @@ def close(ours: Any, theirs: Any, what: str) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=what)
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
-@EXAMPLES
-@given(data=st.data())
-def test_matches_pytorch(name, data, torch):
-    case = draw_case(data, name)
-    weights = output_weights(data, name, case)
-    directions = [
-        data.draw(hnp.arrays(np.float64, a.shape, elements=st.floats(-1, 1)), label="v")
-        for a in case.args
-    ]
-
-    # chainrule: value, gradient of sum(out * weights), and its derivative along directions.
+def compare_with_pytorch(torch, name: str, case: Case, weights, directions) -> None:
+    """Value, gradient of sum(out * weights) and its derivative along ``directions``."""
     xs = [cr.Tensor(a, requires_grad=True) for a in case.args]
     out = apply(OPS[name], *xs, **case.attrs)
     assert out.dtype == np.float64
@@ -419,9 +434,8 @@ def test_matches_pytorch(name, data, torch):
         along = along + (g * v).sum()
     hvp = cr.gradients(along, xs) if along.requires_grad else [np.zeros_like(a) for a in case.args]
 
-    # PyTorch: the same three things.
     ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in case.args]
-    t_out = case.torch_fn(torch, *ts)
+    t_out = TORCH[name](torch, *ts, **case.attrs)
     t_grads = torch.autograd.grad(
         t_out, ts, torch.tensor(weights), create_graph=True, allow_unused=True
     )
@@ -437,3 +451,111 @@ def test_matches_pytorch(name, data, torch):
     for i in range(len(xs)):
         close(grads[i], t_grads[i], f"{name}: gradient of input {i}")
         close(hvp[i], t_hvp[i], f"{name}: second derivative of input {i}")
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@EXAMPLES
+@given(data=st.data())
+def test_matches_pytorch(name, data, torch):
+    case = draw_case(data, name)
+    weights = output_weights(data, name, case)
+    directions = [
+        data.draw(hnp.arrays(np.float64, a.shape, elements=st.floats(-1, 1)), label="v")
+        for a in case.args
+    ]
+    compare_with_pytorch(torch, name, case, weights, directions)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Named cases: the variants that matter, whatever hypothesis happens to draw
+# ---------------------------------------------------------------------------------------
+
+RNG = np.random.default_rng(7)
+
+
+def normal(*shape: int) -> np.ndarray:
+    return RNG.uniform(-2.0, 2.0, shape)
+
+
+def ranks(*shape: int) -> np.ndarray:
+    """Distinct values (no ties for max and min)."""
+    return RNG.permutation(math.prod(shape)).reshape(shape) * 0.3 - 1.0
+
+
+MASK = np.array([[True, False, True], [False, False, True], [True, True, False], [False] * 3])
+NAMED = [
+    ("getitem", [normal(5, 3)], {"index": np.array([0, 2, 2, -1, 0])}, "repeated rows"),
+    (
+        "getitem",
+        [normal(4, 3)],
+        {"index": (np.array([[0], [3], [0]]), np.array([1, 1, 2]))},
+        "broadcast fancy indices with repeats",
+    ),
+    (
+        "getitem",
+        [normal(4, 3)],
+        {"index": (slice(1, None, 2), np.array([2, 0, 2]))},
+        "slice and fancy",
+    ),
+    (
+        "getitem",
+        [normal(4, 3)],
+        {"index": (Ellipsis, None, slice(None, 2))},
+        "ellipsis, newaxis, slice",
+    ),
+    ("getitem", [normal(4, 3)], {"index": MASK}, "boolean mask"),
+    ("getitem", [normal(2, 3, 4)], {"index": (1, slice(None), -1)}, "ints and slice"),
+    (
+        "scatter",
+        [normal(5, 3)],
+        {"index": np.array([0, 2, 2, -1, 0]), "shape": (5, 3)},
+        "repeated rows",
+    ),
+    ("matmul", [normal(2, 1, 3, 4), normal(5, 4, 2)], {}, "batched with broadcasting"),
+    ("matmul", [normal(3, 4), normal(4, 2)], {}, "2-D @ 2-D"),
+    ("matmul", [normal(4), normal(4)], {}, "1-D @ 1-D"),
+    ("matmul", [normal(3, 4), normal(4)], {}, "2-D @ 1-D"),
+    ("matmul", [normal(4), normal(4, 2)], {}, "1-D @ 2-D"),
+    ("matmul", [normal(4), normal(2, 4, 3)], {}, "1-D @ batched"),
+    ("matmul", [normal(2, 3, 4), normal(4)], {}, "batched @ 1-D"),
+    ("sum", [normal(2, 3, 4)], {"axis": (0, -1), "keepdims": True}, "axes, keepdims"),
+    ("sum", [normal(2, 3)], {"axis": None, "keepdims": False}, "all"),
+    ("mean", [normal(2, 3, 4)], {"axis": -2, "keepdims": False}, "negative axis"),
+    ("mean", [normal(2, 3)], {"axis": None, "keepdims": True}, "all, keepdims"),
+    ("max", [ranks(2, 3, 4)], {"axis": (1, 2), "keepdims": True}, "axes, keepdims"),
+    ("max", [ranks(3, 4)], {"axis": None, "keepdims": False}, "all"),
+    ("min", [ranks(3, 4)], {"axis": 0, "keepdims": False}, "axis 0"),
+    ("softmax", [normal(3, 4)], {"axis": 0}, "axis 0"),
+    ("log_softmax", [normal(2, 3, 4)], {"axis": 1}, "middle axis"),
+    ("reshape", [normal(2, 3, 4)], {"shape": (4, -1)}, "with -1"),
+    ("transpose", [normal(2, 3, 4)], {"axes": (-1, 0, 1)}, "negative axes"),
+    ("transpose", [normal(2, 3, 4)], {"axes": None}, "reversed"),
+    ("concatenate", [normal(2, 3), normal(2, 1), normal(2, 2)], {"axis": -1}, "last axis"),
+    ("stack", [normal(2, 3), normal(2, 3), normal(2, 3)], {"axis": 1}, "middle axis"),
+    (
+        "where",
+        [normal(4), np.array(0.5)],
+        {"cond": np.array([[True], [False], [True]])},
+        "condition (3, 1), x (4,), y ()",
+    ),
+    ("clip", [away_from(normal(3, 4), [-0.5, 0.5])], {"lo": -0.5, "hi": 0.5}, "both bounds"),
+    ("add", [normal(3, 1), normal(4)], {}, "(3, 1) + (4,)"),
+    ("mul", [normal(), normal(2, 3)], {}, "scalar * array"),
+    ("div", [normal(2, 3), 0.5 + np.abs(normal(3))], {}, "array / row"),
+    ("pow", [0.5 + np.abs(normal(3, 1)), normal(4)], {}, "(3, 1) ** (4,)"),
+    ("maximum", [normal(3, 1), normal(4) + 0.01], {}, "(3, 1) vs (4,)"),
+    ("broadcast_to", [normal(3, 1)], {"shape": (2, 3, 4)}, "(3, 1) to (2, 3, 4)"),
+]
+
+
+@pytest.mark.parametrize(
+    "number, name, args, attrs",
+    [pytest.param(i, *c[:3], id=f"{c[0]}: {c[3]}") for i, c in enumerate(NAMED)],
+)
+def test_named_case(number, name, args, attrs):
+    rng = np.random.default_rng(number)  # the same weights whichever cases run
+    case = Case(args, attrs)
+    weights = rng.uniform(-1.0, 1.0, output_shape(name, case))
+    cr.check_grads(weighted_sum(name, case, weights), *args)
+    directions = [rng.uniform(-1.0, 1.0, np.shape(a)) for a in args]
+    compare_with_pytorch(pytest.importorskip("torch"), name, case, weights, directions)
