@@ -559,3 +559,23 @@ def test_named_case(number, name, args, attrs):
     cr.check_grads(weighted_sum(name, case, weights), *args)
     directions = [rng.uniform(-1.0, 1.0, np.shape(a)) for a in args]
     compare_with_pytorch(pytest.importorskip("torch"), name, case, weights, directions)
+
+
+@pytest.mark.parametrize(
+    "name, args, attrs",
+    [
+        ("maximum", [np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0])], {}),
+        ("minimum", [np.array([[1.0], [2.0]]), np.array([1.0, 2.0])], {}),
+        ("max", [np.array([[2.0, 5.0, 5.0], [1.0, 1.0, 0.0]])], {"axis": 1, "keepdims": False}),
+        ("min", [np.array([[2.0, 5.0, 2.0], [2.0, 1.0, 3.0]])], {"axis": None, "keepdims": False}),
+    ],
+)
+def test_ties_share_the_gradient_like_pytorch(name, args, attrs, torch):
+    # At a tie the derivative does not exist (finite differences cannot check it); the
+    # engine splits the gradient equally between the tied entries, as PyTorch does.
+    case = Case(args, attrs)
+    weights = np.arange(1.0, 1.0 + math.prod(output_shape(name, case))).reshape(
+        output_shape(name, case)
+    )
+    directions = [np.ones_like(a) for a in args]
+    compare_with_pytorch(torch, name, case, weights, directions)

@@ -477,6 +477,30 @@ def test_matmul_shape_mismatch():
     assert "matmul" in message and "(2, 3)" in message and "(4, 5)" in message
 
 
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda x: x.reshape(4, 2), ["reshape", "(2, 3)", "(4, 2)"]),
+        (lambda x: x.broadcast_to((3, 3)), ["broadcast_to", "(2, 3)", "(3, 3)"]),
+        (lambda x: x.broadcast_to((3,)), ["broadcast_to", "(2, 3)", "(3,)"]),
+        (lambda x: cr.concatenate([x, Tensor(np.ones((3, 2)))]), ["concatenate", "axis 0"]),
+        (lambda x: cr.stack([x, Tensor(np.ones(3))]), ["stack", "(2, 3)", "(3,)"]),
+        (lambda x: cr.where(np.ones(4, dtype=bool), x, 0.0), ["where", "(4,)", "(2, 3)"]),
+        (lambda x: x[5], ["getitem", "(2, 3)"]),
+    ],
+)
+def test_other_shape_errors_name_the_op_and_the_shapes(make, words):
+    with pytest.raises(ShapeError) as info:
+        make(Tensor(np.ones((2, 3)), requires_grad=True))
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_slices_with_negative_steps():
+    cr.check_grads(lambda x: (x[::-1] * np.arange(5.0)).sum(), np.linspace(-1, 1, 5))
+    cr.check_grads(lambda x: (x[::-2, 1:] ** 2).sum(), np.arange(12.0).reshape(4, 3))
+
+
 def test_negative_base_to_a_non_integer_power():
     with pytest.raises(DomainError, match="pow"):
         Tensor([-2.0, 1.0]) ** 0.5
