@@ -761,7 +761,7 @@ class Formula(Module):
                 value = Tensor(value)  # a line of numbers only
             if assignment.name == self.output_name and value.shape != (n,):
                 value = broadcast_to(value, (n,))  # e.g. an output without inputs
-            elif any(value is node for node in nodes.values()):
+            elif isinstance(assignment.tree, Name):
                 value = value.reshape(value.shape)  # ``y = x1``: y gets its own node
             value.name = assignment.name
             nodes[assignment.name] = value

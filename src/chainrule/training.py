@@ -491,8 +491,9 @@ def _batches(n: int, batch_size: int | None, seed: int):
             yield order[start : start + batch_size]
 
 
-def _concat(arrays: list[np.ndarray]) -> list[float]:
-    return np.concatenate([a.ravel() for a in arrays]).tolist()
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    """The values of several parameters as one flat vector, in parameter order."""
+    return np.concatenate([a.ravel() for a in arrays])
 
 
 def train(
@@ -605,7 +606,8 @@ def train(
                 before = [p.data.copy() for p in trained_params]
                 by_parameter = {id(u.parameter): u for u in opt.step()}
                 updates = [by_parameter[id(p)] for p in trained_params]
-                bad = _bad_update(updates, names)
+                new_values = _concat([u.new_value for u in updates])
+                bad = None if np.isfinite(new_values).all() else _bad_update(updates, names)
                 if bad is not None:
                     with no_grad():
                         for p, old in zip(trained_params, before, strict=True):
@@ -619,37 +621,23 @@ def train(
                 if history.accuracies is not None:
                     accuracy = _accuracy(out.data, yb, task, loss_name)
                     history.accuracies.append(math.nan if accuracy is None else accuracy)
+                step_sizes = _concat([u.step_size for u in updates])
                 if history.detail:
                     small = len(yb) <= DETAIL_MAX_ROWS
+                    slopes = _concat([u.slope for u in updates])
                     history.steps.append(
                         StepRecord(
                             step=step,
                             loss=current,
-                            values=dict(zip(scalar_names, _concat(before), strict=True)),
-                            slopes=dict(
-                                zip(scalar_names, _concat([u.slope for u in updates]), strict=True)
-                            ),
-                            step_sizes=dict(
-                                zip(
-                                    scalar_names,
-                                    _concat([u.step_size for u in updates]),
-                                    strict=True,
-                                )
-                            ),
-                            new_values=dict(
-                                zip(
-                                    scalar_names,
-                                    _concat([u.new_value for u in updates]),
-                                    strict=True,
-                                )
-                            ),
+                            values=dict(zip(scalar_names, _concat(before).tolist(), strict=True)),
+                            slopes=dict(zip(scalar_names, slopes.tolist(), strict=True)),
+                            step_sizes=dict(zip(scalar_names, step_sizes.tolist(), strict=True)),
+                            new_values=dict(zip(scalar_names, new_values.tolist(), strict=True)),
                             predictions=_flat(out.data) if small else None,
                         )
                     )
                 bar.update(step, current)
-                if rules.step_size is not None and all(
-                    np.max(np.abs(u.step_size), initial=0.0) < rules.step_size for u in updates
-                ):
+                if rules.step_size is not None and np.all(np.abs(step_sizes) < rules.step_size):
                     reason = "step_size"
                     break
                 if step >= rules.max_steps:
@@ -666,7 +654,7 @@ def train(
     history.final_predictions = _flat(predictions)
     history.final_accuracy = _accuracy(predictions, y, task, loss_name)
     all_names = [ref.name for ref in model.scalars()]
-    values = _concat([p.data for p in model.parameters()])
+    values = _concat([p.data for p in model.parameters()]).tolist()
     history.final_values = dict(zip(all_names, values, strict=True))
     history.stop_reason = reason
     summary = _summary(scalar_names, history.final_values, history.num_steps)
