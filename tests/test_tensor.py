@@ -487,6 +487,11 @@ def test_matmul_shape_mismatch():
         (lambda x: cr.stack([x, Tensor(np.ones(3))]), ["stack", "(2, 3)", "(3,)"]),
         (lambda x: cr.where(np.ones(4, dtype=bool), x, 0.0), ["where", "(4,)", "(2, 3)"]),
         (lambda x: x[5], ["getitem", "(2, 3)"]),
+        (lambda x: x.sum(axis=2), ["sum", "(2, 3)", "axis 2"]),
+        (lambda x: x.mean(axis=(0, -3)), ["mean", "(2, 3)"]),
+        (lambda x: x[:, 3:].max(), ["max", "(2, 0)"]),
+        (lambda x: x.softmax(axis=-3), ["softmax", "(2, 3)"]),
+        (lambda x: x.log_softmax(axis=2), ["log_softmax", "(2, 3)"]),
     ],
 )
 def test_other_shape_errors_name_the_op_and_the_shapes(make, words):

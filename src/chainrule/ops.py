@@ -192,13 +192,21 @@ def _sigmoid_forward(x: Array) -> Array:
     return np.exp(-np.logaddexp(0.0, -x))
 
 
+def _shift(x: Array, axis: int, name: str) -> Array:
+    """The maximum along ``axis`` (kept), subtracted so that exp cannot overflow."""
+    try:
+        return x.max(axis=axis, keepdims=True)
+    except ValueError as exc:  # numpy's AxisError is a ValueError
+        raise ShapeError(f"{name}: {exc} (shape {np.shape(x)}, axis {axis})") from None
+
+
 def _softmax_forward(x: Array, axis: int = -1) -> Array:
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(x - _shift(x, axis, "softmax"))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_forward(x: Array, axis: int = -1) -> Array:
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = x - _shift(x, axis, "log_softmax")
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
@@ -227,20 +235,17 @@ def _matmul_problem(a: Array, b: Array) -> str:
 # functions: same results, without the functions' Python wrapper (about 1 us per call).
 
 
-def _sum_forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
-    return x.sum(axis=axis, keepdims=keepdims)
+def _reduction(name: str) -> Callable[..., Array]:
+    """The forward ``x.<name>(axis, keepdims)``: a bad axis or an empty max names the op."""
 
+    def forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
+        try:
+            return getattr(x, name)(axis=axis, keepdims=keepdims)
+        except ValueError as exc:  # numpy's AxisError is a ValueError
+            raise ShapeError(f"{name}: {exc} (shape {np.shape(x)}, axis {axis})") from None
 
-def _mean_forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
-    return x.mean(axis=axis, keepdims=keepdims)
-
-
-def _max_forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
-    return x.max(axis=axis, keepdims=keepdims)
-
-
-def _min_forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
-    return x.min(axis=axis, keepdims=keepdims)
+    forward.__name__ = f"{name}_forward"
+    return forward
 
 
 def _transpose_forward(x: Array, axes: tuple[int, ...] | None = None) -> Array:
@@ -588,14 +593,14 @@ _ENTRIES = [
     Op("log_softmax", _log_softmax_forward, (log_softmax_x,),
        ("delta - softmax({x})",), "log_softmax({x})", 1, False,
        "d log s_i / d x_j = delta_ij - s_j."),
-    Op("sum", _sum_forward, (sum_x,), ("1",), "sum({x})", 1, False,
+    Op("sum", _reduction("sum"), (sum_x,), ("1",), "sum({x})", 1, False,
        "A sum passes the gradient to every term."),
-    Op("mean", _mean_forward, (mean_x,), ("1 / n",), "mean({x})", 1, False,
+    Op("mean", _reduction("mean"), (mean_x,), ("1 / n",), "mean({x})", 1, False,
        "A mean passes 1/n of the gradient to every term."),
-    Op("max", _max_forward, (_extremum_x,), ("1 at the maximum, else 0",), "max({x})", 1, False,
-       "The gradient goes to the largest entry (shared at a tie)."),
-    Op("min", _min_forward, (_extremum_x,), ("1 at the minimum, else 0",), "min({x})", 1, False,
-       "The gradient goes to the smallest entry (shared at a tie)."),
+    Op("max", _reduction("max"), (_extremum_x,), ("1 at the maximum, else 0",), "max({x})", 1,
+       False, "The gradient goes to the largest entry (shared at a tie)."),
+    Op("min", _reduction("min"), (_extremum_x,), ("1 at the minimum, else 0",), "min({x})", 1,
+       False, "The gradient goes to the smallest entry (shared at a tie)."),
     # Shape and indexing.
     Op("reshape", _reshape_forward, (reshape_x,), ("1",), "{x}", 1, False,
        "Reshaping moves no values: the gradient is reshaped back."),
