@@ -521,3 +521,19 @@ def test_docstring_examples(module):
     module = importlib.import_module(module)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_number_constants_are_shared_read_only_leaves():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    first, second = x * 2.5, x * 2.5
+    constant = first.inputs[1]
+    assert constant is second.inputs[1]  # made once, reused by every step of a loop
+    assert not constant.requires_grad and constant.op is None
+    assert not constant.data.flags.writeable  # shared, so nobody may change it
+    # float32 operands get their own float32 constant
+    assert (cr.tensor([1.0], dtype="float32", requires_grad=True) * 2.5).inputs[
+        1
+    ].dtype == np.float32
+    # 0.0 and -0.0 compare equal but are different numbers: they are not shared
+    assert np.signbit((cr.tensor([1.0]) * -0.0).data[0])
+    assert not np.signbit((cr.tensor([1.0]) * 0.0).data[0])

@@ -104,7 +104,7 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     if g.shape == shape:
         return g
     if not shape:  # back to a single number (a weight or a bias): sum everything
-        return call("sum", g, axis=None, keepdims=False)
+        return g.sum() if type(g) is np.ndarray else call("sum", g, axis=None, keepdims=False)
     lead = g.ndim - len(shape)
     axes = list(range(lead))  # the axes that broadcasting added in front...
     for i, n in enumerate(shape):  # ...and those that it stretched from length 1
@@ -168,6 +168,8 @@ def _broadcasting(name: str, fn: Callable[[Array, Array], Array]) -> Callable[..
 
 
 def _pow_forward(a: Array, b: Array) -> Array:
+    if b.ndim == 0 and b >= 0 and float(b).is_integer():  # x ** 2 and the like: always real
+        return np.power(a, b)
     negative = a < 0
     if negative.any():  # a negative base needs an integer power
         bad = negative & (np.floor(b) != b)

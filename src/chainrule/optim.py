@@ -28,22 +28,20 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import Tensor
 
 
-@dataclass(frozen=True, eq=False)
-class Update:
+class Update(NamedTuple):
     """What one step did to one parameter (arrays of the parameter's shape).
 
     ``step_size`` is ``old value - new value``; for plain gradient descent it is
-    ``learning rate * slope``.
+    ``learning rate * slope``. (A named tuple: one is made per parameter per step.)
     """
 
     parameter: Parameter
@@ -105,17 +103,19 @@ class Optimizer:
         """
         updates = []
         self.steps += 1
-        with no_grad():
-            for i, p in enumerate(self.params):
-                if p.frozen or p.grad is None:
-                    continue
-                slope = np.asarray(p.grad.data if isinstance(p.grad, Tensor) else p.grad)
-                assert slope.shape == p.shape, (slope.shape, p.shape)
-                if not p.data.flags.writeable:
-                    p.data = p.data.copy()
-                step = self._step(i, p.data, slope)
-                p.data -= step  # in place: views of the parameter see the new value
-                updates.append(Update(p, slope, step, p.data.copy()))
+        for i, p in enumerate(self.params):
+            slope = p.grad
+            if slope is None or not p.requires_grad:  # frozen, or not reached by the loss
+                continue
+            if type(slope) is not np.ndarray:  # a Tensor from backward(create_graph=True)
+                slope = np.asarray(slope.data if isinstance(slope, Tensor) else slope)
+            assert slope.shape == p.shape, (slope.shape, p.shape)
+            value = p.data
+            if not value.flags.writeable:
+                value = p.data = value.copy()
+            step = self._step(i, value, slope)
+            value -= step  # in place (no graph is recorded): views of p see the new value
+            updates.append(Update(p, slope, step, value.copy()))
         return updates
 
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:

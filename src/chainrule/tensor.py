@@ -425,8 +425,25 @@ def _plain_axis(axis: Any) -> Any:
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
+#: Constant leaves for the Python numbers written in expressions (``w1 * dosage + 1.5``),
+#: made once and shared: a training loop writes the same numbers at every step. Their data
+#: is read-only, so sharing is safe. Bounded, so odd programs cannot grow it for ever.
+_NUMBER_CONSTANTS: dict[tuple[float, np.dtype], Tensor] = {}
+_NUMBER_CONSTANTS_MAX = 4096
+
+
 def _constant(value: Any, like: np.dtype) -> Tensor:
     """Wrap a non-Tensor operand; Python numbers take the other operand's float dtype."""
+    if (type(value) is float or type(value) is int) and value:  # (0.0 == -0.0: not cached)
+        key = (value, like)
+        constant = _NUMBER_CONSTANTS.get(key)
+        if constant is None:
+            data = np.asarray(value, dtype=like)
+            data.flags.writeable = False
+            constant = Tensor._node(data, None, (), {}, False)
+            if len(_NUMBER_CONSTANTS) < _NUMBER_CONSTANTS_MAX:
+                _NUMBER_CONSTANTS[key] = constant
+        return constant
     if isinstance(value, np.ndarray) and value.dtype in _FLOAT_DTYPES:
         data = value
     elif isinstance(value, (int, float)):
