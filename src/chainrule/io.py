@@ -30,6 +30,7 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,26 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     >>> atomic_write(target, "step 1: b3 = 1.5655\\n").read_text()
     'step 1: b3 = 1.5655\\n'
     """
-    shown = os.fspath(path)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return atomic_write_with(path, lambda temporary: Path(temporary).write_bytes(payload))
+
+
+def atomic_write_with(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
+    """Let ``write`` fill a temporary file next to ``path``, then move it over ``path``.
+
+    For writers that want a file name rather than bytes (matplotlib, Graphviz). The
+    temporary file ends in ``path``'s suffix, for writers that pick a format from it.
+    Everything else is as for :func:`atomic_write`: the file is flushed to disk before the
+    atomic rename, a symbolic link is written through, an existing file keeps its
+    permissions, a failure or an interrupt leaves no temporary file behind, and a path
+    that cannot be written raises a ChainruleError naming it.
+
+    >>> import pathlib, tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> atomic_write_with(target, lambda temporary: pathlib.Path(temporary).write_text("hi")).name
+    'a.txt'
+    """
+    shown = os.fspath(path)
     target = Path(os.path.realpath(path))  # write through a symbolic link, not over it
     folder = target.parent
     if target.is_dir():
@@ -75,10 +94,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
         mode = None
     temporary: Path | None = None
     try:
-        fd, temporary = _create_temporary(folder, target.name)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
+        temporary = _create_temporary(folder, target.name, target.suffix)
+        write(os.fspath(temporary))
+        with open(temporary, "rb+") as handle:  # on disk before the rename makes it visible
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
@@ -94,13 +112,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return Path(shown)
 
 
-def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
-    """A new file next to the target (created with the usual permissions, umask applied)."""
+def _create_temporary(folder: Path, name: str, suffix: str) -> Path:
+    """A new empty file next to the target (usual permissions, umask applied)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        candidate = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        candidate = folder / f".{name}.{secrets.token_hex(6)}.tmp{suffix}"
         try:
-            return os.open(candidate, flags, 0o666), candidate
+            os.close(os.open(candidate, flags, 0o666))
+            return candidate
         except FileExistsError:
             continue
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chainrule.errors import ChainruleError
+from chainrule.io import atomic_write_with
 
 INSTALL_HINT = "figures need matplotlib: pip install 'chainrule[plot]'"
 
@@ -69,58 +69,6 @@ def format_of(path: str | os.PathLike[str], allowed: tuple[str, ...], kind: str)
     return suffix
 
 
-def write_atomically(
-    path: str | os.PathLike[str], write: Callable[[str], None], suffix: str = ""
-) -> Path:
-    """Let ``write`` fill a temporary file next to ``path``, then move it into place.
-
-    A reader never sees a half-written file, and a failed write leaves no debris. A path
-    that cannot be written raises a :class:`ChainruleError` that names it.
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> write_atomically(folder / "a.txt", lambda p: pathlib.Path(p).write_text("hi")).name
-    'a.txt'
-    """
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        raise ChainruleError(f"cannot write {target}: it is a folder")
-    if not folder.is_dir():
-        raise ChainruleError(f"cannot write {target}: the folder {folder} does not exist")
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=folder, prefix=f".{target.name}.", suffix=suffix or target.suffix
-        )
-        os.close(handle)
-    except OSError as exc:
-        raise ChainruleError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except OSError as exc:
-        _remove_quietly(temporary)
-        raise ChainruleError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 @dataclass(eq=False, kw_only=True)
 class Figure:
     """A drawn figure plus the numbers it drew (read them to check or reuse the picture).
@@ -147,7 +95,7 @@ class Figure:
         b'\\x89PNG'
         """
         fmt = format_of(path, self.formats, self.kind)
-        return write_atomically(path, lambda temporary: self._write(temporary, fmt, dpi))
+        return atomic_write_with(path, lambda temporary: self._write(temporary, fmt, dpi))
 
     def _write(self, path: str, fmt: str, dpi: float | None) -> None:
         """Write the figure as ``fmt`` to the file ``path`` (subclasses for other tools)."""
