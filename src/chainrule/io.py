@@ -252,35 +252,6 @@ def _build(config: dict[str, Any], where: str) -> Module:
         raise ChainruleError(f"{where}: cannot rebuild the model: {exc}") from None
 
 
-def _check_tensors(model: Module, tensors: dict[str, np.ndarray], where: str) -> None:
-    """Refuse weights whose names, shapes or dtypes differ from the model's."""
-    named = dict(model.named_parameters())
-    missing = [name for name in named if name not in tensors]
-    extra = sorted(name for name in tensors if name not in named)
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if extra:
-            parts.append(f"unexpected {', '.join(extra)}")
-        raise ChainruleError(
-            f"{where}: the weights do not fit the model ({'; '.join(parts)}); "
-            f"the model has: {', '.join(named)}"
-        )
-    for name, p in named.items():
-        value = tensors[name]
-        if value.shape != p.shape:
-            raise ChainruleError(
-                f"{where}: {name} has shape {value.shape} in the file, but the model needs "
-                f"{p.shape}"
-            )
-        if value.dtype != p.dtype:
-            raise ChainruleError(
-                f"{where}: {name} has dtype {value.dtype} in the file, but the model needs "
-                f"{p.dtype}"
-            )
-
-
 def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
     """Load a model saved by :func:`save`: rebuilt from its architecture, weights set.
 
@@ -320,7 +291,9 @@ def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
     built = model is None
     if model is None:
         model = _build(config, where)
-    _check_tensors(model, tensors, where)
+    problem = model.state_mismatch(tensors, source="the file")
+    if problem:
+        raise ChainruleError(f"{where}: {problem}")
     model.load_state_dict(tensors)
     if built:  # a model given by the caller keeps its own choice of frozen parameters
         for name, p in model.named_parameters():

@@ -211,28 +211,46 @@ class Module:
         """Name -> a copy of each parameter's values."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Set every parameter from ``state``; names, shapes and dtypes must match exactly."""
+    def state_mismatch(self, state: dict[str, Any], source: str | None = None) -> str | None:
+        """Why ``state`` cannot be loaded: its names, shapes or dtypes differ; else None.
+
+        ``source`` names where the values come from (e.g. ``"the file"``) in the message.
+
+        >>> from chainrule import nn
+        >>> model = nn.Linear(1, 1)
+        >>> model.state_mismatch({"weight": model.weight.data})
+        'the weights do not fit the model (missing bias); the model has: weight, bias'
+        >>> model.state_mismatch(model.state_dict()) is None
+        True
+        """
         named = dict(self.named_parameters())
-        missing = sorted(set(named) - set(state))
-        extra = sorted(set(state) - set(named))
+        missing = [name for name in named if name not in state]
+        extra = sorted(name for name in state if name not in named)
         if missing or extra:
             parts = []
             if missing:
                 parts.append(f"missing {', '.join(missing)}")
             if extra:
                 parts.append(f"unexpected {', '.join(extra)}")
-            raise ChainruleError(f"load_state_dict: names do not match: {'; '.join(parts)}")
+            return (
+                f"the weights do not fit the model ({'; '.join(parts)}); "
+                f"the model has: {', '.join(named)}"
+            )
+        found = f" in {source}" if source else ""
         for name, p in named.items():
             value = np.asarray(state[name])
             if value.shape != p.shape:
-                raise ChainruleError(
-                    f"load_state_dict: {name} has shape {value.shape}, the model needs {p.shape}"
-                )
+                return f"{name} has shape {value.shape}{found}, the model needs {p.shape}"
             if value.dtype != p.dtype:
-                raise ChainruleError(
-                    f"load_state_dict: {name} has dtype {value.dtype}, the model needs {p.dtype}"
-                )
+                return f"{name} has dtype {value.dtype}{found}, the model needs {p.dtype}"
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set every parameter from ``state``; names, shapes and dtypes must match exactly."""
+        problem = self.state_mismatch(state)
+        if problem:
+            raise ChainruleError(f"load_state_dict: {problem}")
+        named = dict(self.named_parameters())
         with no_grad():
             for name, p in named.items():
                 p.data = np.array(state[name], dtype=p.dtype, copy=True)
