@@ -36,7 +36,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,21 +284,32 @@ def _named_operands(node: Tensor) -> tuple[Tensor, ...]:
 
 def _interior(node: Tensor) -> list[Tensor]:
     """The unnamed operations between ``node`` and its named operands, inputs first."""
+
+    def unnamed_operations(t: Tensor) -> list[Tensor]:
+        return [i for i in t.inputs if i.name is None and i.op is not None]
+
+    return _children_first(node, unnamed_operations)
+
+
+def _children_first(root: Tensor, children: Callable[[Tensor], Iterable[Tensor]]) -> list[Tensor]:
+    """``root`` and every node below it through ``children``, each after its children.
+
+    A depth-first search with an explicit stack, so a deep graph cannot hit the recursion
+    limit; the children are pushed in the order given, so the last one is visited first.
+    """
     order: list[Tensor] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(node, False)]
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         t, done = stack.pop()
-        if done:
+        if done:  # every child is already in ``order``
             order.append(t)
             continue
         if id(t) in seen:
             continue
         seen.add(id(t))
         stack.append((t, True))
-        for child in t.inputs:
-            if child.name is None and child.op is not None:
-                stack.append((child, False))
+        stack.extend((child, False) for child in children(t))
     return order
 
 
@@ -337,20 +348,7 @@ class _Graph:
 
     def _post_order(self) -> list[Tensor]:
         """Every named node, operands before the nodes that use them."""
-        order: list[Tensor] = []
-        seen: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self.root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((m, False) for m in reversed(self.operands[id(node)]))
-        return order
+        return _children_first(self.root, lambda node: reversed(self.operands[id(node)]))
 
     # -- scalar nodes ------------------------------------------------------------------
 
