@@ -14,25 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from seed import FITTED, MAIN_IDEAS, SCAN
 
 from chainrule import cli
 from chainrule.scenario import TEMPLATE
 
 BAD = Path(__file__).parent / "bad_scenarios"
-
-# StatQuest's main ideas: step, b3, SSR, slope, step size, new b3 (float64, to 1e-9).
-MAIN_IDEAS = [
-    (1, 0.0000000000, 20.4235976776, -15.6551083806, -1.5655108381, 1.5655108381),
-    (2, 1.5655108381, 3.2678283891, -6.2620433522, -0.6262043352, 2.1917151733),
-    (3, 2.1917151733, 0.5229053029, -2.5048173409, -0.2504817341, 2.4421969074),
-    (4, 2.4421969074, 0.0837176091, -1.0019269364, -0.1001926936, 2.5423896010),
-    (5, 2.5423896010, 0.0134475781, -0.4007707745, -0.0400770775, 2.5824666785),
-    (6, 2.5824666785, 0.0022043731, -0.1603083098, -0.0160308310, 2.5984975094),
-    (7, 2.5984975094, 0.0004054603, -0.0641233239, -0.0064123324, 2.6049098418),
-    (8, 2.6049098418, 0.0001176343, -0.0256493296, -0.0025649330, 2.6074747748),
-    (9, 2.6074747748, 0.0000715821, -0.0102597318, -0.0010259732, 2.6085007480),
-    (10, 2.6085007480, 0.0000642138, -0.0041038927, -0.0004103893, 2.6089111372),
-]
 
 COMMANDS = ["demo", "run", "explain", "scan", "scenarios", "quiz", "new"]
 
@@ -73,7 +60,7 @@ def test_run_main_ideas_json_is_the_seed():
     assert run["stop_reason"] == "step_size"
     final = run["final"]
     assert final["values"]["b3"] == pytest.approx(2.6089111372, abs=1e-9)
-    assert final["values"]["w1"] == 3.34
+    assert final["values"]["w1"] == FITTED["w1"]
     assert len(final["predictions"]) == 3
 
 
@@ -295,60 +282,17 @@ def test_command_mistakes_exit_2(capsys, args, message):
 
 
 def test_scan_one_and_two_parameters(capsys):
-    code, out, _ = run_main(
-        capsys,
-        "scan",
-        "main-ideas",
-        "--param",
-        "b3",
-        "--from",
-        "0",
-        "--to",
-        "4",
-        "--num",
-        "9",
-        "--format",
-        "json",
-    )
+    b3_from_0_to_4 = ["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "4"]
+    code, out, _ = run_main(capsys, *b3_from_0_to_4, "--num", "9", "--format", "json")
     assert code == 0
     curve = json.loads(out)
     assert curve["parameter"] == "b3"
     assert curve["values"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
-    expected = [
-        20.423598,
-        13.346043,
-        7.768489,
-        3.690935,
-        1.113381,
-        0.035827,
-        0.458273,
-        2.380718,
-        5.803164,
-    ]
-    assert curve["loss"] == pytest.approx(expected, abs=1e-6)
+    assert curve["loss"] == pytest.approx(SCAN, abs=1e-6)
 
+    w3_from_minus_2_to_0 = ["--param2", "w3", "--from2", "-2", "--to2", "0", "--num2", "2"]
     code, out, _ = run_main(
-        capsys,
-        "scan",
-        "main-ideas",
-        "--param",
-        "b3",
-        "--from",
-        "0",
-        "--to",
-        "4",
-        "--num",
-        "3",
-        "--param2",
-        "w3",
-        "--from2",
-        "-2",
-        "--to2",
-        "0",
-        "--num2",
-        "2",
-        "--format",
-        "json",
+        capsys, *b3_from_0_to_4, "--num", "3", *w3_from_minus_2_to_0, "--format", "json"
     )
     grid = json.loads(out)
     assert grid["parameter2"] == "w3" and len(grid["loss"]) == 3 and len(grid["loss"][0]) == 2

@@ -6,6 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seed import (
+    DOSAGE,
+    FITTED,
+    FORMULA,
+    MAIN_IDEAS,
+    OBSERVED,
+    START_SLOPES,
+    THREE_AFTER,
+    THREE_SLOPES,
+)
 
 from chainrule.errors import ChainruleError
 from chainrule.scenario import (
@@ -17,22 +27,6 @@ from chainrule.scenario import (
 )
 
 BAD = Path(__file__).parent / "bad_scenarios"
-
-# StatQuest's main ideas, recomputed in float64: step, b3, SSR, slope, step size, new b3.
-MAIN_IDEAS = [
-    (1, 0.0000000000, 20.4235976776, -15.6551083806, -1.5655108381, 1.5655108381),
-    (2, 1.5655108381, 3.2678283891, -6.2620433522, -0.6262043352, 2.1917151733),
-    (3, 2.1917151733, 0.5229053029, -2.5048173409, -0.2504817341, 2.4421969074),
-    (4, 2.4421969074, 0.0837176091, -1.0019269364, -0.1001926936, 2.5423896010),
-    (5, 2.5423896010, 0.0134475781, -0.4007707745, -0.0400770775, 2.5824666785),
-    (6, 2.5824666785, 0.0022043731, -0.1603083098, -0.0160308310, 2.5984975094),
-    (7, 2.5984975094, 0.0004054603, -0.0641233239, -0.0064123324, 2.6049098418),
-    (8, 2.6049098418, 0.0001176343, -0.0256493296, -0.0025649330, 2.6074747748),
-    (9, 2.6074747748, 0.0000715821, -0.0102597318, -0.0010259732, 2.6085007480),
-    (10, 2.6085007480, 0.0000642138, -0.0041038927, -0.0004103893, 2.6089111372),
-]
-
-SEED_VALUES = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30}
 
 
 # ---------------------------------------------------------------------------------------
@@ -51,8 +45,8 @@ def test_builtin_scenarios_are_listed_with_titles_and_descriptions():
 def test_main_ideas_is_the_seed():
     scenario = load_scenario("main-ideas")
     assert scenario.title == "Backpropagation main ideas: estimate b3"
-    assert scenario.data.inputs["dosage"].tolist() == [0.0, 0.5, 1.0]
-    assert scenario.data.target.tolist() == [0.0, 1.0, 0.0]
+    assert scenario.data.inputs["dosage"].tolist() == DOSAGE
+    assert scenario.data.target.tolist() == OBSERVED
     assert scenario.data.target_name == "observed"
     assert scenario.data.task == "regression"
     assert scenario.parameter_names == ["w1", "b1", "w2", "b2", "w3", "w4", "b3"]
@@ -64,7 +58,7 @@ def test_main_ideas_is_the_seed():
     )
     assert (scenario.stop.step_size, scenario.stop.max_steps) == (0.001, 1000)
     starts = {name: p.item() for name, p in scenario.model.named_parameters()}
-    assert starts == {**SEED_VALUES, "b3": 0.0}
+    assert starts == FITTED
 
 
 def test_main_ideas_run_reproduces_statquest():
@@ -81,8 +75,8 @@ def test_main_ideas_run_reproduces_statquest():
     assert history.stop_reason == "step_size"
     assert history.message.startswith("b3 = 2.61 after 10 steps")
     # The frozen six kept their values.
-    for name, value in SEED_VALUES.items():
-        assert model.scalar(name).value == value
+    for name in ("w1", "b1", "w2", "b2", "w3", "w4"):
+        assert model.scalar(name).value == FITTED[name]
 
 
 def test_three_parameters_first_step_and_end():
@@ -91,15 +85,13 @@ def test_three_parameters_first_step_and_end():
     model, history = scenario.run()
     first = history.steps[0]
     assert first.loss == pytest.approx(1.3976679, abs=1e-6)
-    assert first.slopes == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555}, abs=1e-6)
-    assert first.new_values == pytest.approx(
-        {"w3": 0.10238605, "w4": 0.50432377, "b3": -0.18995547}, abs=1e-8
-    )
+    assert first.slopes == pytest.approx(THREE_SLOPES, abs=1e-6)
+    assert first.new_values == pytest.approx(THREE_AFTER, abs=1e-8)
     assert history.stop_reason == "step_size"
     final = [round(model.scalar(name).value, 2) for name in ("w3", "w4", "b3")]
     assert final == [-1.22, -2.30, 2.61]
     for name in ("w1", "b1", "w2", "b2"):
-        assert model.scalar(name).value == SEED_VALUES[name]
+        assert model.scalar(name).value == FITTED[name]
 
 
 def test_all_parameters_first_slopes_and_convergence():
@@ -107,7 +99,7 @@ def test_all_parameters_first_slopes_and_convergence():
     assert scenario.optimize == scenario.parameter_names
     model, history = scenario.run()
     slopes = history.steps[0].slopes
-    expected = [0.76094372, 0.96728584, 0.33227638, 0.73222567, 7.14231440, 1.48728055, 3.45945441]
+    expected = list(START_SLOPES.values())
     assert [slopes[name] for name in scenario.parameter_names] == pytest.approx(expected, abs=1e-7)
     assert history.steps[0].loss == pytest.approx(1.89587816, abs=1e-7)
     # The comment in the file promises convergence: the step-size rule fires.
@@ -147,13 +139,7 @@ def test_template_loads_and_runs(tmp_path):
 # The file format
 # ---------------------------------------------------------------------------------------
 
-SEED_FORMULA = '''formula = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""'''
+SEED_FORMULA = f'formula = """{FORMULA}"""'
 
 
 def test_defaults_and_explicit_target():
@@ -199,7 +185,7 @@ def test_csv_relative_to_the_file(tmp_path):
     )
     scenario = load_scenario(path)
     assert scenario.data.input_names == ("dosage",)
-    assert scenario.data.target.tolist() == [0.0, 1.0, 0.0]
+    assert scenario.data.target.tolist() == OBSERVED
     assert scenario.data.task == "regression"  # the loss (ssr) decides, not the 0/1 values
 
 
@@ -379,8 +365,11 @@ def test_a_layer_model_takes_the_last_array_as_target():
 
 def test_predictions_match_a_hand_forward_pass():
     scenario = load_scenario("main-ideas")
-    x = np.array([0.0, 0.5, 1.0])
-    soft = np.logaddexp(0, 3.34 * x - 1.43) * -1.22 + np.logaddexp(0, -3.53 * x + 0.57) * -2.30
+    x, v = np.array(DOSAGE), FITTED
+    soft = (
+        np.logaddexp(0, v["w1"] * x + v["b1"]) * v["w3"]
+        + np.logaddexp(0, v["w2"] * x + v["b2"]) * v["w4"]
+    )
     assert scenario.model({"dosage": x}).data == pytest.approx(soft)
 
 
