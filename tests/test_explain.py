@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seed import FITTED, FORMULA, MAIN_IDEAS, SCAN, THREE_AFTER, THREE_SLOPES, THREE_START
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
@@ -21,37 +22,12 @@ from chainrule.training import train
 
 GOLDEN = Path(__file__).parent / "golden"
 
-SEED = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""
-FITTED = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30, "b3": 0.0}
-
-# StatQuest's main ideas: b3 alone from 0, learning rate 0.1, stop when |step size| < 0.001.
-# step | b3 | SSR | slope dSSR/db3 | step size | new b3
-REFERENCE = np.array(
-    [
-        [1, 0.0000000000, 20.4235976776, -15.6551083806, -1.5655108381, 1.5655108381],
-        [2, 1.5655108381, 3.2678283891, -6.2620433522, -0.6262043352, 2.1917151733],
-        [3, 2.1917151733, 0.5229053029, -2.5048173409, -0.2504817341, 2.4421969074],
-        [4, 2.4421969074, 0.0837176091, -1.0019269364, -0.1001926936, 2.5423896010],
-        [5, 2.5423896010, 0.0134475781, -0.4007707745, -0.0400770775, 2.5824666785],
-        [6, 2.5824666785, 0.0022043731, -0.1603083098, -0.0160308310, 2.5984975094],
-        [7, 2.5984975094, 0.0004054603, -0.0641233239, -0.0064123324, 2.6049098418],
-        [8, 2.6049098418, 0.0001176343, -0.0256493296, -0.0025649330, 2.6074747748],
-        [9, 2.6074747748, 0.0000715821, -0.0102597318, -0.0010259732, 2.6085007480],
-        [10, 2.6085007480, 0.0000642138, -0.0041038927, -0.0004103893, 2.6089111372],
-    ]
-)
-# The brute-force SSR curve: b3 = 0, 0.5, ..., 4.
-SCAN = [20.423598, 13.346043, 7.768489, 3.690935, 1.113381, 0.035827, 0.458273, 2.380718, 5.803164]
+# StatQuest's main ideas as the explainer's ledger rows (tests/seed.py).
+REFERENCE = np.array(MAIN_IDEAS)
 
 
 def seed_model(train_only: tuple[str, ...] = ("b3",), **values: float) -> Formula:
-    model = Formula(SEED, inputs=["dosage"], values={**FITTED, **values})
+    model = Formula(FORMULA, inputs=["dosage"], values={**FITTED, **values})
     model.freeze()
     model.unfreeze(*train_only)
     return model
@@ -64,7 +40,7 @@ def seed_history():
 
 @pytest.fixture(scope="module")
 def three_history():
-    model = seed_model(("w3", "w4", "b3"), w3=0.36, w4=0.63)
+    model = seed_model(("w3", "w4", "b3"), **THREE_START)
     return train(model, dosage(), learning_rate=0.1, stop={"max_steps": 30})
 
 
@@ -163,13 +139,11 @@ def test_several_parameters_and_chosen_columns(three_history):
         "step size (b3),new w3,new w4,new b3"
     )
     first = ledger(three_history).steps[0]
-    assert first["slopes"] == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555})
-    assert first["new_values"] == pytest.approx(
-        {"w3": 0.10238605, "w4": 0.50432377, "b3": -0.18995547}
-    )
+    assert first["slopes"] == pytest.approx(THREE_SLOPES)
+    assert first["new_values"] == pytest.approx(THREE_AFTER)
     only = ledger(three_history, columns=["w4"])
     assert only.render("csv").splitlines()[0] == "step,w4,SSR,dSSR/dw4,step size,new w4"
-    assert only.to_dict()["steps"][0]["slopes"] == {"w4": pytest.approx(1.256762)}
+    assert only.to_dict()["steps"][0]["slopes"] == {"w4": pytest.approx(THREE_SLOPES["w4"])}
 
 
 @pytest.mark.parametrize(

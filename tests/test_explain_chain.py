@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_explain import SEED, assert_golden
+from seed import DOSAGE, FORMULA, START, START_SLOPES
+from test_explain import assert_golden
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import Dataset, dosage, load_dataset
@@ -14,17 +15,6 @@ from chainrule.formula import Formula
 from chainrule.losses import get_loss
 from chainrule.tensor import Tensor, no_grad
 
-START = {"w1": 2.74, "b1": 0.0, "w2": -1.13, "b2": 0.0, "w3": 0.36, "w4": 0.63, "b3": 0.0}
-# The seed's slopes at START (StatQuest, Details Pt. 2; recomputed in float64).
-SLOPES = {
-    "w1": 0.76094372,
-    "b1": 0.96728584,
-    "w2": 0.33227638,
-    "b2": 0.73222567,
-    "w3": 7.14231440,
-    "w4": 1.48728055,
-    "b3": 3.45945441,
-}
 RESIDUAL = ("dSSR/dpredicted", "-2 (observed - predicted)")
 # Each parameter's path (below dSSR/dpredicted) and formulas.
 EXPECTED = {
@@ -39,7 +29,7 @@ EXPECTED = {
 
 
 def seed_model(**values: float) -> Formula:
-    model = Formula(SEED, inputs=["dosage"], values={**START, **values})
+    model = Formula(FORMULA, inputs=["dosage"], values={**START, **values})
     model.freeze()
     model.unfreeze("b3")  # as in the seed: only b3 is trained; the others are explained too
     return model
@@ -79,7 +69,7 @@ def check_sums(rule: ChainRule, model, data: Dataset, loss: str) -> None:
 def test_seed_slopes_by_the_chain_rule(parameter):
     model = seed_model()
     rule = chain_rule(model, dosage(), "ssr", parameter)
-    assert rule.value == pytest.approx(SLOPES[parameter], abs=1e-8)
+    assert rule.value == pytest.approx(START_SLOPES[parameter], abs=1e-8)
     check_sums(rule, model, dosage(), "ssr")
     (path,) = rule.paths
     factors = [(f.label, f.formula) for f in path.factors]
@@ -91,13 +81,13 @@ def test_w1_per_data_point():
     rule = chain_rule(seed_model(), dosage(), "ssr", "w1")
     (path,) = rule.paths
     residual, dy1, softplus, dosage_factor = (f.values for f in path.factors)
-    np.testing.assert_allclose(dy1, [0.36, 0.36, 0.36])
-    np.testing.assert_allclose(dosage_factor, [0.0, 0.5, 1.0])
-    x1 = 2.74 * np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(dy1, [START["w3"]] * 3)
+    np.testing.assert_allclose(dosage_factor, DOSAGE)
+    x1 = START["w1"] * np.array(DOSAGE)
     np.testing.assert_allclose(softplus, np.exp(x1) / (1 + np.exp(x1)), rtol=1e-12)
     np.testing.assert_allclose(residual, [1.37243142, -0.28353638, 2.37055938], atol=1e-8)
     np.testing.assert_allclose(path.products, residual * dy1 * softplus * dosage_factor)
-    assert path.products.sum() == pytest.approx(0.76094372, abs=1e-8)
+    assert path.products.sum() == pytest.approx(START_SLOPES["w1"], abs=1e-8)
 
 
 def test_w1_text_rendering_matches_the_golden_file():
@@ -120,7 +110,7 @@ def test_to_dict_contract():
     assert {"parameter", "value", "paths", "points", "formulas"} <= set(out)
     assert out["parameter"] == "w1"
     assert out["loss"] == "SSR"
-    assert out["value"] == pytest.approx(0.76094372, abs=1e-8)
+    assert out["value"] == pytest.approx(START_SLOPES["w1"], abs=1e-8)
     assert out["paths"] == [["dSSR/dpredicted", "dpredicted/dy1", "dy1/dx1", "dx1/dw1"]]
     assert out["formulas"]["dy1/dx1"] == "e^x1 / (1 + e^x1)"
     assert len(out["points"]) == 3
@@ -201,7 +191,7 @@ def test_mlp_first_layer_weight():
         ("dhidden.z[1]/dhidden.weight[0,1]", "dosage"),
     ]
     np.testing.assert_allclose(path.factors[1].values, model.output.weight.data[1, 0])
-    np.testing.assert_allclose(path.factors[3].values, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(path.factors[3].values, DOSAGE)
     check_sums(rule, model, dosage(), "ssr")
 
 

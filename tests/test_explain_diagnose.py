@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_explain import FITTED, SEED
+from seed import FITTED, FORMULA, THREE_START
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
@@ -16,7 +16,7 @@ from chainrule.training import train
 
 def b3_run(learning_rate: float, **stop: float):
     """The seed: b3 alone from 0, the other six at their fitted values."""
-    model = Formula(SEED, inputs=["dosage"], values=FITTED)
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
     model.freeze()
     model.unfreeze("b3")
     return train(model, dosage(), learning_rate=learning_rate, stop=stop or {"step_size": 0.001})
@@ -79,7 +79,7 @@ def test_a_zigzag_that_converges_is_converged():
 
 
 def test_several_parameters_have_no_single_factor():
-    model = Formula(SEED, inputs=["dosage"], values={**FITTED, "w3": 0.36, "w4": 0.63})
+    model = Formula(FORMULA, inputs=["dosage"], values=THREE_START)
     model.freeze()
     model.unfreeze("w3", "w4", "b3")
     d = diagnose(train(model, dosage(), learning_rate=0.1, stop={"max_steps": 30}))
