@@ -7,27 +7,16 @@ import inspect
 
 import numpy as np
 import pytest
+from seed import BLUE, DOSAGE, FITTED, FORMULA, GREEN, OBSERVED, START, START_SLOPES
 
 import chainrule as cr
 from chainrule import formula as formula_module
 from chainrule.formula import Formula
 from chainrule.nn import Parameter
 
-SEED_NETWORK = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""
-FITTED = {"w1": 3.34, "b1": -1.43, "w2": -3.53, "b2": 0.57, "w3": -1.22, "w4": -2.30, "b3": 0.0}
-START = {"w1": 2.74, "b1": 0.0, "w2": -1.13, "b2": 0.0, "w3": 0.36, "w4": 0.63, "b3": 0.0}
-DOSAGE = [0.0, 0.5, 1.0]
-OBSERVED = cr.tensor([0.0, 1.0, 0.0])
-
 
 def ssr(predicted: cr.Tensor) -> cr.Tensor:
-    return ((OBSERVED - predicted) ** 2).sum()
+    return ((cr.tensor(OBSERVED) - predicted) ** 2).sum()
 
 
 def graph_nodes(root: cr.Tensor) -> list[cr.Tensor]:
@@ -47,16 +36,14 @@ def graph_nodes(root: cr.Tensor) -> list[cr.Tensor]:
 
 
 def test_seed_network_forward_matches_statquest():
-    model = Formula(SEED_NETWORK, values=FITTED)
+    model = Formula(FORMULA, values=FITTED)
     predicted = model({"dosage": DOSAGE})
     assert predicted.shape == (3,)
-    np.testing.assert_allclose(
-        predicted.data, [-2.6036652381, -1.6090193182, -2.6148696340], atol=1e-9
-    )
+    np.testing.assert_allclose(predicted.data, GREEN, atol=1e-9)
 
 
 def test_trace_gives_every_hidden_value():
-    nodes = Formula(SEED_NETWORK, values=FITTED).trace({"dosage": DOSAGE})
+    nodes = Formula(FORMULA, values=FITTED).trace({"dosage": DOSAGE})
     assert list(nodes) == [
         "dosage",
         "w1",
@@ -81,30 +68,21 @@ def test_trace_gives_every_hidden_value():
     )
     # StatQuest's blue curve w3 * y1, from the traced nodes.
     blue = nodes["w3"].data * nodes["y1"].data
-    np.testing.assert_allclose(blue, [-0.2617557623, -1.0008025593, -2.4986714087], atol=1e-9)
+    np.testing.assert_allclose(blue, BLUE, atol=1e-9)
 
 
 def test_slope_of_ssr_with_respect_to_b3():
-    model = Formula(SEED_NETWORK, values=FITTED)
+    model = Formula(FORMULA, values=FITTED)
     ssr(model({"dosage": DOSAGE})).backward()
     assert model.parameter("b3").grad == pytest.approx(-15.6551083806, abs=1e-9)
 
 
 def test_slopes_of_all_seven_parameters():
-    model = Formula(SEED_NETWORK, inputs=["dosage"], values=START)
+    model = Formula(FORMULA, inputs=["dosage"], values=START)
     ssr(model({"dosage": DOSAGE})).backward()
     slopes = {name: float(p.grad) for name, p in model.named_parameters()}
-    expected = {
-        "w1": 0.76094372,
-        "b1": 0.96728584,
-        "w2": 0.33227638,
-        "b2": 0.73222567,
-        "w3": 7.14231440,
-        "w4": 1.48728055,
-        "b3": 3.45945441,
-    }
-    assert list(slopes) == list(expected)
-    for name, slope in expected.items():
+    assert list(slopes) == list(START_SLOPES)
+    for name, slope in START_SLOPES.items():
         assert slopes[name] == pytest.approx(slope, abs=1e-7), name
 
 
@@ -112,7 +90,7 @@ def test_slopes_of_all_seven_parameters():
 
 
 def test_graph_nodes_carry_the_learners_names():
-    model = Formula(SEED_NETWORK, values=FITTED)
+    model = Formula(FORMULA, values=FITTED)
     predicted = model({"dosage": DOSAGE})
     assert predicted.name == "predicted"
     named = {node.name for node in graph_nodes(predicted) if node.name}
@@ -131,7 +109,7 @@ def test_graph_nodes_carry_the_learners_names():
 
 
 def test_inputs_are_named_leaves_and_parameters_are_scalars():
-    model = Formula(SEED_NETWORK, values=FITTED)
+    model = Formula(FORMULA, values=FITTED)
     nodes = model.trace({"dosage": DOSAGE})
     dosage = nodes["dosage"]
     assert dosage.is_leaf and not dosage.requires_grad and dosage.name == "dosage"
@@ -225,9 +203,9 @@ def test_values_override_without_shifting_the_other_draws():
 
 
 def test_config_round_trip():
-    model = Formula(SEED_NETWORK, inputs=["dosage"], values=FITTED)
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
     config = model.config()
-    assert config == {"kind": "formula", "text": SEED_NETWORK, "inputs": ["dosage"]}
+    assert config == {"kind": "formula", "text": FORMULA, "inputs": ["dosage"]}
     rebuilt = Formula.from_config(config)
     assert rebuilt.text == model.text and rebuilt.inputs == ("dosage",)
     assert rebuilt.parameter_names == model.parameter_names
@@ -263,7 +241,7 @@ def test_a_parameter_may_be_called_like_a_method():
 
 
 def test_inputs_bind_on_first_call_with_a_dict():
-    model = Formula(SEED_NETWORK)
+    model = Formula(FORMULA)
     assert not model.is_bound
     with pytest.raises(cr.ChainruleError, match=r"pass inputs=\[\.\.\.\].*call the model with"):
         _ = model.parameter_names
@@ -322,11 +300,11 @@ def test_bad_data_is_refused_clearly(data, message):
 
 
 def test_freezing_through_module_freeze():
-    model = Formula(SEED_NETWORK, inputs=["dosage"], values=START)
+    model = Formula(FORMULA, inputs=["dosage"], values=START)
     model.freeze("w*", "b1", "b2")
     assert [name for name, p in model.named_parameters() if not p.frozen] == ["b3"]
     ssr(model(DOSAGE)).backward()
-    assert model.parameter("b3").grad == pytest.approx(3.45945441, abs=1e-7)
+    assert model.parameter("b3").grad == pytest.approx(START_SLOPES["b3"], abs=1e-7)
     assert all(model.parameter(name).grad is None for name in ("w1", "b1", "w3"))
     model.unfreeze()
     assert len(model.trainable_parameters()) == 7
@@ -430,9 +408,9 @@ def test_input_mistakes():
         match=r"input 'dosage' is never used.*line 1, column 11, where 'dosge' is",
     ):
         Formula("x1 = w1 * dosge + b1", inputs=["dosage"])
-    lazy = Formula(SEED_NETWORK)
+    lazy = Formula(FORMULA)
     with pytest.raises(cr.ChainruleError, match="input 'observed' is never used"):
-        lazy({"dosage": DOSAGE, "observed": [0.0, 1.0, 0.0]})
+        lazy({"dosage": DOSAGE, "observed": OBSERVED})
     assert not lazy.is_bound  # a failed bind leaves the model as it was
     with pytest.raises(cr.ChainruleError, match="listed twice"):
         Formula("y = w * x", inputs=["x", "x"])
@@ -444,15 +422,15 @@ def test_values_mistakes_name_the_parameter_and_list_the_parameters():
     with pytest.raises(
         cr.ChainruleError, match=r"no parameter 'w9'; the parameters are: w1, b1, w2, b2, w3"
     ):
-        Formula(SEED_NETWORK, inputs=["dosage"], values={"w9": 1.0})
+        Formula(FORMULA, inputs=["dosage"], values={"w9": 1.0})
     with pytest.raises(cr.ChainruleError, match="'dosage' is an input, not a parameter"):
-        Formula(SEED_NETWORK, inputs=["dosage"], values={"dosage": 1.0})
+        Formula(FORMULA, inputs=["dosage"], values={"dosage": 1.0})
     with pytest.raises(cr.ChainruleError, match="no parameter 'w9'"):
-        Formula(SEED_NETWORK, values={"w9": 1.0})  # caught before the inputs are known
+        Formula(FORMULA, values={"w9": 1.0})  # caught before the inputs are known
     with pytest.raises(cr.ChainruleError, match="'w1' must be a number"):
-        Formula(SEED_NETWORK, values={"w1": "big"})
+        Formula(FORMULA, values={"w1": "big"})
     with pytest.raises(cr.ChainruleError, match="'w1' must be a finite number"):
-        Formula(SEED_NETWORK, values={"w1": float("nan")})
+        Formula(FORMULA, values={"w1": float("nan")})
 
 
 # -- never evaluated --------------------------------------------------------------------

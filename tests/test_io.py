@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from seed import DOSAGE, FITTED, FORMULA
 
 import chainrule as cr
 from chainrule import nn
@@ -15,14 +16,6 @@ from chainrule.errors import ChainruleError
 from chainrule.io import atomic_write, load, save
 
 pytest.importorskip("safetensors")
-
-SEED_FORMULA = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""
 
 
 def _same_parameters(a, b):
@@ -56,11 +49,7 @@ def test_layer_models_round_trip_exactly(tmp_path, model):
 
 
 def test_formula_round_trips_exactly_with_frozen_parameters(tmp_path):
-    model = cr.Formula(
-        SEED_FORMULA,
-        inputs=["dosage"],
-        values=dict(w1=3.34, b1=-1.43, w2=-3.53, b2=0.57, w3=-1.22, w4=-2.30, b3=0.1 + 0.2),
-    )
+    model = cr.Formula(FORMULA, inputs=["dosage"], values={**FITTED, "b3": 0.1 + 0.2})
     model.freeze()
     model.unfreeze("b3")
     path = tmp_path / "seed.safetensors"
@@ -70,7 +59,7 @@ def test_formula_round_trips_exactly_with_frozen_parameters(tmp_path):
     assert again.config() == model.config() and again.inputs == ("dosage",)
     _same_parameters(model, again)
     assert [n for n, p in again.named_parameters() if not p.frozen] == ["b3"]
-    data = {"dosage": np.array([0.0, 0.5, 1.0])}
+    data = {"dosage": np.array(DOSAGE)}
     np.testing.assert_array_equal(again(data).data, model(data).data)
 
 

@@ -6,6 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from seed import DOSAGE, FITTED, FORMULA, OBSERVED
 
 import chainrule.training as training
 from chainrule import Formula, nn
@@ -14,18 +15,9 @@ from chainrule.errors import ChainruleError
 from chainrule.optim import SGD, GradientDescent
 from chainrule.training import History, Stop, evaluate, train
 
-SEED_VALUES = dict(w1=3.34, b1=-1.43, w2=-3.53, b2=0.57, w3=-1.22, w4=-2.30, b3=0.0)
-SEED_TEXT = """
-x1 = w1 * dosage + b1
-y1 = softplus(x1)
-x2 = w2 * dosage + b2
-y2 = softplus(x2)
-predicted = w3 * y1 + w4 * y2 + b3
-"""
-
 
 def seed_formula(trained=("b3",)) -> Formula:
-    model = Formula(SEED_TEXT, inputs=["dosage"], values=SEED_VALUES)
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
     model.freeze()
     model.unfreeze(*trained)
     return model
@@ -165,7 +157,7 @@ def test_records_match_the_model_and_each_other():
 
 
 def test_data_as_a_pair_a_dict_or_a_dataset_give_the_same_run():
-    x, y = [0.0, 0.5, 1.0], [0.0, 1.0, 0.0]
+    x, y = DOSAGE, OBSERVED
     runs = [
         train(seed_formula(), dosage(), stop={"max_steps": 3}),
         train(seed_formula(), (x, y), stop={"max_steps": 3}),
