@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from seed import DOSAGE, FITTED
 
 import chainrule as cr
 from chainrule import nn
@@ -11,12 +12,13 @@ from chainrule.errors import ChainruleError, ShapeError
 def seed_network() -> nn.MLP:
     """StatQuest's network as layers: weight[0, j] is the edge from dosage to unit j."""
     model = nn.MLP([1, 2, 1], activation="softplus")
+    v = FITTED
     model.load_state_dict(
         {
-            "hidden.weight": np.array([[3.34, -3.53]]),
-            "hidden.bias": np.array([-1.43, 0.57]),
-            "output.weight": np.array([[-1.22], [-2.30]]),
-            "output.bias": np.array([0.0]),
+            "hidden.weight": np.array([[v["w1"], v["w2"]]]),
+            "hidden.bias": np.array([v["b1"], v["b2"]]),
+            "output.weight": np.array([[v["w3"]], [v["w4"]]]),
+            "output.bias": np.array([v["b3"]]),
         }
     )
     return model
@@ -51,9 +53,9 @@ def test_named_parameters_follow_layer_names():
 
 def test_seed_network_computes_statquest_predictions():
     model = seed_network()
-    dosage = np.array([[0.0], [0.5], [1.0]])
-    x = dosage * np.array([3.34, -3.53]) + np.array([-1.43, 0.57])
-    expected = np.log1p(np.exp(x)) @ np.array([-1.22, -2.30])
+    dosage, v = np.array(DOSAGE).reshape(3, 1), FITTED
+    x = dosage * np.array([v["w1"], v["w2"]]) + np.array([v["b1"], v["b2"]])
+    expected = np.log1p(np.exp(x)) @ np.array([v["w3"], v["w4"]])
     np.testing.assert_allclose(model(dosage).data.ravel(), expected, rtol=1e-14)
     assert model(dosage).shape == (3, 1)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seed import BLUE, GREEN, MAIN_IDEAS, ORANGE, SCAN, THREE_AFTER, THREE_START
 
 pytest.importorskip("matplotlib")
 
@@ -31,14 +32,10 @@ from chainrule.training import train  # noqa: E402
 GOLDEN = Path(__file__).parent / "golden_images"
 SMALL = {"size": (3.0, 2.0), "dpi": 100}  # 300 x 200 pixels
 
-# The seed's numbers (StatQuest, "Backpropagation Main Ideas"), recomputed in float64.
-GREEN_AT_B3_0 = [-2.6036652381, -1.6090193182, -2.6148696340]
-BLUE = [-0.2617557623, -1.0008025593, -2.4986714087]  # w3 * y1
-ORANGE = [-2.3419094758, -0.6082167589, -0.1161982253]  # w4 * y2
-B3_STEPS = [0.0, 1.5655108381, 2.1917151733, 2.4421969074, 2.5423896010]
-SSR_STEPS = [20.4235976776, 3.2678283891, 0.5229053029, 0.0837176091, 0.0134475781]
-SLOPES = [-15.6551083806, -6.2620433522, -2.5048173409, -1.0019269364, -0.4007707745]
-SSR_CURVE = {0.0: 20.423598, 1.0: 7.768489, 2.0: 1.113381, 3.0: 0.458273, 4.0: 5.803164}
+# The seed's numbers (tests/seed.py) as the figures show them: b3, SSR and the slope for
+# the first five steps, and the SSR curve at b3 = 0, 1, ..., 4.
+B3_STEPS, SSR_STEPS, SLOPES = np.array(MAIN_IDEAS)[:5, 1:4].T
+SSR_CURVE = dict(zip([0.0, 1.0, 2.0, 3.0, 4.0], SCAN[::2], strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +99,7 @@ def test_squiggle_curve_at_the_data_points_equals_the_predictions(seed):
     for k in fig.steps:
         np.testing.assert_allclose(fig.curves[k][at_points], fig.predictions[k], rtol=1e-12)
     # ... and the predictions are the history's own: before step 1, before step 3, at the end.
-    np.testing.assert_allclose(fig.predictions[0], GREEN_AT_B3_0, atol=1e-9)
+    np.testing.assert_allclose(fig.predictions[0], GREEN, atol=1e-9)
     np.testing.assert_allclose(fig.predictions[0], history.steps[0].predictions, rtol=1e-12)
     np.testing.assert_allclose(fig.predictions[2], history.steps[2].predictions, rtol=1e-12)
     np.testing.assert_allclose(fig.predictions[10], history.final_predictions, rtol=1e-12)
@@ -247,8 +244,8 @@ def test_contour_is_the_two_parameter_scan_with_the_descent_path(three):
     )
     assert fig.losses.shape == (21, 21)
     assert fig.path.shape == (len(history.steps) + 1, 2)
-    np.testing.assert_allclose(fig.path[0], [0.36, 0.63])
-    np.testing.assert_allclose(fig.path[1], [0.10238605, 0.50432377], atol=1e-8)
+    np.testing.assert_allclose(fig.path[0], [THREE_START["w3"], THREE_START["w4"]])
+    np.testing.assert_allclose(fig.path[1], [THREE_AFTER["w3"], THREE_AFTER["w4"]], atol=1e-8)
     np.testing.assert_allclose(fig.path_losses[:-1], list(history.losses))
     from chainrule.explain.scan import scan
 
@@ -362,7 +359,7 @@ def test_graph_dot_shows_names_ops_values_and_the_engines_gradients(seed):
     assert fig.nodes[0].grad == 1.0  # d SSR / d SSR
     assert by_name["b3"].value == 0.0
     assert by_name["b3"].grad == pytest.approx(SLOPES[0], abs=1e-9)
-    np.testing.assert_allclose(by_name["predicted"].value, GREEN_AT_B3_0, atol=1e-9)
+    np.testing.assert_allclose(by_name["predicted"].value, GREEN, atol=1e-9)
     assert 'label="b3\\nparameter (trained)\\nvalue 0\\ngrad -15.66"' in fig.dot
 
 

@@ -11,6 +11,7 @@ import weakref
 
 import numpy as np
 import pytest
+from seed import DOSAGE, FITTED, OBSERVED
 
 import chainrule as cr
 from chainrule import (
@@ -358,8 +359,8 @@ def test_hessian_vector_product_against_an_explicit_hessian():
 
 def seed_ssr(b3):
     """The seed's sum of squared residuals as a function of b3 (the other weights fitted)."""
-    dosage, observed = cr.tensor([0.0, 0.5, 1.0]), cr.tensor([0.0, 1.0, 0.0])
-    w1, b1, w2, b2, w3, w4 = 3.34, -1.43, -3.53, 0.57, -1.22, -2.30
+    dosage, observed = cr.tensor(DOSAGE), cr.tensor(OBSERVED)
+    w1, b1, w2, b2, w3, w4 = (FITTED[name] for name in ("w1", "b1", "w2", "b2", "w3", "w4"))
     predicted = w3 * cr.softplus(w1 * dosage + b1) + w4 * cr.softplus(w2 * dosage + b2) + b3
     return ((observed - predicted) ** 2).sum()
 
