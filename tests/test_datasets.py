@@ -511,51 +511,62 @@ def test_csv_empty_file(tmp_path, text):
         load_csv(path)
 
 
-def test_csv_header_without_rows(tmp_path):
-    path = _write(tmp_path, "a,b\n\n")
-    with pytest.raises(ChainruleError, match=r"data\.csv: has a header row but no data rows"):
-        load_csv(path)
+# What load_csv refuses in data.csv: (the file's text, load_csv's options, the message as
+# a regular expression).
+CSV_REFUSALS = {
+    "header-without-rows": ("a,b\n\n", {}, r"data\.csv: has a header row but no data rows"),
+    "without-header": ("1,2\n3,4\n", {}, r"data\.csv: line 1 should be a header row"),
+    "header-column-without-name": (
+        "a,,c\n1,2,3\n",
+        {},
+        r"line 1: column 2 of the header has no name",
+    ),
+    "header-name-twice": ("a,b,a\n1,2,3\n", {}, r"line 1: column name 'a' appears twice"),
+    "missing-target-column-lists-columns": (
+        "a,b,c\n1,2,3\n",
+        {"target": "z"},
+        r"data\.csv: no column named 'z'; the columns are: a, b, c",
+    ),
+    "missing-input-columns-lists-columns": (
+        "a,b,c\n1,2,3\n",
+        {"inputs": ["a", "x", "y"]},
+        r"data\.csv: no column named 'x', 'y'; the columns are: a, b, c",
+    ),
+    "input-and-target": (
+        "a,b,c\n1,2,3\n",
+        {"inputs": ["a", "c"]},
+        "'c' is both an input and the target",
+    ),
+    "input-listed-twice": ("a,b,c\n1,2,3\n", {"inputs": ["a", "a"]}, "'a' is listed twice"),
+    "no-inputs": ("a,b,c\n1,2,3\n", {"inputs": []}, "list of input columns is empty"),
+    "only-the-target-column": ("y\n1\n2\n", {}, "has only the target column 'y'"),
+    "line-numbers-count-blank-lines": (
+        "x,y\n\n1,2\n\n3,oops\n",
+        {},
+        r"line 5, column 'y': 'oops' is not a number",
+    ),
+    "empty-cell": ("x,y\n1,2\n3,\n", {}, r"data\.csv: line 3, column 'y': empty cell"),
+    "semicolon-hint-header": ("x;y\n1;2\n", {}, r"only the target column 'x;y'.*separated by ';'"),
+    "semicolon-hint-cell": (
+        "a,x;y\n0,1;2\n",
+        {},
+        r"line 2, column 'x;y': '1;2' is not a number.*';'",
+    ),
+    "non-finite-target": (
+        "x,y\n1,2\n3,nan\n",
+        {},
+        r"line 3, column 'y': 'nan' is not a finite number",
+    ),
+}
 
 
-def test_csv_without_header(tmp_path):
-    path = _write(tmp_path, "1,2\n3,4\n")
-    with pytest.raises(ChainruleError, match=r"data\.csv: line 1 should be a header row"):
-        load_csv(path)
-
-
-def test_csv_bad_header_names(tmp_path):
-    with pytest.raises(ChainruleError, match=r"line 1: column 2 of the header has no name"):
-        load_csv(_write(tmp_path, "a,,c\n1,2,3\n"))
-    with pytest.raises(ChainruleError, match=r"line 1: column name 'a' appears twice"):
-        load_csv(_write(tmp_path, "a,b,a\n1,2,3\n"))
-
-
-def test_csv_missing_target_column_lists_columns(tmp_path):
-    path = _write(tmp_path, "a,b,c\n1,2,3\n")
-    with pytest.raises(
-        ChainruleError, match=r"data\.csv: no column named 'z'; the columns are: a, b, c"
-    ):
-        load_csv(path, target="z")
-
-
-def test_csv_missing_input_columns_lists_columns(tmp_path):
-    path = _write(tmp_path, "a,b,c\n1,2,3\n")
-    with pytest.raises(
-        ChainruleError, match=r"data\.csv: no column named 'x', 'y'; the columns are: a, b, c"
-    ):
-        load_csv(path, inputs=["a", "x", "y"])
-
-
-def test_csv_column_choice_errors(tmp_path):
-    path = _write(tmp_path, "a,b,c\n1,2,3\n")
-    with pytest.raises(ChainruleError, match="'c' is both an input and the target"):
-        load_csv(path, inputs=["a", "c"])
-    with pytest.raises(ChainruleError, match="'a' is listed twice"):
-        load_csv(path, inputs=["a", "a"])
-    with pytest.raises(ChainruleError, match="list of input columns is empty"):
-        load_csv(path, inputs=[])
-    with pytest.raises(ChainruleError, match="has only the target column 'y'"):
-        load_csv(_write(tmp_path, "y\n1\n2\n", "one.csv"))
+@pytest.mark.parametrize(
+    ("text", "options", "message"), list(CSV_REFUSALS.values()), ids=list(CSV_REFUSALS)
+)
+def test_csv_refusals(tmp_path, text, options, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ChainruleError, match=message):
+        load_csv(path, **options)
 
 
 def test_csv_non_numeric_cell(tmp_path):
@@ -566,39 +577,12 @@ def test_csv_non_numeric_cell(tmp_path):
     assert message == f"{path}: line 3, column 'x2': 'abc' is not a number"
 
 
-def test_csv_line_numbers_count_blank_lines(tmp_path):
-    path = _write(tmp_path, "x,y\n\n1,2\n\n3,oops\n")
-    with pytest.raises(ChainruleError, match=r"line 5, column 'y': 'oops' is not a number"):
-        load_csv(path)
-
-
-def test_csv_empty_cell(tmp_path):
-    path = _write(tmp_path, "x,y\n1,2\n3,\n")
-    with pytest.raises(ChainruleError, match=r"data\.csv: line 3, column 'y': empty cell"):
-        load_csv(path)
-
-
-def test_csv_semicolon_hint(tmp_path):
-    path = _write(tmp_path, "x;y\n1;2\n")
-    with pytest.raises(ChainruleError, match=r"only the target column 'x;y'.*separated by ';'"):
-        load_csv(path)
-    path = _write(tmp_path, "a,x;y\n0,1;2\n")
-    with pytest.raises(ChainruleError, match=r"line 2, column 'x;y': '1;2' is not a number.*';'"):
-        load_csv(path)
-
-
 @pytest.mark.parametrize("bad", ["nan", "NaN", "inf", "-Infinity", "1e999"])
 def test_csv_non_finite_cell(tmp_path, bad):
     path = _write(tmp_path, f"x1,x2,y\n1,2,3\n4,5,6\n7,{bad},9\n")
     with pytest.raises(ChainruleError) as info:
         load_csv(path)
     assert str(info.value) == f"{path}: line 4, column 'x2': '{bad}' is not a finite number"
-
-
-def test_csv_non_finite_target(tmp_path):
-    path = _write(tmp_path, "x,y\n1,2\n3,nan\n")
-    with pytest.raises(ChainruleError, match=r"line 3, column 'y': 'nan' is not a finite number"):
-        load_csv(path)
 
 
 @pytest.mark.parametrize(("row", "found"), [("1,2", 2), ("1,2,3,4", 4)])
