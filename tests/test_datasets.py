@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from seed import DOSAGE, OBSERVED
 
 from chainrule.datasets import (
     DATASETS,
@@ -43,8 +44,8 @@ def test_dosage_is_the_seed_example():
     assert data.task == "regression"
     assert data.input_names == ("dosage",)
     assert data.target_name == "observed"
-    assert data.inputs["dosage"].tolist() == [0.0, 0.5, 1.0]
-    assert data.target.tolist() == [0.0, 1.0, 0.0]
+    assert data.inputs["dosage"].tolist() == DOSAGE
+    assert data.target.tolist() == OBSERVED
     assert data.target.dtype == np.float64
     assert data.n == 3
     assert data.X.shape == (3, 1)
@@ -391,7 +392,7 @@ def test_registry_and_load_dataset():
     assert set(DATASETS) == {"dosage", "moons", "circles", "spirals", "xor", "digits"}
     data = load_dataset("spirals", n=30, noise=0.0, seed=2)
     np.testing.assert_array_equal(data.X, spirals(n=30, noise=0.0, seed=2).X)
-    assert load_dataset("dosage").target.tolist() == [0.0, 1.0, 0.0]
+    assert load_dataset("dosage").target.tolist() == OBSERVED
 
 
 def test_load_dataset_unknown_name_lists_the_known_ones():
@@ -467,8 +468,8 @@ def test_load_csv_defaults(tmp_path):
     assert data.name == "data"
     assert data.input_names == ("dosage",)
     assert data.target_name == "observed"
-    assert data.inputs["dosage"].tolist() == [0.0, 0.5, 1.0]
-    assert data.target.tolist() == [0.0, 1.0, 0.0]
+    assert data.inputs["dosage"].tolist() == DOSAGE
+    assert data.target.tolist() == OBSERVED
     assert data.task == "binary"
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from seed import OBSERVED
 
 import chainrule as cr
 from chainrule.errors import ChainruleError, ShapeError
@@ -27,7 +28,7 @@ def _ops(node):
 
 def test_ssr_is_the_seed_formula_built_from_engine_ops():
     predicted = cr.tensor([-2.6, -1.6, -2.6], requires_grad=True)
-    loss = ssr(predicted, [0.0, 1.0, 0.0])
+    loss = ssr(predicted, OBSERVED)  # residuals 2.6, 2.6 and 2.6
     assert loss.item() == pytest.approx(3 * 2.6**2)
     assert loss.name == "SSR"
     assert loss.op.name == "sum"
