@@ -85,6 +85,17 @@ def test_scalar_addressing():
     assert len(names) == 7
 
 
+def test_scalar_refs_are_equal_only_for_the_same_parameter_object():
+    # A Parameter's == is elementwise, so refs compare their parameter by identity.
+    model, twin = seed_network(), seed_network()  # equal values, different parameters
+    ref = model.scalar("hidden.weight[0,1]")
+    assert ref == model.scalar("hidden.weight[0,1]")
+    assert ref != twin.scalar("hidden.weight[0,1]")
+    assert ref != model.scalar("hidden.weight[0,0]")
+    assert len({ref, model.scalar("hidden.weight[0,1]"), twin.scalar("hidden.weight[0,1]")}) == 2
+    assert ref in model.scalars() and ref not in twin.scalars()
+
+
 def test_freeze_by_glob_and_trainable_scalars():
     model = seed_network()
     model.freeze("hidden.*")

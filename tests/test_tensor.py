@@ -62,6 +62,25 @@ def test_iteration_truth_and_numpy_integers_like_numpy():
     assert x.transpose(np.int64(1), np.int64(0)).shape == (2, 2)
 
 
+def test_equality_is_elementwise_like_numpy_but_hashing_is_by_identity():
+    x = Tensor([1.0, 2.0, 1.0], requires_grad=True)
+    eq, ne = x == 1.0, x != 1.0
+    assert type(eq) is np.ndarray and eq.dtype == bool
+    np.testing.assert_array_equal(eq, [True, False, True])
+    np.testing.assert_array_equal(ne, [False, True, False])
+    np.testing.assert_array_equal(x == Tensor([1.0, 0.0, 0.0]), [True, False, False])
+    np.testing.assert_array_equal(np.array([2.0, 2.0, 2.0]) == x, [False, True, False])
+    np.testing.assert_array_equal(x == np.array([[1.0], [2.0]]), [[1, 0, 1], [0, 1, 0]])
+    # the review's case: the mask picks the ones instead of a silent False (all zeros)
+    np.testing.assert_array_equal(cr.where(x == 1.0, x, 0.0).data, [1.0, 0.0, 1.0])
+    # still keys by identity: equal values are different keys, the same tensor is one key
+    y = Tensor([1.0, 2.0, 1.0])
+    assert hash(x) == object.__hash__(x) and len({x, y, x}) == 2
+    assert {x: "x", y: "y"}[y] == "y"
+    # a one-element tensor compares like a number (a 0-d bool array)
+    assert bool(Tensor(2.0) == 2.0) and not bool(Tensor(2.0) != 2.0)
+
+
 def test_detach_shares_data_but_leaves_the_graph():
     x = Tensor([1.0, 2.0], requires_grad=True)
     y = x * 3

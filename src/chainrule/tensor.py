@@ -129,8 +129,10 @@ class Tensor:
     )
     __array_priority__ = 1000  # numpy defers to our reflected operators
     __array_ufunc__ = None
-    # Tensors compare and hash by identity (there is no elementwise ``==``): the backward
-    # walk keeps them in sets and dicts.
+    # ``==`` and ``!=`` are elementwise, as in numpy (see below), but a Tensor still HASHES
+    # by identity: the backward walk keeps Tensors in sets and dicts, which test identity
+    # before equality. Lists are another matter: ``t in [a, b]`` and ``.index(t)`` call
+    # ``==``, so code that looks Tensors up in a list compares ``is`` (or ``id``) instead.
 
     data: np.ndarray
     grad: Any
@@ -316,7 +318,16 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return apply(_GETITEM, self, index=_plain_index(index))
 
-    # Comparisons give plain boolean arrays: they are not differentiable.
+    # Comparisons give plain boolean arrays, elementwise and broadcasting like numpy's (so
+    # ``where(x == 1.0, x, 0.0)`` works); they are not differentiable.
+    def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+        return self.data == ops.value(other)
+
+    def __ne__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+        return self.data != ops.value(other)
+
+    __hash__ = object.__hash__  # identity, so Tensors stay usable as dict and set keys
+
     def __lt__(self, other: Any) -> np.ndarray:
         return self.data < ops.value(other)
 

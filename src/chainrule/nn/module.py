@@ -51,13 +51,29 @@ class Parameter(Tensor):
             self.grad = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScalarRef:
-    """One scalar of a model: ``name`` (e.g. ``hidden.weight[0,1]``), its parameter and index."""
+    """One scalar of a model: ``name`` (e.g. ``hidden.weight[0,1]``), its parameter and index.
+
+    Two refs are equal when they name the same entry of the same parameter OBJECT (a
+    Parameter's ``==`` compares values elementwise, so it cannot decide that).
+    """
 
     name: str
     parameter: Parameter
     index: tuple[int, ...]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScalarRef):
+            return NotImplemented
+        return (
+            self.parameter is other.parameter
+            and self.index == other.index
+            and self.name == other.name
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, id(self.parameter), self.index))
 
     @property
     def value(self) -> float:

@@ -15,9 +15,13 @@ import numpy as np
 from chainrule.tensor import Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Term:
-    """One additive term of an output: ``sign * tensor``, with a readable label."""
+    """One additive term of an output: ``sign * tensor``, with a readable label.
+
+    Terms compare by identity (``eq=False``): a Tensor's ``==`` is elementwise, so
+    comparing the fields would not say whether two terms are the same one.
+    """
 
     label: str
     sign: float
