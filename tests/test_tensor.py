@@ -526,6 +526,32 @@ def test_slices_with_negative_steps():
     cr.check_grads(lambda x: (x[::-2, 1:] ** 2).sum(), np.arange(12.0).reshape(4, 3))
 
 
+def test_a_tensor_index_must_hold_whole_numbers():
+    x = Tensor([10.0, 20.0, 30.0], requires_grad=True)
+    for index in ([0.9, 2.2], [0.0, np.nan], [np.inf]):
+        with pytest.raises(ShapeError, match="getitem: .*whole numbers"):
+            x[Tensor(index)]  # once cast to [0, 2] without a word
+    with pytest.raises(ShapeError, match="getitem: .*whole numbers"):
+        Tensor(np.ones((2, 3)))[:, Tensor([0.5])]  # inside a tuple of indices too
+    picked = x[Tensor([2.0, 0.0, 2.0])]  # whole numbers are positions (labels, say)
+    np.testing.assert_array_equal(picked.data, [30.0, 10.0, 30.0])
+    picked.sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0, 2.0])
+    assert x[Tensor(1.0)].item() == 20.0
+
+
+def test_masks_are_boolean_arrays_and_a_float_mask_is_not_taken_for_positions():
+    x = Tensor([10.0, 20.0, 30.0], requires_grad=True)
+    np.testing.assert_array_equal(x[x > 15].data, [20.0, 30.0])
+    np.testing.assert_array_equal(x[np.array([True, False, True])].data, [10.0, 30.0])
+    np.testing.assert_array_equal(x[[True, False, True]].data, [10.0, 30.0])
+    x[x != 20].sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0, 1.0])
+    # 0/1 floats: as positions they would pick [20, 10, 20]; as a mask [10, 30]. Refused.
+    with pytest.raises(ShapeError, match="getitem: .*0s and 1s.*ambiguous"):
+        x[Tensor([1.0, 0.0, 1.0])]
+
+
 def test_negative_base_to_a_non_integer_power():
     with pytest.raises(DomainError, match="pow"):
         Tensor([-2.0, 1.0]) ** 0.5

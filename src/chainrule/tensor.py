@@ -419,14 +419,37 @@ class Tensor:
 
 
 def _plain_index(index: Any) -> Any:
-    """Indices may hold Tensors (e.g. labels): use their integer data."""
+    """Indices may hold Tensors (e.g. labels): use their whole-number data as integers."""
     if isinstance(index, Tensor):
-        return index.data.astype(np.intp)
+        return _positions(index.data)
     if isinstance(index, tuple):
         return tuple(_plain_index(i) for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _positions(data: np.ndarray) -> np.ndarray:
+    """A Tensor's data as integer positions for indexing, refusing what is not one.
+
+    A Tensor holds floats, so both a fraction (``0.9`` is not a position) and a tensor of
+    only 0s and 1s (positions 0 and 1, or a mask?) are refused instead of guessed at:
+    masks are boolean arrays, such as the result of ``x > 0``.
+    """
+    whole = np.isfinite(data) & (data == np.floor(data))
+    if not whole.all():
+        bad = data[~whole].flat[0]
+        raise ShapeError(
+            f"getitem: a Tensor used as an index must hold whole numbers (positions), "
+            f"found {bad:g}; for a mask use a boolean array, e.g. x > 0"
+        )
+    if data.ndim and data.size and ((data == 0) | (data == 1)).all():
+        raise ShapeError(
+            "getitem: a Tensor of only 0s and 1s as an index is ambiguous (positions 0 and 1, "
+            "or a mask?); pass a boolean array for a mask (e.g. t.numpy() > 0.5) or "
+            "integers for positions (e.g. t.numpy().astype(int))"
+        )
+    return data.astype(np.intp)
 
 
 def _plain_axis(axis: Any) -> Any:
