@@ -113,6 +113,50 @@ def test_float64_by_default_and_ints_converted():
     assert cr.tensor([1, 2]).data.tolist() == [1.0, 2.0]
 
 
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (None, ["Tensor", "None"]),
+        ([1.0, None], ["Tensor", "None"]),
+        (1 + 2j, ["Tensor", "complex"]),
+        (np.array([1.0, 2.0j]), ["Tensor", "complex"]),
+        ("abc", ["Tensor", "str"]),
+        ([1.0, "2"], ["Tensor", "str"]),
+        ({"a": 1.0}, ["Tensor", "dict"]),
+        ([[1.0, 2.0], [3.0]], ["Tensor", "ragged list"]),
+    ],
+    ids=["None", "None inside", "complex", "complex array", "str", "str inside", "dict", "ragged"],
+)
+def test_data_that_is_not_real_numbers_is_refused(data, words):
+    # numpy would give NaN for None, drop the imaginary part with a warning, or fail with
+    # an error of its own: each is one ChainruleError naming Tensor and the type.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype in (None, "float32"):
+            with pytest.raises(ChainruleError) as info:
+                Tensor(data, dtype=dtype)
+            for word in words:
+                assert word in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda x: x + None, ["add", "None"]),
+        (lambda x: None * x, ["mul", "None"]),
+        (lambda x: x - "a", ["sub", "str"]),
+        (lambda x: x / np.array([1j, 1.0]), ["div", "complex"]),
+        (lambda x: x @ [[1.0, 2.0], [3.0]], ["matmul", "ragged"]),
+        (lambda x: cr.maximum(x, [1.0, None]), ["maximum", "None"]),
+    ],
+)
+def test_operands_that_are_not_real_numbers_are_refused_by_the_op(make, words):
+    with pytest.raises(ChainruleError) as info:
+        make(Tensor([1.0, 2.0], requires_grad=True))
+    for word in words:
+        assert word in str(info.value)
+
+
 def test_float32_on_request():
     assert Tensor([1, 2], dtype="float32").dtype == np.float32
     assert Tensor(np.ones(2, dtype=np.float32)).dtype == np.float32

@@ -88,18 +88,57 @@ def is_grad_enabled() -> bool:
     return _GRAD_ENABLED
 
 
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+def _as_array(data: Any, dtype: Any = None, where: str = "Tensor") -> np.ndarray:
+    """``data`` as a float64 (or float32) array; ``where`` names the caller in errors.
+
+    Only real numbers are accepted: None, complex numbers, strings and other objects, and
+    ragged nested lists raise a ChainruleError (numpy would give NaN, drop the imaginary
+    part or fail with an error of its own).
+    """
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is None:
+    try:
         array = np.asarray(data)
+    except ValueError as exc:
+        if "inhomogeneous" in str(exc):
+            raise ChainruleError(
+                f"{where}: expected a rectangular array, got ragged {type(data).__name__} "
+                f"data (rows of different lengths): {_preview(data)}"
+            ) from None
+        raise ChainruleError(
+            f"{where}: cannot make an array of {type(data).__name__} data ({exc})"
+        ) from None
+    if array.dtype.kind not in "biuf":  # bool, int, unsigned, float
+        raise ChainruleError(
+            f"{where}: expected real numbers (float, int or bool), got "
+            f"{_unsupported(array)}: {_preview(data)}"
+        )
+    if dtype is None:
         if array.dtype != np.float32:
             array = array.astype(np.float64, copy=False)
         return array
     dtype = np.dtype(dtype)
     if dtype not in (np.float64, np.float32):
-        raise ChainruleError(f"Tensor: dtype must be float64 or float32, not {dtype}")
-    return np.asarray(data, dtype=dtype)
+        raise ChainruleError(f"{where}: dtype must be float64 or float32, not {dtype}")
+    return array.astype(dtype, copy=False)
+
+
+def _unsupported(array: np.ndarray) -> str:
+    """The type of the entries that stop ``array`` from being real numbers, in words."""
+    kind = array.dtype.kind
+    if kind == "O":  # the first entry that is not a real number names the type
+        for v in array.flat:
+            if not isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)):
+                return "None" if v is None else type(v).__name__
+        return "object"
+    return {"c": "complex", "U": "str", "S": "bytes", "M": "datetime", "m": "timedelta"}.get(
+        kind, str(array.dtype)
+    )
+
+
+def _preview(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Tensor:
@@ -466,7 +505,7 @@ _NUMBER_CONSTANTS: dict[tuple[float, np.dtype], Tensor] = {}
 _NUMBER_CONSTANTS_MAX = 4096
 
 
-def _constant(value: Any, like: np.dtype) -> Tensor:
+def _constant(value: Any, like: np.dtype, where: str) -> Tensor:
     """Wrap a non-Tensor operand; Python numbers take the other operand's float dtype."""
     if (type(value) is float or type(value) is int) and value:  # (0.0 == -0.0: not cached)
         key = (value, like)
@@ -483,18 +522,18 @@ def _constant(value: Any, like: np.dtype) -> Tensor:
     elif isinstance(value, (int, float)):
         data = np.asarray(value, dtype=like)
     else:
-        data = _as_array(value)
+        data = _as_array(value, where=where)
     return Tensor._node(data, None, (), {}, False)
 
 
-def _with_constants(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
+def _with_constants(args: tuple[Any, ...], where: str) -> tuple[Tensor, ...]:
     """The operands as Tensors: numbers and arrays become constant leaves."""
     like = _FLOAT_DTYPES[0]  # the dtype that Python numbers take: the first Tensor's
     for a in args:
         if isinstance(a, Tensor):
             like = a.data.dtype
             break
-    return tuple([a if isinstance(a, Tensor) else _constant(a, like) for a in args])
+    return tuple([a if isinstance(a, Tensor) else _constant(a, like, where) for a in args])
 
 
 def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
@@ -503,7 +542,7 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
     inputs = args
     for a in args:
         if not isinstance(a, Tensor):
-            inputs = _with_constants(args)
+            inputs = _with_constants(args, op.name)
             break
     data = op.forward(*[t.data for t in inputs], **attrs)
     if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
