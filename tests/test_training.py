@@ -1,5 +1,6 @@
 """Training: data forms, stop rules, detail and memory, divergence, freezing, evaluation."""
 
+import gc
 import json
 import math
 import tracemalloc
@@ -280,6 +281,54 @@ def test_a_long_run_without_detail_keeps_one_float_per_step():
     assert history.losses.itemsize == 8  # a packed array of floats, not a list of objects
     # 3500 more steps may cost their 3500 floats (28 kB) and nothing per parameter
     assert memory[4000] - memory[500] < 60_000
+
+
+def test_a_large_model_costs_no_python_work_or_memory_per_weight(monkeypatch):
+    def listed(*args, **kwargs):
+        raise AssertionError("train() listed every scalar of the model")
+
+    monkeypatch.setattr(nn.Module, "scalars", listed)
+    model = nn.MLP([64, 128, 64, 10], activation="relu", seed=0)  # 17,226 weights
+    weights = sum(p.data.nbytes for p in model.parameters())
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(64, 64)), rng.integers(0, 10, size=64))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        history = train(model, data, loss="cross_entropy", stop={"max_steps": 3})
+        model.zero_grad()  # the gradients belong to the model, not to the history
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert not history.detail and history.num_steps == 3
+    # the history keeps one copy of the final weights (for final_values) and little else,
+    # not a name and a float object per weight (about 3.6 MiB here)
+    assert kept < 1.25 * weights
+    assert history.parameters[0] == ("hidden1.weight", (64, 128))
+    # the per-scalar names and values are still there, built when asked for
+    assert len(history.trained) == len(history.final_values) == 17_226
+    assert history.trained[1] == "hidden1.weight[0,1]"
+    assert history.final_values["output.bias[9]"] == model.output.bias.data[9]
+
+
+def test_detail_is_kept_as_arrays_and_read_as_records():
+    model = nn.MLP([1, 2, 1], activation="softplus", seed=4)
+    history = train(model, dosage(), learning_rate=0.05, stop={"max_steps": 40})
+    arrays = history.steps.arrays()
+    assert {k: v.shape for k, v in arrays.items()} == dict.fromkeys(
+        ["values", "slopes", "step_sizes", "new_values"], (40, 7)
+    )
+    np.testing.assert_array_equal(arrays["new_values"][:-1], arrays["values"][1:])
+    record = history.steps[-1]
+    assert record is history.steps[39]  # built once, then kept
+    assert record.step == 40 and record.loss == history.losses[39]
+    assert list(record.slopes.values()) == arrays["slopes"][39].tolist()
+    assert list(record.new_values) == history.trained
+    assert [r.step for r in history.steps[-3:]] == [38, 39, 40]
+    with pytest.raises(IndexError):
+        history.steps[40]
 
 
 def test_to_dict_is_the_json_contract():

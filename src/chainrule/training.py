@@ -32,6 +32,7 @@ by name from a Dataset or a dict.
 from __future__ import annotations
 
 import math
+import operator
 import sys
 import time
 from array import array
@@ -44,7 +45,7 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.losses import Loss, get_loss
-from chainrule.nn.module import Module
+from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
 from chainrule.tensor import Tensor, no_grad
 
@@ -159,39 +160,218 @@ class StepRecord:
         }
 
 
-@dataclass
+#: A parameter as a History remembers it: its dotted name and its shape.
+ParameterShape = tuple[str, tuple[int, ...]]
+
+
+def scalar_names(parameters: Sequence[ParameterShape]) -> list[str]:
+    """The name of every scalar of the parameters, in order (row-major within each).
+
+    >>> scalar_names([("b3", ()), ("hidden.weight", (1, 2))])
+    ['b3', 'hidden.weight[0,0]', 'hidden.weight[0,1]']
+    """
+    return [scalar_name(name, index) for name, shape in parameters for index in np.ndindex(shape)]
+
+
+class StepLog(Sequence[StepRecord]):
+    """The per-step detail of a run, kept compactly: a few float arrays with a row per step.
+
+    Row ``i`` of ``values`` holds every trained scalar before step ``i + 1`` (so the last
+    row holds them after the last step), and rows of ``slopes`` and ``step_sizes`` what
+    each step did; ``losses`` is the History's own array. Recording a step is a few
+    array copies. Indexing gives :class:`StepRecord` objects, built when first asked for.
+
+    >>> log = StepLog(1, ["b"], array("d", [4.0]))
+    >>> values, slopes, step_sizes = log.start_step()
+    >>> values[:], slopes[:], step_sizes[:] = [1.0], [0.5], [0.25]
+    >>> log.end_step(None)
+    >>> log.finish([0.75])
+    >>> log[0]  # doctest: +NORMALIZE_WHITESPACE
+    StepRecord(step=1, loss=4.0, values={'b': 1.0}, slopes={'b': 0.5},
+               step_sizes={'b': 0.25}, new_values={'b': 0.75}, predictions=None)
+    """
+
+    def __init__(
+        self,
+        size: int,
+        names: Sequence[str] | Callable[[], list[str]],
+        losses: array,
+        capacity: int = 16,
+    ) -> None:
+        self._names = names if callable(names) else list(names)
+        self._losses = losses
+        self._count = 0
+        capacity = max(int(capacity), 1)
+        self._values = np.empty((capacity + 1, size))
+        self._slopes = np.empty((capacity, size))
+        self._step_sizes = np.empty((capacity, size))
+        self._predictions: list[np.ndarray | None] = []
+        self._records: list[StepRecord | None] = []
+
+    @property
+    def names(self) -> list[str]:
+        """The trained scalars' names: the columns of every row."""
+        if callable(self._names):
+            self._names = self._names()
+        return self._names  # type: ignore[return-value]
+
+    # -- recording (used by train) -----------------------------------------------------
+
+    def start_step(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows to fill for the next step: the values before it, its slopes and its
+        step sizes (views into the log, for copying into)."""
+        k = self._count
+        if k >= len(self._slopes):
+            self._grow()
+        return self._values[k], self._slopes[k], self._step_sizes[k]
+
+    def end_step(self, predictions: np.ndarray | None) -> None:
+        """The rows of :meth:`start_step` are filled: the step is recorded."""
+        self._predictions.append(predictions)
+        self._count += 1
+
+    def finish(self, values: Any) -> None:
+        """Record the values after the last step (flat, one number per scalar)."""
+        self._values[self._count] = values
+
+    def _grow(self) -> None:
+        rows = 2 * len(self._slopes)
+        for name, extra in (("_values", 1), ("_slopes", 0), ("_step_sizes", 0)):
+            old = getattr(self, name)
+            new = np.empty((rows + extra, old.shape[1]))
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        n = self._count
+        i = operator.index(index)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"step index {index} out of range for {n} steps")
+        if len(self._records) < n:
+            self._records.extend([None] * (n - len(self._records)))
+        record = self._records[i]
+        if record is None:
+            names = self.names
+            record = self._records[i] = StepRecord(
+                step=i + 1,
+                loss=self._losses[i],
+                values=dict(zip(names, self._values[i].tolist(), strict=True)),
+                slopes=dict(zip(names, self._slopes[i].tolist(), strict=True)),
+                step_sizes=dict(zip(names, self._step_sizes[i].tolist(), strict=True)),
+                new_values=dict(zip(names, self._values[i + 1].tolist(), strict=True)),
+                predictions=self._predictions[i],
+            )
+        return record
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The detail as arrays of shape (steps, scalars): ``values`` before each step,
+        ``slopes``, ``step_sizes`` and ``new_values`` (views: read them, do not write).
+
+        >>> log = StepLog(1, ["b"], array("d", [4.0]))
+        >>> for row, value in zip(log.start_step(), [1.0, 0.5, 0.25]):
+        ...     row[:] = value
+        >>> log.end_step(None); log.finish([0.75])
+        >>> log.arrays()["new_values"]
+        array([[0.75]])
+        """
+        n = self._count
+        return {
+            "values": self._values[:n],
+            "slopes": self._slopes[:n],
+            "step_sizes": self._step_sizes[:n],
+            "new_values": self._values[1 : n + 1],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StepLog | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"StepLog({self._count} steps of {self._values.shape[1]} scalars)"
+
+
+@dataclass(eq=False)
 class History:
     """What a training run did.
 
-    ``trained`` names the trained scalars (e.g. ``b3`` or ``hidden.weight[0,1]``);
+    ``parameters`` names the trained parameters with their shapes, and ``trained`` names
+    their scalars (e.g. ``b3`` or ``hidden.weight[0,1]``), built when asked for;
     ``losses`` holds the loss before each step (always kept, one float per step) and
     ``accuracies`` the accuracy on the step's rows for classification; ``steps`` holds a
-    :class:`StepRecord` per step only when ``detail`` is on, so a long run of a large
-    model keeps one float per step and no more. ``stop_reason`` is one of
-    ``"step_size"``, ``"loss"``, ``"max_steps"``, ``"diverged"`` and ``message`` says it
-    in one sentence. ``final_values`` holds every scalar of the model (frozen ones too),
-    ``final_loss`` and ``final_predictions`` come from the whole data set at the end.
+    :class:`StepRecord` per step only when ``detail`` is on (a :class:`StepLog`, empty
+    otherwise), so a long run of a large model keeps one float per step and no more.
+    ``stop_reason`` is one of ``"step_size"``, ``"loss"``, ``"max_steps"``,
+    ``"diverged"`` and ``message`` says it in one sentence. ``final_parameters`` holds a
+    copy of every parameter at the end (frozen ones too) and ``final_values`` the same
+    per scalar, built when asked for; ``final_loss`` and ``final_predictions`` come from
+    the whole data set at the end.
     """
 
-    trained: list[str]
+    parameters: list[ParameterShape]
     loss_name: str
     detail: bool
     learning_rate: float
-    steps: list[StepRecord] = field(default_factory=list)
     losses: array = field(default_factory=lambda: array("d"))
     accuracies: array | None = None
     stop_reason: str = ""
     message: str = ""
-    final_values: dict[str, float] = field(default_factory=dict)
+    final_parameters: dict[str, np.ndarray] = field(default_factory=dict)
     final_loss: float = math.nan
     final_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0))
     final_accuracy: float | None = None
+    step_log: StepLog | None = field(default=None, repr=False)
+    _trained: list[str] | None = field(default=None, init=False, repr=False)
+    _final_values: dict[str, float] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def trained(self) -> list[str]:
+        """The trained scalars' names, in order (built on first use).
+
+        >>> History([("b3", ()), ("w", (2,))], "ssr", False, 0.1).trained
+        ['b3', 'w[0]', 'w[1]']
+        """
+        if self._trained is None:
+            self._trained = scalar_names(self.parameters)
+        return self._trained
+
+    @property
+    def steps(self) -> StepLog:
+        """A :class:`StepRecord` per step when ``detail`` is on; empty otherwise."""
+        if self.step_log is None:
+            self.step_log = StepLog(0, [], self.losses)
+        return self.step_log
+
+    @property
+    def final_values(self) -> dict[str, float]:
+        """Every scalar of the model at the end (frozen ones too), by name (built on first use).
+
+        >>> end = {"w": np.array([1.0, 2.0])}
+        >>> History([], "ssr", False, 0.1, final_parameters=end).final_values
+        {'w[0]': 1.0, 'w[1]': 2.0}
+        """
+        if self._final_values is None:
+            shapes = [(name, value.shape) for name, value in self.final_parameters.items()]
+            values = [v for value in self.final_parameters.values() for v in value.ravel().tolist()]
+            self._final_values = dict(zip(scalar_names(shapes), values, strict=True))
+        return self._final_values
 
     @property
     def num_steps(self) -> int:
         """How many steps were taken (the length of :attr:`losses`).
 
-        >>> History(trained=["b3"], loss_name="ssr", detail=False, learning_rate=0.1).num_steps
+        >>> History([("b3", ())], loss_name="ssr", detail=False, learning_rate=0.1).num_steps
         0
         """
         return len(self.losses)
@@ -216,8 +396,8 @@ class History:
         >>> json.dumps(history.to_dict()["final"])
         '{"values": {"b": 0.64}, "loss": 0.2592, "predictions": [0.64, 0.64]}'
         """
-        if self.detail:
-            steps = [record.to_dict() for record in self.steps]
+        if self.detail and self.step_log is not None:
+            steps = [record.to_dict() for record in self.step_log]
         else:
             steps = [
                 {
@@ -425,12 +605,17 @@ def _steps_text(n: int) -> str:
     return f"{n} step" if n == 1 else f"{n} steps"
 
 
-def _summary(trained: list[str], values: dict[str, float], n: int) -> str:
+def _summary(history: History, trained: list[Any]) -> str:
     """``b3 = 2.61 after 10 steps`` for a few scalars, else ``trained 7 parameters for ...``."""
-    if len(trained) <= 3:
-        shown = ", ".join(f"{name} = {values[name]:.3g}" for name in trained)
-        return f"{shown} after {_steps_text(n)}"
-    return f"trained {len(trained)} parameters for {_steps_text(n)}"
+    steps = _steps_text(history.num_steps)
+    size = sum(p.size for p in trained)
+    if size <= 3:
+        values = _concat([p.data for p in trained]).tolist()
+        shown = ", ".join(
+            f"{name} = {v:.3g}" for name, v in zip(history.trained, values, strict=True)
+        )
+        return f"{shown} after {steps}"
+    return f"trained {size} parameters for {steps}"
 
 
 def _diverged_message(losses: array, problem: tuple[str, str], lr: float) -> str:
@@ -561,12 +746,19 @@ def train(
             f"the optimizer does not hold the trainable parameter(s) {', '.join(missing)}; "
             "make it from model.parameters(), or freeze them"
         )
-    scalar_names = [ref.name for ref in model.scalars(trainable_only=True)]
+    size = sum(p.size for p in trained_params)  # trained scalars
     if detail is None:
-        detail = len(scalar_names) <= DETAIL_MAX_SCALARS and prepared.n <= DETAIL_MAX_ROWS
+        detail = size <= DETAIL_MAX_SCALARS and prepared.n <= DETAIL_MAX_ROWS
     history = History(
-        trained=scalar_names, loss_name=loss_name, detail=bool(detail), learning_rate=opt.lr
+        parameters=[(name, p.shape) for name, p in named],
+        loss_name=loss_name,
+        detail=bool(detail),
+        learning_rate=opt.lr,
     )
+    log = None
+    if history.detail:
+        capacity = min(rules.max_steps, 1024)
+        log = history.step_log = StepLog(size, lambda: history.trained, history.losses, capacity)
     if task in ("binary", "multiclass"):
         history.accuracies = array("d")
 
@@ -587,6 +779,8 @@ def train(
                 current = loss_value.item()
                 if not math.isfinite(current):
                     reason, problem = "diverged", ("the loss", _non_finite(current))
+                    if log is not None:  # the last step's new values, before undoing it
+                        log.finish(_concat([p.data for p in trained_params]))
                     if rollback is not None:
                         with no_grad():
                             for p, old in zip(trained_params, rollback, strict=True):
@@ -609,6 +803,8 @@ def train(
                 new_values = _concat([u.new_value for u in updates])
                 bad = None if np.isfinite(new_values).all() else _bad_update(updates, names)
                 if bad is not None:
+                    if log is not None:
+                        log.finish(_concat(before))
                     with no_grad():
                         for p, old in zip(trained_params, before, strict=True):
                             p.data[...] = old
@@ -622,20 +818,12 @@ def train(
                     accuracy = _accuracy(out.data, yb, task, loss_name)
                     history.accuracies.append(math.nan if accuracy is None else accuracy)
                 step_sizes = _concat([u.step_size for u in updates])
-                if history.detail:
-                    small = len(yb) <= DETAIL_MAX_ROWS
-                    slopes = _concat([u.slope for u in updates])
-                    history.steps.append(
-                        StepRecord(
-                            step=step,
-                            loss=current,
-                            values=dict(zip(scalar_names, _concat(before).tolist(), strict=True)),
-                            slopes=dict(zip(scalar_names, slopes.tolist(), strict=True)),
-                            step_sizes=dict(zip(scalar_names, step_sizes.tolist(), strict=True)),
-                            new_values=dict(zip(scalar_names, new_values.tolist(), strict=True)),
-                            predictions=_flat(out.data) if small else None,
-                        )
-                    )
+                if log is not None:
+                    values_row, slopes_row, step_sizes_row = log.start_step()
+                    values_row[:] = _concat(before)
+                    slopes_row[:] = _concat([u.slope for u in updates])
+                    step_sizes_row[:] = step_sizes
+                    log.end_step(_flat(out.data) if len(yb) <= DETAIL_MAX_ROWS else None)
                 bar.update(step, current)
                 if rules.step_size is not None and np.all(np.abs(step_sizes) < rules.step_size):
                     reason = "step_size"
@@ -653,11 +841,11 @@ def train(
     predictions, history.final_loss = final
     history.final_predictions = _flat(predictions)
     history.final_accuracy = _accuracy(predictions, y, task, loss_name)
-    all_names = [ref.name for ref in model.scalars()]
-    values = _concat([p.data for p in model.parameters()]).tolist()
-    history.final_values = dict(zip(all_names, values, strict=True))
+    history.final_parameters = {name: p.data.copy() for name, p in model.named_parameters()}
+    if log is not None and reason != "diverged":
+        log.finish(_concat([p.data for p in trained_params]))
     history.stop_reason = reason
-    summary = _summary(scalar_names, history.final_values, history.num_steps)
+    summary = _summary(history, trained_params)
     if reason == "step_size":
         history.message = f"{summary}: every step size is below {rules.step_size:g}"
     elif reason == "loss":
