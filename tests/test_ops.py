@@ -579,3 +579,65 @@ def test_ties_share_the_gradient_like_pytorch(name, args, attrs, torch):
     )
     directions = [np.ones_like(a) for a in args]
     compare_with_pytorch(torch, name, case, weights, directions)
+
+
+@pytest.mark.parametrize(
+    "base, exponent",
+    [
+        pytest.param([0.0, 1.5, -2.0], 0.0, id="x ** 0 at x = 0 (a constant exponent)"),
+        pytest.param([0.0, 0.0, 2.0, 3.0], [0.0, 2.0, 0.0, 0.5], id="zeros in base and exponent"),
+        pytest.param([[0.0], [2.0]], [0.0, 1.0, 3.0], id="a zero base broadcast"),
+    ],
+)
+def test_pow_where_the_exponent_is_zero_like_pytorch(base, exponent, torch):
+    # a^0 is the constant 1, so its slope is 0, at a = 0 too (the power rule's
+    # 0 * 0^-1 used to give NaN there). Values and first derivatives as PyTorch's.
+    a = cr.tensor(base, requires_grad=True)
+    b = cr.tensor(exponent, requires_grad=np.ndim(exponent) > 0)
+    ta = torch.tensor(base, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(exponent, dtype=torch.float64, requires_grad=b.requires_grad)
+    out, t_out = a**b, ta**tb
+    weights = np.arange(1.0, 1.0 + out.size).reshape(out.shape)
+    inputs, t_inputs = ([a, b], [ta, tb]) if b.requires_grad else ([a], [ta])
+    grads = cr.gradients(out, inputs, gradient=weights)
+    t_grads = torch.autograd.grad(t_out, t_inputs, torch.tensor(weights))
+    close(out, t_out, "pow: value")
+    for i, (g, t_g) in enumerate(zip(grads, t_grads, strict=True)):
+        assert np.isfinite(g).all()
+        close(g, t_g, f"pow: gradient of input {i}")
+
+
+def test_pow_second_derivatives_where_the_exponent_is_zero():
+    # PyTorch masks the base's gradient where b = 0 and so loses d/db (b a^(b-1)) = 1/a
+    # there; the engine keeps it. The Hessian along (va, vb) against central differences of
+    # the first derivatives, at a positive base (the exponent moves around 0).
+    def first_derivatives(a, b, create_graph=False):
+        a, b = cr.tensor(a, requires_grad=True), cr.tensor(b, requires_grad=True)
+        return a, b, cr.gradients((a**b).sum(), [a, b], create_graph=create_graph)
+
+    a0, b0 = np.array([2.0, 0.7]), np.array([0.0, 0.0])
+    va, vb = np.array([1.0, -2.0]), np.array([0.5, 3.0])
+    a, b, (ga, gb) = first_derivatives(a0, b0, create_graph=True)
+    along = (ga * va).sum() + (gb * vb).sum()
+    ha, hb = cr.gradients(along, [a, b])
+    engine = (ha * va).sum() + (hb * vb).sum()
+    eps = 1e-6
+    _, _, (pa, pb) = first_derivatives(a0 + eps * va, b0 + eps * vb)
+    _, _, (ma, mb) = first_derivatives(a0 - eps * va, b0 - eps * vb)
+    numeric = (((pa - ma) * va).sum() + ((pb - mb) * vb).sum()) / (2 * eps)
+    assert engine == pytest.approx(numeric, rel=1e-6)
+
+
+def test_pow_exponent_gradient_at_a_negative_base_is_zero_where_pytorch_gives_nan(torch):
+    # A negative base has real powers only at integer exponents, so a^b has no derivative
+    # in b there. PyTorch returns a^b ln a = NaN; the engine returns 0 wherever a <= 0 (see
+    # ops.pow_b), so one such term cannot turn every shared gradient into NaN.
+    a = cr.tensor([-2.0, -2.0, 0.0, 0.0], requires_grad=True)
+    b = cr.tensor([2.0, 0.0, 2.0, -1.0], requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (gb,) = cr.gradients((a**b).sum(), [b])
+    np.testing.assert_array_equal(gb, [0.0, 0.0, 0.0, 0.0])
+    ta = torch.tensor([-2.0, -2.0, 0.0, 0.0], dtype=torch.float64)
+    tb = torch.tensor([2.0, 0.0, 2.0, -1.0], dtype=torch.float64, requires_grad=True)
+    (t_gb,) = torch.autograd.grad((ta**tb).sum(), [tb])
+    np.testing.assert_array_equal(t_gb.numpy(), [np.nan, np.nan, 0.0, -np.inf])

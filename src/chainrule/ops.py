@@ -363,14 +363,31 @@ def div_b(g, out, a, b):
 
 
 def pow_a(g, out, a, b):
-    return unbroadcast(g * b * a ** (b - 1), a.shape)
+    # d a^b / da = b a^(b-1). Where b = 0, a^b is the constant 1 and the slope is 0, as in
+    # PyTorch, even at a = 0, where the formula reads 0 * 0^-1 = 0 * inf = NaN: there the
+    # base is replaced by 1 first, so no inf enters the rule (nor its own derivatives).
+    vb = value(b)
+    if vb.ndim == 0 and vb != 0 or not (vb == 0).any():  # the usual case: no zero exponent
+        return unbroadcast(g * b * a ** (b - 1), a.shape)
+    both_zero = (value(a) == 0) & (vb == 0)
+    base = call("where", a, 1.0, cond=~both_zero) if both_zero.any() else a
+    return unbroadcast(g * b * base ** (b - 1), a.shape)
 
 
 def pow_b(g, out, a, b):
-    # d a^b / db = a^b ln a, taken as 0 where a <= 0 (there b must be an integer).
+    # d a^b / db = a^b ln a, taken as 0 where a <= 0. At a = 0, b >= 0 PyTorch gives 0 too;
+    # at a = 0, b < 0 it gives -inf (inf * ln 0) and at a negative base NaN (the log of a
+    # negative number). A negative base only has real powers for integer b, so a^b is not
+    # differentiable in b there: rather than NaN, which would poison every gradient that a
+    # sum of terms shares, the exponent gets 0 wherever a <= 0.
     positive = value(a) > 0
-    safe_a = call("where", a, np.ones_like(value(a)), cond=positive)
-    return unbroadcast(g * out * call("log", safe_a) * positive, b.shape)
+    if positive.all():
+        return unbroadcast(g * out * call("log", a), b.shape)
+    # Both factors are made finite there (1 for the base, 0 for a^b, which is inf at a = 0,
+    # b < 0) rather than multiplied by 0 afterwards: 0 * inf would be NaN again.
+    safe_a = call("where", a, 1.0, cond=positive)
+    safe_out = call("where", out, 0.0, cond=positive)
+    return unbroadcast(g * safe_out * call("log", safe_a), b.shape)
 
 
 def _share(weights: Array, g: Any) -> Array:
@@ -563,7 +580,9 @@ _ENTRIES = [
     Op("div", _broadcasting("div", np.divide), (div_a, div_b), ("1 / {b}", "-{a} / {b}^2"),
        "{a} / {b}", 2, True, "d(a/b)/da = 1/b and d(a/b)/db = -a/b^2."),
     Op("pow", _pow_forward, (pow_a, pow_b), ("{b} {a}^({b} - 1)", "{a}^{b} ln {a}"),
-       "{a}^{b}", 2, True, "The power rule for the base; a^b ln a for the exponent."),
+       "{a}^{b}", 2, True,
+       "The power rule for the base (0 where b = 0); a^b ln a for the exponent (0 where "
+       "a <= 0)."),
     Op("maximum", _broadcasting("maximum", np.maximum), (maximum_a, maximum_b),
        ("1 if {a} > {b} else 0", "1 if {b} > {a} else 0"), "max({a}, {b})", 2, True,
        "The gradient goes to the larger input (shared at a tie)."),
