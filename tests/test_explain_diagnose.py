@@ -158,8 +158,14 @@ def test_feedback(seed_history):
     assert "step size = slope x learning rate = -15.6551 x 0.1 = -1.5655" in feedback
     assert check_answer(new, "1.5655").correct  # from the numbers the prompt shows
     assert check_answer(new, "1.57").correct
-    assert check_answer(slope, "minus fifteen") == (False, "Please type a number, e.g. -15.66.")
-    assert check_answer(slope, "") == (False, "Please type a number, e.g. -15.66.")
+    not_a_number = (False, "Please type a number, e.g. 1.5.")
+    assert check_answer(slope, "minus fifteen") == not_a_number
+    assert check_answer(slope, "") == not_a_number
+    # The example is never the answer, whatever is asked.
+    for question in quiz_questions(seed_history, 2):
+        message = check_answer(question, "?").message
+        assert message == not_a_number[1]
+        assert f"{question.answer:.2f}" not in message
 
 
 def test_two_significant_digits_are_needed():

@@ -35,6 +35,9 @@ from chainrule.training import History
 #: The kinds of question, in the order a step computes them.
 KINDS = ("slope", "step size", "new value")
 
+#: The example of a number shown when an answer is not one: the same for every question.
+NUMBER_EXAMPLE = "1.5"
+
 _NUMBER = re.compile(
     r"^[+-]?(?:(?P<whole>\d+)(?:\.(?P<frac>\d*))?|\.(?P<frac2>\d+))(?:[eE](?P<exp>[+-]?\d+))?$"
 )
@@ -151,14 +154,13 @@ def check_answer(question: Question, text: str) -> Check:
     >>> check_answer(q, "-15.66")[0], check_answer(q, "-15.6")[0], check_answer(q, "-16")[0]
     (True, False, True)
     >>> check_answer(q, "a lot")
-    Check(correct=False, message='Please type a number, e.g. -15.66.')
+    Check(correct=False, message='Please type a number, e.g. 1.5.')
     """
     what = question.subject or f"the {question.kind} of {question.parameter}"
     answer = question.answer
     parsed = _parse(text)
-    if parsed is None:
-        example = f"{answer:.2f}" if math.isfinite(answer) else "1.57"
-        return Check(False, f"Please type a number, e.g. {example}.")
+    if parsed is None:  # a fixed example: one made from the answer would give it away
+        return Check(False, f"Please type a number, e.g. {NUMBER_EXAMPLE}.")
     given, decimals = parsed
     typed = 0.5 * 10.0**-decimals
     allowed = typed
