@@ -6,6 +6,7 @@ import dataclasses
 import doctest
 import gc
 import importlib
+import threading
 import warnings
 import weakref
 
@@ -284,6 +285,59 @@ def test_no_grad_records_nothing():
     with pytest.raises(RuntimeError), cr.no_grad():
         raise RuntimeError("the flag is restored after an error too")
     assert cr.is_grad_enabled()
+
+
+def test_no_grad_holds_for_its_own_thread_only():
+    # A web server runs handlers in threads: one handler's no_grad must not stop another's
+    # recording.
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    entered, resume = threading.Event(), threading.Event()
+    seen = {}
+
+    def handler():
+        with cr.no_grad():
+            entered.set()
+            resume.wait(timeout=10)
+            seen["inside"] = (x * 2).requires_grad, cr.is_grad_enabled()
+        seen["after"] = cr.is_grad_enabled()
+
+    worker = threading.Thread(target=handler)
+    worker.start()
+    assert entered.wait(timeout=10)
+    assert cr.is_grad_enabled() and (x * 2).requires_grad  # this thread still records
+    resume.set()
+    worker.join()
+    assert seen == {"inside": (False, False), "after": True}
+    with cr.no_grad():  # and a thread started inside no_grad records
+        fresh = threading.Thread(target=lambda: seen.update(fresh=(x * 2).requires_grad))
+        fresh.start()
+        fresh.join()
+    assert seen["fresh"] is True
+
+
+def test_backward_in_one_thread_leaves_recording_on_in_another():
+    # backward() turns recording off while its rules run (on with create_graph): for its
+    # own thread only.
+    in_backward, resume = threading.Event(), threading.Event()
+
+    def waiting_rule(g, out, x):
+        in_backward.set()
+        resume.wait(timeout=10)
+        return g
+
+    waiting = dataclasses.replace(
+        OPS["neg"], name="wait", forward=np.positive, rules=(waiting_rule,)
+    )
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    worker = threading.Thread(target=lambda: apply(waiting, x).sum().backward())
+    worker.start()
+    try:
+        assert in_backward.wait(timeout=10)
+        assert cr.is_grad_enabled() and (x * 2).requires_grad
+    finally:
+        resume.set()
+        worker.join()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
 
 
 def test_a_chain_of_100000_ops():

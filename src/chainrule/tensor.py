@@ -20,6 +20,7 @@ sort) and tinygrad's gradient.py (the rule table kept apart from the walk).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -63,29 +64,36 @@ _CONCATENATE = OPS["concatenate"]
 _STACK = OPS["stack"]
 _WHERE = OPS["where"]
 
-_GRAD_ENABLED = True
+#: Whether operations record the graph. A context variable, not a global: each thread (and
+#: each asyncio task) has its own, so one web request's ``no_grad`` cannot stop another's
+#: recording. A new thread starts with recording on.
+_GRAD_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "chainrule_grad_enabled", default=True
+)
+_grad_enabled = _GRAD_MODE.get  # bound once: ``apply`` reads it for every operation
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
     """Run operations without recording a graph (for updates and evaluation).
 
+    It holds for the current thread (or asyncio task) only; other threads keep recording.
+
     >>> with no_grad():
     ...     y = tensor(2.0, requires_grad=True) * 3
     >>> y.requires_grad
     False
     """
-    global _GRAD_ENABLED
-    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    token = _GRAD_MODE.set(False)
     try:
         yield
     finally:
-        _GRAD_ENABLED = previous
+        _GRAD_MODE.reset(token)
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations record the graph now (False inside :func:`no_grad`)."""
-    return _GRAD_ENABLED
+    """Whether operations record the graph now in this thread (False inside :func:`no_grad`)."""
+    return _grad_enabled()
 
 
 def _as_array(data: Any, dtype: Any = None, where: str = "Tensor") -> np.ndarray:
@@ -549,7 +557,7 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
         data = np.asarray(data)
     if data.dtype not in _FLOAT_DTYPES:  # e.g. integers: take the first operand's dtype
         data = data.astype(inputs[0].data.dtype)
-    if _GRAD_ENABLED:
+    if _grad_enabled():
         for t in inputs:
             if t.requires_grad:
                 return Tensor._node(data, op, inputs, attrs, True)
@@ -656,8 +664,7 @@ def _backpropagate(
     grads: dict[Tensor, Any] = {root: _seed(root, gradient, create_graph)}
     wanted = None if targets is None else set(targets)
     found: dict[Tensor, Any] = {}
-    global _GRAD_ENABLED
-    previous, _GRAD_ENABLED = _GRAD_ENABLED, create_graph
+    token = _GRAD_MODE.set(create_graph)  # the rules record only to differentiate again
     try:
         for node in reversed(order):
             # Complete: every node that uses ``node`` came earlier in this loop.
@@ -687,7 +694,7 @@ def _backpropagate(
                 node.inputs = ()
                 node._freed = True
     finally:
-        _GRAD_ENABLED = previous
+        _GRAD_MODE.reset(token)
     if targets is None:
         return None
     return [found.get(t) for t in targets]
@@ -890,7 +897,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     picks = (argnums,) if single else tuple(argnums)
 
     def gradient_of_f(*args: Any) -> Any:
-        nested = _GRAD_ENABLED and any(
+        nested = _grad_enabled() and any(
             isinstance(args[i], Tensor) and args[i].requires_grad for i in picks
         )
         wrapped = list(args)
