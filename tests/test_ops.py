@@ -182,8 +182,9 @@ def transpose(draw, name):
 
 @case("swapaxes")
 def swapaxes(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=4))
-    return Case([floats(draw, shape)], {})
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+    axis = st.integers(-len(shape), len(shape) - 1)
+    return Case([floats(draw, shape)], {"axis1": draw(axis), "axis2": draw(axis)})
 
 
 @case("broadcast_to")
@@ -349,7 +350,7 @@ TORCH: dict[str, Callable[..., Any]] = {
     "min": lambda t, x, axis, keepdims: torch_reduction(t.amin, x, axis, keepdims),
     "reshape": lambda t, x, shape: x.reshape(shape),
     "transpose": lambda t, x, axes: torch_permute(x, axes),
-    "swapaxes": lambda t, x: x.transpose(-1, -2),
+    "swapaxes": lambda t, x, axis1, axis2: x.transpose(axis1, axis2),
     "broadcast_to": lambda t, x, shape: x.expand(shape),
     "getitem": lambda t, x, index: x[torch_index(t, index)],
     "scatter": torch_scatter,
@@ -530,6 +531,7 @@ NAMED = [
     ("reshape", [normal(2, 3, 4)], {"shape": (4, -1)}, "with -1"),
     ("transpose", [normal(2, 3, 4)], {"axes": (-1, 0, 1)}, "negative axes"),
     ("transpose", [normal(2, 3, 4)], {"axes": None}, "reversed"),
+    ("swapaxes", [normal(2, 3, 4)], {"axis1": 0, "axis2": -1}, "first and last"),
     ("concatenate", [normal(2, 3), normal(2, 1), normal(2, 2)], {"axis": -1}, "last axis"),
     ("stack", [normal(2, 3), normal(2, 3), normal(2, 3)], {"axis": 1}, "middle axis"),
     (

@@ -82,6 +82,22 @@ def test_equality_is_elementwise_like_numpy_but_hashing_is_by_identity():
     assert bool(Tensor(2.0) == 2.0) and not bool(Tensor(2.0) != 2.0)
 
 
+def test_swapaxes_takes_numpys_two_axes():
+    data = np.arange(24.0).reshape(2, 3, 4)
+    x = Tensor(data, requires_grad=True)
+    for axes in [(0, 2), (2, 0), (-1, -2), (1, 1), (0, -1)]:
+        np.testing.assert_array_equal(x.swapaxes(*axes).data, data.swapaxes(*axes))
+        np.testing.assert_array_equal(cr.swapaxes(x, *axes).data, np.swapaxes(data, *axes))
+    weights = np.arange(24.0).reshape(4, 3, 2)
+    (x.swapaxes(0, 2) * weights).sum().backward()
+    np.testing.assert_array_equal(x.grad, weights.swapaxes(0, 2))
+    cr.check_grads(lambda t: (t.swapaxes(0, 1) ** 2 * weights[0]).sum(), np.ones((2, 3)))
+    with pytest.raises(ShapeError, match=r"swapaxes: .*\(2, 3, 4\)"):
+        x.swapaxes(0, 3)
+    with pytest.raises(TypeError):
+        x.swapaxes()  # numpy's signature: both axes are needed
+
+
 def test_detach_shares_data_but_leaves_the_graph():
     x = Tensor([1.0, 2.0], requires_grad=True)
     y = x * 3

@@ -254,8 +254,14 @@ def _transpose_forward(x: Array, axes: tuple[int, ...] | None = None) -> Array:
     return x.transpose(axes)
 
 
-def _swapaxes_forward(x: Array) -> Array:
-    return x.swapaxes(-1, -2)
+def _swapaxes_forward(x: Array, axis1: int = -2, axis2: int = -1) -> Array:
+    # (matmul's rules call it without axes: a batched transpose of the last two)
+    try:
+        return x.swapaxes(axis1, axis2)
+    except (ValueError, TypeError) as exc:  # numpy's AxisError is a ValueError
+        raise ShapeError(
+            f"swapaxes: {exc} (shape {np.shape(x)}, axes {axis1!r} and {axis2!r})"
+        ) from None
 
 
 def _reshape_forward(x: Array, shape: tuple[int, ...]) -> Array:
@@ -527,8 +533,8 @@ def transpose_x(g, out, x, axes=None):
     return call("transpose", g, axes=inverse)
 
 
-def swapaxes_x(g, out, x):
-    return call("swapaxes", g)
+def swapaxes_x(g, out, x, axis1=-2, axis2=-1):
+    return call("swapaxes", g, axis1=axis1, axis2=axis2)  # a swap is its own inverse
 
 
 def broadcast_to_x(g, out, x, shape):
@@ -628,7 +634,7 @@ _ENTRIES = [
     Op("transpose", _transpose_forward, (transpose_x,), ("1",),
        "{x}^T", 1, False, "The gradient is transposed back."),
     Op("swapaxes", _swapaxes_forward, (swapaxes_x,), ("1",), "{x}^T", 1, False,
-       "Swapping the last two axes; the gradient is swapped back."),
+       "Swapping two axes (the last two by default); the gradient is swapped back."),
     Op("broadcast_to", _broadcast_to_forward, (broadcast_to_x,), ("1",), "{x}", 1, False,
        "Copies of an entry each send their gradient back to it: they are summed."),
     Op("getitem", _getitem_forward, (getitem_x,), ("1",), "{x}[{p}]", 1, False,

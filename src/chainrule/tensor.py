@@ -445,9 +445,13 @@ class Tensor:
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
         return self.transpose()
 
-    def swapaxes(self) -> Tensor:
-        """Swap the last two axes (a batched transpose)."""
-        return apply(_SWAPAXES, self)
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        """Interchange two axes, as numpy's ``swapaxes`` (``(-2, -1)``: a batched transpose).
+
+        >>> Tensor(np.zeros((2, 3, 4))).swapaxes(0, 2).shape
+        (4, 3, 2)
+        """
+        return apply(_SWAPAXES, self, axis1=axis1, axis2=axis2)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return apply(_BROADCAST_TO, self, shape=tuple(shape))
@@ -853,6 +857,11 @@ def reshape(x: Any, shape: Sequence[int]) -> Tensor:
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reverse them when ``axes`` is None)."""
     return apply(_TRANSPOSE, x, axes=None if axes is None else tuple(axes))
+
+
+def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
+    """Interchange two axes (numpy's ``swapaxes``)."""
+    return apply(_SWAPAXES, x, axis1=axis1, axis2=axis2)
 
 
 def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
