@@ -17,7 +17,7 @@ import pytest
 from seed import FITTED, MAIN_IDEAS, SCAN
 
 from chainrule import cli
-from chainrule.scenario import TEMPLATE
+from chainrule.scenario import TEMPLATE, builtin_scenarios
 
 BAD = Path(__file__).parent / "bad_scenarios"
 
@@ -236,6 +236,61 @@ def test_run_every_and_columns_shape_the_json(capsys):
     assert all(list(s["slopes"]) == ["b3"] for s in run["steps"])
     code, _, err = run_main(capsys, "run", "main-ideas", "--columns", "w1")
     assert code == 2 and "'w1' was not trained" in err
+
+
+def main_ideas_with(tmp_path: Path, **train: object) -> str:
+    """The main-ideas scenario with other [train] settings, as a file in ``tmp_path``."""
+    (info,) = [info for info in builtin_scenarios() if info.name == "main-ideas"]
+    text = info.path.read_text()
+    for key, value in train.items():
+        lines = [line for line in text.splitlines() if line.startswith(f"{key} = ")]
+        assert len(lines) == 1, key
+        text = text.replace(lines[0], f"{key} = {value}")
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "kind", "words"),
+    [
+        (0.1, "converged", ["The run converged: b3 = 2.61 after 10 steps", "by 0.4"]),
+        (
+            0.001,
+            "crawling",
+            [
+                "The run stopped early: b3 = 2.44 after 459 steps",
+                "still 0.1648 from the best b3 (2.6092)",
+            ],
+        ),
+        (
+            0.3,
+            "converged",
+            ["It oscillated on the way: the slope of b3 changed sign at every step"],
+        ),
+        (
+            0.4,
+            "diverged",
+            ["The run diverged: b3 = -3.5e+146 after 1000 steps", "by -1.4 (= 1 - 2 x 3 x 0.4)"],
+        ),
+    ],
+)
+def test_run_shows_the_diagnosis_after_the_ledger(capsys, tmp_path, learning_rate, kind, words):
+    path = main_ideas_with(tmp_path, learning_rate=learning_rate)
+    code, out, _ = run_main(capsys, "run", path, "--format", "text")
+    assert code == 0
+    stopped, diagnosis = out.rstrip().split("\n\n")[-2:]
+    assert stopped.splitlines()[-1].startswith("stopped: ")
+    for said in words:
+        assert said in diagnosis
+    code, out, _ = run_main(capsys, "run", path, "--format", "json")
+    run = json.loads(out)
+    assert list(run) == ["trained", "loss", "steps", "stop_reason", "final", "diagnosis"]
+    assert run["diagnosis"]["kind"] == kind
+    assert run["diagnosis"]["message"] == diagnosis
+    if learning_rate == 0.4:
+        assert run["stop_reason"] == "max_steps"
+        assert run["final"]["loss"] > 1e290
 
 
 def test_run_a_classifier_reports_accuracy(capsys):

@@ -72,10 +72,44 @@ def test_tiny_steps_crawl():
     assert "more steps would bring it within 0.001 of the best b3" in d.message
 
 
-def test_a_zigzag_that_converges_is_converged():
+def test_a_zigzag_that_converges_is_converged_and_says_it_oscillated():
     d = diagnose(b3_run(0.3))
     assert d.kind == "converged" and d.factor == pytest.approx(-0.8)
-    assert "The sign flips every step" in d.message
+    assert "It oscillated on the way: the slope of b3 changed sign at every step" in d.message
+
+
+def test_a_step_size_rule_that_fires_far_from_the_best_value_stopped_early():
+    history = b3_run(0.001)
+    assert history.stop_reason == "step_size"
+    d = diagnose(history)
+    assert d.kind == "crawling"
+    assert d.message.startswith("The run stopped early: b3 = 2.44 after 459 steps")
+    assert "still 0.1648 from the best b3 (2.6092)" in d.message
+    assert "converged" not in d.message
+    assert "by 0.994 (= 1 - 2 x 3 x 0.001)" in d.message
+
+
+def test_a_step_size_rule_that_fires_while_the_loss_still_falls_stopped_early():
+    model = Formula(FORMULA, inputs=["dosage"], values={**FITTED, **THREE_START})
+    model.freeze()
+    model.unfreeze("w3", "w4", "b3")
+    history = train(model, dosage(), learning_rate=0.02, stop={"step_size": 0.002})
+    assert history.stop_reason == "step_size"
+    d = diagnose(history)
+    assert d.kind == "crawling" and d.factor is None
+    assert d.message.startswith("The run stopped early: ")
+    assert "The loss was still falling: it fell by 0.0253 over the last 50 steps" in d.message
+
+
+def test_a_loss_that_grows_until_the_step_limit_diverges_without_a_factor():
+    model = Formula(FORMULA, inputs=["dosage"], values={**FITTED, **THREE_START})
+    model.freeze()
+    model.unfreeze("w3", "w4", "b3")
+    history = train(model, dosage(), learning_rate=0.4, stop={"max_steps": 40})
+    assert history.stop_reason == "max_steps"
+    d = diagnose(history)
+    assert d.kind == "diverged" and d.factor is None
+    assert d.message.startswith("The run diverged: ")
 
 
 def test_several_parameters_have_no_single_factor():

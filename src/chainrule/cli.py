@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: The output formats of run, explain and scan.
 FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
 
+#: The formats that are read by people: they also get the sentences around the tables.
+_PROSE_FORMATS = ("table", "text", "markdown", "latex")
+
 #: How the demo scans b3 (StatQuest's pink curve: b3 from 0 to 4).
 DEMO_SCAN = (0.0, 4.0, 9)
 
@@ -121,16 +124,29 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
-    from chainrule.explain import ledger
+    from chainrule.explain import diagnose, ledger
 
     scenario = _load(args.scenario)
     _, history = scenario.run()
     table = ledger(history, columns=args.columns, every=args.every or 1)
-    text = _render(table, args.format)
+    diagnosis = diagnose(history)
+    if args.format == "json":
+        text = _json(_run_dict(table, diagnosis))
+    else:
+        text = _render(table, args.format)
+        if args.format in _PROSE_FORMATS:
+            text = f"{text.rstrip()}\n\n{diagnosis.render(args.format)}\n"
     if history.final_accuracy is not None and args.format in ("table", "text", "markdown"):
         text = f"{text.rstrip()}\n\naccuracy on the data: {history.final_accuracy:.1%}\n"
     _emit(text, args.out, stdout)
     return EXIT_OK
+
+
+def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
+    """A run as JSON: the ledger's object, then ``"diagnosis"`` (how the run went)."""
+    from chainrule.explain.document import plain
+
+    return plain({**table.to_dict(), "diagnosis": diagnosis.to_dict()})
 
 
 def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -248,7 +264,7 @@ def write_demo_figures(scenario: Scenario, history: History, out_dir: Path) -> l
 
 def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule demo``: the seed's story (scan, ledger, chain rule), in the terminal."""
-    from chainrule.explain import chain_rule, ledger, scan
+    from chainrule.explain import chain_rule, diagnose, ledger, scan
 
     fmt = args.format
     scenario = _load("main-ideas")
@@ -264,6 +280,7 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     write("2. Gradient descent on b3 from 0, learning rate 0.1:\n\n")
     _, history = scenario.run()
     write(ledger(history).render(fmt).rstrip() + "\n\n")
+    write(diagnose(history).render(fmt).rstrip() + "\n\n")
 
     write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
     write(chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3").render(fmt))

@@ -1,12 +1,14 @@
 """Diagnosis: what a training run did, in plain words, with the reason when it can be found.
 
-A run *converged* (a stop rule fired), *diverged* (the loss grew without bound),
-*oscillated* (the slope changed sign every step up to the step limit) or *crawled* (it hit
-the step limit taking small steps). The reason comes from the history itself: when the
-ratio of successive slopes is constant, each step multiplies the distance to the best value
-by that ratio. For a bias under the SSR with plain gradient descent the ratio is
-``1 - 2 n lr`` (the loss is a parabola of curvature ``2 n`` in the bias), so the seed's
-learning rate 0.1 with 3 data points gives 0.4, and any learning rate above ``1/n`` diverges.
+A run *converged* (a stop rule fired near the lowest point), *diverged* (the loss grew
+without bound), *oscillated* (the slope changed sign every step up to the step limit) or
+*crawled* (it hit the step limit taking small steps, or a step-size rule stopped it early:
+far from the best value, or while the loss was still falling fast). The reason comes from
+the history itself: when the ratio of successive slopes is constant, each step multiplies
+the distance to the best value by that ratio. For a bias under the SSR with plain gradient
+descent the ratio is ``1 - 2 n lr`` (the loss is a parabola of curvature ``2 n`` in the
+bias), so the seed's learning rate 0.1 with 3 data points gives 0.4, and any learning rate
+above ``1/n`` diverges.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
@@ -34,6 +36,12 @@ KINDS = ("converged", "diverged", "oscillating", "crawling")
 OSCILLATION_STEPS = 6
 #: How close successive slope ratios must be to count as one constant factor.
 RATIO_TOLERANCE = 1e-6
+#: A step-size rule that fires more than this many last steps away from the best value
+#: stopped the run early: the steps were small because the learning rate was.
+FAR = 10
+#: A run whose loss would still fall by more than this fraction of its starting value (at
+#: its last rate) was stopped early, or still crawls.
+STILL_FALLING = 1e-3
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,7 @@ def diagnose(history: History) -> Diagnosis:
     factor = None if contraction is None else contraction.factor
     limit = None if contraction is None else contraction.limit_value
     said = f": {history.message}."
-    losses = np.asarray(history.losses, dtype=np.float64)
-    grew = (
-        len(losses) >= 3 and losses[-1] > 2 * losses[0] and bool(np.all(np.diff(losses[-3:]) > 0))
-    )
-    if history.stop_reason == "diverged" or (factor is not None and abs(factor) > 1) or grew:
+    if _diverging(history, factor):
         text = f"The run diverged{said}"
         if contraction is not None:
             text += (
@@ -118,18 +122,27 @@ def diagnose(history: History) -> Diagnosis:
                 f"{contraction.parameter} by more than it was off. {contraction.advice()}"
             )
         return Diagnosis("diverged", text, factor, limit)
+    flipping = [name for name, s in slopes.items() if _alternates(s)]
+    remaining = _remaining_fall(history)
     if history.stop_reason in ("step_size", "loss"):
+        early = _stopped_early(history, contraction, remaining)
+        if early is not None:
+            return Diagnosis("crawling", f"The run stopped early{said} {early}", factor, limit)
         text = f"The run converged{said}"
+        if contraction is not None and contraction.factor < 0:
+            flipping = [contraction.parameter]
+        if flipping:
+            names = ", ".join(flipping)
+            text += (
+                f" It oscillated on the way: the slope of {names} changed sign at every step, "
+                "so each step jumped over the lowest point and landed closer to it."
+            )
         if contraction is not None:
             text += (
                 f" {contraction.sentence()}, so the slope and the step size shrink by that "
                 f"factor every step."
             )
-            if contraction.factor < 0:
-                p = contraction.parameter
-                text += f" The sign flips every step: each step jumps over the best {p}."
         return Diagnosis("converged", text, factor, limit)
-    flipping = [name for name, s in slopes.items() if _alternates(s)]
     if flipping:
         names = ", ".join(flipping)
         text = (
@@ -150,15 +163,122 @@ def diagnose(history: History) -> Diagnosis:
     text = f"The run crawls{said}"
     if last_steps:
         text += f" The last step sizes are at most {number(max(last_steps))}."
+    if remaining is not None and _still_falling(history, remaining):
+        text += f" {_falling_sentence(history, remaining)}"
     if contraction is not None and 0 < contraction.factor < 1 and contraction.distance > 0:
-        needed = math.log(1e-3 / contraction.distance) / math.log(contraction.factor)
         text += (
-            f" {contraction.sentence()}: about {max(math.ceil(needed), 1)} more steps would "
+            f" {contraction.sentence()}: {_steps_needed(contraction)} more steps would "
             f"bring it within 0.001 of the best {contraction.parameter}. {contraction.advice()}"
         )
     else:
         text += " Try a larger learning rate, or more steps."
     return Diagnosis("crawling", text, factor, limit)
+
+
+def _diverging(history: History, factor: float | None) -> bool:
+    """Whether the loss grows without bound: a non-finite value, a ratio of slopes beyond
+    -1 or 1, or a loss that keeps growing and has more than doubled."""
+    if history.stop_reason == "diverged" or (factor is not None and abs(factor) > 1):
+        return True
+    losses = _losses(history)
+    if len(losses) < 3:
+        return False
+    if not np.all(np.isfinite(losses)):
+        return True
+    return bool(losses[-1] > 2 * losses[0] and np.all(np.diff(losses[-3:]) > 0))
+
+
+def _stopped_early(
+    history: History,
+    contraction: _Contraction | None,
+    remaining: tuple[float, float, int] | None,
+) -> str | None:
+    """Why a run that a step-size rule stopped is not at its lowest point yet, if it is not.
+
+    With a constant ratio of slopes the best value is known: the run stopped early when it
+    is more than :data:`FAR` last steps away from it. Otherwise, when the loss was still
+    falling so steadily that it would fall by more than :data:`STILL_FALLING` of its
+    starting value.
+    """
+    if history.stop_reason != "step_size" or not history.steps:
+        return None
+    last = [abs(v) for v in history.steps[-1].step_sizes.values()]
+    if contraction is not None:
+        c, p = contraction, contraction.parameter
+        if not last or c.distance <= FAR * max(last):
+            return None
+        text = (
+            f"The step size is small because the learning rate is small, not because {p} "
+            f"is near its best value: {p} = {number(history.steps[-1].new_values[p])} is "
+            f"still {number(c.distance)} from the best {p} ({number(c.best)}). "
+            f"{c.sentence()}, so it crawls"
+        )
+        if 0 < c.factor < 1:
+            text += f": about {_steps_needed(c)} more steps would bring it within 0.001"
+        return f"{text}. {c.advice()}"
+    if remaining is None or not _still_falling(history, remaining):
+        return None
+    return (
+        f"{_falling_sentence(history, remaining)} The steps are small, but the run is not "
+        "at the lowest point: try a larger learning rate, or a smaller step_size in stop."
+    )
+
+
+def _losses(history: History) -> np.ndarray:
+    """The loss before each step, then the loss at the end."""
+    losses = list(history.losses)
+    if math.isfinite(history.final_loss) or losses:
+        losses.append(history.final_loss)
+    return np.asarray(losses, dtype=np.float64)
+
+
+def _scale(history: History) -> float:
+    """The size of the loss the run started from (what 'still falling fast' compares with)."""
+    losses = _losses(history)
+    return float(abs(losses[0])) if len(losses) and np.isfinite(losses[0]) else 0.0
+
+
+def _remaining_fall(history: History) -> tuple[float, float, int] | None:
+    """How much further the loss would fall if its fall kept shrinking as it did over the
+    last window of steps (a geometric series): (that amount, the last window's fall, the
+    window's length in steps). None unless the loss fell in both of the last two windows.
+    A window is a tenth of the run (1 to 50 steps), so a noisy step does not decide it.
+    """
+    losses = _losses(history)
+    k = min(max(len(losses) // 10, 1), 50)
+    if len(losses) < max(2 * k + 1, 4) or not np.all(np.isfinite(losses[-2 * k - 1 :])):
+        return None
+    before = losses[-2 * k - 1] - losses[-k - 1]
+    last = losses[-k - 1] - losses[-1]
+    if not (before > 0 and last > 0):
+        return None
+    ratio = last / before
+    remaining = math.inf if ratio >= 1 else float(last * ratio / (1 - ratio))
+    return remaining, float(last), k
+
+
+def _still_falling(history: History, fall: tuple[float, float, int] | None) -> bool:
+    return fall is not None and fall[0] > STILL_FALLING * _scale(history)
+
+
+def _falling_sentence(history: History, fall: tuple[float, float, int]) -> str:
+    remaining, last, k = fall
+    steps = "the last step" if k == 1 else f"the last {k} steps"
+    if math.isinf(remaining):
+        return (
+            f"The loss was still falling, and not slowing down: it fell by {number(last)} "
+            f"over {steps}, to {number(history.final_loss)}."
+        )
+    return (
+        f"The loss was still falling: it fell by {number(last)} over {steps}, and at that "
+        f"rate it would fall by about {number(remaining)} more, from "
+        f"{number(history.final_loss)}."
+    )
+
+
+def _steps_needed(c: _Contraction) -> int:
+    """How many more steps bring a parameter within 0.001 of its best value."""
+    return max(math.ceil(math.log(1e-3 / c.distance) / math.log(c.factor)), 1)
 
 
 def _slopes(history: History) -> dict[str, np.ndarray]:
