@@ -138,6 +138,26 @@ def test_activation_names():
 
 
 @pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: nn.Linear(0, 1), ["Linear", "in_features", ">= 1", "0"]),
+        (lambda: nn.Linear(2.5, 1), ["Linear", "in_features", "whole number", "2.5"]),
+        (lambda: nn.Linear(2, -1), ["Linear", "out_features", "-1"]),
+        (lambda: nn.Linear(2, True), ["Linear", "out_features", "True"]),
+        (lambda: nn.MLP([2, 2.5, 1]), ["MLP", "size", "whole number", "2.5"]),
+        (lambda: nn.MLP([2, 0, 1]), ["MLP", "size", ">= 1", "0"]),
+    ],
+)
+def test_layer_sizes_must_be_whole_numbers_of_at_least_one(make, words):
+    # (0 used to overflow in the weights' bound 1/sqrt(0); 2.5 failed inside numpy, or
+    # was cut to 2 by int())
+    with pytest.raises(ChainruleError) as info:
+        make()
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize(
     "model",
     [
         nn.MLP([1, 2, 1], activation="softplus"),

@@ -525,6 +525,28 @@ def test_grad_argnums_and_nesting():
     assert cr.grad(cr.grad(lambda x: 3 * x))(2.0) == 0.0  # the first derivative is constant
     with pytest.raises(ShapeError, match="one-element"):
         cr.grad(lambda x: x * 2)(np.ones(2))
+    assert cr.grad(f, argnums=-1)(a, b).tolist() == (2 * a * b).tolist()
+
+
+@pytest.mark.parametrize(
+    "argnums, args, words",
+    [
+        (1, (2.0,), ["grad", "argnums 1", "1 argument"]),
+        ((0, 2), (2.0, 3.0), ["grad", "argnums (0, 2)", "argument 2", "2 argument"]),
+        (-3, (2.0, 3.0), ["grad", "argument -3", "2 argument"]),
+    ],
+)
+def test_grad_argnums_out_of_range(argnums, args, words):
+    with pytest.raises(ChainruleError) as info:
+        cr.grad(lambda *xs: sum(xs, Tensor(0.0)), argnums=argnums)(*args)
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("argnums", [1.0, "0", None, [0, 1.5], True])
+def test_grad_argnums_must_be_whole_numbers(argnums):
+    with pytest.raises(ChainruleError, match="grad: argnums must be an int or a tuple"):
+        cr.grad(lambda x: x, argnums=argnums)
 
 
 # ---------------------------------------------------------------------------------------
@@ -626,6 +648,16 @@ def test_matmul_shape_mismatch():
         (lambda x: x[:, 3:].max(), ["max", "(2, 0)"]),
         (lambda x: x.softmax(axis=-3), ["softmax", "(2, 3)"]),
         (lambda x: x.log_softmax(axis=2), ["log_softmax", "(2, 3)"]),
+        (lambda x: x.transpose((0, 0)), ["transpose", "(0, 0)", "(2, 3)", "permutation"]),
+        (lambda x: cr.transpose(x, (1, 2)), ["transpose", "(1, 2)", "(2, 3)"]),
+        (lambda x: x.transpose(1.5), ["transpose", "whole numbers", "1.5"]),
+        (lambda x: x.reshape(2.0), ["reshape", "whole numbers", "2.0"]),
+        (lambda x: x.reshape(3, 2.0), ["reshape", "whole numbers", "2.0"]),
+        (lambda x: cr.reshape(x, (3, 2.5)), ["reshape", "whole numbers", "2.5"]),
+        (lambda x: x.broadcast_to(3.0), ["broadcast_to", "whole numbers", "3.0"]),
+        (lambda x: x.sum(axis=1.5), ["sum", "(2, 3)", "1.5"]),
+        (lambda x: cr.concatenate([]), ["concatenate", "at least one", "empty"]),
+        (lambda x: cr.stack([]), ["stack", "at least one", "empty"]),
     ],
 )
 def test_other_shape_errors_name_the_op_and_the_shapes(make, words):
@@ -633,6 +665,18 @@ def test_other_shape_errors_name_the_op_and_the_shapes(make, words):
         make(Tensor(np.ones((2, 3)), requires_grad=True))
     for word in words:
         assert word in str(info.value)
+    error = info.value  # one error: no numpy error chained under it
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+
+
+def test_shapes_and_axes_in_numpys_spellings():
+    x = Tensor(np.arange(6.0), requires_grad=True)
+    assert x.reshape(2, 3).shape == x.reshape((2, 3)).shape == x.reshape([2, 3]).shape == (2, 3)
+    assert x.reshape(np.array([3, 2])).shape == cr.reshape(x, (3, -1)).shape == (3, 2)
+    assert cr.reshape(x, 6).shape == (6,) and cr.broadcast_to(Tensor(1.0), 3).shape == (3,)
+    y = x.reshape(1, 2, 3)
+    assert y.transpose().shape == y.transpose(None).shape == y.T.shape == (3, 2, 1)
+    assert y.transpose(2, 0, 1).shape == y.transpose([2, 0, 1]).shape == (3, 1, 2)
 
 
 def test_slices_with_negative_steps():

@@ -243,7 +243,7 @@ def _reduction(name: str) -> Callable[..., Array]:
     def forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
         try:
             return getattr(x, name)(axis=axis, keepdims=keepdims)
-        except ValueError as exc:  # numpy's AxisError is a ValueError
+        except (ValueError, TypeError) as exc:  # numpy's AxisError is a ValueError
             raise ShapeError(f"{name}: {exc} (shape {np.shape(x)}, axis {axis})") from None
 
     forward.__name__ = f"{name}_forward"
@@ -251,7 +251,13 @@ def _reduction(name: str) -> Callable[..., Array]:
 
 
 def _transpose_forward(x: Array, axes: tuple[int, ...] | None = None) -> Array:
-    return x.transpose(axes)
+    try:
+        return x.transpose(axes)
+    except (ValueError, TypeError) as exc:  # a repeated or missing axis, or one too large
+        raise ShapeError(
+            f"transpose: axes {axes} are not a permutation of the {np.ndim(x)} axes of shape "
+            f"{np.shape(x)} ({exc})"
+        ) from None
 
 
 def _swapaxes_forward(x: Array, axis1: int = -2, axis2: int = -1) -> Array:
@@ -306,7 +312,13 @@ def _scatter_forward(g: Array, index: Any, shape: tuple[int, ...]) -> Array:
     return out
 
 
+def _nothing_to_join(name: str, xs: tuple[Array, ...]) -> None:
+    if not xs:
+        raise ShapeError(f"{name}: needs at least one tensor to join, got an empty sequence")
+
+
 def _concatenate_forward(*xs: Array, axis: int = 0) -> Array:
+    _nothing_to_join("concatenate", xs)
     try:
         return np.concatenate(xs, axis=axis)
     except ValueError:
@@ -316,6 +328,7 @@ def _concatenate_forward(*xs: Array, axis: int = 0) -> Array:
 
 
 def _stack_forward(*xs: Array, axis: int = 0) -> Array:
+    _nothing_to_join("stack", xs)
     try:
         return np.stack(xs, axis=axis)
     except ValueError:

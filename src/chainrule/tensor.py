@@ -432,14 +432,14 @@ class Tensor:
         return apply(_MIN, self, axis=_plain_axis(axis), keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-            shape = tuple(shape[0])
-        return apply(_RESHAPE, self, shape=tuple(int(n) for n in shape))
+        """``reshape(2, 3)`` or ``reshape((2, 3))``, numpy's rules (-1 allowed)."""
+        return apply(_RESHAPE, self, shape=_whole_numbers("reshape", "the shape", shape))
 
     def transpose(self, *axes: Any) -> Tensor:
-        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
-            axes = tuple(axes[0]) if axes[0] is not None else ()
-        return apply(_TRANSPOSE, self, axes=tuple(axes) or None)
+        """``transpose()`` reverses the axes; ``transpose(1, 0, 2)`` or ``((1, 0, 2))``."""
+        if len(axes) == 1 and axes[0] is None:
+            axes = ()
+        return apply(_TRANSPOSE, self, axes=_whole_numbers("transpose", "the axes", axes) or None)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
@@ -454,7 +454,7 @@ class Tensor:
         return apply(_SWAPAXES, self, axis1=axis1, axis2=axis2)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return apply(_BROADCAST_TO, self, shape=tuple(shape))
+        return apply(_BROADCAST_TO, self, shape=_whole_numbers("broadcast_to", "the shape", shape))
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         return apply(_CLIP, self, lo=lo, hi=hi)
@@ -501,6 +501,24 @@ def _positions(data: np.ndarray) -> np.ndarray:
             "integers for positions (e.g. t.numpy().astype(int))"
         )
     return data.astype(np.intp)
+
+
+def _is_whole(n: Any) -> bool:
+    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+
+
+def _whole_numbers(where: str, what: str, values: Any) -> tuple[int, ...]:
+    """A shape or axes as a tuple of ints: ``values`` is one int, a sequence of them, or a
+    1-tuple holding the sequence (from ``*args``). Anything else is a ShapeError naming
+    ``where`` (numpy would raise a TypeError, or int() would truncate 2.5 to 2)."""
+    if _is_whole(values):
+        return (int(values),)
+    if isinstance(values, tuple) and len(values) == 1 and not _is_whole(values[0]):
+        values = values[0]  # reshape((2, 3)) rather than reshape(2, 3)
+    items = tuple(values) if isinstance(values, (tuple, list, np.ndarray)) else None
+    if items is None or not all(_is_whole(n) for n in items):
+        raise ShapeError(f"{where}: {what} must be whole numbers (int), got {values!r}")
+    return tuple(int(n) for n in items)
 
 
 def _plain_axis(axis: Any) -> Any:
@@ -849,14 +867,16 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A0
     return apply(_MIN, x, axis=_plain_axis(axis), keepdims=keepdims)
 
 
-def reshape(x: Any, shape: Sequence[int]) -> Tensor:
+def reshape(x: Any, shape: int | Sequence[int]) -> Tensor:
     """Reshape to ``shape`` (numpy's rules, -1 allowed)."""
-    return apply(_RESHAPE, x, shape=tuple(int(n) for n in shape))
+    return apply(_RESHAPE, x, shape=_whole_numbers("reshape", "the shape", shape))
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reverse them when ``axes`` is None)."""
-    return apply(_TRANSPOSE, x, axes=None if axes is None else tuple(axes))
+    if axes is not None:
+        axes = _whole_numbers("transpose", "the axes", axes)
+    return apply(_TRANSPOSE, x, axes=axes)
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
@@ -864,9 +884,9 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
     return apply(_SWAPAXES, x, axis1=axis1, axis2=axis2)
 
 
-def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
+def broadcast_to(x: Any, shape: int | Sequence[int]) -> Tensor:
     """Broadcast ``x`` to ``shape``; the gradient is summed back."""
-    return apply(_BROADCAST_TO, x, shape=tuple(shape))
+    return apply(_BROADCAST_TO, x, shape=_whole_numbers("broadcast_to", "the shape", shape))
 
 
 def concatenate(xs: Sequence[Any], axis: int = 0) -> Tensor:
@@ -902,10 +922,21 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     >>> grad(grad(lambda x: x ** 3))(tensor(2.0, requires_grad=True))
     Tensor(12., op='mul')
     """
-    single = isinstance(argnums, int)
-    picks = (argnums,) if single else tuple(argnums)
+    single = _is_whole(argnums)
+    if single:
+        picks: tuple[int, ...] = (int(argnums),)  # type: ignore[arg-type]
+    elif isinstance(argnums, (tuple, list)) and all(_is_whole(i) for i in argnums):
+        picks = tuple(int(i) for i in argnums)
+    else:
+        raise ChainruleError(f"grad: argnums must be an int or a tuple of ints, got {argnums!r}")
 
     def gradient_of_f(*args: Any) -> Any:
+        for i in picks:
+            if not -len(args) <= i < len(args):
+                raise ChainruleError(
+                    f"grad: argnums {argnums!r} asks for argument {i}, but f was called with "
+                    f"{len(args)} argument(s)"
+                )
         nested = _grad_enabled() and any(
             isinstance(args[i], Tensor) and args[i].requires_grad for i in picks
         )

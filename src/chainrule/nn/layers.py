@@ -26,6 +26,13 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed or 0)
 
 
+def _size(where: str, what: str, n: Any) -> int:
+    """A layer size: a whole number >= 1 (0 would divide by zero, 2.5 is no size)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ChainruleError(f"{where}: {what} must be a whole number >= 1, got {n!r}")
+    return int(n)
+
+
 class Linear(Module):
     """``x @ weight + bias``; weights start uniform in +-1/sqrt(in_features), seeded."""
 
@@ -37,6 +44,8 @@ class Linear(Module):
         seed: int | np.random.Generator | None = 0,
         dtype: Any = np.float64,
     ) -> None:
+        in_features = _size("Linear", "in_features", in_features)
+        out_features = _size("Linear", "out_features", out_features)
         bound = 1.0 / np.sqrt(in_features)
         rng = _rng(seed)
         shape = (in_features, out_features)
@@ -180,9 +189,10 @@ class MLP(Module):
         seed: int | np.random.Generator | None = 0,
         dtype: Any = np.float64,
     ) -> None:
-        sizes = [int(n) for n in sizes]
-        if len(sizes) < 2 or any(n < 1 for n in sizes):
+        sizes = list(sizes)
+        if len(sizes) < 2:
             raise ChainruleError(f"MLP: sizes must be at least two positive numbers, got {sizes}")
+        sizes = [_size("MLP", "every size", n) for n in sizes]
         rng = _rng(seed)
         hidden = len(sizes) - 2
         names = ["hidden"] if hidden == 1 else [f"hidden{i + 1}" for i in range(hidden)]
