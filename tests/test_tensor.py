@@ -528,6 +528,20 @@ def test_grad_argnums_and_nesting():
     assert cr.grad(f, argnums=-1)(a, b).tolist() == (2 * a * b).tolist()
 
 
+def test_grad_differentiates_inside_no_grad_too():
+    # It used to record nothing there and report a gradient of 0.
+    def cube(x):
+        return (x**3).sum()
+
+    with cr.no_grad():
+        assert cr.grad(cube)(2.0) == 12.0
+        g = cr.grad(cube)(Tensor(2.0, requires_grad=True))  # no graph for the result
+        assert type(g) is np.ndarray and g == 12.0
+        assert not cr.is_grad_enabled()
+    # check_grads evaluates f under no_grad for its finite differences: f may use grad
+    cr.check_grads(lambda x: cr.grad(cube)(x).sum(), [0.5, -1.5])
+
+
 @pytest.mark.parametrize(
     "argnums, args, words",
     [

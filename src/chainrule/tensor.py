@@ -914,7 +914,8 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
 
     ``argnums`` picks the argument (or a tuple of them). Plain inputs give ndarray
     gradients; Tensor inputs that require grad give Tensors in a graph, so ``grad``
-    nests for higher derivatives.
+    nests for higher derivatives. Inside :func:`no_grad` it still differentiates ``f``,
+    and returns ndarrays.
 
     >>> d = grad(lambda x: (x ** 3).sum())
     >>> d(2.0)
@@ -944,7 +945,13 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         for i in picks:
             if not (isinstance(args[i], Tensor) and args[i].requires_grad):
                 wrapped[i] = Tensor(args[i], requires_grad=True)
-        out = f(*wrapped)
+        # f is recorded even inside no_grad (the caller asked for its gradient; only the
+        # result stays out of the outer graph), as torch.func.grad does.
+        token = _GRAD_MODE.set(True)
+        try:
+            out = f(*wrapped)
+        finally:
+            _GRAD_MODE.reset(token)
         if not isinstance(out, Tensor) or out.data.size != 1:
             shape = out.shape if isinstance(out, Tensor) else type(out).__name__
             raise ShapeError(f"grad: f must return a one-element Tensor, got {shape}")
