@@ -9,6 +9,7 @@ Set CHAINRULE_UPDATE_GOLDEN=1 to rewrite the golden images after a deliberate ch
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -575,6 +576,75 @@ def test_every_kind_for_the_seed_scenario(kind, cls):
     if kind == "contour":
         assert (fig.parameter, fig.parameter2) == ("w3", "w4")
     fig.close()
+
+
+def scenario_copy(folder: Path, name: str, old: str, new: str) -> Path:
+    """A copy of a built-in scenario with one line changed (e.g. a larger learning rate)."""
+    from importlib.resources import files
+
+    text = (files("chainrule") / "scenarios" / f"{name}.toml").read_text(encoding="utf-8")
+    assert old in text
+    path = folder / f"{name}-changed.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module", params=["3", "0.4"])
+def diverging(request, tmp_path_factory):
+    """main-ideas with a learning rate too large. At 3 the loss overflows in 125 steps and
+    training stops it; at 0.4 it doubles every other step, to 3.7e+293 after 1000 steps."""
+    folder = tmp_path_factory.mktemp(f"lr{request.param}")
+    rate = f"learning_rate = {request.param}"
+    return load_scenario(scenario_copy(folder, "main-ideas", "learning_rate = 0.1", rate))
+
+
+def _warning(fig) -> str:
+    heading = fig.figure._suptitle
+    return "" if heading is None else heading.get_text()
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix"),
+    [
+        ("squiggle", "png"),
+        ("loss-curve", "png"),
+        ("contour", "png"),
+        ("history", "png"),
+        ("network", "png"),
+        ("graph", "dot"),
+        ("animation", "gif"),
+    ],
+)
+def test_every_kind_for_a_diverging_run(tmp_path, diverging, kind, suffix):
+    fig = figure_of_scenario(diverging, kind, "b3", "w3" if kind == "contour" else None)
+    fig.save(tmp_path / f"figure.{suffix}")  # drawing used to fail on limits of 1e+306
+    if kind in ("network", "graph"):
+        return  # drawn before training: nothing diverged yet
+    assert re.match(r"The run diverged: the loss grew to \d\.?\d?e\+\d+", _warning(fig))
+    for ax in fig.figure.axes:
+        assert np.all(np.isfinite(ax.get_xlim())) and np.all(np.isfinite(ax.get_ylim()))
+    start = diverging.run()[1].losses[0]
+    if kind == "loss-curve":
+        # The first overshoots are in view, each one on the other side and higher up.
+        assert fig.end_point is not None and len(fig.shown) >= 3
+        assert fig.shown.tolist() == list(range(len(fig.shown)))
+        shown = fig.points[fig.shown]
+        assert np.all(shown[1:, 1] > shown[:-1, 1]) and np.all(shown[3:, 1] <= 1e4 * start)
+        assert fig.points[len(fig.shown), 1] > 1e4 * start  # the next one is out of view
+        assert fig.figure.axes[0].get_ylim()[1] < 1e7
+    if kind == "history":
+        assert fig.log_scale and fig.figure.axes[0].get_ylim()[1] > 1e290
+        assert fig.figure.axes[1].get_yscale() == "symlog"
+    if kind == "squiggle":
+        assert "off the chart" in _warning(fig)
+        assert fig.figure.axes[0].get_ylim()[1] < 10
+
+
+def test_a_run_that_converges_is_not_called_diverged(seed, three):
+    for _, _, history in (seed, three):
+        assert plots._replay.divergence(history) is None
+        assert plots._replay.steps_in_view(history) == len(history.steps)
+    assert _warning(plots.history(seed[2], **SMALL)) == ""
 
 
 def test_scenario_figures_refuse_unknown_kinds_and_parameters(tmp_path):

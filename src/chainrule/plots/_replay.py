@@ -144,3 +144,83 @@ def trained_names(history: Any) -> list[str]:
 def check_parameter(model: Any, name: str) -> str:
     """``name`` as the model spells it (``model.scalar`` raises for an unknown name)."""
     return model.scalar(name).name
+
+
+#: A run whose loss ends more than this many times above its start has diverged, whether
+#: or not a stop rule caught it (a learning rate that is too large can make the loss grow
+#: by a factor of two per step for a thousand steps without ever overflowing).
+DIVERGED_GROWTH = 100.0
+#: Of a diverged run, figures show the steps while the loss is within this factor of its
+#: start: the first overshoots are the lesson, and they would vanish on an axis reaching
+#: to 1e+300.
+VIEW_GROWTH = 1e4
+#: ... and at least this many steps, however fast the loss grows.
+VIEW_MIN_STEPS = 3
+
+
+def all_losses(history: Any) -> np.ndarray:
+    """The loss before each step, then the final loss (when the history has one)."""
+    losses = np.asarray(list(getattr(history, "losses", []) or []), dtype=np.float64)
+    final = getattr(history, "final_loss", None)
+    if final is not None and losses.size:
+        losses = np.append(losses, float(final))
+    return losses
+
+
+def divergence(history: Any) -> str | None:
+    """``'diverged: the loss grew to 3.7e+293'`` when the run blew up, else None.
+
+    A run diverged when training said so (a loss that is not a number stops it), when a
+    loss is not finite, or when the loss ended more than :data:`DIVERGED_GROWTH` times
+    above where it started.
+
+    >>> class Run:
+    ...     losses, final_loss, stop_reason = [20.4, 40.0, 78.5], 3.7e293, "max_steps"
+    >>> divergence(Run())
+    'diverged: the loss grew to 3.7e+293'
+    >>> Run.final_loss = 1.0
+    >>> divergence(Run()) is None
+    True
+    """
+    if history is None:
+        return None
+    losses = all_losses(history)
+    if losses.size == 0:
+        return None
+    finite = losses[np.isfinite(losses)]
+    said = getattr(history, "stop_reason", "") == "diverged"
+    grew = bool(
+        np.isfinite(losses[0])
+        and not np.isnan(losses[-1])
+        and losses[-1] > DIVERGED_GROWTH * max(abs(float(losses[0])), 1e-300)
+    )
+    if not (said or grew or finite.size < losses.size):
+        return None
+    if finite.size == 0:
+        return f"diverged: the loss was {losses[0]:g} from the start"
+    text = f"diverged: the loss grew to {float(finite.max()):.2g}"
+    if finite.size < losses.size:
+        text += f", then to {losses[~np.isfinite(losses)][0]:g}"
+    return text
+
+
+def steps_in_view(history: Any) -> int:
+    """How many steps a figure of the descent shows: all of them, or for a diverged run
+    those before the loss passes :data:`VIEW_GROWTH` times its start (at least
+    :data:`VIEW_MIN_STEPS` finite ones). The end is in view only when all steps are.
+
+    >>> class Run:
+    ...     losses, final_loss, stop_reason = [1.0, 10.0, 1e3, 1e5, 1e7], 1e9, ""
+    >>> steps_in_view(Run())
+    3
+    """
+    losses = np.asarray(list(history.losses), dtype=np.float64)
+    if divergence(history) is None:
+        return int(losses.size)
+    shown = 0
+    limit = VIEW_GROWTH * max(abs(float(losses[0])), 1e-300) if losses.size else 0.0
+    for i, value in enumerate(losses):
+        if not np.isfinite(value) or (value > limit and i >= VIEW_MIN_STEPS):
+            break
+        shown = i + 1
+    return shown

@@ -24,8 +24,16 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
-from chainrule.plots._replay import model_at, model_inputs, predict, step_count, values_after
-from chainrule.plots.loss import _ahead, _loss_name, _require_steps, _scan
+from chainrule.plots._replay import (
+    divergence,
+    model_at,
+    model_inputs,
+    predict,
+    step_count,
+    steps_in_view,
+    values_after,
+)
+from chainrule.plots.loss import _ahead, _loss_name, _require_steps, _scan, _spread
 
 #: Long runs are thinned to at most this many frames (the first and last always kept).
 MAX_FRAMES = 60
@@ -119,7 +127,10 @@ def animation(
         raise ChainruleError(
             f"the animation draws the fit over one input; the model reads {X.shape[1]}"
         )
-    frames = frame_steps(total, max(2, int(max_frames)))
+    diverged = divergence(history)
+    # A run that diverged is shown while its numbers stay in view: its first overshoots.
+    last = total if diverged is None else max(steps_in_view(history) - 1, 1)
+    frames = frame_steps(last, max(2, int(max_frames)))
     x = X[:, 0]
     grid = np.union1d(np.linspace(x.min(), x.max(), points), x)
     curves = np.stack(
@@ -134,10 +145,13 @@ def animation(
         ]
     )
     slopes = np.array([steps[k].slopes[name] if k < total else np.nan for k in frames])
-    visited = np.array([s.values[name] for s in steps] + [steps[-1].new_values[name]])
-    centre = float(visited[-1])
-    base = model_at(model, values_after(history, total))
-    scanned = _scan(base, data, loss, name, _ahead(visited, centre, points))
+    visited = np.array([s.values[name] for s in steps[:last]] + [values_after(history, last)[name]])
+    if diverged is None:
+        scanned_values = _ahead(visited, float(visited[-1]), points)
+    else:
+        scanned_values = _spread(visited, points)
+    base = model_at(model, values_after(history, last))
+    scanned = _scan(base, data, loss, name, scanned_values)
     loss_x = np.asarray(scanned.values, dtype=np.float64)
     loss_y = np.asarray(scanned.loss, dtype=np.float64)
     loss_name = _loss_name(loss, history)
@@ -190,6 +204,8 @@ def animation(
             note.set_text(f"end: {loss_name} = {style.number(loss_value)}")
         return fit, trail, dot, tangent, note, heading
 
+    if diverged is not None:
+        style.warn(mpl, f"The run {diverged}; the first {last + 1} steps are shown")
     draw(0)
     film = FuncAnimation(
         mpl, draw, frames=len(frames), interval=1000 / fps, blit=False, repeat=False

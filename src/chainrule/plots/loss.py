@@ -21,7 +21,15 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
-from chainrule.plots._replay import model_at, step_count, trained_names, values_after
+from chainrule.plots._replay import (
+    all_losses,
+    divergence,
+    model_at,
+    step_count,
+    steps_in_view,
+    trained_names,
+    values_after,
+)
 
 #: At most this many tangents are drawn (evenly chosen); every slope is still recorded.
 MAX_TANGENTS = 12
@@ -39,6 +47,8 @@ class LossCurveFigure(Figure):
     (value before step, loss before step) for each step, ``tangent_slopes`` the slope the
     engine found there and ``steps`` the step numbers (1-based). ``end_point`` is (final
     value, final loss) after the last step. The other parameters sit at ``fixed``.
+    ``shown`` indexes the points drawn; of a run that diverged only the first steps are
+    in view (and not its end), and ``note`` says how far the loss grew.
     """
 
     parameter: str
@@ -50,6 +60,8 @@ class LossCurveFigure(Figure):
     steps: np.ndarray
     end_point: tuple[float, float] | None
     fixed: dict[str, float]
+    shown: np.ndarray
+    note: str | None = None
 
 
 @dataclass(eq=False, kw_only=True)
@@ -111,6 +123,14 @@ def _ahead(visited: np.ndarray, end: float, points: int) -> np.ndarray:
     return np.linspace(low - 0.5 * span, high + 0.15 * span, points)
 
 
+def _spread(visited: np.ndarray, points: int) -> np.ndarray:
+    """Values covering every visited value with 15% to spare on both sides (a run that
+    overshoots to either side of the minimum)."""
+    low, high = float(np.min(visited)), float(np.max(visited))
+    margin = max(0.15 * (high - low), 0.5 if high == low else 0.0)
+    return np.linspace(low - margin, high + margin, points)
+
+
 def _scan(model: Any, data: Any, loss: Any, parameter: str, values: np.ndarray, **two: Any):
     """The explainer's brute-force scan: the engine's forward pass at every value."""
     from chainrule.explain.scan import scan
@@ -153,7 +173,11 @@ def loss_curve(
             f"the history did not train {name!r}, so it has no slopes for it; "
             f"it trained: {', '.join(trained_names(history))}"
         )
+    note = divergence(history)
+    in_view = steps_in_view(history) if steps else 0
     fixed = values_after(history, step_count(history)) if history is not None else {}
+    if note is not None:  # the end is out of view: the others at the last step shown
+        fixed = values_after(history, max(in_view - 1, 0))
     base = model_at(model, fixed)
     dots = np.array([[s.values[name], s.loss] for s in steps], dtype=np.float64).reshape(-1, 2)
     slopes = np.array([s.slopes[name] for s in steps], dtype=np.float64)
@@ -161,10 +185,17 @@ def loss_curve(
     end = None
     if history is not None and steps:
         end = (float(steps[-1].new_values[name]), float(history.final_loss))
+    end_in_view = end is not None and note is None
+    shown = _thin(in_view, MAX_POINTS)
     if values is None:
-        visited = dots[:, 0] if steps else np.array([base.scalar(name).value])
-        centre = end[0] if end is not None else float(visited[-1])
-        grid = _ahead(np.append(visited, centre), centre, points)
+        visited = dots[:in_view, 0] if in_view else np.array([base.scalar(name).value])
+        if end_in_view:
+            assert end is not None
+            grid = _ahead(np.append(visited, end[0]), end[0], points)
+        elif note is not None:
+            grid = _spread(visited, points)
+        else:
+            grid = _ahead(visited, float(visited[-1]), points)
     else:
         grid = np.asarray(values, dtype=np.float64).ravel()
         if grid.size < 2:
@@ -179,18 +210,22 @@ def loss_curve(
     ax.plot(
         curve_x, curve_y, color=style.PINK, lw=2.6, label=f"{loss_name} against {name}", zorder=1
     )
-    finite = curve_y[np.isfinite(curve_y)]
-    y_low, y_high = style.padded_range(np.concatenate([finite, dots[:, 1]]), 0.06, 1e-9)
+    in_sight = np.concatenate([curve_y, dots[shown, 1], [end[1]] if end_in_view and end else []])
+    y_low, y_high = style.padded_range(in_sight, 0.06, 1e-9)
     x_low, x_high = float(curve_x.min()), float(curve_x.max())
     ax.set_xlim(x_low, x_high)
     ax.set_ylim(y_low, y_high)
-    if len(dots):
-        chosen = _thin(len(dots), MAX_TANGENTS)
+    if len(shown):
+        chosen = shown[_thin(len(shown), MAX_TANGENTS)]
         _draw_tangents(
             ax, mpl, dots[chosen], slopes[chosen], (x_low, x_high), (y_low, y_high), label_slopes
         )
-        shown = _thin(len(dots), MAX_POINTS)
-        every = "each step" if len(shown) == len(dots) else f"{len(shown)} of {len(dots)} steps"
+        if len(shown) == len(dots):
+            every = "each step"
+        elif note is not None and len(shown) == in_view:
+            every = f"the first {in_view} of {len(dots)} steps"
+        else:
+            every = f"{len(shown)} of {len(dots)} steps"
         ax.scatter(
             dots[shown, 0],
             dots[shown, 1],
@@ -199,7 +234,7 @@ def loss_curve(
             zorder=7,  # above the slopes written beside them
             label=f"{every}: value, {loss_name}",
         )
-    if end is not None:
+    if end_in_view and end is not None:
         ax.scatter(
             [end[0]],
             [end[1]],
@@ -216,6 +251,8 @@ def loss_curve(
     if others:
         default_title += " (the others at their final values)"
     ax.set_title(title if title is not None else default_title)
+    if note is not None:
+        style.warn(mpl, f"The run {note}; the first {in_view} steps are shown")
     ax.grid(alpha=0.25)
     ax.legend(fontsize="small", loc="upper right", framealpha=0.85)
     return LossCurveFigure(
@@ -230,6 +267,8 @@ def loss_curve(
         steps=numbers,
         end_point=end,
         fixed={k: v for k, v in fixed.items() if k != name},
+        shown=shown,
+        note=note,
     )
 
 
@@ -329,24 +368,19 @@ def contour(
         raise ChainruleError(f"contour: choose two different parameters, not {first!r} twice")
     _require_steps(history, "the contour plot")
     steps = list(history.steps) if history is not None else []
-    fixed = values_after(history, step_count(history)) if history is not None else {}
+    note = divergence(history)
+    # The steps taken that the path shows: all, or of a diverged run those in view.
+    last = step_count(history) if steps else 0
+    if note is not None and steps:
+        last = max(steps_in_view(history) - 1, 0)
+    fixed = values_after(history, last) if history is not None else {}
     base = model_at(model, fixed)
     at = {n: base.scalar(n).value for n in (first, second)}  # an untrained one stays put
+    visited = [values_after(history, k) for k in range(last + 1)] if steps else []
     path = np.array(
-        [[s.values.get(first, at[first]), s.values.get(second, at[second])] for s in steps]
-        + (
-            [
-                [
-                    steps[-1].new_values.get(first, at[first]),
-                    steps[-1].new_values.get(second, at[second]),
-                ]
-            ]
-            if steps
-            else []
-        ),
-        dtype=np.float64,
+        [[v.get(first, at[first]), v.get(second, at[second])] for v in visited], dtype=np.float64
     ).reshape(-1, 2)
-    path_losses = np.array([s.loss for s in steps] + ([history.final_loss] if steps else []))
+    path_losses = all_losses(history)[: len(visited)] if steps else np.zeros(0)
     current = np.array([base.scalar(first).value, base.scalar(second).value])
     axes_values = []
     for j, given in enumerate((values, values2)):
@@ -411,7 +445,7 @@ def contour(
             edgecolors=style.BLACK,
             linewidths=0.8,
             zorder=6,
-            label="end",
+            label="end" if note is None else f"after {last} steps",
         )
         ax.legend(fontsize="small", loc="best", framealpha=0.85)
     ax.set_xlim(v1.min(), v1.max())
@@ -419,6 +453,8 @@ def contour(
     ax.set_xlabel(first)
     ax.set_ylabel(second)
     ax.set_title(title if title is not None else f"{loss_name} over {first} and {second}")
+    if note is not None:
+        style.warn(mpl, f"The run {note}; the first {last} steps are shown")
     return ContourFigure(
         kind="contour",
         figure=mpl,

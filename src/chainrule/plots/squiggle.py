@@ -28,6 +28,7 @@ from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots._replay import (
     StepSpec,
+    divergence,
     model_at,
     model_inputs,
     predict,
@@ -205,6 +206,9 @@ def squiggle(
     else:
         ax.legend(fontsize="small", loc="best", framealpha=0.85)
     ax.grid(alpha=0.25)
+    note = divergence(history)
+    if note is not None:
+        _keep_in_view(mpl, ax, note, data.target, curves)
     return SquiggleFigure(
         kind="squiggle",
         figure=mpl,
@@ -218,6 +222,31 @@ def squiggle(
         parameter_values={k: vals for k, vals, _ in snapshots},
         terms={t.label: _full(t.values, grid.size) for t in terms},
     )
+
+
+#: A diverged run's curve further than this many data spans from the data is off the chart.
+OFF_CHART = 10.0
+
+
+def _keep_in_view(
+    mpl: Any, ax: Any, note: str, target: np.ndarray, curves: dict[int, np.ndarray]
+) -> None:
+    """Of a diverged run, show the data and the curves near it; say which are off the chart."""
+    target = np.asarray(target, dtype=np.float64)
+    low, high = style.padded_range(target, 0.1)
+    middle, reach = (low + high) / 2, OFF_CHART * (high - low)
+    near = {
+        k: c
+        for k, c in curves.items()
+        if np.all(np.isfinite(c)) and np.all(abs(c - middle) < reach)
+    }
+    ax.set_ylim(*style.padded_range(np.concatenate([target, *near.values()]), 0.06))
+    off = [k for k in curves if k not in near]
+    text = f"The run {note}"
+    if off:
+        when = ", ".join(str(k) for k in off)
+        text += f"; the curve after {when} steps is off the chart"
+    style.warn(mpl, text)
 
 
 def _full(values: np.ndarray, n: int) -> np.ndarray:
