@@ -293,6 +293,27 @@ def test_run_shows_the_diagnosis_after_the_ledger(capsys, tmp_path, learning_rat
         assert run["final"]["loss"] > 1e290
 
 
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["run", "all-parameters", "--every", "400"], ["step size (b3)", "2.7400", "3.3293"]),
+        (["run", "circles", "--every", "100"], ["dBCE/doutput.bias[0]", "new output.bias[0]"]),
+        (
+            ["explain", "circles", "--param", "hidden.weight[0,1]"],
+            ["dhidden.z[1]/dhidden.weight[0,1]", "-8.166e-06"],
+        ),
+    ],
+)
+def test_the_default_table_format_shows_every_cell_whole(capsys, args, shown):
+    code, out, _ = run_main(capsys, *args)  # the default format: a rich table
+    assert code == 0
+    assert "\u2026" not in out  # no cell cut short with an ellipsis
+    words = out.split()
+    for text in shown:
+        assert text in out
+        assert all(word in words for word in text.split())
+
+
 def test_run_a_classifier_reports_accuracy(capsys):
     code, out, _ = run_main(capsys, "run", "moons", "--format", "text", "--every", "100")
     assert code == 0

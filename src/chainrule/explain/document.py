@@ -272,27 +272,51 @@ def _csv(table: Table) -> str:
 
 
 def _rich(doc: Document) -> str:
-    """A rich rendering captured as text; plain text when rich is not installed."""
+    """A rich rendering captured as text; plain text when rich is not installed.
+
+    The console is as wide as the widest block needs (a table's natural width, a
+    paragraph's longest line), so no cell is ever cut short with an ellipsis: a wide
+    ledger is a wide table, which a terminal can scroll or a pager can show.
+    """
     try:
         from rich import box
         from rich.console import Console
+        from rich.measure import Measurement
         from rich.table import Table as RichTable
         from rich.text import Text
     except ImportError:
         return render_document(doc, "text")
-    console = Console(file=io.StringIO(), width=200, color_system=None, highlight=False)
-    for i, block in enumerate(doc):
-        if i:
-            console.print()
+    renderables: list[Any] = []
+    for block in doc:
         if isinstance(block, Table):
             table = RichTable(title=block.title, box=box.SIMPLE_HEAD, title_justify="left")
             for column, right in zip(block.columns, _numeric_columns(block), strict=True):
-                table.add_column(Text(column.text), justify="right" if right else "left")
+                table.add_column(
+                    Text(column.text), justify="right" if right else "left", no_wrap=True
+                )
             for cells in block.lines(_cell_text, "..."):
                 table.add_row(*(Text(c) for c in cells))
-            console.print(table)
+            renderables.append(table)
         else:
-            console.print(Text(_text(block)))
+            renderables.append(Text(_text(block)))
+    wide = Console(file=io.StringIO(), width=1_000_000, color_system=None)
+    width = max(
+        [1]
+        + [Measurement.get(wide, wide.options, r).maximum for r in renderables]
+        + [len(line) for block in doc if not isinstance(block, Table) for line in _lines(block)]
+    )
+    console = Console(file=io.StringIO(), width=width, color_system=None, highlight=False)
+    for i, renderable in enumerate(renderables):
+        if i:
+            console.print()
+        console.print(renderable)
     lines = [line.rstrip() for line in console.file.getvalue().splitlines()]  # type: ignore[attr-defined]
     kept = [line for i, line in enumerate(lines) if line or (i and lines[i - 1])]
     return "\n".join(kept).strip("\n")
+
+
+def _lines(block: Block) -> list[str]:
+    """The lines of a block's plain text (and of a table's title)."""
+    if isinstance(block, Table):
+        return [block.title] if block.title else []
+    return _text(block).splitlines()
