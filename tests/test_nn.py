@@ -32,6 +32,33 @@ def test_parameter_requires_grad_until_frozen():
     assert not p.requires_grad and p.grad is None
 
 
+def test_a_parameter_owns_its_values():
+    # Optimizer steps change a parameter in place: made from the caller's array, it must
+    # not share that array's memory.
+    start = np.array([1.0, 2.0])
+    p = nn.Parameter(start, name="w")
+    p.grad = np.array([10.0, -10.0])
+    cr.optim.GradientDescent([p], lr=0.1).step()
+    np.testing.assert_array_equal(start, [1.0, 2.0])  # the caller's array is unchanged
+    np.testing.assert_array_equal(p.data, [0.0, 3.0])
+    rows = np.arange(6.0).reshape(2, 3)
+    for source in (rows, rows[1], cr.tensor(rows), np.arange(3), rows.astype(np.float32)):
+        assert not np.shares_memory(nn.Parameter(source).data, np.asarray(source))
+    assert nn.Parameter(rows[1]).data.flags.writeable
+    fresh = np.zeros(3)  # copy=False adopts an array made for the parameter
+    assert nn.Parameter(fresh, copy=False).data is fresh
+
+
+def test_layers_and_state_dicts_copy_once():
+    layer = nn.Linear(3, 2, seed=0)  # the drawn weights are adopted, not copied again
+    assert layer.weight.data.flags.owndata and layer.bias.data.flags.owndata
+    state = {"weight": np.ones((3, 2)), "bias": np.ones(2)}
+    layer.load_state_dict(state)
+    assert not np.shares_memory(layer.weight.data, state["weight"])
+    layer.weight.data += 1.0
+    np.testing.assert_array_equal(state["weight"], np.ones((3, 2)))
+
+
 def test_named_parameters_follow_layer_names():
     assert [n for n, _ in nn.MLP([1, 2, 1]).named_parameters()] == [
         "hidden.weight",

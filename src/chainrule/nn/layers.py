@@ -49,9 +49,14 @@ class Linear(Module):
         bound = 1.0 / np.sqrt(in_features)
         rng = _rng(seed)
         shape = (in_features, out_features)
-        self.weight = Parameter(rng.uniform(-bound, bound, size=shape), name="weight", dtype=dtype)
+        # Fresh arrays drawn for the layer: adopted, not copied again.
+        self.weight = Parameter(
+            rng.uniform(-bound, bound, size=shape), name="weight", dtype=dtype, copy=False
+        )
         self.bias = (
-            Parameter(rng.uniform(-bound, bound, size=out_features), name="bias", dtype=dtype)
+            Parameter(
+                rng.uniform(-bound, bound, size=out_features), name="bias", dtype=dtype, copy=False
+            )
             if bias
             else None
         )

@@ -31,13 +31,27 @@ from chainrule.tensor import Tensor, no_grad
 class Parameter(Tensor):
     """A Tensor that a model trains: it requires grad unless frozen.
 
+    A Parameter owns its values: made from an ndarray (or a Tensor), it holds a copy, so
+    the optimizer's in-place steps never change the caller's array. ``copy=False`` adopts
+    an array made just for it instead (a layer's freshly drawn weights, say).
+
     >>> p = Parameter(0.5, name="b3")
     >>> p.requires_grad, p.frozen
     (True, False)
+    >>> start = np.zeros(2)
+    >>> Parameter(start).data is start
+    False
     """
 
-    def __init__(self, data: Any, name: str | None = None, dtype: Any = None) -> None:
+    def __init__(
+        self, data: Any, name: str | None = None, dtype: Any = None, *, copy: bool = True
+    ) -> None:
         super().__init__(data, requires_grad=True, name=name, dtype=dtype)
+        source = data.data if isinstance(data, Tensor) else data
+        # Copy only what may be shared: the caller's own array, or a view into some array
+        # (numbers, lists and converted dtypes already gave a fresh array of our own).
+        if copy and (self.data is source or self.data.base is not None):
+            self.data = self.data.copy()
 
     @property
     def frozen(self) -> bool:
