@@ -314,6 +314,24 @@ def test_the_default_table_format_shows_every_cell_whole(capsys, args, shown):
         assert all(word in words for word in text.split())
 
 
+def test_run_first_and_last_keep_the_ends_of_a_long_run(capsys):
+    args = ["run", "all-parameters", "--columns", "b3", "--first", "2", "--last", "1"]
+    code, out, _ = run_main(capsys, *args, "--format", "json")
+    assert code == 0
+    assert [s["step"] for s in json.loads(out)["steps"]] == [1, 2, 1354]
+    code, out, _ = run_main(capsys, *args, "--format", "text")
+    rows = [line.split() for line in out.splitlines()[2:6]]
+    assert [row[0] for row in rows] == ["1", "2", "...", "1354"]
+    code, out, _ = run_main(capsys, *args, "--every", "100", "--format", "json")
+    assert [s["step"] for s in json.loads(out)["steps"]] == [1, 101, 1354]
+    code, out, _ = run_main(capsys, "run", "main-ideas", "--last", "3", "--format", "csv")
+    assert [line.split(",")[0] for line in out.splitlines()] == ["step", "8", "9", "10"]
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "main-ideas", "--first", "0"])
+    assert info.value.code == 2
+    assert "--first: expected a whole number >= 1, got 0" in capsys.readouterr().err
+
+
 def test_run_a_classifier_reports_accuracy(capsys):
     code, out, _ = run_main(capsys, "run", "moons", "--format", "text", "--every", "100")
     assert code == 0

@@ -128,7 +128,9 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
 
     scenario = _load(args.scenario)
     _, history = scenario.run()
-    table = ledger(history, columns=args.columns, every=args.every or 1)
+    table = ledger(
+        history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
+    )
     diagnosis = diagnose(history)
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
@@ -458,6 +460,16 @@ def build_parser() -> argparse.ArgumentParser:
     out_option(p)
     p.add_argument(
         "--every", type=_positive_int, default=None, metavar="K", help="show every K-th step"
+    )
+    p.add_argument(
+        "--first",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="show the first N steps (of those --every keeps), with --last: '...' between",
+    )
+    p.add_argument(
+        "--last", type=_positive_int, default=None, metavar="N", help="show the last N steps"
     )
     p.add_argument(
         "--columns",
