@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,16 @@ from seed import FITTED, FORMULA, MAIN_IDEAS, SCAN, THREE_AFTER, THREE_SLOPES, T
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
-from chainrule.explain import FORMATS, Ledger, ledger, render, scan
+from chainrule.explain import (
+    FORMATS,
+    Diagnosis,
+    Ledger,
+    chain_rule,
+    diagnose,
+    ledger,
+    render,
+    scan,
+)
 from chainrule.formula import Formula
 from chainrule.training import train
 
@@ -192,6 +202,65 @@ def test_the_table_format_falls_back_to_text_without_rich(seed_history, monkeypa
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich now fails
     table = ledger(seed_history)
     assert table.render("table") == table.render("text")
+
+
+class _Cells(HTMLParser):
+    """The text of each <th>/<td> cell, row by row, and whether every tag was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.open: list[str] = []
+        self.paragraphs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.open.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag):
+        assert self.open.pop() == tag
+
+    def handle_data(self, data):
+        if self.open and self.open[-1] in ("td", "th"):
+            self.rows[-1][-1] += data
+        elif self.open and self.open[-1] == "p":
+            self.paragraphs.append(data)
+
+
+def html_cells(page: str) -> _Cells:
+    parser = _Cells()
+    parser.feed(page)
+    parser.close()
+    assert parser.open == []
+    return parser
+
+
+def test_notebooks_show_an_explanation_as_html_and_markdown(seed_history):
+    model = seed_model()
+    shown = [
+        ledger(seed_history, first=2, last=1),
+        scan(model, dosage(), "ssr", "b3", [0.0, 2.5]),
+        chain_rule(model, dosage(), "ssr", "b3"),
+        diagnose(seed_history),
+    ]
+    for obj in shown:
+        assert obj._repr_markdown_() == obj.render("markdown")
+        assert obj._repr_html_().startswith('<div class="chainrule">')
+    table = html_cells(shown[0]._repr_html_())
+    assert table.rows[0] == ["step", "b3", "SSR", "dSSR/db3", "step size", "new b3"]
+    assert table.rows[1] == ["1", "0.0000", "20.4236", "-15.6551", "-1.5655", "1.5655"]
+    assert table.rows[3] == ["\u22ee"] * 6 and table.rows[4][0] == "10"
+    assert table.paragraphs == [f"stopped: {seed_history.message}"]
+    rule = html_cells(shown[2]._repr_html_())
+    assert rule.rows[1] == ["0.0000", "-5.2073", "1.0000", "-5.2073"]
+    assert "<pre>dSSR/db3 = dSSR/dpredicted x dpredicted/db3</pre>" in shown[2]._repr_html_()
+    said = html_cells(shown[3]._repr_html_()).paragraphs
+    assert said == [shown[3].message]
+    tricky = Diagnosis("crawling", "b < 1 & <script>")
+    assert "<p>b &lt; 1 &amp; &lt;script&gt;</p>" in tricky._repr_html_()
 
 
 def test_importing_the_explainer_does_not_import_rich():

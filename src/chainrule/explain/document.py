@@ -7,6 +7,9 @@ table, Markdown, LaTeX or CSV; JSON is the object's own :meth:`Explanation.to_di
 numbers are formatted in one place: four decimals for people (text, table, Markdown,
 LaTeX), full precision for machines (CSV, JSON).
 
+In a notebook an explanation shows itself as HTML (:func:`html`, a small escaped table) or
+Markdown: :meth:`Explanation._repr_html_` and :meth:`Explanation._repr_markdown_`.
+
 rich is imported only inside the ``"table"`` renderer; without it, that format falls back
 to plain text.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from html import escape
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +109,14 @@ class Explanation:
 
     def __str__(self) -> str:
         return self.render("text")
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter's Markdown view: the same as ``render("markdown")``."""
+        return self.render("markdown")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view: paragraphs, equations and escaped tables (see :func:`html`)."""
+        return html(self.document())
 
 
 def render(obj: Explanation, fmt: str = "text") -> str:
@@ -250,6 +262,49 @@ def _latex(block: Block) -> str:
     lines += [" & ".join(cells) + r" \\" for cells in block.lines(_cell_latex, r"$\vdots$")]
     lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# HTML (for notebooks)
+# ---------------------------------------------------------------------------------------
+
+
+def html(doc: Document) -> str:
+    """``doc`` as a small HTML fragment: ``<p>``, ``<pre>`` and ``<table>``, every text
+    escaped. Notebooks show it for an explanation (``_repr_html_``).
+
+    >>> print(html((Paragraph("a < b"),)))
+    <div class="chainrule"><p>a &lt; b</p></div>
+    """
+    parts = []
+    for block in doc:
+        if isinstance(block, Paragraph):
+            parts.append(f"<p>{escape(block.text)}</p>")
+        elif isinstance(block, Equations):
+            parts.append(f"<pre>{escape(_text(block))}</pre>")
+        else:
+            parts.append(_html_table(block))
+    return f'<div class="chainrule">{"".join(parts)}</div>'
+
+
+def _html_table(table: Table) -> str:
+    align = ["right" if r else "left" for r in _numeric_columns(table)]
+    out = ["<table>"]
+    if table.title:
+        out.append(f"<caption>{escape(table.title)}</caption>")
+    head = "".join(
+        f'<th style="text-align: {a}">{escape(c.text)}</th>'
+        for c, a in zip(table.columns, align, strict=True)
+    )
+    out.append(f"<thead><tr>{head}</tr></thead><tbody>")
+    for cells in table.lines(_cell_text, "\u22ee"):
+        row = "".join(
+            f'<td style="text-align: {a}">{escape(c)}</td>'
+            for c, a in zip(cells, align, strict=True)
+        )
+        out.append(f"<tr>{row}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------
