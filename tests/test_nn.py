@@ -78,6 +78,69 @@ def test_named_parameters_follow_layer_names():
     ]
 
 
+class SharedLayer(nn.Module):
+    """One layer and one parameter, each reachable under two names."""
+
+    def __init__(self):
+        layer = nn.Linear(1, 1, seed=3)
+        self.first = layer
+        self.again = layer
+        self.shift = nn.Parameter(0.5)
+        self.same_shift = self.shift
+        self.me = self  # a cycle must not loop for ever
+
+    def forward(self, x):
+        return self.again(self.first(x)) + self.shift
+
+
+def test_a_parameter_reachable_twice_is_listed_once_under_its_first_name():
+    model = SharedLayer()
+    assert [n for n, _ in model.named_parameters()] == ["first.weight", "first.bias", "shift"]
+    assert len(model.parameters()) == 3 and len(model.state_dict()) == 3
+    # train makes its optimizer from model.parameters(): it used to refuse the repeats
+    x, y = np.array([[0.0], [1.0], [2.0]]), np.array([[1.0], [2.0], [3.0]])
+    history = cr.train(model, (x, y), learning_rate=0.01, stop={"max_steps": 3})
+    assert len(history.steps) == 3
+
+
+class Containers(nn.Module):
+    def __init__(self):
+        self.coefficients = [nn.Parameter(1.0), nn.Parameter(2.0)]
+        self.scales = {"x": nn.Parameter(3.0), "y": (nn.Parameter([4.0, 5.0]),)}
+        self.blocks = [nn.Linear(1, 1), "not a module", 3]
+        self.sizes = [1, 2]  # no parameters: nothing to find
+        self.labels = {"a b": 1.0}  # any key, where there is no parameter
+
+    def forward(self, x):
+        return self.coefficients[0] * x + self.coefficients[1]
+
+
+def test_parameters_inside_lists_tuples_and_dicts_are_found():
+    model = Containers()
+    names = [n for n, _ in model.named_parameters()]
+    assert names == [
+        "coefficients.0",
+        "coefficients.1",
+        "scales.x",
+        "scales.y.0",
+        "blocks.0.weight",
+        "blocks.0.bias",
+    ]
+    assert model.scalar("scales.y.0[1]").value == 5.0
+    model.label_parameters()
+    assert model.scales["y"][0].name == "scales.y.0"
+    twin = Containers()
+    twin.load_state_dict({**model.state_dict(), "coefficients.1": np.array(7.0)})
+    assert twin.coefficients[1].item() == 7.0
+
+
+def test_a_dict_of_parameters_needs_keys_that_make_names():
+    model = Containers()
+    model.scales = {"x y": nn.Parameter(1.0)}
+    with pytest.raises(ChainruleError, match="Containers: the dict 'scales' .* key 'x y'"):
+        model.parameters()
+
+
 def test_seed_network_computes_statquest_predictions():
     model = seed_network()
     dosage, v = np.array(DOSAGE).reshape(3, 1), FITTED

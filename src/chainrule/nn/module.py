@@ -1,8 +1,8 @@
 """Parameters and modules: the containers that models are made of.
 
 A :class:`Module` finds its parameters by walking its attributes (Parameters, Modules,
-and lists or tuples of Modules), so ``named_parameters()`` gives dotted names such as
-``hidden.weight``. A single entry of a weight matrix has a name too,
+and lists, tuples and dicts of them), so ``named_parameters()`` gives dotted names such
+as ``hidden.weight``. A single entry of a weight matrix has a name too,
 ``hidden.weight[0,1]``, so that the explainer can talk about one scalar.
 
 >>> from chainrule import nn
@@ -101,6 +101,31 @@ class ScalarRef:
         self.parameter.data[self.index] = value
 
 
+_KEY = re.compile(r"^\w+$")
+
+
+def _held(owner: Module, name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """The Parameters and Modules that the attribute ``name`` holds, with their names."""
+    if isinstance(value, (Parameter, Module)):
+        yield name, value
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if isinstance(v, (Parameter, Module, list, tuple, dict)):
+                yield from _held(owner, f"{name}.{i}", v)
+    elif isinstance(value, dict):
+        for key, v in value.items():
+            if not isinstance(v, (Parameter, Module, list, tuple, dict)):
+                continue
+            found = list(_held(owner, f"{name}.{key}", v))
+            if found and not (isinstance(key, str) and _KEY.match(key)):
+                raise ChainruleError(
+                    f"{type(owner).__name__}: the dict {name!r} holds parameters under the key "
+                    f"{key!r}; their names would read {name}.{key}..., so use keys of letters, "
+                    "digits and _ only"
+                )
+            yield from found
+
+
 _SCALAR_NAME = re.compile(r"^(?P<param>[A-Za-z_][\w.]*)(?:\[(?P<index>[\d,\s]*)\])?$")
 
 
@@ -111,6 +136,14 @@ def scalar_name(name: str, index: tuple[int, ...]) -> str:
 
 class Module:
     """Base class of models and layers. Subclasses set attributes and define ``forward``.
+
+    The parameters are found in the attributes, in the order they were set: a
+    :class:`Parameter` or a Module (whose own parameters get its name as a prefix:
+    ``hidden.weight``), and lists, tuples and dicts of them, nested or not
+    (``self.layers = [...]`` gives ``layers.0.weight``; ``self.scales = {"x": p}`` gives
+    ``scales.x``). Attributes whose names start with ``_`` are private and not searched.
+    A parameter or module reachable under two names (``self.a = layer; self.b = layer``)
+    is listed once, under the first name, as in PyTorch.
 
     >>> class Line(Module):
     ...     def __init__(self):
@@ -131,28 +164,32 @@ class Module:
     # -- finding parameters ------------------------------------------------------------
 
     def children(self) -> Iterator[tuple[str, Any]]:
-        """Named attributes that are Parameters or Modules (lists of Modules as ``name.i``)."""
+        """The Parameters and Modules in the attributes, by name (``name``, ``name.0``,
+        ``name.key`` inside lists, tuples and dicts), in the order the attributes were set."""
         for name, value in vars(self).items():
-            if name.startswith("_"):
-                continue
-            if isinstance(value, (Parameter, Module)):
-                yield name, value
-            elif (
-                isinstance(value, (list, tuple))
-                and value
-                and all(isinstance(v, Module) for v in value)
-            ):
-                for i, v in enumerate(value):
-                    yield f"{name}.{i}", v
+            if not name.startswith("_"):
+                yield from _held(self, name, value)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """Every parameter with its dotted name, in the order the attributes were set."""
+        """Every parameter with its dotted name, in the order the attributes were set.
+
+        Each parameter comes once, under the first name that reaches it (a layer assigned
+        to two attributes does not give its parameters twice).
+        """
+        return self._named_parameters(prefix, {id(self)})
+
+    def _named_parameters(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Parameter]]:
+        # ``seen``: the ids of the modules and parameters met so far (they stay alive, held
+        # by the model, while this runs), so repeats and cycles are skipped.
         for name, value in self.children():
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
             full = f"{prefix}{name}"
             if isinstance(value, Parameter):
                 yield full, value
             else:
-                yield from value.named_parameters(prefix=f"{full}.")
+                yield from value._named_parameters(f"{full}.", seen)
 
     def label_parameters(self) -> None:
         """Name every parameter by its dotted path, so graphs read ``hidden.weight``."""
