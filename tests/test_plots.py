@@ -331,6 +331,43 @@ def test_network_reads_the_graph_not_the_text():
     assert {n.key: n.bias for n in fig.nodes}["h"] == [("− c = 0.50", 0.5)]
 
 
+def test_network_of_formulas_with_constants():
+    # The engine records no op on the data alone: dosage + 1 and dosage ** 2 used to be
+    # bare one-element arrays in the graph, and labelling them crashed.
+    fig = plots.network(cr.Formula("p = w * (dosage + 1) + b", inputs=["dosage"]), **SMALL)
+    assert [(e.source, e.target, e.label) for e in fig.edges] == [
+        ("dosage", "p", "w × (dosage + 1)\nw = 0.13")
+    ]
+    model = cr.Formula("p = w * dosage ** 2 + b - 0.5", inputs=["dosage"], values={"w": 2.0})
+    model.freeze("b")
+    fig = plots.network(model, **SMALL)
+    assert [e.label for e in fig.edges] == ["w × dosage^2\nw = 2.00"]
+    p = {n.key: n for n in fig.nodes}["p"]
+    assert p.bias == [("+ b = 0.00", 0.0), ("− 0.5", 0.5)]
+    assert p.bias_trained == [False, False] and p.bias_parameters == ["b"]
+    texts = [t.get_text() for t in fig.figure.axes[0].texts]
+    assert "+ b = 0.00" in texts and "− 0.5" in texts  # each bias written, none dropped
+    fig = plots.network(cr.Formula("y = softplus(w * log(x) + 1)", inputs=["x"]), **SMALL)
+    assert {n.key: n.bias for n in fig.nodes}["y"] == [("+ 1", 1.0)]
+
+
+def test_squiggle_decomposes_formulas_with_constants(seed):
+    data = seed[0].data
+    model = cr.Formula(
+        "p = w * (dosage + 1) + v * dosage ** 2 + b - 0.5",
+        inputs=["dosage"],
+        values={"w": 2.0, "v": -1.0, "b": 0.25},
+    )
+    fig = plots.squiggle(model, data, decompose=True, **SMALL)
+    x = fig.curve_x
+    assert list(fig.terms) == ["w × (dosage + 1)", "v × dosage^2", "b", "-0.5"]
+    np.testing.assert_allclose(fig.terms["w × (dosage + 1)"], 2.0 * (x + 1))
+    np.testing.assert_allclose(fig.terms["v × dosage^2"], -(x**2))
+    np.testing.assert_allclose(sum(fig.terms.values()), fig.curve_y, rtol=1e-12)
+    legend = [t.get_text() for t in fig.figure.axes[0].get_legend().get_texts()]
+    assert "p = the sum + b − 0.5 (-0.25)" in legend
+
+
 def test_network_of_a_layer_model_labels_few_edges_and_colours_many():
     small = MLP([2, 3, 1], activation="tanh", seed=1)
     small.freeze("hidden.*")

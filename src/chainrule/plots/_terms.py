@@ -4,11 +4,19 @@ The squiggle's decomposition (StatQuest's blue ``w3 * y1`` curve, orange ``w4 * 
 and the ``+ b3`` shift) is not a second formula: it is found by walking the ``add``,
 ``sub`` and ``neg`` nodes that the engine recorded for the output, and the curves are the
 values those nodes computed.
+
+The engine records an operation only when one of its inputs needs a gradient (as PyTorch
+does), so in a model's own forward pass ``dosage + 1`` or ``dosage ** 2`` is a bare array:
+no name, no op, nothing to say it came from ``dosage``. :func:`recorder` traces a twin of
+a formula model whose inputs are leaves that need a gradient, so that every operation,
+the inputs' own too, is in the graph.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +88,7 @@ def describe(node: Tensor, depth: int = 3) -> str:
         return node.name
     if node.op is None:
         data = np.asarray(node.data)
-        return f"{float(data):g}" if data.size == 1 else f"[{data.size} values]"
+        return f"{float(data.ravel()[0]):g}" if data.size == 1 else f"[{data.size} values]"
     if depth == 0 or not node.inputs:
         return node.op.name
     parts = [_wrapped(t, describe(t, depth - 1)) for t in node.inputs]
@@ -101,3 +109,39 @@ def _wrapped(node: Tensor, text: str) -> str:
     if node.name is None and node.op is not None and node.op.name in ("add", "sub"):
         return f"({text})"
     return text
+
+
+def recorder(model: Any) -> Callable[[Mapping[str, float]], dict[str, Tensor]]:
+    """A function that traces ``model`` (a formula) at one data point, every op recorded.
+
+    It returns the named nodes, as :meth:`Formula.trace` does, of a twin built from the
+    same text in which the inputs are parameters too (leaves that need a gradient) and
+    the parameters hold the model's values. Each node is one number.
+
+    >>> import chainrule as cr
+    >>> model = cr.Formula("p = w * (dosage + 1) + b", inputs=["dosage"], values={"w": 2.0})
+    >>> nodes = recorder(model)({"dosage": 0.5})
+    >>> [t.label for t in additive_terms(nodes["p"])], float(nodes["p"].data)
+    (['w × (dosage + 1)', 'b'], 3.0)
+    """
+    from chainrule.formula import Formula
+
+    twin = Formula(model.text, inputs=[])
+    for ref in model.scalars():
+        twin.scalar(ref.name).set(ref.value)
+    inputs, output = list(model.inputs), model.output_name
+
+    def trace(point: Mapping[str, float]) -> dict[str, Tensor]:
+        for name in inputs:
+            twin.scalar(name).set(float(point.get(name, 0.0)))
+        with np.errstate(all="ignore"):  # e.g. log(0) at the point 0: drawn as it is
+            nodes = twin.trace({})
+        # With no data the output is one number spread to one row: keep the number.
+        out = nodes[output]
+        if out.op is not None and out.op.name == "broadcast_to" and out.inputs[0].name is None:
+            inner = out.inputs[0]
+            inner.name = output
+            nodes[output] = inner
+        return nodes
+
+    return trace

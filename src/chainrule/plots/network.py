@@ -28,8 +28,7 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
-from chainrule.plots._replay import model_at
-from chainrule.plots._terms import Term, additive_terms
+from chainrule.plots._terms import Term, _wrapped, additive_terms, describe, recorder
 from chainrule.tensor import Tensor
 
 #: Edges of a layer model get their weight written on them up to this many edges.
@@ -50,6 +49,7 @@ class Node:
     y: float = 0.0
     bias: list[tuple[str, float]] = field(default_factory=list)  # (text, value)
     bias_parameters: list[str] = field(default_factory=list)
+    bias_trained: list[bool] = field(default_factory=list)  # one per entry of ``bias``
 
 
 @dataclass
@@ -125,9 +125,9 @@ def _is_trained(model: Any, name: str) -> bool:
 
 
 def _formula_diagram(model: Any) -> tuple[list[Node], list[Edge]]:
-    twin = model_at(model)
-    twin.unfreeze()  # a copy: every operation is recorded, so the structure is visible
-    named = twin.trace(np.zeros((1, len(model.inputs))))
+    # Every operation recorded, the inputs' own too: ``w * (dosage + 1)`` is an edge from
+    # dosage, not a number.
+    named = recorder(model)({})
     name_of = {id(t): name for name, t in named.items()}
     parameters = set(model.parameter_names)
     assigned = [a.name for a in model.assignments]
@@ -204,6 +204,7 @@ def _read_term(
         value = model.scalar(name).value
         node.bias.append((f"{'−' if minus else '+'} {name} = {style.value_text(value)}", value))
         node.bias_parameters.append(name)
+        node.bias_trained.append(_is_trained(model, name))
         return []
     if name is not None:
         edges.append(Edge(key_of[name], node.key, None, None, "−" if minus else "", False))
@@ -229,12 +230,21 @@ def _read_term(
     used = _named_inside(tensor, name_of)
     sources = [key_of[n] for n in used if n not in parameters]
     label = term.label
-    if not sources:
-        value = float(np.asarray(tensor.data).ravel()[0]) * term.sign
-        node.bias.append((f"+ {label} = {style.value_text(value)}", value))
+    if not sources:  # a number, or a product of parameters and numbers (``2 * b``)
+        value = float(np.asarray(tensor.data).ravel()[0])
+        text = f"{'−' if minus else '+'} {_wrapped(tensor, describe(tensor))}"
+        if used:
+            text += f" = {style.value_text(value)}"
+        node.bias.append((text, value))
         node.bias_parameters += [n for n in used if n in parameters]
+        node.bias_trained.append(any(_is_trained(model, n) for n in used if n in parameters))
         return []
-    trained = any(_is_trained(model, n) for n in used if n in parameters)
+    inside = [n for n in used if n in parameters]
+    trained = any(_is_trained(model, n) for n in inside)
+    if inside:  # the values too: ``w4 × (y2 + 1)`` then ``w4 = -2.30`` below it
+        label += "\n" + ", ".join(
+            f"{n} = {style.value_text(model.scalar(n).value)}" for n in inside
+        )
     for source in dict.fromkeys(sources):
         edges.append(Edge(source, node.key, None, None, label, trained))
     return sources
@@ -353,6 +363,7 @@ def _layer_diagram(model: Any, input_names: list[str] | None) -> tuple[list[Node
                 value = float(layer.bias.data[j])
                 if labelled:
                     by_key[target].bias.append((f"b = {style.value_text(value)}", value))
+                    by_key[target].bias_trained.append(not layer.bias.frozen)
                 by_key[target].bias_parameters.append(f"{bname}[{j}]")
     return nodes, edges
 
@@ -505,10 +516,7 @@ def _draw(
                     fontsize=8.5,
                     color=style.GREY,
                 )
-        for k, ((text, _), parameter) in enumerate(
-            zip(node.bias, node.bias_parameters, strict=False)
-        ):
-            trained = parameter is not None and _is_trained(model, parameter)
+        for k, ((text, _), trained) in enumerate(zip(node.bias, node.bias_trained, strict=True)):
             offset = (radius if layer_model else half_h) + 0.1 + 0.3 * k
             ax.text(
                 node.x,

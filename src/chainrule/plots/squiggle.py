@@ -37,7 +37,7 @@ from chainrule.plots._replay import (
     trained_names,
     values_after,
 )
-from chainrule.plots._terms import Term, additive_terms
+from chainrule.plots._terms import additive_terms, recorder
 from chainrule.tensor import Tensor, sigmoid, softmax
 
 #: The size of a squiggle figure in inches (wider by the legend when decomposed).
@@ -172,7 +172,7 @@ def squiggle(
                 f"a squiggle needs one output per point; the model gives shape {curve.shape}"
             )
     output_name = getattr(model, "output_name", None) or "prediction"
-    terms: list[Term] = []
+    terms: list[CurveTerm] = []
     if decompose:
         terms = _terms_over(snapshots[-1][2], grid)
     if terms and size == DEFAULT_SIZE:
@@ -253,19 +253,38 @@ def _full(values: np.ndarray, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(values, dtype=np.float64), (n,)).copy()
 
 
-def _terms_over(model: Any, grid: np.ndarray) -> list[Term]:
-    """The additive terms of the output that the engine records over ``grid``."""
+@dataclass(frozen=True, eq=False)
+class CurveTerm:
+    """One additive term of the output over the grid: its label and its values."""
+
+    label: str
+    values: np.ndarray
+
+
+def _terms_over(model: Any, grid: np.ndarray) -> list[CurveTerm]:
+    """The additive terms of the output over ``grid``, as the engine computes them.
+
+    The output is traced at each grid value with every operation recorded (the input's
+    own too), so a term such as ``w × (dosage + 1)`` keeps its name: in the model's own
+    pass, ``dosage + 1`` would be a bare array.
+    """
     if not hasattr(model, "trace"):
         raise ChainruleError(
             "decompose=True needs a formula model (it splits the output into the terms "
             f"written in the formula); this model is a {type(model).__name__}"
         )
-    model.unfreeze()  # a copy: every parameter records its node, so the sum is visible
-    nodes = model.trace(grid[:, None])
-    return additive_terms(nodes[model.output_name])
+    trace, name = recorder(model), model.inputs[0]
+    labels: list[str] = []
+    rows = []
+    for x in grid:
+        terms = additive_terms(trace({name: float(x)})[model.output_name])
+        labels = labels or [t.label for t in terms]
+        rows.append([float(np.asarray(t.values).ravel()[0]) for t in terms])
+    columns = np.array(rows, dtype=np.float64).T
+    return [CurveTerm(label, columns[i]) for i, label in enumerate(labels)]
 
 
-def _draw_terms(ax: Any, grid: np.ndarray, terms: list[Term], output_name: str) -> None:
+def _draw_terms(ax: Any, grid: np.ndarray, terms: list[CurveTerm], output_name: str) -> None:
     """StatQuest's build-up: each varying term, their sum, then the constant shift."""
     n = grid.size
     varying = [t for t in terms if np.ptp(_full(t.values, n)) > 0]
@@ -287,17 +306,17 @@ def _draw_terms(ax: Any, grid: np.ndarray, terms: list[Term], output_name: str) 
         lw=1.6,
         ls="--",
         zorder=4,
-        label=" + ".join(t.label for t in varying),
+        label=_signed([t.label for t in varying]),
     )
     shift = float(total[0] - partial[0])
-    names = " + ".join(t.label for t in constant)
+    names = _signed([t.label for t in constant], leading=True)
     ax.plot(
         grid,
         total,
         color=style.GREEN,
         lw=2.6,
         zorder=3,
-        label=f"{output_name} = the sum + {names} ({style.value_text(shift)})",
+        label=f"{output_name} = the sum {names} ({style.value_text(shift)})",
     )
     if shift != 0:
         i = int(np.argmax(partial)) if shift > 0 else int(np.argmin(partial))
@@ -309,7 +328,7 @@ def _draw_terms(ax: Any, grid: np.ndarray, terms: list[Term], output_name: str) 
             arrowprops={"arrowstyle": "-|>", "color": style.GREY, "lw": 1.2},
         )
         ax.annotate(
-            f"+ {names} = {style.value_text(shift)}",
+            f"{names} = {style.value_text(shift)}",
             (grid[i], (partial[i] + total[i]) / 2),
             xytext=(6, 0),
             textcoords="offset points",
@@ -317,6 +336,24 @@ def _draw_terms(ax: Any, grid: np.ndarray, terms: list[Term], output_name: str) 
             fontsize="small",
             color=style.GREY,
         )
+
+
+def _signed(labels: list[str], leading: bool = False) -> str:
+    """Terms written as one sum: ``['b3', '-0.25']`` gives ``'b3 − 0.25'``, and with
+    ``leading`` the first term's sign too: ``'+ b3 − 0.25'``.
+
+    >>> _signed(["w3 × y1", "-b"]), _signed(["b3", "-0.25"], leading=True)
+    ('w3 × y1 − b', '+ b3 − 0.25')
+    """
+    parts = []
+    for i, label in enumerate(labels):
+        minus = label.startswith("-")
+        body = label[1:] if minus else label
+        if i == 0 and not leading:
+            parts.append(f"−{body}" if minus else body)
+        else:
+            parts.append(f"{'−' if minus else '+'} {body}")
+    return " ".join(parts)
 
 
 def _step_label(
