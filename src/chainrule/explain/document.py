@@ -28,9 +28,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from html import escape
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import numpy as np
