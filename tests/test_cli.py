@@ -7,6 +7,8 @@ code, stdout, stderr and piped stdin as a user sees them); the rest call
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -84,7 +86,8 @@ def test_demo_tells_the_seed_story(tmp_path):
     assert done.returncode == 0, done.stderr
     out = " ".join(done.stdout.split())  # the table's spacing depends on the terminal
     # 1. the brute-force SSR curve, lowest near 2.5
-    assert "0.0000 20.4236" in out and "2.5000 0.0358 <- lowest" in out
+    assert "b3 SSR lowest" in out
+    assert "0.0000 20.4236 0.5000" in out and "2.5000 0.0358 yes 3.0000" in out
     # 2. the ledger to b3 = 2.61, with StatQuest's closing line
     assert "1 0.0000 20.4236 -15.6551 -1.5655 1.5655" in out
     assert "10 2.6085 6.421e-05 -0.0041 -0.0004 2.6089" in out
@@ -92,7 +95,20 @@ def test_demo_tells_the_seed_story(tmp_path):
     # 3. the chain rule for b3 at the first step
     assert "dSSR/db3 = dSSR/dpredicted x dpredicted/db3" in out
     assert "the engine's gradient: -15.6551" in out
-    assert out.index("<- lowest") < out.index("after 10 steps") < out.index("engine's gradient")
+    assert out.index("0.0358 yes") < out.index("after 10 steps") < out.index("engine's gradient")
+    assert "The run converged: b3 = 2.61 after 10 steps" in out
+
+
+def test_demo_json_is_one_document(tmp_path):
+    done = chainrule("demo", "--format", "json", "--out", str(tmp_path / "figures"))
+    assert done.returncode == 0, done.stderr
+    story = json.loads(done.stdout)  # one object: nothing else on stdout
+    assert list(story) == ["scan", "run", "chain_rule"]
+    assert story["scan"]["best"] == {"value": 2.5, "loss": pytest.approx(SCAN[5], abs=1e-6)}
+    assert len(story["run"]["steps"]) == len(MAIN_IDEAS)
+    assert story["run"]["diagnosis"]["kind"] == "converged"
+    assert story["chain_rule"]["value"] == pytest.approx(-15.6551083806, abs=1e-9)
+    assert all(line.startswith("wrote ") for line in done.stderr.splitlines())
 
 
 def test_quiz_with_piped_answers_right_and_wrong():
@@ -373,6 +389,21 @@ def test_command_mistakes_exit_2(capsys, args, message):
     code, _, err = run_main(capsys, *args)
     assert code == 2
     assert err.startswith("chainrule: error: ") and message in err
+
+
+def test_scan_marks_the_lowest_point_in_a_named_column(capsys):
+    b3 = ["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "4", "--num", "3"]
+    code, out, _ = run_main(capsys, *b3, "--format", "csv")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["b3", "SSR", "lowest"]
+    assert [row[2] for row in rows[1:]] == ["", "yes", ""]
+    assert [float(row[0]) for row in rows[1:]] == [0.0, 2.0, 4.0]
+    code, out, _ = run_main(capsys, *b3, "--format", "markdown")
+    assert out.startswith("| b3 | SSR | lowest |\n")
+    code, out, _ = run_main(capsys, *b3, "--format", "latex")
+    assert r"$b_3$ & $\mathrm{SSR}$ & lowest \\" in out
+    assert "$1.1134$ & yes" in out
 
 
 def test_scan_one_and_two_parameters(capsys):

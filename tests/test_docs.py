@@ -226,7 +226,8 @@ def test_json_md_documents_run_explain_and_scan():
     JSON_EXAMPLES,
     ids=[f"json.md:{line}" for line, _, _ in JSON_EXAMPLES],
 )
-def test_json_examples_are_real(line, command, documented):
+def test_json_examples_are_real(line, command, documented, folders, monkeypatch):
+    monkeypatch.chdir(folders["json.md"])  # demo draws its figures in the working folder
     code, out, err = run(Example("json.md", line, command, None, []))
     assert code == 0, err
     same_shape(documented, json.loads(out))

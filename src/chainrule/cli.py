@@ -40,6 +40,10 @@ FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
 #: The formats that are read by people: they also get the sentences around the tables.
 _PROSE_FORMATS = ("table", "text", "markdown", "latex")
 
+#: The demo's formats: its three tables do not make one CSV file (run, scan and explain
+#: each give theirs).
+DEMO_FORMATS = tuple(f for f in FORMATS if f != "csv")
+
 #: How the demo scans b3 (StatQuest's pink curve: b3 from 0 to 4).
 DEMO_SCAN = (0.0, 4.0, 9)
 
@@ -265,31 +269,37 @@ def write_demo_figures(scenario: Scenario, history: History, out_dir: Path) -> l
 
 
 def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
-    """``chainrule demo``: the seed's story (scan, ledger, chain rule), in the terminal."""
+    """``chainrule demo``: the seed's story (scan, ledger, chain rule), in the terminal.
+
+    With ``--format json`` the three parts are one object, ``{"scan", "run",
+    "chain_rule"}``, each as ``scan``, ``run`` and ``explain`` print it.
+    """
     from chainrule.explain import chain_rule, diagnose, ledger, scan
 
     fmt = args.format
     scenario = _load("main-ideas")
     start, stop, num = DEMO_SCAN
-    write = stdout.write
-
-    write("1. The SSR for b3 from 0 to 4, the other six parameters fixed (brute force):\n\n")
     curve = scan(
         scenario.build_model(), scenario.data, scenario.loss, "b3", _linspace(start, stop, num, "")
     )
-    write(curve.render(fmt).rstrip() + "\n\n")
-
-    write("2. Gradient descent on b3 from 0, learning rate 0.1:\n\n")
     _, history = scenario.run()
-    write(ledger(history).render(fmt).rstrip() + "\n\n")
-    write(diagnose(history).render(fmt).rstrip() + "\n\n")
-
-    write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
-    write(chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3").render(fmt))
-    write("\n")
+    table, diagnosis = ledger(history), diagnose(history)
+    rule = chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3")
+    if fmt == "json":
+        story = {"scan": curve.to_dict(), "run": _run_dict(table, diagnosis)}
+        stdout.write(_json({**story, "chain_rule": rule.to_dict()}) + "\n")
+    else:
+        write = stdout.write
+        write("1. The SSR for b3 from 0 to 4, the other six parameters fixed (brute force):\n\n")
+        write(curve.render(fmt).rstrip() + "\n\n")
+        write("2. Gradient descent on b3 from 0, learning rate 0.1:\n\n")
+        write(table.render(fmt).rstrip() + "\n\n")
+        write(diagnosis.render(fmt).rstrip() + "\n\n")
+        write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
+        write(rule.render(fmt).rstrip() + "\n")
     paths = write_demo_figures(scenario, history, Path(args.out))
-    for path in paths or []:
-        write(f"wrote {path}\n")
+    for path in paths or []:  # on stderr with JSON, so that stdout stays one document
+        print(f"wrote {path}", file=sys.stderr if fmt == "json" else stdout)
     return EXIT_OK
 
 
@@ -441,7 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "demo", "the StatQuest story: scan b3, learn it, explain its slope", "chainrule demo"
     )
-    fmt_option(p)
+    p.add_argument(
+        "--format",
+        choices=DEMO_FORMATS,
+        default="table",
+        help="output format (default: table); json gives one object {scan, run, chain_rule}",
+    )
     p.add_argument(
         "--out",
         metavar="DIR",

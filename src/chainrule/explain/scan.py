@@ -82,10 +82,10 @@ class Scan(Explanation):
             columns = (
                 Column(p, f"${latex_name(p)}$"),
                 Column(loss, f"${latex_name(loss)}$"),
-                Column("", ""),
+                Column("lowest", "lowest"),
             )
             rows = tuple(
-                (float(v), float(L), "<- lowest" if i == marked else "")
+                (float(v), float(L), "yes" if i == marked else "")
                 for i, (v, L) in enumerate(zip(self.values, self.loss, strict=True))
             )
             where = "" if best is None else f"{p} = {number(best['value'])}"
