@@ -2,7 +2,9 @@
 
 Each figure is measured in this run next to the same computation written by hand in
 numpy (the limit: no graph, no bookkeeping), PyTorch and micrograd when installed, all
-with the same thread settings. Times are the best of several runs of many calls.
+with the same thread settings. Times are the best of several runs of many calls; the
+large matmul, one call per run, reports the median of many interleaved rounds instead,
+with its spread.
 
   python benchmarks/bench_engine.py                  # all three sections
   python benchmarks/bench_engine.py --only descent   # one section
@@ -15,6 +17,7 @@ BLAS thread count is fixed when numpy is imported.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import operator
 import subprocess
@@ -35,6 +38,12 @@ _parser.add_argument(
     help="threads for the large matmul (default: all cores)",
 )
 _parser.add_argument("--matmul-size", type=int, default=2048, help="matrix size (default 2048)")
+_parser.add_argument(
+    "--matmul-rounds",
+    type=int,
+    default=None,
+    help="interleaved rounds of the large matmul, one call each (default 15, 3 with --quick)",
+)
 ARGS = _parser.parse_args()
 _common.set_threads(ARGS.threads)
 
@@ -147,6 +156,8 @@ def bench_matmul() -> None:
             "--matmul-size",
             str(ARGS.matmul_size),
         ]
+        if ARGS.matmul_rounds is not None:
+            command += ["--matmul-rounds", str(ARGS.matmul_rounds)]
         if ARGS.quick:
             command.append("--quick")
         print(f"\n(the matmul runs in a child process with {ARGS.matmul_threads} thread(s))")
@@ -197,26 +208,95 @@ def _bench_matmul(n: int, dtype: np.dtype) -> None:
             _common.check(ok, f"matmul: {name} {what} is wrong ({x.dtype}, {dtype} expected)")
     del expected
 
-    # A call takes about a second at 2048 (one call per run); smaller sizes get more calls.
-    timings = _common.compare(candidates, repeat=2 if ARGS.quick else 5, min_time=0.5)
-    gflops = {
-        name: f"{6 * n**3 / t.seconds / 1e9:.1f}" for name, t in timings.items() if t is not None
-    }
-    _common.print_timings(
+    # A call takes a quarter to a whole second at 2048, so a run is one call, and one call
+    # is at the mercy of the machine (the best of 5 once gave 1.29x, then 0.93x). Instead:
+    # many rounds of one call each, interleaved, and the MEDIAN with its spread; the ratio
+    # is taken within each round (neighbours in time), then its median.
+    rounds = ARGS.matmul_rounds or (3 if ARGS.quick else 15)
+    times = _interleaved_rounds(candidates, rounds)
+    _print_rounds(
         f"matmul {n}x{n} {dtype.name}: out = a @ b; out.backward(G), "
         f"{ARGS.threads} thread(s); numpy = the three products a@b, G@b.T, a.T@G",
-        timings,
+        times,
         references=["numpy", "torch"],
-        unit="ms/call",
-        scale=1e3,
-        extra={"GFLOP/s": gflops},
+        flops=6 * n**3,
         skipped=_skipped(micrograd="a scalar engine: 2048^3 Value products are out of reach"),
     )
     _common.print_goal(
-        f"chainrule {dtype.name} vs the three numpy matmuls",
-        _common.seconds_ratio(timings, "chainrule", "numpy"),
+        f"chainrule {dtype.name} vs the three numpy matmuls (median of the rounds' ratios)",
+        float(np.median(_paired_ratios(times, "chainrule", "numpy"))),
         1.1,
     )
+
+
+def _interleaved_rounds(
+    candidates: dict, rounds: int, min_time: float = 0.2
+) -> dict[str, list[float]]:
+    """Seconds per call of each candidate in each of ``rounds`` rounds.
+
+    In a round every candidate runs once: one call at 2048 (a call takes longer than
+    ``min_time``), enough calls for ``min_time`` at small sizes. Each candidate is called
+    once first to warm up. The order rotates from round to round, so no candidate always
+    runs right after the same one (whose threads may still spin).
+    """
+    numbers = {}
+    for name, fn in candidates.items():
+        fn()
+        numbers[name] = _common._calibrate(fn, min_time)
+    names = list(candidates)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            gc.collect()
+            times[name].append(_common._run(candidates[name], numbers[name]) / numbers[name])
+    return times
+
+
+def _paired_ratios(times: dict[str, list[float]], name: str, reference: str) -> np.ndarray:
+    """``name``'s time over ``reference``'s, round by round."""
+    return np.array(times[name]) / np.array(times[reference])
+
+
+def _print_rounds(
+    title: str,
+    times: dict[str, list[float]],
+    references: list[str],
+    flops: float,
+    skipped: dict[str, str],
+) -> None:
+    """Median ms per call, its middle half (25th to 75th percentile), the median ratio to
+    each reference over the rounds, and GFLOP/s at the median."""
+    print(f"\n-- {title}")
+    rounds = len(next(iter(times.values())))
+    headers = ["implementation", "ms/call", "middle half", *(f"vs {r}" for r in references)]
+    rows = []
+    for name, values in times.items():
+        q1, median, q3 = np.percentile(np.array(values) * 1e3, [25, 50, 75])
+        cells = [name, f"{median:,.0f}", f"{q1:,.0f}-{q3:,.0f}"]
+        for ref in references:
+            ratio = np.median(_paired_ratios(times, name, ref)) if ref in times else None
+            cells.append("-" if ratio is None else f"{ratio:.2f}x")
+        cells += [f"{flops / np.median(values) / 1e9:.1f}", f"median of {rounds}"]
+        rows.append(cells)
+    for name in skipped:
+        rows.append([name, "skipped", "-", *("-" for _ in references), "-", "-"])
+    _common.print_table([*headers, "GFLOP/s", "runs"], rows)
+    for name, why in skipped.items():
+        print(f"  {name}: skipped ({why})")
+    for name in times:
+        if name == "numpy":
+            continue
+        q = np.percentile(_paired_ratios(times, name, "numpy"), [0, 25, 50, 75, 100])
+        print(
+            f"  {name} / numpy, round by round: median {q[2]:.2f}x, middle half "
+            f"{q[1]:.2f}x-{q[3]:.2f}x, all {q[0]:.2f}x-{q[4]:.2f}x ({rounds} rounds)"
+        )
+        if name == "chainrule" and q[3] - q[1] > 0.1:
+            print(
+                "  (the middle half of chainrule's ratios is wider than 0.1x: the machine was "
+                "busy, so take the median loosely, or rerun with more --matmul-rounds)"
+            )
 
 
 # ---------------------------------------------------------------------------------------
