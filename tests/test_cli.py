@@ -382,13 +382,76 @@ def test_explain_at_the_start_and_before_a_step(capsys):
             ["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1", "--from2", "0"],
             "--param2",
         ),
-        (["quiz", "moons"], "too large"),
+        (["quiz", "moons"], "kept no per-step values (more than 50 trained values or 1000"),
     ],
 )
 def test_command_mistakes_exit_2(capsys, args, message):
     code, _, err = run_main(capsys, *args)
     assert code == 2
     assert err.startswith("chainrule: error: ") and message in err
+
+
+def formula_scenario(tmp_path: Path, formula: str, train: str = "") -> str:
+    """A scenario file of the seed's data with ``formula`` as its model."""
+    path = tmp_path / "model.toml"
+    path.write_text(
+        "[data]\ndosage = [0.0, 0.5, 1.0]\nobserved = [0.0, 1.0, 0.0]\n"
+        f'[model]\nformula = """\n{formula}\n"""\n[train]\n{train}\n'
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("formula", "where"),
+    [
+        (
+            "predicted = 1 / 0 * dosage + b",
+            "formula line 1 (predicted = 1 / 0 * dosage + b) is NaN (not a number) at data "
+            "point 1 (dosage = 0), so the loss SSR is NaN (not a number)",
+        ),
+        (
+            "x1 = log(dosage - 0.75)\npredicted = w * x1 + b",
+            "formula line 1 (x1 = log(dosage - 0.75)) is NaN (not a number) at data point 1 "
+            "(dosage = 0), so the loss SSR is NaN (not a number)",
+        ),
+        (
+            "x1 = 1 / (dosage - 0.5)\npredicted = 0 * x1 + b",
+            "formula line 1 (x1 = 1 / (dosage - 0.5)) is infinite at data point 2 (dosage = 0.5), "
+            "so the loss SSR is NaN (not a number)",
+        ),
+    ],
+)
+def test_a_loss_that_is_not_a_number_at_the_start_exits_2_naming_where(
+    capsys, tmp_path, formula, where
+):
+    path = formula_scenario(tmp_path, formula)
+    for args in (["run"], ["quiz"], ["explain", "--param", "b", "--step", "1"]):
+        code, out, err = run_main(capsys, args[0], path, *args[1:])
+        assert (code, out) == (2, "")
+        assert err == f"chainrule: error: {path}: training cannot start: {where}\n"
+
+
+def test_no_step_to_show_says_why(capsys, tmp_path):
+    path = formula_scenario(tmp_path, "predicted = 0 * dosage + b", "stop = { loss = 10 }")
+    code, out, _ = run_main(capsys, "run", path, "--format", "json")
+    assert code == 0 and json.loads(out)["steps"] == []
+    code, _, err = run_main(capsys, "quiz", path)
+    assert code == 2
+    assert "the run stopped before its first step (b = 0 after 0 steps: the loss" in err
+    assert "no step for a quiz" in err and "too large" not in err
+    code, _, err = run_main(capsys, "explain", path, "--param", "b", "--step", "1")
+    assert code == 2 and "no step for --step 1" in err
+
+
+def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly(capsys, tmp_path):
+    path = formula_scenario(tmp_path, "x1 = w1 * dosage\npredicted = 2 * dosage")
+    code, _, err = run_main(capsys, "run", path)
+    assert code == 2
+    assert err == (
+        f"chainrule: error: {path}: the loss does not depend on any trained parameter (w1): "
+        "the output line does not use it, directly or through other lines, so training "
+        "cannot change the loss\n"
+    )
 
 
 def test_scan_marks_the_lowest_point_in_a_named_column(capsys):

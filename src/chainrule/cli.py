@@ -89,14 +89,58 @@ def _load(name: str) -> Scenario:
     return load_scenario(name)
 
 
+def _run(scenario: Scenario) -> History:
+    """Train ``scenario``; a run that cannot start is a user's error, told plainly.
+
+    A loss that is not a number at the starting values names the first formula line (or
+    output) that is not, and the data point; a loss that no trained parameter reaches
+    says so instead of the engine's words about ``requires_grad``.
+    """
+    from chainrule.errors import GraphError
+    from chainrule.explain import unreached, where_not_finite
+
+    try:
+        _, history = scenario.run()
+    except GraphError:
+        missing = unreached(scenario.build_model(), scenario.data, scenario.loss)
+        if not set(scenario.optimize) <= set(missing):
+            raise
+        raise ChainruleError(
+            f"{scenario.label}: the loss does not depend on any trained parameter "
+            f"({', '.join(scenario.optimize)}): the output line does not use "
+            f"{'it' if len(scenario.optimize) == 1 else 'them'}, directly or through other "
+            "lines, so training cannot change the loss"
+        ) from None
+    if history.stop_reason == "diverged" and history.num_steps == 0:
+        where = where_not_finite(scenario.build_model(), scenario.data, scenario.loss)
+        raise ChainruleError(f"{scenario.label}: training cannot start: {where or history.message}")
+    return history
+
+
+def _no_steps(history: History, wanted: str) -> ChainruleError:
+    """Why ``history`` has no step records to show ``wanted`` (e.g. "--step 2") with."""
+    if history.num_steps == 0:
+        return ChainruleError(
+            f"the run stopped before its first step ({history.message}), so there is no "
+            f"step for {wanted}"
+        )
+    return ChainruleError(
+        f"this run kept no per-step values (more than {_detail_limits()}), so {wanted} "
+        "has nothing to show; try a scenario with fewer parameters, e.g. main-ideas"
+    )
+
+
+def _detail_limits() -> str:
+    from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
+
+    return f"{DETAIL_MAX_SCALARS} trained values or {DETAIL_MAX_ROWS} data points"
+
+
 def _model_before_step(scenario: Scenario, history: History, step: int) -> Any:
     """A fresh model holding the values it had just before ``step`` of the run."""
     model = scenario.build_model()
     if not history.steps:
-        raise ChainruleError(
-            "this run kept no per-step values (the model is too large), so --step "
-            "cannot be replayed"
-        )
+        raise _no_steps(history, f"--step {step}")
     if not 1 <= step <= len(history.steps):
         raise ChainruleError(
             f"--step {step}: the run took {len(history.steps)} steps; choose 1 to "
@@ -131,7 +175,7 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     from chainrule.explain import diagnose, ledger
 
     scenario = _load(args.scenario)
-    _, history = scenario.run()
+    history = _run(scenario)
     table = ledger(
         history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
     )
@@ -164,7 +208,7 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.step is None:
         model = scenario.build_model()
     else:
-        _, history = scenario.run()
+        history = _run(scenario)
         model = _model_before_step(scenario, history, args.step)
     result = chain_rule(model, scenario.data, scenario.loss, args.param)
     text = _render(result, args.format)
@@ -282,7 +326,7 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     curve = scan(
         scenario.build_model(), scenario.data, scenario.loss, "b3", _linspace(start, stop, num, "")
     )
-    _, history = scenario.run()
+    history = _run(scenario)
     table, diagnosis = ledger(history), diagnose(history)
     rule = chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3")
     if fmt == "json":
@@ -342,12 +386,9 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
     scenario = _load(args.scenario)
-    _, history = scenario.run()
+    history = _run(scenario)
     if not history.steps:
-        raise ChainruleError(
-            "this run kept no per-step values (the model is too large) to quiz on; "
-            "try a scenario with fewer parameters, e.g. main-ideas"
-        )
+        raise _no_steps(history, "a quiz")
     last = min(len(history.steps), args.steps)
     asked = right = 0
     write = stdout.write

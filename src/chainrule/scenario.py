@@ -356,6 +356,19 @@ class Scenario:
         return model, history
 
     @property
+    def label(self) -> str:
+        """The scenario as messages name it: its file as given, or its built-in name.
+
+        >>> load_scenario("main-ideas").label
+        'main-ideas'
+        """
+        if self.path is None:
+            return self.name or "<scenario>"
+        if self.path.parent == _builtin_dir():
+            return self.path.stem
+        return str(self.path)
+
+    @property
     def parameter_names(self) -> list[str]:
         """Every parameter of the model, trained or not.
 

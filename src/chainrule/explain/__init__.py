@@ -12,6 +12,8 @@ its JSON contract.
   data point, read off the engine's graph.
 - :func:`diagnose`: converged, diverged, oscillating or crawling, and why.
 - :func:`quiz_questions` and :func:`check_answer`: predict a step, then compare.
+- :func:`where_not_finite` and :func:`unreached`: why a loss is not a number, and which
+  parameters it does not depend on.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
@@ -20,6 +22,7 @@ its JSON contract.
 dSSR/db = dSSR/dpredicted x dpredicted/db
 """
 
+from chainrule.explain._model import unreached, where_not_finite
 from chainrule.explain.chain import ChainPath, ChainRule, Factor, chain_rule
 from chainrule.explain.diagnose import Diagnosis, diagnose
 from chainrule.explain.document import FORMATS, Explanation, render
@@ -45,4 +48,6 @@ __all__ = [
     "quiz_questions",
     "render",
     "scan",
+    "unreached",
+    "where_not_finite",
 ]
