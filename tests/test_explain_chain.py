@@ -227,3 +227,33 @@ def test_edges_that_are_zero_everywhere_are_dropped():
     rule = chain_rule(model, dosage(), "ssr", "hidden.bias[0]")
     assert rule.paths == () and rule.value == 0.0
     assert "the engine's gradient: 0.0000" in rule.render("text")
+    assert rule.unreached is None
+    assert "has a local derivative of 0 at every data point" in rule.render("text")
+
+
+def test_a_parameter_on_a_line_the_output_does_not_use_does_not_reach_the_loss():
+    model = Formula("x1 = w1 * dosage\npredicted = w2 * dosage + b", inputs=["dosage"])
+    rule = chain_rule(model, dosage(), "ssr", "w1")
+    assert rule.paths == () and rule.value == 0.0
+    assert rule.unreached == (
+        "w1 does not reach SSR: it is used only on formula line 1 (x1 = w1 * dosage), and "
+        "the output predicted does not use x1, directly or through other lines. So SSR does "
+        "not depend on w1: dSSR/dw1 = 0 at any value, and training cannot change SSR "
+        "through w1."
+    )
+    text = rule.render("text")
+    assert text.splitlines()[0] == "dSSR/dw1 = 0"
+    assert "local derivative of 0" not in text and "engine's gradient" not in text
+    assert rule.to_dict()["paths"] == [] and rule.to_dict()["sum"] == 0.0
+    assert chain_rule(model, dosage(), "ssr", "w2").unreached is None
+
+
+def test_a_loss_that_depends_on_no_parameter_is_explained_not_an_engine_error():
+    model = Formula("x1 = w1 * dosage\nx2 = x1 + 1\npredicted = 2 * dosage", inputs=["dosage"])
+    rule = chain_rule(model, dosage(), "ssr", "w1")
+    assert rule.value == 0.0
+    assert rule.unreached.startswith(
+        "w1 does not reach SSR: it is used only on formula line 1 (x1 = w1 * dosage), and "
+        "the output predicted does not use x1, directly or through other lines."
+    )
+    assert "requires_grad" not in rule.render("text")

@@ -45,7 +45,7 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain import symbolic as sym
-from chainrule.explain._model import every_parameter_recorded, loss_node
+from chainrule.explain._model import every_parameter_recorded, graph_nodes, loss_node
 from chainrule.explain.document import (
     Column,
     Document,
@@ -128,7 +128,9 @@ class ChainRule(Explanation):
     """The chain rule for ``d loss / d parameter``: every path, every data point.
 
     ``value`` is the engine's gradient; ``total`` (the sum of the paths) must equal it.
-    ``inputs`` holds the data's input columns, to label the per-point rows.
+    ``inputs`` holds the data's input columns, to label the per-point rows. When no path
+    at all leads from the loss to the parameter, ``paths`` is empty, ``value`` is 0 and
+    ``unreached`` says why (e.g. the only line that uses it is not used by the output).
     """
 
     parameter: str
@@ -136,6 +138,7 @@ class ChainRule(Explanation):
     value: float
     paths: tuple[ChainPath, ...]
     inputs: dict[str, np.ndarray]
+    unreached: str | None = None
 
     @property
     def total(self) -> float:
@@ -182,6 +185,8 @@ class ChainRule(Explanation):
 
     def document(self) -> Document:
         lhs, lhs_latex = self.label, latex_derivative(self.loss_name, self.parameter)
+        if self.unreached is not None:
+            return (Equations(((f"{lhs} = 0", f"{lhs_latex} = 0"),)), Paragraph(self.unreached))
         if not self.paths:
             return (
                 Equations(((f"{lhs} = 0", f"{lhs_latex} = 0"),)),
@@ -245,8 +250,12 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
     'dSSR/doutput.z x doutput.z/dhidden.a[1] x dhidden.a[1]/dhidden.z[1] x dhidden.z[1]/dhidden.weight[0,1]'
     """  # noqa: E501 (an example's output)
     ref = model.scalar(parameter)
+    inputs = {name: np.asarray(column) for name, column in data.inputs.items()}
     with every_parameter_recorded(model):
         root = loss_node(model, data, loss)
+        if id(ref.parameter) not in graph_nodes(root):
+            why = _unreached(model, ref.name, ref.parameter.name or ref.name, root.name or "")
+            return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why)
         (slope,) = gradients(root, [ref.parameter], retain_graph=True)
         graph = _Graph(root, data.n, data.target_name, data.input_names)
         target_unit = int(np.ravel_multi_index(ref.index, ref.parameter.shape))
@@ -256,7 +265,26 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
         loss_name=graph.label(root, 0),
         value=float(np.asarray(slope)[ref.index]),
         paths=tuple(paths),
-        inputs={name: np.asarray(column) for name, column in data.inputs.items()},
+        inputs=inputs,
+    )
+
+
+def _unreached(model: Module, scalar: str, name: str, loss: str) -> str:
+    """Why no path leads from the loss to a parameter, in the formula's own lines if any."""
+    said = f"{scalar} does not reach {loss}: no path leads from {loss} down to {scalar}"
+    lines = [a for a in getattr(model, "assignments", []) if name in a.uses]
+    if lines:
+        output = model.output_name  # type: ignore[attr-defined]
+        where = " and ".join(f"line {a.line} ({a.name} = {a.expression})" for a in lines)
+        names = [a.name for a in lines]
+        which = names[0] if len(names) == 1 else f"any of {', '.join(names)}"
+        said = (
+            f"{scalar} does not reach {loss}: it is used only on formula {where}, and the "
+            f"output {output} does not use {which}, directly or through other lines"
+        )
+    return (
+        f"{said}. So {loss} does not depend on {scalar}: {derivative(loss, scalar)} = 0 at "
+        f"any value, and training cannot change {loss} through {scalar}."
     )
 
 
