@@ -25,6 +25,7 @@ import chainrule as cr  # noqa: E402
 from chainrule import plots  # noqa: E402
 from chainrule.errors import ChainruleError  # noqa: E402
 from chainrule.nn import MLP  # noqa: E402
+from chainrule.plots import _style as style  # noqa: E402
 from chainrule.plots.animation import frame_steps  # noqa: E402
 from chainrule.plots.scenario_figures import figure_of_scenario  # noqa: E402
 from chainrule.scenario import load_scenario  # noqa: E402
@@ -247,7 +248,6 @@ def test_contour_is_the_two_parameter_scan_with_the_descent_path(three):
     assert fig.path.shape == (len(history.steps) + 1, 2)
     np.testing.assert_allclose(fig.path[0], [THREE_START["w3"], THREE_START["w4"]])
     np.testing.assert_allclose(fig.path[1], [THREE_AFTER["w3"], THREE_AFTER["w4"]], atol=1e-8)
-    np.testing.assert_allclose(fig.path_losses[:-1], list(history.losses))
     from chainrule.explain.scan import scan
 
     expected = scan(
@@ -262,6 +262,65 @@ def test_contour_is_the_two_parameter_scan_with_the_descent_path(three):
     np.testing.assert_array_equal(fig.losses[:3, :2], expected.loss)
     with pytest.raises(ChainruleError, match="two different"):
         plots.contour(model, scenario.data, scenario.loss, "w3", "w3", history)
+
+
+def test_contour_says_where_the_other_trained_parameters_are_held(three):
+    # b3 is trained too: the picture is the slice with b3 where the run ended, and the
+    # loss under each point of the path is the slice's, not the run's (b3 moved).
+    scenario, model, history = three
+    fig = plots.contour(
+        model, scenario.data, scenario.loss, "w3", "w4", history, points=21, **SMALL
+    )
+    b3 = history.final_values["b3"]
+    assert fig.held == {"b3": b3}
+    assert fig.figure.axes[0].get_title().splitlines()[1] == (
+        f"b3 = {b3:.3g} held where the run ended (it moved too)"
+    )
+    from chainrule.explain.scan import scan
+    from chainrule.plots._replay import model_at
+
+    at_end = model_at(model, history.final_values)
+    for k in (0, 5, len(fig.path) - 1):
+        (w3, w4), shown = fig.path[k], fig.path_losses[k]
+        assert shown == scan(at_end, scenario.data, scenario.loss, "w3", [w3], "w4", [w4]).loss
+    # At the start the slice (b3 at 2.61) is far from the run's loss (b3 at 0): 26.7 and 1.40.
+    assert fig.path_losses[0] > 10 * history.losses[0]
+    assert fig.path_losses[-1] == pytest.approx(history.final_loss, rel=1e-9)
+
+
+def test_loss_curve_puts_each_point_on_its_own_curve_when_others_move(three):
+    # w4 and b3 move too: a step's loss was measured with them at that step's values, so
+    # each point lies on, and its tangent touches, the curve drawn with those values.
+    scenario, model, history = three
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history)
+    ax = fig.figure.axes[0]
+    curves = [line for line in ax.lines if line.get_color() == style.PINK]
+    tangents = [line for line in ax.lines if line.get_color() == style.TANGENT]
+    assert len(curves) == len(fig.shown) + 1 and len(tangents) >= 3
+
+    def curve_through(x, y):
+        for line in curves:
+            xs, ys = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+            j = int(np.argmin(np.abs(xs - x)))
+            if abs(xs[j] - x) < 1e-9 and ys[j] == pytest.approx(y, rel=1e-9, abs=1e-12):
+                return xs, ys, j
+        return None
+
+    for x, y in ax.collections[0].get_offsets():  # the step points drawn
+        assert curve_through(x, y) is not None, (x, y)
+    for tangent in tangents:
+        (x0, x1), (y0, y1) = tangent.get_xdata(), tangent.get_ydata()
+        found = curve_through((x0 + x1) / 2, (y0 + y1) / 2)
+        assert found is not None
+        xs, ys, j = found  # the SSR is quadratic in w3: np.gradient's slope is exact
+        assert np.gradient(ys, xs)[j] == pytest.approx((y1 - y0) / (x1 - x0), rel=1e-6)
+    for i, k in enumerate(fig.shown):
+        assert fig.held[i] == {n: history.steps[k].values[n] for n in ("w4", "b3")}
+    title = ax.get_title()
+    assert "w4 and b3 move too" in title and "own step's curve" in title
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    w4, b3 = (history.final_values[n] for n in ("w4", "b3"))
+    assert f"the others at the end: w4 = {w4:.3g}, b3 = {b3:.3g}" in legend
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,6 +511,16 @@ def test_frames_are_thinned_for_long_runs():
     frames = frame_steps(1354)
     assert len(frames) <= 60 and frames[0] == 0 and frames[-1] == 1354
     assert frames == sorted(set(frames))
+
+
+def test_animation_draws_each_frames_point_on_that_frames_curve(three):
+    scenario, model, history = three
+    film = plots.animation(
+        model, scenario.data, scenario.loss, "w3", history, max_frames=6, size=(4.0, 2.0), dpi=40
+    )
+    for i, (x, y) in enumerate(film.points):
+        j = np.flatnonzero(film.loss_x == x)
+        assert j.size == 1 and film.frame_curves[i][j[0]] == pytest.approx(y, rel=1e-9)
 
 
 def test_animation_frames_carry_the_history(tmp_path, seed):

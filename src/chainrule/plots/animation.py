@@ -31,9 +31,10 @@ from chainrule.plots._replay import (
     predict,
     step_count,
     steps_in_view,
+    trained_names,
     values_after,
 )
-from chainrule.plots.loss import _ahead, _loss_name, _require_steps, _scan, _spread
+from chainrule.plots.loss import _ahead, _loss_name, _names, _require_steps, _scan, _spread
 
 #: Long runs are thinned to at most this many frames (the first and last always kept).
 MAX_FRAMES = 60
@@ -44,7 +45,10 @@ ANIMATION_FORMATS: tuple[str, ...] = ("gif", "html")
 class AnimationFigure(Figure):
     """The film and its numbers: ``frames`` holds the number of steps taken in each frame;
     ``curves[i]`` the fit over ``curve_x`` in frame ``i``; ``points[i]`` the (value, loss)
-    shown on the loss curve and ``slopes[i]`` its tangent's slope (NaN at the end)."""
+    shown on the loss curve and ``slopes[i]`` its tangent's slope (NaN at the end).
+    ``frame_curves[i]`` is the loss curve drawn in frame ``i``: the loss against the
+    parameter over ``loss_x`` with the other trained parameters at that frame's values
+    (``loss_y``, where the run ended, when nothing else is trained)."""
 
     parameter: str
     frames: list[int]
@@ -54,6 +58,7 @@ class AnimationFigure(Figure):
     loss_y: np.ndarray
     points: np.ndarray
     slopes: np.ndarray
+    frame_curves: np.ndarray
     fps: float
     animation: Any = None
 
@@ -108,8 +113,9 @@ def animation(
 ) -> AnimationFigure:
     """Animate gradient descent on ``parameter``: the fit and the loss curve, step by step.
 
-    The other parameters follow the history too (the loss curve is drawn with them at
-    their final values, as :func:`~chainrule.plots.loss_curve` does).
+    The other parameters follow the history too, and so does the loss curve: in each
+    frame it is the loss against ``parameter`` with the others at that frame's values,
+    the curve on which the frame's point and tangent lie.
     """
     require_matplotlib()
     from matplotlib.animation import FuncAnimation
@@ -150,11 +156,24 @@ def animation(
         scanned_values = _ahead(visited, float(visited[-1]), points)
     else:
         scanned_values = _spread(visited, points)
+    # Each frame's point on the grid: it lies exactly on the curve drawn with it.
+    scanned_values = np.union1d(scanned_values, dots[np.isfinite(dots[:, 0]), 0])
     base = model_at(model, values_after(history, last))
     scanned = _scan(base, data, loss, name, scanned_values)
     loss_x = np.asarray(scanned.values, dtype=np.float64)
     loss_y = np.asarray(scanned.loss, dtype=np.float64)
     loss_name = _loss_name(loss, history)
+    others = [n for n in trained_names(history) if n != name]
+    if others:  # the loss was measured with the others at each step's values: so is the curve
+        frame_curves = np.array(
+            [
+                _scan(model_at(model, values_after(history, k)), data, loss, name, loss_x).loss
+                for k in frames
+            ],
+            dtype=np.float64,
+        )
+    else:
+        frame_curves = np.tile(loss_y, (len(frames), 1))
 
     mpl = matplotlib_figure(*size, dpi=dpi)
     left, right = mpl.subplots(1, 2)
@@ -166,13 +185,22 @@ def animation(
     left.set_ylabel(data.target_name)
     left.grid(alpha=0.25)
     heading = left.set_title("", fontsize="medium")
-    right.plot(loss_x, loss_y, color=style.PINK, lw=2.4)
-    y_low, y_high = style.padded_range(np.concatenate([loss_y, dots[:, 1]]), 0.06, 1e-9)
+    (loss_line,) = right.plot(loss_x, frame_curves[0], color=style.PINK, lw=2.4)
+    top = 1.5 * float(np.nanmax(dots[:, 1]))  # the walls far above the points are cut
+    y_low, y_high = style.padded_range(
+        np.concatenate([dots[:, 1], frame_curves[frame_curves <= top]]), 0.06, 1e-9
+    )
     right.set_xlim(loss_x.min(), loss_x.max())
     right.set_ylim(y_low, y_high)
     right.set_xlabel(name)
     right.set_ylabel(loss_name)
     right.grid(alpha=0.25)
+    if others:
+        right.set_title(
+            f"the curve: {_names(others)} at this step's values\n"
+            "grey: earlier steps, each on a curve of its own",
+            fontsize="small",
+        )
     trail = right.scatter([], [], s=24, color=style.GREY, zorder=3)
     (dot,) = right.plot([], [], "o", color=style.BLACK, ms=7, zorder=5)
     (tangent,) = right.plot([], [], color=style.TANGENT, lw=1.6, zorder=4)
@@ -186,6 +214,7 @@ def animation(
     def draw(i: int) -> tuple[Any, ...]:
         k = frames[i]
         fit.set_ydata(curves[i])
+        loss_line.set_ydata(frame_curves[i])
         value, loss_value = dots[i]
         heading.set_text(f"after {k} step{'s' if k != 1 else ''}: {name} = {style.number(value)}")
         trail.set_offsets(dots[: i + 1])
@@ -202,7 +231,7 @@ def animation(
         else:
             tangent.set_data([], [])
             note.set_text(f"end: {loss_name} = {style.number(loss_value)}")
-        return fit, trail, dot, tangent, note, heading
+        return fit, loss_line, trail, dot, tangent, note, heading
 
     if diverged is not None:
         style.warn(mpl, f"The run {diverged}; the first {last + 1} steps are shown")
@@ -223,6 +252,7 @@ def animation(
         curves=curves,
         loss_x=loss_x,
         loss_y=loss_y,
+        frame_curves=frame_curves,
         points=dots,
         slopes=slopes,
         fps=fps,

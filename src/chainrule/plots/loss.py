@@ -22,7 +22,6 @@ from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots._replay import (
-    all_losses,
     divergence,
     model_at,
     step_count,
@@ -43,12 +42,17 @@ MAX_POINTS = 40
 class LossCurveFigure(Figure):
     """The loss against one parameter, with the descent's points and tangents.
 
-    ``curve_x``/``curve_y`` is the scanned curve; ``points`` is a (k, 2) array of
-    (value before step, loss before step) for each step, ``tangent_slopes`` the slope the
-    engine found there and ``steps`` the step numbers (1-based). ``end_point`` is (final
-    value, final loss) after the last step. The other parameters sit at ``fixed``.
-    ``shown`` indexes the points drawn; of a run that diverged only the first steps are
-    in view (and not its end), and ``note`` says how far the loss grew.
+    ``points`` is a (k, 2) array of (value before step, loss before step) for each step,
+    ``tangent_slopes`` the slope the engine found there and ``steps`` the step numbers
+    (1-based). ``end_point`` is (final value, final loss) after the last step.
+
+    ``curve_x``/``curve_y`` is the bold curve: the loss against ``parameter`` with every
+    other parameter at ``fixed`` (where the run ended). When other parameters are trained
+    too, a step's loss was measured with THEM at that step's values, so each point lies
+    on a curve of its own: ``step_curves[i]`` (over ``curve_x``) is the curve of point
+    ``shown[i]``, with the other trained parameters at ``held[i]``; its tangent touches
+    it there. ``shown`` indexes the points drawn; of a run that diverged only the first
+    steps are in view (and not its end), and ``note`` says how far the loss grew.
     """
 
     parameter: str
@@ -61,6 +65,8 @@ class LossCurveFigure(Figure):
     end_point: tuple[float, float] | None
     fixed: dict[str, float]
     shown: np.ndarray
+    step_curves: np.ndarray
+    held: list[dict[str, float]]
     note: str | None = None
 
 
@@ -68,8 +74,12 @@ class LossCurveFigure(Figure):
 class ContourFigure(Figure):
     """The loss over two parameters (``losses[i, j]`` at ``values[i]``, ``values2[j]``).
 
-    ``path`` is the (k + 1, 2) array of the two parameters' values before each step and
-    after the last one.
+    Every other parameter is held at ``held`` (where the run ended; for a diverged run,
+    at the last step in view). ``path`` is the (k + 1, 2) array of the two parameters'
+    values before each step and after the last one. When other parameters were trained
+    too they moved along the path, so the path's real losses are not the picture's:
+    ``path_losses`` holds the loss the picture shows under each point (the two
+    parameters at the point, the others at ``held``); the run's own are in its history.
     """
 
     parameter: str
@@ -80,6 +90,8 @@ class ContourFigure(Figure):
     losses: np.ndarray
     path: np.ndarray
     path_losses: np.ndarray
+    held: dict[str, float]
+    note: str | None = None
 
 
 def _loss_name(loss: Any, history: Any) -> str:
@@ -154,8 +166,10 @@ def loss_curve(
 ) -> LossCurveFigure:
     """Draw the loss against ``parameter``, and gradient descent's steps on it.
 
-    The other parameters stay where the history ended (for the seed's ``main-ideas`` only
-    b3 is trained, so the points lie on the curve). ``values`` chooses the scanned values;
+    The bold curve holds the other parameters where the history ended. When only
+    ``parameter`` is trained (the seed's ``main-ideas``: b3) every point lies on it; when
+    others move too, each point lies on its own faint curve, the loss with the others at
+    that step's values, and the title says so. ``values`` chooses the scanned values;
     by default they reach past every value the history visited.
 
     >>> from chainrule.scenario import load_scenario
@@ -196,6 +210,9 @@ def loss_curve(
             grid = _spread(visited, points)
         else:
             grid = _ahead(visited, float(visited[-1]), points)
+        # The points' own values on the grid: each lies exactly on the curve drawn for it.
+        on_grid = dots[shown, 0] if end is None or not end_in_view else [*dots[shown, 0], end[0]]
+        grid = np.union1d(grid, np.asarray(on_grid)[np.isfinite(on_grid)])
     else:
         grid = np.asarray(values, dtype=np.float64).ravel()
         if grid.size < 2:
@@ -204,13 +221,41 @@ def loss_curve(
     curve_y = np.asarray(result.loss, dtype=np.float64)
     curve_x = np.asarray(result.values, dtype=np.float64)
     loss_name = _loss_name(loss, history)
+    others = [n for n in (trained_names(history) if history is not None else []) if n != name]
+    held = [{n: float(steps[i].values[n]) for n in others} for i in shown]
+    if others:  # each step's point was measured with the others at that step's values
+        step_curves = np.array(
+            [_scan(model_at(base, h), data, loss, name, curve_x).loss for h in held],
+            dtype=np.float64,
+        ).reshape(len(shown), curve_x.size)
+    else:  # nothing else moves: every point is on the one curve
+        step_curves = np.tile(curve_y, (len(shown), 1))
 
     mpl = matplotlib_figure(*size, dpi=dpi)
     ax = mpl.add_subplot()
-    ax.plot(
-        curve_x, curve_y, color=style.PINK, lw=2.6, label=f"{loss_name} against {name}", zorder=1
-    )
-    in_sight = np.concatenate([curve_y, dots[shown, 1], [end[1]] if end_in_view and end else []])
+    end_text = "at the end" if end_in_view else f"after {max(in_view - 1, 0)} steps"
+    for i, curve in enumerate(step_curves if others else []):
+        ax.plot(
+            curve_x,
+            curve,
+            color=style.PINK,
+            lw=1.0,
+            alpha=0.45,
+            zorder=1,
+            label="each point's own curve: the others at its step's values" if i == 0 else None,
+        )
+    bold_label = f"{loss_name} against {name}"
+    if others:
+        bold_label = f"the others {end_text}"
+        if len(others) <= NAMED_OTHERS:
+            bold_label += f": {_held_text(others, fixed)}"
+    ax.plot(curve_x, curve_y, color=style.PINK, lw=2.6, label=bold_label, zorder=2)
+    # In sight: the points, and the curve up to half again above the highest point (the
+    # curve's far walls would squash the descent to a flat line at the bottom).
+    marks = np.concatenate([dots[shown, 1], [end[1]] if end_in_view and end else []])
+    finite_marks = marks[np.isfinite(marks)]
+    top = 1.5 * float(finite_marks.max()) if finite_marks.size else np.inf
+    in_sight = np.concatenate([marks, curve_y[curve_y <= top]])
     y_low, y_high = style.padded_range(in_sight, 0.06, 1e-9)
     x_low, x_high = float(curve_x.min()), float(curve_x.max())
     ax.set_xlim(x_low, x_high)
@@ -246,11 +291,16 @@ def loss_curve(
         )
     ax.set_xlabel(name)
     ax.set_ylabel(loss_name)
-    others = [n for n in (trained_names(history) if history is not None else []) if n != name]
     default_title = f"{loss_name} against {name}"
     if others:
-        default_title += " (the others at their final values)"
-    ax.set_title(title if title is not None else default_title)
+        default_title += (
+            f"\n{_names(others)} {'move' if len(others) > 1 else 'moves'} too: "
+            "each point lies on its own step's curve"
+        )
+    ax.set_title(
+        title if title is not None else default_title,
+        fontsize="medium" if others and title is None else None,
+    )
     if note is not None:
         style.warn(mpl, f"The run {note}; the first {in_view} steps are shown")
     ax.grid(alpha=0.25)
@@ -268,8 +318,28 @@ def loss_curve(
         end_point=end,
         fixed={k: v for k, v in fixed.items() if k != name},
         shown=shown,
+        step_curves=step_curves,
+        held=held,
         note=note,
     )
+
+
+#: Up to this many other parameters are named one by one; more are counted.
+NAMED_OTHERS = 3
+
+
+def _names(others: list[str]) -> str:
+    """``'w4'``, ``'w4 and b3'`` or ``'the other 6 trained parameters'``."""
+    if len(others) > NAMED_OTHERS:
+        return f"the other {len(others)} trained parameters"
+    return " and ".join([", ".join(others[:-1]), others[-1]] if len(others) > 1 else others)
+
+
+def _held_text(others: list[str], values: dict[str, float]) -> str:
+    """``'w4 = -2.3, b3 = 2.61'``, or ``'the other 6 trained parameters'``."""
+    if len(others) > NAMED_OTHERS:
+        return _names(others)
+    return ", ".join(f"{n} = {style.number(values[n])}" for n in others)
 
 
 def _thin(count: int, most: int) -> np.ndarray:
@@ -356,6 +426,10 @@ def contour(
 ) -> ContourFigure:
     """Draw the loss over two parameters and the path gradient descent took across it.
 
+    The other parameters are held where the run ended; when some of them were trained
+    the title names them and their values (they moved along the path, so the picture is
+    a slice of the loss the run saw).
+
     >>> from chainrule.scenario import load_scenario
     >>> scenario = load_scenario("three-parameters")
     >>> model, history = scenario.run()
@@ -380,7 +454,6 @@ def contour(
     path = np.array(
         [[v.get(first, at[first]), v.get(second, at[second])] for v in visited], dtype=np.float64
     ).reshape(-1, 2)
-    path_losses = all_losses(history)[: len(visited)] if steps else np.zeros(0)
     current = np.array([base.scalar(first).value, base.scalar(second).value])
     axes_values = []
     for j, given in enumerate((values, values2)):
@@ -396,6 +469,18 @@ def contour(
     v1 = np.asarray(result.values, dtype=np.float64)
     v2 = np.asarray(getattr(result, "values2", axes_values[1]), dtype=np.float64)
     loss_name = _loss_name(loss, history)
+    others = [n for n in (trained_names(history) if steps else []) if n not in (first, second)]
+    held = {n: float(fixed[n]) for n in others}
+    # The loss under each point of the path, on this slice (the others held).
+    path_losses = np.array(
+        [
+            _scan(base, data, loss, first, [a], parameter2=second, values2=[b]).loss[0, 0]
+            if np.isfinite(a) and np.isfinite(b)
+            else np.nan
+            for a, b in path
+        ],
+        dtype=np.float64,
+    )
 
     mpl = matplotlib_figure(*size, dpi=dpi)
     ax = mpl.add_subplot()
@@ -452,7 +537,16 @@ def contour(
     ax.set_ylim(v2.min(), v2.max())
     ax.set_xlabel(first)
     ax.set_ylabel(second)
-    ax.set_title(title if title is not None else f"{loss_name} over {first} and {second}")
+    default_title = f"{loss_name} over {first} and {second}"
+    if others:
+        where = "where the run ended" if note is None else f"after {last} steps"
+        default_title += f"\n{_held_text(others, held)} held {where}"
+        if len(others) <= NAMED_OTHERS:
+            default_title += f" ({'it' if len(others) == 1 else 'they'} moved too)"
+    ax.set_title(
+        title if title is not None else default_title,
+        fontsize="medium" if others and title is None else None,
+    )
     if note is not None:
         style.warn(mpl, f"The run {note}; the first {last} steps are shown")
     return ContourFigure(
@@ -466,4 +560,6 @@ def contour(
         losses=losses,
         path=path,
         path_losses=path_losses,
+        held=held,
+        note=note,
     )
