@@ -264,6 +264,24 @@ def test_contour_is_the_two_parameter_scan_with_the_descent_path(three):
         plots.contour(model, scenario.data, scenario.loss, "w3", "w3", history)
 
 
+def test_contour_legend_shows_the_descent_line(three):
+    # The path is a white line (it crosses dark rings); in the legend's white box it
+    # used to vanish. Its sample there must have dark pixels.
+    scenario, model, history = three
+    fig = plots.contour(model, scenario.data, scenario.loss, "w3", "w4", history, points=21)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig.figure)
+    canvas.draw()
+    legend = fig.figure.axes[0].get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    sample = legend.legend_handles[texts.index("gradient descent")]
+    box = sample.get_window_extent(canvas.get_renderer())
+    pixels = np.asarray(canvas.buffer_rgba())[::-1]  # rows from the bottom, as the box counts
+    patch = pixels[int(box.y0) - 2 : int(box.y1) + 3, int(box.x0) : int(box.x1) + 1, :3]
+    assert patch.size and patch.sum(axis=-1).min() < 200
+
+
 def test_contour_says_where_the_other_trained_parameters_are_held(three):
     # b3 is trained too: the picture is the slice with b3 where the run ended, and the
     # loss under each point of the path is the slice's, not the run's (b3 moved).

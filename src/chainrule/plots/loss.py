@@ -509,6 +509,8 @@ def contour(
     )
     bar.set_label(loss_name)
     if len(path):
+        from matplotlib import patheffects
+
         ax.plot(
             path[:, 0],
             path[:, 1],
@@ -519,6 +521,11 @@ def contour(
             ms=3.5,
             mec=style.BLACK,
             mew=0.6,
+            # A dark edge: the white line shows on the light rings and in the legend's box.
+            path_effects=[
+                patheffects.Stroke(linewidth=3.4, foreground=style.BLACK),
+                patheffects.Normal(),
+            ],
             label="gradient descent",
         )
         ax.scatter(*path[0], s=70, color="white", edgecolors=style.BLACK, zorder=5, label="start")
