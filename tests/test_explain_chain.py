@@ -257,3 +257,21 @@ def test_a_loss_that_depends_on_no_parameter_is_explained_not_an_engine_error():
         "the output predicted does not use x1, directly or through other lines."
     )
     assert "requires_grad" not in rule.render("text")
+
+
+@pytest.mark.parametrize(
+    ("formula", "factor", "written"),
+    [
+        ("predicted = w * dosage ** 2 + b", "dpredicted/dw", "dosage^2"),
+        ("predicted = w * exp(-dosage) + b", "dpredicted/dw", "e^(-dosage)"),
+        ("x1 = w * (dosage + 1)\npredicted = softplus(x1) + b", "dx1/dw", "dosage + 1"),
+    ],
+)
+def test_parts_without_parameters_keep_the_learners_notation(formula, factor, written):
+    model = Formula(formula, inputs=["dosage"], values={"w": 0.7})
+    rule = chain_rule(model, dosage(), "ssr", "w")
+    assert rule.formulas[factor] == written  # not a nameless constant 'c'
+    factors = {f.label: f for f in rule.paths[0].factors}
+    assert factors[factor].per_point
+    check_sums(rule, model, dosage(), "ssr")
+    assert "c" not in rule.render("text").split()

@@ -57,7 +57,7 @@ from chainrule.explain.document import (
 )
 from chainrule.explain.notation import derivative, latex_derivative, latex_name, number
 from chainrule.losses import Loss
-from chainrule.nn.module import Module, scalar_name
+from chainrule.nn.module import Module, Parameter, scalar_name
 from chainrule.tensor import Tensor, apply, gradients
 
 #: More paths than this are refused: the explanation would be unreadable.
@@ -252,7 +252,7 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
     ref = model.scalar(parameter)
     inputs = {name: np.asarray(column) for name, column in data.inputs.items()}
     with every_parameter_recorded(model):
-        root = loss_node(model, data, loss)
+        root = loss_node(model, data, loss, record_inputs=True)
         if id(ref.parameter) not in graph_nodes(root):
             why = _unreached(model, ref.name, ref.parameter.name or ref.name, root.name or "")
             return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why)
@@ -382,8 +382,7 @@ class _Graph:
 
     def per_point(self, t: Tensor) -> bool:
         """Whether ``t`` holds one row per data point (parameters never do)."""
-        parameter = t.op is None and t.requires_grad
-        return not parameter and t.ndim >= 1 and t.shape[0] == self.n
+        return not isinstance(t, Parameter) and t.ndim >= 1 and t.shape[0] == self.n
 
     def unit_shape(self, t: Tensor) -> tuple[int, ...]:
         return t.shape[1:] if self.per_point(t) else t.shape
@@ -404,7 +403,7 @@ class _Graph:
     def _is_data_matrix(self, t: Tensor) -> bool:
         return (
             t.op is None
-            and not t.requires_grad
+            and not isinstance(t, Parameter)
             and t.shape == (self.n, len(self.input_names))
             and len(self.input_names) > 1
         )
