@@ -478,6 +478,29 @@ def test_graph_dot_shows_names_ops_values_and_the_engines_gradients(seed):
     assert 'label="b3\\nparameter (trained)\\nvalue 0\\ngrad -15.66"' in fig.dot
 
 
+def test_graph_names_the_target_as_the_data_does():
+    # The loss calls its target leaf "observed"; the graph uses the data's own name.
+    Dataset = cr.datasets.Dataset
+    data = Dataset.from_matrix(
+        np.array([[0.0], [0.5], [1.0]]),
+        np.array([0.0, 1.0, 0.0]),
+        ["dosage"],
+        "efficacy",
+        "d",
+        "regression",
+    )
+    model = cr.Formula("predicted = w * (dosage + 1) + b", inputs=["dosage"])
+    names = [n.name for n in plots.model_graph(model, data, "ssr").nodes]
+    assert "efficacy" in names and "observed" not in names
+    circles = load_scenario("circles")
+    fig = plots.model_graph(circles.build_model(), circles.data, circles.loss)
+    assert "label" in [n.name for n in fig.nodes] and "observed" not in fig.dot
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    three = Dataset.from_matrix(X, np.array([0, 1, 2]), ["x1", "x2"], "kind", "k", "multiclass")
+    fig = plots.model_graph(MLP([2, 3], seed=0), three, "cross_entropy")
+    assert "kind (one-hot)" in [n.name for n in fig.nodes]
+
+
 def test_graph_after_backward(tmp_path):
     w = cr.tensor(2.0, requires_grad=True, name="w")
     y = (w * w).sum()

@@ -254,4 +254,20 @@ def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
     loss_fn = get_loss(loss) if isinstance(loss, str) else loss
     out = twin(model_inputs(model, data))
     total = loss_fn(out, np.asarray(data.target))
+    _name_the_target(total, out, data)
     return graph(total, frozen=frozen)
+
+
+def _name_the_target(total: Tensor, out: Any, data: Any) -> None:
+    """Call the loss's target leaf by the data's own name (``efficacy``, ``label``).
+
+    The loss functions name the leaf that holds the target ``observed``, whatever the
+    data calls it; this graph is made for one picture, so its leaf can carry the name
+    the learner wrote. A one-hot matrix of class labels is ``label (one-hot)``.
+    """
+    model_part = {id(t) for t in _walk(out)} if isinstance(out, Tensor) else set()
+    target = np.asarray(data.target)
+    for t in _walk(total):
+        if t.op is None and t.name and not t.requires_grad and id(t) not in model_part:
+            one_hot = t.data.ndim == 2 and t.data.shape[1] > 1 and target.ndim == 1
+            t.name = f"{data.target_name} (one-hot)" if one_hot else data.target_name
