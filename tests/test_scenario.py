@@ -244,6 +244,17 @@ def test_cross_entropy_layers_need_one_output_per_class():
         parse_scenario(text.format(k=2))
 
 
+def test_a_formula_with_a_multiclass_data_set_names_the_data_set():
+    text = '[data]\ndataset = "digits"\n[model]\nformula = "p = w * p0 + b"\n'
+    with pytest.raises(ChainruleError) as info:
+        parse_scenario(text, label="digits.toml")
+    message = str(info.value)
+    assert message.startswith("digits.toml:2: [data] dataset: the data has 10 classes")
+    assert "e.g. layers = [1, 8, 10]" in message
+    # The same data with a loss that one output can feed loads.
+    assert parse_scenario(text + '[train]\nloss = "mse"\n').loss == "mse"
+
+
 def test_source_finds_keys_but_not_inside_multiline_strings():
     source = _Source(
         "f.toml",
@@ -287,6 +298,11 @@ BAD_FILES = {
     "array-with-text.toml": [":4: [data] dosage:", "value 2 is 'half', expected a finite number"],
     "arrays-different-length.toml": [":4: [data] dosage:", "has 3 values but the target"],
     "binary-target-not-labels.toml": [":5: [data] observed:", "needs targets 0 or 1"],
+    "cross-entropy-formula.toml": [
+        ":26: [train] loss:",
+        "'cross_entropy' needs one output per class, but a formula has one output (predicted)",
+        "use ssr, mse, mae or, for 0/1 targets, binary_cross_entropy",
+    ],
     "csv-and-arrays.toml": [":5: [data] dosage:", "unknown key 'dosage'"],
     "csv-bad-cell.toml": [":4: [data] csv:", "line 3, column 'dosage': 'half' is not a number"],
     "csv-missing-file.toml": [":4: [data] csv:", "no-such-file.csv: no such file"],

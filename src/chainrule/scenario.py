@@ -549,7 +549,10 @@ class _Reader:
         loss = train_table.string("loss", choices=LOSSES)
         formula = self.formula(model_table)
         data = self.data(data_table, model_table, formula, loss)
+        given = loss is not None
         loss = loss or _DEFAULT_LOSS[data.task]
+        if formula is not None:
+            self.check_formula_loss(train_table if given else data_table, formula, data, loss)
         factory = self.model_factory(model_table, formula, data, loss, parameters, seed)
         model = factory()
         optimize = self.optimize(train_table, model)
@@ -592,6 +595,27 @@ class _Reader:
         text = table.string("formula")
         assert text is not None
         return self.build_formula(table, text)
+
+    def check_formula_loss(self, table: _Table, formula: Formula, data: Dataset, loss: str) -> None:
+        """Refuse a loss that a formula's one output cannot feed: cross_entropy needs one
+        output per class. ``table`` is [train] when the file names the loss, else [data]
+        (whose task chose it)."""
+        if loss != "cross_entropy":
+            return
+        d, k = len(data.input_names), data.num_classes or 2
+        fits = (
+            f"a formula has one output ({formula.output_name}): with it use ssr, mse, mae "
+            f"or, for 0/1 targets, binary_cross_entropy; for cross_entropy use a layer "
+            f"model with one output per class, e.g. layers = [{d}, 8, {k}]"
+        )
+        if table.name == "train":
+            raise table.error("loss", f"'cross_entropy' needs one output per class, but {fits}")
+        key = "dataset" if "dataset" in table.values else None
+        raise table.error(
+            key,
+            f"the data has {k} classes, so its loss is cross_entropy, which needs one output "
+            f"per class, but {fits}",
+        )
 
     def build_formula(self, table: _Table, text: str, **options: Any) -> Formula:
         """``Formula(text, **options)``, its errors told with the line of this file."""
