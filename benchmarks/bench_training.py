@@ -1,9 +1,10 @@
 """Training benchmarks: the seed's 7-parameter network, a digits MLP, and its peak memory.
 
 Each implementation trains the same model from the same start on the same batches, in
-this run: chainrule (its nn / optim / losses API), backprop written by hand in numpy (the
-limit), PyTorch and micrograd when installed, all with the same thread settings. The
-results are checked to agree before any time is reported.
+this run: chainrule twice (a loop written with its nn / optim / losses API, and the public
+``chainrule.train``, whose History, stop rules and checks are part of the time), backprop
+written by hand in numpy (the limit), PyTorch and micrograd when installed, all with the
+same thread settings. The results are checked to agree before any time is reported.
 
   python benchmarks/bench_training.py                 # all three sections
   python benchmarks/bench_training.py --only seed     # one section
@@ -32,7 +33,10 @@ from typing import Any
 import _common
 
 SECTIONS = ("seed", "digits", "memory")
-IMPLEMENTATIONS = ("numpy", "chainrule", "torch")  # the digits runs
+#: The digits runs. "chainrule" is a loop written with its nn / optim / losses API;
+#: "chainrule.train" is one call of the public training function.
+IMPLEMENTATIONS = ("numpy", "chainrule", "chainrule.train", "torch")
+CHAINRULE = ("chainrule", "chainrule.train")
 
 _parser = _common.parser(__doc__, default_threads=1)
 _parser.add_argument(
@@ -137,6 +141,32 @@ def chainrule_seed(api: dict[str, Any], steps: int) -> float:
         return ssr(model(inputs), target).item()
 
 
+def chainrule_train_seed(api: dict[str, Any], steps: int) -> float:
+    """The same formula model trained by one call of ``chainrule.train`` (detail on, as
+    by default for a model this small: every step's values, slopes and step sizes are
+    recorded). Returns the final SSR that the History reports."""
+    model = api["Formula"](SEED_FORMULA, inputs=["dosage"])
+    _set_named_parameters(model, SEED_START)
+    if steps == 0:
+        with cr.no_grad():
+            return api["losses.ssr"](model({"dosage": DOSAGE}), OBSERVED).item()
+    history = api["train"](
+        model,
+        ({"dosage": DOSAGE}, OBSERVED),
+        loss="ssr",
+        optimizer="gradient_descent",
+        learning_rate=SEED_LEARNING_RATE,
+        stop={"max_steps": steps},
+        progress=False,
+    )
+    _common.check(
+        history.detail and history.num_steps == steps,
+        f"seed: chainrule.train took {history.num_steps} steps (detail {history.detail}), "
+        f"expected {steps} with detail",
+    )
+    return history.final_loss
+
+
 def _set_named_parameters(model: Any, values: dict[str, float]) -> None:
     if hasattr(model, "named_parameters"):
         named = dict(model.named_parameters())
@@ -201,6 +231,11 @@ def bench_seed() -> None:
         skipped["chainrule"] = why
     else:
         runs["chainrule"] = functools.partial(chainrule_seed, api)
+    api, why = chainrule_api("Formula", "train", "losses.ssr")
+    if api is None:
+        skipped["chainrule.train"] = why
+    else:
+        runs["chainrule.train"] = functools.partial(chainrule_train_seed, api)
     if torch is not None:
         runs["torch"] = torch_seed
     else:
@@ -237,12 +272,13 @@ def bench_seed() -> None:
         skipped=skipped,
     )
     print(f"  all implementations end at the same SSR (checked): {final['numpy']:.10f}")
-    _common.print_goal(
-        "chainrule time per step vs PyTorch",
-        _common.seconds_ratio(timings, "chainrule", "torch"),
-        0.5,
-        _common.why_skipped(skipped, "chainrule", "torch"),
-    )
+    for name in CHAINRULE:
+        _common.print_goal(
+            f"{name} time per step vs PyTorch",
+            _common.seconds_ratio(timings, name, "torch"),
+            0.5,
+            _common.why_skipped(skipped, name, "torch"),
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -366,6 +402,37 @@ class ChainruleMLP:
         self.optimizer.step()
 
 
+class ChainruleTrainMLP(ChainruleMLP):
+    """The same nn.MLP trained by one call of ``chainrule.train`` over all the epochs.
+
+    ``train`` shuffles the rows with ``numpy.random.default_rng(seed).permutation`` once
+    per epoch, as :func:`minibatches` does, so it sees the same batches in the same order
+    (checked: it must end with the loop's weights).
+    """
+
+    def __init__(self, api: dict[str, Any], init: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        super().__init__(api, init)
+        self.train = api["train"]
+
+    def fit(self, data: Digits, batches: list[list[np.ndarray]]) -> None:
+        history = self.train(
+            self.model,
+            (data.x_train, data.y_train),
+            loss="cross_entropy",
+            optimizer="sgd",
+            learning_rate=DIGITS_LEARNING_RATE,
+            batch_size=BATCH,
+            seed=BATCH_SEED,
+            stop={"max_steps": sum(len(epoch) for epoch in batches)},
+            progress=False,
+        )
+        _common.check(
+            history.stop_reason == "max_steps" and not history.detail,
+            f"digits: chainrule.train stopped with {history.stop_reason!r} "
+            f"(detail {history.detail}): {history.message}",
+        )
+
+
 def _load_layers(params: list[Any], init: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """Copy the shared start into chainrule's parameters (weight, bias per layer, in order)."""
     values = [v for layer in init for v in layer]
@@ -415,7 +482,10 @@ class TorchMLP:
 
 
 def train(model: Any, data: Digits, batches: list[list[np.ndarray]]) -> Any:
-    """The one training loop every implementation goes through."""
+    """The one training loop every implementation goes through (or its own ``fit``)."""
+    if hasattr(model, "fit"):
+        model.fit(data, batches)
+        return model
     for epoch in batches:
         for rows in epoch:
             model.step(data.x_train[rows], data.y_train[rows])
@@ -435,6 +505,11 @@ def digits_makers(init: list) -> tuple[dict[str, Callable[[], Any]], dict[str, s
         skipped["chainrule"] = why
     else:
         makers["chainrule"] = functools.partial(ChainruleMLP, api, init)
+    api, why = chainrule_api("nn.MLP", "optim.SGD", "losses.cross_entropy", "train")
+    if api is None:
+        skipped["chainrule.train"] = why
+    else:
+        makers["chainrule.train"] = functools.partial(ChainruleTrainMLP, api, init)
     if torch is not None:
         makers["torch"] = functools.partial(TorchMLP, init)
     else:
@@ -464,7 +539,15 @@ def bench_digits(data: Digits) -> None:
         )
 
     runs = {name: _training_run(make, data, batches) for name, make in makers.items()}
-    accuracies = {name: accuracy(run(), data) for name, run in runs.items()}  # + warm-up
+    trained = {name: run() for name, run in runs.items()}  # and a warm-up
+    if all(name in trained for name in CHAINRULE):  # the same batches, the same weights
+        loop, fit = (trained[name].model.parameters() for name in CHAINRULE)
+        pairs = zip(loop, fit, strict=True)
+        _common.check(
+            all(np.allclose(a.data, b.data, rtol=rel_tol, atol=0) for a, b in pairs),
+            "digits: chainrule.train ends with other weights than the loop on the same batches",
+        )
+    accuracies = {name: accuracy(model, data) for name, model in trained.items()}
     timings = _common.compare(runs, repeat=REPEAT, min_time=MIN_TIME, warmup=False)
     _common.print_timings(
         f"digits MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, batch {BATCH}, "
@@ -477,20 +560,20 @@ def bench_digits(data: Digits) -> None:
         extra={"test accuracy": {n: f"{100 * a:.2f}%" for n, a in accuracies.items()}},
         skipped=skipped,
     )
-    ratio = _common.seconds_ratio(timings, "chainrule", "torch")
-    _common.print_goal(
-        "chainrule time per epoch vs PyTorch",
-        ratio,
-        1.0,
-        _common.why_skipped(skipped, "chainrule", "torch"),
-    )
-    if "chainrule" in accuracies and "torch" in accuracies:
-        gap = abs(accuracies["chainrule"] - accuracies["torch"])
-        same = "yes" if gap <= SAME_ACCURACY else "NO"
-        print(
-            f"  goal: the same accuracy (within {100 * SAME_ACCURACY:g} points): "
-            f"{100 * gap:.2f} points apart  {same}"
+    for name in CHAINRULE:
+        _common.print_goal(
+            f"{name} time per epoch vs PyTorch",
+            _common.seconds_ratio(timings, name, "torch"),
+            1.0,
+            _common.why_skipped(skipped, name, "torch"),
         )
+        if name in accuracies and "torch" in accuracies:
+            gap = abs(accuracies[name] - accuracies["torch"])
+            same = "yes" if gap <= SAME_ACCURACY else "NO"
+            print(
+                f"  goal: {name}, the same accuracy as PyTorch (within "
+                f"{100 * SAME_ACCURACY:g} points): {100 * gap:.2f} points apart  {same}"
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,17 +650,18 @@ def bench_memory() -> None:
         f"{_common.TRACED_MEANING}.",
     ):
         print(textwrap.fill(text, width=96, initial_indent="  ", subsequent_indent="    "))
-    for key, label in (("traced", "tracemalloc"), ("rss", "peak RSS")):
-        value = None
-        if "chainrule" in results and "numpy" in results:
-            a, b = results["chainrule"][key], results["numpy"][key]
-            value = a / b if a is not None and b else None
-        _common.print_goal(
-            f"chainrule peak memory ({label}) vs the hand-written numpy",
-            value,
-            1.5,
-            _common.why_skipped(skipped, "chainrule") or "no figure",
-        )
+    for name in CHAINRULE:
+        for key, label in (("traced", "tracemalloc"), ("rss", "peak RSS")):
+            value = None
+            if name in results and "numpy" in results:
+                a, b = results[name][key], results["numpy"][key]
+                value = a / b if a is not None and b else None
+            _common.print_goal(
+                f"{name} peak memory ({label}) vs the hand-written numpy",
+                value,
+                1.5,
+                _common.why_skipped(skipped, name) or "no figure",
+            )
 
 
 # ---------------------------------------------------------------------------------------

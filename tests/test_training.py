@@ -331,6 +331,36 @@ def test_detail_is_kept_as_arrays_and_read_as_records():
         history.steps[40]
 
 
+def test_a_minibatch_run_ends_with_the_loss_over_every_row():
+    # the final pass goes through the rows in chunks of the batch size, so that it takes
+    # no more memory than a step; the chunks' losses combine into the loss over all rows
+    data = load_dataset("moons", n=50, seed=0)
+
+    def half_ssr(predictions, target):  # a loss of one's own: computed once over all rows
+        return ((predictions - np.asarray(target).reshape(-1, 1)) ** 2).sum() / 2
+
+    for loss in ("binary_cross_entropy", "ssr", "mse", half_ssr):
+        model = nn.MLP([2, 4, 1], activation="tanh", seed=0)
+        history = train(model, data, loss=loss, batch_size=16, stop={"max_steps": 5})
+        whole = evaluate(model, data, loss=loss)
+        assert history.final_loss == pytest.approx(whole.loss, rel=1e-12)
+        assert history.final_predictions.shape == (50,)
+        np.testing.assert_array_equal(history.final_predictions, model(data.X).data.ravel())
+
+
+def test_an_optimizer_holding_the_parameters_in_another_order():
+    model = seed_formula(trained=("w3", "b3"))
+    params = model.parameters()[::-1]  # b3 ... w1: the records keep the model's order
+    history = train(
+        model, dosage(), optimizer=GradientDescent(params, lr=0.1), stop={"max_steps": 3}
+    )
+    assert history.trained == ["w3", "b3"]
+    reference = train(seed_formula(trained=("w3", "b3")), dosage(), stop={"max_steps": 3})
+    assert list(history.losses) == list(reference.losses)
+    for mine, theirs in zip(history.steps, reference.steps, strict=True):
+        assert mine.new_values == theirs.new_values and mine.slopes == theirs.slopes
+
+
 def test_to_dict_is_the_json_contract():
     history = train(seed_formula(), dosage(), stop=Stop(step_size=0.001))
     out = json.loads(json.dumps(history.to_dict(), allow_nan=False))

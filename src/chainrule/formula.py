@@ -16,9 +16,10 @@ but never assigned is a *parameter* (``w1`` ... ``b3``). The text is read in two
    :class:`Binary`, :class:`Call`). Anything outside that whitelist is refused with the line
    and column where it is written. The text is never given to ``eval``, ``exec`` or
    ``compile``: a formula can only compute numbers.
-2. **Build.** Every call of the model walks the intermediate form and applies the engine's
-   Tensor operators and functions. The node computed for ``x1 = ...`` gets the name
-   ``"x1"``, so graphs and derivations read in the learner's own words.
+2. **Build.** The intermediate form is turned once into small functions (closures) that
+   apply the engine's Tensor operators and functions; every call of the model runs them.
+   The node computed for ``x1 = ...`` gets the name ``"x1"``, so graphs and derivations
+   read in the learner's own words.
 
 >>> import chainrule as cr
 >>> model = cr.Formula("y = softplus(w * dosage + b)", values={"w": 1.0})
@@ -463,34 +464,51 @@ def _free_names(assignments: list[Assignment]) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------
 
 
-def _evaluate(expr: Expr, env: Mapping[str, Tensor]) -> Tensor | float:
-    """Apply the engine's operators to ``expr``; numbers stay Python floats."""
+def _compile(expr: Expr) -> Callable[[Mapping[str, Tensor]], Any]:
+    """``expr`` as a function of the named nodes that applies the engine's operators.
+
+    The tree is walked once, when the formula is read, rather than at every call: each
+    node becomes a small closure. Numbers stay Python floats, except that an operator
+    between two numbers still makes one engine op (its left side becomes a Tensor).
+
+    >>> _compile(Binary("*", Number(2.0), Name("x")))({"x": Tensor([1.0, 3.0])}).data
+    array([2., 6.])
+    """
     if isinstance(expr, Number):
-        return expr.value
+        value = expr.value
+        return lambda env: value
     if isinstance(expr, Name):
-        return env[expr.name]
+        return operator.itemgetter(expr.name)
     if isinstance(expr, Negate):
-        return -_evaluate(expr.operand, env)
+        operand = _compile(expr.operand)
+        return lambda env: -operand(env)
     if isinstance(expr, Binary):
-        left, right = _evaluate(expr.left, env), _evaluate(expr.right, env)
-        if not isinstance(left, Tensor) and not isinstance(right, Tensor):
-            left = Tensor(left)  # two numbers: still one engine op
-        return _BINARY[expr.op](left, right)
-    args = [_evaluate(arg, env) for arg in expr.args]
-    return FUNCTIONS[expr.function].apply(*args)
+        apply = _BINARY[expr.op]
+        left, right = _compile(expr.left), _compile(expr.right)
+        if isinstance(expr.left, Number) and isinstance(expr.right, Number):
+            return lambda env: apply(Tensor(left(env)), right(env))  # two numbers: one op
+        return lambda env: apply(left(env), right(env))
+    function = FUNCTIONS[expr.function].apply
+    args = [_compile(arg) for arg in expr.args]
+    if len(args) == 1:
+        (only,) = args
+        return lambda env: function(only(env))
+    return lambda env: function(*[arg(env) for arg in args])
 
 
 def _numbers(data: Any, what: str) -> np.ndarray:
     """``data`` as a float array (float32 kept, everything else float64)."""
     if isinstance(data, Tensor):
         data = data.data
+    if type(data) is np.ndarray and (data.dtype == np.float64 or data.dtype == np.float32):
+        return data  # already numbers (every training step passes such an array)
     try:
         array = np.asarray(data)
     except ValueError as e:  # ragged lists
         raise ChainruleError(f"{what}: cannot read the values as an array ({e})") from None
     if array.dtype.kind not in "iuf":
         raise ChainruleError(f"{what}: must hold numbers, got values of type {array.dtype}")
-    return array if array.dtype == np.float32 else array.astype(np.float64)
+    return array if array.dtype == np.float32 else array.astype(np.float64, copy=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -529,6 +547,12 @@ class Formula(Module):
         self._text = text
         parser = _Parser(text)
         self._assignments = parser.parse()
+        last = len(self._assignments) - 1
+        # Each line's right-hand side as a function of the named nodes, read once here.
+        self._plan = [
+            (a, _compile(a.tree), i == last, isinstance(a.tree, Name))
+            for i, a in enumerate(self._assignments)
+        ]
         self._first_use = parser.first_use
         self._free = _free_names(self._assignments)
         self._values = _starting_values(values)
@@ -751,17 +775,17 @@ class Formula(Module):
         n = len(next(iter(columns.values()))) if columns else 1
         nodes: dict[str, Tensor] = {name: Tensor(data, name=name) for name, data in columns.items()}
         nodes.update(self._parameters)
-        for assignment in self._assignments:
+        for assignment, compute, is_output, is_copy in self._plan:
             try:
-                value = _evaluate(assignment.tree, nodes)
+                value = compute(nodes)
             except ChainruleError as e:  # e.g. log of a negative number
                 where = f"formula line {assignment.line} ({assignment.name} = ...)"
                 raise type(e)(f"{where}: {e}") from e
             if not isinstance(value, Tensor):
                 value = Tensor(value)  # a line of numbers only
-            if assignment.name == self.output_name and value.shape != (n,):
+            if is_output and value.shape != (n,):
                 value = broadcast_to(value, (n,))  # e.g. an output without inputs
-            elif isinstance(assignment.tree, Name):
+            elif is_copy:
                 value = value.reshape(value.shape)  # ``y = x1``: y gets its own node
             value.name = assignment.name
             nodes[assignment.name] = value
@@ -769,6 +793,15 @@ class Formula(Module):
 
     def _columns(self, x: Any) -> dict[str, np.ndarray]:
         """One 1-D float array of the same length per input."""
+        inputs = self._inputs
+        if (
+            type(x) is np.ndarray
+            and x.dtype == np.float64
+            and inputs is not None
+            and x.ndim == 2
+            and x.shape[1] == len(inputs)
+        ):  # the matrix that training passes at every step: its columns, as they are
+            return {name: x[:, j] for j, name in enumerate(inputs)}
         if isinstance(x, Mapping):
             if self._inputs is None:
                 self.bind(list(x))
@@ -791,7 +824,8 @@ class Formula(Module):
             array = _numbers(x, "the data")
             inputs = self._inputs
             if array.ndim == 2 and array.shape[1] == len(inputs):
-                columns = {name: array[:, j] for j, name in enumerate(inputs)}
+                # The columns of one matrix have one length: no check needed.
+                return {name: array[:, j] for j, name in enumerate(inputs)}
             elif array.ndim <= 1 and len(inputs) == 1:
                 columns = {inputs[0]: array}
             else:

@@ -175,6 +175,16 @@ LOSSES: dict[str, Loss] = {
     "cross_entropy": cross_entropy,
 }
 
+#: How each loss combines the rows: ``"sum"`` (SSR) or ``"mean"`` (the others), so that a
+#: loss over many rows can be computed in chunks of rows and the parts combined.
+REDUCTIONS: dict[str, str] = {
+    "ssr": "sum",
+    "mse": "mean",
+    "mae": "mean",
+    "binary_cross_entropy": "mean",
+    "cross_entropy": "mean",
+}
+
 
 def get_loss(name: str) -> Loss:
     """The loss called ``name`` (one of :data:`LOSSES`; ``-`` may stand for ``_``).

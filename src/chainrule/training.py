@@ -44,7 +44,7 @@ import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
-from chainrule.losses import Loss, get_loss
+from chainrule.losses import LOSSES, REDUCTIONS, Loss, get_loss
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
 from chainrule.tensor import Tensor, no_grad
@@ -182,10 +182,9 @@ class StepLog(Sequence[StepRecord]):
     array copies. Indexing gives :class:`StepRecord` objects, built when first asked for.
 
     >>> log = StepLog(1, ["b"], array("d", [4.0]))
-    >>> values, slopes, step_sizes = log.start_step()
-    >>> values[:], slopes[:], step_sizes[:] = [1.0], [0.5], [0.25]
+    >>> values, slopes, step_sizes, new_values = log.start_step()
+    >>> values[:], slopes[:], step_sizes[:], new_values[:] = [1.0], [0.5], [0.25], [0.75]
     >>> log.end_step(None)
-    >>> log.finish([0.75])
     >>> log[0]  # doctest: +NORMALIZE_WHITESPACE
     StepRecord(step=1, loss=4.0, values={'b': 1.0}, slopes={'b': 0.5},
                step_sizes={'b': 0.25}, new_values={'b': 0.75}, predictions=None)
@@ -217,13 +216,15 @@ class StepLog(Sequence[StepRecord]):
 
     # -- recording (used by train) -----------------------------------------------------
 
-    def start_step(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows to fill for the next step: the values before it, its slopes and its
-        step sizes (views into the log, for copying into)."""
+    def start_step(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of the next step (views into the log, to copy into): the values before
+        it, its slopes, its step sizes and the values after it. The values before a step
+        are those after the step before: that row is filled already, except the first."""
         k = self._count
         if k >= len(self._slopes):
             self._grow()
-        return self._values[k], self._slopes[k], self._step_sizes[k]
+        values = self._values
+        return values[k], self._slopes[k], self._step_sizes[k], values[k + 1]
 
     def end_step(self, predictions: np.ndarray | None) -> None:
         """The rows of :meth:`start_step` are filled: the step is recorded."""
@@ -231,7 +232,8 @@ class StepLog(Sequence[StepRecord]):
         self._count += 1
 
     def finish(self, values: Any) -> None:
-        """Record the values after the last step (flat, one number per scalar)."""
+        """Record the values after the last step (flat, one number per scalar), when they
+        are not the new values of :meth:`start_step`'s last row."""
         self._values[self._count] = values
 
     def _grow(self) -> None:
@@ -277,9 +279,9 @@ class StepLog(Sequence[StepRecord]):
         ``slopes``, ``step_sizes`` and ``new_values`` (views: read them, do not write).
 
         >>> log = StepLog(1, ["b"], array("d", [4.0]))
-        >>> for row, value in zip(log.start_step(), [1.0, 0.5, 0.25]):
+        >>> for row, value in zip(log.start_step(), [1.0, 0.5, 0.25, 0.75]):
         ...     row[:] = value
-        >>> log.end_step(None); log.finish([0.75])
+        >>> log.end_step(None)
         >>> log.arrays()["new_values"]
         array([[0.75]])
         """
@@ -533,7 +535,7 @@ def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss_name: str) 
         labels = labels > 0.5
     else:
         return None
-    return float(np.mean(predicted == labels))
+    return int(np.count_nonzero(predicted == labels)) / len(labels) if len(labels) else math.nan
 
 
 def _flat(out: np.ndarray) -> np.ndarray:
@@ -560,6 +562,11 @@ class _Progress:
         self.start = self.shown = time.perf_counter()
         self.bar: Any = None
         self.task: Any = None
+
+    @property
+    def active(self) -> bool:
+        """Whether :meth:`update` does anything (else train skips calling it)."""
+        return self.callback is not None or self.enabled
 
     def update(self, step: int, loss: float) -> None:
         if self.callback is not None:
@@ -678,7 +685,126 @@ def _batches(n: int, batch_size: int | None, seed: int):
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     """The values of several parameters as one flat vector, in parameter order."""
-    return np.concatenate([a.ravel() for a in arrays])
+    return np.concatenate([np.reshape(a, -1) for a in arrays])
+
+
+class _Flat:
+    """The trained parameters seen as one flat vector of their scalars, in order.
+
+    Arrays of the parameters' shapes (values, slopes, step sizes) are copied into a flat
+    row with one numpy call; parameters that are all single numbers (a Formula's) take a
+    faster path, a plain assignment of the list.
+    """
+
+    def __init__(self, params: list[Any]) -> None:
+        self.params = params
+        self.scalars = all(p.ndim == 0 for p in params)
+        self.spans: list[tuple[int, int, tuple[int, ...]]] = []
+        start = 0
+        for p in params:
+            self.spans.append((start, start + p.size, p.shape))
+            start += p.size
+        self.size = start
+        self._row = np.empty(self.size) if self.scalars else None
+
+    def write(self, arrays: list[Any], out: np.ndarray) -> None:
+        """Copy ``arrays`` (one per parameter, of its shape) into the flat row ``out``."""
+        if self.scalars:
+            out[:] = arrays
+        else:
+            np.concatenate([np.reshape(a, -1) for a in arrays], out=out)
+
+    def read(self, out: np.ndarray) -> None:
+        """Copy the parameters' current values into the flat row ``out``."""
+        self.write([p.data for p in self.params], out)
+
+    def values(self) -> np.ndarray:
+        """The parameters' current values as a new flat vector."""
+        out = np.empty(self.size)
+        self.read(out)
+        return out
+
+    def copy(self) -> list[np.ndarray]:
+        """A copy of every parameter's values (one array each: no single large block)."""
+        return [p.data.copy() for p in self.params]
+
+    def restore(self, values: np.ndarray | list[np.ndarray]) -> None:
+        """Set the parameters to ``values``: a flat row, or one array per parameter."""
+        with no_grad():
+            if isinstance(values, np.ndarray):
+                values = [values[a:b].reshape(shape) for a, b, shape in self.spans]
+            for p, value in zip(self.params, values, strict=True):
+                p.data[...] = value
+
+    def finite(self, arrays: list[Any]) -> bool:
+        """Whether every entry of ``arrays`` is a finite number.
+
+        A sum is finite exactly when every entry is, unless finite entries overflow it:
+        only then is each entry looked at.
+        """
+        if self._row is not None:
+            row = self._row
+            row[:] = arrays
+            return math.isfinite(sum(row.tolist())) or bool(np.isfinite(row).all())
+        total, add = 0.0, np.add.reduce
+        for a in arrays:
+            total += add(a, None)
+        return math.isfinite(total) or all(bool(np.isfinite(a).all()) for a in arrays)
+
+    def row_finite(self, row: np.ndarray) -> bool:
+        """Whether every entry of the flat row ``row`` is a finite number (as :meth:`finite`)."""
+        total = sum(row.tolist()) if self._row is not None else np.add.reduce(row)
+        return math.isfinite(total) or bool(np.isfinite(row).all())
+
+    def largest(self, arrays: list[Any]) -> float:
+        """The largest size ``|x|`` of any entry of ``arrays`` (0 for none)."""
+        if self._row is not None:
+            row = self._row
+            row[:] = arrays
+            return max(map(abs, row.tolist()), default=0.0)
+        return max((float(np.abs(a).max()) for a in arrays if np.size(a)), default=0.0)
+
+
+def _in_order(updates: list[Update], params: list[Any]) -> tuple[list[Update], bool]:
+    """``updates`` in the order of ``params``, and whether they already were in it."""
+    if len(updates) == len(params) and all(
+        u.parameter is p for u, p in zip(updates, params, strict=True)
+    ):
+        return updates, True
+    by_parameter = {id(u.parameter): u for u in updates}
+    return [by_parameter[id(p)] for p in params], False
+
+
+def _final_pass(
+    model: Module, X: np.ndarray, y: np.ndarray, loss_fn: Loss, loss_name: str, chunk: int | None
+) -> tuple[np.ndarray, float]:
+    """The model's outputs for every row and the loss over them, without recording a graph.
+
+    A run in minibatches passes the rows in chunks of the batch size, so that the memory
+    this takes is no more than a training step's; the chunks' losses are added up (a
+    sum) or weighted by their rows (a mean) for the built-in losses, and a loss of the
+    user's own is computed once over all the outputs.
+    """
+    n = len(X)
+    with no_grad():
+        if chunk is None or chunk >= n:
+            out = model(X)
+            return out.data, loss_fn(out, y).item()
+        reduction = REDUCTIONS.get(loss_name) if LOSSES.get(loss_name) is loss_fn else None
+        outputs: np.ndarray | None = None
+        total = 0.0
+        for start in range(0, n, chunk):
+            part = model(X[start : start + chunk]).data
+            if outputs is None:
+                outputs = np.empty((n, *part.shape[1:]), dtype=part.dtype)
+            outputs[start : start + len(part)] = part
+            if reduction is not None:
+                value = loss_fn(Tensor(part), y[start : start + chunk]).item()
+                total += value if reduction == "sum" else value * len(part)
+        assert outputs is not None
+        if reduction is None:
+            return outputs, loss_fn(Tensor(outputs), y).item()
+        return outputs, total if reduction == "sum" else total / n
 
 
 def train(
@@ -765,8 +891,19 @@ def train(
     X, y = prepared.X, prepared.y
     batches = _batches(prepared.n, batch_size, seed)
     bar = _Progress(progress, rules.max_steps)
+    report = bar.update if bar.active else None
+    flat = _Flat(trained_params)
+    losses, accuracies, tolerance = history.losses, history.accuracies, rules.step_size
+    # The values before the last step, to undo it: a row of the log with detail on, else
+    # a copy made just before the step and dropped once the next loss is known to be a
+    # number (so that it is not held while backward builds the slopes).
+    saved: np.ndarray | list[np.ndarray] | None = None
+    slopes_row = step_sizes_row = new_row = np.empty(0)
+    if log is not None:
+        flat.read(log.start_step()[0])  # the starting values
+    stop_loss = rules.loss
     reason, problem = "", ("", "")
-    rollback: list[np.ndarray] | None = None  # the values before the previous step
+    step, in_order, updates = 0, False, []
     final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
     # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
     try:
@@ -774,76 +911,77 @@ def train(
             while True:
                 rows = next(batches)
                 xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+                opt.zero_grad()  # the last step's slopes are used: free them before this pass
                 out = model(xb)
                 loss_value = loss_fn(out, yb)
                 current = loss_value.item()
                 if not math.isfinite(current):
                     reason, problem = "diverged", ("the loss", _non_finite(current))
-                    if log is not None:  # the last step's new values, before undoing it
-                        log.finish(_concat([p.data for p in trained_params]))
-                    if rollback is not None:
-                        with no_grad():
-                            for p, old in zip(trained_params, rollback, strict=True):
-                                p.data[...] = old
+                    if saved is not None:  # undo the last step: its loss is not a number
+                        flat.restore(saved)
                     break
+                if log is None:
+                    saved = None
                 if rows is None:
                     final = (out.data, current)
-                if rules.loss is not None and current < rules.loss:
+                if stop_loss is not None and current < stop_loss:
                     reason = "loss"
                     break
 
-                opt.zero_grad()
                 loss_value.backward()
                 for p in trained_params:  # a parameter that the loss ignores has slope 0
                     if p.grad is None:
                         p.grad = np.zeros_like(p.data)
-                before = [p.data.copy() for p in trained_params]
-                by_parameter = {id(u.parameter): u for u in opt.step()}
-                updates = [by_parameter[id(p)] for p in trained_params]
-                new_values = _concat([u.new_value for u in updates])
-                bad = None if np.isfinite(new_values).all() else _bad_update(updates, names)
-                if bad is not None:
-                    if log is not None:
-                        log.finish(_concat(before))
-                    with no_grad():
-                        for p, old in zip(trained_params, before, strict=True):
-                            p.data[...] = old
-                    reason, problem = "diverged", bad
-                    break
-                rollback, final = before, None
-
-                step = len(history.losses) + 1
-                history.losses.append(current)
-                if history.accuracies is not None:
-                    accuracy = _accuracy(out.data, yb, task, loss_name)
-                    history.accuracies.append(math.nan if accuracy is None else accuracy)
-                step_sizes = _concat([u.step_size for u in updates])
                 if log is not None:
-                    values_row, slopes_row, step_sizes_row = log.start_step()
-                    values_row[:] = _concat(before)
-                    slopes_row[:] = _concat([u.slope for u in updates])
-                    step_sizes_row[:] = step_sizes
-                    log.end_step(_flat(out.data) if len(yb) <= DETAIL_MAX_ROWS else None)
-                bar.update(step, current)
-                if rules.step_size is not None and np.all(np.abs(step_sizes) < rules.step_size):
-                    reason = "step_size"
+                    saved, slopes_row, step_sizes_row, new_row = log.start_step()
+                else:
+                    saved = flat.copy()
+                updates = opt.step()
+                if not in_order or len(updates) != len(trained_params):
+                    updates, in_order = _in_order(updates, trained_params)
+                news = [u.new_value for u in updates]
+                if log is not None:
+                    flat.write(news, new_row)
+                    finite = flat.row_finite(new_row)
+                else:
+                    finite = flat.finite(news)
+                if not finite:
+                    reason = "diverged"
+                    problem = _bad_update(updates, names)
+                    flat.restore(saved)
                     break
+                final = None
+
+                step += 1
+                losses.append(current)
+                if accuracies is not None:
+                    accuracy = _accuracy(out.data, yb, task, loss_name)
+                    accuracies.append(math.nan if accuracy is None else accuracy)
+                if log is not None:
+                    flat.write([u.slope for u in updates], slopes_row)
+                    flat.write([u.step_size for u in updates], step_sizes_row)
+                    log.end_step(_flat(out.data) if len(yb) <= DETAIL_MAX_ROWS else None)
+                if report is not None:
+                    report(step, current)
+                if tolerance is not None:
+                    if flat.largest([u.step_size for u in updates]) < tolerance:
+                        reason = "step_size"
+                        break
+                updates = news = []  # the step's arrays, before the next pass
                 if step >= rules.max_steps:
                     reason = "max_steps"
                     break
     finally:
         bar.close()
+    # Let go of the last step's graph, updates and saved values before the final pass.
+    del out, loss_value, updates, saved, slopes_row, step_sizes_row, new_row
 
     if final is None:
-        with no_grad():
-            out = model(X)
-            final = (out.data, loss_fn(out, y).item())
+        final = _final_pass(model, X, y, loss_fn, loss_name, batch_size)
     predictions, history.final_loss = final
     history.final_predictions = _flat(predictions)
     history.final_accuracy = _accuracy(predictions, y, task, loss_name)
     history.final_parameters = {name: p.data.copy() for name, p in model.named_parameters()}
-    if log is not None and reason != "diverged":
-        log.finish(_concat([p.data for p in trained_params]))
     history.stop_reason = reason
     summary = _summary(history, trained_params)
     if reason == "step_size":
