@@ -386,7 +386,8 @@ def pow_a(g, out, a, b):
     # PyTorch, even at a = 0, where the formula reads 0 * 0^-1 = 0 * inf = NaN: there the
     # base is replaced by 1 first, so no inf enters the rule (nor its own derivatives).
     vb = value(b)
-    if vb.ndim == 0 and vb != 0 or not (vb == 0).any():  # the usual case: no zero exponent
+    # (.item(): a Python comparison, ten times faster than numpy's for one number)
+    if not (vb.item() == 0 if vb.ndim == 0 else (vb == 0).any()):  # the usual case
         return unbroadcast(g * b * a ** (b - 1), a.shape)
     both_zero = (value(a) == 0) & (vb == 0)
     base = call("where", a, 1.0, cond=~both_zero) if both_zero.any() else a
