@@ -158,11 +158,23 @@ VIEW_GROWTH = 1e4
 VIEW_MIN_STEPS = 3
 
 
+def undone(history: Any) -> bool:
+    """Whether training undid the last step of a diverged run: its final values are the
+    ones before that step, and the loss after it is known only from the stop message."""
+    steps = getattr(history, "steps", None)
+    if getattr(history, "stop_reason", "") != "diverged" or not steps:
+        return False
+    final = getattr(history, "final_values", None) or {}
+    after = steps[-1].new_values
+    return any(n in final and not np.array_equal(final[n], after[n]) for n in after)
+
+
 def all_losses(history: Any) -> np.ndarray:
-    """The loss before each step, then the final loss (when the history has one)."""
+    """The loss before each step, then the loss after the last one (when the history
+    has it: not when training undid that step)."""
     losses = np.asarray(list(getattr(history, "losses", []) or []), dtype=np.float64)
     final = getattr(history, "final_loss", None)
-    if final is not None and losses.size:
+    if final is not None and losses.size and not undone(history):
         losses = np.append(losses, float(final))
     return losses
 
@@ -170,9 +182,9 @@ def all_losses(history: Any) -> np.ndarray:
 def divergence(history: Any) -> str | None:
     """``'diverged: the loss grew to 3.7e+293'`` when the run blew up, else None.
 
-    A run diverged when training said so (a loss that is not a number stops it), when a
-    loss is not finite, or when the loss ended more than :data:`DIVERGED_GROWTH` times
-    above where it started.
+    A run diverged when training said so, when a loss is not finite, or when the loss
+    ended more than :data:`DIVERGED_GROWTH` times above where it started. When training
+    stopped the run, its own sentence says why (it saw the loss that it then undid).
 
     >>> class Run:
     ...     losses, final_loss, stop_reason = [20.4, 40.0, 78.5], 3.7e293, "max_steps"
@@ -181,6 +193,9 @@ def divergence(history: Any) -> str | None:
     >>> Run.final_loss = 1.0
     >>> divergence(Run()) is None
     True
+    >>> Run.stop_reason, Run.message = "diverged", "the loss grew from 20.4 to 4.1e+13"
+    >>> divergence(Run())
+    'diverged: the loss grew from 20.4 to 4.1e+13'
     """
     if history is None:
         return None
@@ -196,12 +211,30 @@ def divergence(history: Any) -> str | None:
     )
     if not (said or grew or finite.size < losses.size):
         return None
+    message = getattr(history, "message", "")
+    if said and isinstance(message, str) and message:
+        return f"diverged: {message}"
     if finite.size == 0:
         return f"diverged: the loss was {losses[0]:g} from the start"
     text = f"diverged: the loss grew to {float(finite.max()):.2g}"
     if finite.size < losses.size:
         text += f", then to {losses[~np.isfinite(losses)][0]:g}"
     return text
+
+
+def first_steps(shown: int, total: int) -> str:
+    """What a figure of a diverged run leaves out, as the end of its warning.
+
+    >>> first_steps(3, 125), first_steps(1, 5), first_steps(5, 5)
+    ('; the first 3 of 125 steps are shown', '; the first step is shown', '')
+    """
+    if shown >= total:
+        return ""
+    if shown == 0:
+        return "; only the start is shown"
+    if shown == 1:
+        return "; the first step is shown"
+    return f"; the first {shown} of {total} steps are shown"
 
 
 def steps_in_view(history: Any) -> int:

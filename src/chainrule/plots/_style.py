@@ -78,8 +78,12 @@ LARGEST = 1e307
 
 
 def warn(figure: Any, text: str) -> None:
-    """Say above the whole figure, in red, what the reader must know (a diverged run)."""
-    figure.suptitle(text, color=RED, fontsize="medium")
+    """Say above the whole figure, in red, what the reader must know (a diverged run),
+    wrapped to the figure's width."""
+    import textwrap
+
+    width = max(40, int(figure.get_size_inches()[0] * 13))  # characters at 10 points
+    figure.suptitle(textwrap.fill(text, width), color=RED, fontsize="medium")
 
 
 def padded_range(values: np.ndarray, fraction: float = 0.05, minimum: float = 0.5):

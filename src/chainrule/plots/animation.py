@@ -26,6 +26,7 @@ from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots._replay import (
     divergence,
+    first_steps,
     model_at,
     model_inputs,
     predict,
@@ -135,7 +136,7 @@ def animation(
         )
     diverged = divergence(history)
     # A run that diverged is shown while its numbers stay in view: its first overshoots.
-    last = total if diverged is None else max(steps_in_view(history) - 1, 1)
+    last = total if diverged is None else max(steps_in_view(history) - 1, 0)
     frames = frame_steps(last, max(2, int(max_frames)))
     x = X[:, 0]
     grid = np.union1d(np.linspace(x.min(), x.max(), points), x)
@@ -234,7 +235,7 @@ def animation(
         return fit, loss_line, trail, dot, tangent, note, heading
 
     if diverged is not None:
-        style.warn(mpl, f"The run {diverged}; the first {last + 1} steps are shown")
+        style.warn(mpl, f"The run {diverged}{first_steps(last + 1, total)}")
     draw(0)
     film = FuncAnimation(
         mpl, draw, frames=len(frames), interval=1000 / fps, blit=False, repeat=False

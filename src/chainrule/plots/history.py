@@ -71,7 +71,7 @@ def history(
 
     panels = 2 if values else 1
     mpl = matplotlib_figure(size[0] if panels == 2 else size[0] / 1.8, size[1], dpi=dpi)
-    axes = mpl.subplots(1, panels, squeeze=False)[0]
+    axes = mpl.subplots(1, panels, squeeze=False, sharex=True)[0]
     ax = axes[0]
     ax.plot(
         numbers,
@@ -83,8 +83,8 @@ def history(
     )
     if log_scale:
         style.log_limits(ax, finite)
-    elif finite.size:
-        ax.set_ylim(*style.padded_range(finite, 0.06, 1e-9))
+    elif finite.size:  # a flat loss gets a few percent of its size around it
+        ax.set_ylim(*style.padded_range(finite, 0.06, max(1e-9, 0.1 * np.abs(finite).max())))
     ax.set_xlabel("steps taken")
     ax.set_ylabel(loss_name + (" (log scale)" if log_scale else ""))
     ax.set_title(f"{loss_name} before each step", fontsize="medium")
@@ -97,7 +97,7 @@ def history(
             shown = np.where(np.isfinite(series) & (np.abs(series) < style.LARGEST), series, np.nan)
             largest = max(largest, float(np.nanmax(np.abs(shown), initial=0.0)))
             ax.plot(
-                numbers[: series.size], shown, color=colours[i % len(colours)], lw=1.8, label=name
+                np.arange(series.size), shown, color=colours[i % len(colours)], lw=1.8, label=name
             )
         start = max((abs(float(series[0])) for series in values.values()), default=0.0)
         if largest > SYMLOG_GROWTH * max(start, 1.0):

@@ -23,6 +23,7 @@ from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots._replay import (
     divergence,
+    first_steps,
     model_at,
     step_count,
     steps_in_view,
@@ -302,7 +303,7 @@ def loss_curve(
         fontsize="medium" if others and title is None else None,
     )
     if note is not None:
-        style.warn(mpl, f"The run {note}; the first {in_view} steps are shown")
+        style.warn(mpl, f"The run {note}{first_steps(in_view, len(steps))}")
     ax.grid(alpha=0.25)
     ax.legend(fontsize="small", loc="upper right", framealpha=0.85)
     return LossCurveFigure(
@@ -529,6 +530,7 @@ def contour(
             label="gradient descent",
         )
         ax.scatter(*path[0], s=70, color="white", edgecolors=style.BLACK, zorder=5, label="start")
+    if len(path) > 1:
         ax.scatter(
             *path[-1],
             s=200,
@@ -537,8 +539,9 @@ def contour(
             edgecolors=style.BLACK,
             linewidths=0.8,
             zorder=6,
-            label="end" if note is None else f"after {last} steps",
+            label="end" if note is None else f"after {last} step{'s' if last != 1 else ''}",
         )
+    if len(path):
         ax.legend(fontsize="small", loc="best", framealpha=0.85)
     ax.set_xlim(v1.min(), v1.max())
     ax.set_ylim(v2.min(), v2.max())
@@ -555,7 +558,7 @@ def contour(
         fontsize="medium" if others and title is None else None,
     )
     if note is not None:
-        style.warn(mpl, f"The run {note}; the first {last} steps are shown")
+        style.warn(mpl, f"The run {note}{first_steps(last, len(steps))}")
     return ContourFigure(
         kind="contour",
         figure=mpl,

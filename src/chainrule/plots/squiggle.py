@@ -244,8 +244,9 @@ def _keep_in_view(
     off = [k for k in curves if k not in near]
     text = f"The run {note}"
     if off:
-        when = ", ".join(str(k) for k in off)
-        text += f"; the curve after {when} steps is off the chart"
+        when = " and ".join(f"{k} step{'s' if k != 1 else ''}" for k in off)
+        curves_are = "the curves after {} are" if len(off) > 1 else "the curve after {} is"
+        text += f"; {curves_are.format(when)} off the chart"
     style.warn(mpl, text)
 
 
