@@ -287,7 +287,11 @@ def main_ideas_with(tmp_path: Path, **train: object) -> str:
         (
             0.4,
             "diverged",
-            ["The run diverged: b3 = -3.5e+146 after 1000 steps", "by -1.4 (= 1 - 2 x 3 x 0.4)"],
+            [
+                "The run diverged: the loss grew from 20.4 to 3.46e+11 in 35 steps: the learning "
+                "rate 0.4 is too large for this loss; try 0.04",
+                "by -1.4 (= 1 - 2 x 3 x 0.4)",
+            ],
         ),
     ],
 )
@@ -304,9 +308,9 @@ def test_run_shows_the_diagnosis_after_the_ledger(capsys, tmp_path, learning_rat
     assert list(run) == ["trained", "loss", "steps", "stop_reason", "final", "diagnosis"]
     assert run["diagnosis"]["kind"] == kind
     assert run["diagnosis"]["message"] == diagnosis
-    if learning_rate == 0.4:
-        assert run["stop_reason"] == "max_steps"
-        assert run["final"]["loss"] > 1e290
+    if learning_rate == 0.4:  # stopped once the loss was 1e10 times the first and growing
+        assert run["stop_reason"] == "diverged" and len(run["steps"]) == 35
+        assert run["final"]["loss"] == run["steps"][-1]["loss"]  # the last step is undone
 
 
 @pytest.mark.parametrize(
@@ -467,6 +471,39 @@ def test_scan_marks_the_lowest_point_in_a_named_column(capsys):
     code, out, _ = run_main(capsys, *b3, "--format", "latex")
     assert r"$b_3$ & $\mathrm{SSR}$ & lowest \\" in out
     assert "$1.1134$ & yes" in out
+
+
+def test_negative_numbers_in_scientific_notation_are_option_values(capsys):
+    args = ["scan", "main-ideas", "--param", "b3", "--from", "-1e-3", "--to", "1E-3"]
+    code, out, err = run_main(capsys, *args, "--num", "3", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["values"] == [-0.001, 0.0, 0.001]
+    grid = ["--param2", "w3", "--from2", "-2.5e0", "--to2", "-.5e1", "--num2", "2"]
+    code, out, err = run_main(capsys, *args, "--num", "2", *grid, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["values2"] == [-2.5, -5.0]
+    with pytest.raises(SystemExit) as info:  # a negative count is refused by its own check
+        cli.main(["run", "main-ideas", "--every", "-1e3"])
+    assert info.value.code == 2
+    assert "--every: expected a whole number, got '-1e3'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        (["--num", "100000000"], "--num: scan at most 100,000 values, got 100,000,000"),
+        (
+            ["--num", "1000", "--param2", "w3", "--from2", "0", "--to2", "1", "--num2", "1000"],
+            "--num 1000 x --num2 1000 is 1,000,000 grid points; scan at most 100,000",
+        ),
+    ],
+)
+def test_a_scan_too_large_is_refused(capsys, sizes, message):
+    code, out, err = run_main(
+        capsys, "scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1", *sizes
+    )
+    assert (code, out) == (2, "")
+    assert err == f"chainrule: error: {message}\n"
 
 
 def test_scan_one_and_two_parameters(capsys):

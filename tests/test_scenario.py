@@ -255,6 +255,47 @@ def test_a_formula_with_a_multiclass_data_set_names_the_data_set():
     assert parse_scenario(text + '[train]\nloss = "mse"\n').loss == "mse"
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            '[data]\ndataset = "moons"\nn = 1000000000\n[model]\nlayers = [2, 4, 1]\n',
+            ":3: [data] n: at most 100,000 data points, got 1,000,000,000",
+        ),
+        (
+            '[data]\ndataset = "moons"\n[model]\nlayers = [2, 100000000, 1]\n',
+            ":4: [model] layers: these layers have 400,000,001 weights and biases; at most "
+            "1,000,000",
+        ),
+        (
+            '[data]\ndataset = "moons"\n[model]\nlayers = [2, 4, 1]\n'
+            "[train]\nstop = { max_steps = 10000000000 }\n",
+            ":6: [train] stop: max_steps: at most 1,000,000, got 10,000,000,000",
+        ),
+    ],
+)
+def test_unreasonable_sizes_are_refused_before_any_work(text, fragment):
+    with pytest.raises(ChainruleError) as info:
+        parse_scenario(text, label="big.toml")
+    assert str(info.value) == f"big.toml{fragment}"
+
+
+def test_too_many_data_points_in_a_csv_or_in_the_file(tmp_path, monkeypatch):
+    import chainrule.scenario
+
+    monkeypatch.setattr(chainrule.scenario, "MAX_DATA_POINTS", 2)
+    (tmp_path / "doses.csv").write_text("dosage,efficacy\n0,0\n0.5,1\n1,0\n")
+    csv_file = tmp_path / "csv.toml"
+    csv_file.write_text('[data]\ncsv = "doses.csv"\n[model]\nformula = "p = w * dosage"\n')
+    with pytest.raises(
+        ChainruleError, match=r"csv.toml:2: \[data\] csv: at most 2 data points, got 3"
+    ):
+        load_scenario(csv_file)
+    inline = '[data]\nx = [0.0, 1.0, 2.0]\ny = [1.0, 3.0, 5.0]\n[model]\nformula = "p = w * x"\n'
+    with pytest.raises(ChainruleError, match=r":1: \[data\]: at most 2 data points, got 3"):
+        parse_scenario(inline)
+
+
 def test_source_finds_keys_but_not_inside_multiline_strings():
     source = _Source(
         "f.toml",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 import warnings
@@ -223,8 +224,12 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
 def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
     import numpy as np
 
+    from chainrule.explain.scan import MAX_SCAN_POINTS
+
     if num < 2:
         raise ChainruleError(f"{flag}: scan at least 2 values, got {num}")
+    if num > MAX_SCAN_POINTS:
+        raise ChainruleError(f"{flag}: scan at most {MAX_SCAN_POINTS:,} values, got {num:,}")
     if not (np.isfinite(start) and np.isfinite(stop)) or start == stop:
         raise ChainruleError(f"the range {start:g} to {stop:g} must hold more than one value")
     return np.linspace(start, stop, num)
@@ -242,6 +247,13 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
         _check_parameter(scenario, args.param2)
         if args.start2 is None or args.stop2 is None:
             raise ChainruleError("--param2 needs --from2 and --to2 (and optionally --num2)")
+        from chainrule.explain.scan import MAX_SCAN_POINTS
+
+        if args.num * args.num2 > MAX_SCAN_POINTS:
+            raise ChainruleError(
+                f"--num {args.num} x --num2 {args.num2} is {args.num * args.num2:,} grid "
+                f"points; scan at most {MAX_SCAN_POINTS:,}"
+            )
         values2 = _linspace(args.start2, args.stop2, args.num2, "--num2")
     elif args.start2 is not None or args.stop2 is not None:
         raise ChainruleError("--from2 and --to2 need --param2")
@@ -563,7 +575,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", required=True, metavar="NAME", help="the parameter to vary")
     p.add_argument("--from", dest="start", type=_float, required=True, metavar="A")
     p.add_argument("--to", dest="stop", type=_float, required=True, metavar="B")
-    p.add_argument("--num", type=_positive_int, default=9, metavar="N", help="(default: 9)")
+    p.add_argument(
+        "--num",
+        type=_positive_int,
+        default=9,
+        metavar="N",
+        help="how many values (default: 9; at most 100,000 points in all)",
+    )
     p.add_argument("--param2", metavar="NAME", help="a second parameter, for a grid")
     p.add_argument("--from2", dest="start2", type=_float, metavar="A")
     p.add_argument("--to2", dest="stop2", type=_float, metavar="B")
@@ -646,7 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_numbers_joined(sys.argv[1:] if argv is None else argv))
     debug = getattr(args, "debug", False)
     try:
         with warnings.catch_warnings():
@@ -666,6 +684,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return 130
+
+
+#: A negative number as typed: -2, -0.5, .5e3, -1e-3 (argparse takes the last for an option).
+_NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def _negative_numbers_joined(argv: Sequence[str]) -> list[str]:
+    """``--from -1e-3`` as ``--from=-1e-3``, so that argparse reads the number as the
+    option's value: it reads ``-2`` so, but takes ``-1e-3`` for an option of its own.
+
+    >>> _negative_numbers_joined(["scan", "x", "--from", "-1e-3", "--to", "1"])
+    ['scan', 'x', '--from=-1e-3', '--to', '1']
+    """
+    out: list[str] = []
+    for token in argv:
+        previous = out[-1] if out else ""
+        if _NEGATIVE_NUMBER.match(token) and previous.startswith("--") and "=" not in previous:
+            out[-1] = f"{previous}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def _os_message(exc: OSError) -> str:

@@ -82,6 +82,12 @@ TRAIN_KEYS = ("loss", "optimize", "optimizer", "learning_rate", "stop", "batch_s
 STOP_KEYS = ("step_size", "loss", "max_steps")
 CSV_KEYS = ("csv", "inputs", "target")
 
+#: The largest sizes a scenario may ask for: a teaching example is small, and a typo such
+#: as ``n = 1000000000`` should be an error, not a machine out of memory.
+MAX_DATA_POINTS = 100_000
+MAX_PARAMETERS = 1_000_000
+MAX_STEPS = 1_000_000
+
 #: Training settings a file may leave out.
 DEFAULT_OPTIMIZER = "gradient_descent"
 DEFAULT_LEARNING_RATE = 0.1
@@ -691,6 +697,12 @@ class _Reader:
                 f"expected a list of at least two whole numbers >= 1 (inputs, hidden..., "
                 f"outputs), e.g. [2, 8, 1], got {_describe(layers)}",
             )
+        size = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:], strict=True))
+        if size > MAX_PARAMETERS:
+            raise table.error(
+                "layers",
+                f"these layers have {size:,} weights and biases; at most {MAX_PARAMETERS:,}",
+            )
         d = len(data.input_names)
         if layers[0] != d:
             raise table.error(
@@ -779,6 +791,11 @@ class _Reader:
             data = self.csv_data(table, formula, wanted, exact)
         else:
             data = self.inline_data(table, wanted, exact)
+        if data.n > MAX_DATA_POINTS:
+            raise table.error(
+                "csv" if "csv" in table.values else None,
+                f"at most {MAX_DATA_POINTS:,} data points, got {data.n:,}",
+            )
         task = _LOSS_TASK.get(loss or "", "regression")
         if task != data.task:
             try:
@@ -806,6 +823,9 @@ class _Reader:
             if key != "dataset" and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise table.error(key, f"expected a number, got {_describe(value)}")
         settings = {k: v for k, v in table.values.items() if k != "dataset"}
+        n = settings.get("n")
+        if n is not None and n > MAX_DATA_POINTS:
+            raise table.error("n", f"at most {MAX_DATA_POINTS:,} data points, got {n:,}")
         try:
             data = load_dataset(name, **settings)
         except ChainruleError as exc:
@@ -1015,6 +1035,8 @@ class _Reader:
                 raise table.error(
                     "stop", f"max_steps: expected a whole number >= 1, got {_describe(steps)}"
                 )
+            if steps > MAX_STEPS:
+                raise table.error("stop", f"max_steps: at most {MAX_STEPS:,}, got {steps:,}")
             settings["max_steps"] = steps
         try:
             return Stop(**settings)

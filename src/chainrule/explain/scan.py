@@ -16,6 +16,7 @@ parameters it gives the grid of a contour plot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,11 @@ from chainrule.explain.notation import latex_name, number
 from chainrule.losses import Loss
 from chainrule.nn.module import Module
 from chainrule.tensor import no_grad
+
+#: The most grid points a scan computes (one forward pass each): enough for any curve or
+#: contour plot, and a typo such as ``--num 100000000`` is refused instead of running for
+#: hours.
+MAX_SCAN_POINTS = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,6 +149,8 @@ def scan(
     if ref2 is not None and ref2.name == ref.name:
         raise ChainruleError(f"scan: parameter2 must differ from parameter ({ref.name!r})")
     shape = (len(grid),) if grid2 is None else (len(grid), len(grid2))
+    if math.prod(shape) > MAX_SCAN_POINTS:
+        raise ChainruleError(f"scan: {math.prod(shape):,} grid points; at most {MAX_SCAN_POINTS:,}")
     losses = np.full(shape, np.nan)
     name = "loss"
     with values_restored(model), no_grad(), np.errstate(all="ignore"):
