@@ -130,6 +130,30 @@ def test_squiggle_decomposition_is_the_engines_terms_and_sums_to_the_prediction(
     np.testing.assert_allclose(end.terms["b3"], history.final_values["b3"])
 
 
+def test_squiggle_decomposed_at_several_steps_draws_a_panel_for_each(seed):
+    # --steps used to be ignored with --decompose: only the last step was drawn.
+    scenario, model, history = seed
+    fig = plots.squiggle(
+        model, scenario.data, history, ["start", 1, 2, "end"], decompose=True, **SMALL
+    )
+    assert sorted(fig.step_terms) == fig.steps == [0, 1, 2, 10]
+    assert len(fig.figure.axes) == 4
+    titles = [ax.get_title() for ax in fig.figure.axes]
+    assert titles == [
+        "start: b3 = 0",
+        "after 1 step: b3 = 1.57",
+        "after 2 steps: b3 = 2.19",
+        "end (10 steps): b3 = 2.61",
+    ]
+    for k, terms in fig.step_terms.items():
+        np.testing.assert_allclose(sum(terms.values()), fig.curves[k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            terms["b3"], history.steps[k].values["b3"] if k < 10 else history.final_values["b3"]
+        )
+    assert list(fig.terms) == list(fig.step_terms[10]) == ["w3 × y1", "w4 × y2", "b3"]
+    assert all(np.array_equal(fig.terms[t], fig.step_terms[10][t]) for t in fig.terms)
+
+
 def test_squiggle_without_history_draws_the_model_as_it_is():
     model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 2.0})
     data = load_scenario("main-ideas").data
@@ -881,7 +905,8 @@ def test_cli_plot_options(tmp_path, capsys):
         "--out",
         str(out),
     )
-    assert code == 0 and png_size(out.read_bytes()) == (440, 220)  # + the legend
+    # One decomposed panel per step asked for (three), and the legend beside them.
+    assert code == 0 and png_size(out.read_bytes()) == (660, 200)
     out = tmp_path / "c.png"
     code = run_cli(
         "plot",

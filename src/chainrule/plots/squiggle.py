@@ -51,7 +51,8 @@ class SquiggleFigure(Figure):
     ``curves`` maps a number of steps taken (0 = the start) to the curve over ``curve_x``;
     ``predictions`` maps it to the model's outputs at the data points; ``terms`` holds the
     decomposition of the last curve (label -> values over ``curve_x``), empty without
-    ``decompose``.
+    ``decompose``, and ``step_terms`` the decomposition at each step drawn (one panel
+    per step).
     """
 
     input_name: str
@@ -63,6 +64,7 @@ class SquiggleFigure(Figure):
     predictions: dict[int, np.ndarray]
     parameter_values: dict[int, dict[str, float]]
     terms: dict[str, np.ndarray] = field(default_factory=dict)
+    step_terms: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def curve_y(self) -> np.ndarray:
@@ -138,7 +140,8 @@ def squiggle(
     ``history`` (from ``train``) and ``steps`` choose when: ``"start"``, ``"end"`` (the
     default), or numbers of steps taken, several in one figure. Without a history the
     model is drawn as it is; ``values`` draws it at given parameter values instead.
-    ``decompose=True`` also draws the additive terms of the output (formula models).
+    ``decompose=True`` also draws the additive terms of the output (formula models), in
+    one panel per step when several steps are asked for.
 
     >>> import chainrule as cr
     >>> from chainrule.datasets import dosage
@@ -172,17 +175,22 @@ def squiggle(
                 f"a squiggle needs one output per point; the model gives shape {curve.shape}"
             )
     output_name = getattr(model, "output_name", None) or "prediction"
-    terms: list[CurveTerm] = []
-    if decompose:
-        terms = _terms_over(snapshots[-1][2], grid)
-    if terms and size == DEFAULT_SIZE:
-        size = (size[0] + 2.4, size[1])  # room for the legend beside the picture
+    # Decomposed, each step gets a panel of its own (five curves or more per step).
+    step_terms = {k: _terms_over(m, grid) for k, _, m in snapshots} if decompose else {}
+    panels = len(snapshots) if decompose else 1
+    if decompose and size == DEFAULT_SIZE:  # room for the legend beside the pictures
+        size = (size[0] + 2.4, size[1]) if panels == 1 else (min(3.6 * panels + 2.4, 18.0), 4.0)
     mpl = matplotlib_figure(*size, dpi=dpi)
-    ax = mpl.add_subplot()
+    axes = mpl.subplots(1, panels, squeeze=False, sharey=True)[0]
     single = trained_names(history) if history is not None else []
-    if terms:
-        _draw_terms(ax, grid, terms, output_name)
+    if decompose:
+        for ax, (k, vals, _) in zip(axes, snapshots, strict=True):
+            _draw_terms(ax, grid, step_terms[k], output_name, value_in_legend=panels == 1)
+            if panels > 1:
+                label = _step_label(k, vals, single, history, values is not None)
+                ax.set_title(label, fontsize="medium")
     else:
+        ax = axes[0]
         colours = style.step_colours(len(curves))
         for (k, vals, _), colour in zip(snapshots, colours, strict=True):
             label = _step_label(k, vals, single, history, values is not None)
@@ -196,19 +204,27 @@ def squiggle(
                 label=label,
                 zorder=2,
             )
-    ax.scatter(x, data.target, s=46, color=style.BLACK, zorder=4, label=data.target_name)
-    ax.set_xlabel(input_name)
-    ax.set_ylabel(data.target_name)
-    ax.axhline(0.0, color=style.LIGHT_GREY, lw=0.8, zorder=0)
-    ax.set_title(title if title is not None else f"{output_name} against {input_name}")
-    if terms:  # five entries or more: beside the picture, where they cover nothing
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    for ax in axes:
+        ax.scatter(x, data.target, s=46, color=style.BLACK, zorder=4, label=data.target_name)
+        ax.set_xlabel(input_name)
+        ax.axhline(0.0, color=style.LIGHT_GREY, lw=0.8, zorder=0)
+        ax.grid(alpha=0.25)
+    axes[0].set_ylabel(data.target_name)
+    heading = title if title is not None else f"{output_name} against {input_name}"
+    if panels == 1:
+        axes[0].set_title(heading)
     else:
-        ax.legend(fontsize="small", loc="best", framealpha=0.85)
-    ax.grid(alpha=0.25)
+        mpl.suptitle(heading)
+    if decompose:  # five entries or more: beside the pictures, where they cover nothing
+        axes[-1].legend(
+            fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False
+        )
+    else:
+        axes[0].legend(fontsize="small", loc="best", framealpha=0.85)
     note = divergence(history)
     if note is not None:
-        _keep_in_view(mpl, ax, note, data.target, curves)
+        _keep_in_view(mpl, axes[0], note, data.target, curves)
+    last = step_terms[snapshots[-1][0]] if decompose else []
     return SquiggleFigure(
         kind="squiggle",
         figure=mpl,
@@ -220,7 +236,11 @@ def squiggle(
         curves=curves,
         predictions=predictions,
         parameter_values={k: vals for k, vals, _ in snapshots},
-        terms={t.label: _full(t.values, grid.size) for t in terms},
+        terms={t.label: _full(t.values, grid.size) for t in last},
+        step_terms={
+            k: {t.label: _full(t.values, grid.size) for t in terms}
+            for k, terms in step_terms.items()
+        },
     )
 
 
@@ -285,8 +305,17 @@ def _terms_over(model: Any, grid: np.ndarray) -> list[CurveTerm]:
     return [CurveTerm(label, columns[i]) for i, label in enumerate(labels)]
 
 
-def _draw_terms(ax: Any, grid: np.ndarray, terms: list[CurveTerm], output_name: str) -> None:
-    """StatQuest's build-up: each varying term, their sum, then the constant shift."""
+def _draw_terms(
+    ax: Any,
+    grid: np.ndarray,
+    terms: list[CurveTerm],
+    output_name: str,
+    value_in_legend: bool = True,
+) -> None:
+    """StatQuest's build-up: each varying term, their sum, then the constant shift.
+
+    With several panels sharing one legend, the shift's value is written in each
+    panel and left out of the legend."""
     n = grid.size
     varying = [t for t in terms if np.ptp(_full(t.values, n)) > 0]
     constant = [t for t in terms if t not in varying]
@@ -317,7 +346,8 @@ def _draw_terms(ax: Any, grid: np.ndarray, terms: list[CurveTerm], output_name: 
         color=style.GREEN,
         lw=2.6,
         zorder=3,
-        label=f"{output_name} = the sum {names} ({style.value_text(shift)})",
+        label=f"{output_name} = the sum {names}"
+        + (f" ({style.value_text(shift)})" if value_in_legend else ""),
     )
     if shift != 0:
         i = int(np.argmax(partial)) if shift > 0 else int(np.argmin(partial))
