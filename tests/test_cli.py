@@ -23,7 +23,7 @@ from chainrule.scenario import TEMPLATE, builtin_scenarios
 
 BAD = Path(__file__).parent / "bad_scenarios"
 
-COMMANDS = ["demo", "run", "explain", "scan", "scenarios", "quiz", "new"]
+COMMANDS = ["demo", "run", "explain", "scan", "plot", "scenarios", "quiz", "new"]
 
 
 def chainrule(*args: str, stdin: str | None = None, cwd: Path | None = None):
@@ -126,6 +126,54 @@ def test_quiz_with_piped_answers_right_and_wrong():
     # The input ran out during step 2: the quiz ends cleanly with the score.
     assert out.rstrip().endswith("2 of 4 right.")
     assert done.stderr == ""
+
+
+def test_explain_in_a_subprocess():
+    done = chainrule("explain", "main-ideas", "--param", "w1", "--format", "text")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "At the starting values: w1 = 3.3400"
+    assert "dSSR/dw1 = dSSR/dpredicted x dpredicted/dy1 x dy1/dx1 x dx1/dw1" in lines
+    assert "dy1/dx1 = e^x1 / (1 + e^x1)" in lines
+    assert lines[-1] == "the engine's gradient: 7.3389"
+    assert done.stderr == ""
+
+
+def test_scan_in_a_subprocess():
+    args = ["--param", "b3", "--from", "-1e-1", "--to", "4", "--num", "3", "--format", "csv"]
+    done = chainrule("scan", "main-ideas", *args)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    assert rows[0] == ["b3", "SSR", "lowest"]
+    assert [float(row[0]) for row in rows[1:]] == pytest.approx([-0.1, 1.95, 4.0])
+    assert [row[2] for row in rows[1:]] == ["", "yes", ""]
+    done = chainrule(
+        "scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1", "--num", "1"
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "chainrule: error: --num: scan at least 2 values, got 1\n"
+
+
+def test_scenarios_in_a_subprocess():
+    done = chainrule("scenarios")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split(None, 1) == [
+        "main-ideas",
+        "Backpropagation main ideas: estimate b3",
+    ]
+    assert "run one with: chainrule run NAME" in done.stdout
+
+
+def test_new_in_a_subprocess_writes_a_file_that_runs(tmp_path):
+    done = chainrule("new", "class.toml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "wrote class.toml: edit it, then run: chainrule run class.toml\n"
+    assert (tmp_path / "class.toml").read_text() == TEMPLATE
+    again = chainrule("new", "class.toml", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr == (
+        "chainrule: error: class.toml: already exists; use --force to overwrite it\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -106,7 +106,14 @@ def test_ledger_says_why_the_run_stopped(seed_history):
 
 def test_ledger_json_is_the_history(seed_history):
     assert ledger(seed_history).to_dict() == seed_history.to_dict()
-    assert render(ledger(seed_history), "json") == render(ledger(seed_history), "json")
+    shown = json.loads(render(ledger(seed_history), "json"))
+    assert shown == seed_history.to_dict()  # full precision survives the text
+    first = shown["steps"][0]
+    assert (first["step"], first["loss"], first["slopes"]) == (
+        1,
+        pytest.approx(20.4235976776, abs=1e-9),
+        {"b3": pytest.approx(-15.6551083806, abs=1e-9)},
+    )
     chosen = ledger(seed_history, first=2, last=1).to_dict()
     assert [s["step"] for s in chosen["steps"]] == [1, 2, 10]
     assert chosen["final"] == seed_history.to_dict()["final"]
@@ -274,7 +281,7 @@ def test_importing_the_explainer_does_not_import_rich():
 def test_seed_scan_of_b3():
     model = seed_model()
     result = scan(model, dosage(), "ssr", "b3", np.arange(0.0, 4.01, 0.5))
-    np.testing.assert_allclose(result.loss, SCAN, atol=5e-7)
+    np.testing.assert_allclose(result.loss, SCAN, rtol=0, atol=5e-7)
     assert result.best == {"value": 2.5, "loss": pytest.approx(0.035827, abs=1e-6)}
     assert result.loss_name == "SSR"
     assert model.scalar("b3").value == 0.0
@@ -334,3 +341,29 @@ def test_scan_of_a_layer_weight_and_bad_grids():
         scan(model, dosage(), "mse", "output.bias[0]", np.zeros(100_001))
     with pytest.raises(ChainruleError, match="both parameter2 and values2"):
         scan(model, dosage(), "mse", "output.bias[0]", [0.0], parameter2="hidden.bias[0]")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "__init__",
+        "_model",
+        "chain",
+        "diagnose",
+        "document",
+        "ledger",
+        "notation",
+        "quiz",
+        "scan",
+        "symbolic",
+    ],
+)
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(
+        "chainrule.explain" + ("" if name == "__init__" else f".{name}")
+    )
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0, module.__name__
