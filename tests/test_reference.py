@@ -149,12 +149,14 @@ def test_learning_rate_1_diverges_with_a_diagnosis_and_keeps_finite_values(build
     model, names = build(FITTED, ["b3"])
     history = train(model, dosage(), learning_rate=1.0)
     assert history.stop_reason == "diverged"
-    assert history.message.startswith("the loss grew from 20.4 to ")
-    assert history.message.endswith(
-        "then the loss became infinite: the learning rate 1.0 is too large for this loss; try 0.1"
+    # each step multiplies b3's distance to its best value by 1 - 2 x 3 x 1.0 = -5, so
+    # the SSR by 25: after 8 steps it is 20.4 x 25^8 = 3.12e+12, more than 1e10 times the
+    # first and still growing (it would take 220 steps to overflow)
+    assert history.message == (
+        "the loss grew from 20.4 to 3.12e+12 in 8 steps: the learning rate 1.0 is too large "
+        "for this loss; try 0.1"
     )
-    assert f"in {history.num_steps} steps" in history.message
-    assert history.num_steps < 1000
+    assert history.num_steps == 8
     assert all(math.isfinite(v) for v in history.losses)
     assert all(math.isfinite(v) for v in history.final_values.values())
     assert math.isfinite(history.final_loss)
@@ -163,3 +165,19 @@ def test_learning_rate_1_diverges_with_a_diagnosis_and_keeps_finite_values(build
     # the model keeps the values of the last finite loss: those before the last step
     assert b3 == history.steps[-1].values[names["b3"]]
     assert history.final_loss == history.losses[-1]
+    last = history.steps[-1]  # the undone step is recorded as it was taken
+    assert last.new_values[names["b3"]] == last.values[names["b3"]] - last.step_sizes[names["b3"]]
+
+
+@BUILDERS
+def test_a_learning_rate_too_large_for_the_numbers_is_blamed(build):
+    model, names = build(FITTED, ["b3"])
+    history = train(model, dosage(), learning_rate=1e308)
+    b3 = names["b3"]
+    assert history.stop_reason == "diverged" and history.num_steps == 0
+    # the loss and the slope are finite: the step (1e308 x 15.66) is what overflows
+    assert history.message == (
+        f"step 1 would make {b3} infinite, although its slope (-15.7) and the loss (20.4) are "
+        "finite: the learning rate 1e+308 is too large for this loss; try 1e+307"
+    )
+    assert model.scalar(b3).value == 0.0 and history.final_values[b3] == 0.0

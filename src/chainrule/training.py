@@ -53,6 +53,10 @@ from chainrule.tensor import Tensor, no_grad
 DETAIL_MAX_SCALARS = 50
 #: ... and up to this many data rows (per-step predictions are kept up to this many too).
 DETAIL_MAX_ROWS = 1000
+#: A loss more than this many times the first one, and still growing, has diverged: a
+#: run that got there only climbs on towards overflow (hundreds of steps later for the
+#: seed's network at learning rate 1.0) while its numbers stop meaning anything.
+DIVERGED_GROWTH = 1e10
 #: A progress bar appears once a run has taken this long (seconds), on a terminal.
 PROGRESS_AFTER = 1.0
 
@@ -73,7 +77,9 @@ class Stop:
     - ``loss=tol``: before a step, stop if the loss is already below ``tol``.
     - ``max_steps=N``: stop after ``N`` steps.
 
-    A loss or slope that is not a finite number always stops the run ("diverged").
+    A loss or slope that is not a finite number always stops the run ("diverged"), and
+    so does a loss that has grown to more than :data:`DIVERGED_GROWTH` times the first
+    one and is still growing.
 
     >>> Stop.of({"step_size": 0.001})
     Stop(step_size=0.001, loss=None, max_steps=1000)
@@ -625,11 +631,42 @@ def _summary(history: History, trained: list[Any]) -> str:
     return f"trained {size} parameters for {steps}"
 
 
-def _diverged_message(losses: array, problem: tuple[str, str], lr: float) -> str:
-    """Why a run diverged, with the run's own numbers; ``problem`` is (what, what it became)."""
-    subject, state = problem
+@dataclass(frozen=True)
+class _Problem:
+    """What stopped a diverging run: ``kind`` is ``"loss"`` (not a number), ``"growth"``
+    (huge and still growing), ``"slope"`` (a slope not a number) or ``"step"`` (a finite
+    slope whose step gives a value that is not a finite number)."""
+
+    kind: str
+    state: str = ""  # what the loss, slope or value became, e.g. "infinite"
+    name: str = ""  # the scalar, for "slope" and "step"
+    loss: float = math.nan  # the loss at which it happened
+    slope: float = math.nan  # the slope, for "step"
+
+
+def _diverged_message(losses: array, problem: _Problem, lr: float) -> str:
+    """Why a run diverged, in one sentence with the run's own numbers.
+
+    >>> _diverged_message(array("d", [20.4, 510.0]), _Problem("growth", loss=3.1e12), 1.0)
+    'the loss grew from 20.4 to 3.1e+12 in 2 steps: the learning rate 1.0 is too large for \
+this loss; try 0.1'
+    >>> _diverged_message(array("d"), _Problem("step", "infinite", "b3", 20.4, -15.7), 1e308)
+    'step 1 would make b3 infinite, although its slope (-15.7) and the loss (20.4) are \
+finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
+    """
     n = len(losses)
     rate, smaller = _number_text(lr), _number_text(lr / 10)
+    too_large = f"the learning rate {rate} is too large for this loss; try {smaller}"
+    if problem.kind == "growth":
+        grew = f"the loss grew from {losses[0]:.3g} to {problem.loss:.3g} in {_steps_text(n)}"
+        return f"{grew}: {too_large}"
+    if problem.kind == "step":
+        return (
+            f"step {n + 1} would make {problem.name} {problem.state}, although its slope "
+            f"({problem.slope:.3g}) and the loss ({problem.loss:.3g}) are finite: {too_large}"
+        )
+    subject = "the loss" if problem.kind == "loss" else f"the slope of {problem.name}"
+    state = problem.state
     if n == 0:
         return (
             f"{subject} is {state} at the starting values: check the data and the starting values"
@@ -638,7 +675,7 @@ def _diverged_message(losses: array, problem: tuple[str, str], lr: float) -> str
     if last > first:
         return (
             f"the loss grew from {first:.3g} to {last:.3g} in {_steps_text(n)}, then {subject} "
-            f"became {state}: the learning rate {rate} is too large for this loss; try {smaller}"
+            f"became {state}: {too_large}"
         )
     return (
         f"{subject} became {state} after {_steps_text(n)} (the loss was {last:.3g}): check "
@@ -652,18 +689,23 @@ def _non_finite(x: float) -> str:
     return "infinite" if x > 0 else "infinite (-inf)"
 
 
-def _bad_update(updates: list[Update], names: dict[int, str]) -> tuple[str, str] | None:
-    """What went wrong in the first update whose new value is not finite, if any."""
+def _bad_update(updates: list[Update], names: dict[int, str], loss: float) -> _Problem:
+    """What went wrong in the first update whose new value is not a finite number: its
+    slope, or (when the slope is finite) a step too large for the numbers."""
     for u in updates:
-        if np.isfinite(u.new_value).all():
+        new = np.reshape(u.new_value, -1)
+        bad = np.flatnonzero(~np.isfinite(new))
+        if not bad.size:
             continue
-        name = names[id(u.parameter)]
-        bad = u.slope[~np.isfinite(u.slope)]
-        if bad.size:
-            return f"the slope of {name}", _non_finite(float(bad.flat[0]))
-        bad = u.new_value[~np.isfinite(u.new_value)]
-        return f"the new value of {name}", _non_finite(float(bad.flat[0]))
-    return None
+        slope = np.reshape(u.slope, -1)
+        wrong = np.flatnonzero(~np.isfinite(slope))
+        at = int(wrong[0] if wrong.size else bad[0])
+        index = tuple(int(i) for i in np.unravel_index(at, np.shape(u.new_value)))
+        name = scalar_name(names[id(u.parameter)], index)
+        if wrong.size:
+            return _Problem("slope", _non_finite(float(slope[at])), name, loss)
+        return _Problem("step", _non_finite(float(new[at])), name, loss, float(slope[at]))
+    raise AssertionError("no update has a value that is not a finite number")
 
 
 # ---------------------------------------------------------------------------------------
@@ -832,10 +874,11 @@ def train(
     ``detail`` keeps a :class:`StepRecord` per step (per-scalar values, slopes, step sizes
     and new values, and the predictions); by default it is on for models with at most
     50 trainable scalars and data of at most 1000 rows. A loss or slope that is not a
-    finite number stops the run with a diagnosis, and the model keeps the last values
-    whose loss was finite. ``progress``: a progress bar on stderr for runs longer than a
-    second on a terminal (None), always (True), never (False), or a callable
-    ``(step, loss)`` called after every step.
+    finite number, or a loss grown to more than :data:`DIVERGED_GROWTH` times the first
+    and still growing, stops the run with a diagnosis, and the model keeps the values
+    before the step that led there. ``progress``: a progress bar on stderr for runs
+    longer than a second on a terminal (None), always (True), never (False), or a
+    callable ``(step, loss)`` called after every step.
 
     >>> from chainrule import nn
     >>> from chainrule.datasets import load_dataset
@@ -902,7 +945,8 @@ def train(
     if log is not None:
         flat.read(log.start_step()[0])  # the starting values
     stop_loss = rules.loss
-    reason, problem = "", ("", "")
+    reason, problem = "", _Problem("")
+    limit = math.inf  # a loss above this that is still growing has diverged
     step, in_order, updates = 0, False, []
     final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
     # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
@@ -915,9 +959,13 @@ def train(
                 out = model(xb)
                 loss_value = loss_fn(out, yb)
                 current = loss_value.item()
-                if not math.isfinite(current):
-                    reason, problem = "diverged", ("the loss", _non_finite(current))
-                    if saved is not None:  # undo the last step: its loss is not a number
+                if not math.isfinite(current) or (current > limit and current > losses[-1]):
+                    reason = "diverged"
+                    if math.isfinite(current):
+                        problem = _Problem("growth", loss=current)
+                    else:
+                        problem = _Problem("loss", _non_finite(current), loss=current)
+                    if saved is not None:  # undo the last step: its loss is no number, or huge
                         flat.restore(saved)
                     break
                 if log is None:
@@ -947,7 +995,7 @@ def train(
                     finite = flat.finite(news)
                 if not finite:
                     reason = "diverged"
-                    problem = _bad_update(updates, names)
+                    problem = _bad_update(updates, names, current)
                     flat.restore(saved)
                     break
                 final = None
@@ -971,6 +1019,8 @@ def train(
                 if step >= rules.max_steps:
                     reason = "max_steps"
                     break
+                if step == 1 and current > 0:
+                    limit = DIVERGED_GROWTH * current
     finally:
         bar.close()
     # Let go of the last step's graph, updates and saved values before the final pass.
