@@ -958,6 +958,36 @@ def test_cli_plot_errors_are_one_line(tmp_path, capsys, args, message):
     assert not list(tmp_path.rglob("*.*"))
 
 
+def test_cli_plot_turns_a_figure_that_fails_to_draw_into_one_line(tmp_path, capsys, monkeypatch):
+    def fails(*args, **kwargs):
+        raise ValueError("Axis limits cannot be NaN or Inf")
+
+    monkeypatch.setattr(plots.scenario_figures, "plot_scenario", fails)
+    args = ["plot", "main-ideas", "--kind", "loss-curve", "--out", str(tmp_path / "x.png")]
+    assert run_cli(*args) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "chainrule: error: could not draw the loss-curve figure of main-ideas: "
+        "ValueError: Axis limits cannot be NaN or Inf (--debug shows where)\n"
+    )
+    with pytest.raises(ValueError, match="Axis limits"):
+        run_cli("--debug", *args)
+
+
+def test_cli_plot_draws_a_diverging_run_and_formulas_with_constants(tmp_path, capsys):
+    changed = scenario_copy(tmp_path, "main-ideas", "learning_rate = 0.1", "learning_rate = 3")
+    for kind, suffix in (("loss-curve", "png"), ("history", "png"), ("animation", "gif")):
+        out = tmp_path / f"{kind}.{suffix}"
+        assert run_cli("plot", str(changed), "--kind", kind, "--out", str(out)) == 0
+    constant = scenario_copy(
+        tmp_path, "main-ideas", "predicted = w3 * y1", "predicted = w3 * (y1 + 1) * dosage ** 2"
+    )
+    for extra in (["--kind", "network"], ["--kind", "squiggle", "--decompose"]):
+        out = tmp_path / "constant.png"
+        assert run_cli("plot", str(constant), *extra, "--out", str(out)) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_cli_demo_draws_the_seeds_figures(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "chainrule", "demo"],

@@ -368,16 +368,26 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
-    path = plot_scenario(
-        scenario,
-        args.kind,
-        args.out,
-        parameter=args.param,
-        parameter2=args.param2,
-        steps=args.steps,
-        decompose=args.decompose,
-        dpi=args.dpi,
-    )
+    try:
+        path = plot_scenario(
+            scenario,
+            args.kind,
+            args.out,
+            parameter=args.param,
+            parameter2=args.param2,
+            steps=args.steps,
+            decompose=args.decompose,
+            dpi=args.dpi,
+        )
+    except (ChainruleError, OSError):
+        raise
+    except Exception as exc:  # a figure that fails to draw: one line, not a traceback
+        if getattr(args, "debug", False):
+            raise
+        raise ChainruleError(
+            f"could not draw the {args.kind} figure of {args.scenario}: "
+            f"{type(exc).__name__}: {exc} (--debug shows where)"
+        ) from exc
     stdout.write(f"wrote {path}\n")
     return EXIT_OK
 
