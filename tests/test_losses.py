@@ -65,6 +65,31 @@ def test_mismatched_sizes_name_both_shapes(loss):
         loss(cr.tensor(np.zeros((3, 1))), np.zeros(4))
 
 
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+def test_a_vector_and_a_column_match_either_way(loss):
+    vector, column = np.array([0.2, 0.7, 0.4]), np.array([[0.0], [1.0], [1.0]])
+    expected = loss(cr.tensor(vector), column.ravel()).item()
+    assert loss(cr.tensor(vector), column).item() == pytest.approx(expected)
+    assert loss(cr.tensor(vector.reshape(3, 1)), column.ravel()).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+@pytest.mark.parametrize(
+    ("predictions", "target"),
+    [((2, 3), (3, 2)), ((3, 2), (6,)), ((6,), (3, 2)), ((1, 3), (3,)), ((3,), (1, 3))],
+)
+def test_a_target_of_the_same_size_but_another_shape_is_refused(loss, predictions, target):
+    # reshaping it would pair predictions with other rows' values: mse gave 0.0 here
+    values = np.arange(float(np.prod(predictions))) / 10
+    p, y = cr.tensor(values.reshape(predictions)), values.reshape(target)
+    name = loss.__name__
+    with pytest.raises(ShapeError) as info:
+        loss(p, y)
+    assert str(info.value).startswith(
+        f"{name}: predictions of shape {predictions} and target of shape {target} do not match"
+    )
+
+
 def test_binary_cross_entropy_is_stable_for_huge_logits():
     z = cr.tensor([1000.0, -1000.0, 1000.0, -1000.0], requires_grad=True)
     y = np.array([1.0, 0.0, 0.0, 1.0])
@@ -106,6 +131,8 @@ def test_cross_entropy_refusals():
         cross_entropy(z, [0, 0.5, 1])
     with pytest.raises(ShapeError, match=r"\(3, 4\).*\(2,\)"):
         cross_entropy(z, [0, 1])
+    with pytest.raises(ShapeError, match=r"labels of shape \(3,\).*got \(1, 3\)"):
+        cross_entropy(z, [[0, 1, 2]])  # one row of three labels is not three rows
     with pytest.raises(ShapeError, match="rows, classes"):
         cross_entropy(cr.tensor(np.zeros(4)), [1])
 

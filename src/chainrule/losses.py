@@ -5,9 +5,9 @@ squared residuals is ``sum((observed - predicted) ** 2)``, i.e. ``sub``, ``pow``
 ``sum`` nodes, and backpropagation starts from its output. Each loss takes the model's
 predictions (a Tensor) and the target (an array) and returns a one-element Tensor.
 
-Predictions of shape (n, 1) against a target of shape (n,) are compared row by row (the
-target is reshaped when the sizes agree); other mismatches raise a ShapeError naming
-both shapes.
+The target must have the predictions' shape, except that a column (n, 1) and a vector
+(n,) are compared row by row, either way round; any other difference (even of the same
+size, such as (2, 3) against (3, 2)) raises a ShapeError naming the loss and both shapes.
 
 >>> import chainrule as cr
 >>> predicted = cr.tensor([0.5, 1.5], requires_grad=True)
@@ -47,16 +47,33 @@ def _target_array(target: Any, loss: str) -> np.ndarray:
         raise ChainruleError(f"{loss}: the target is not numeric ({exc})") from None
 
 
+def _column_and_vector(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether one shape is (n, 1) and the other (n,): the same rows, one value each."""
+    column, vector = (a, b) if len(a) == 2 else (b, a)
+    return len(column) == 2 and len(vector) == 1 and column == (vector[0], 1)
+
+
 def _aligned(predictions: Tensor, target: Any, loss: str) -> np.ndarray:
-    """The target as an array of the predictions' shape and dtype (reshaped if sizes agree)."""
+    """The target as an array of the predictions' shape and dtype.
+
+    Only a column (n, 1) and a vector (n,) are matched (row by row); a target of another
+    shape is refused even when its size agrees, since reshaping it would pair each
+    prediction with some other row's value.
+
+    >>> _aligned(Tensor([[1.0], [2.0]]), [3.0, 4.0], "mse")
+    array([[3.],
+           [4.]])
+    """
     y = _target_array(target, loss)
-    if y.shape != predictions.shape:
-        if y.size != predictions.size:
+    shape = predictions.shape
+    if y.shape != shape:
+        if not _column_and_vector(y.shape, shape):
             raise ShapeError(
-                f"{loss}: predictions of shape {predictions.shape} and target of shape "
-                f"{y.shape} do not match (one target value per prediction is needed)"
+                f"{loss}: predictions of shape {shape} and target of shape {y.shape} do not "
+                "match: give one target value per prediction, in the same shape (a column "
+                "(n, 1) and a vector (n,) are matched row by row)"
             )
-        y = y.reshape(predictions.shape)
+        y = y.reshape(shape)
     return y.astype(predictions.dtype, copy=False)
 
 
@@ -146,7 +163,7 @@ def cross_entropy(predictions: Tensor, target: Any) -> Tensor:
     if y.shape == p.shape:
         weights = y.astype(p.dtype, copy=False)  # class probabilities per row
     else:
-        if y.size != n or y.ndim > 2:
+        if y.shape not in ((n,), (n, 1)):
             raise ShapeError(
                 f"cross_entropy: predictions of shape {p.shape} need a target of labels of "
                 f"shape ({n},) or of class probabilities of shape {p.shape}, got {y.shape}"
