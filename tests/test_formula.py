@@ -418,6 +418,35 @@ def test_input_mistakes():
         Formula("y = w * x", inputs=["1x"])
 
 
+def test_binding_to_the_data_refuses_a_column_the_formula_does_not_use():
+    # a typo (x_2 for the column x2) must not turn into a parameter while x2 is ignored
+    model = Formula("p = w1*x1 + w2*x_2 + b")
+    with pytest.raises(cr.ChainruleError) as info:
+        model.bind_to_data(["x1", "x2"])
+    assert str(info.value) == (
+        "the data has an input 'x2' that the formula does not use; did you mean 'x_2' "
+        "(line 1, column 16)? (the formula's free names: w1, x1, w2, x_2, b; pass "
+        "inputs=[...] to Formula to name only the data it reads)"
+    )
+    assert not model.is_bound  # a failed bind leaves the model as it was
+    with pytest.raises(cr.ChainruleError, match=r"^the data has an input 'noise' .* use \(the"):
+        model.bind_to_data(["x1", "x_2", "noise"])  # nothing close: no suggestion
+    model.bind_to_data(["x_2", "x1"])
+    assert model.inputs == ("x_2", "x1") and model.parameter_names == ("w1", "w2", "b")
+
+
+def test_binding_to_data_that_the_formula_never_names():
+    with pytest.raises(cr.ChainruleError) as info:
+        Formula("p = w * dosgae + b").bind_to_data(["dosage"])
+    assert str(info.value) == (
+        "the formula uses none of the data's inputs (dosage): its free names are w, dosgae, "
+        "b; did you mean 'dosgae' (line 1, column 9) for 'dosage'? Write the inputs' names "
+        "in the formula, or pass inputs=[...] to Formula"
+    )
+    with pytest.raises(cr.ChainruleError, match=r"none of the data's inputs \(u, v\): its free "):
+        Formula("p = w * x + b").bind_to_data(["u", "v"])
+
+
 def test_values_mistakes_name_the_parameter_and_list_the_parameters():
     with pytest.raises(
         cr.ChainruleError, match=r"no parameter 'w9'; the parameters are: w1, b1, w2, b2, w3"

@@ -179,12 +179,34 @@ def test_a_formula_reads_its_inputs_by_name_from_a_dataset():
     train(model, data, loss="mse", stop={"step_size": 1e-6, "max_steps": 5000})
     assert model.scalar("wa").value == pytest.approx(2, abs=1e-4)
     assert model.scalar("wb").value == pytest.approx(-1, abs=1e-4)
-    # an unbound formula is bound to the data set's names that it uses
+    # an unbound formula is bound to the data set's inputs, in the data's order ...
+    used = Dataset({"b": b, "a": a}, 2 * a - b, "y", "t", "regression")
     unbound = Formula("y = wa * a + wb * b")
-    train(unbound, data, loss="mse", stop={"max_steps": 2})
+    train(unbound, used, loss="mse", stop={"max_steps": 2})
     assert unbound.inputs == ("b", "a")
+    # ... each of which it must use (inputs=[...] names the ones it reads, as above)
+    with pytest.raises(ChainruleError, match="the data has an input 'noise' that the formula"):
+        train(Formula("y = wa * a + wb * b"), data, loss="mse")
     with pytest.raises(ChainruleError, match="reads input 'c', but data set 't' has: b, noise, a"):
         train(Formula("y = w * c", inputs=["c"]), data)
+
+
+def test_a_misspelt_input_is_not_trained_as_a_parameter():
+    model = Formula("p = w1*x1 + w2*x_2 + b")
+    with pytest.raises(ChainruleError) as info:
+        train(model, load_dataset("moons", n=20), loss="binary_cross_entropy")
+    assert str(info.value).startswith(
+        "the data has an input 'x2' that the formula does not use; did you mean 'x_2' "
+        "(line 1, column 16)?"
+    )
+    assert not model.is_bound
+    for data in (dosage(), ({"dosage": DOSAGE}, OBSERVED)):
+        with pytest.raises(ChainruleError) as info:
+            train(Formula("p = w * dosgae + b"), data)
+        assert str(info.value).startswith(
+            "the formula uses none of the data's inputs (dosage): its free names are w, "
+            "dosgae, b; did you mean 'dosgae' (line 1, column 9) for 'dosage'?"
+        )
 
 
 @pytest.mark.parametrize(

@@ -715,16 +715,79 @@ class Formula(Module):
             if name not in self._free:
                 raise ChainruleError(self._unused_input(name))
 
-    def _unused_input(self, name: str) -> str:
-        message = f"the input {name!r} is never used by the formula"
+    def bind_to_data(self, columns: Sequence[str]) -> None:
+        """Bind to the input columns of a data set: every column must be a name it uses.
+
+        :func:`chainrule.train` calls this for a formula whose inputs are not known yet.
+        A column that the formula does not use is refused, pointing at a free name close
+        to it: a typo such as ``x_2`` for the column ``x2`` would otherwise become a
+        parameter and be trained, while the column is ignored.
+
+        >>> model = Formula("p = w1 * x1 + w2 * x_2 + b")
+        >>> model.bind_to_data(["x1", "x2"])
+        Traceback (most recent call last):
+        ...
+        chainrule.errors.ChainruleError: the data has an input 'x2' that the formula does \
+not use; did you mean 'x_2' (line 1, column 20)? (the formula's free names: w1, x1, w2, \
+x_2, b; pass inputs=[...] to Formula to name only the data it reads)
+        >>> model.bind_to_data(["x2", "x1"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        chainrule.errors.ChainruleError: the data has an input 'x2' ...
+        >>> Formula("p = w * dosgae + b").bind_to_data(["dosage"])
+        Traceback (most recent call last):
+        ...
+        chainrule.errors.ChainruleError: the formula uses none of the data's inputs (dosage): \
+its free names are w, dosgae, b; did you mean 'dosgae' (line 1, column 9) for 'dosage'? \
+Write the inputs' names in the formula, or pass inputs=[...] to Formula
+        """
+        names = tuple(columns)
+        if not any(name in self._free for name in names):
+            hint = next(
+                (
+                    f"; did you mean {close!r} ({where}) for {name!r}?"
+                    for name in names
+                    for close, where in [self._close_free_name(str(name))]
+                    if close is not None
+                ),
+                "",
+            )
+            raise ChainruleError(
+                f"the formula uses none of the data's inputs ({', '.join(map(str, names))}): "
+                f"its free names are {', '.join(self._free) or 'none'}{hint} Write the "
+                "inputs' names in the formula, or pass inputs=[...] to Formula"
+            )
+        for name in names:
+            if name not in self._free:
+                raise ChainruleError(self._unused_input(name, in_data=True))
+        self.bind(names)
+
+    def _close_free_name(self, name: str) -> tuple[str | None, str]:
+        """The free name closest to ``name`` (a likely typo) and where it is first used."""
         close = difflib.get_close_matches(name, self._free, n=1)
-        if close:
-            line, column = self._first_use[close[0]]
-            message += f"; did you mean it at line {line}, column {column}, where {close[0]!r} is?"
+        if not close:
+            return None, ""
+        line, column = self._first_use[close[0]]
+        return close[0], f"line {line}, column {column}"
+
+    def _unused_input(self, name: str, in_data: bool = False) -> str:
+        """Why ``name`` cannot be an input: the formula never uses it (given to :meth:`bind`,
+        or a column of the data, ``in_data``), and the free name it may stand for."""
+        close, where = self._close_free_name(name)
+        if in_data:
+            message = f"the data has an input {name!r} that the formula does not use"
+            if close is not None:
+                message += f"; did you mean {close!r} ({where})?"
+            to = " to Formula"
+        else:
+            message = f"the input {name!r} is never used by the formula"
+            if close is not None:
+                message += f"; did you mean it at {where}, where {close!r} is?"
+            to = ""
         free = ", ".join(self._free) or "none"
         return (
             f"{message} (the formula's free names: {free}; "
-            "pass inputs=[...] to name only the data it reads)"
+            f"pass inputs=[...]{to} to name only the data it reads)"
         )
 
     def _check_values(

@@ -457,11 +457,12 @@ class _Data:
 def _model_inputs(model: Any, available: Sequence[str] | None) -> tuple[str, ...] | None:
     """The input names a model reads (a Formula's ``inputs``), or None for a layer model.
 
-    A formula whose inputs are not known yet is bound to the data's names it uses.
+    A formula whose inputs are not known yet is bound to the data's input names; a name
+    of the data that it does not use is refused (a misspelt input would otherwise be
+    trained as a parameter while the data's column is ignored).
     """
     if getattr(model, "is_bound", True) is False and available is not None:
-        free = getattr(model, "free_names", available)
-        model.bind([name for name in available if name in free])
+        model.bind_to_data(list(available))
     if "inputs" not in dir(type(model)) and "inputs" not in vars(model):
         return None
     return tuple(model.inputs)
