@@ -39,7 +39,7 @@ def test_seed_network_forward_matches_statquest():
     model = Formula(FORMULA, values=FITTED)
     predicted = model({"dosage": DOSAGE})
     assert predicted.shape == (3,)
-    np.testing.assert_allclose(predicted.data, GREEN, atol=1e-9)
+    np.testing.assert_allclose(predicted.data, GREEN, rtol=0, atol=1e-9)
 
 
 def test_trace_gives_every_hidden_value():
@@ -59,16 +59,16 @@ def test_trace_gives_every_hidden_value():
         "y2",
         "predicted",
     ]
-    np.testing.assert_allclose(nodes["x1"].data, [-1.43, 0.24, 1.91], atol=1e-12)
+    np.testing.assert_allclose(nodes["x1"].data, [-1.43, 0.24, 1.91], rtol=0, atol=1e-12)
     np.testing.assert_allclose(
-        nodes["y1"].data, [0.2145539035, 0.8203299666, 2.0480913186], atol=1e-9
+        nodes["y1"].data, [0.2145539035, 0.8203299666, 2.0480913186], rtol=0, atol=1e-9
     )
     np.testing.assert_allclose(
-        nodes["y2"].data, [1.0182215112, 0.2644420691, 0.0505209675], atol=1e-9
+        nodes["y2"].data, [1.0182215112, 0.2644420691, 0.0505209675], rtol=0, atol=1e-9
     )
     # StatQuest's blue curve w3 * y1, from the traced nodes.
     blue = nodes["w3"].data * nodes["y1"].data
-    np.testing.assert_allclose(blue, BLUE, atol=1e-9)
+    np.testing.assert_allclose(blue, BLUE, rtol=0, atol=1e-9)
 
 
 def test_slope_of_ssr_with_respect_to_b3():
