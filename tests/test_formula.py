@@ -418,6 +418,18 @@ def test_input_mistakes():
         Formula("y = w * x", inputs=["1x"])
 
 
+def test_the_same_small_matrix_again_reuses_its_input_nodes():
+    model = Formula("y = w * x", inputs=["x"], values={"w": 2.0})
+    X = np.array([[1.0], [2.0]])
+    first, second = model.trace(X)["x"], model.trace(X)["x"]
+    assert second is first and first.name == "x" and not first.requires_grad
+    X[0, 0] = 5.0  # the nodes wrap views of the matrix: they see its current numbers
+    np.testing.assert_array_equal(model(X).data, [10.0, 4.0])
+    first.requires_grad = True  # no longer a plain constant: not reused
+    assert model.trace(X)["x"] is not first
+    assert model.trace(X.copy())["x"] is not model.trace(X)["x"]  # another matrix
+
+
 def test_binding_to_the_data_refuses_a_column_the_formula_does_not_use():
     # a typo (x_2 for the column x2) must not turn into a parameter while x2 is ignored
     model = Formula("p = w1*x1 + w2*x_2 + b")

@@ -90,6 +90,19 @@ def test_a_target_of_the_same_size_but_another_shape_is_refused(loss, prediction
     )
 
 
+def test_the_same_target_again_reuses_its_node_while_it_is_a_constant():
+    target = np.array([0.0, 1.0, 0.0])
+    predicted = cr.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    first = ssr(predicted, target).inputs[0].inputs[0].inputs[0]
+    assert first.name == "observed" and first.data is target
+    again = ssr(predicted, target)
+    assert again.inputs[0].inputs[0].inputs[0] is first
+    target[1] = 3.0  # the node wraps the array: it sees its current numbers
+    assert ssr(predicted, target).item() == 1 + 4 + 1
+    first.name = "renamed"  # changed by someone: a fresh node
+    assert ssr(predicted, target).inputs[0].inputs[0].inputs[0] is not first
+
+
 def test_binary_cross_entropy_is_stable_for_huge_logits():
     z = cr.tensor([1000.0, -1000.0, 1000.0, -1000.0], requires_grad=True)
     y = np.array([1.0, 0.0, 0.0, 1.0])

@@ -73,6 +73,10 @@ class Function:
     apply: Callable[..., Tensor]
 
 
+#: A matrix of at most this many numbers passed again to a formula reuses its input
+#: nodes (small data, many steps: where making them is a noticeable part of a step).
+_REUSE_INPUTS_UP_TO = 4096
+
 #: The functions a formula may call, by the name written in the formula.
 FUNCTIONS: dict[str, Function] = {
     f.name: f
@@ -468,8 +472,10 @@ def _compile(expr: Expr) -> Callable[[Mapping[str, Tensor]], Any]:
     """``expr`` as a function of the named nodes that applies the engine's operators.
 
     The tree is walked once, when the formula is read, rather than at every call: each
-    node becomes a small closure. Numbers stay Python floats, except that an operator
-    between two numbers still makes one engine op (its left side becomes a Tensor).
+    node becomes a small closure, and an operator or a function whose operands are names
+    or numbers reads them directly (most of a formula is ``w1 * dosage + b1``). Numbers
+    stay Python floats, except that an operator between two numbers still makes one
+    engine op (its left side becomes a Tensor).
 
     >>> _compile(Binary("*", Number(2.0), Name("x")))({"x": Tensor([1.0, 3.0])}).data
     array([2., 6.])
@@ -483,17 +489,43 @@ def _compile(expr: Expr) -> Callable[[Mapping[str, Tensor]], Any]:
         operand = _compile(expr.operand)
         return lambda env: -operand(env)
     if isinstance(expr, Binary):
-        apply = _BINARY[expr.op]
-        left, right = _compile(expr.left), _compile(expr.right)
-        if isinstance(expr.left, Number) and isinstance(expr.right, Number):
-            return lambda env: apply(Tensor(left(env)), right(env))  # two numbers: one op
-        return lambda env: apply(left(env), right(env))
+        return _compile_binary(_BINARY[expr.op], expr.left, expr.right)
     function = FUNCTIONS[expr.function].apply
-    args = [_compile(arg) for arg in expr.args]
-    if len(args) == 1:
-        (only,) = args
+    if len(expr.args) == 1:
+        (arg,) = expr.args
+        if isinstance(arg, Name):
+            name = arg.name
+            return lambda env: function(env[name])
+        only = _compile(arg)
         return lambda env: function(only(env))
+    args = [_compile(arg) for arg in expr.args]
     return lambda env: function(*[arg(env) for arg in args])
+
+
+def _compile_binary(
+    apply: Callable[[Any, Any], Any], left: Expr, right: Expr
+) -> Callable[[Mapping[str, Tensor]], Any]:
+    """``left op right`` as a closure; names and numbers are read in place, not called."""
+    if isinstance(left, Number) and isinstance(right, Number):
+        a, b = left.value, right.value
+        return lambda env: apply(Tensor(a), b)  # two numbers: still one engine op
+    if isinstance(left, Name) and isinstance(right, Name):
+        a, b = left.name, right.name
+        return lambda env: apply(env[a], env[b])
+    if isinstance(left, Name) and isinstance(right, Number):
+        a, b = left.name, right.value
+        return lambda env: apply(env[a], b)
+    if isinstance(left, Number) and isinstance(right, Name):
+        a, b = left.value, right.name
+        return lambda env: apply(a, env[b])
+    if isinstance(right, Name):
+        f, b = _compile(left), right.name
+        return lambda env: apply(f(env), env[b])
+    if isinstance(left, Name):
+        a, g = left.name, _compile(right)
+        return lambda env: apply(env[a], g(env))
+    f, g = _compile(left), _compile(right)
+    return lambda env: apply(f(env), g(env))
 
 
 def _numbers(data: Any, what: str) -> np.ndarray:
@@ -548,11 +580,15 @@ class Formula(Module):
         parser = _Parser(text)
         self._assignments = parser.parse()
         last = len(self._assignments) - 1
-        # Each line's right-hand side as a function of the named nodes, read once here.
+        # Each line's right-hand side as a function of the named nodes, read once here,
+        # and whether its value is used as it comes (not the output, a copy of a name or
+        # a line of numbers only, which trace finishes).
         self._plan = [
-            (a, _compile(a.tree), i == last, isinstance(a.tree, Name))
+            (a, _compile(a.tree), i != last and not isinstance(a.tree, Name | Number))
             for i, a in enumerate(self._assignments)
         ]
+        self._output = self._assignments[-1].name
+        self._input_nodes: tuple[Any, ...] | None = None
         self._first_use = parser.first_use
         self._free = _free_names(self._assignments)
         self._values = _starting_values(values)
@@ -825,7 +861,7 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
         >>> Formula("y = 2 * x + 1", inputs=["x"])([0.0, 1.0]).data
         array([1., 3.])
         """
-        return self.trace(x)[self.output_name]
+        return self.trace(x)[self._output]
 
     def trace(self, x: Any) -> dict[str, Tensor]:
         """Every named node of one forward pass: inputs, parameters, then each assignment.
@@ -834,24 +870,42 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
         >>> {name: node.data.tolist() for name, node in nodes.items()}
         {'x': [2.0], 'w': -1.0, 'z': [-2.0], 'y': [0.0]}
         """
-        columns = self._columns(x)
-        n = len(next(iter(columns.values()))) if columns else 1
-        nodes: dict[str, Tensor] = {name: Tensor(data, name=name) for name, data in columns.items()}
-        nodes.update(self._parameters)
-        for assignment, compute, is_output, is_copy in self._plan:
+        nodes = self._reused_inputs(x)
+        if nodes is None:
+            columns = self._columns(x)
+            nodes = {name: Tensor(data, name=name) for name, data in columns.items()}
+            if type(x) is np.ndarray and x.ndim == 2 and x.size <= _REUSE_INPUTS_UP_TO:
+                self._input_nodes = (x, x.shape, x.dtype, nodes)
+        n = len(next(iter(nodes.values()))) if nodes else 1
+        nodes = {**nodes, **self._parameters}
+        for assignment, compute, plain in self._plan:
             try:
                 value = compute(nodes)
             except ChainruleError as e:  # e.g. log of a negative number
                 where = f"formula line {assignment.line} ({assignment.name} = ...)"
                 raise type(e)(f"{where}: {e}") from e
-            if not isinstance(value, Tensor):
-                value = Tensor(value)  # a line of numbers only
-            if is_output and value.shape != (n,):
-                value = broadcast_to(value, (n,))  # e.g. an output without inputs
-            elif is_copy:
-                value = value.reshape(value.shape)  # ``y = x1``: y gets its own node
+            if not plain:
+                if not isinstance(value, Tensor):
+                    value = Tensor(value)  # a line of numbers only
+                if assignment.name == self._output and value.shape != (n,):
+                    value = broadcast_to(value, (n,))  # e.g. an output without inputs
+                elif isinstance(assignment.tree, Name):
+                    value = value.reshape(value.shape)  # ``y = x1``: y gets its own node
             value.name = assignment.name
             nodes[assignment.name] = value
+        return nodes
+
+    def _reused_inputs(self, x: Any) -> dict[str, Tensor] | None:
+        """The input nodes made from the matrix ``x`` last time, when ``x`` is that same
+        small matrix again (as at every step of full-batch training) and they are still
+        plain constants. They wrap views of ``x``, so they hold its current numbers."""
+        cached = self._input_nodes
+        if cached is None or cached[0] is not x or cached[1] != x.shape or cached[2] != x.dtype:
+            return None
+        nodes: dict[str, Tensor] = cached[3]
+        for name, node in nodes.items():
+            if node.requires_grad or node.name != name or node.op is not None:
+                return None
         return nodes
 
     def _columns(self, x: Any) -> dict[str, np.ndarray]:

@@ -64,8 +64,10 @@ def _aligned(predictions: Tensor, target: Any, loss: str) -> np.ndarray:
     array([[3.],
            [4.]])
     """
-    y = _target_array(target, loss)
     shape = predictions.shape
+    if type(target) is np.ndarray and target.shape == shape and target.dtype == predictions.dtype:
+        return target  # already the target that training passes at every step
+    y = _target_array(target, loss)
     if y.shape != shape:
         if not _column_and_vector(y.shape, shape):
             raise ShapeError(
@@ -77,8 +79,24 @@ def _aligned(predictions: Tensor, target: Any, loss: str) -> np.ndarray:
     return y.astype(predictions.dtype, copy=False)
 
 
+#: The last small target made into a node, with the array it wraps: the same array again
+#: (as at every step of full-batch training) reuses the node while it is a plain constant.
+_last_observed: tuple[np.ndarray, Tensor] | None = None
+_REUSE_UP_TO = 4096  # numbers
+
+
 def _observed(y: np.ndarray) -> Tensor:
-    return Tensor(y, name="observed")
+    """The observed values as a constant node named ``observed`` (it wraps ``y``)."""
+    global _last_observed
+    last = _last_observed
+    if last is not None and last[0] is y:
+        node = last[1]
+        if node.name == "observed" and not node.requires_grad and node.op is None:
+            return node
+    node = Tensor(y, name="observed")
+    if y.size <= _REUSE_UP_TO:
+        _last_observed = (y, node)
+    return node
 
 
 def ssr(predictions: Tensor, target: Any) -> Tensor:

@@ -180,16 +180,17 @@ def scalar_names(parameters: Sequence[ParameterShape]) -> list[str]:
 
 
 class StepLog(Sequence[StepRecord]):
-    """The per-step detail of a run, kept compactly: a few float arrays with a row per step.
+    """The per-step detail of a run, kept compactly: one block of floats per step.
 
-    Row ``i`` of ``values`` holds every trained scalar before step ``i + 1`` (so the last
-    row holds them after the last step), and rows of ``slopes`` and ``step_sizes`` what
-    each step did; ``losses`` is the History's own array. Recording a step is a few
-    array copies. Indexing gives :class:`StepRecord` objects, built when first asked for.
+    The block of step ``i + 1`` holds three rows, one number per trained scalar: the new
+    values, the slopes and the step sizes. The values before a step are the new values
+    of the step before (or the starting values), so they are not stored twice;
+    ``losses`` is the History's own array. Recording a step is one array copy. Indexing
+    gives :class:`StepRecord` objects, built when first asked for.
 
     >>> log = StepLog(1, ["b"], array("d", [4.0]))
-    >>> values, slopes, step_sizes, new_values = log.start_step()
-    >>> values[:], slopes[:], step_sizes[:], new_values[:] = [1.0], [0.5], [0.25], [0.75]
+    >>> log.start()[:] = [1.0]
+    >>> log.next_block()[:] = [0.75, 0.5, 0.25]  # new values, slopes, step sizes
     >>> log.end_step(None)
     >>> log[0]  # doctest: +NORMALIZE_WHITESPACE
     StepRecord(step=1, loss=4.0, values={'b': 1.0}, slopes={'b': 0.5},
@@ -205,11 +206,8 @@ class StepLog(Sequence[StepRecord]):
     ) -> None:
         self._names = names if callable(names) else list(names)
         self._losses = losses
-        self._count = 0
-        capacity = max(int(capacity), 1)
-        self._values = np.empty((capacity + 1, size))
-        self._slopes = np.empty((capacity, size))
-        self._step_sizes = np.empty((capacity, size))
+        self._start = np.empty(size)
+        self._blocks = np.empty((max(int(capacity), 1), 3 * size))  # one flat row a step
         self._predictions: list[np.ndarray | None] = []
         self._records: list[StepRecord | None] = []
 
@@ -222,43 +220,43 @@ class StepLog(Sequence[StepRecord]):
 
     # -- recording (used by train) -----------------------------------------------------
 
-    def start_step(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of the next step (views into the log, to copy into): the values before
-        it, its slopes, its step sizes and the values after it. The values before a step
-        are those after the step before: that row is filled already, except the first."""
-        k = self._count
-        if k >= len(self._slopes):
-            self._grow()
-        values = self._values
-        return values[k], self._slopes[k], self._step_sizes[k], values[k + 1]
+    def start(self) -> np.ndarray:
+        """The row of the starting values (a view into the log, to copy into)."""
+        return self._start
+
+    def values_before(self, i: int) -> np.ndarray:
+        """The values before step ``i + 1``: the starting ones, or step ``i``'s new ones."""
+        return self._start if i == 0 else self._blocks[i - 1, : len(self._start)]
+
+    def next_block(self) -> np.ndarray:
+        """The block of the next step, one flat row: its new values, then its slopes, then
+        its step sizes (a view, to copy into); :meth:`end_step` then records it."""
+        k = len(self._predictions)
+        if k >= len(self._blocks):
+            grown = np.empty((2 * k, self._blocks.shape[1]))
+            grown[:k] = self._blocks
+            self._blocks = grown
+        return self._blocks[k]
 
     def end_step(self, predictions: np.ndarray | None) -> None:
-        """The rows of :meth:`start_step` are filled: the step is recorded."""
+        """The block of :meth:`next_block` is filled: the step is recorded, with the model's
+        outputs for its rows when they are kept (None otherwise). (Each step has an entry
+        in the list of predictions: its length is the number of steps.)"""
         self._predictions.append(predictions)
-        self._count += 1
 
-    def finish(self, values: Any) -> None:
-        """Record the values after the last step (flat, one number per scalar), when they
-        are not the new values of :meth:`start_step`'s last row."""
-        self._values[self._count] = values
-
-    def _grow(self) -> None:
-        rows = 2 * len(self._slopes)
-        for name, extra in (("_values", 1), ("_slopes", 0), ("_step_sizes", 0)):
-            old = getattr(self, name)
-            new = np.empty((rows + extra, old.shape[1]))
-            new[: len(old)] = old
-            setattr(self, name, new)
+    def _triple(self, i: int) -> np.ndarray:
+        """Step ``i + 1``'s block as three rows: new values, slopes, step sizes."""
+        return self._blocks[i].reshape(3, len(self._start))
 
     # -- reading -----------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._predictions)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._count))]
-        n = self._count
+            return [self[i] for i in range(*index.indices(len(self._predictions)))]
+        n = len(self._predictions)
         i = operator.index(index)
         if i < 0:
             i += n
@@ -269,34 +267,38 @@ class StepLog(Sequence[StepRecord]):
         record = self._records[i]
         if record is None:
             names = self.names
+            new, slopes, step_sizes = self._triple(i).tolist()
+            predictions = self._predictions[i]
             record = self._records[i] = StepRecord(
                 step=i + 1,
                 loss=self._losses[i],
-                values=dict(zip(names, self._values[i].tolist(), strict=True)),
-                slopes=dict(zip(names, self._slopes[i].tolist(), strict=True)),
-                step_sizes=dict(zip(names, self._step_sizes[i].tolist(), strict=True)),
-                new_values=dict(zip(names, self._values[i + 1].tolist(), strict=True)),
-                predictions=self._predictions[i],
+                values=dict(zip(names, self.values_before(i).tolist(), strict=True)),
+                slopes=dict(zip(names, slopes, strict=True)),
+                step_sizes=dict(zip(names, step_sizes, strict=True)),
+                new_values=dict(zip(names, new, strict=True)),
+                predictions=None if predictions is None else _flat(predictions),
             )
         return record
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The detail as arrays of shape (steps, scalars): ``values`` before each step,
-        ``slopes``, ``step_sizes`` and ``new_values`` (views: read them, do not write).
+        ``slopes``, ``step_sizes`` and ``new_values`` (views into the log but ``values``:
+        read them, do not write).
 
         >>> log = StepLog(1, ["b"], array("d", [4.0]))
-        >>> for row, value in zip(log.start_step(), [1.0, 0.5, 0.25, 0.75]):
-        ...     row[:] = value
+        >>> log.start()[:] = [1.0]
+        >>> log.next_block()[:] = [0.75, 0.5, 0.25]
         >>> log.end_step(None)
-        >>> log.arrays()["new_values"]
-        array([[0.75]])
+        >>> log.arrays()["values"], log.arrays()["new_values"]
+        (array([[1.]]), array([[0.75]]))
         """
-        n = self._count
+        n = len(self._predictions)
+        blocks = self._blocks[:n].reshape(n, 3, len(self._start))
         return {
-            "values": self._values[:n],
-            "slopes": self._slopes[:n],
-            "step_sizes": self._step_sizes[:n],
-            "new_values": self._values[1 : n + 1],
+            "values": np.concatenate([self._start[None], blocks[: n - 1, 0]])[:n],
+            "slopes": blocks[:, 1],
+            "step_sizes": blocks[:, 2],
+            "new_values": blocks[:, 0],
         }
 
     def __eq__(self, other: object) -> bool:
@@ -307,7 +309,7 @@ class StepLog(Sequence[StepRecord]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"StepLog({self._count} steps of {self._values.shape[1]} scalars)"
+        return f"StepLog({len(self._predictions)} steps of {len(self._start)} scalars)"
 
 
 @dataclass(eq=False)
@@ -750,8 +752,9 @@ class _Flat:
         self.size = start
         self._row = np.empty(self.size) if self.scalars else None
 
-    def write(self, arrays: list[Any], out: np.ndarray) -> None:
-        """Copy ``arrays`` (one per parameter, of its shape) into the flat row ``out``."""
+    def write(self, arrays: Sequence[Any], out: np.ndarray) -> None:
+        """Copy ``arrays`` (one per parameter, of its shape, in order; or several such runs
+        one after the other) into the flat row ``out``."""
         if self.scalars:
             out[:] = arrays
         else:
@@ -767,8 +770,11 @@ class _Flat:
         self.read(out)
         return out
 
-    def copy(self) -> list[np.ndarray]:
-        """A copy of every parameter's values (one array each: no single large block)."""
+    def copy(self) -> np.ndarray | list[np.ndarray]:
+        """A copy of the parameters' values: a flat row for single numbers, else one
+        array per parameter (no single large block to find room for)."""
+        if self.scalars:
+            return self.values()
         return [p.data.copy() for p in self.params]
 
     def restore(self, values: np.ndarray | list[np.ndarray]) -> None:
@@ -779,7 +785,7 @@ class _Flat:
             for p, value in zip(self.params, values, strict=True):
                 p.data[...] = value
 
-    def finite(self, arrays: list[Any]) -> bool:
+    def finite(self, arrays: Sequence[Any]) -> bool:
         """Whether every entry of ``arrays`` is a finite number.
 
         A sum is finite exactly when every entry is, unless finite entries overflow it:
@@ -799,7 +805,7 @@ class _Flat:
         total = sum(row.tolist()) if self._row is not None else np.add.reduce(row)
         return math.isfinite(total) or bool(np.isfinite(row).all())
 
-    def largest(self, arrays: list[Any]) -> float:
+    def largest(self, arrays: Sequence[Any]) -> float:
         """The largest size ``|x|`` of any entry of ``arrays`` (0 for none)."""
         if self._row is not None:
             row = self._row
@@ -938,17 +944,23 @@ def train(
     report = bar.update if bar.active else None
     flat = _Flat(trained_params)
     losses, accuracies, tolerance = history.losses, history.accuracies, rules.step_size
-    # The values before the last step, to undo it: a row of the log with detail on, else
-    # a copy made just before the step and dropped once the next loss is known to be a
-    # number (so that it is not held while backward builds the slopes).
+    # The values before the last step, to undo it: the log has them with detail on; else
+    # a copy is made just before the step and dropped once the next loss is known to be
+    # a number (so that it is not held while backward builds the slopes).
     saved: np.ndarray | list[np.ndarray] | None = None
-    slopes_row = step_sizes_row = new_row = np.empty(0)
+    block = np.empty(0)  # the log's block for the step being taken
     if log is not None:
-        flat.read(log.start_step()[0])  # the starting values
+        flat.read(log.start())
     stop_loss = rules.loss
+    keep_predictions = min(batch_size or prepared.n, prepared.n) <= DETAIL_MAX_ROWS
+    end_step = None if log is None else log.end_step
     reason, problem = "", _Problem("")
-    limit = math.inf  # a loss above this that is still growing has diverged
-    step, in_order, updates = 0, False, []
+    # Above this a loss has diverged if it is still growing (or not a number: a NaN or an
+    # infinity fails the one comparison made per step).
+    limit = sys.float_info.max
+    step, in_order, max_steps = 0, False, rules.max_steps
+    updates: Sequence[Update] = ()
+    slopes = step_sizes = news = ()
     final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
     # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
     try:
@@ -960,21 +972,20 @@ def train(
                 out = model(xb)
                 loss_value = loss_fn(out, yb)
                 current = loss_value.item()
-                if not math.isfinite(current) or (current > limit and current > losses[-1]):
+                if not current <= limit and (not math.isfinite(current) or current > losses[-1]):
                     reason = "diverged"
                     if math.isfinite(current):
                         problem = _Problem("growth", loss=current)
                     else:
                         problem = _Problem("loss", _non_finite(current), loss=current)
-                    if saved is not None:  # undo the last step: its loss is no number, or huge
-                        flat.restore(saved)
+                    if step:  # undo the last step: its loss is not a number, or huge
+                        flat.restore(saved if log is None else log.values_before(step - 1))
                     break
-                if log is None:
-                    saved = None
-                if rows is None:
-                    final = (out.data, current)
+                saved = None
                 if stop_loss is not None and current < stop_loss:
                     reason = "loss"
+                    if rows is None:  # this pass saw every row: it is the final one
+                        final = (out.data, current)
                     break
 
                 loss_value.backward()
@@ -982,50 +993,46 @@ def train(
                     if p.grad is None:
                         p.grad = np.zeros_like(p.data)
                 if log is not None:
-                    saved, slopes_row, step_sizes_row, new_row = log.start_step()
+                    block = log.next_block()
                 else:
                     saved = flat.copy()
                 updates = opt.step()
                 if not in_order or len(updates) != len(trained_params):
                     updates, in_order = _in_order(updates, trained_params)
-                news = [u.new_value for u in updates]
-                if log is not None:
-                    flat.write(news, new_row)
-                    finite = flat.row_finite(new_row)
+                _, slopes, step_sizes, news = zip(*updates, strict=False)  # Update's fields
+                if log is not None:  # one copy records the step; its sum checks it
+                    flat.write(news + slopes + step_sizes, block)
+                    finite = flat.row_finite(block)
                 else:
                     finite = flat.finite(news)
                 if not finite:
                     reason = "diverged"
                     problem = _bad_update(updates, names, current)
-                    flat.restore(saved)
+                    flat.restore(saved if log is None else log.values_before(step))
                     break
-                final = None
 
                 step += 1
                 losses.append(current)
                 if accuracies is not None:
                     accuracy = _accuracy(out.data, yb, task, loss_name)
                     accuracies.append(math.nan if accuracy is None else accuracy)
-                if log is not None:
-                    flat.write([u.slope for u in updates], slopes_row)
-                    flat.write([u.step_size for u in updates], step_sizes_row)
-                    log.end_step(_flat(out.data) if len(yb) <= DETAIL_MAX_ROWS else None)
+                if end_step is not None:
+                    end_step(out.data if keep_predictions else None)
                 if report is not None:
                     report(step, current)
-                if tolerance is not None:
-                    if flat.largest([u.step_size for u in updates]) < tolerance:
-                        reason = "step_size"
-                        break
-                updates = news = []  # the step's arrays, before the next pass
-                if step >= rules.max_steps:
+                if tolerance is not None and flat.largest(step_sizes) < tolerance:
+                    reason = "step_size"
+                    break
+                updates = slopes = step_sizes = news = ()  # free them before the next pass
+                if step >= max_steps:
                     reason = "max_steps"
                     break
                 if step == 1 and current > 0:
-                    limit = DIVERGED_GROWTH * current
+                    limit = min(DIVERGED_GROWTH * current, limit)
     finally:
         bar.close()
     # Let go of the last step's graph, updates and saved values before the final pass.
-    del out, loss_value, updates, saved, slopes_row, step_sizes_row, new_row
+    del out, loss_value, updates, saved, block
 
     if final is None:
         final = _final_pass(model, X, y, loss_fn, loss_name, batch_size)
