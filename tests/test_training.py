@@ -497,3 +497,11 @@ def test_docstring_examples_run():
     import chainrule.training
 
     assert doctest.testmod(chainrule.training).failed == 0
+
+
+def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly():
+    model = Formula("x1 = w1 * dosage\npredicted = 2 * dosage + b", inputs=["dosage"])
+    model.freeze()
+    model.unfreeze("w1")  # w1 only feeds x1, which the output does not use
+    with pytest.raises(ChainruleError, match=r"does not depend on any trained parameter \(w1\)"):
+        train(model, dosage())

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.datasets import Dataset
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, GraphError
 from chainrule.losses import LOSSES, REDUCTIONS, Loss, get_loss
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
@@ -988,6 +988,12 @@ def train(
                         final = (out.data, current)
                     break
 
+                if not loss_value.requires_grad:  # (a GraphError: the CLI names the file)
+                    raise GraphError(
+                        "the loss does not depend on any trained parameter "
+                        f"({', '.join(names.values())}): the model's output does not use "
+                        "them, so training cannot change the loss"
+                    )
                 loss_value.backward()
                 for p in trained_params:  # a parameter that the loss ignores has slope 0
                     if p.grad is None:
