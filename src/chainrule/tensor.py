@@ -579,10 +579,11 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
         data = np.asarray(data)
     if data.dtype not in _FLOAT_DTYPES:  # e.g. integers: take the first operand's dtype
         data = data.astype(inputs[0].data.dtype)
-    if _grad_enabled():
-        for t in inputs:
-            if t.requires_grad:
+    for t in inputs:
+        if t.requires_grad:  # (the grad mode is read only when it matters)
+            if _grad_enabled():
                 return Tensor._node(data, op, inputs, attrs, True)
+            break
     return Tensor._node(data, None, (), {}, False)
 
 
