@@ -540,3 +540,17 @@ def test_an_indented_formula_reads_like_one_at_the_margin():
         cr.ChainruleError, match=r"line 3, column \d+: syntax error: unexpected indent"
     ):
         Formula("\n    a = x\n      b = a\n", inputs=["x"])
+
+
+def test_an_input_that_needs_a_gradient_stays_in_the_graph():
+    model = Formula("p = w * dosage ** 2", inputs=["dosage"], values={"w": 3.0})
+    dosage = cr.tensor([0.0, 0.5, 1.0], requires_grad=True)
+    out = model({"dosage": dosage})
+    squared = out.inputs[1]
+    assert squared.op.name == "pow" and squared.inputs[0] is dosage  # recorded, not a constant
+    assert dosage.name == "dosage"
+    out.sum().backward()
+    np.testing.assert_allclose(dosage.grad, [0.0, 3.0, 6.0], rtol=0, atol=1e-12)  # 2 w dosage
+    # a plain array (or a Tensor without grad) is still copied into a constant leaf
+    plain = model({"dosage": [0.0, 0.5, 1.0]})
+    assert plain.inputs[1].op is None

@@ -869,11 +869,21 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
         >>> nodes = Formula("z = w * x\\ny = relu(z)", values={"w": -1.0}).trace({"x": [2.0]})
         >>> {name: node.data.tolist() for name, node in nodes.items()}
         {'x': [2.0], 'w': -1.0, 'z': [-2.0], 'y': [0.0]}
+
+        An input given as a Tensor that requires a gradient is used as it is, so every
+        operation on it is recorded too (``x ** 2`` becomes a node, not a constant).
         """
         nodes = self._reused_inputs(x)
         if nodes is None:
             columns = self._columns(x)
             nodes = {name: Tensor(data, name=name) for name, data in columns.items()}
+            if isinstance(x, Mapping):  # inputs that need a gradient stay in the graph
+                for name, node in nodes.items():
+                    given = x[name]
+                    if isinstance(given, Tensor) and given.requires_grad:
+                        if given.shape == node.shape:
+                            given.name = given.name or name
+                            nodes[name] = given
             if type(x) is np.ndarray and x.ndim == 2 and x.size <= _REUSE_INPUTS_UP_TO:
                 self._input_nodes = (x, x.shape, x.dtype, nodes)
         n = len(next(iter(nodes.values()))) if nodes else 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.losses import Loss, get_loss
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor, broadcast_to, no_grad
+from chainrule.tensor import Tensor, no_grad
 
 
 def forward(model: Module, data: Dataset, record_inputs: bool = False) -> Tensor:
@@ -32,27 +31,15 @@ def forward(model: Module, data: Dataset, record_inputs: bool = False) -> Tensor
     if not isinstance(data, Dataset):
         raise ChainruleError(f"the explainer needs a Dataset, not {type(data).__name__}")
     if "inputs" in dir(type(model)):  # a Formula: its inputs by name
-        out = model(dict(data.inputs))
-        if record_inputs:
-            recorded = recorded_formula(model, data)
-            if recorded.shape == out.shape and np.array_equal(
-                recorded.data, out.data, equal_nan=True
-            ):
-                return recorded
-        return out
+        return recorded_formula(model, data) if record_inputs else model(dict(data.inputs))
     names = data.input_names
     return model(Tensor(data.X, name=names[0] if len(names) == 1 else "x"))
 
 
 def recorded_formula(model: Any, data: Dataset) -> Tensor:
     """A formula's output computed from input leaves that need a gradient, so that every
-    operation, those on the inputs alone too, is recorded with the learner's names.
-
-    A Formula copies the values of the Tensors it is given into fresh constant leaves, so
-    the formula's lines are built here from the parsed form it keeps
-    (:attr:`~chainrule.formula.Formula.assignments`), with the engine's own operators and
-    the model's own parameters, as :meth:`~chainrule.formula.Formula.trace` builds them.
-    :func:`forward` uses the result only when it equals the model's own output.
+    operation, those on the inputs alone too, is recorded with the learner's names
+    (:meth:`~chainrule.formula.Formula.trace` keeps such inputs in the graph).
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
@@ -64,52 +51,7 @@ def recorded_formula(model: Any, data: Dataset) -> Tensor:
         name: Tensor(np.asarray(data.inputs[name]), requires_grad=True, name=name)
         for name in model.inputs
     }
-    out = model(leaves)
-    if any(id(leaf) in graph_nodes(out) for leaf in leaves.values()):
-        return out  # the formula kept the leaves it was given: every operation is recorded
-    from chainrule.formula import Name
-
-    n = data.n
-    nodes: dict[str, Any] = {**leaves, **dict(model.named_parameters())}
-    for line in model.assignments:
-        value = _build(line.tree, nodes)
-        if not isinstance(value, Tensor):
-            value = Tensor(value)  # a line of numbers only
-        if line.name == model.output_name and value.shape != (n,):
-            value = broadcast_to(value, (n,))
-        elif isinstance(line.tree, Name):
-            value = value.reshape(value.shape)  # ``y = x1``: y gets its own node
-        value.name = line.name
-        nodes[line.name] = value
-    return nodes[model.output_name]
-
-
-def _build(expr: Any, nodes: dict[str, Any]) -> Any:
-    """One right-hand side of a formula, with the engine's operators and functions."""
-    from chainrule.formula import FUNCTIONS, Binary, Call, Name, Negate, Number
-
-    if isinstance(expr, Number):
-        return expr.value
-    if isinstance(expr, Name):
-        return nodes[expr.name]
-    if isinstance(expr, Negate):
-        return -_build(expr.operand, nodes)
-    if isinstance(expr, Binary):
-        left, right = _build(expr.left, nodes), _build(expr.right, nodes)
-        if not isinstance(left, Tensor) and not isinstance(right, Tensor):
-            left = Tensor(left)  # two numbers: still one engine op
-        return _OPERATORS[expr.op](left, right)
-    assert isinstance(expr, Call)
-    return FUNCTIONS[expr.function].apply(*(_build(arg, nodes) for arg in expr.args))
-
-
-_OPERATORS = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "**": operator.pow,
-}
+    return model(leaves)
 
 
 def loss_node(
