@@ -32,8 +32,11 @@ $(VENV)/.demo-ready: pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[rich,plot]'
 	touch $@
 
+# The tests cross-check the engine against PyTorch: its CPU build, pinned (a looser pin
+# would fetch a CUDA build of several GB).
 $(VENV)/.test-ready: pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q torch==2.13.0
 	touch $@
 
 clean:
