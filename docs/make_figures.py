@@ -29,8 +29,9 @@ IMAGES = Path(__file__).resolve().parent / "images"
 def main() -> int:
     IMAGES.mkdir(exist_ok=True)
     scenario = load_scenario("main-ideas")
-    model, history = scenario.run()
-    for path in plots.demo_figures(scenario, history, IMAGES):
+    trained = scenario.run()
+    model, history = trained.model, trained.history
+    for path in plots.demo_figures(trained, IMAGES):
         print(f"wrote {path.relative_to(IMAGES.parent.parent)}")
     film = plots.animation(model, scenario.data, scenario.loss, "b3", history, dpi=60)
     path = film.save(IMAGES / "descent.gif")

@@ -26,7 +26,11 @@ from chainrule.errors import ChainruleError  # noqa: E402
 from chainrule.nn import MLP  # noqa: E402
 from chainrule.plots import _style as style  # noqa: E402
 from chainrule.plots.animation import frame_steps  # noqa: E402
-from chainrule.plots.scenario_figures import figure_of_scenario  # noqa: E402
+from chainrule.plots.scenario_figures import (  # noqa: E402
+    UNTRAINED_KINDS,
+    figure_of_model,
+    figure_of_run,
+)
 from chainrule.scenario import load_scenario  # noqa: E402
 from chainrule.training import train  # noqa: E402
 
@@ -39,18 +43,27 @@ B3_STEPS, SSR_STEPS, SLOPES = np.array(MAIN_IDEAS)[:5, 1:4].T
 SSR_CURVE = dict(zip([0.0, 1.0, 2.0, 3.0, 4.0], SCAN[::2], strict=True))
 
 
+def figure_of_scenario(scenario, kind, *args):
+    """The figure ``chainrule plot`` draws: of the model, or of a run of the scenario."""
+    if kind in UNTRAINED_KINDS:
+        return figure_of_model(scenario.build_model(), scenario.data, scenario.loss, kind)
+    return figure_of_run(scenario.run(), kind, *args)
+
+
 @pytest.fixture(scope="module")
 def seed():
     """The main-ideas scenario, trained: (scenario, trained model, history)."""
     scenario = load_scenario("main-ideas")
-    model, history = scenario.run()
+    trained = scenario.run()
+    model, history = trained.model, trained.history
     return scenario, model, history
 
 
 @pytest.fixture(scope="module")
 def three():
     scenario = load_scenario("three-parameters")
-    model, history = scenario.run()
+    trained = scenario.run()
+    model, history = trained.model, trained.history
     return scenario, model, history
 
 
@@ -792,7 +805,8 @@ def test_every_kind_for_a_diverging_run(tmp_path, diverging, kind, suffix):
     fig.save(tmp_path / f"figure.{suffix}")  # drawing used to fail on limits of 1e+306
     if kind in ("network", "graph"):
         return  # drawn before training: nothing diverged yet
-    _, run = diverging.run()
+    trained = diverging.run()
+    _, run = trained.model, trained.history
     assert _warning(fig).startswith(f"The run diverged: {run.message}")
     for ax in fig.figure.axes:
         assert np.all(np.isfinite(ax.get_xlim())) and np.all(np.isfinite(ax.get_ylim()))
@@ -854,7 +868,7 @@ def test_scenario_figures_refuse_unknown_kinds_and_parameters(tmp_path):
 
 def test_demo_figures(tmp_path, seed):
     scenario, _, history = seed
-    paths = plots.demo_figures(scenario, history, tmp_path / "demo")
+    paths = plots.demo_figures(scenario.run(), tmp_path / "demo")
     assert [p.name for p in paths] == list(plots.scenario_figures.DEMO_FILES)
     for path in paths:
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000

@@ -62,7 +62,8 @@ def test_main_ideas_is_the_seed():
 
 
 def test_main_ideas_run_reproduces_statquest():
-    model, history = load_scenario("main-ideas").run()
+    trained = load_scenario("main-ideas").run()
+    model, history = trained.model, trained.history
     assert history.trained == ["b3"]
     assert len(history.steps) == len(MAIN_IDEAS)
     for record, (step, b3, ssr, slope, size, new) in zip(history.steps, MAIN_IDEAS, strict=True):
@@ -82,7 +83,8 @@ def test_main_ideas_run_reproduces_statquest():
 def test_three_parameters_first_step_and_end():
     scenario = load_scenario("three-parameters")
     assert scenario.optimize == ["w3", "w4", "b3"]
-    model, history = scenario.run()
+    trained = scenario.run()
+    model, history = trained.model, trained.history
     first = history.steps[0]
     assert first.loss == pytest.approx(1.3976679, abs=1e-6)
     assert first.slopes == pytest.approx(THREE_SLOPES, abs=1e-6)
@@ -97,7 +99,8 @@ def test_three_parameters_first_step_and_end():
 def test_all_parameters_first_slopes_and_convergence():
     scenario = load_scenario("all-parameters")
     assert scenario.optimize == scenario.parameter_names
-    model, history = scenario.run()
+    trained = scenario.run()
+    history = trained.history
     slopes = history.steps[0].slopes
     expected = list(START_SLOPES.values())
     assert [slopes[name] for name in scenario.parameter_names] == pytest.approx(expected, abs=1e-7)
@@ -112,14 +115,17 @@ def test_classifiers_reach_high_accuracy(name):
     scenario = load_scenario(name)
     assert scenario.data.task == "binary"
     assert scenario.loss == "binary_cross_entropy"
-    _, history = scenario.run()
+    trained = scenario.run()
+    _, history = trained.model, trained.history
     assert history.final_accuracy >= 0.95
 
 
 def test_run_is_repeatable_and_leaves_the_scenario_model_alone():
     scenario = load_scenario("main-ideas")
-    first, history1 = scenario.run()
-    second, history2 = scenario.run()
+    trained = scenario.run()
+    first, history1 = trained.model, trained.history
+    trained = scenario.run()
+    second, history2 = trained.model, trained.history
     assert first is not second and first is not scenario.model
     assert history1.to_dict() == history2.to_dict()
     assert scenario.model.scalar("b3").value == 0.0
@@ -131,7 +137,8 @@ def test_template_loads_and_runs(tmp_path):
     path.write_text(TEMPLATE)
     scenario = load_scenario(path)
     assert scenario.title == "My scenario"
-    _, history = scenario.run()
+    trained = scenario.run()
+    _, history = trained.model, trained.history
     assert history.stop_reason == "step_size"
 
 

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from chainrule.errors import ChainruleError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from chainrule.history import History
+    from chainrule.run import Run
     from chainrule.scenario import Scenario
-    from chainrule.training import History
 
 #: The output formats of run, explain and scan.
 FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
@@ -90,7 +91,7 @@ def _load(name: str) -> Scenario:
     return load_scenario(name)
 
 
-def _run(scenario: Scenario) -> History:
+def _run(scenario: Scenario) -> Run:
     """Train ``scenario``; a run that cannot start is a user's error, told plainly.
 
     A loss that is not a number at the starting values names the first formula line (or
@@ -101,7 +102,7 @@ def _run(scenario: Scenario) -> History:
     from chainrule.explain import unreached, where_not_finite
 
     try:
-        _, history = scenario.run()
+        run = scenario.run()
     except GraphError:
         missing = unreached(scenario.build_model(), scenario.data, scenario.loss)
         if not set(scenario.optimize) <= set(missing):
@@ -112,10 +113,11 @@ def _run(scenario: Scenario) -> History:
             f"{'it' if len(scenario.optimize) == 1 else 'them'}, directly or through other "
             "lines, so training cannot change the loss"
         ) from None
+    history = run.history
     if history.stop_reason == "diverged" and history.num_steps == 0:
-        where = where_not_finite(scenario.build_model(), scenario.data, scenario.loss)
+        where = where_not_finite(run.start, scenario.data, scenario.loss)
         raise ChainruleError(f"{scenario.label}: training cannot start: {where or history.message}")
-    return history
+    return run
 
 
 def _no_steps(history: History, wanted: str) -> ChainruleError:
@@ -137,9 +139,9 @@ def _detail_limits() -> str:
     return f"{DETAIL_MAX_SCALARS} trained values or {DETAIL_MAX_ROWS} data points"
 
 
-def _model_before_step(scenario: Scenario, history: History, step: int) -> Any:
-    """A fresh model holding the values it had just before ``step`` of the run."""
-    model = scenario.build_model()
+def _model_before_step(run: Run, step: int) -> Any:
+    """A new model holding the values it had just before ``step`` of the run."""
+    history = run.history
     if not history.steps:
         raise _no_steps(history, f"--step {step}")
     if not 1 <= step <= len(history.steps):
@@ -147,9 +149,7 @@ def _model_before_step(scenario: Scenario, history: History, step: int) -> Any:
             f"--step {step}: the run took {len(history.steps)} steps; choose 1 to "
             f"{len(history.steps)}"
         )
-    for name, value in history.steps[step - 1].values.items():
-        model.scalar(name).set(value)
-    return model
+    return run.model_at_step(step - 1)
 
 
 def _check_parameter(scenario: Scenario, name: str) -> None:
@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     from chainrule.explain import diagnose, ledger
 
     scenario = _load(args.scenario)
-    history = _run(scenario)
+    history = _run(scenario).history
     table = ledger(
         history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
     )
@@ -209,8 +209,7 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.step is None:
         model = scenario.build_model()
     else:
-        history = _run(scenario)
-        model = _model_before_step(scenario, history, args.step)
+        model = _model_before_step(_run(scenario), args.step)
     result = chain_rule(model, scenario.data, scenario.loss, args.param)
     text = _render(result, args.format)
     if args.format in ("table", "text", "markdown"):
@@ -306,7 +305,7 @@ def cmd_new(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-def write_demo_figures(scenario: Scenario, history: History, out_dir: Path) -> list[Path] | None:
+def write_demo_figures(run: Run, out_dir: Path) -> list[Path] | None:
     """The demo's figures: the network, the SSR curve with a tangent at each step, and the
     squiggle before and after training.
 
@@ -321,7 +320,7 @@ def write_demo_figures(scenario: Scenario, history: History, out_dir: Path) -> l
     except ImportError:
         print(f"chainrule: no figures drawn: {INSTALL_HINT}", file=sys.stderr)
         return None
-    return demo_figures(scenario, history, out_dir)
+    return demo_figures(run, out_dir)
 
 
 def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -338,9 +337,10 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     curve = scan(
         scenario.build_model(), scenario.data, scenario.loss, "b3", _linspace(start, stop, num, "")
     )
-    history = _run(scenario)
+    run = _run(scenario)
+    history = run.history
     table, diagnosis = ledger(history), diagnose(history)
-    rule = chain_rule(scenario.build_model(), scenario.data, scenario.loss, "b3")
+    rule = chain_rule(run.start, scenario.data, scenario.loss, "b3")
     if fmt == "json":
         story = {"scan": curve.to_dict(), "run": _run_dict(table, diagnosis)}
         stdout.write(_json({**story, "chain_rule": rule.to_dict()}) + "\n")
@@ -353,7 +353,7 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
         write(diagnosis.render(fmt).rstrip() + "\n\n")
         write("3. Where the first slope comes from, by the chain rule (b3 = 0):\n\n")
         write(rule.render(fmt).rstrip() + "\n")
-    paths = write_demo_figures(scenario, history, Path(args.out))
+    paths = write_demo_figures(run, Path(args.out))
     for path in paths or []:  # on stderr with JSON, so that stdout stays one document
         print(f"wrote {path}", file=sys.stderr if fmt == "json" else stdout)
     return EXIT_OK
@@ -361,13 +361,14 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
-    from chainrule.plots.scenario_figures import check_kind, plot_scenario
+    from chainrule.plots.scenario_figures import UNTRAINED_KINDS, check_kind, plot_scenario
 
     check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
     scenario = _load(args.scenario)
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
+    run = None if args.kind in UNTRAINED_KINDS else _run(scenario)
     try:
         path = plot_scenario(
             scenario,
@@ -378,6 +379,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
             steps=args.steps,
             decompose=args.decompose,
             dpi=args.dpi,
+            run=run,
         )
     except (ChainruleError, OSError):
         raise
@@ -408,7 +410,8 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
     scenario = _load(args.scenario)
-    history = _run(scenario)
+    run = _run(scenario)
+    history = run.history
     if not history.steps:
         raise _no_steps(history, "a quiz")
     last = min(len(history.steps), args.steps)
@@ -436,7 +439,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
             if correct:
                 right += 1
             elif question.kind == "slope":
-                model = _model_before_step(scenario, history, step)
+                model = _model_before_step(run, step)
                 worked = chain_rule(model, scenario.data, scenario.loss, question.parameter)
                 write("\n" + worked.render("text").rstrip() + "\n\n")
     return _quiz_score(write, right, asked)

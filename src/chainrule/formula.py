@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import (
@@ -641,6 +642,46 @@ class Formula(Module):
         self._require_bound()
         assert self._inputs is not None
         return self._inputs
+
+    # -- the model protocol (see Module): a formula reads its inputs by name ---------------
+
+    @property
+    def input_names(self) -> tuple[str, ...] | None:
+        """The inputs' names once known (:attr:`inputs`), else None."""
+        return self._inputs
+
+    @property
+    def formula_lines(self) -> tuple[Assignment, ...]:
+        """The formula's lines (:attr:`assignments`)."""
+        return tuple(self._assignments)
+
+    def bind_to(self, input_names: Sequence[str]) -> None:
+        """Bind a formula written without ``inputs=`` to the data's names (see
+        :meth:`bind_to_data`: a column the formula does not use is refused)."""
+        if self._inputs is None:
+            self.bind_to_data(list(input_names))
+
+    def output_graph(self, data: Dataset, record_inputs: bool = False) -> Tensor:
+        """The output on ``data``, its input leaves named after the data's columns; with
+        ``record_inputs`` they need a gradient, so that operations on the inputs alone
+        are recorded too and a derivation reads ``dosage^2`` rather than a constant.
+
+        >>> from chainrule.datasets import dosage
+        >>> out = Formula("p = w * dosage ** 2", inputs=["dosage"]).output_graph(
+        ...     dosage(), record_inputs=True)
+        >>> out.op.name, [t.name or t.op.name for t in out.inputs], out.inputs[1].inputs[0].name
+        ('mul', ['w', 'pow'], 'dosage')
+        """
+        self.feed(data)  # binds the inputs and checks that the data has them
+        columns = {name: np.asarray(data.inputs[name]) for name in self.inputs}
+        if not record_inputs:
+            return self(columns)
+        return self({name: Tensor(c, requires_grad=True, name=name) for name, c in columns.items()})
+
+    def named_nodes(self, data: Dataset) -> dict[str, Tensor]:
+        """Every named node of a forward pass on ``data`` (:meth:`trace`)."""
+        self.feed(data)
+        return self.trace(dict(data.inputs))
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

@@ -121,6 +121,20 @@ class Optimizer:
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    #: The optimizer's name in :data:`OPTIMIZERS` (a user's own optimizer: its class name).
+    name = ""
+
+    #: The settings besides the learning rate that :meth:`settings` reports.
+    SETTINGS: tuple[str, ...] = ()
+
+    def settings(self) -> dict[str, Any]:
+        """The learning rate and the other settings, for a History to record.
+
+        >>> Adam([Parameter(0.0)], lr=0.01).settings()
+        {'lr': 0.01, 'betas': (0.9, 0.999), 'eps': 1e-08, 'weight_decay': 0.0}
+        """
+        return {"lr": self.lr, **{key: getattr(self, key) for key in self.SETTINGS}}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr:g}, {len(self.params)} parameters)"
 
@@ -157,6 +171,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    SETTINGS = ("momentum", "nesterov", "weight_decay")
 
     def __init__(
         self,
@@ -227,6 +242,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    SETTINGS = ("betas", "eps", "weight_decay")
 
     def __init__(
         self,

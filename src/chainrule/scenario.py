@@ -34,8 +34,8 @@ that names the file, the line and the key, and says what was expected.
 >>> scenario = load_scenario("main-ideas")
 >>> scenario.optimize, scenario.learning_rate
 (['b3'], 0.1)
->>> model, history = scenario.run()
->>> round(model.scalar("b3").value, 2), history.stop_reason
+>>> run = scenario.run()
+>>> round(run.model.scalar("b3").value, 2), run.history.stop_reason
 (2.61, 'step_size')
 """
 
@@ -52,19 +52,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from chainrule.datasets import DATASETS, Dataset, load_csv, load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.formula import Formula
+from chainrule.history import Stop
 from chainrule.losses import LOSSES
 from chainrule.nn import ACTIVATIONS, MLP, Module
 from chainrule.optim import OPTIMIZERS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from chainrule.training import History, Stop
+from chainrule.run import Run
 
 __all__ = [
     "TEMPLATE",
@@ -332,25 +331,23 @@ class Scenario:
         model.unfreeze(*self.optimize)
         return model
 
-    def run(self, detail: bool | None = None) -> tuple[Module, History]:
-        """Train a fresh model as the file says; return the trained model and its history.
+    def run(self, detail: bool | None = None) -> Run:
+        """Train a fresh model as the file says; return the :class:`~chainrule.run.Run`.
 
         ``detail`` is passed to :func:`chainrule.training.train` (whether every step records
         the values, slopes and step sizes; by default it does for small models).
 
-        >>> model, history = load_scenario("main-ideas").run()
-        >>> len(history.steps), history.stop_reason
+        >>> run = load_scenario("main-ideas").run()
+        >>> len(run.history.steps), run.history.stop_reason
         (10, 'step_size')
         """
-        from chainrule.training import train
-
-        model = self.build_model()
         options: dict[str, Any] = {}
         if detail is not None:
             options["detail"] = detail
-        history = train(
-            model,
+        return Run.train(
+            self.build_model(),
             self.data,
+            label=self.label,
             loss=self.loss,
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
@@ -359,7 +356,6 @@ class Scenario:
             seed=self.seed,
             **options,
         )
-        return model, history
 
     @property
     def label(self) -> str:
@@ -1003,7 +999,6 @@ class _Reader:
         return [name for name in names if name in result]
 
     def stop(self, table: _Table) -> Stop:
-        from chainrule.training import Stop
 
         value = table.values.get("stop", DEFAULT_STOP)
         if not isinstance(value, dict):

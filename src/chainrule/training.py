@@ -32,18 +32,25 @@ by name from a Dataset or a dict.
 from __future__ import annotations
 
 import math
-import operator
 import sys
 import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError, GraphError
+from chainrule.history import (
+    DIVERGED_GROWTH,
+    Divergence,
+    History,
+    StepLog,
+    Stop,
+    flat_predictions,
+)
 from chainrule.losses import LOSSES, REDUCTIONS, Loss, get_loss
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
@@ -53,391 +60,8 @@ from chainrule.tensor import Tensor, no_grad
 DETAIL_MAX_SCALARS = 50
 #: ... and up to this many data rows (per-step predictions are kept up to this many too).
 DETAIL_MAX_ROWS = 1000
-#: A loss more than this many times the first one, and still growing, has diverged: a
-#: run that got there only climbs on towards overflow (hundreds of steps later for the
-#: seed's network at learning rate 1.0) while its numbers stop meaning anything.
-DIVERGED_GROWTH = 1e10
 #: A progress bar appears once a run has taken this long (seconds), on a terminal.
 PROGRESS_AFTER = 1.0
-
-STOP_REASONS = ("step_size", "loss", "max_steps", "diverged")
-
-
-# ---------------------------------------------------------------------------------------
-# Stop rules
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stop:
-    """When training stops; the rules combine and the first that fires wins.
-
-    - ``step_size=tol``: StatQuest's rule. After a step, stop if every trained scalar's
-      step size was smaller than ``tol`` in size.
-    - ``loss=tol``: before a step, stop if the loss is already below ``tol``.
-    - ``max_steps=N``: stop after ``N`` steps.
-
-    A loss or slope that is not a finite number always stops the run ("diverged"), and
-    so does a loss that has grown to more than :data:`DIVERGED_GROWTH` times the first
-    one and is still growing.
-
-    >>> Stop.of({"step_size": 0.001})
-    Stop(step_size=0.001, loss=None, max_steps=1000)
-    """
-
-    step_size: float | None = None
-    loss: float | None = None
-    max_steps: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("step_size", "loss"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float, np.integer, np.floating))
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ChainruleError(f"stop: {name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        n = self.max_steps
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ChainruleError(f"stop: max_steps must be a whole number >= 1, got {n!r}")
-        object.__setattr__(self, "max_steps", int(n))
-
-    @classmethod
-    def of(cls, value: Stop | Mapping[str, Any] | None) -> Stop:
-        """A Stop from a Stop, a dict of its fields, or None (the defaults).
-
-        >>> Stop.of(None).max_steps
-        1000
-        """
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, Mapping):
-            known = [f.name for f in fields(cls)]
-            unknown = [key for key in value if key not in known]
-            if unknown:
-                raise ChainruleError(
-                    f"stop: unknown rule {', '.join(map(repr, unknown))}; "
-                    f"the rules are: {', '.join(known)}"
-                )
-            return cls(**value)
-        raise ChainruleError(f"stop: give a Stop or a dict, not {type(value).__name__}")
-
-
-# ---------------------------------------------------------------------------------------
-# History
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class StepRecord:
-    """One step of training: the loss before it, and per trained scalar the value before,
-    the slope, the step size and the new value. ``predictions`` are the model's outputs
-    for the step's rows (before the step), kept when the data is small."""
-
-    step: int
-    loss: float
-    values: dict[str, float]
-    slopes: dict[str, float]
-    step_sizes: dict[str, float]
-    new_values: dict[str, float]
-    predictions: np.ndarray | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data (without the predictions).
-
-        >>> record = StepRecord(1, 20.4, {"b3": 0.0}, {"b3": -15.7}, {"b3": -1.57}, {"b3": 1.57})
-        >>> record.to_dict()["step_sizes"], sorted(record.to_dict())
-        ({'b3': -1.57}, ['loss', 'new_values', 'slopes', 'step', 'step_sizes', 'values'])
-        """
-        return {
-            "step": self.step,
-            "loss": _json_float(self.loss),
-            "values": self.values,
-            "slopes": self.slopes,
-            "step_sizes": self.step_sizes,
-            "new_values": self.new_values,
-        }
-
-
-#: A parameter as a History remembers it: its dotted name and its shape.
-ParameterShape = tuple[str, tuple[int, ...]]
-
-
-def scalar_names(parameters: Sequence[ParameterShape]) -> list[str]:
-    """The name of every scalar of the parameters, in order (row-major within each).
-
-    >>> scalar_names([("b3", ()), ("hidden.weight", (1, 2))])
-    ['b3', 'hidden.weight[0,0]', 'hidden.weight[0,1]']
-    """
-    return [scalar_name(name, index) for name, shape in parameters for index in np.ndindex(shape)]
-
-
-class StepLog(Sequence[StepRecord]):
-    """The per-step detail of a run, kept compactly: one block of floats per step.
-
-    The block of step ``i + 1`` holds three rows, one number per trained scalar: the new
-    values, the slopes and the step sizes. The values before a step are the new values
-    of the step before (or the starting values), so they are not stored twice;
-    ``losses`` is the History's own array. Recording a step is one array copy. Indexing
-    gives :class:`StepRecord` objects, built when first asked for.
-
-    >>> log = StepLog(1, ["b"], array("d", [4.0]))
-    >>> log.start()[:] = [1.0]
-    >>> log.next_block()[:] = [0.75, 0.5, 0.25]  # new values, slopes, step sizes
-    >>> log.end_step(None)
-    >>> log[0]  # doctest: +NORMALIZE_WHITESPACE
-    StepRecord(step=1, loss=4.0, values={'b': 1.0}, slopes={'b': 0.5},
-               step_sizes={'b': 0.25}, new_values={'b': 0.75}, predictions=None)
-    """
-
-    def __init__(
-        self,
-        size: int,
-        names: Sequence[str] | Callable[[], list[str]],
-        losses: array,
-        capacity: int = 16,
-    ) -> None:
-        self._names = names if callable(names) else list(names)
-        self._losses = losses
-        self._start = np.empty(size)
-        self._blocks = np.empty((max(int(capacity), 1), 3 * size))  # one flat row a step
-        self._predictions: list[np.ndarray | None] = []
-        self._records: list[StepRecord | None] = []
-
-    @property
-    def names(self) -> list[str]:
-        """The trained scalars' names: the columns of every row."""
-        if callable(self._names):
-            self._names = self._names()
-        return self._names  # type: ignore[return-value]
-
-    # -- recording (used by train) -----------------------------------------------------
-
-    def start(self) -> np.ndarray:
-        """The row of the starting values (a view into the log, to copy into)."""
-        return self._start
-
-    def values_before(self, i: int) -> np.ndarray:
-        """The values before step ``i + 1``: the starting ones, or step ``i``'s new ones."""
-        return self._start if i == 0 else self._blocks[i - 1, : len(self._start)]
-
-    def next_block(self) -> np.ndarray:
-        """The block of the next step, one flat row: its new values, then its slopes, then
-        its step sizes (a view, to copy into); :meth:`end_step` then records it."""
-        k = len(self._predictions)
-        if k >= len(self._blocks):
-            grown = np.empty((2 * k, self._blocks.shape[1]))
-            grown[:k] = self._blocks
-            self._blocks = grown
-        return self._blocks[k]
-
-    def end_step(self, predictions: np.ndarray | None) -> None:
-        """The block of :meth:`next_block` is filled: the step is recorded, with the model's
-        outputs for its rows when they are kept (None otherwise). (Each step has an entry
-        in the list of predictions: its length is the number of steps.)"""
-        self._predictions.append(predictions)
-
-    def _triple(self, i: int) -> np.ndarray:
-        """Step ``i + 1``'s block as three rows: new values, slopes, step sizes."""
-        return self._blocks[i].reshape(3, len(self._start))
-
-    # -- reading -----------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._predictions)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self._predictions)))]
-        n = len(self._predictions)
-        i = operator.index(index)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"step index {index} out of range for {n} steps")
-        if len(self._records) < n:
-            self._records.extend([None] * (n - len(self._records)))
-        record = self._records[i]
-        if record is None:
-            names = self.names
-            new, slopes, step_sizes = self._triple(i).tolist()
-            predictions = self._predictions[i]
-            record = self._records[i] = StepRecord(
-                step=i + 1,
-                loss=self._losses[i],
-                values=dict(zip(names, self.values_before(i).tolist(), strict=True)),
-                slopes=dict(zip(names, slopes, strict=True)),
-                step_sizes=dict(zip(names, step_sizes, strict=True)),
-                new_values=dict(zip(names, new, strict=True)),
-                predictions=None if predictions is None else _flat(predictions),
-            )
-        return record
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The detail as arrays of shape (steps, scalars): ``values`` before each step,
-        ``slopes``, ``step_sizes`` and ``new_values`` (views into the log but ``values``:
-        read them, do not write).
-
-        >>> log = StepLog(1, ["b"], array("d", [4.0]))
-        >>> log.start()[:] = [1.0]
-        >>> log.next_block()[:] = [0.75, 0.5, 0.25]
-        >>> log.end_step(None)
-        >>> log.arrays()["values"], log.arrays()["new_values"]
-        (array([[1.]]), array([[0.75]]))
-        """
-        n = len(self._predictions)
-        blocks = self._blocks[:n].reshape(n, 3, len(self._start))
-        return {
-            "values": np.concatenate([self._start[None], blocks[: n - 1, 0]])[:n],
-            "slopes": blocks[:, 1],
-            "step_sizes": blocks[:, 2],
-            "new_values": blocks[:, 0],
-        }
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StepLog | list | tuple):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"StepLog({len(self._predictions)} steps of {len(self._start)} scalars)"
-
-
-@dataclass(eq=False)
-class History:
-    """What a training run did.
-
-    ``parameters`` names the trained parameters with their shapes, and ``trained`` names
-    their scalars (e.g. ``b3`` or ``hidden.weight[0,1]``), built when asked for;
-    ``losses`` holds the loss before each step (always kept, one float per step) and
-    ``accuracies`` the accuracy on the step's rows for classification; ``steps`` holds a
-    :class:`StepRecord` per step only when ``detail`` is on (a :class:`StepLog`, empty
-    otherwise), so a long run of a large model keeps one float per step and no more.
-    ``stop_reason`` is one of ``"step_size"``, ``"loss"``, ``"max_steps"``,
-    ``"diverged"`` and ``message`` says it in one sentence. ``final_parameters`` holds a
-    copy of every parameter at the end (frozen ones too) and ``final_values`` the same
-    per scalar, built when asked for; ``final_loss`` and ``final_predictions`` come from
-    the whole data set at the end.
-    """
-
-    parameters: list[ParameterShape]
-    loss_name: str
-    detail: bool
-    learning_rate: float
-    losses: array = field(default_factory=lambda: array("d"))
-    accuracies: array | None = None
-    stop_reason: str = ""
-    message: str = ""
-    final_parameters: dict[str, np.ndarray] = field(default_factory=dict)
-    final_loss: float = math.nan
-    final_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    final_accuracy: float | None = None
-    step_log: StepLog | None = field(default=None, repr=False)
-    _trained: list[str] | None = field(default=None, init=False, repr=False)
-    _final_values: dict[str, float] | None = field(default=None, init=False, repr=False)
-
-    @property
-    def trained(self) -> list[str]:
-        """The trained scalars' names, in order (built on first use).
-
-        >>> History([("b3", ()), ("w", (2,))], "ssr", False, 0.1).trained
-        ['b3', 'w[0]', 'w[1]']
-        """
-        if self._trained is None:
-            self._trained = scalar_names(self.parameters)
-        return self._trained
-
-    @property
-    def steps(self) -> StepLog:
-        """A :class:`StepRecord` per step when ``detail`` is on; empty otherwise."""
-        if self.step_log is None:
-            self.step_log = StepLog(0, [], self.losses)
-        return self.step_log
-
-    @property
-    def final_values(self) -> dict[str, float]:
-        """Every scalar of the model at the end (frozen ones too), by name (built on first use).
-
-        >>> end = {"w": np.array([1.0, 2.0])}
-        >>> History([], "ssr", False, 0.1, final_parameters=end).final_values
-        {'w[0]': 1.0, 'w[1]': 2.0}
-        """
-        if self._final_values is None:
-            shapes = [(name, value.shape) for name, value in self.final_parameters.items()]
-            values = [v for value in self.final_parameters.values() for v in value.ravel().tolist()]
-            self._final_values = dict(zip(scalar_names(shapes), values, strict=True))
-        return self._final_values
-
-    @property
-    def num_steps(self) -> int:
-        """How many steps were taken (the length of :attr:`losses`).
-
-        >>> History([("b3", ())], loss_name="ssr", detail=False, learning_rate=0.1).num_steps
-        0
-        """
-        return len(self.losses)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The run as JSON-ready data.
-
-        ``{"trained", "loss", "steps": [{"step", "loss", "values", "slopes", "step_sizes",
-        "new_values"}], "stop_reason", "final": {"values", "loss", "predictions"}}``.
-        Without detail, each step has its loss and empty per-scalar dicts.
-
-        >>> import json
-        >>> from chainrule.nn import Parameter
-        >>> class Line(Module):
-        ...     def __init__(self):
-        ...         self.b = Parameter(0.0, name="b")
-        ...     def forward(self, x):
-        ...         return x[:, 0] * 0 + self.b
-        >>> history = train(Line(), ([[0.0], [1.0]], [1.0, 1.0]), stop={"max_steps": 2})
-        >>> sorted(history.to_dict())
-        ['final', 'loss', 'steps', 'stop_reason', 'trained']
-        >>> json.dumps(history.to_dict()["final"])
-        '{"values": {"b": 0.64}, "loss": 0.2592, "predictions": [0.64, 0.64]}'
-        """
-        if self.detail and self.step_log is not None:
-            steps = [record.to_dict() for record in self.step_log]
-        else:
-            steps = [
-                {
-                    "step": i + 1,
-                    "loss": _json_float(loss),
-                    "values": {},
-                    "slopes": {},
-                    "step_sizes": {},
-                    "new_values": {},
-                }
-                for i, loss in enumerate(self.losses)
-            ]
-        return {
-            "trained": list(self.trained),
-            "loss": self.loss_name,
-            "steps": steps,
-            "stop_reason": self.stop_reason,
-            "final": {
-                "values": dict(self.final_values),
-                "loss": _json_float(self.final_loss),
-                "predictions": [_json_float(v) for v in self.final_predictions.tolist()],
-            },
-        }
-
-
-def _json_float(x: Any) -> Any:
-    """A float for JSON: not-a-number and infinities become None (JSON has no such values)."""
-    if isinstance(x, list):
-        return [_json_float(v) for v in x]
-    return float(x) if math.isfinite(x) else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -547,11 +171,6 @@ def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss_name: str) 
     return int(np.count_nonzero(predicted == labels)) / len(labels) if len(labels) else math.nan
 
 
-def _flat(out: np.ndarray) -> np.ndarray:
-    """Predictions with one column as a vector (n, 1) -> (n,)."""
-    return out.reshape(len(out)) if out.ndim == 2 and out.shape[1] == 1 else out
-
-
 # ---------------------------------------------------------------------------------------
 # Progress and messages
 # ---------------------------------------------------------------------------------------
@@ -634,26 +253,13 @@ def _summary(history: History, trained: list[Any]) -> str:
     return f"trained {size} parameters for {steps}"
 
 
-@dataclass(frozen=True)
-class _Problem:
-    """What stopped a diverging run: ``kind`` is ``"loss"`` (not a number), ``"growth"``
-    (huge and still growing), ``"slope"`` (a slope not a number) or ``"step"`` (a finite
-    slope whose step gives a value that is not a finite number)."""
-
-    kind: str
-    state: str = ""  # what the loss, slope or value became, e.g. "infinite"
-    name: str = ""  # the scalar, for "slope" and "step"
-    loss: float = math.nan  # the loss at which it happened
-    slope: float = math.nan  # the slope, for "step"
-
-
-def _diverged_message(losses: array, problem: _Problem, lr: float) -> str:
+def _diverged_message(losses: array, problem: Divergence, lr: float) -> str:
     """Why a run diverged, in one sentence with the run's own numbers.
 
-    >>> _diverged_message(array("d", [20.4, 510.0]), _Problem("growth", loss=3.1e12), 1.0)
+    >>> _diverged_message(array("d", [20.4, 510.0]), Divergence("growth", loss=3.1e12), 1.0)
     'the loss grew from 20.4 to 3.1e+12 in 2 steps: the learning rate 1.0 is too large for \
 this loss; try 0.1'
-    >>> _diverged_message(array("d"), _Problem("step", "infinite", "b3", 20.4, -15.7), 1e308)
+    >>> _diverged_message(array("d"), Divergence("step", "infinite", "b3", 20.4, -15.7), 1e308)
     'step 1 would make b3 infinite, although its slope (-15.7) and the loss (20.4) are \
 finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
     """
@@ -692,7 +298,7 @@ def _non_finite(x: float) -> str:
     return "infinite" if x > 0 else "infinite (-inf)"
 
 
-def _bad_update(updates: list[Update], names: dict[int, str], loss: float) -> _Problem:
+def _bad_update(updates: list[Update], names: dict[int, str], loss: float) -> Divergence:
     """What went wrong in the first update whose new value is not a finite number: its
     slope, or (when the slope is finite) a step too large for the numbers."""
     for u in updates:
@@ -706,8 +312,8 @@ def _bad_update(updates: list[Update], names: dict[int, str], loss: float) -> _P
         index = tuple(int(i) for i in np.unravel_index(at, np.shape(u.new_value)))
         name = scalar_name(names[id(u.parameter)], index)
         if wrong.size:
-            return _Problem("slope", _non_finite(float(slope[at])), name, loss)
-        return _Problem("step", _non_finite(float(new[at])), name, loss, float(slope[at]))
+            return Divergence("slope", _non_finite(float(slope[at])), name, loss)
+        return Divergence("step", _non_finite(float(new[at])), name, loss, float(slope[at]))
     raise AssertionError("no update has a value that is not a finite number")
 
 
@@ -930,6 +536,9 @@ def train(
         loss_name=loss_name,
         detail=bool(detail),
         learning_rate=opt.lr,
+        optimizer=opt.name or type(opt).__name__,
+        optimizer_settings=opt.settings(),
+        stop=rules,
     )
     log = None
     if history.detail:
@@ -954,7 +563,7 @@ def train(
     stop_loss = rules.loss
     keep_predictions = min(batch_size or prepared.n, prepared.n) <= DETAIL_MAX_ROWS
     end_step = None if log is None else log.end_step
-    reason, problem = "", _Problem("")
+    reason, problem = "", Divergence("")
     # Above this a loss has diverged if it is still growing (or not a number: a NaN or an
     # infinity fails the one comparison made per step).
     limit = sys.float_info.max
@@ -975,9 +584,9 @@ def train(
                 if not current <= limit and (not math.isfinite(current) or current > losses[-1]):
                     reason = "diverged"
                     if math.isfinite(current):
-                        problem = _Problem("growth", loss=current)
+                        problem = Divergence("growth", loss=current)
                     else:
-                        problem = _Problem("loss", _non_finite(current), loss=current)
+                        problem = Divergence("loss", _non_finite(current), loss=current)
                     if step:  # undo the last step: its loss is not a number, or huge
                         flat.restore(saved if log is None else log.values_before(step - 1))
                     break
@@ -1043,10 +652,12 @@ def train(
     if final is None:
         final = _final_pass(model, X, y, loss_fn, loss_name, batch_size)
     predictions, history.final_loss = final
-    history.final_predictions = _flat(predictions)
+    history.final_predictions = flat_predictions(predictions)
     history.final_accuracy = _accuracy(predictions, y, task, loss_name)
     history.final_parameters = {name: p.data.copy() for name, p in model.named_parameters()}
     history.stop_reason = reason
+    if reason == "diverged":
+        history.divergence = problem
     summary = _summary(history, trained_params)
     if reason == "step_size":
         history.message = f"{summary}: every step size is below {rules.step_size:g}"

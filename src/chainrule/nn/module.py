@@ -16,16 +16,21 @@ as ``hidden.weight``. A single entry of a weight matrix has a name too,
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.tensor import Tensor, no_grad
+
+if TYPE_CHECKING:  # pragma: no cover
+    from chainrule.formula import Assignment
 
 
 class Parameter(Tensor):
@@ -160,6 +165,143 @@ class Module:
 
     def __call__(self, x: Any) -> Tensor:
         return self.forward(x)
+
+    # -- the model protocol --------------------------------------------------------------
+    # What training, the explainer, the figures and the web page ask of ANY model (a
+    # formula, layers, a user's own Module). A subclass that reads its inputs by name (a
+    # Formula) overrides ``input_names`` and the few methods that depend on it; nobody
+    # outside asks which kind of model it is.
+
+    @property
+    def input_names(self) -> tuple[str, ...] | None:
+        """The data columns the model reads by name, in its order; None for a model that
+        takes a data set's whole input matrix, columns in the data set's order (layers).
+
+        >>> from chainrule import nn
+        >>> nn.Linear(2, 1).input_names is None
+        True
+        """
+        return None
+
+    @property
+    def output_name(self) -> str | None:
+        """What the model calls its output (a formula's last line), or None."""
+        return None
+
+    @property
+    def formula_lines(self) -> tuple[Assignment, ...]:
+        """The lines of a model written as a formula, in order; empty for other models."""
+        return ()
+
+    def bind_to(self, input_names: Sequence[str]) -> None:
+        """Learn the input names from the data when the model does not know them yet (a
+        formula written without ``inputs=``); nothing to learn for other models."""
+
+    def feed(self, data: Dataset) -> np.ndarray:
+        """``data``'s inputs as the (n, d) float matrix the model reads, columns in the
+        model's order (:attr:`input_names`) or, for a layer model, in the data's order.
+
+        >>> from chainrule import nn
+        >>> from chainrule.datasets import dosage
+        >>> nn.Linear(1, 1).feed(dosage()).tolist()
+        [[0.0], [0.5], [1.0]]
+        """
+        if not isinstance(data, Dataset):
+            raise ChainruleError(f"a model is fed a Dataset, not {type(data).__name__}")
+        return self.feed_columns(data.inputs, f"data set '{data.name}'", data.X)
+
+    def feed_columns(
+        self, columns: Mapping[str, Any], where: str, matrix: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Named ``columns`` as the (n, d) matrix the model reads (``matrix``, when given,
+        holds the same columns in their order); ``where`` names them in errors."""
+        self.bind_to(list(columns))
+        names = self.input_names
+        if names is None:
+            if matrix is not None:
+                return matrix
+            names = tuple(columns)
+        elif matrix is not None and tuple(columns) == names:
+            return matrix
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise ChainruleError(
+                f"the model reads input {', '.join(map(repr, missing))}, but {where} has: "
+                f"{', '.join(map(str, columns))}"
+            )
+        try:
+            return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
+        except (TypeError, ValueError) as exc:
+            raise ChainruleError(
+                f"the inputs in {where} are not numbers of one length ({exc})"
+            ) from None
+
+    def at(self, values: Mapping[str, float] | None = None) -> Self:
+        """The same model with the named scalars set to ``values``; this one is untouched.
+
+        >>> from chainrule import nn
+        >>> layer = nn.Linear(1, 1).at({"bias[0]": 0.0})
+        >>> float(layer.at({"bias[0]": 2.0}).bias.data[0]), float(layer.bias.data[0])
+        (2.0, 0.0)
+        """
+        twin = copy.deepcopy(self)
+        for name, value in (values or {}).items():
+            twin.scalar(name).set(float(value))
+        return twin
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The outputs for the rows of the (m, d) matrix ``X``, no graph recorded: shape
+        (m,) for one output, (m, k) for k.
+
+        >>> from chainrule import nn
+        >>> line = nn.Linear(1, 1).at({"weight[0,0]": 2.0, "bias[0]": 0.0})
+        >>> line.predict(np.array([[1.0], [2.0]]))
+        array([2., 4.])
+        """
+        with no_grad():
+            out = self(Tensor(np.asarray(X, dtype=np.float64)))
+        values = np.asarray(out.data, dtype=np.float64)
+        return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+
+    def output_graph(self, data: Dataset, record_inputs: bool = False) -> Tensor:
+        """The output for every row of ``data`` as a graph whose input leaves carry the
+        data's names (one leaf ``dosage`` for a single input, ``x`` for a matrix).
+
+        ``record_inputs``: the inputs are leaves that need a gradient, so operations on
+        the inputs alone are recorded too (a formula's ``dosage ** 2``).
+        """
+        names = data.input_names
+        leaf = Tensor(self.feed(data), name=names[0] if len(names) == 1 else "x")
+        if record_inputs:
+            leaf.requires_grad = True
+        return self(leaf)
+
+    def loss_graph(
+        self,
+        data: Dataset,
+        loss: Callable[[Tensor, Any], Tensor],
+        name: str,
+        record_inputs: bool = False,
+    ) -> Tensor:
+        """The loss on ``data`` as a graph node called ``name`` (``SSR``), every named node
+        of the model recorded on the way (see :meth:`output_graph`).
+
+        >>> from chainrule import nn
+        >>> from chainrule.datasets import dosage
+        >>> from chainrule.losses import ssr
+        >>> flat = nn.Linear(1, 1).at({"weight[0,0]": 0.0, "bias[0]": 0.0})
+        >>> flat.loss_graph(dosage(), ssr, "SSR").item()
+        1.0
+        """
+        out = loss(self.output_graph(data, record_inputs), data.target)
+        if not out.name:
+            out.name = name
+        return out
+
+    def named_nodes(self, data: Dataset) -> dict[str, Tensor]:
+        """Every named value of one forward pass on ``data`` (a formula's lines); empty for
+        a model whose inner values have no names."""
+        return {}
 
     # -- finding parameters ------------------------------------------------------------
 

@@ -7,7 +7,8 @@ Saved as a GIF (Pillow, which matplotlib brings along) or as HTML with playback 
 
 >>> from chainrule.scenario import load_scenario
 >>> s = load_scenario("main-ideas")
->>> model, run = s.run()
+>>> trained = s.run()
+>>> model, run = trained.model, trained.history
 >>> film = animation(model, s.data, s.loss, "b3", run, dpi=40)
 >>> film.frames[:3], len(film.frames)
 ([0, 1, 2], 11)

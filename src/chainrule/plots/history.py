@@ -1,7 +1,8 @@
 """A training run at a glance: the loss per step and each trained parameter's value.
 
 >>> from chainrule.scenario import load_scenario
->>> model, run = load_scenario("main-ideas").run()
+>>> trained = load_scenario("main-ideas").run()
+>>> model, run = trained.model, trained.history
 >>> fig = history(run)
 >>> fig.log_scale, fig.values["b3"][[0, -1]].round(2).tolist()
 (True, [0.0, 2.61])

@@ -175,7 +175,8 @@ def loss_curve(
 
     >>> from chainrule.scenario import load_scenario
     >>> scenario = load_scenario("main-ideas")
-    >>> model, history = scenario.run()
+    >>> trained = scenario.run()
+    >>> model, history = trained.model, trained.history
     >>> fig = loss_curve(model, scenario.data, scenario.loss, "b3", history)
     >>> round(float(fig.tangent_slopes[0]), 4), fig.points[0].round(4).tolist()
     (-15.6551, [0.0, 20.4236])
@@ -433,7 +434,8 @@ def contour(
 
     >>> from chainrule.scenario import load_scenario
     >>> scenario = load_scenario("three-parameters")
-    >>> model, history = scenario.run()
+    >>> trained = scenario.run()
+    >>> model, history = trained.model, trained.history
     >>> fig = contour(model, scenario.data, scenario.loss, "w3", "w4", history, points=21)
     >>> fig.losses.shape, fig.path[0].tolist()
     ((21, 21), [0.36, 0.63])

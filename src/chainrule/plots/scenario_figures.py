@@ -14,8 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
+from chainrule.losses import Loss
+from chainrule.nn.module import Module
 from chainrule.plots._base import STATIC_FORMATS, format_of
+from chainrule.plots.animation import animation
+from chainrule.plots.graph import model_graph
+from chainrule.plots.history import history as history_figure
+from chainrule.plots.loss import contour, loss_curve
+from chainrule.plots.network import network
+from chainrule.plots.squiggle import squiggle
+from chainrule.run import Run
+from chainrule.scenario import Scenario
 
 #: Each kind of figure and the file formats it can be saved in.
 KINDS: dict[str, tuple[str, ...]] = {
@@ -48,11 +59,11 @@ def check_kind(kind: str, out: str | os.PathLike[str]) -> str:
     return fmt
 
 
-def _trained_scalars(model: Any) -> list[str]:
+def _trained_scalars(model: Module) -> list[str]:
     return [ref.name for ref in model.scalars(trainable_only=True)]
 
 
-def _parameter(model: Any, given: str | None, flag: str, other: str | None = None) -> str:
+def _parameter(model: Module, given: str | None, flag: str, other: str | None = None) -> str:
     """``given`` as the model spells it, else the first trained scalar that is not ``other``."""
     if given is not None:
         return model.scalar(given).name
@@ -63,47 +74,56 @@ def _parameter(model: Any, given: str | None, flag: str, other: str | None = Non
     return trained[0]
 
 
-def figure_of_scenario(
-    scenario: Any,
+#: The kinds drawn from a model alone, before any training.
+UNTRAINED_KINDS = ("network", "graph")
+
+
+def figure_of_model(model: Module, data: Dataset, loss: str | Loss, kind: str) -> Any:
+    """A figure of an untrained model (a kind of :data:`UNTRAINED_KINDS`).
+
+    >>> from chainrule.scenario import load_scenario
+    >>> s = load_scenario("main-ideas")
+    >>> type(figure_of_model(s.model, s.data, s.loss, "network")).__name__
+    'NetworkFigure'
+    """
+    if kind == "network":
+        return network(model, list(data.input_names))
+    if kind == "graph":
+        return model_graph(model, data, loss)
+    raise ChainruleError(f"a {kind} figure needs a training run; draw it with figure_of_run")
+
+
+def figure_of_run(
+    run: Run,
     kind: str,
     parameter: str | None = None,
     parameter2: str | None = None,
     steps: Sequence[str | int] | None = None,
     decompose: bool = False,
 ) -> Any:
-    """Train the scenario when the kind needs a history, and draw the figure."""
+    """Draw the figure ``kind`` of a training ``run`` (the kinds of :data:`KINDS`)."""
     if kind not in KINDS:
         raise ChainruleError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
-    from chainrule import plots
-
-    start = scenario.build_model()
-    # Check the parameter names before training, so a typo fails at once.
-    if parameter is not None:
-        start.scalar(parameter)
-    if parameter2 is not None:
-        start.scalar(parameter2)
-    if kind == "network":
-        return plots.network(start, list(scenario.data.input_names))
-    if kind == "graph":
-        return plots.model_graph(start, scenario.data, scenario.loss)
-    model, run = scenario.run()
+    if kind in UNTRAINED_KINDS:
+        return figure_of_model(run.start, run.data, run.loss, kind)
+    model, data, loss, history = run.model, run.data, run.loss, run.history
     if kind == "squiggle":
         # A run without per-step records (a large model) knows only its end.
-        chosen = steps if steps else (["start", "end"] if run.steps else ["end"])
-        return plots.squiggle(model, scenario.data, run, chosen, decompose=decompose)
+        chosen = steps if steps else (["start", "end"] if history.steps else ["end"])
+        return squiggle(model, data, history, chosen, decompose=decompose)
     if kind == "history":
-        return plots.history(run)
-    first = _parameter(start, parameter, "--param")
+        return history_figure(history)
+    first = _parameter(run.start, parameter, "--param")
     if kind == "loss-curve":
-        return plots.loss_curve(model, scenario.data, scenario.loss, first, run)
+        return loss_curve(model, data, loss, first, history)
     if kind == "animation":
-        return plots.animation(model, scenario.data, scenario.loss, first, run)
-    second = _parameter(start, parameter2, "--param2", other=first)
-    return plots.contour(model, scenario.data, scenario.loss, first, second, run)
+        return animation(model, data, loss, first, history)
+    second = _parameter(run.start, parameter2, "--param2", other=first)
+    return contour(model, data, loss, first, second, history)
 
 
 def plot_scenario(
-    scenario: Any,
+    scenario: Scenario,
     kind: str,
     out: str | os.PathLike[str],
     parameter: str | None = None,
@@ -111,42 +131,48 @@ def plot_scenario(
     steps: Sequence[str | int] | None = None,
     decompose: bool = False,
     dpi: float | None = None,
+    run: Run | None = None,
 ) -> Path:
-    """Draw ``kind`` for ``scenario`` into the file ``out`` (format from its suffix)."""
+    """Draw ``kind`` for ``scenario`` into the file ``out`` (format from its suffix).
+
+    A kind that needs a run takes ``run`` (the scenario trained by the caller, who can
+    say why a run failed), or trains the scenario when none is given. Parameter names
+    are checked before any training, so a typo fails at once.
+    """
     check_kind(kind, out)
-    figure = figure_of_scenario(scenario, kind, parameter, parameter2, steps, decompose)
+    for name in (parameter, parameter2):
+        if name is not None:
+            scenario.model.scalar(name)
+    if kind in UNTRAINED_KINDS:
+        figure = figure_of_model(scenario.build_model(), scenario.data, scenario.loss, kind)
+    else:
+        run = run if run is not None else scenario.run()
+        figure = figure_of_run(run, kind, parameter, parameter2, steps, decompose)
     return figure.save(out, dpi=dpi)
 
 
-def demo_figures(scenario: Any, history: Any, out_dir: str | os.PathLike[str]) -> list[Path]:
+def demo_figures(run: Run, out_dir: str | os.PathLike[str]) -> list[Path]:
     """The seed's figures: the network, the loss curve with its tangents, and the squiggle
-    before and after training (built from the blue, orange and green curves).
-
-    ``history`` is the scenario's run (as the demo trained it); the folder is created.
+    before and after training (built from the blue, orange and green curves), drawn
+    from ``run`` (as the demo trained it) into ``out_dir`` (created if needed).
     """
-    from chainrule import plots
-
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ChainruleError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
-    start = scenario.build_model()
+    start, data, history = run.start, run.data, run.history
     trained = _trained_scalars(start)
     figures = [
-        plots.network(
+        network(
             start,
-            list(scenario.data.input_names),
+            list(data.input_names),
             title=f"Before training: {', '.join(trained[:4])}{' ...' if len(trained) > 4 else ''}"
             " will be learned, the others stay",
         ),
-        plots.loss_curve(start, scenario.data, scenario.loss, trained[0], history),
-        plots.squiggle(
-            start, scenario.data, history, ["start"], decompose=True, title="Before training"
-        ),
-        plots.squiggle(
-            start, scenario.data, history, ["end"], decompose=True, title="After training"
-        ),
+        loss_curve(start, data, run.loss, trained[0], history),
+        squiggle(start, data, history, ["start"], decompose=True, title="Before training"),
+        squiggle(start, data, history, ["end"], decompose=True, title="After training"),
     ]
     paths = []
     for name, figure in zip(DEMO_FILES, figures, strict=True):
