@@ -52,9 +52,42 @@ def test_learning_rate_1_diverges_and_names_the_largest_stable_rate():
     assert "best b3 (2.6092)" in d.message  # the closed form: 2.609184730096
 
 
-def test_a_diverging_run_cut_short_by_the_step_limit_is_still_diverging():
-    d = diagnose(b3_run(0.5, max_steps=8))
-    assert d.kind == "diverged" and d.factor == -2
+def test_a_growing_run_cut_short_by_the_step_limit_is_growing_not_diverged():
+    # Training's one divergence rule has not fired: the diagnosis does not contradict it.
+    history = b3_run(0.5, max_steps=8)
+    d = diagnose(history)
+    assert history.stop_reason == "max_steps" and not history.diverged
+    assert d.kind == "growing" and d.factor == -2
+    assert "on its way to diverging" in d.message and "1e+10 times the first" in d.message
+    assert "Learning rates below 1/3 = 0.3333 converge" in d.message
+
+
+def test_learning_rate_0_35_for_10_steps_agrees_in_training_diagnosis_ledger_and_figures():
+    # The case where three divergence rules used to disagree: training said max_steps,
+    # the diagnosis said diverged, the figures showed nothing.
+    from chainrule.explain import ledger
+    from chainrule.run import Run
+
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
+    model.freeze()
+    model.unfreeze("b3")
+    run = Run.train(model, dosage(), learning_rate=0.35, stop={"max_steps": 10})
+    history = run.history
+    assert history.stop_reason == "max_steps" and not history.diverged
+    assert history.losses_with_final()[-1] > history.losses[0]  # the loss did grow
+    d = diagnose(history)
+    assert d.kind == "growing" and d.factor == pytest.approx(-1.1)
+    table = ledger(history)
+    assert table.to_dict()["stop_reason"] == "max_steps"
+    plots = pytest.importorskip("chainrule.plots")
+    for figure in (
+        plots.history(history),
+        plots.loss_curve(run.start, run.data, run.loss, "b3", history),
+        plots.squiggle(run.start, run.data, history),
+    ):
+        assert plots.replay.divergence(history) is None
+        assert not any("diverged" in t.get_text() for t in figure.figure.texts)
+        figure.close()
 
 
 @pytest.mark.parametrize(("learning_rate", "factor"), [(1 / 3, -1.0), (0.32, -0.92)])
@@ -101,7 +134,7 @@ def test_a_step_size_rule_that_fires_while_the_loss_still_falls_stopped_early():
     assert "The loss was still falling: it fell by 0.0253 over the last 50 steps" in d.message
 
 
-def test_a_loss_that_grows_until_the_step_limit_diverges_without_a_factor():
+def test_a_loss_that_grows_until_the_step_limit_is_growing_without_a_factor():
     model = Formula(FORMULA, inputs=["dosage"], values={**FITTED, **THREE_START})
     model.freeze()
     model.unfreeze("w3", "w4", "b3")
@@ -109,8 +142,9 @@ def test_a_loss_that_grows_until_the_step_limit_diverges_without_a_factor():
     history = train(model, dosage(), learning_rate=0.4, stop={"max_steps": 6})
     assert history.stop_reason == "max_steps"
     d = diagnose(history)
-    assert d.kind == "diverged" and d.factor is None
-    assert d.message.startswith("The run diverged: ")
+    assert d.kind == "growing" and d.factor is None
+    assert d.message.startswith("The loss grows: ")
+    assert d.message.endswith("Try a smaller learning rate.")
 
 
 def test_several_parameters_have_no_single_factor():

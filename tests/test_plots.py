@@ -331,9 +331,8 @@ def test_contour_says_where_the_other_trained_parameters_are_held(three):
         f"b3 = {b3:.3g} held where the run ended (it moved too)"
     )
     from chainrule.explain.scan import scan
-    from chainrule.plots._replay import model_at
 
-    at_end = model_at(model, history.final_values)
+    at_end = model.at(history.final_values)
     for k in (0, 5, len(fig.path) - 1):
         (w3, w4), shown = fig.path[k], fig.path_losses[k]
         assert shown == scan(at_end, scenario.data, scenario.loss, "w3", [w3], "w4", [w4]).loss
@@ -831,25 +830,34 @@ def test_every_kind_for_a_diverging_run(tmp_path, diverging, kind, suffix):
 
 
 def test_history_of_a_loss_that_overflows_draws_every_finite_loss():
-    # Whatever stops a run, a loss may reach 1e+306 and then overflow: matplotlib's own
+    # A diverged run's losses may reach 1e+306 before training stops it: matplotlib's own
     # limits and ticks for a log axis over 300 decades reach past the largest float.
-    from types import SimpleNamespace
+    from array import array
 
-    losses = [20.0 * 2.0**k for k in range(1014)]
-    run = SimpleNamespace(
-        losses=losses, final_loss=np.inf, steps=[], stop_reason="", message="", trained=["b"]
+    from chainrule.history import History
+
+    losses = array("d", [20.0 * 2.0**k for k in range(1014)])
+    run = History(
+        [("b", ())],
+        "ssr",
+        False,
+        0.1,
+        losses=losses,
+        final_loss=np.inf,
+        stop_reason="diverged",
+        message="the loss grew from 20 to 1.8e+306 in 1014 steps",
     )
     fig = plots.history(run, **SMALL)
     fig.to_bytes("png")
     low, high = fig.figure.axes[0].get_ylim()
     assert fig.log_scale and low < 20 and 1e300 < high < np.inf
-    assert _warning(fig) == "The run diverged: the loss grew to 1.8e+306, then to inf"
+    assert _warning(fig) == f"The run diverged: {run.message}"
 
 
 def test_a_run_that_converges_is_not_called_diverged(seed, three):
     for _, _, history in (seed, three):
-        assert plots._replay.divergence(history) is None
-        assert plots._replay.steps_in_view(history) == len(history.steps)
+        assert plots.replay.divergence(history) is None
+        assert plots.replay.steps_in_view(history) == len(history.steps)
     assert _warning(plots.history(seed[2], **SMALL)) == ""
 
 
@@ -1032,7 +1040,7 @@ def test_cli_demo_without_matplotlib_says_how_to_install(tmp_path):
     "module",
     [
         "_base",
-        "_replay",
+        "replay",
         "_style",
         "_terms",
         "animation",

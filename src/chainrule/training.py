@@ -80,46 +80,15 @@ class _Data:
         return len(self.y)
 
 
-def _model_inputs(model: Any, available: Sequence[str] | None) -> tuple[str, ...] | None:
-    """The input names a model reads (a Formula's ``inputs``), or None for a layer model.
-
-    A formula whose inputs are not known yet is bound to the data's input names; a name
-    of the data that it does not use is refused (a misspelt input would otherwise be
-    trained as a parameter while the data's column is ignored).
-    """
-    if getattr(model, "is_bound", True) is False and available is not None:
-        model.bind_to_data(list(available))
-    if "inputs" not in dir(type(model)) and "inputs" not in vars(model):
-        return None
-    return tuple(model.inputs)
-
-
-def _columns(columns: Mapping[str, Any], names: Sequence[str], where: str) -> np.ndarray:
-    missing = [name for name in names if name not in columns]
-    if missing:
-        raise ChainruleError(
-            f"the model reads input {', '.join(map(repr, missing))}, but {where} has: "
-            f"{', '.join(map(str, columns))}"
-        )
-    try:
-        return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
-    except (TypeError, ValueError) as exc:
-        raise ChainruleError(
-            f"the inputs in {where} are not numbers of one length ({exc})"
-        ) from None
-
-
-def _prepare(model: Any, data: Any) -> _Data:
-    """The data as an (n, d) matrix in the model's input order, the target and the task."""
+def _prepare(model: Module, data: Any) -> _Data:
+    """The data as an (n, d) matrix in the model's input order (the model protocol's
+    :meth:`~chainrule.nn.Module.feed`), the target and the task."""
     if isinstance(data, Dataset):
-        names = _model_inputs(model, data.input_names)
-        X = data.X if names is None else _columns(data.inputs, names, f"data set '{data.name}'")
-        return _Data(X, np.asarray(data.target), data.task)
+        return _Data(model.feed(data), np.asarray(data.target), data.task)
     if isinstance(data, (tuple, list)) and len(data) == 2:
         inputs, target = data
         if isinstance(inputs, Mapping):
-            names = _model_inputs(model, list(inputs)) or list(inputs)
-            X = _columns(inputs, names, "the data")
+            X = model.feed_columns(inputs, "the data")
         else:
             try:
                 X = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs, np.float64)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
@@ -16,85 +13,29 @@ from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, no_grad
 
 
-def forward(model: Module, data: Dataset, record_inputs: bool = False) -> Tensor:
-    """The model's output for every row of ``data``.
-
-    A formula reads its inputs by name, so the graph's input leaves carry the data's
-    names; a layer model gets the (n, d) matrix as one leaf, named after the single input
-    (``dosage``) or ``x`` when there are several.
-
-    The engine records an operation only when an input needs a gradient, so in a plain
-    pass ``dosage ** 2`` is a nameless array. With ``record_inputs`` a formula's inputs
-    are leaves that need a gradient, so every operation on them is in the graph too and
-    the chain rule can write ``dosage^2`` (see :func:`recorded_formula`).
-    """
-    if not isinstance(data, Dataset):
-        raise ChainruleError(f"the explainer needs a Dataset, not {type(data).__name__}")
-    if "inputs" in dir(type(model)):  # a Formula: its inputs by name
-        return recorded_formula(model, data) if record_inputs else model(dict(data.inputs))
-    names = data.input_names
-    return model(Tensor(data.X, name=names[0] if len(names) == 1 else "x"))
-
-
-def recorded_formula(model: Any, data: Dataset) -> Tensor:
-    """A formula's output computed from input leaves that need a gradient, so that every
-    operation, those on the inputs alone too, is recorded with the learner's names
-    (:meth:`~chainrule.formula.Formula.trace` keeps such inputs in the graph).
-
-    >>> from chainrule.datasets import dosage
-    >>> from chainrule.formula import Formula
-    >>> out = recorded_formula(Formula("p = w * dosage ** 2", inputs=["dosage"]), dosage())
-    >>> out.op.name, [t.name or t.op.name for t in out.inputs], out.inputs[1].inputs[0].name
-    ('mul', ['w', 'pow'], 'dosage')
-    """
-    leaves = {
-        name: Tensor(np.asarray(data.inputs[name]), requires_grad=True, name=name)
-        for name in model.inputs
-    }
-    return model(leaves)
-
-
 def loss_node(
     model: Module, data: Dataset, loss: str | Loss, record_inputs: bool = False
 ) -> Tensor:
-    """The loss of ``model`` on ``data`` as a graph node named as the learner reads it.
+    """The loss of ``model`` on ``data`` as a graph node named as the learner reads it,
+    through the model protocol (:meth:`~chainrule.nn.Module.loss_graph`).
 
     ``loss`` is a name (``"ssr"``) or a function ``(predictions, target) -> Tensor``;
-    ``record_inputs`` is passed to :func:`forward`.
+    ``record_inputs``: operations on the inputs alone are recorded too (``dosage^2``).
     """
+    if not isinstance(data, Dataset):
+        raise ChainruleError(f"the explainer needs a Dataset, not {type(data).__name__}")
     function = loss if callable(loss) else get_loss(loss)
-    out = function(forward(model, data, record_inputs), data.target)
-    if not out.name:
-        out.name = getattr(loss, "__name__", None) or "loss"
-    return out
+    return model.loss_graph(data, function, getattr(function, "__name__", "loss"), record_inputs)
 
 
-@contextlib.contextmanager
-def every_parameter_recorded(model: Module) -> Iterator[None]:
-    """Make every parameter (frozen ones too) record the graph, then restore the flags.
-
-    A frozen parameter still has a derivative; the explainer shows it all the same.
-    """
-    parameters = model.parameters()
-    flags = [p.requires_grad for p in parameters]
-    try:
-        for p in parameters:
-            p.requires_grad = True
-        yield
-    finally:
-        for p, flag in zip(parameters, flags, strict=True):
-            p.requires_grad = flag
-
-
-@contextlib.contextmanager
-def values_restored(model: Module) -> Iterator[None]:
-    """Put every parameter's values back afterwards, even when an error interrupts."""
-    saved = [(p, p.data.copy()) for p in model.parameters()]
-    try:
-        yield
-    finally:
-        for p, data in saved:
-            p.data[...] = data
+def recording_twin(model: Module) -> Module:
+    """A copy of ``model`` whose every parameter, frozen ones too, records the graph: a
+    frozen parameter still has a derivative, and the explainer shows it all the same.
+    The model itself is untouched."""
+    twin = model.at()
+    for p in twin.parameters():
+        p.requires_grad = True
+    return twin
 
 
 def graph_nodes(root: Tensor) -> set[int]:
@@ -120,9 +61,9 @@ def unreached(model: Module, data: Dataset, loss: str | Loss) -> list[str]:
     ...           dosage(), "ssr")
     ['w1']
     """
-    with every_parameter_recorded(model):
-        reached = graph_nodes(loss_node(model, data, loss))
-    return [name for name, p in model.named_parameters() if id(p) not in reached]
+    twin = recording_twin(model)
+    reached = graph_nodes(loss_node(twin, data, loss))
+    return [name for name, p in twin.named_parameters() if id(p) not in reached]
 
 
 def _state(x: float) -> str:
@@ -169,15 +110,14 @@ def where_not_finite(model: Module, data: Dataset, loss: str | Loss) -> str | No
         if math.isfinite(value):
             return None
         then = f"so the loss {out.name} is {_state(value)}"
-        if "inputs" in dir(type(model)):  # a Formula: its lines in order
-            nodes = model.trace(dict(data.inputs))  # type: ignore[attr-defined]
-            for line in model.assignments:  # type: ignore[attr-defined]
-                found = _first_bad(nodes[line.name].data, data)
-                if found is not None:
-                    where = f"formula line {line.line} ({line.name} = {line.expression})"
-                    return f"{where} is {_state(found[0])}{found[1]}, {then}"
-        else:
-            found = _first_bad(forward(model, data).data, data)
+        nodes = model.named_nodes(data)
+        for line in model.formula_lines:  # a formula's lines, in order
+            found = _first_bad(nodes[line.name].data, data)
+            if found is not None:
+                where = f"formula line {line.line} ({line.name} = {line.expression})"
+                return f"{where} is {_state(found[0])}{found[1]}, {then}"
+        if not model.formula_lines:
+            found = _first_bad(model.output_graph(data).data, data)
             if found is not None:
                 return f"the model's output is {_state(found[0])}{found[1]}, {then}"
         return f"every prediction is a number, but the loss {out.name} is {_state(value)}"

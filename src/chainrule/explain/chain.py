@@ -45,7 +45,7 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain import symbolic as sym
-from chainrule.explain._model import every_parameter_recorded, graph_nodes, loss_node
+from chainrule.explain._model import graph_nodes, loss_node, recording_twin
 from chainrule.explain.document import (
     Column,
     Document,
@@ -249,17 +249,17 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
     >>> rule.paths[0].text
     'dSSR/doutput.z x doutput.z/dhidden.a[1] x dhidden.a[1]/dhidden.z[1] x dhidden.z[1]/dhidden.weight[0,1]'
     """  # noqa: E501 (an example's output)
+    model = recording_twin(model)
     ref = model.scalar(parameter)
     inputs = {name: np.asarray(column) for name, column in data.inputs.items()}
-    with every_parameter_recorded(model):
-        root = loss_node(model, data, loss, record_inputs=True)
-        if id(ref.parameter) not in graph_nodes(root):
-            why = _unreached(model, ref.name, ref.parameter.name or ref.name, root.name or "")
-            return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why)
-        (slope,) = gradients(root, [ref.parameter], retain_graph=True)
-        graph = _Graph(root, data.n, data.target_name, data.input_names)
-        target_unit = int(np.ravel_multi_index(ref.index, ref.parameter.shape))
-        paths = graph.paths(ref.parameter, target_unit)
+    root = loss_node(model, data, loss, record_inputs=True)
+    if id(ref.parameter) not in graph_nodes(root):
+        why = _unreached(model, ref.name, ref.parameter.name or ref.name, root.name or "")
+        return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why)
+    (slope,) = gradients(root, [ref.parameter], retain_graph=True)
+    graph = _Graph(root, data.n, data.target_name, data.input_names)
+    target_unit = int(np.ravel_multi_index(ref.index, ref.parameter.shape))
+    paths = graph.paths(ref.parameter, target_unit)
     return ChainRule(
         parameter=ref.name,
         loss_name=graph.label(root, 0),
@@ -272,7 +272,7 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
 def _unreached(model: Module, scalar: str, name: str, loss: str) -> str:
     """Why no path leads from the loss to a parameter, in the formula's own lines if any."""
     said = f"{scalar} does not reach {loss}: no path leads from {loss} down to {scalar}"
-    lines = [a for a in getattr(model, "assignments", []) if name in a.uses]
+    lines = [a for a in model.formula_lines if name in a.uses]
     if lines:
         output = model.output_name  # type: ignore[attr-defined]
         where = " and ".join(f"line {a.line} ({a.name} = {a.expression})" for a in lines)

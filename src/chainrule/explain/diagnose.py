@@ -28,10 +28,10 @@ import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
 from chainrule.explain.notation import number
-from chainrule.training import History
+from chainrule.history import DIVERGED_GROWTH, History
 
 #: The kinds of run a diagnosis tells apart.
-KINDS = ("converged", "diverged", "oscillating", "crawling")
+KINDS = ("converged", "diverged", "growing", "oscillating", "crawling")
 #: How many of the last steps must flip the slope's sign to call a run oscillating.
 OSCILLATION_STEPS = 6
 #: How close successive slope ratios must be to count as one constant factor.
@@ -114,14 +114,23 @@ def diagnose(history: History) -> Diagnosis:
     factor = None if contraction is None else contraction.factor
     limit = None if contraction is None else contraction.limit_value
     said = f": {history.message}."
-    if _diverging(history, factor):
-        text = f"The run diverged{said}"
-        if contraction is not None:
-            text += (
-                f" {contraction.sentence()}: every step overshoots the best "
-                f"{contraction.parameter} by more than it was off. {contraction.advice()}"
-            )
-        return Diagnosis("diverged", text, factor, limit)
+    overshoots = (
+        f" {contraction.sentence()}: every step overshoots the best "
+        f"{contraction.parameter} by more than it was off. {contraction.advice()}"
+        if contraction is not None
+        else ""
+    )
+    if history.diverged:  # training's one rule: the diagnosis does not have its own
+        return Diagnosis("diverged", f"The run diverged{said}{overshoots}", factor, limit)
+    if _growing(history, factor):
+        text = (
+            f"The loss grows{said} The run is on its way to diverging: training stops a run "
+            f"as diverged once its loss is {DIVERGED_GROWTH:.0e} times the first, and this "
+            "one ended before that."
+        )
+        return Diagnosis(
+            "growing", text + (overshoots or " Try a smaller learning rate."), factor, limit
+        )
     flipping = [name for name, s in slopes.items() if _alternates(s)]
     remaining = _remaining_fall(history)
     if history.stop_reason in ("step_size", "loss"):
@@ -175,16 +184,15 @@ def diagnose(history: History) -> Diagnosis:
     return Diagnosis("crawling", text, factor, limit)
 
 
-def _diverging(history: History, factor: float | None) -> bool:
-    """Whether the loss grows without bound: a non-finite value, a ratio of slopes beyond
-    -1 or 1, or a loss that keeps growing and has more than doubled."""
-    if history.stop_reason == "diverged" or (factor is not None and abs(factor) > 1):
+def _growing(history: History, factor: float | None) -> bool:
+    """Whether the loss grows without bound although training did not (yet) call the run
+    diverged: a ratio of slopes beyond -1 or 1, or a loss that keeps growing and has more
+    than doubled."""
+    if factor is not None and abs(factor) > 1:
         return True
-    losses = _losses(history)
+    losses = history.losses_with_final()
     if len(losses) < 3:
         return False
-    if not np.all(np.isfinite(losses)):
-        return True
     return bool(losses[-1] > 2 * losses[0] and np.all(np.diff(losses[-3:]) > 0))
 
 
@@ -224,17 +232,9 @@ def _stopped_early(
     )
 
 
-def _losses(history: History) -> np.ndarray:
-    """The loss before each step, then the loss at the end."""
-    losses = list(history.losses)
-    if math.isfinite(history.final_loss) or losses:
-        losses.append(history.final_loss)
-    return np.asarray(losses, dtype=np.float64)
-
-
 def _scale(history: History) -> float:
     """The size of the loss the run started from (what 'still falling fast' compares with)."""
-    losses = _losses(history)
+    losses = history.losses_with_final()
     return float(abs(losses[0])) if len(losses) and np.isfinite(losses[0]) else 0.0
 
 
@@ -244,7 +244,7 @@ def _remaining_fall(history: History) -> tuple[float, float, int] | None:
     window's length in steps). None unless the loss fell in both of the last two windows.
     A window is a tenth of the run (1 to 50 steps), so a noisy step does not decide it.
     """
-    losses = _losses(history)
+    losses = history.losses_with_final()
     k = min(max(len(losses) // 10, 1), 50)
     if len(losses) < max(2 * k + 1, 4) or not np.all(np.isfinite(losses[-2 * k - 1 :])):
         return None
@@ -299,7 +299,7 @@ def _alternates(slopes: np.ndarray) -> bool:
 
 def _contraction(history: History, slopes: dict[str, np.ndarray]) -> _Contraction | None:
     """The constant slope ratio of a one-scalar run of plain gradient descent, if any."""
-    if len(slopes) != 1 or len(history.steps) < 3:
+    if len(slopes) != 1 or len(history.steps) < 3 or not history.plain_gradient_descent:
         return None
     ((name, s),) = slopes.items()
     if np.any(s == 0) or not np.all(np.isfinite(s)):

@@ -25,7 +25,7 @@ import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
-from chainrule.explain._model import loss_node, values_restored
+from chainrule.explain._model import loss_node
 from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table, plain
 from chainrule.explain.notation import latex_name, number
 from chainrule.losses import Loss
@@ -142,6 +142,7 @@ def scan(
     """
     if (parameter2 is None) != (values2 is None):
         raise ChainruleError("scan: give both parameter2 and values2, or neither")
+    model = model.at()  # a copy to set the grid's values on: the caller's stays as it is
     ref = model.scalar(parameter)
     grid = _grid(values, parameter)
     ref2 = None if parameter2 is None else model.scalar(parameter2)
@@ -153,7 +154,7 @@ def scan(
         raise ChainruleError(f"scan: {math.prod(shape):,} grid points; at most {MAX_SCAN_POINTS:,}")
     losses = np.full(shape, np.nan)
     name = "loss"
-    with values_restored(model), no_grad(), np.errstate(all="ignore"):
+    with no_grad(), np.errstate(all="ignore"):
         for index in np.ndindex(shape):
             ref.set(grid[index[0]])
             if ref2 is not None and grid2 is not None:

@@ -25,18 +25,8 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
-from chainrule.plots._replay import (
-    divergence,
-    first_steps,
-    model_at,
-    model_inputs,
-    predict,
-    step_count,
-    steps_in_view,
-    trained_names,
-    values_after,
-)
 from chainrule.plots.loss import _ahead, _loss_name, _names, _require_steps, _scan, _spread
+from chainrule.plots.replay import divergence, first_steps, steps_in_view
 
 #: Long runs are thinned to at most this many frames (the first and last always kept).
 MAX_FRAMES = 60
@@ -124,13 +114,13 @@ def animation(
 
     name = model.scalar(parameter).name
     _require_steps(history, "the animation")
-    total = step_count(history)
+    total = history.num_steps
     if total == 0:
         raise ChainruleError("the history has no steps to animate")
     steps = history.steps
     if name not in steps[0].values:
         raise ChainruleError(f"the history did not train {name!r}; it has no slopes for it")
-    X = model_inputs(model, data)
+    X = model.feed(data)
     if X.shape[1] != 1:
         raise ChainruleError(
             f"the animation draws the fit over one input; the model reads {X.shape[1]}"
@@ -141,9 +131,7 @@ def animation(
     frames = frame_steps(last, max(2, int(max_frames)))
     x = X[:, 0]
     grid = np.union1d(np.linspace(x.min(), x.max(), points), x)
-    curves = np.stack(
-        [predict(model_at(model, values_after(history, k)), grid[:, None]) for k in frames]
-    )
+    curves = np.stack([model.at(history.values_after(k)).predict(grid[:, None]) for k in frames])
     dots = np.array(
         [
             [steps[k].values[name], steps[k].loss]
@@ -153,23 +141,23 @@ def animation(
         ]
     )
     slopes = np.array([steps[k].slopes[name] if k < total else np.nan for k in frames])
-    visited = np.array([s.values[name] for s in steps[:last]] + [values_after(history, last)[name]])
+    visited = np.array([s.values[name] for s in steps[:last]] + [history.values_after(last)[name]])
     if diverged is None:
         scanned_values = _ahead(visited, float(visited[-1]), points)
     else:
         scanned_values = _spread(visited, points)
     # Each frame's point on the grid: it lies exactly on the curve drawn with it.
     scanned_values = np.union1d(scanned_values, dots[np.isfinite(dots[:, 0]), 0])
-    base = model_at(model, values_after(history, last))
+    base = model.at(history.values_after(last))
     scanned = _scan(base, data, loss, name, scanned_values)
     loss_x = np.asarray(scanned.values, dtype=np.float64)
     loss_y = np.asarray(scanned.loss, dtype=np.float64)
     loss_name = _loss_name(loss, history)
-    others = [n for n in trained_names(history) if n != name]
+    others = [n for n in list(history.trained) if n != name]
     if others:  # the loss was measured with the others at each step's values: so is the curve
         frame_curves = np.array(
             [
-                _scan(model_at(model, values_after(history, k)), data, loss, name, loss_x).loss
+                _scan(model.at(history.values_after(k)), data, loss, name, loss_x).loss
                 for k in frames
             ],
             dtype=np.float64,
@@ -183,7 +171,7 @@ def animation(
     (fit,) = left.plot(grid, curves[0], color=style.GREEN, lw=2.4)
     low, high = style.padded_range(np.concatenate([curves.ravel(), data.target]), 0.06, 1e-9)
     left.set_ylim(low, high)
-    left.set_xlabel(getattr(model, "inputs", data.input_names)[0])
+    left.set_xlabel((model.input_names or data.input_names)[0])
     left.set_ylabel(data.target_name)
     left.grid(alpha=0.25)
     heading = left.set_title("", fontsize="medium")

@@ -246,13 +246,12 @@ def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
     ['b3']
     """
     from chainrule.losses import get_loss
-    from chainrule.plots._replay import model_at, model_inputs
 
     frozen = [name for name, p in model.named_parameters() if p.frozen]
-    twin = model_at(model)
+    twin = model.at()
     twin.unfreeze()
     loss_fn = get_loss(loss) if isinstance(loss, str) else loss
-    out = twin(model_inputs(model, data))
+    out = twin(model.feed(data))
     total = loss_fn(out, np.asarray(data.target))
     _name_the_target(total, out, data)
     return graph(total, frozen=frozen)

@@ -18,8 +18,8 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
-from chainrule.plots._replay import all_losses, divergence, trained_names
 from chainrule.plots.loss import _loss_name
+from chainrule.plots.replay import divergence
 
 #: With more trained scalars than this, the legend is left out (the lines stay).
 MAX_LEGEND = 10
@@ -55,11 +55,11 @@ def history(
     A run that diverged is drawn as far as its numbers are finite, and its title says
     how far the loss grew; parameters that grew by many decades get a symmetric log axis.
     """
-    losses = all_losses(run)
+    losses = run.losses_with_final()
     if losses.size == 0:
         raise ChainruleError("the history has no steps to draw (training stopped at once)")
     numbers = np.arange(losses.size)
-    names = trained_names(run) if run.steps else []
+    names = list(run.trained) if run.steps else []
     values = {
         name: np.array([s.values[name] for s in run.steps] + [run.steps[-1].new_values[name]])
         for name in names

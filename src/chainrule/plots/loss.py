@@ -21,15 +21,7 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
-from chainrule.plots._replay import (
-    divergence,
-    first_steps,
-    model_at,
-    step_count,
-    steps_in_view,
-    trained_names,
-    values_after,
-)
+from chainrule.plots.replay import divergence, first_steps, steps_in_view
 
 #: At most this many tangents are drawn (evenly chosen); every slope is still recorded.
 MAX_TANGENTS = 12
@@ -106,7 +98,7 @@ def _loss_name(loss: Any, history: Any) -> str:
 
 
 def _require_steps(history: Any, what: str) -> None:
-    if history is not None and step_count(history) and not history.steps:
+    if history is not None and history.num_steps and not history.steps:
         raise ChainruleError(
             f"{what} draws each step's value and slope, but this run kept no per-step "
             "records (a model this large keeps only the loss per step; draw its history, "
@@ -187,14 +179,14 @@ def loss_curve(
     if history is not None and steps and name not in steps[0].values:
         raise ChainruleError(
             f"the history did not train {name!r}, so it has no slopes for it; "
-            f"it trained: {', '.join(trained_names(history))}"
+            f"it trained: {', '.join(list(history.trained))}"
         )
     note = divergence(history)
     in_view = steps_in_view(history) if steps else 0
-    fixed = values_after(history, step_count(history)) if history is not None else {}
+    fixed = history.values_after(history.num_steps) if history is not None else {}
     if note is not None:  # the end is out of view: the others at the last step shown
-        fixed = values_after(history, max(in_view - 1, 0))
-    base = model_at(model, fixed)
+        fixed = history.values_after(max(in_view - 1, 0))
+    base = model.at(fixed)
     dots = np.array([[s.values[name], s.loss] for s in steps], dtype=np.float64).reshape(-1, 2)
     slopes = np.array([s.slopes[name] for s in steps], dtype=np.float64)
     numbers = np.array([s.step for s in steps], dtype=np.int64)
@@ -223,11 +215,11 @@ def loss_curve(
     curve_y = np.asarray(result.loss, dtype=np.float64)
     curve_x = np.asarray(result.values, dtype=np.float64)
     loss_name = _loss_name(loss, history)
-    others = [n for n in (trained_names(history) if history is not None else []) if n != name]
+    others = [n for n in (list(history.trained) if history is not None else []) if n != name]
     held = [{n: float(steps[i].values[n]) for n in others} for i in shown]
     if others:  # each step's point was measured with the others at that step's values
         step_curves = np.array(
-            [_scan(model_at(base, h), data, loss, name, curve_x).loss for h in held],
+            [_scan(base.at(h), data, loss, name, curve_x).loss for h in held],
             dtype=np.float64,
         ).reshape(len(shown), curve_x.size)
     else:  # nothing else moves: every point is on the one curve
@@ -447,13 +439,13 @@ def contour(
     steps = list(history.steps) if history is not None else []
     note = divergence(history)
     # The steps taken that the path shows: all, or of a diverged run those in view.
-    last = step_count(history) if steps else 0
+    last = history.num_steps if steps else 0
     if note is not None and steps:
         last = max(steps_in_view(history) - 1, 0)
-    fixed = values_after(history, last) if history is not None else {}
-    base = model_at(model, fixed)
+    fixed = history.values_after(last) if history is not None else {}
+    base = model.at(fixed)
     at = {n: base.scalar(n).value for n in (first, second)}  # an untrained one stays put
-    visited = [values_after(history, k) for k in range(last + 1)] if steps else []
+    visited = [history.values_after(k) for k in range(last + 1)] if steps else []
     path = np.array(
         [[v.get(first, at[first]), v.get(second, at[second])] for v in visited], dtype=np.float64
     ).reshape(-1, 2)
@@ -472,7 +464,7 @@ def contour(
     v1 = np.asarray(result.values, dtype=np.float64)
     v2 = np.asarray(getattr(result, "values2", axes_values[1]), dtype=np.float64)
     loss_name = _loss_name(loss, history)
-    others = [n for n in (trained_names(history) if steps else []) if n not in (first, second)]
+    others = [n for n in (list(history.trained) if steps else []) if n not in (first, second)]
     held = {n: float(fixed[n]) for n in others}
     # The loss under each point of the path, on this slice (the others held).
     path_losses = np.array(

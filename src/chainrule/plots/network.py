@@ -91,7 +91,7 @@ def network(
 
     ``input_names`` names a layer model's inputs (e.g. a data set's ``input_names``).
     """
-    if hasattr(model, "trace") and hasattr(model, "assignments"):
+    if model.formula_lines:
         nodes, edges = _formula_diagram(model)
     else:
         nodes, edges = _layer_diagram(model, input_names)
@@ -389,10 +389,10 @@ def _draw(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, FancyBboxPatch
 
-    layer_model = not (hasattr(model, "trace") and hasattr(model, "assignments"))
+    layer_model = not (model.formula_lines)
     xs = np.array([n.x for n in nodes])
     ys = np.array([n.y for n in nodes])
-    output = getattr(model, "output_name", None) or "output"
+    output = model.output_name or "output"
     right = xs.max() + 2.2
     x_low, x_high = xs.min() - 1.0, right
     y_low, y_high = ys.min() - 1.25, ys.max() + 0.95

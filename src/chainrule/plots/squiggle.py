@@ -26,18 +26,8 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
-from chainrule.plots._replay import (
-    StepSpec,
-    divergence,
-    model_at,
-    model_inputs,
-    predict,
-    resolve_steps,
-    step_count,
-    trained_names,
-    values_after,
-)
 from chainrule.plots._terms import additive_terms, recorder
+from chainrule.plots.replay import StepSpec, divergence, resolve_steps
 from chainrule.tensor import Tensor, sigmoid, softmax
 
 #: The size of a squiggle figure in inches (wider by the legend when decomposed).
@@ -109,17 +99,15 @@ def _snapshots(
     """(steps taken, trained values, model copy) for each picture to draw."""
     if values is not None:
         chosen = [values] if isinstance(values, Mapping) else list(values)
-        return [(i, dict(v), model_at(model, v)) for i, v in enumerate(chosen)]
+        return [(i, dict(v), model.at(v)) for i, v in enumerate(chosen)]
     if history is None:
         if steps not in (None, "end", ["end"], ("end",)):
             raise ChainruleError("steps need a training history: pass history=...")
-        return [(0, {}, model_at(model))]
+        return [(0, {}, model.at())]
     if steps is None:
         steps = ["end"]
     counts = resolve_steps(history, steps)
-    return [
-        (k, values_after(history, k), model_at(model, values_after(history, k))) for k in counts
-    ]
+    return [(k, history.values_after(k), model.at(history.values_after(k))) for k in counts]
 
 
 def squiggle(
@@ -151,7 +139,7 @@ def squiggle(
     >>> sorted(fig.terms)
     ['b', 'w2 × y1']
     """
-    X = model_inputs(model, data)
+    X = model.feed(data)
     snapshots = _snapshots(model, history, steps, values)
     if X.shape[1] == 2 and data.task in ("binary", "multiclass"):
         if decompose:
@@ -164,17 +152,17 @@ def squiggle(
             f"and task {data.task!r}"
         )
     x = X[:, 0]
-    input_name = (getattr(model, "inputs", None) or data.input_names)[0]
+    input_name = (model.input_names or data.input_names)[0]
     low, high = style.padded_range(x, fraction=0.0, minimum=1e-9)
     grid = np.union1d(np.linspace(low, high, max(int(points), 2)), x)  # the data x included
-    curves = {k: predict(m, grid[:, None]) for k, _, m in snapshots}
-    predictions = {k: predict(m, X) for k, _, m in snapshots}
+    curves = {k: m.predict(grid[:, None]) for k, _, m in snapshots}
+    predictions = {k: m.predict(X) for k, _, m in snapshots}
     for curve in curves.values():
         if curve.ndim != 1:
             raise ChainruleError(
                 f"a squiggle needs one output per point; the model gives shape {curve.shape}"
             )
-    output_name = getattr(model, "output_name", None) or "prediction"
+    output_name = model.output_name or "prediction"
     # Decomposed, each step gets a panel of its own (five curves or more per step).
     step_terms = {k: _terms_over(m, grid) for k, _, m in snapshots} if decompose else {}
     panels = len(snapshots) if decompose else 1
@@ -182,7 +170,7 @@ def squiggle(
         size = (size[0] + 2.4, size[1]) if panels == 1 else (min(3.6 * panels + 2.4, 18.0), 4.0)
     mpl = matplotlib_figure(*size, dpi=dpi)
     axes = mpl.subplots(1, panels, squeeze=False, sharey=True)[0]
-    single = trained_names(history) if history is not None else []
+    single = list(history.trained) if history is not None else []
     if decompose:
         for ax, (k, vals, _) in zip(axes, snapshots, strict=True):
             _draw_terms(ax, grid, step_terms[k], output_name, value_in_legend=panels == 1)
@@ -289,7 +277,7 @@ def _terms_over(model: Any, grid: np.ndarray) -> list[CurveTerm]:
     own too), so a term such as ``w × (dosage + 1)`` keeps its name: in the model's own
     pass, ``dosage + 1`` would be a bare array.
     """
-    if not hasattr(model, "trace"):
+    if not model.formula_lines:
         raise ChainruleError(
             "decompose=True needs a formula model (it splits the output into the terms "
             f"written in the formula); this model is a {type(model).__name__}"
@@ -395,7 +383,7 @@ def _step_label(
         return shown or "model"
     if history is None:
         return "model"
-    when = _when(k, step_count(history))
+    when = _when(k, history.num_steps)
     if len(trained) == 1 and trained[0] in values:
         return f"{when}: {trained[0]} = {style.number(values[trained[0]])}"
     return when
@@ -415,7 +403,7 @@ def _class_scores(model: Any, X: np.ndarray) -> np.ndarray:
     The model's output is read as the engine made it: if its last op is a sigmoid (or a
     softmax) it is a probability already, otherwise it is a logit and goes through one.
     """
-    probe = model_at(model)
+    probe = model.at()
     probe.unfreeze()
     out = probe(Tensor(X))
     last = out.op.name if out.op is not None else None
@@ -433,7 +421,7 @@ def _decision_regions(
     dpi: float,
     title: str | None,
 ) -> DecisionFigure:
-    X = model_inputs(snapshots[0][2], data)
+    X = snapshots[0][2].feed(data)
     labels = np.asarray(data.target).astype(int)
     (x_low, x_high), (y_low, y_high) = (style.padded_range(X[:, j], 0.08) for j in (0, 1))
     gx, gy = np.linspace(x_low, x_high, 160), np.linspace(y_low, y_high, 160)
@@ -492,7 +480,7 @@ def _decision_regions(
         ax.set_ylim(y_low, y_high)
         ax.set_xlabel(data.input_names[0])
         ax.set_ylabel(data.input_names[1])
-        when = _when(k, step_count(history)) if history is not None else "model"
+        when = _when(k, history.num_steps) if history is not None else "model"
         ax.set_title(
             f"{when}: accuracy {accuracy[k]:.0%}" if panels > 1 or title is None else title,
             fontsize="medium",
