@@ -429,7 +429,7 @@ class ChainruleTrainMLP(ChainruleMLP):
         _common.check(
             history.stop_reason == "max_steps" and not history.detail,
             f"digits: chainrule.train stopped with {history.stop_reason!r} "
-            f"(detail {history.detail}): {history.message}",
+            f"(detail {history.detail}): {cr.explain.stop_message(history)}",
         )
 
 

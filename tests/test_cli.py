@@ -265,7 +265,7 @@ def test_out_writes_the_same_text_atomically(capsys, tmp_path, monkeypatch):
         written.append(Path(path))
         return real(path, data)
 
-    monkeypatch.setattr(chainrule.io, "atomic_write", spy)
+    monkeypatch.setattr(cli, "atomic_write", spy)
     code, shown, _ = run_main(capsys, "run", "main-ideas", "--format", "json")
     out = tmp_path / "run.json"
     code, printed, err = run_main(

@@ -26,6 +26,7 @@ from chainrule.explain import (
     ledger,
     render,
     scan,
+    stop_message,
 )
 from chainrule.formula import Formula
 from chainrule.training import train
@@ -260,7 +261,7 @@ def test_notebooks_show_an_explanation_as_html_and_markdown(seed_history):
     assert table.rows[0] == ["step", "b3", "SSR", "dSSR/db3", "step size", "new b3"]
     assert table.rows[1] == ["1", "0.0000", "20.4236", "-15.6551", "-1.5655", "1.5655"]
     assert table.rows[3] == ["\u22ee"] * 6 and table.rows[4][0] == "10"
-    assert table.paragraphs == [f"stopped: {seed_history.message}"]
+    assert table.paragraphs == [f"stopped: {stop_message(seed_history)}"]
     rule = html_cells(shown[2]._repr_html_())
     assert rule.rows[1] == ["0.0000", "-5.2073", "1.0000", "-5.2073"]
     assert "<pre>dSSR/db3 = dSSR/dpredicted x dpredicted/db3</pre>" in shown[2]._repr_html_()

@@ -21,8 +21,10 @@ from seed import BLUE, GREEN, MAIN_IDEAS, ORANGE, SCAN, THREE_AFTER, THREE_START
 pytest.importorskip("matplotlib")
 
 import chainrule as cr  # noqa: E402
+import chainrule.cli  # noqa: E402, F401  (cr.cli: the command line, patched below)
 from chainrule import plots  # noqa: E402
 from chainrule.errors import ChainruleError  # noqa: E402
+from chainrule.explain import stop_message
 from chainrule.nn import MLP  # noqa: E402
 from chainrule.plots import _style as style  # noqa: E402
 from chainrule.plots.animation import frame_steps  # noqa: E402
@@ -806,7 +808,7 @@ def test_every_kind_for_a_diverging_run(tmp_path, diverging, kind, suffix):
         return  # drawn before training: nothing diverged yet
     trained = diverging.run()
     _, run = trained.model, trained.history
-    assert _warning(fig).startswith(f"The run diverged: {run.message}")
+    assert _warning(fig).startswith(f"The run diverged: {stop_message(run)}")
     for ax in fig.figure.axes:
         assert np.all(np.isfinite(ax.get_xlim())) and np.all(np.isfinite(ax.get_ylim()))
     start = run.losses[0]
@@ -834,7 +836,7 @@ def test_history_of_a_loss_that_overflows_draws_every_finite_loss():
     # limits and ticks for a log axis over 300 decades reach past the largest float.
     from array import array
 
-    from chainrule.history import History
+    from chainrule.history import Divergence, History
 
     losses = array("d", [20.0 * 2.0**k for k in range(1014)])
     run = History(
@@ -845,13 +847,13 @@ def test_history_of_a_loss_that_overflows_draws_every_finite_loss():
         losses=losses,
         final_loss=np.inf,
         stop_reason="diverged",
-        message="the loss grew from 20 to 1.8e+306 in 1014 steps",
+        divergence=Divergence("growth", loss=1.8e306),
     )
     fig = plots.history(run, **SMALL)
     fig.to_bytes("png")
     low, high = fig.figure.axes[0].get_ylim()
     assert fig.log_scale and low < 20 and 1e300 < high < np.inf
-    assert _warning(fig) == f"The run diverged: {run.message}"
+    assert _warning(fig) == f"The run diverged: {stop_message(run)}"
 
 
 def test_a_run_that_converges_is_not_called_diverged(seed, three):
@@ -984,7 +986,7 @@ def test_cli_plot_turns_a_figure_that_fails_to_draw_into_one_line(tmp_path, caps
     def fails(*args, **kwargs):
         raise ValueError("Axis limits cannot be NaN or Inf")
 
-    monkeypatch.setattr(plots.scenario_figures, "plot_scenario", fails)
+    monkeypatch.setattr(cr.cli, "plot_scenario", fails)
     args = ["plot", "main-ideas", "--kind", "loss-curve", "--out", str(tmp_path / "x.png")]
     assert run_cli(*args) == 2
     err = capsys.readouterr().err

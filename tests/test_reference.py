@@ -24,6 +24,7 @@ from seed import (
 
 from chainrule import nn
 from chainrule.datasets import dosage
+from chainrule.explain import stop_message
 from chainrule.training import Stop, train
 
 #: The MLP's scalar for each of StatQuest's names.
@@ -97,7 +98,7 @@ def test_section_2_learns_b3_until_every_step_is_below_0_001(build):
         assert record.new_values[b3] == pytest.approx(new, abs=6e-11)
     assert history.final_values[b3] == pytest.approx(2.6089111372, abs=6e-11)
     assert model.scalar(b3).value == history.final_values[b3]
-    assert history.message == f"{b3} = 2.61 after 10 steps: every step size is below 0.001"
+    assert stop_message(history) == f"{b3} = 2.61 after 10 steps: every step size is below 0.001"
     # the other six are frozen: unchanged and not reported
     for name in ("w1", "b1", "w2", "b2", "w3", "w4"):
         assert history.final_values[names[name]] == FITTED[name]
@@ -156,7 +157,7 @@ def test_learning_rate_1_diverges_with_a_diagnosis_and_keeps_finite_values(build
     # each step multiplies b3's distance to its best value by 1 - 2 x 3 x 1.0 = -5, so
     # the SSR by 25: after 8 steps it is 20.4 x 25^8 = 3.12e+12, more than 1e10 times the
     # first and still growing (it would take 220 steps to overflow)
-    assert history.message == (
+    assert stop_message(history) == (
         "the loss grew from 20.4 to 3.12e+12 in 8 steps: the learning rate 1.0 is too large "
         "for this loss; try 0.1"
     )
@@ -180,7 +181,7 @@ def test_a_learning_rate_too_large_for_the_numbers_is_blamed(build):
     b3 = names["b3"]
     assert history.stop_reason == "diverged" and history.num_steps == 0
     # the loss and the slope are finite: the step (1e308 x 15.66) is what overflows
-    assert history.message == (
+    assert stop_message(history) == (
         f"step 1 would make {b3} infinite, although its slope (-15.7) and the loss (20.4) are "
         "finite: the learning rate 1e+308 is too large for this loss; try 1e+307"
     )

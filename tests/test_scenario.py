@@ -18,6 +18,7 @@ from seed import (
 )
 
 from chainrule.errors import ChainruleError
+from chainrule.explain import stop_message
 from chainrule.scenario import (
     TEMPLATE,
     _Source,
@@ -74,7 +75,7 @@ def test_main_ideas_run_reproduces_statquest():
         assert record.step_sizes["b3"] == pytest.approx(size, abs=1e-9)
         assert record.new_values["b3"] == pytest.approx(new, abs=1e-9)
     assert history.stop_reason == "step_size"
-    assert history.message.startswith("b3 = 2.61 after 10 steps")
+    assert stop_message(history).startswith("b3 = 2.61 after 10 steps")
     # The frozen six kept their values.
     for name in ("w1", "b1", "w2", "b2", "w3", "w4"):
         assert model.scalar(name).value == FITTED[name]

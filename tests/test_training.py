@@ -13,6 +13,7 @@ import chainrule.training as training
 from chainrule import Formula, nn
 from chainrule.datasets import Dataset, dosage, load_dataset
 from chainrule.errors import ChainruleError
+from chainrule.explain import stop_message
 from chainrule.optim import SGD, GradientDescent
 from chainrule.training import History, Stop, evaluate, train
 
@@ -36,7 +37,7 @@ def test_stop_on_loss_fires_before_a_step():
     assert history.num_steps == len(history.steps) == 5
     assert history.final_loss == pytest.approx(0.0022043731, abs=6e-11)
     assert history.final_values["b3"] == pytest.approx(2.5824666785, abs=6e-11)
-    assert history.message == "b3 = 2.58 after 5 steps: the loss 0.0022 is below 0.01"
+    assert stop_message(history) == "b3 = 2.58 after 5 steps: the loss 0.0022 is below 0.01"
 
 
 def test_stop_on_max_steps():
@@ -44,7 +45,7 @@ def test_stop_on_max_steps():
     assert history.stop_reason == "max_steps"
     assert history.num_steps == 3
     assert history.final_values["b3"] == pytest.approx(2.4421969074, abs=6e-11)
-    assert history.message.startswith("b3 = 2.44 after 3 steps: reached the limit of 3 steps")
+    assert stop_message(history).startswith("b3 = 2.44 after 3 steps: reached the limit of 3 steps")
 
 
 def test_combined_rules_first_that_fires_wins():
@@ -88,7 +89,7 @@ def test_a_non_finite_slope_stops_before_the_step_is_taken():
     history = train(model, ([1.0, 2.0], [1.0, 2.0]))
     assert history.stop_reason == "diverged"
     assert history.num_steps == 0
-    assert history.message == (
+    assert stop_message(history) == (
         "the slope of w is infinite (-inf) at the starting values: check the data and the "
         "starting values"
     )
@@ -100,7 +101,7 @@ def test_a_loss_that_is_nan_from_the_start():
     with np.errstate(invalid="ignore"):
         history = train(model, ([1.0], [1.0]))
     assert history.stop_reason == "diverged"
-    assert history.message.startswith("the loss is NaN (not a number) at the starting values")
+    assert stop_message(history).startswith("the loss is NaN (not a number) at the starting values")
     assert json.dumps(history.to_dict(), allow_nan=False)  # JSON has no NaN: it becomes null
 
 

@@ -20,6 +20,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import sys
@@ -27,14 +28,32 @@ import textwrap
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from chainrule.errors import ChainruleError
+import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from chainrule.history import History
-    from chainrule.run import Run
-    from chainrule.scenario import Scenario
+from chainrule import __version__
+from chainrule.errors import ChainruleError, GraphError
+from chainrule.explain import (
+    chain_rule,
+    check_answer,
+    diagnose,
+    ledger,
+    quiz_questions,
+    scan,
+    stop_message,
+    unreached,
+    where_not_finite,
+)
+from chainrule.explain.document import plain
+from chainrule.explain.scan import MAX_SCAN_POINTS
+from chainrule.history import History
+from chainrule.io import atomic_write
+from chainrule.plots import INSTALL_HINT, demo_figures
+from chainrule.plots.scenario_figures import UNTRAINED_KINDS, check_kind, plot_scenario
+from chainrule.run import Run
+from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
+from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 
 #: The output formats of run, explain and scan.
 FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
@@ -68,7 +87,6 @@ def _emit(text: str, out: str | None, stdout: TextIO) -> None:
     if out is None:
         stdout.write(text)
         return
-    from chainrule.io import atomic_write
 
     atomic_write(out, text.encode("utf-8"))
     print(f"wrote {out}", file=sys.stderr)
@@ -86,7 +104,6 @@ def _render(result: Any, fmt: str) -> str:
 
 
 def _load(name: str) -> Scenario:
-    from chainrule.scenario import load_scenario
 
     return load_scenario(name)
 
@@ -98,8 +115,6 @@ def _run(scenario: Scenario) -> Run:
     output) that is not, and the data point; a loss that no trained parameter reaches
     says so instead of the engine's words about ``requires_grad``.
     """
-    from chainrule.errors import GraphError
-    from chainrule.explain import unreached, where_not_finite
 
     try:
         run = scenario.run()
@@ -116,7 +131,9 @@ def _run(scenario: Scenario) -> Run:
     history = run.history
     if history.stop_reason == "diverged" and history.num_steps == 0:
         where = where_not_finite(run.start, scenario.data, scenario.loss)
-        raise ChainruleError(f"{scenario.label}: training cannot start: {where or history.message}")
+        raise ChainruleError(
+            f"{scenario.label}: training cannot start: {where or stop_message(history)}"
+        )
     return run
 
 
@@ -124,7 +141,7 @@ def _no_steps(history: History, wanted: str) -> ChainruleError:
     """Why ``history`` has no step records to show ``wanted`` (e.g. "--step 2") with."""
     if history.num_steps == 0:
         return ChainruleError(
-            f"the run stopped before its first step ({history.message}), so there is no "
+            f"the run stopped before its first step ({stop_message(history)}), so there is no "
             f"step for {wanted}"
         )
     return ChainruleError(
@@ -134,7 +151,6 @@ def _no_steps(history: History, wanted: str) -> ChainruleError:
 
 
 def _detail_limits() -> str:
-    from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 
     return f"{DETAIL_MAX_SCALARS} trained values or {DETAIL_MAX_ROWS} data points"
 
@@ -154,7 +170,6 @@ def _model_before_step(run: Run, step: int) -> Any:
 
 def _check_parameter(scenario: Scenario, name: str) -> None:
     """Refuse a parameter name the model does not have, suggesting the nearest."""
-    import difflib
 
     model = scenario.model
     known = [ref.name for ref in model.scalars()]
@@ -173,7 +188,6 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
-    from chainrule.explain import diagnose, ledger
 
     scenario = _load(args.scenario)
     history = _run(scenario).history
@@ -195,14 +209,12 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
     """A run as JSON: the ledger's object, then ``"diagnosis"`` (how the run went)."""
-    from chainrule.explain.document import plain
 
     return plain({**table.to_dict(), "diagnosis": diagnosis.to_dict()})
 
 
 def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule explain SCENARIO --param NAME``: the chain rule for one slope."""
-    from chainrule.explain import chain_rule
 
     scenario = _load(args.scenario)
     _check_parameter(scenario, args.param)
@@ -221,9 +233,6 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
-    import numpy as np
-
-    from chainrule.explain.scan import MAX_SCAN_POINTS
 
     if num < 2:
         raise ChainruleError(f"{flag}: scan at least 2 values, got {num}")
@@ -236,7 +245,6 @@ def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
 
 def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule scan SCENARIO --param NAME --from A --to B``: the loss over a grid."""
-    from chainrule.explain import scan
 
     scenario = _load(args.scenario)
     _check_parameter(scenario, args.param)
@@ -246,7 +254,6 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
         _check_parameter(scenario, args.param2)
         if args.start2 is None or args.stop2 is None:
             raise ChainruleError("--param2 needs --from2 and --to2 (and optionally --num2)")
-        from chainrule.explain.scan import MAX_SCAN_POINTS
 
         if args.num * args.num2 > MAX_SCAN_POINTS:
             raise ChainruleError(
@@ -271,7 +278,6 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def cmd_scenarios(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule scenarios``: the built-in scenarios, by name."""
-    from chainrule.scenario import builtin_scenarios
 
     infos = builtin_scenarios()
     width = max(len(info.name) for info in infos)
@@ -292,8 +298,6 @@ def cmd_scenarios(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def cmd_new(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule new FILE``: write the commented template scenario."""
-    from chainrule.io import atomic_write
-    from chainrule.scenario import TEMPLATE
 
     path = Path(args.file)
     if path.exists() and not args.force:
@@ -313,7 +317,6 @@ def write_demo_figures(run: Run, out_dir: Path) -> list[Path] | None:
     returns their paths, or returns None after saying how to install matplotlib (an
     optional extra).
     """
-    from chainrule.plots import INSTALL_HINT, demo_figures
 
     try:
         import matplotlib  # noqa: F401
@@ -329,7 +332,6 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     With ``--format json`` the three parts are one object, ``{"scan", "run",
     "chain_rule"}``, each as ``scan``, ``run`` and ``explain`` print it.
     """
-    from chainrule.explain import chain_rule, diagnose, ledger, scan
 
     fmt = args.format
     scenario = _load("main-ideas")
@@ -361,7 +363,6 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
-    from chainrule.plots.scenario_figures import UNTRAINED_KINDS, check_kind, plot_scenario
 
     check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
     scenario = _load(args.scenario)
@@ -405,7 +406,6 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
     rule at that step is worked out. Answers are read line by line from stdin, so a file
     of answers can be piped in; an empty line, ``q`` or the end of the input stops.
     """
-    from chainrule.explain import chain_rule, check_answer, quiz_questions
 
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
@@ -488,7 +488,6 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from chainrule import __version__
 
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

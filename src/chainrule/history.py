@@ -136,7 +136,7 @@ class Divergence:
     gives a value that is not a finite number)."""
 
     kind: str
-    state: str = ""  # what the loss, slope or value became, e.g. "infinite"
+    value: float = math.nan  # what the loss, slope or new value became (not finite)
     name: str = ""  # the scalar, for "slope" and "step"
     loss: float = math.nan  # the loss at which it happened
     slope: float = math.nan  # the slope, for "step"
@@ -335,10 +335,10 @@ class History:
     :class:`StepRecord` per step only when ``detail`` is on (a :class:`StepLog`, empty
     otherwise), so a long run of a large model keeps one float per step and no more.
     ``stop_reason`` is one of ``"step_size"``, ``"loss"``, ``"max_steps"``,
-    ``"diverged"`` and ``message`` says it in one sentence. ``final_parameters`` holds a
-    copy of every parameter at the end (frozen ones too) and ``final_values`` the same
-    per scalar, built when asked for; ``final_loss`` and ``final_predictions`` come from
-    the whole data set at the end.
+    ``"diverged"`` (:func:`chainrule.explain.stop_message` says it in words).
+    ``final_parameters`` holds a copy of every parameter at the end (frozen ones too)
+    and ``final_values`` the same per scalar, built when asked for; ``final_loss`` and
+    ``final_predictions`` come from the whole data set at the end.
     """
 
     parameters: list[ParameterShape]
@@ -348,7 +348,6 @@ class History:
     losses: array = field(default_factory=lambda: array("d"))
     accuracies: array | None = None
     stop_reason: str = ""
-    message: str = ""
     #: The optimizer's name (``"gradient_descent"``, ``"adam"``...) and its settings.
     optimizer: str = "gradient_descent"
     optimizer_settings: dict[str, Any] = field(default_factory=dict)

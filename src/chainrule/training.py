@@ -18,8 +18,8 @@ trained scalar's value, slope, step size and new value.
 ...     values=dict(w1=3.34, b1=-1.43, w2=-3.53, b2=0.57, w3=-1.22, w4=-2.30, b3=0.0))
 >>> model.freeze(); model.unfreeze("b3")
 >>> history = train(model, dosage(), learning_rate=0.1, stop=Stop(step_size=0.001))
->>> history.message
-'b3 = 2.61 after 10 steps: every step size is below 0.001'
+>>> history.stop_reason, history.num_steps, round(history.final_values["b3"], 2)
+('step_size', 10, 2.61)
 >>> round(history.steps[0].slopes["b3"], 4)
 -15.6551
 
@@ -200,73 +200,6 @@ class _Progress:
             self.bar.stop()
 
 
-def _number_text(x: float) -> str:
-    text = f"{x:.3g}"
-    return text if any(c in text for c in ".en") else f"{text}.0"
-
-
-def _steps_text(n: int) -> str:
-    return f"{n} step" if n == 1 else f"{n} steps"
-
-
-def _summary(history: History, trained: list[Any]) -> str:
-    """``b3 = 2.61 after 10 steps`` for a few scalars, else ``trained 7 parameters for ...``."""
-    steps = _steps_text(history.num_steps)
-    size = sum(p.size for p in trained)
-    if size <= 3:
-        values = _concat([p.data for p in trained]).tolist()
-        shown = ", ".join(
-            f"{name} = {v:.3g}" for name, v in zip(history.trained, values, strict=True)
-        )
-        return f"{shown} after {steps}"
-    return f"trained {size} parameters for {steps}"
-
-
-def _diverged_message(losses: array, problem: Divergence, lr: float) -> str:
-    """Why a run diverged, in one sentence with the run's own numbers.
-
-    >>> _diverged_message(array("d", [20.4, 510.0]), Divergence("growth", loss=3.1e12), 1.0)
-    'the loss grew from 20.4 to 3.1e+12 in 2 steps: the learning rate 1.0 is too large for \
-this loss; try 0.1'
-    >>> _diverged_message(array("d"), Divergence("step", "infinite", "b3", 20.4, -15.7), 1e308)
-    'step 1 would make b3 infinite, although its slope (-15.7) and the loss (20.4) are \
-finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
-    """
-    n = len(losses)
-    rate, smaller = _number_text(lr), _number_text(lr / 10)
-    too_large = f"the learning rate {rate} is too large for this loss; try {smaller}"
-    if problem.kind == "growth":
-        grew = f"the loss grew from {losses[0]:.3g} to {problem.loss:.3g} in {_steps_text(n)}"
-        return f"{grew}: {too_large}"
-    if problem.kind == "step":
-        return (
-            f"step {n + 1} would make {problem.name} {problem.state}, although its slope "
-            f"({problem.slope:.3g}) and the loss ({problem.loss:.3g}) are finite: {too_large}"
-        )
-    subject = "the loss" if problem.kind == "loss" else f"the slope of {problem.name}"
-    state = problem.state
-    if n == 0:
-        return (
-            f"{subject} is {state} at the starting values: check the data and the starting values"
-        )
-    first, last = losses[0], losses[-1]
-    if last > first:
-        return (
-            f"the loss grew from {first:.3g} to {last:.3g} in {_steps_text(n)}, then {subject} "
-            f"became {state}: {too_large}"
-        )
-    return (
-        f"{subject} became {state} after {_steps_text(n)} (the loss was {last:.3g}): check "
-        f"the data, the starting values and the learning rate {rate}"
-    )
-
-
-def _non_finite(x: float) -> str:
-    if math.isnan(x):
-        return "NaN (not a number)"
-    return "infinite" if x > 0 else "infinite (-inf)"
-
-
 def _bad_update(updates: list[Update], names: dict[int, str], loss: float) -> Divergence:
     """What went wrong in the first update whose new value is not a finite number: its
     slope, or (when the slope is finite) a step too large for the numbers."""
@@ -281,8 +214,8 @@ def _bad_update(updates: list[Update], names: dict[int, str], loss: float) -> Di
         index = tuple(int(i) for i in np.unravel_index(at, np.shape(u.new_value)))
         name = scalar_name(names[id(u.parameter)], index)
         if wrong.size:
-            return Divergence("slope", _non_finite(float(slope[at])), name, loss)
-        return Divergence("step", _non_finite(float(new[at])), name, loss, float(slope[at]))
+            return Divergence("slope", float(slope[at]), name, loss)
+        return Divergence("step", float(new[at]), name, loss, float(slope[at]))
     raise AssertionError("no update has a value that is not a finite number")
 
 
@@ -555,7 +488,7 @@ def train(
                     if math.isfinite(current):
                         problem = Divergence("growth", loss=current)
                     else:
-                        problem = Divergence("loss", _non_finite(current), loss=current)
+                        problem = Divergence("loss", current, loss=current)
                     if step:  # undo the last step: its loss is not a number, or huge
                         flat.restore(saved if log is None else log.values_before(step - 1))
                     break
@@ -627,18 +560,6 @@ def train(
     history.stop_reason = reason
     if reason == "diverged":
         history.divergence = problem
-    summary = _summary(history, trained_params)
-    if reason == "step_size":
-        history.message = f"{summary}: every step size is below {rules.step_size:g}"
-    elif reason == "loss":
-        history.message = f"{summary}: the loss {history.final_loss:.3g} is below {rules.loss:g}"
-    elif reason == "max_steps":
-        history.message = (
-            f"{summary}: reached the limit of {rules.max_steps} steps "
-            f"(the loss is {history.final_loss:.3g})"
-        )
-    else:
-        history.message = _diverged_message(history.losses, problem, opt.lr)
     return history
 
 

@@ -10,7 +10,8 @@ its JSON contract.
 - :func:`scan`: the loss over a grid of one or two parameters ("brute force").
 - :func:`chain_rule`: ``dSSR/dw1`` as a product of local derivatives, every path, every
   data point, read off the engine's graph.
-- :func:`diagnose`: converged, diverged, oscillating or crawling, and why.
+- :func:`stop_message`: why a run stopped, in one sentence.
+- :func:`diagnose`: converged, diverged, growing, oscillating or crawling, and why.
 - :func:`quiz_questions` and :func:`check_answer`: predict a step, then compare.
 - :func:`where_not_finite` and :func:`unreached`: why a loss is not a number, and which
   parameters it does not depend on.
@@ -27,6 +28,7 @@ from chainrule.explain.chain import ChainPath, ChainRule, Factor, chain_rule
 from chainrule.explain.diagnose import Diagnosis, diagnose
 from chainrule.explain.document import FORMATS, Explanation, render
 from chainrule.explain.ledger import Ledger, ledger
+from chainrule.explain.outcome import stop_message
 from chainrule.explain.quiz import Check, Question, check_answer, quiz_questions
 from chainrule.explain.scan import Scan, scan
 
@@ -48,6 +50,7 @@ __all__ = [
     "quiz_questions",
     "render",
     "scan",
+    "stop_message",
     "unreached",
     "where_not_finite",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
 from chainrule.explain.notation import number
+from chainrule.explain.outcome import stop_message
 from chainrule.history import DIVERGED_GROWTH, History
 
 #: The kinds of run a diagnosis tells apart.
@@ -113,7 +114,7 @@ def diagnose(history: History) -> Diagnosis:
     contraction = _contraction(history, slopes)
     factor = None if contraction is None else contraction.factor
     limit = None if contraction is None else contraction.limit_value
-    said = f": {history.message}."
+    said = f": {stop_message(history)}."
     overshoots = (
         f" {contraction.sentence()}: every step overshoots the best "
         f"{contraction.parameter} by more than it was off. {contraction.advice()}"

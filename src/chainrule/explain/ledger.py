@@ -40,6 +40,7 @@ from chainrule.explain.document import (
     Table,
 )
 from chainrule.explain.notation import latex_derivative, latex_name, loss_display_name
+from chainrule.explain.outcome import stop_message
 from chainrule.training import History
 
 #: The per-scalar dicts of a step record, in the order the ledger shows them.
@@ -157,7 +158,7 @@ def ledger(
         steps=rows,
         gap_before=gap,
         stop_reason=record["stop_reason"],
-        message=history.message,
+        message=stop_message(history),
         final=record["final"],
     )
 

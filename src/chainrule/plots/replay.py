@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.explain.outcome import stop_message
 from chainrule.history import History
 
 #: How a step is named: a number of steps taken (0 = the start), "start" or "end".
@@ -77,7 +78,7 @@ def divergence(history: History | None) -> str | None:
     """
     if history is None or not history.diverged:
         return None
-    return f"diverged: {history.message}"
+    return f"diverged: {stop_message(history)}"
 
 
 def first_steps(shown: int, total: int) -> str:

@@ -1,0 +1,115 @@
+"""How a run ended, in one sentence with the run's own numbers.
+
+Training records facts (the stop rule that fired, and for a diverged run a
+:class:`~chainrule.history.Divergence` record); this module writes the sentence that the
+ledger, the diagnosis, the figures and the command line print.
+
+>>> from chainrule.scenario import load_scenario
+>>> stop_message(load_scenario("main-ideas").run().history)
+'b3 = 2.61 after 10 steps: every step size is below 0.001'
+"""
+
+from __future__ import annotations
+
+import math
+
+from chainrule.history import Divergence, History
+
+#: Up to this many trained scalars, the sentence gives their final values.
+NAMED_SCALARS = 3
+
+
+def stop_message(history: History) -> str:
+    """Why ``history``'s run stopped, with where it ended."""
+    reason, stop = history.stop_reason, history.stop
+    if reason == "diverged":
+        assert history.divergence is not None
+        return diverged_message(history, history.divergence)
+    summary = _summary(history)
+    if reason == "step_size":
+        return f"{summary}: every step size is below {stop.step_size:g}"
+    if reason == "loss":
+        return f"{summary}: the loss {history.final_loss:.3g} is below {stop.loss:g}"
+    return (
+        f"{summary}: reached the limit of {stop.max_steps} steps "
+        f"(the loss is {history.final_loss:.3g})"
+    )
+
+
+def steps_text(n: int) -> str:
+    """``1 step``, ``10 steps``.
+
+    >>> steps_text(1), steps_text(2)
+    ('1 step', '2 steps')
+    """
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def non_finite_text(x: float) -> str:
+    """What a number that is not finite is, in words.
+
+    >>> non_finite_text(float("nan")), non_finite_text(float("-inf"))
+    ('NaN (not a number)', 'infinite (-inf)')
+    """
+    if math.isnan(x):
+        return "NaN (not a number)"
+    return "infinite" if x > 0 else "infinite (-inf)"
+
+
+def _rate_text(x: float) -> str:
+    text = f"{x:.3g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
+
+
+def _summary(history: History) -> str:
+    """``b3 = 2.61 after 10 steps`` for a few scalars, else ``trained 7 parameters for ...``."""
+    steps = steps_text(history.num_steps)
+    names = history.trained
+    if len(names) <= NAMED_SCALARS:
+        final = history.final_values
+        shown = ", ".join(f"{name} = {final[name]:.3g}" for name in names)
+        return f"{shown} after {steps}"
+    return f"trained {len(names)} parameters for {steps}"
+
+
+def diverged_message(history: History, problem: Divergence) -> str:
+    """Why a run diverged, in one sentence with the run's own numbers.
+
+    >>> from array import array
+    >>> h = History([("b3", ())], "ssr", False, 1.0, losses=array("d", [20.4, 510.0]))
+    >>> diverged_message(h, Divergence("growth", loss=3.1e12))
+    'the loss grew from 20.4 to 3.1e+12 in 2 steps: the learning rate 1.0 is too large for \
+this loss; try 0.1'
+    >>> h = History([("b3", ())], "ssr", False, 1e308)
+    >>> diverged_message(h, Divergence("step", float("inf"), "b3", 20.4, -15.7))
+    'step 1 would make b3 infinite, although its slope (-15.7) and the loss (20.4) are \
+finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
+    """
+    losses, lr = history.losses, history.learning_rate
+    n = len(losses)
+    rate, smaller = _rate_text(lr), _rate_text(lr / 10)
+    too_large = f"the learning rate {rate} is too large for this loss; try {smaller}"
+    state = non_finite_text(problem.value)
+    if problem.kind == "growth":
+        grew = f"the loss grew from {losses[0]:.3g} to {problem.loss:.3g} in {steps_text(n)}"
+        return f"{grew}: {too_large}"
+    if problem.kind == "step":
+        return (
+            f"step {n + 1} would make {problem.name} {state}, although its slope "
+            f"({problem.slope:.3g}) and the loss ({problem.loss:.3g}) are finite: {too_large}"
+        )
+    subject = "the loss" if problem.kind == "loss" else f"the slope of {problem.name}"
+    if n == 0:
+        return (
+            f"{subject} is {state} at the starting values: check the data and the starting values"
+        )
+    first, last = losses[0], losses[-1]
+    if last > first:
+        return (
+            f"the loss grew from {first:.3g} to {last:.3g} in {steps_text(n)}, then {subject} "
+            f"became {state}: {too_large}"
+        )
+    return (
+        f"{subject} became {state} after {steps_text(n)} (the loss was {last:.3g}): check "
+        f"the data, the starting values and the learning rate {rate}"
+    )
