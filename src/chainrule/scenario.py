@@ -59,7 +59,7 @@ import numpy as np
 from chainrule.datasets import DATASETS, Dataset, load_csv, load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.formula import Formula
-from chainrule.losses import LOSSES
+from chainrule.losses import LOSSES, loss_for_task
 from chainrule.nn import ACTIVATIONS, MLP, Module
 from chainrule.optim import OPTIMIZERS
 
@@ -92,13 +92,6 @@ MAX_STEPS = 1_000_000
 DEFAULT_OPTIMIZER = "gradient_descent"
 DEFAULT_LEARNING_RATE = 0.1
 DEFAULT_STOP: dict[str, float | int] = {"step_size": 0.001, "max_steps": 1000}
-
-#: The loss a data set's task gets when ``[train] loss`` is left out.
-_DEFAULT_LOSS = {"regression": "ssr", "binary": "binary_cross_entropy"}
-_DEFAULT_LOSS["multiclass"] = "cross_entropy"
-
-#: The task that a loss implies for inline and CSV data.
-_LOSS_TASK = {"binary_cross_entropy": "binary", "cross_entropy": "multiclass"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -556,7 +549,7 @@ class _Reader:
         formula = self.formula(model_table)
         data = self.data(data_table, model_table, formula, loss)
         given = loss is not None
-        loss = loss or _DEFAULT_LOSS[data.task]
+        loss = loss or loss_for_task(data.task).name  # the data set's task chose it
         if formula is not None:
             self.check_formula_loss(train_table if given else data_table, formula, data, loss)
         factory = self.model_factory(model_table, formula, data, loss, parameters, seed)
@@ -796,7 +789,7 @@ class _Reader:
                 "csv" if "csv" in table.values else None,
                 f"at most {MAX_DATA_POINTS:,} data points, got {data.n:,}",
             )
-        task = _LOSS_TASK.get(loss or "", "regression")
+        task = LOSSES[loss].task if loss is not None else "regression"
         if task != data.task:
             try:
                 data = Dataset(data.inputs, data.target, data.target_name, data.name, task)

@@ -11,7 +11,7 @@ import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
-from chainrule.losses import Loss, get_loss
+from chainrule.losses import Loss, loss_spec
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, no_grad
 
@@ -62,10 +62,10 @@ def loss_node(
     ``loss`` is a name (``"ssr"``) or a function ``(predictions, target) -> Tensor``;
     ``record_inputs`` is passed to :func:`forward`.
     """
-    function = loss if callable(loss) else get_loss(loss)
-    out = function(forward(model, data, record_inputs), data.target)
+    spec = loss_spec(loss)
+    out = spec.function(forward(model, data, record_inputs), data.target)
     if not out.name:
-        out.name = getattr(loss, "__name__", None) or "loss"
+        out.name = spec.display
     return out
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
 from chainrule.explain.notation import number
+from chainrule.losses import LOSSES
 from chainrule.training import History
 
 #: The kinds of run a diagnosis tells apart.
@@ -320,10 +321,17 @@ def _contraction(history: History, slopes: dict[str, np.ndarray]) -> _Contractio
     # The first step: before a diverging run's values grow too large to subtract.
     best = first.values[name] - first.slopes[name] / curvature
     n = len(last.predictions) if last.predictions is not None else len(history.final_predictions)
-    if history.loss_name == "ssr" and math.isclose(curvature, 2 * n, rel_tol=1e-6):
-        why, limit, limit_value = f"1 - 2 x {n} x {lr:g}", f"1/{n} = {1 / n:.4g}", 1 / n
-    elif history.loss_name == "mse" and math.isclose(curvature, 2, rel_tol=1e-6):
-        why, limit, limit_value = f"1 - 2 x {lr:g}", "1", 1.0
+    # A loss whose rows curve alike (squared residuals) along a parameter that shifts every
+    # prediction by the same amount (an output bias): the curvature is the row's, summed.
+    loss = LOSSES.get(history.loss_name)
+    row = None if loss is None else loss.curvature
+    rows = n if loss is not None and loss.reduction == "sum" else 1
+    if row is not None and math.isclose(curvature, row * rows, rel_tol=1e-6):
+        limit_value = 2 / (row * rows)
+        if rows == 1:
+            why, limit = f"1 - {row:g} x {lr:g}", f"{2 / row:g}"
+        else:
+            why, limit = f"1 - {row:g} x {n} x {lr:g}", f"{2 / row:g}/{n} = {limit_value:.4g}"
     else:
         limit_value = 2 / curvature
         why, limit = f"1 - {curvature:.4g} x {lr:g}", f"{limit_value:.4g}"

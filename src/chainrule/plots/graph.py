@@ -245,13 +245,13 @@ def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
     >>> [n.name for n in fig.nodes if n.kind == "trained"]
     ['b3']
     """
-    from chainrule.losses import get_loss
+    from chainrule.losses import loss_spec
     from chainrule.plots._replay import model_at, model_inputs
 
     frozen = [name for name, p in model.named_parameters() if p.frozen]
     twin = model_at(model)
     twin.unfreeze()
-    loss_fn = get_loss(loss) if isinstance(loss, str) else loss
+    loss_fn = loss_spec(loss).function
     out = twin(model_inputs(model, data))
     total = loss_fn(out, np.asarray(data.target))
     _name_the_target(total, out, data)
