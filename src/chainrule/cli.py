@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from chainrule.errors import ChainruleError
+from chainrule.text import decimals
 
 if TYPE_CHECKING:  # pragma: no cover
     from chainrule.scenario import Scenario
@@ -216,7 +217,7 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.format in ("table", "text", "markdown"):
         value = model.scalar(args.param).value
         when = "At the starting values" if args.step is None else f"Before step {args.step}"
-        text = f"{when}: {result.parameter} = {value:.4f}\n\n{text}"
+        text = f"{when}: {result.parameter} = {decimals(value)}\n\n{text}"
     _emit(text, args.out, stdout)
     return EXIT_OK
 

@@ -48,6 +48,7 @@ from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
 from chainrule.tensor import Tensor, no_grad
+from chainrule.text import significant
 
 #: Per-scalar records are kept by default up to this many trainable scalars ...
 DETAIL_MAX_SCALARS = 50
@@ -598,16 +599,11 @@ class _Progress:
         elif now - self.shown < 0.1:
             return
         self.shown = now
-        self.bar.update(self.task, completed=step, loss=f"{loss:.4g}")
+        self.bar.update(self.task, completed=step, loss=significant(loss, 4))
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _number_text(x: float) -> str:
-    text = f"{x:.3g}"
-    return text if any(c in text for c in ".en") else f"{text}.0"
 
 
 def _steps_text(n: int) -> str:
@@ -621,7 +617,7 @@ def _summary(history: History, trained: list[Any]) -> str:
     if size <= 3:
         values = _concat([p.data for p in trained]).tolist()
         shown = ", ".join(
-            f"{name} = {v:.3g}" for name, v in zip(history.trained, values, strict=True)
+            f"{name} = {significant(v)}" for name, v in zip(history.trained, values, strict=True)
         )
         return f"{shown} after {steps}"
     return f"trained {size} parameters for {steps}"
@@ -651,15 +647,17 @@ this loss; try 0.1'
 finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
     """
     n = len(losses)
-    rate, smaller = _number_text(lr), _number_text(lr / 10)
+    rate, smaller = significant(lr, point=True), significant(lr / 10, point=True)
     too_large = f"the learning rate {rate} is too large for this loss; try {smaller}"
     if problem.kind == "growth":
-        grew = f"the loss grew from {losses[0]:.3g} to {problem.loss:.3g} in {_steps_text(n)}"
+        start, end = significant(losses[0]), significant(problem.loss)
+        grew = f"the loss grew from {start} to {end} in {_steps_text(n)}"
         return f"{grew}: {too_large}"
     if problem.kind == "step":
         return (
             f"step {n + 1} would make {problem.name} {problem.state}, although its slope "
-            f"({problem.slope:.3g}) and the loss ({problem.loss:.3g}) are finite: {too_large}"
+            f"({significant(problem.slope)}) and the loss ({significant(problem.loss)}) are "
+            f"finite: {too_large}"
         )
     subject = "the loss" if problem.kind == "loss" else f"the slope of {problem.name}"
     state = problem.state
@@ -670,12 +668,13 @@ finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
     first, last = losses[0], losses[-1]
     if last > first:
         return (
-            f"the loss grew from {first:.3g} to {last:.3g} in {_steps_text(n)}, then {subject} "
-            f"became {state}: {too_large}"
+            f"the loss grew from {significant(first)} to {significant(last)} in "
+            f"{_steps_text(n)}, then {subject} became {state}: {too_large}"
         )
     return (
-        f"{subject} became {state} after {_steps_text(n)} (the loss was {last:.3g}): check "
-        f"the data, the starting values and the learning rate {rate}"
+        f"{subject} became {state} after {_steps_text(n)} (the loss was "
+        f"{significant(last)}): check the data, the starting values and the learning rate "
+        f"{rate}"
     )
 
 
@@ -1045,11 +1044,12 @@ def train(
     if reason == "step_size":
         history.message = f"{summary}: every step size is below {rules.step_size:g}"
     elif reason == "loss":
-        history.message = f"{summary}: the loss {history.final_loss:.3g} is below {rules.loss:g}"
+        loss_text = significant(history.final_loss)
+        history.message = f"{summary}: the loss {loss_text} is below {rules.loss:g}"
     elif reason == "max_steps":
         history.message = (
             f"{summary}: reached the limit of {rules.max_steps} steps "
-            f"(the loss is {history.final_loss:.3g})"
+            f"(the loss is {significant(history.final_loss)})"
         )
     else:
         history.message = _diverged_message(history.losses, problem, opt.lr)

@@ -15,6 +15,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.tensor import Tensor, no_grad
+from chainrule.text import significant
 
 #: How a step is named: a number of steps taken (0 = the start), "start" or "end".
 StepSpec = int | str
@@ -216,7 +217,7 @@ def divergence(history: Any) -> str | None:
         return f"diverged: {message}"
     if finite.size == 0:
         return f"diverged: the loss was {losses[0]:g} from the start"
-    text = f"diverged: the loss grew to {float(finite.max()):.2g}"
+    text = f"diverged: the loss grew to {significant(finite.max(), 2)}"
     if finite.size < losses.size:
         text += f", then to {losses[~np.isfinite(losses)][0]:g}"
     return text
