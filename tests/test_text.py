@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainrule.text import constant, decimals, parameter_value, significant
+from chainrule.text import (
+    closest,
+    constant,
+    decimals,
+    did_you_mean,
+    loss_unreached,
+    parameter_value,
+    significant,
+)
 
 finite = st.floats(min_value=-1e300, max_value=1e300)  # rounding up stays finite
 
@@ -69,3 +77,20 @@ def test_constants_in_a_formula_are_whole_numbers_or_six_digits():
         "0.333333",
         "1e+15",
     ]
+
+
+def test_the_closest_name_is_suggested_and_a_far_one_is_not():
+    assert closest("sofplus", ("softplus", "sigmoid", "relu")) == "softplus"
+    assert closest("xyz", ("softplus", "sigmoid")) is None
+    assert closest("w1", {"w1": 0, "w2": 1}) == "w1"  # a dict offers its keys
+    assert did_you_mean("leraning_rate", ["learning_rate", "loss"]) == (
+        "; did you mean 'learning_rate'?"
+    )
+    assert did_you_mean("xyz", ["learning_rate"]) == ""
+
+
+def test_a_loss_that_no_trained_parameter_reaches_is_one_sentence_in_number():
+    one, two = loss_unreached(["w1"]), loss_unreached(["w1", "b1"])
+    assert one.startswith("the loss does not depend on any trained parameter (w1): ")
+    assert "does not use it," in one and "does not use them," in two and "(w1, b1)" in two
+    assert one.endswith("so training cannot change the loss")

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from chainrule.errors import ChainruleError
-from chainrule.text import decimals
+from chainrule.errors import ChainruleError, GraphError
+from chainrule.text import decimals, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from chainrule.scenario import Scenario
@@ -98,21 +98,12 @@ def _run(scenario: Scenario) -> History:
     output) that is not, and the data point; a loss that no trained parameter reaches
     says so instead of the engine's words about ``requires_grad``.
     """
-    from chainrule.errors import GraphError
-    from chainrule.explain import unreached, where_not_finite
+    from chainrule.explain import where_not_finite
 
     try:
         _, history = scenario.run()
-    except GraphError:
-        missing = unreached(scenario.build_model(), scenario.data, scenario.loss)
-        if not set(scenario.optimize) <= set(missing):
-            raise
-        raise ChainruleError(
-            f"{scenario.label}: the loss does not depend on any trained parameter "
-            f"({', '.join(scenario.optimize)}): the output line does not use "
-            f"{'it' if len(scenario.optimize) == 1 else 'them'}, directly or through other "
-            "lines, so training cannot change the loss"
-        ) from None
+    except GraphError as exc:  # e.g. a loss that no trained parameter reaches
+        raise ChainruleError(f"{scenario.label}: {exc}") from None
     if history.stop_reason == "diverged" and history.num_steps == 0:
         where = where_not_finite(scenario.build_model(), scenario.data, scenario.loss)
         raise ChainruleError(f"{scenario.label}: training cannot start: {where or history.message}")
@@ -155,14 +146,11 @@ def _model_before_step(scenario: Scenario, history: History, step: int) -> Any:
 
 def _check_parameter(scenario: Scenario, name: str) -> None:
     """Refuse a parameter name the model does not have, suggesting the nearest."""
-    import difflib
-
     model = scenario.model
     known = [ref.name for ref in model.scalars()]
     if name in known:
         return
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known)
     listed = ", ".join(known) if len(known) <= 12 else f"{', '.join(known[:12])}, ..."
     raise ChainruleError(f"--param {name!r}: the model has no such parameter{hint} ({listed})")
 
@@ -380,6 +368,8 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
             decompose=args.decompose,
             dpi=args.dpi,
         )
+    except GraphError as exc:  # e.g. a loss that no trained parameter reaches
+        raise ChainruleError(f"{scenario.label}: {exc}") from None
     except (ChainruleError, OSError):
         raise
     except Exception as exc:  # a figure that fails to draw: one line, not a traceback

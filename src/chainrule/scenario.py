@@ -42,7 +42,6 @@ that names the file, the line and the key, and says what was expected.
 from __future__ import annotations
 
 import csv
-import difflib
 import inspect
 import math
 import os
@@ -62,6 +61,7 @@ from chainrule.formula import Formula
 from chainrule.losses import LOSSES, loss_for_task
 from chainrule.nn import ACTIVATIONS, MLP, Module
 from chainrule.optim import OPTIMIZERS
+from chainrule.text import closest, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from chainrule.training import History, Stop
@@ -163,12 +163,6 @@ class _Source:
         return ChainruleError(f"{self.where(table, key, line)}: {message}")
 
 
-def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` when a close match exists, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _describe(value: Any) -> str:
     """A value as a learner wrote it, for 'got ...' in a message."""
     if isinstance(value, bool):
@@ -201,13 +195,13 @@ class _Table:
                 continue
             known = ", ".join(allowed)
             if self.name is None and isinstance(value, dict):  # a misspelled [table]
-                close = difflib.get_close_matches(key, list(allowed), n=1)
-                hint = f"; did you mean [{close[0]}]?" if close else ""
+                close = closest(key, allowed)
+                hint = f"; did you mean [{close}]?" if close is not None else ""
                 raise self.source.error(
                     None, f"[{key}]", f"unknown table{hint} ({what or 'keys'}: {known})"
                 )
             raise self.error(
-                key, f"unknown key {key!r}{_suggest(key, allowed)} ({what or 'keys'}: {known})"
+                key, f"unknown key {key!r}{did_you_mean(key, allowed)} ({what or 'keys'}: {known})"
             )
 
     def string(self, key: str, default: str | None = None, choices: Any = None) -> str | None:
@@ -218,10 +212,8 @@ class _Table:
             raise self.error(key, f"expected a string in quotes, got {_describe(value)}")
         if choices is not None and value not in choices:
             known = ", ".join(choices)
-            raise self.error(
-                key,
-                f"unknown value {value!r}{_suggest(value, list(choices))} (choose one of {known})",
-            )
+            hint = did_you_mean(value, choices)
+            raise self.error(key, f"unknown value {value!r}{hint} (choose one of {known})")
         return value
 
     def number(
@@ -270,7 +262,7 @@ class _Table:
             raise self.error(
                 key,
                 f"expected an array of numbers (a data column), got {_describe(value)}"
-                f"{_suggest(key, ('csv', 'dataset', 'target'))}",
+                f"{did_you_mean(key, ('csv', 'dataset', 'target'))}",
             )
         if not value:
             raise self.error(key, "the array is empty")
@@ -450,7 +442,7 @@ def _resolve(source: str | os.PathLike[str]) -> Path:
     if path.suffix or os.sep in text or "/" in text:
         raise ChainruleError(f"{text}: no such file")
     raise ChainruleError(
-        f"{text!r} is neither a file nor a built-in scenario{_suggest(text, names)} "
+        f"{text!r} is neither a file nor a built-in scenario{did_you_mean(text, names)} "
         f"(built-in: {', '.join(names)})"
     )
 
@@ -662,7 +654,7 @@ class _Reader:
         values = {}
         for key in parameters.values:
             if key not in names:
-                hint = _suggest(key, names)
+                hint = did_you_mean(key, names)
                 what = "an input, not a parameter" if key in inputs else "not a parameter"
                 raise parameters.error(
                     key,
@@ -749,7 +741,7 @@ class _Reader:
         if base not in names:
             raise table.error(
                 key,
-                f"the model has no parameter {base!r}{_suggest(base, names)} "
+                f"the model has no parameter {base!r}{did_you_mean(base, names)} "
                 f"(its parameters: {', '.join(names)})",
             )
         if "[" in key:
@@ -891,7 +883,8 @@ class _Reader:
         if target is not None and target not in columns:
             raise table.error(
                 "target",
-                f"no array named {target!r}{_suggest(target, names)} (arrays: {', '.join(names)})",
+                f"no array named {target!r}{did_you_mean(target, names)} "
+                f"(arrays: {', '.join(names)})",
             )
         if wanted is not None:
             inputs = [name for name in names if name in wanted]
@@ -901,7 +894,7 @@ class _Reader:
                     raise table.error(
                         None,
                         f"[model] inputs names {missing[0]!r}, which is not an array here"
-                        f"{_suggest(missing[0], names)} (arrays: {', '.join(names)})",
+                        f"{did_you_mean(missing[0], names)} (arrays: {', '.join(names)})",
                     )
                 inputs = list(wanted)
             if target is not None and target in inputs:
@@ -928,7 +921,7 @@ class _Reader:
                 raise table.error(
                     rest[0],
                     f"the model does not use {rest[0]!r} and it is not the target "
-                    f"({target!r}){_suggest(rest[0], wanted)}",
+                    f"({target!r}){did_you_mean(rest[0], wanted)}",
                 )
             if not inputs:
                 raise table.error(
@@ -988,7 +981,7 @@ class _Reader:
             except ChainruleError:
                 raise table.error(
                     "optimize",
-                    f"the model has no parameter {pattern!r}{_suggest(pattern, names)} "
+                    f"the model has no parameter {pattern!r}{did_you_mean(pattern, names)} "
                     f"(its parameters: {', '.join(names)})",
                 ) from None
             result.extend(n for n, p in model.named_parameters() if p.frozen and n not in result)
@@ -1009,7 +1002,7 @@ class _Reader:
             if key not in STOP_KEYS:
                 raise table.error(
                     "stop",
-                    f"unknown key {key!r}{_suggest(key, STOP_KEYS)} "
+                    f"unknown key {key!r}{did_you_mean(key, STOP_KEYS)} "
                     f"(stop has: {', '.join(STOP_KEYS)})",
                 )
         settings: dict[str, Any] = {}

@@ -1,9 +1,11 @@
-"""Text that every layer writes alike: numbers as the learner reads them.
+"""Text that every layer writes alike: numbers, "did you mean", and shared sentences.
 
 Training's messages, the explainer's tables and sentences, the symbolic derivatives and
 the figures all show numbers; each kind of number is written by one function here, so
-that the same number reads the same wherever it appears. This module imports nothing of
-chainrule's, so that any layer may use it.
+that the same number reads the same wherever it appears. A misspelt name gets its
+suggestion from :func:`closest` (or :func:`did_you_mean`), and a sentence said by more
+than one layer lives here too. This module imports nothing of chainrule's, so that any
+layer may use it.
 
 - :func:`decimals`: a fixed count of decimals, as in the ledger (``-15.6551``).
 - :func:`significant`: a few significant digits, as in a message or a figure (``2.61``).
@@ -18,7 +20,9 @@ None of them writes ``-0``; a number that is not finite reads ``nan``, ``inf`` o
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable, Sequence
 
 #: Decimals in the explainer's tables and sentences (text, Markdown, LaTeX).
 DIGITS = 4
@@ -99,3 +103,51 @@ def constant(x: float) -> str:
     if x.is_integer() and abs(x) < 1e15:
         return str(int(x))
     return significant(x, 6)
+
+
+# ---------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (a likely typo of it), or None if none is close.
+
+    >>> closest("leraning_rate", ["learning_rate", "loss"]), closest("zzz", ["loss"])
+    ('learning_rate', None)
+    """
+    found = difflib.get_close_matches(word, list(choices), n=1)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` to end a message about ``word``, or ``""`` if none is close.
+
+    >>> "unknown loss 'sr'" + did_you_mean("sr", ["ssr", "mse"])
+    "unknown loss 'sr'; did you mean 'ssr'?"
+    """
+    found = closest(word, choices)
+    return f"; did you mean {found!r}?" if found is not None else ""
+
+
+# ---------------------------------------------------------------------------------------
+# Sentences said by more than one layer
+# ---------------------------------------------------------------------------------------
+
+
+def loss_unreached(names: Sequence[str]) -> str:
+    """Why training cannot start: the loss depends on none of the trained ``names``.
+
+    >>> loss_unreached(["w1"])
+    "the loss does not depend on any trained parameter (w1): the model's output does not \
+use it, directly or through other values, so training cannot change the loss"
+    >>> loss_unreached(["w1", "b1"]).split(": ")[1]
+    "the model's output does not use them, directly or through other values, so training \
+cannot change the loss"
+    """
+    them = "it" if len(names) == 1 else "them"
+    return (
+        f"the loss does not depend on any trained parameter ({', '.join(names)}): the "
+        f"model's output does not use {them}, directly or through other values, so training "
+        "cannot change the loss"
+    )

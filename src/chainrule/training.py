@@ -48,7 +48,7 @@ from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
 from chainrule.tensor import Tensor, no_grad
-from chainrule.text import significant
+from chainrule.text import loss_unreached, significant
 
 #: Per-scalar records are kept by default up to this many trainable scalars ...
 DETAIL_MAX_SCALARS = 50
@@ -982,11 +982,7 @@ def train(
                     break
 
                 if not loss_value.requires_grad:  # (a GraphError: the CLI names the file)
-                    raise GraphError(
-                        "the loss does not depend on any trained parameter "
-                        f"({', '.join(names.values())}): the model's output does not use "
-                        "them, so training cannot change the loss"
-                    )
+                    raise GraphError(loss_unreached(list(names.values())))
                 loss_value.backward()
                 for p in trained_params:  # a parameter that the loss ignores has slope 0
                     if p.grad is None:
