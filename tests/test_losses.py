@@ -317,11 +317,3 @@ def test_cross_entropy_matches_torch(scale):
         probabilities,
         torch.tensor(probabilities),
     )
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import chainrule.losses
-
-    assert doctest.testmod(chainrule.losses).failed == 0
