@@ -497,13 +497,20 @@ def test_no_step_to_show_says_why(capsys, tmp_path):
 
 def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly(capsys, tmp_path):
     path = formula_scenario(tmp_path, "x1 = w1 * dosage\npredicted = 2 * dosage")
-    code, _, err = run_main(capsys, "run", path)
-    assert code == 2
-    assert err == (
+    said = (
         f"chainrule: error: {path}: the loss does not depend on any trained parameter (w1): "
-        "the output line does not use it, directly or through other lines, so training "
+        "the model's output does not use it, directly or through other values, so training "
         "cannot change the loss\n"
     )
+    code, _, err = run_main(capsys, "run", path)
+    assert code == 2 and err == said
+    out = str(tmp_path / "curve.png")
+    code, _, err = run_main(capsys, "plot", path, "--kind", "loss-curve", "--out", out)
+    assert code == 2 and err == said  # the same sentence, naming the file
+    two = formula_scenario(tmp_path, "x1 = w1 * dosage + b1\npredicted = 2 * dosage")
+    code, _, err = run_main(capsys, "plot", two, "--kind", "squiggle", "--out", out)
+    assert code == 2
+    assert "trained parameter (w1, b1): the model's output does not use them, directly" in err
 
 
 def test_scan_marks_the_lowest_point_in_a_named_column(capsys):

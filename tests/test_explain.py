@@ -342,29 +342,3 @@ def test_scan_of_a_layer_weight_and_bad_grids():
         scan(model, dosage(), "mse", "output.bias[0]", np.zeros(100_001))
     with pytest.raises(ChainruleError, match="both parameter2 and values2"):
         scan(model, dosage(), "mse", "output.bias[0]", [0.0], parameter2="hidden.bias[0]")
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "__init__",
-        "_model",
-        "chain",
-        "diagnose",
-        "document",
-        "ledger",
-        "notation",
-        "quiz",
-        "scan",
-        "symbolic",
-    ],
-)
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    module = importlib.import_module(
-        "chainrule.explain" + ("" if name == "__init__" else f".{name}")
-    )
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -41,6 +41,32 @@ def test_the_seed_run_converges_by_a_factor_of_0_4():
     }
 
 
+def test_the_mean_squared_error_contracts_by_the_curvature_of_one_row():
+    # MSE is SSR / 3 here: b3's curvature is 2 (not 2 x 3), so 1 - 2 x 0.1 = 0.8
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
+    model.freeze()
+    model.unfreeze("b3")
+    history = train(model, dosage(), loss="mse", learning_rate=0.1, stop={"max_steps": 20})
+    d = diagnose(history)
+    assert d.factor == 0.8 and d.learning_rate_limit == 1.0
+    assert "by 0.8 (= 1 - 2 x 0.1)" in d.message
+    assert "Learning rates below 1 converge" in d.message
+
+
+def test_a_loss_without_a_constant_curvature_reads_it_from_the_slopes():
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
+    model.freeze()
+    model.unfreeze("b3")
+
+    def ssr_twice(predictions, target):  # curvature 4 x 3 rows, but the record knows none
+        return ((predictions - target.reshape(predictions.shape)) ** 2).sum() * 2
+
+    history = train(model, dosage(), loss=ssr_twice, learning_rate=0.01, stop={"max_steps": 20})
+    d = diagnose(history)
+    assert d.factor == pytest.approx(0.88) and d.learning_rate_limit == pytest.approx(2 / 12)
+    assert "(= 1 - 12 x 0.01)" in d.message and "below 0.1667 converge" in d.message
+
+
 def test_learning_rate_1_diverges_and_names_the_largest_stable_rate():
     history = b3_run(1.0)
     d = diagnose(history)

@@ -268,11 +268,3 @@ def test_unwritable_paths_are_named(tmp_path):
         save(nn.MLP([1, 2, 1]), tmp_path / "nowhere" / "m.safetensors")
     with pytest.raises(ChainruleError, match=f"cannot write {tmp_path}: it is a folder"):
         atomic_write(tmp_path, "x")
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import chainrule.io
-
-    assert doctest.testmod(chainrule.io).failed == 0

@@ -8,9 +8,12 @@ import chainrule as cr
 from chainrule.errors import ChainruleError, ShapeError
 from chainrule.losses import (
     LOSSES,
+    LossSpec,
     binary_cross_entropy,
     cross_entropy,
     get_loss,
+    loss_for_task,
+    loss_spec,
     mae,
     mse,
     ssr,
@@ -171,6 +174,91 @@ def test_registry_and_get_loss():
         get_loss("hinge")
 
 
+def _example(spec, rows, rng):
+    """Predictions and a target that the loss ``spec`` takes, with ``rows`` rows."""
+    if spec.task == "multiclass":
+        return rng.normal(size=(rows, 3)), rng.integers(0, 3, size=rows)
+    if spec.task == "binary":
+        return rng.normal(size=(rows, 1)), rng.integers(0, 2, size=rows).astype(float)
+    return rng.normal(size=(rows, 1)), rng.normal(size=rows)
+
+
+def test_each_loss_record_is_keyed_by_its_name_and_holds_its_function():
+    assert [spec.name for spec in LOSSES.values()] == list(LOSSES)
+    for name, spec in LOSSES.items():
+        assert spec.function.__name__ == name and get_loss(name) is spec.function
+        assert loss_spec(name) is spec and loss_spec(spec.function) is spec
+        assert spec.task in ("regression", "binary", "multiclass")
+        assert spec.reduction in ("sum", "mean")
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_a_loss_node_carries_its_records_display_name(name):
+    spec = LOSSES[name]
+    predictions, target = _example(spec, 4, np.random.default_rng(0))
+    node = spec(cr.tensor(predictions), target)
+    assert node.name == spec.display and node.name != name
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_the_reduction_combines_the_losses_of_chunks_of_rows(name):
+    spec = LOSSES[name]
+    predictions, target = _example(spec, 10, np.random.default_rng(1))
+    whole = spec(cr.tensor(predictions), target).item()
+    parts = [spec(cr.tensor(predictions[i : i + 4]), target[i : i + 4]).item() for i in (0, 4, 8)]
+    sizes = [4, 4, 2]
+    if spec.reduction == "sum":
+        assert sum(parts) == pytest.approx(whole, rel=1e-12)
+    else:
+        assert np.dot(parts, sizes) / 10 == pytest.approx(whole, rel=1e-12)
+        assert sum(parts) != pytest.approx(whole, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_the_curvature_is_the_second_derivative_of_a_row(name):
+    spec = LOSSES[name]
+    predictions, target = _example(spec, 1, np.random.default_rng(2))
+    if spec.task == "regression":
+        predictions = target.reshape(1, 1)  # a residual of 0 at shift 0 (mae's kink)
+    h = 1e-3
+
+    def second(shift):  # d2 loss / d prediction2, moving the row's first prediction
+        def at(x):
+            moved = predictions.copy()
+            moved[0, 0] += x
+            return spec(cr.tensor(moved), target).item()
+
+        return (at(shift + h) - 2 * at(shift) + at(shift - h)) / h**2
+
+    if spec.curvature is None:  # not one number everywhere
+        assert second(0.0) != pytest.approx(second(5.0), rel=1e-2, abs=1e-3)
+    else:
+        assert second(0.0) == pytest.approx(spec.curvature, rel=1e-5)
+        assert second(5.0) == pytest.approx(spec.curvature, rel=1e-5)
+
+
+def test_a_users_own_loss_is_wrapped_in_a_record_named_after_it():
+    def half_ssr(predictions, target):
+        return ssr(predictions, target) * 0.5
+
+    spec = loss_spec(half_ssr)
+    assert spec == LossSpec("half_ssr", "half_ssr", half_ssr)
+    assert spec.task is None and spec.reduction is None and spec.curvature is None
+    assert spec(cr.tensor([1.0]), [0.0]).item() == 0.5
+    assert loss_spec(spec) is spec
+    assert loss_spec(lambda p, t: ssr(p, t)).name == "<lambda>"
+    with pytest.raises(ChainruleError, match="a loss is a name .* or a function.*got int"):
+        loss_spec(3)
+
+
+def test_each_task_gets_its_first_loss_by_default():
+    assert loss_for_task("regression") is LOSSES["ssr"]
+    assert loss_for_task("binary") is LOSSES["binary_cross_entropy"]
+    assert loss_for_task("multiclass") is LOSSES["cross_entropy"]
+    with pytest.raises(ChainruleError, match="unknown task 'ranking'"):
+        loss_for_task("ranking")
+
+
 # ---------------------------------------------------------------------------------------
 # PyTorch agreement (values and gradients, float64)
 # ---------------------------------------------------------------------------------------
@@ -229,11 +317,3 @@ def test_cross_entropy_matches_torch(scale):
         probabilities,
         torch.tensor(probabilities),
     )
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import chainrule.losses
-
-    assert doctest.testmod(chainrule.losses).failed == 0

@@ -303,12 +303,3 @@ def test_gradients_reach_every_layer():
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.shape == p.shape, name
-
-
-@pytest.mark.parametrize("module", ["chainrule.nn.module", "chainrule.nn.layers"])
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted > 0 and result.failed == 0

@@ -185,11 +185,3 @@ def test_matches_torch_step_by_step(name, options):
         reference.step()
         for p, t in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-14)
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import chainrule.optim
-
-    assert doctest.testmod(chainrule.optim).failed == 0

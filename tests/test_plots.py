@@ -1036,27 +1036,3 @@ def test_cli_demo_without_matplotlib_says_how_to_install(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "pip install 'chainrule[plot]'" in done.stderr
     assert "wrote" not in done.stdout and not (tmp_path / "figures").exists()
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "_base",
-        "replay",
-        "_style",
-        "_terms",
-        "animation",
-        "graph",
-        "history",
-        "loss",
-        "network",
-        "scenario_figures",
-        "squiggle",
-    ],
-)
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"chainrule.plots.{module}"))
-    assert result.failed == 0

@@ -453,17 +453,6 @@ def test_load_scenario_is_public_and_importing_chainrule_stays_light():
     assert done.stdout.strip() == "[]"
 
 
-def test_docstring_examples():
-    import doctest
-
-    import chainrule.cli
-    import chainrule.scenario
-
-    for module in (chainrule.scenario, chainrule.cli):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.failed == 0 and result.attempted > 0, module.__name__
-
-
 def test_model_inputs_pick_columns_in_their_order(tmp_path):
     text = (
         "[data]\na = [0.0, 1.0]\nb = [2.0, 3.0]\ny = [1.0, 0.0]\n"

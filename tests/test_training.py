@@ -492,14 +492,6 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    import chainrule.training
-
-    assert doctest.testmod(chainrule.training).failed == 0
-
-
 def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly():
     model = Formula("x1 = w1 * dosage\npredicted = 2 * dosage + b", inputs=["dosage"])
     model.freeze()

@@ -20,7 +20,6 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import re
 import sys
@@ -42,7 +41,6 @@ from chainrule.explain import (
     quiz_questions,
     scan,
     stop_message,
-    unreached,
     where_not_finite,
 )
 from chainrule.explain.document import plain
@@ -53,6 +51,7 @@ from chainrule.plots import INSTALL_HINT, demo_figures
 from chainrule.plots.scenario_figures import UNTRAINED_KINDS, check_kind, plot_scenario
 from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
+from chainrule.text import decimals, did_you_mean
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 
 #: The output formats of run, explain and scan.
@@ -118,16 +117,8 @@ def _run(scenario: Scenario) -> Run:
 
     try:
         run = scenario.run()
-    except GraphError:
-        missing = unreached(scenario.build_model(), scenario.data, scenario.loss)
-        if not set(scenario.optimize) <= set(missing):
-            raise
-        raise ChainruleError(
-            f"{scenario.label}: the loss does not depend on any trained parameter "
-            f"({', '.join(scenario.optimize)}): the output line does not use "
-            f"{'it' if len(scenario.optimize) == 1 else 'them'}, directly or through other "
-            "lines, so training cannot change the loss"
-        ) from None
+    except GraphError as exc:  # e.g. a loss that no trained parameter reaches
+        raise ChainruleError(f"{scenario.label}: {exc}") from None
     history = run.history
     if history.stop_reason == "diverged" and history.num_steps == 0:
         where = where_not_finite(run.start, scenario.data, scenario.loss)
@@ -170,13 +161,11 @@ def _model_before_step(run: Run, step: int) -> Any:
 
 def _check_parameter(scenario: Scenario, name: str) -> None:
     """Refuse a parameter name the model does not have, suggesting the nearest."""
-
     model = scenario.model
     known = [ref.name for ref in model.scalars()]
     if name in known:
         return
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known)
     listed = ", ".join(known) if len(known) <= 12 else f"{', '.join(known[:12])}, ..."
     raise ChainruleError(f"--param {name!r}: the model has no such parameter{hint} ({listed})")
 
@@ -227,7 +216,7 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.format in ("table", "text", "markdown"):
         value = model.scalar(args.param).value
         when = "At the starting values" if args.step is None else f"Before step {args.step}"
-        text = f"{when}: {result.parameter} = {value:.4f}\n\n{text}"
+        text = f"{when}: {result.parameter} = {decimals(value)}\n\n{text}"
     _emit(text, args.out, stdout)
     return EXIT_OK
 
@@ -382,6 +371,8 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
             dpi=args.dpi,
             run=run,
         )
+    except GraphError as exc:  # e.g. a loss that no trained parameter reaches
+        raise ChainruleError(f"{scenario.label}: {exc}") from None
     except (ChainruleError, OSError):
         raise
     except Exception as exc:  # a figure that fails to draw: one line, not a traceback

@@ -656,8 +656,8 @@ def digits(seed: int = 0) -> Dataset:
 
     Example:
 
-    >>> data = digits()  # doctest: +SKIP
-    >>> data.X.shape, data.num_classes  # doctest: +SKIP
+    >>> data = digits()
+    >>> data.X.shape, data.num_classes
     ((1797, 64), 10)
     """
     try:

@@ -32,7 +32,6 @@ array([0.6931, 1.3133])
 from __future__ import annotations
 
 import ast
-import difflib
 import math
 import operator
 import textwrap
@@ -59,6 +58,7 @@ from chainrule.tensor import (
     sqrt,
     tanh,
 )
+from chainrule.text import closest
 
 # ---------------------------------------------------------------------------------------
 # The functions a formula may call
@@ -448,9 +448,9 @@ def _syntax_error(e: SyntaxError, indent: int = 0) -> ChainruleError:
 
 
 def _unknown_function(name: str) -> str:
-    close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
-    if close:
-        return f"unknown function {name!r}: did you mean {close[0]!r}? (known: {_KNOWN})"
+    close = closest(name, FUNCTIONS)
+    if close is not None:
+        return f"unknown function {name!r}: did you mean {close!r}? (known: {_KNOWN})"
     message = f"unknown function {name!r} (known: {_KNOWN})"
     if not name.startswith("_"):
         message += f"; to multiply, write {name} * (...)"
@@ -841,11 +841,11 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
 
     def _close_free_name(self, name: str) -> tuple[str | None, str]:
         """The free name closest to ``name`` (a likely typo) and where it is first used."""
-        close = difflib.get_close_matches(name, self._free, n=1)
-        if not close:
+        close = closest(name, self._free)
+        if close is None:
             return None, ""
-        line, column = self._first_use[close[0]]
-        return close[0], f"line {line}, column {column}"
+        line, column = self._first_use[close]
+        return close, f"line {line}, column {column}"
 
     def _unused_input(self, name: str, in_data: bool = False) -> str:
         """Why ``name`` cannot be an input: the formula never uses it (given to :meth:`bind`,

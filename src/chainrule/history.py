@@ -475,7 +475,8 @@ class History:
         Without detail, each step has its loss and empty per-scalar dicts.
 
         >>> import json
-        >>> from chainrule.nn import Parameter
+        >>> from chainrule.nn import Module, Parameter
+        >>> from chainrule.training import train
         >>> class Line(Module):
         ...     def __init__(self):
         ...         self.b = Parameter(0.0, name="b")

@@ -18,6 +18,14 @@ size, such as (2, 3) against (3, 2)) raises a ShapeError naming the loss and bot
 >>> predicted.grad
 array([1., 1.])
 
+Each loss has a record, a :class:`LossSpec`, in :data:`LOSSES`: its name, the name the
+learner reads (``SSR``), the task it suits and how it combines the rows. Training, the
+scenario reader and the explainer ask the record, never the loss's name:
+
+>>> spec = loss_spec("ssr")
+>>> spec.display, spec.task, spec.reduction
+('SSR', 'regression', 'sum')
+
 References: PyTorch's ``MSELoss``, ``L1Loss``, ``BCEWithLogitsLoss`` and
 ``CrossEntropyLoss`` (the same formulas and default mean reduction).
 """
@@ -25,7 +33,8 @@ References: PyTorch's ``MSELoss``, ``L1Loss``, ``BCEWithLogitsLoss`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,6 +42,8 @@ from chainrule.errors import ChainruleError, ShapeError
 from chainrule.tensor import Tensor, log_softmax, softplus
 
 Loss = Callable[[Tensor, Any], Tensor]
+Task = Literal["regression", "binary", "multiclass"]
+Reduction = Literal["sum", "mean"]
 
 
 def _as_tensor(predictions: Any) -> Tensor:
@@ -107,7 +118,7 @@ def ssr(predictions: Tensor, target: Any) -> Tensor:
     """
     p = _as_tensor(predictions)
     out = ((_observed(_aligned(p, target, "ssr")) - p) ** 2).sum()
-    out.name = "SSR"
+    out.name = LOSSES["ssr"].display
     return out
 
 
@@ -119,7 +130,7 @@ def mse(predictions: Tensor, target: Any) -> Tensor:
     """
     p = _as_tensor(predictions)
     out = ((_observed(_aligned(p, target, "mse")) - p) ** 2).mean()
-    out.name = "MSE"
+    out.name = LOSSES["mse"].display
     return out
 
 
@@ -131,7 +142,7 @@ def mae(predictions: Tensor, target: Any) -> Tensor:
     """
     p = _as_tensor(predictions)
     out = (_observed(_aligned(p, target, "mae")) - p).abs().mean()
-    out.name = "MAE"
+    out.name = LOSSES["mae"].display
     return out
 
 
@@ -156,7 +167,7 @@ def binary_cross_entropy(predictions: Tensor, target: Any) -> Tensor:
             f"found {y.ravel()[row]:g} at row {row}"
         )
     out = (softplus(p) - _observed(y) * p).mean()
-    out.name = "BCE"
+    out.name = LOSSES["binary_cross_entropy"].display
     return out
 
 
@@ -197,38 +208,110 @@ def cross_entropy(predictions: Tensor, target: Any) -> Tensor:
         weights = np.zeros(p.shape, dtype=p.dtype)
         weights[np.arange(n), labels.astype(np.intp)] = 1.0  # one-hot, (n, classes)
     out = -(log_softmax(p, axis=1) * _observed(weights)).sum(axis=1).mean()
-    out.name = "CE"
+    out.name = LOSSES["cross_entropy"].display
     return out
 
 
-#: The losses by name.
-LOSSES: dict[str, Loss] = {
-    "ssr": ssr,
-    "mse": mse,
-    "mae": mae,
-    "binary_cross_entropy": binary_cross_entropy,
-    "cross_entropy": cross_entropy,
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss and what the rest of chainrule needs to know of it.
+
+    - ``name``: how a scenario file and the API call it (``"ssr"``).
+    - ``display``: how the learner reads it (``"SSR"``); its graph node carries this name.
+    - ``function``: ``(predictions, target) -> Tensor``, a one-element loss.
+    - ``task``: the data it suits: ``"regression"`` (any real target), ``"binary"``
+      (0/1 labels, the predictions are logits) or ``"multiclass"`` (one logit per class);
+      None when unknown (a loss of the user's own).
+    - ``reduction``: how the rows combine, ``"sum"`` or ``"mean"``, so that a loss over
+      many rows can be computed in chunks and the parts added up; None when unknown.
+    - ``curvature``: the second derivative of one row's term with respect to its
+      prediction, where that is the same number everywhere (2 for a squared residual);
+      None otherwise. The diagnosis reads from it how fast gradient descent contracts.
+
+    Calling the record calls the loss.
+
+    >>> spec = LOSSES["mse"]
+    >>> spec(Tensor([1.0, 2.0]), [0.0, 0.0]).item(), spec.display
+    (2.5, 'MSE')
+    """
+
+    name: str
+    display: str
+    function: Loss
+    task: Task | None = None
+    reduction: Reduction | None = None
+    curvature: float | None = None
+
+    def __call__(self, predictions: Tensor, target: Any) -> Tensor:
+        return self.function(predictions, target)
+
+
+#: The losses by name: their records, in the order they are listed to the learner. The
+#: first loss of a task is the one that task gets by default (:func:`loss_for_task`).
+LOSSES: dict[str, LossSpec] = {
+    spec.name: spec
+    for spec in (
+        LossSpec("ssr", "SSR", ssr, "regression", "sum", curvature=2.0),
+        LossSpec("mse", "MSE", mse, "regression", "mean", curvature=2.0),
+        LossSpec("mae", "MAE", mae, "regression", "mean"),
+        LossSpec("binary_cross_entropy", "BCE", binary_cross_entropy, "binary", "mean"),
+        LossSpec("cross_entropy", "CE", cross_entropy, "multiclass", "mean"),
+    )
 }
 
-#: How each loss combines the rows: ``"sum"`` (SSR) or ``"mean"`` (the others), so that a
-#: loss over many rows can be computed in chunks of rows and the parts combined.
-REDUCTIONS: dict[str, str] = {
-    "ssr": "sum",
-    "mse": "mean",
-    "mae": "mean",
-    "binary_cross_entropy": "mean",
-    "cross_entropy": "mean",
-}
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def loss_spec(loss: str | Loss | LossSpec) -> LossSpec:
+    """The record of a loss: given by name (as :func:`get_loss` reads it), as a built-in
+    loss function, or as a function of the user's own, which is wrapped in a record named
+    after it (its ``__name__``), whose task and reduction are unknown.
+
+    >>> loss_spec("binary-cross-entropy").display
+    'BCE'
+    >>> def half_ssr(predictions, target):
+    ...     return ssr(predictions, target) * 0.5
+    >>> spec = loss_spec(half_ssr)
+    >>> spec.name, spec.display, spec.task, spec.reduction
+    ('half_ssr', 'half_ssr', None, None)
+    """
+    if isinstance(loss, LossSpec):
+        return loss
+    if isinstance(loss, str):
+        spec = LOSSES.get(_key(loss))
+        if spec is None:
+            raise ChainruleError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        return spec
+    if callable(loss):
+        for spec in LOSSES.values():
+            if spec.function is loss:
+                return spec
+        name = getattr(loss, "__name__", None) or "loss"
+        return LossSpec(name, name, loss)
+    raise ChainruleError(
+        f"a loss is a name ({', '.join(LOSSES)}) or a function (predictions, target) -> "
+        f"Tensor, got {type(loss).__name__}"
+    )
 
 
 def get_loss(name: str) -> Loss:
-    """The loss called ``name`` (one of :data:`LOSSES`; ``-`` may stand for ``_``).
+    """The loss function called ``name`` (one of :data:`LOSSES`; ``-`` may stand for ``_``).
 
     >>> get_loss("cross-entropy") is cross_entropy
     True
     """
-    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
-    try:
-        return LOSSES[key]
-    except (KeyError, TypeError):
-        raise ChainruleError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
+    return loss_spec(name).function
+
+
+def loss_for_task(task: str) -> LossSpec:
+    """The loss a task gets when none is chosen: the first one in :data:`LOSSES` for it.
+
+    >>> loss_for_task("regression").name, loss_for_task("multiclass").name
+    ('ssr', 'cross_entropy')
+    """
+    for spec in LOSSES.values():
+        if spec.task == task:
+            return spec
+    raise ChainruleError(f"unknown task {task!r}; choose one of regression, binary, multiclass")

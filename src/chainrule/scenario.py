@@ -42,7 +42,6 @@ that names the file, the line and the key, and says what was expected.
 from __future__ import annotations
 
 import csv
-import difflib
 import inspect
 import math
 import os
@@ -60,10 +59,11 @@ from chainrule.datasets import DATASETS, Dataset, load_csv, load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.formula import Formula
 from chainrule.history import Stop
-from chainrule.losses import LOSSES
+from chainrule.losses import LOSSES, loss_for_task
 from chainrule.nn import ACTIVATIONS, MLP, Module
 from chainrule.optim import OPTIMIZERS
 from chainrule.run import Run
+from chainrule.text import closest, did_you_mean
 
 __all__ = [
     "TEMPLATE",
@@ -91,13 +91,6 @@ MAX_STEPS = 1_000_000
 DEFAULT_OPTIMIZER = "gradient_descent"
 DEFAULT_LEARNING_RATE = 0.1
 DEFAULT_STOP: dict[str, float | int] = {"step_size": 0.001, "max_steps": 1000}
-
-#: The loss a data set's task gets when ``[train] loss`` is left out.
-_DEFAULT_LOSS = {"regression": "ssr", "binary": "binary_cross_entropy"}
-_DEFAULT_LOSS["multiclass"] = "cross_entropy"
-
-#: The task that a loss implies for inline and CSV data.
-_LOSS_TASK = {"binary_cross_entropy": "binary", "cross_entropy": "multiclass"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -169,12 +162,6 @@ class _Source:
         return ChainruleError(f"{self.where(table, key, line)}: {message}")
 
 
-def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """``"; did you mean 'x'?"`` when a close match exists, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _describe(value: Any) -> str:
     """A value as a learner wrote it, for 'got ...' in a message."""
     if isinstance(value, bool):
@@ -207,13 +194,13 @@ class _Table:
                 continue
             known = ", ".join(allowed)
             if self.name is None and isinstance(value, dict):  # a misspelled [table]
-                close = difflib.get_close_matches(key, list(allowed), n=1)
-                hint = f"; did you mean [{close[0]}]?" if close else ""
+                close = closest(key, allowed)
+                hint = f"; did you mean [{close}]?" if close is not None else ""
                 raise self.source.error(
                     None, f"[{key}]", f"unknown table{hint} ({what or 'keys'}: {known})"
                 )
             raise self.error(
-                key, f"unknown key {key!r}{_suggest(key, allowed)} ({what or 'keys'}: {known})"
+                key, f"unknown key {key!r}{did_you_mean(key, allowed)} ({what or 'keys'}: {known})"
             )
 
     def string(self, key: str, default: str | None = None, choices: Any = None) -> str | None:
@@ -224,10 +211,8 @@ class _Table:
             raise self.error(key, f"expected a string in quotes, got {_describe(value)}")
         if choices is not None and value not in choices:
             known = ", ".join(choices)
-            raise self.error(
-                key,
-                f"unknown value {value!r}{_suggest(value, list(choices))} (choose one of {known})",
-            )
+            hint = did_you_mean(value, choices)
+            raise self.error(key, f"unknown value {value!r}{hint} (choose one of {known})")
         return value
 
     def number(
@@ -276,7 +261,7 @@ class _Table:
             raise self.error(
                 key,
                 f"expected an array of numbers (a data column), got {_describe(value)}"
-                f"{_suggest(key, ('csv', 'dataset', 'target'))}",
+                f"{did_you_mean(key, ('csv', 'dataset', 'target'))}",
             )
         if not value:
             raise self.error(key, "the array is empty")
@@ -453,7 +438,7 @@ def _resolve(source: str | os.PathLike[str]) -> Path:
     if path.suffix or os.sep in text or "/" in text:
         raise ChainruleError(f"{text}: no such file")
     raise ChainruleError(
-        f"{text!r} is neither a file nor a built-in scenario{_suggest(text, names)} "
+        f"{text!r} is neither a file nor a built-in scenario{did_you_mean(text, names)} "
         f"(built-in: {', '.join(names)})"
     )
 
@@ -552,7 +537,7 @@ class _Reader:
         formula = self.formula(model_table)
         data = self.data(data_table, model_table, formula, loss)
         given = loss is not None
-        loss = loss or _DEFAULT_LOSS[data.task]
+        loss = loss or loss_for_task(data.task).name  # the data set's task chose it
         if formula is not None:
             self.check_formula_loss(train_table if given else data_table, formula, data, loss)
         factory = self.model_factory(model_table, formula, data, loss, parameters, seed)
@@ -665,7 +650,7 @@ class _Reader:
         values = {}
         for key in parameters.values:
             if key not in names:
-                hint = _suggest(key, names)
+                hint = did_you_mean(key, names)
                 what = "an input, not a parameter" if key in inputs else "not a parameter"
                 raise parameters.error(
                     key,
@@ -752,7 +737,7 @@ class _Reader:
         if base not in names:
             raise table.error(
                 key,
-                f"the model has no parameter {base!r}{_suggest(base, names)} "
+                f"the model has no parameter {base!r}{did_you_mean(base, names)} "
                 f"(its parameters: {', '.join(names)})",
             )
         if "[" in key:
@@ -792,7 +777,7 @@ class _Reader:
                 "csv" if "csv" in table.values else None,
                 f"at most {MAX_DATA_POINTS:,} data points, got {data.n:,}",
             )
-        task = _LOSS_TASK.get(loss or "", "regression")
+        task = LOSSES[loss].task if loss is not None else "regression"
         if task != data.task:
             try:
                 data = Dataset(data.inputs, data.target, data.target_name, data.name, task)
@@ -894,7 +879,8 @@ class _Reader:
         if target is not None and target not in columns:
             raise table.error(
                 "target",
-                f"no array named {target!r}{_suggest(target, names)} (arrays: {', '.join(names)})",
+                f"no array named {target!r}{did_you_mean(target, names)} "
+                f"(arrays: {', '.join(names)})",
             )
         if wanted is not None:
             inputs = [name for name in names if name in wanted]
@@ -904,7 +890,7 @@ class _Reader:
                     raise table.error(
                         None,
                         f"[model] inputs names {missing[0]!r}, which is not an array here"
-                        f"{_suggest(missing[0], names)} (arrays: {', '.join(names)})",
+                        f"{did_you_mean(missing[0], names)} (arrays: {', '.join(names)})",
                     )
                 inputs = list(wanted)
             if target is not None and target in inputs:
@@ -931,7 +917,7 @@ class _Reader:
                 raise table.error(
                     rest[0],
                     f"the model does not use {rest[0]!r} and it is not the target "
-                    f"({target!r}){_suggest(rest[0], wanted)}",
+                    f"({target!r}){did_you_mean(rest[0], wanted)}",
                 )
             if not inputs:
                 raise table.error(
@@ -991,7 +977,7 @@ class _Reader:
             except ChainruleError:
                 raise table.error(
                     "optimize",
-                    f"the model has no parameter {pattern!r}{_suggest(pattern, names)} "
+                    f"the model has no parameter {pattern!r}{did_you_mean(pattern, names)} "
                     f"(its parameters: {', '.join(names)})",
                 ) from None
             result.extend(n for n, p in model.named_parameters() if p.frozen and n not in result)
@@ -1011,7 +997,7 @@ class _Reader:
             if key not in STOP_KEYS:
                 raise table.error(
                     "stop",
-                    f"unknown key {key!r}{_suggest(key, STOP_KEYS)} "
+                    f"unknown key {key!r}{did_you_mean(key, STOP_KEYS)} "
                     f"(stop has: {', '.join(STOP_KEYS)})",
                 )
         settings: dict[str, Any] = {}

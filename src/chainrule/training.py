@@ -51,10 +51,11 @@ from chainrule.history import (
     Stop,
     flat_predictions,
 )
-from chainrule.losses import LOSSES, REDUCTIONS, Loss, get_loss
+from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
 from chainrule.tensor import Tensor, no_grad
+from chainrule.text import loss_unreached, significant
 
 #: Per-scalar records are kept by default up to this many trainable scalars ...
 DETAIL_MAX_SCALARS = 50
@@ -110,20 +111,12 @@ def _prepare(model: Module, data: Any) -> _Data:
     )
 
 
-def _resolve_loss(loss: str | Loss) -> tuple[Loss, str]:
-    if callable(loss):
-        return loss, getattr(loss, "__name__", "loss")
-    function = get_loss(loss)
-    return function, function.__name__
+def _task_for(data: _Data, loss: LossSpec) -> str | None:
+    """The data's task, else the one its loss suits (None for a loss of the user's own)."""
+    return data.task if data.task is not None else loss.task
 
 
-def _task_for(data: _Data, loss_name: str) -> str | None:
-    if data.task is not None:
-        return data.task
-    return {"cross_entropy": "multiclass", "binary_cross_entropy": "binary"}.get(loss_name)
-
-
-def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss_name: str) -> float | None:
+def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss: LossSpec) -> float | None:
     """The fraction of rows whose predicted class is right (None for regression)."""
     if task not in ("binary", "multiclass"):
         return None
@@ -131,8 +124,9 @@ def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss_name: str) 
     if out.ndim == 2 and out.shape[1] > 1:
         predicted = out.argmax(axis=1)
     elif task == "binary":
-        # Logits for cross-entropy from logits; otherwise outputs meant to be near 0 or 1.
-        threshold = 0.0 if loss_name == "binary_cross_entropy" else 0.5
+        # Logits for a loss made for two classes (it holds the sigmoid); otherwise outputs
+        # meant to be near 0 or 1.
+        threshold = 0.0 if loss.task == "binary" else 0.5
         predicted = out.reshape(len(y)) > threshold
         labels = labels > 0.5
     else:
@@ -193,7 +187,7 @@ class _Progress:
         elif now - self.shown < 0.1:
             return
         self.shown = now
-        self.bar.update(self.task, completed=step, loss=f"{loss:.4g}")
+        self.bar.update(self.task, completed=step, loss=significant(loss, 4))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -333,21 +327,21 @@ def _in_order(updates: list[Update], params: list[Any]) -> tuple[list[Update], b
 
 
 def _final_pass(
-    model: Module, X: np.ndarray, y: np.ndarray, loss_fn: Loss, loss_name: str, chunk: int | None
+    model: Module, X: np.ndarray, y: np.ndarray, loss: LossSpec, chunk: int | None
 ) -> tuple[np.ndarray, float]:
     """The model's outputs for every row and the loss over them, without recording a graph.
 
     A run in minibatches passes the rows in chunks of the batch size, so that the memory
     this takes is no more than a training step's; the chunks' losses are added up (a
-    sum) or weighted by their rows (a mean) for the built-in losses, and a loss of the
-    user's own is computed once over all the outputs.
+    sum) or weighted by their rows (a mean) when the loss's record says which, and a loss
+    of the user's own is computed once over all the outputs.
     """
     n = len(X)
+    loss_fn, reduction = loss.function, loss.reduction
     with no_grad():
         if chunk is None or chunk >= n:
             out = model(X)
             return out.data, loss_fn(out, y).item()
-        reduction = REDUCTIONS.get(loss_name) if LOSSES.get(loss_name) is loss_fn else None
         outputs: np.ndarray | None = None
         total = 0.0
         for start in range(0, n, chunk):
@@ -405,8 +399,9 @@ def train(
     """
     rules = Stop.of(stop)
     prepared = _prepare(model, data)
-    loss_fn, loss_name = _resolve_loss(loss)
-    task = _task_for(prepared, loss_name)
+    spec = loss_spec(loss)
+    loss_fn, loss_name = spec.function, spec.name
+    task = _task_for(prepared, spec)
     if isinstance(optimizer, Optimizer):
         opt = optimizer
     else:
@@ -500,11 +495,7 @@ def train(
                     break
 
                 if not loss_value.requires_grad:  # (a GraphError: the CLI names the file)
-                    raise GraphError(
-                        "the loss does not depend on any trained parameter "
-                        f"({', '.join(names.values())}): the model's output does not use "
-                        "them, so training cannot change the loss"
-                    )
+                    raise GraphError(loss_unreached(list(names.values())))
                 loss_value.backward()
                 for p in trained_params:  # a parameter that the loss ignores has slope 0
                     if p.grad is None:
@@ -531,7 +522,7 @@ def train(
                 step += 1
                 losses.append(current)
                 if accuracies is not None:
-                    accuracy = _accuracy(out.data, yb, task, loss_name)
+                    accuracy = _accuracy(out.data, yb, task, spec)
                     accuracies.append(math.nan if accuracy is None else accuracy)
                 if end_step is not None:
                     end_step(out.data if keep_predictions else None)
@@ -552,10 +543,10 @@ def train(
     del out, loss_value, updates, saved, block
 
     if final is None:
-        final = _final_pass(model, X, y, loss_fn, loss_name, batch_size)
+        final = _final_pass(model, X, y, spec, batch_size)
     predictions, history.final_loss = final
     history.final_predictions = flat_predictions(predictions)
-    history.final_accuracy = _accuracy(predictions, y, task, loss_name)
+    history.final_accuracy = _accuracy(predictions, y, task, spec)
     history.final_parameters = {name: p.data.copy() for name, p in model.named_parameters()}
     history.stop_reason = reason
     if reason == "diverged":
@@ -578,9 +569,6 @@ class Evaluation:
     n: int
 
 
-_TASK_LOSS = {"regression": "ssr", "binary": "binary_cross_entropy", "multiclass": "cross_entropy"}
-
-
 def evaluate(model: Module, data: Any, loss: str | Loss | None = None) -> Evaluation:
     """The loss and (for classification) the accuracy of ``model`` on ``data``, no training.
 
@@ -593,13 +581,9 @@ def evaluate(model: Module, data: Any, loss: str | Loss | None = None) -> Evalua
     Evaluation(loss=1.0, accuracy=None, loss_name='ssr', n=3)
     """
     prepared = _prepare(model, data)
-    if loss is None:
-        loss = _TASK_LOSS.get(prepared.task or "regression", "ssr")
-    loss_fn, loss_name = _resolve_loss(loss)
+    spec = loss_for_task(prepared.task or "regression") if loss is None else loss_spec(loss)
     with no_grad():
         out = model(prepared.X)
-        value = loss_fn(out, prepared.y).item()
-    task = _task_for(prepared, loss_name)
-    return Evaluation(
-        value, _accuracy(out.data, prepared.y, task, loss_name), loss_name, prepared.n
-    )
+        value = spec.function(out, prepared.y).item()
+    task = _task_for(prepared, spec)
+    return Evaluation(value, _accuracy(out.data, prepared.y, task, spec), spec.name, prepared.n)

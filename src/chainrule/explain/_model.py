@@ -8,7 +8,7 @@ import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
-from chainrule.losses import Loss, get_loss
+from chainrule.losses import Loss, loss_spec
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, no_grad
 
@@ -24,8 +24,8 @@ def loss_node(
     """
     if not isinstance(data, Dataset):
         raise ChainruleError(f"the explainer needs a Dataset, not {type(data).__name__}")
-    function = loss if callable(loss) else get_loss(loss)
-    return model.loss_graph(data, function, getattr(function, "__name__", "loss"), record_inputs)
+    spec = loss_spec(loss)
+    return model.loss_graph(data, spec.function, spec.display, record_inputs)
 
 
 def recording_twin(model: Module) -> Module:

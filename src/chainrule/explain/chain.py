@@ -55,10 +55,11 @@ from chainrule.explain.document import (
     Table,
     plain,
 )
-from chainrule.explain.notation import derivative, latex_derivative, latex_name, number
+from chainrule.explain.notation import derivative, latex_derivative, latex_name
 from chainrule.losses import Loss
 from chainrule.nn.module import Module, Parameter, scalar_name
 from chainrule.tensor import Tensor, apply, gradients
+from chainrule.text import decimals
 
 #: More paths than this are refused: the explanation would be unreadable.
 MAX_PATHS = 1000
@@ -194,7 +195,7 @@ class ChainRule(Explanation):
                     f"Every path from {self.loss_name} to {self.parameter} has a local "
                     "derivative of 0 at every data point."
                 ),
-                Paragraph(f"the engine's gradient: {number(self.value)}"),
+                Paragraph(f"the engine's gradient: {decimals(self.value)}"),
             )
         lines = [(f"{lhs} = {self.paths[0].text}", f"{lhs_latex} = {self.paths[0].latex}")]
         lines += [(f"{' ' * len(lhs)} + {p.text}", f"+ {p.latex}") for p in self.paths[1:]]
@@ -209,11 +210,11 @@ class ChainRule(Explanation):
         for i, path in enumerate(self.paths, start=1):
             blocks.append(self._table(path, f"path {i}: {path.text}" if several else None))
             blocks.append(
-                Paragraph(f"{f'path {i} sum' if several else 'sum'}: {number(path.total)}")
+                Paragraph(f"{f'path {i} sum' if several else 'sum'}: {decimals(path.total)}")
             )
         if several:
-            blocks.append(Paragraph(f"sum of the paths: {number(self.total)}"))
-        blocks.append(Paragraph(f"the engine's gradient: {number(self.value)}"))
+            blocks.append(Paragraph(f"sum of the paths: {decimals(self.total)}"))
+        blocks.append(Paragraph(f"the engine's gradient: {decimals(self.value)}"))
         return tuple(blocks)
 
     def _table(self, path: ChainPath, title: str | None) -> Table:

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
-from chainrule.explain.notation import number
 from chainrule.explain.outcome import stop_message
 from chainrule.history import DIVERGED_GROWTH, History
+from chainrule.losses import LOSSES
+from chainrule.text import constant, decimals, significant
 
 #: The kinds of run a diagnosis tells apart.
 KINDS = ("converged", "diverged", "growing", "oscillating", "crawling")
@@ -86,16 +87,14 @@ class _Contraction:
     limit_value: float  # learning rates below it converge: 2 / curvature
 
     def sentence(self) -> str:
-        p = self.parameter
-        return (
-            f"Each step multiplies the distance to the best {p} by {self.factor:.4g} (= {self.why})"
-        )
+        p, factor = self.parameter, significant(self.factor, 4)
+        return f"Each step multiplies the distance to the best {p} by {factor} (= {self.why})"
 
     def advice(self) -> str:
         one_step = 1 / self.curvature
         return (
-            f"Learning rates below {self.limit} converge, and {one_step:.4g} would land on "
-            f"the best {self.parameter} ({self.best:.4f}) in one step."
+            f"Learning rates below {self.limit} converge, and {significant(one_step, 4)} would "
+            f"land on the best {self.parameter} ({decimals(self.best)}) in one step."
         )
 
 
@@ -172,7 +171,7 @@ def diagnose(history: History) -> Diagnosis:
     last_steps = [abs(v) for record in history.steps[-1:] for v in record.step_sizes.values()]
     text = f"The run crawls{said}"
     if last_steps:
-        text += f" The last step sizes are at most {number(max(last_steps))}."
+        text += f" The last step sizes are at most {decimals(max(last_steps))}."
     if remaining is not None and _still_falling(history, remaining):
         text += f" {_falling_sentence(history, remaining)}"
     if contraction is not None and 0 < contraction.factor < 1 and contraction.distance > 0:
@@ -218,8 +217,8 @@ def _stopped_early(
             return None
         text = (
             f"The step size is small because the learning rate is small, not because {p} "
-            f"is near its best value: {p} = {number(history.steps[-1].new_values[p])} is "
-            f"still {number(c.distance)} from the best {p} ({number(c.best)}). "
+            f"is near its best value: {p} = {decimals(history.steps[-1].new_values[p])} is "
+            f"still {decimals(c.distance)} from the best {p} ({decimals(c.best)}). "
             f"{c.sentence()}, so it crawls"
         )
         if 0 < c.factor < 1:
@@ -267,13 +266,13 @@ def _falling_sentence(history: History, fall: tuple[float, float, int]) -> str:
     steps = "the last step" if k == 1 else f"the last {k} steps"
     if math.isinf(remaining):
         return (
-            f"The loss was still falling, and not slowing down: it fell by {number(last)} "
-            f"over {steps}, to {number(history.final_loss)}."
+            f"The loss was still falling, and not slowing down: it fell by {decimals(last)} "
+            f"over {steps}, to {decimals(history.final_loss)}."
         )
     return (
-        f"The loss was still falling: it fell by {number(last)} over {steps}, and at that "
-        f"rate it would fall by about {number(remaining)} more, from "
-        f"{number(history.final_loss)}."
+        f"The loss was still falling: it fell by {decimals(last)} over {steps}, and at that "
+        f"rate it would fall by about {decimals(remaining)} more, from "
+        f"{decimals(history.final_loss)}."
     )
 
 
@@ -321,12 +320,20 @@ def _contraction(history: History, slopes: dict[str, np.ndarray]) -> _Contractio
     # The first step: before a diverging run's values grow too large to subtract.
     best = first.values[name] - first.slopes[name] / curvature
     n = len(last.predictions) if last.predictions is not None else len(history.final_predictions)
-    if history.loss_name == "ssr" and math.isclose(curvature, 2 * n, rel_tol=1e-6):
-        why, limit, limit_value = f"1 - 2 x {n} x {lr:g}", f"1/{n} = {1 / n:.4g}", 1 / n
-    elif history.loss_name == "mse" and math.isclose(curvature, 2, rel_tol=1e-6):
-        why, limit, limit_value = f"1 - 2 x {lr:g}", "1", 1.0
+    # A loss whose rows curve alike (squared residuals) along a parameter that shifts every
+    # prediction by the same amount (an output bias): the curvature is the row's, summed.
+    loss = LOSSES.get(history.loss_name)
+    row = None if loss is None else loss.curvature
+    rows = n if loss is not None and loss.reduction == "sum" else 1
+    if row is not None and math.isclose(curvature, row * rows, rel_tol=1e-6):
+        limit_value = 2 / (row * rows)
+        if rows == 1:
+            why, limit = f"1 - {constant(row)} x {lr:g}", constant(2 / row)
+        else:
+            why = f"1 - {constant(row)} x {n} x {lr:g}"
+            limit = f"{constant(2 / row)}/{n} = {significant(limit_value, 4)}"
     else:
         limit_value = 2 / curvature
-        why, limit = f"1 - {curvature:.4g} x {lr:g}", f"{limit_value:.4g}"
+        why, limit = f"1 - {significant(curvature, 4)} x {lr:g}", significant(limit_value, 4)
     distance = abs(last.new_values[name] - best)
     return _Contraction(name, factor, curvature, best, distance, why, limit, limit_value)

@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
-from chainrule.explain.notation import escape_latex, full, latex_number, number
+from chainrule.explain.notation import escape_latex, full, latex_number
+from chainrule.text import decimals
 
 #: The formats every explanation renders to.
 FORMATS: tuple[str, ...] = ("table", "text", "markdown", "latex", "csv", "json")
@@ -174,7 +175,7 @@ def _cell_text(cell: Cell) -> str:
     if isinstance(cell, (int, np.integer)):
         return str(int(cell))
     if _is_number(cell):
-        return number(float(cell))
+        return decimals(float(cell))
     return str(cell)
 
 

@@ -1,26 +1,26 @@
 """The learner's notation: names, derivative labels and numbers, as text and as LaTeX.
 
 One place decides how a name is written, so that a ledger's header, a chain-rule factor
-and a scan's column all read the same: ``b3`` is ``b_3`` in LaTeX, ``dSSR/db3`` is
-``\\frac{d\\,\\mathrm{SSR}}{d\\,b_3}``, and numbers show four decimals (tiny and huge ones
-switch to powers of ten, so that 0.0000642 does not print as 0.0001).
+and a scan's column all read the same: ``b3`` is ``b_3`` in LaTeX and ``dSSR/db3`` is
+``\\frac{d\\,\\mathrm{SSR}}{d\\,b_3}``. Numbers show :data:`~chainrule.text.DIGITS`
+decimals, written by :func:`chainrule.text.decimals` (tiny and huge ones switch to
+powers of ten).
 
 >>> latex_name("b3"), latex_name("hidden.weight[0,1]")
 ('b_3', '\\\\mathrm{hidden.weight}_{0,1}')
->>> derivative("SSR", "b3"), number(-15.65510838), number(6.42138e-05)
-('dSSR/db3', '-15.6551', '6.421e-05')
+>>> derivative("SSR", "b3"), latex_number(6.42138e-05)
+('dSSR/db3', '6.421 \\\\times 10^{-5}')
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 
 import numpy as np
 
-#: Decimals shown by the text, Markdown, table and LaTeX renderings.
-DIGITS = 4
+from chainrule.losses import LOSSES
+from chainrule.text import DIGITS, decimals
 
 _NAME = re.compile(
     r"^(?P<base>[A-Za-z](?:[\w.]*[A-Za-z_.])?)(?P<digits>\d*)(?:\[(?P<index>[\d,\s]*)\])?$"
@@ -80,28 +80,14 @@ def latex_derivative(numerator: str, denominator: str) -> str:
     return rf"\frac{{d\,{latex_name(numerator)}}}{{d\,{latex_name(denominator)}}}"
 
 
-def number(x: float, digits: int = DIGITS) -> str:
-    """``x`` with ``digits`` decimals; powers of ten for tiny (< 1e-4) or huge (>= 1e6) sizes.
-
-    >>> number(2.0), number(-0.00041038927), number(1e30), number(float("nan"))
-    ('2.0000', '-0.0004', '1.000e+30', 'nan')
-    """
-    x = float(x) + 0.0  # no "-0.0000"
-    if not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    size = abs(x)
-    if size != 0 and (size < 10.0**-digits or size >= 1e6):
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}f}"
-
-
 def latex_number(x: float, digits: int = DIGITS) -> str:
-    """:func:`number` as LaTeX math: ``6.421 \\times 10^{-5}`` rather than ``6.421e-05``.
+    """A number as LaTeX math (:func:`~chainrule.text.decimals`): ``6.421 \\times 10^{-5}``
+    rather than ``6.421e-05``.
 
     >>> latex_number(-1.5), latex_number(6.42138e-05)
     ('-1.5000', '6.421 \\\\times 10^{-5}')
     """
-    text = number(x, digits)
+    text = decimals(x, digits)
     if "e" not in text or not math.isfinite(float(x)):
         return {"inf": r"\infty", "-inf": r"-\infty", "nan": r"\mathrm{NaN}"}.get(text, text)
     mantissa, exponent = text.split("e")
@@ -116,23 +102,14 @@ def full(x: float | int) -> float | int | None:
     return x if math.isfinite(x) else None
 
 
-@functools.cache
 def loss_display_name(name: str) -> str:
-    """The name a loss gives its graph node (``"ssr"`` -> ``"SSR"``), as the learner reads it.
-
-    The name comes from the loss itself: it is evaluated once on one point and its
-    output node's name is read.
+    """A loss as the learner reads it (``"ssr"`` -> ``"SSR"``), from its record; a loss of
+    the user's own is read by its own name.
 
     >>> loss_display_name("ssr"), loss_display_name("binary_cross_entropy")
     ('SSR', 'BCE')
+    >>> loss_display_name("half_ssr")
+    'half_ssr'
     """
-    from chainrule.errors import ChainruleError
-    from chainrule.losses import get_loss
-    from chainrule.tensor import Tensor, no_grad
-
-    try:
-        with no_grad():
-            node = get_loss(name)(Tensor([[0.0]]), [0.0])
-    except ChainruleError:
-        return name
-    return node.name or name
+    spec = LOSSES.get(name)
+    return name if spec is None else spec.display

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from chainrule.history import Divergence, History
+from chainrule.text import significant
 
 #: Up to this many trained scalars, the sentence gives their final values.
 NAMED_SCALARS = 3
@@ -29,10 +30,10 @@ def stop_message(history: History) -> str:
     if reason == "step_size":
         return f"{summary}: every step size is below {stop.step_size:g}"
     if reason == "loss":
-        return f"{summary}: the loss {history.final_loss:.3g} is below {stop.loss:g}"
+        return f"{summary}: the loss {significant(history.final_loss)} is below {stop.loss:g}"
     return (
         f"{summary}: reached the limit of {stop.max_steps} steps "
-        f"(the loss is {history.final_loss:.3g})"
+        f"(the loss is {significant(history.final_loss)})"
     )
 
 
@@ -56,18 +57,13 @@ def non_finite_text(x: float) -> str:
     return "infinite" if x > 0 else "infinite (-inf)"
 
 
-def _rate_text(x: float) -> str:
-    text = f"{x:.3g}"
-    return text if any(c in text for c in ".en") else f"{text}.0"
-
-
 def _summary(history: History) -> str:
     """``b3 = 2.61 after 10 steps`` for a few scalars, else ``trained 7 parameters for ...``."""
     steps = steps_text(history.num_steps)
     names = history.trained
     if len(names) <= NAMED_SCALARS:
         final = history.final_values
-        shown = ", ".join(f"{name} = {final[name]:.3g}" for name in names)
+        shown = ", ".join(f"{name} = {significant(final[name])}" for name in names)
         return f"{shown} after {steps}"
     return f"trained {len(names)} parameters for {steps}"
 
@@ -87,16 +83,18 @@ finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
     """
     losses, lr = history.losses, history.learning_rate
     n = len(losses)
-    rate, smaller = _rate_text(lr), _rate_text(lr / 10)
+    rate, smaller = significant(lr, point=True), significant(lr / 10, point=True)
     too_large = f"the learning rate {rate} is too large for this loss; try {smaller}"
     state = non_finite_text(problem.value)
     if problem.kind == "growth":
-        grew = f"the loss grew from {losses[0]:.3g} to {problem.loss:.3g} in {steps_text(n)}"
+        start, end = significant(losses[0]), significant(problem.loss)
+        grew = f"the loss grew from {start} to {end} in {steps_text(n)}"
         return f"{grew}: {too_large}"
     if problem.kind == "step":
         return (
             f"step {n + 1} would make {problem.name} {state}, although its slope "
-            f"({problem.slope:.3g}) and the loss ({problem.loss:.3g}) are finite: {too_large}"
+            f"({significant(problem.slope)}) and the loss ({significant(problem.loss)}) are "
+            f"finite: {too_large}"
         )
     subject = "the loss" if problem.kind == "loss" else f"the slope of {problem.name}"
     if n == 0:
@@ -106,10 +104,10 @@ finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
     first, last = losses[0], losses[-1]
     if last > first:
         return (
-            f"the loss grew from {first:.3g} to {last:.3g} in {steps_text(n)}, then {subject} "
-            f"became {state}: {too_large}"
+            f"the loss grew from {significant(first)} to {significant(last)} in "
+            f"{steps_text(n)}, then {subject} became {state}: {too_large}"
         )
     return (
-        f"{subject} became {state} after {steps_text(n)} (the loss was {last:.3g}): check "
+        f"{subject} became {state} after {steps_text(n)} (the loss was {significant(last)}): check "
         f"the data, the starting values and the learning rate {rate}"
     )

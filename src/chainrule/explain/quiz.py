@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from chainrule.errors import ChainruleError
-from chainrule.explain.notation import DIGITS, loss_display_name, number
+from chainrule.explain.notation import loss_display_name
+from chainrule.text import DIGITS, decimals
 from chainrule.training import History
 
 #: The kinds of question, in the order a step computes them.
@@ -102,12 +103,12 @@ def quiz_questions(history: History, step: int) -> list[Question]:
             Question(
                 "slope",
                 p,
-                f"Step {step}: {p} = {number(value)}. What is the slope {label}?",
+                f"Step {step}: {p} = {decimals(value)}. What is the slope {label}?",
                 slope,
                 1e-6 * max(1.0, abs(slope)),
                 step,
                 label,
-                f"{label} at {p} = {number(value)} is {number(slope)}: the chain rule shows "
+                f"{label} at {p} = {decimals(value)} is {decimals(slope)}: the chain rule shows "
                 "where it comes from.",
             )
         )
@@ -116,28 +117,28 @@ def quiz_questions(history: History, step: int) -> list[Question]:
                 Question(
                     "step size",
                     p,
-                    f"Step {step}: the slope {label} is {number(slope)} and the learning rate "
+                    f"Step {step}: the slope {label} is {decimals(slope)} and the learning rate "
                     f"is {lr:g}. What is the step size?",
                     step_size,
                     printed * lr + small,
                     step,
                     f"the step size of {p}",
-                    f"step size = slope x learning rate = {number(slope)} x {lr:g} = "
-                    f"{number(step_size)}",
+                    f"step size = slope x learning rate = {decimals(slope)} x {lr:g} = "
+                    f"{decimals(step_size)}",
                 )
             )
         questions.append(
             Question(
                 "new value",
                 p,
-                f"Step {step}: {p} = {number(value)} and the step size is {number(step_size)}. "
+                f"Step {step}: {p} = {decimals(value)} and the step size is {decimals(step_size)}. "
                 f"What is the new {p}?",
                 new,
                 2 * printed + small,
                 step,
                 f"the new {p}",
-                f"new {p} = old {p} - step size = {number(value)} - ({number(step_size)}) = "
-                f"{number(new)}",
+                f"new {p} = old {p} - step size = {decimals(value)} - ({decimals(step_size)}) = "
+                f"{decimals(new)}",
             )
         )
     return questions
@@ -161,14 +162,14 @@ def check_answer(question: Question, text: str) -> Check:
     parsed = _parse(text)
     if parsed is None:  # a fixed example: one made from the answer would give it away
         return Check(False, f"Please type a number, e.g. {NUMBER_EXAMPLE}.")
-    given, decimals = parsed
-    typed = 0.5 * 10.0**-decimals
+    given, places = parsed
+    typed = 0.5 * 10.0**-places
     allowed = typed
     if answer != 0 and math.isfinite(answer):
         allowed = min(typed, 0.5 * 10.0 ** (math.floor(math.log10(abs(answer))) - 1))
     if abs(given - answer) <= allowed + question.tolerance:
-        return Check(True, f"Right: {what} is {number(answer)}.")
-    feedback = f"Not quite: {what} is {number(answer)}, not {text.strip()}."
+        return Check(True, f"Right: {what} is {decimals(answer)}.")
+    feedback = f"Not quite: {what} is {decimals(answer)}, not {text.strip()}."
     if typed > allowed:
         feedback += " (Give at least two significant digits.)"
     if question.explanation:

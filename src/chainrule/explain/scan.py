@@ -27,10 +27,11 @@ from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain._model import loss_node
 from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table, plain
-from chainrule.explain.notation import latex_name, number
+from chainrule.explain.notation import latex_name
 from chainrule.losses import Loss
 from chainrule.nn.module import Module
 from chainrule.tensor import no_grad
+from chainrule.text import decimals
 
 #: The most grid points a scan computes (one forward pass each): enough for any curve or
 #: contour plot, and a typo such as ``--num 100000000`` is refused instead of running for
@@ -94,7 +95,7 @@ class Scan(Explanation):
                 (float(v), float(L), "yes" if i == marked else "")
                 for i, (v, L) in enumerate(zip(self.values, self.loss, strict=True))
             )
-            where = "" if best is None else f"{p} = {number(best['value'])}"
+            where = "" if best is None else f"{p} = {decimals(best['value'])}"
         else:
             q = self.parameter2
             columns = (
@@ -110,12 +111,12 @@ class Scan(Explanation):
             where = (
                 ""
                 if best is None
-                else f"{p} = {number(best['value'])}, {q} = {number(best['value2'])}"
+                else f"{p} = {decimals(best['value'])}, {q} = {decimals(best['value2'])}"
             )
         if best is None:
             summary = f"the {loss} is not a number anywhere on this grid"
         else:
-            summary = f"the lowest {loss} on this grid is {number(best['loss'])}, at {where}"
+            summary = f"the lowest {loss} on this grid is {decimals(best['loss'])}, at {where}"
         return (Table(columns, rows), Paragraph(summary))
 
 

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from chainrule.explain.notation import escape_latex, latex_name
+from chainrule.text import constant
 
 # Binding strength, weakest first: how tightly each kind of expression holds together.
 _PHRASE, _ADD, _MUL, _POW, _ATOM = range(5)
@@ -458,14 +459,6 @@ def fill(source: str, **values: Expr) -> Expr:
 # ---------------------------------------------------------------------------------------
 
 
-def _number_text(v: float) -> str:
-    if v == 0:
-        return "0"
-    if v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return f"{v:.6g}"
-
-
 def _positive_form(e: Expr) -> Expr | None:
     """``p`` when ``e`` reads as ``-p`` (so a sum can print ``a - p``), else None."""
     if isinstance(e, Neg):
@@ -492,7 +485,7 @@ class _Printer:
     def __call__(self, e: Expr) -> str:
         latex = self.latex
         if isinstance(e, Num):
-            return _number_text(e.value)
+            return constant(e.value)
         if isinstance(e, Sym):
             return latex_name(e.name) if latex else e.name
         if isinstance(e, Hole):

@@ -36,32 +36,6 @@ FROZEN = "#6c757d"
 CLASS_COLOURS = ("#3b6fb6", "#e8833a", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#d62728")
 
 
-def number(value: float, digits: int = 3) -> str:
-    """A short, readable number: ``number(2.6089111)`` is ``'2.61'``, tiny values in e-notation.
-
-    >>> number(-15.6551083806), number(0.000123), number(0.0)
-    ('-15.7', '0.000123', '0')
-    """
-    value = float(value)
-    if value == 0:
-        return "0"  # never "-0"
-    if not np.isfinite(value):
-        return f"{value:g}"
-    return f"{value:.{digits}g}"
-
-
-def value_text(value: float) -> str:
-    """A parameter's value as StatQuest writes it: two decimals, else 3 significant digits.
-
-    >>> value_text(3.34), value_text(-2.3), value_text(0.000123)
-    ('3.34', '-2.30', '0.000123')
-    """
-    value = float(value)
-    if value == 0 or 0.01 <= abs(value) < 1000:
-        return f"{value:.2f}"
-    return number(value)
-
-
 def step_colours(count: int) -> list[Any]:
     """``count`` shades from light to StatQuest green; the last one is green itself."""
     from matplotlib.colors import to_rgb

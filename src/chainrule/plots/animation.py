@@ -27,6 +27,7 @@ from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots.loss import _ahead, _loss_name, _names, _require_steps, _scan, _spread
 from chainrule.plots.replay import divergence, first_steps, steps_in_view
+from chainrule.text import significant
 
 #: Long runs are thinned to at most this many frames (the first and last always kept).
 MAX_FRAMES = 60
@@ -206,7 +207,7 @@ def animation(
         fit.set_ydata(curves[i])
         loss_line.set_ydata(frame_curves[i])
         value, loss_value = dots[i]
-        heading.set_text(f"after {k} step{'s' if k != 1 else ''}: {name} = {style.number(value)}")
+        heading.set_text(f"after {k} step{'s' if k != 1 else ''}: {name} = {significant(value)}")
         trail.set_offsets(dots[: i + 1])
         dot.set_data([value], [loss_value])
         if np.isfinite(slopes[i]):
@@ -215,12 +216,12 @@ def animation(
                 [value - h, value + h], [loss_value - slopes[i] * h, loss_value + slopes[i] * h]
             )
             note.set_text(
-                f"step {k + 1}: slope {style.number(slopes[i])}, "
-                f"step size {style.number(steps[k].step_sizes[name])}"
+                f"step {k + 1}: slope {significant(slopes[i])}, "
+                f"step size {significant(steps[k].step_sizes[name])}"
             )
         else:
             tangent.set_data([], [])
-            note.set_text(f"end: {loss_name} = {style.number(loss_value)}")
+            note.set_text(f"end: {loss_name} = {significant(loss_value)}")
         return fit, loss_line, trail, dot, tangent, note, heading
 
     if diverged is not None:

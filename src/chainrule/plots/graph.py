@@ -28,9 +28,9 @@ import numpy as np
 
 from chainrule.errors import ChainruleError, GraphError
 from chainrule.nn.module import Parameter
-from chainrule.plots import _style as style
 from chainrule.plots._base import Figure
 from chainrule.tensor import Tensor, gradients
+from chainrule.text import significant
 
 #: Formats of a graph figure: the DOT text itself, or what ``dot`` draws from it.
 GRAPH_FORMATS: tuple[str, ...] = ("dot", "svg", "png", "pdf")
@@ -146,9 +146,9 @@ def _engine_gradients(root: Tensor, nodes: list[Tensor]) -> dict[int, Any]:
 def _text(value: Any) -> str:
     array = np.asarray(value.data if isinstance(value, Tensor) else value, dtype=np.float64)
     if array.size == 1:
-        return style.number(float(array.reshape(())), 4)
+        return significant(float(array.reshape(())), 4)
     if array.ndim == 1 and array.size <= MAX_SHOWN:
-        return "[" + ", ".join(style.number(v, 3) for v in array) + "]"
+        return "[" + ", ".join(significant(v, 3) for v in array) + "]"
     return f"array {tuple(array.shape)}"
 
 
@@ -245,12 +245,12 @@ def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
     >>> [n.name for n in fig.nodes if n.kind == "trained"]
     ['b3']
     """
-    from chainrule.losses import get_loss
+    from chainrule.losses import loss_spec
 
     frozen = [name for name, p in model.named_parameters() if p.frozen]
     twin = model.at()
     twin.unfreeze()
-    loss_fn = get_loss(loss) if isinstance(loss, str) else loss
+    loss_fn = loss_spec(loss).function
     out = twin(model.feed(data))
     total = loss_fn(out, np.asarray(data.target))
     _name_the_target(total, out, data)

@@ -22,6 +22,7 @@ from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots.replay import divergence, first_steps, steps_in_view
+from chainrule.text import significant
 
 #: At most this many tangents are drawn (evenly chosen); every slope is still recorded.
 MAX_TANGENTS = 12
@@ -281,7 +282,7 @@ def loss_curve(
             marker="*",
             color=style.GREEN,
             zorder=8,
-            label=f"end: {name} = {style.number(end[0])}",
+            label=f"end: {name} = {significant(end[0])}",
         )
     ax.set_xlabel(name)
     ax.set_ylabel(loss_name)
@@ -333,7 +334,7 @@ def _held_text(others: list[str], values: dict[str, float]) -> str:
     """``'w4 = -2.3, b3 = 2.61'``, or ``'the other 6 trained parameters'``."""
     if len(others) > NAMED_OTHERS:
         return _names(others)
-    return ", ".join(f"{n} = {style.number(values[n])}" for n in others)
+    return ", ".join(f"{n} = {significant(values[n])}" for n in others)
 
 
 def _thin(count: int, most: int) -> np.ndarray:
@@ -381,7 +382,7 @@ def _draw_tangents(
     boxes: list[tuple[float, float, float, float]] = []
     page_width = 0.8 * width
     for (x, y), slope in zip(dots, slopes, strict=True):
-        text = f"slope {style.number(slope)}"
+        text = f"slope {significant(slope)}"
         px, py = (x - xlim[0]) * x_scale, (y - ylim[0]) * y_scale
         w, h = 0.065 * len(text), 0.16  # the text's size in inches, about
         to_left = px + 0.12 + w > page_width
@@ -500,7 +501,7 @@ def contour(
         ax=ax,
         ticks=levels[::2],
         spacing="uniform",
-        format=FuncFormatter(lambda v, _: style.number(v)),
+        format=FuncFormatter(lambda v, _: significant(v)),
     )
     bar.set_label(loss_name)
     if len(path):

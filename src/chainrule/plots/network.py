@@ -30,6 +30,7 @@ from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots._terms import Term, _wrapped, additive_terms, describe, recorder
 from chainrule.tensor import Tensor
+from chainrule.text import parameter_value
 
 #: Edges of a layer model get their weight written on them up to this many edges.
 MAX_LABELLED_EDGES = 16
@@ -202,7 +203,7 @@ def _read_term(
         name = None
     if name in parameters:
         value = model.scalar(name).value
-        node.bias.append((f"{'−' if minus else '+'} {name} = {style.value_text(value)}", value))
+        node.bias.append((f"{'−' if minus else '+'} {name} = {parameter_value(value)}", value))
         node.bias_parameters.append(name)
         node.bias_trained.append(_is_trained(model, name))
         return []
@@ -214,7 +215,7 @@ def _read_term(
         weight, source = (a, b) if a in parameters else (b, a)
         if weight in parameters and source is not None and source not in parameters:
             value = model.scalar(weight).value
-            text = f"{weight} = {style.value_text(value)}"
+            text = f"{weight} = {parameter_value(value)}"
             edges.append(
                 Edge(
                     key_of[source],
@@ -234,7 +235,7 @@ def _read_term(
         value = float(np.asarray(tensor.data).ravel()[0])
         text = f"{'−' if minus else '+'} {_wrapped(tensor, describe(tensor))}"
         if used:
-            text += f" = {style.value_text(value)}"
+            text += f" = {parameter_value(value)}"
         node.bias.append((text, value))
         node.bias_parameters += [n for n in used if n in parameters]
         node.bias_trained.append(any(_is_trained(model, n) for n in used if n in parameters))
@@ -242,9 +243,7 @@ def _read_term(
     inside = [n for n in used if n in parameters]
     trained = any(_is_trained(model, n) for n in inside)
     if inside:  # the values too: ``w4 × (y2 + 1)`` then ``w4 = -2.30`` below it
-        label += "\n" + ", ".join(
-            f"{n} = {style.value_text(model.scalar(n).value)}" for n in inside
-        )
+        label += "\n" + ", ".join(f"{n} = {parameter_value(model.scalar(n).value)}" for n in inside)
     for source in dict.fromkeys(sources):
         edges.append(Edge(source, node.key, None, None, label, trained))
     return sources
@@ -356,13 +355,13 @@ def _layer_diagram(model: Any, input_names: list[str] | None) -> tuple[list[Node
         for i, source in columns[c]:  # type: ignore[misc]
             for j, target in columns[c + 1]:  # type: ignore[misc]
                 value = float(layer.weight.data[i, j])
-                label = style.value_text(value) if labelled else ""
+                label = parameter_value(value) if labelled else ""
                 edges.append(Edge(source, target, f"{wname}[{i},{j}]", value, label, trained_w))
         if layer.bias is not None:
             for j, target in columns[c + 1]:  # type: ignore[misc]
                 value = float(layer.bias.data[j])
                 if labelled:
-                    by_key[target].bias.append((f"b = {style.value_text(value)}", value))
+                    by_key[target].bias.append((f"b = {parameter_value(value)}", value))
                     by_key[target].bias_trained.append(not layer.bias.frozen)
                 by_key[target].bias_parameters.append(f"{bname}[{j}]")
     return nodes, edges

@@ -29,6 +29,7 @@ from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots._terms import additive_terms, recorder
 from chainrule.plots.replay import StepSpec, divergence, resolve_steps
 from chainrule.tensor import Tensor, sigmoid, softmax
+from chainrule.text import parameter_value, significant
 
 #: The size of a squiggle figure in inches (wider by the legend when decomposed).
 DEFAULT_SIZE = (6.4, 4.4)
@@ -335,7 +336,7 @@ def _draw_terms(
         lw=2.6,
         zorder=3,
         label=f"{output_name} = the sum {names}"
-        + (f" ({style.value_text(shift)})" if value_in_legend else ""),
+        + (f" ({parameter_value(shift)})" if value_in_legend else ""),
     )
     if shift != 0:
         i = int(np.argmax(partial)) if shift > 0 else int(np.argmin(partial))
@@ -347,7 +348,7 @@ def _draw_terms(
             arrowprops={"arrowstyle": "-|>", "color": style.GREY, "lw": 1.2},
         )
         ax.annotate(
-            f"{names} = {style.value_text(shift)}",
+            f"{names} = {parameter_value(shift)}",
             (grid[i], (partial[i] + total[i]) / 2),
             xytext=(6, 0),
             textcoords="offset points",
@@ -379,13 +380,13 @@ def _step_label(
     k: int, values: dict[str, float], trained: list[str], history: Any, explicit: bool
 ) -> str:
     if explicit:
-        shown = ", ".join(f"{n} = {style.number(v)}" for n, v in list(values.items())[:3])
+        shown = ", ".join(f"{n} = {significant(v)}" for n, v in list(values.items())[:3])
         return shown or "model"
     if history is None:
         return "model"
     when = _when(k, history.num_steps)
     if len(trained) == 1 and trained[0] in values:
-        return f"{when}: {trained[0]} = {style.number(values[trained[0]])}"
+        return f"{when}: {trained[0]} = {significant(values[trained[0]])}"
     return when
 
 
