@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import ChainruleError
+from chainrule.errors import AnomalyError, ChainruleError
 from chainrule.formula_lang import (
     FUNCTIONS,
     Assignment,
@@ -50,7 +50,7 @@ from chainrule.formula_lang import (
     parse,
 )
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor, broadcast_to
+from chainrule.tensor import Tensor, anomaly_context, broadcast_to, is_anomaly_enabled
 
 #: A matrix of at most this many numbers passed again to a formula reuses its input
 #: nodes (small data, many steps: where making them is a noticeable part of a step).
@@ -417,9 +417,17 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
                 self._input_nodes = (x, x.shape, x.dtype, nodes)
         n = len(next(iter(nodes.values()))) if nodes else 1
         nodes = {**nodes, **self._parameters}
+        anomaly = is_anomaly_enabled()
         for assignment, compute, plain in self._plan:
             try:
-                value = compute(nodes)
+                if anomaly:  # anomaly mode names the formula line of each op
+                    line = f"formula line {assignment.line}: {assignment.name} = "
+                    with anomaly_context(line + assignment.expression):
+                        value = compute(nodes)
+                else:
+                    value = compute(nodes)
+            except AnomalyError:
+                raise
             except ChainruleError as e:  # e.g. log of a negative number
                 where = f"formula line {assignment.line} ({assignment.name} = ...)"
                 raise type(e)(f"{where}: {e}") from e

@@ -47,7 +47,7 @@ from chainrule.errors import ChainruleError, GraphError
 from chainrule.losses import LOSSES, REDUCTIONS, Loss, get_loss
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import Tensor, inplace, no_grad
 
 #: Per-scalar records are kept by default up to this many trainable scalars ...
 DETAIL_MAX_SCALARS = 50
@@ -783,7 +783,7 @@ class _Flat:
             if isinstance(values, np.ndarray):
                 values = [values[a:b].reshape(shape) for a, b, shape in self.spans]
             for p, value in zip(self.params, values, strict=True):
-                p.data[...] = value
+                inplace(p)[...] = value
 
     def finite(self, arrays: Sequence[Any]) -> bool:
         """Whether every entry of ``arrays`` is a finite number.

@@ -13,7 +13,7 @@ from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.losses import Loss, get_loss
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import Tensor, inplace, no_grad
 
 
 def forward(model: Module, data: Dataset, record_inputs: bool = False) -> Tensor:
@@ -94,7 +94,7 @@ def values_restored(model: Module) -> Iterator[None]:
         yield
     finally:
         for p, data in saved:
-            p.data[...] = data
+            inplace(p)[...] = data
 
 
 def graph_nodes(root: Tensor) -> set[int]:

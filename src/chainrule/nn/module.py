@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import Tensor, inplace, no_grad
 
 
 class Parameter(Tensor):
@@ -98,7 +98,7 @@ class ScalarRef:
         return None if g is None else float(np.asarray(g)[self.index])
 
     def set(self, value: float) -> None:
-        self.parameter.data[self.index] = value
+        inplace(self.parameter)[self.index] = value
 
 
 _KEY = re.compile(r"^\w+$")

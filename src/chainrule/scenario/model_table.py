@@ -15,6 +15,7 @@ from chainrule.formula import Formula
 from chainrule.nn import ACTIVATIONS, MLP, Module
 from chainrule.scenario.keys import MAX_PARAMETERS
 from chainrule.scenario.source import Source, Table, describe, suggest
+from chainrule.tensor import inplace
 
 
 class ModelReader:
@@ -182,7 +183,7 @@ class ModelReader:
                 if "[" in key:
                     model.scalar(key).set(value)
                 else:
-                    model.parameter(key).data[...] = value
+                    inplace(model.parameter(key))[...] = value
             return model
 
         return build
