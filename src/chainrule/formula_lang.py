@@ -214,10 +214,22 @@ _STATEMENT_KINDS: dict[type, str] = {
 }
 
 
+#: The deepest nesting of operations one right-hand side may have (``a + b + c`` is 2
+#: deep). Reading and building a formula follow the nesting, so a bound keeps them far
+#: from Python's recursion limit; a longer computation is split over several lines.
+MAX_DEPTH = 200
+
+_LARGEST = 1.7976931348623157e308  # the largest float
+
+
 def _constant_problem(value: object) -> str | None:
     """Why a literal cannot be used, or None for a plain (real) number."""
     if isinstance(value, bool):
         return "True and False are not allowed: write 1 or 0"
+    if isinstance(value, int) and not -_LARGEST <= value <= _LARGEST:  # (``abs`` is an op)
+        return "this number is too large: a float holds at most about 1.8e308"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "this number is too large: a float holds at most about 1.8e308"
     if isinstance(value, int | float):
         return None
     if isinstance(value, str | bytes):
@@ -240,6 +252,7 @@ class Parser:
         first = next((line for line in text.splitlines() if line.strip()), "")
         self.indent = len(first) - len(first.lstrip()) if self.text != text else 0
         self.lines = self.text.splitlines()
+        self.encoded: list[bytes] | None = None  # the lines in UTF-8 (ast counts bytes)
         self.assigned: dict[str, tuple[int, ast.Name]] = {}  # name -> (statement index, target)
         self.current = 0  # index of the statement being read
         self.uses: list[str] = []  # names read by the current right-hand side
@@ -277,7 +290,12 @@ class Parser:
             module = ast.parse(self.text, mode="exec")
         except SyntaxError as e:
             raise _syntax_error(e, self.indent) from None
-        except (ValueError, RecursionError, MemoryError) as e:  # null bytes, deep nesting
+        except (RecursionError, MemoryError):  # e.g. 10,000 signs or parentheses in a row
+            raise ChainruleError(
+                "formula: cannot read the text: it nests too deeply (thousands of "
+                "parentheses or signs in a row); write one step per line"
+            ) from None
+        except ValueError as e:  # null bytes, a number of more than 4300 digits
             raise ChainruleError(f"formula: cannot read the text: {e}") from None
         if not module.body:
             raise ChainruleError(
@@ -306,15 +324,42 @@ class Parser:
                     "give each step its own name",
                 )
             self.current, self.uses = index, []
-            try:
-                tree = self.expression(statement.value)
-            except RecursionError:
-                raise self.error(statement, "this expression is too deeply nested") from None
-            text = ast.get_source_segment(self.text, statement.value) or ""
+            self.check_depth(statement.value)
+            tree = self.expression(statement.value)
+            text = self.segment(statement.value)
             uses = tuple(dict.fromkeys(self.uses))
             column = self.column(target.lineno, target.col_offset)
             assignments.append(Assignment(name, text, target.lineno, column, uses, tree))
         return assignments
+
+    def check_depth(self, node: ast.expr) -> None:
+        """Refuse a right-hand side nested more than :data:`MAX_DEPTH` deep (read without
+        recursion, so that the check itself cannot hit the recursion limit)."""
+        stack = [(node, 1)]
+        while stack:
+            current, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise self.error(
+                    node,
+                    f"this expression nests more than {MAX_DEPTH} operations deep: split it "
+                    "over several lines (e.g. 's1 = a + b' then 's2 = s1 + c')",
+                )
+            for child in ast.iter_child_nodes(current):
+                if isinstance(child, ast.expr):  # (not operators or contexts)
+                    stack.append((child, depth + 1))
+
+    def segment(self, node: ast.expr) -> str:
+        """The text of ``node`` as written (``ast.get_source_segment`` reads the whole text
+        again for each call, which made parsing quadratic in the number of lines)."""
+        if self.encoded is None:
+            self.encoded = [line.encode("utf-8") for line in self.lines]
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        start, end = node.col_offset, node.end_col_offset
+        if first == last:
+            return self.encoded[first][start:end].decode("utf-8")
+        parts = [self.encoded[first][start:], *self.encoded[first + 1 : last]]
+        parts.append(self.encoded[last][:end])
+        return b"\n".join(parts).decode("utf-8")
 
     def target(self, statement: ast.stmt) -> ast.Name:
         """The name assigned by ``name = expression``; any other statement is refused."""
@@ -451,11 +496,16 @@ def _syntax_error(e: SyntaxError, indent: int = 0) -> ChainruleError:
     """Python's syntax error, told with the formula's line, column and text."""
     line, column = e.lineno or 1, (e.offset or 1) + indent
     text = (e.text or "").strip()
+    if len(text) > 60:  # a line of thousands of characters is not repeated whole
+        text = text[:57] + "..."
     hint = ""
     if isinstance(e, IndentationError):
         hint = " (every line starts at the same margin)"
+    message = e.msg
+    if "Exceeds the limit" in message:  # Python's long advice on integer conversion
+        message = "a number of more than 4300 digits"
     return ChainruleError(
-        f"formula line {line}, column {column}: syntax error: {e.msg}{hint}: {text!r}"
+        f"formula line {line}, column {column}: syntax error: {message}{hint}: {text!r}"
     )
 
 

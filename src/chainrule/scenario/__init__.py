@@ -152,6 +152,11 @@ def parse_scenario(
     source = Source(label, text)
     try:
         values = tomllib.loads(text)
+    except RecursionError:  # arrays or inline tables nested thousands deep
+        raise ChainruleError(
+            f"{label}: not valid TOML for a scenario: values nest too deeply "
+            "(arrays or tables inside one another thousands of times)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         place = f"{label}:{found[1]}" if found else label
