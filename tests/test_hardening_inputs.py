@@ -127,3 +127,90 @@ def test_dataset_options_of_the_wrong_kind(option, value):
         parse_scenario(text)
     except ChainruleError as exc:
         assert option in str(exc) and "\n" not in str(exc)
+
+
+# -- model files and the API's paths ----------------------------------------------------------
+
+
+def _model():
+    return Formula("y = w * x", inputs=["x"])
+
+
+@pytest.mark.parametrize("path", [None, 3, b"x", ""])
+def test_save_and_load_say_what_a_path_is(path):
+    from chainrule import io
+
+    with pytest.raises(ChainruleError, match="expected a file path"):
+        io.save(_model(), path)
+    with pytest.raises(ChainruleError, match="expected a file path"):
+        io.load(path)
+
+
+def test_a_name_longer_than_the_system_allows(tmp_path):
+    from chainrule import io
+
+    with pytest.raises(ChainruleError, match="cannot write"):
+        io.save(_model(), tmp_path / ("a" * 300))
+    with pytest.raises(ChainruleError, match="cannot read the file"):
+        io.load(tmp_path / ("a" * 300))
+
+
+def test_non_regular_files_are_refused_at_once(tmp_path):
+    import os
+
+    from chainrule import io
+
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    start = time.perf_counter()
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ChainruleError, match="is not a regular file"):
+            io.load(path)
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"version": 1},
+        {"version": "1", "config": "[" * 100_000 + "]" * 100_000},
+        {"version": "99999999999999999999"},
+        {"version": None},
+    ],
+)
+def test_metadata_of_the_wrong_type(tmp_path, meta):
+    import json
+
+    from chainrule import io
+
+    path = tmp_path / "m.safetensors"
+    io.save(_model(), path)
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    header["__metadata__"].update(meta)
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size :])
+    with pytest.raises(ChainruleError, match="m.safetensors: the file's metadata is corrupted"):
+        io.load(path)
+
+
+def test_a_save_removes_what_interrupted_saves_left(tmp_path):
+    import os
+
+    from chainrule import io
+
+    target = tmp_path / "m.safetensors"
+    stale = tmp_path / ".m.safetensors.chainrule-partial-0123abcd.safetensors"
+    fresh = tmp_path / ".m.safetensors.chainrule-partial-fedc.safetensors"
+    other = tmp_path / ".n.safetensors.chainrule-partial-0123.safetensors"
+    for leftover in (stale, fresh, other):
+        leftover.write_bytes(b"x" * 100)
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    io.save(_model(), target)
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, fresh.name, other.name]
+    )
