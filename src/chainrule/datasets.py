@@ -712,7 +712,10 @@ def load_dataset(name: str, **options: object) -> Dataset:
             f"its options are: {accepted}"
         )
     for option, value in options.items():
-        _check_option(name, option, value, signature.parameters[option].default)
+        default = signature.parameters[option].default
+        _check_option(name, option, value, default)
+        if isinstance(default, float):
+            options[option] = float(value) + 0.0  # type: ignore[arg-type]  # (-0.0 is 0.0)
     return make(**options)
 
 
