@@ -11,6 +11,7 @@ from seed import BLUE, DOSAGE, FITTED, FORMULA, GREEN, OBSERVED, START, START_SL
 
 import chainrule as cr
 from chainrule import formula as formula_module
+from chainrule import formula_lang
 from chainrule.formula import Formula
 from chainrule.nn import Parameter
 
@@ -494,14 +495,23 @@ def test_code_is_refused_not_run(text):
         Formula(text)
 
 
-def test_the_module_never_evaluates_text():
-    tree = ast.parse(inspect.getsource(formula_module))
+@pytest.mark.parametrize("module", [formula_module, formula_lang])
+def test_the_module_never_evaluates_text(module):
+    tree = ast.parse(inspect.getsource(module))
     called = {
         node.func.id
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     }
     assert not called & {"eval", "exec", "compile", "__import__", "getattr"}
+
+
+@pytest.mark.parametrize("module", [formula_module, formula_lang])
+def test_docstring_examples(module):
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 def test_dunder_names_are_only_parameters():

@@ -21,11 +21,11 @@ from chainrule.errors import ChainruleError
 from chainrule.explain import stop_message
 from chainrule.scenario import (
     TEMPLATE,
-    _Source,
     builtin_scenarios,
     load_scenario,
     parse_scenario,
 )
+from chainrule.scenario.source import Source
 
 BAD = Path(__file__).parent / "bad_scenarios"
 
@@ -289,9 +289,9 @@ def test_unreasonable_sizes_are_refused_before_any_work(text, fragment):
 
 
 def test_too_many_data_points_in_a_csv_or_in_the_file(tmp_path, monkeypatch):
-    import chainrule.scenario
+    import chainrule.scenario.data_table
 
-    monkeypatch.setattr(chainrule.scenario, "MAX_DATA_POINTS", 2)
+    monkeypatch.setattr(chainrule.scenario.data_table, "MAX_DATA_POINTS", 2)
     (tmp_path / "doses.csv").write_text("dosage,efficacy\n0,0\n0.5,1\n1,0\n")
     csv_file = tmp_path / "csv.toml"
     csv_file.write_text('[data]\ncsv = "doses.csv"\n[model]\nformula = "p = w * dosage"\n')
@@ -305,7 +305,7 @@ def test_too_many_data_points_in_a_csv_or_in_the_file(tmp_path, monkeypatch):
 
 
 def test_source_finds_keys_but_not_inside_multiline_strings():
-    source = _Source(
+    source = Source(
         "f.toml",
         'title = "t"\n[model]\nformula = """\nloss = 1\n"""\n[train]\nloss = "ssr"\n',
     )

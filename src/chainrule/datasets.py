@@ -711,7 +711,31 @@ def load_dataset(name: str, **options: object) -> Dataset:
             f"data set '{name}' has no option {', '.join(map(repr, unknown))}; "
             f"its options are: {accepted}"
         )
+    for option, value in options.items():
+        default = signature.parameters[option].default
+        _check_option(name, option, value, default)
+        if isinstance(default, float):
+            options[option] = float(value) + 0.0  # type: ignore[arg-type]  # (-0.0 is 0.0)
     return make(**options)
+
+
+def _check_option(name: str, option: str, value: object, default: object) -> None:
+    """An option of a built-in data set has the type of its default: a whole number >= 0
+    (``seed``; ``n`` >= 1) or a finite number >= 0 (``noise``, ``factor``)."""
+    if isinstance(default, bool):
+        return
+    if isinstance(default, int):
+        least = 1 if option == "n" else 0
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ChainruleError(
+                f"data set '{name}': {option} must be a whole number >= {least}, got {value!r}"
+            )
+    elif isinstance(default, float):
+        ok = not isinstance(value, bool) and isinstance(value, int | float | np.number)
+        if not ok or not math.isfinite(float(value)) or float(value) < 0:  # type: ignore[arg-type]
+            raise ChainruleError(
+                f"data set '{name}': {option} must be a finite number >= 0, got {value!r}"
+            )
 
 
 # ---------------------------------------------------------------------------------------

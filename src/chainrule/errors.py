@@ -22,3 +22,7 @@ class DomainError(ChainruleError):
 
 class GraphError(ChainruleError):
     """Misuse of the recorded graph, e.g. a second backward through a freed graph."""
+
+
+class AnomalyError(ChainruleError):
+    """A NaN or an infinity made by an op in anomaly mode (see ``detect_anomaly``)."""

@@ -25,11 +25,13 @@ True
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,13 +83,18 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[str], objec
     >>> atomic_write_with(target, lambda temporary: pathlib.Path(temporary).write_text("hi")).name
     'a.txt'
     """
-    shown = os.fspath(path)
-    target = Path(os.path.realpath(path))  # write through a symbolic link, not over it
-    folder = target.parent
-    if target.is_dir():
+    shown = os.fspath(_file_path(path, "cannot write"))
+    try:
+        target = Path(os.path.realpath(path))  # write through a symbolic link, not over it
+        folder = target.parent
+        is_dir, folder_exists = target.is_dir(), folder.is_dir()
+    except OSError as exc:  # e.g. a name longer than the system allows
+        raise ChainruleError(f"cannot write {shown[:80]}: {exc.strerror or exc}") from None
+    if is_dir:
         raise ChainruleError(f"cannot write {shown}: it is a folder")
-    if not folder.is_dir():
+    if not folder_exists:
         raise ChainruleError(f"cannot write {shown}: the folder {folder} does not exist")
+    _remove_stale_temporaries(folder, target.name)
     try:
         mode: int | None = stat.S_IMODE(target.stat().st_mode)
     except OSError:
@@ -112,11 +119,37 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[str], objec
     return Path(shown)
 
 
+#: How a temporary file of a save is named: recognisably, and tied to its target.
+_TEMPORARY_PREFIX = ".{name}.chainrule-partial-"
+#: A temporary file older than this (seconds) is left over from an interrupted save.
+STALE_AFTER = 60.0
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Delete what interrupted saves of the same target left behind (kill -9, power cut):
+    temporary files of that target older than :data:`STALE_AFTER` seconds."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for leftover in folder.glob(glob.escape(_TEMPORARY_PREFIX.format(name=name)) + "*"):
+            with contextlib.suppress(OSError):
+                if now - leftover.stat().st_mtime > STALE_AFTER:
+                    leftover.unlink()
+
+
+def _file_path(path: Any, what: str) -> str | os.PathLike[str]:
+    """``path`` checked to be a file path, or a ChainruleError saying what was expected."""
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise ChainruleError(
+            f"{what}: expected a file path (a str or a pathlib.Path), got {path!r}"
+        )
+    return path
+
+
 def _create_temporary(folder: Path, name: str, suffix: str) -> Path:
     """A new empty file next to the target (usual permissions, umask applied)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        candidate = folder / f".{name}.{secrets.token_hex(6)}.tmp{suffix}"
+        candidate = folder / f"{_TEMPORARY_PREFIX.format(name=name)}{secrets.token_hex(6)}{suffix}"
         try:
             os.close(os.open(candidate, flags, 0o666))
             return candidate
@@ -176,6 +209,7 @@ def save(model: Module, path: str | os.PathLike[str]) -> Path:
     >>> save(Formula("p = w * dosage + b", inputs=["dosage"]), path).name
     'seed.safetensors'
     """
+    _file_path(path, "save")
     config = getattr(model, "config", None)
     if not callable(config):
         raise ChainruleError(
@@ -206,7 +240,7 @@ def _header(raw: bytes, where: str) -> dict[str, Any]:
         raise ChainruleError(f"{where}: the file is truncated or is not a model file")
     try:
         header = json.loads(raw[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ChainruleError(f"{where}: the file is corrupted or is not a model file") from None
     if not isinstance(header, dict):
         raise ChainruleError(f"{where}: the file is corrupted or is not a model file")
@@ -222,7 +256,9 @@ def _metadata(header: dict[str, Any], where: str) -> tuple[dict[str, Any], list[
             "describe the architecture); save models with chainrule.save"
         )
     version = meta.get("version", "")
-    if not version.isdigit() or int(version) > VERSION:
+    if not isinstance(version, str) or not version.isdigit() or len(version) > 6:
+        raise ChainruleError(f"{where}: the file's metadata is corrupted (version {version!r})")
+    if int(version) > VERSION:
         raise ChainruleError(
             f"{where}: written by a newer chainrule (file version {version!r}, this one "
             f"reads version {VERSION}); upgrade chainrule to load it"
@@ -231,7 +267,7 @@ def _metadata(header: dict[str, Any], where: str) -> tuple[dict[str, Any], list[
         config = json.loads(meta["config"])
         frozen = json.loads(meta.get("frozen", "[]"))
         checksum = meta["sha256"]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):  # (configs nested very deep)
         raise ChainruleError(f"{where}: the file's metadata is corrupted") from None
     if not isinstance(config, dict) or not isinstance(frozen, list):
         raise ChainruleError(f"{where}: the file's metadata is corrupted")
@@ -252,6 +288,35 @@ def _build(config: dict[str, Any], where: str) -> Module:
         raise ChainruleError(f"{where}: cannot rebuild the model: {exc}") from None
 
 
+#: The largest model file :func:`load` reads: the most weights a model may have
+#: (1,000,000 float64 numbers) and a generous header.
+MAX_FILE_BYTES = 1_000_000 * 8 + (1 << 20)
+
+
+def _read_model_file(path: Path, where: str) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`, read without
+    blocking on a FIFO and without reading /dev/zero for ever."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ChainruleError(f"{where}: is not a regular file (a device, FIFO or socket)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ChainruleError(
+                f"{where}: {info.st_size:,} bytes; a model file has at most {MAX_FILE_BYTES:,}"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ChainruleError(f"{where}: grew past {MAX_FILE_BYTES:,} bytes while being read")
+    return raw
+
+
 def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
     """Load a model saved by :func:`save`: rebuilt from its architecture, weights set.
 
@@ -267,9 +332,9 @@ def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
     >>> load(path)
     MLP([1, 2, 1], activation='softplus')
     """
-    where = os.fspath(path)
+    where = os.fspath(_file_path(path, "load"))
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_model_file(Path(path), where)
     except FileNotFoundError:
         raise ChainruleError(f"{where}: no such file") from None
     except IsADirectoryError:

@@ -34,7 +34,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, inplace
 
 
 class Update(NamedTuple):
@@ -110,9 +110,7 @@ class Optimizer:
             if type(slope) is not np.ndarray:  # a Tensor from backward(create_graph=True)
                 slope = np.asarray(slope.data if isinstance(slope, Tensor) else slope)
             assert slope.shape == p.shape, (slope.shape, p.shape)
-            value = p.data
-            if not value.flags.writeable:
-                value = p.data = value.copy()
+            value = inplace(p)  # writable, and graphs recorded before the step are stale
             step = self._step(i, value, slope)
             value -= step  # in place (no graph is recorded): views of p see the new value
             updates.append(Update(p, slope, step, value.copy()))

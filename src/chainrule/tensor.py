@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
+import traceback
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from chainrule import ops
-from chainrule.errors import ChainruleError, GraphError, ShapeError
+from chainrule.errors import AnomalyError, ChainruleError, GraphError, ShapeError
 from chainrule.ops import OPS, Op
 
 # The table's entries, bound once: an operator then costs no dictionary lookup.
@@ -67,7 +70,7 @@ _WHERE = OPS["where"]
 #: Whether operations record the graph. A context variable, not a global: each thread (and
 #: each asyncio task) has its own, so one web request's ``no_grad`` cannot stop another's
 #: recording. A new thread starts with recording on.
-_GRAD_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+_GRAD_MODE: contextvars.ContextVar[int] = contextvars.ContextVar(
     "chainrule_grad_enabled", default=True
 )
 _grad_enabled = _GRAD_MODE.get  # bound once: ``apply`` reads it for every operation
@@ -93,7 +96,160 @@ def no_grad() -> Iterator[None]:
 
 def is_grad_enabled() -> bool:
     """Whether operations record the graph now in this thread (False inside :func:`no_grad`)."""
-    return _grad_enabled()
+    return bool(_grad_enabled())
+
+
+# ---------------------------------------------------------------------------------------
+# In-place changes and anomaly mode
+# ---------------------------------------------------------------------------------------
+
+#: The version clock: every in-place change of a tensor's data moves it on and gives the
+#: tensor the new value as its ``_version``. A recorded node keeps the clock's value at the
+#: moment it was made, so "an input changed after this node read it" is one comparison.
+_CLOCK = 0
+
+
+def inplace(t: Tensor) -> np.ndarray:
+    """The array of ``t``, ready to be changed in place (as an optimizer step does).
+
+    An operation that needs a gradient saves its inputs for the backward pass and makes
+    their arrays read-only, so that changing them by accident cannot silently change a
+    gradient. ``inplace`` is the deliberate way: it makes the array writable again and
+    moves ``t``'s version on, so a backward pass through a graph recorded BEFORE the change
+    refuses to run (its numbers would mix old and new values) and names the op.
+
+    >>> x = tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> inplace(x)[...] = 10.0
+    >>> y.backward()
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.GraphError: backward: an input of 'mul' (shape (2,)) was changed in \
+place after the forward pass recorded it; run the forward pass again after changing it
+    """
+    global _CLOCK
+    _CLOCK += 1
+    t._version = _CLOCK
+    data = t.data
+    if not data.flags.writeable:
+        try:
+            data.setflags(write=True)
+        except ValueError:  # a view of read-only memory: give t an array of its own
+            data = t.data = data.copy()
+    t._guarded = None
+    return data
+
+
+#: The grad mode's value while recording in anomaly mode (true, and not ``True``).
+_CHECKING = 2
+
+#: Whether anomaly mode is on (per thread, like the grad mode).
+_ANOMALY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "chainrule_detect_anomaly", default=False
+)
+_anomaly_enabled = _ANOMALY.get
+#: What the code that is running says about where an op comes from (e.g. a formula's line).
+_ANOMALY_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "chainrule_anomaly_context", default=""
+)
+#: Where each node recorded in anomaly mode was made, by ``id`` (a Tensor's ``==`` is
+#: elementwise, so it cannot be a dictionary key of a WeakKeyDictionary); an entry goes
+#: when its node does.
+_ORIGINS: dict[int, tuple[str, weakref.ref[Tensor]]] = {}
+
+
+def _remember_origin(node: Tensor, origin: str) -> None:
+    key = id(node)
+    _ORIGINS[key] = (origin, weakref.ref(node, lambda _: _ORIGINS.pop(key, None)))
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise at the first op whose forward or backward pass makes a NaN or an infinity.
+
+    The error (:class:`~chainrule.errors.AnomalyError`) names the op, the formula line it
+    comes from (for formula models) and the line of Python code that made it, as
+    PyTorch's anomaly mode and JAX's ``debug_nans`` do. It checks every operation that
+    records a graph, which costs time: use it to find a problem, not to train.
+
+    >>> x = tensor([1.0, -1.0], requires_grad=True)
+    >>> with detect_anomaly():
+    ...     y = sqrt(x)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.AnomalyError: anomaly: the forward pass of 'sqrt' made nan ...
+    """
+    token = _ANOMALY.set(True)
+    # The grad mode carries the flag too, so ``apply`` reads one context variable.
+    mode = _GRAD_MODE.set(_CHECKING if _grad_enabled() else False)
+    try:
+        yield
+    finally:
+        _GRAD_MODE.reset(mode)
+        _ANOMALY.reset(token)
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether :func:`detect_anomaly` is on in this thread.
+
+    >>> with detect_anomaly():
+    ...     is_anomaly_enabled()
+    True
+    """
+    return _anomaly_enabled()
+
+
+@contextlib.contextmanager
+def anomaly_context(where: str) -> Iterator[None]:
+    """Say where the ops made inside come from (e.g. ``"formula line 3: y1 = ..."``), for
+    :func:`detect_anomaly`'s messages. Costs nothing outside anomaly mode.
+
+    >>> with detect_anomaly(), anomaly_context("formula line 2: y = log(x)"):
+    ...     y = log(tensor([-1.0], requires_grad=True))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.AnomalyError: anomaly: ... (formula line 2: y = log(x); made at ...
+    """
+    if not _anomaly_enabled():
+        yield
+        return
+    token = _ANOMALY_CONTEXT.set(where)
+    try:
+        yield
+    finally:
+        _ANOMALY_CONTEXT.reset(token)
+
+
+#: chainrule's own folder: frames in it are not where the user made an op.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + "chainrule"
+
+
+def _origin() -> str:
+    """Where the op being applied comes from: the anomaly context and the user's line."""
+    frames = [f for f in traceback.extract_stack() if not f.filename.startswith(_PACKAGE)]
+    place = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "inside chainrule"
+    context = _ANOMALY_CONTEXT.get()
+    return f"{context}; made at {place}" if context else f"made at {place}"
+
+
+def _bad_values(array: Any) -> str:
+    """``"nan"`` or ``"inf"`` for an array holding one, else ``""``."""
+    data = array.data if isinstance(array, Tensor) else np.asarray(array)
+    if data.dtype.kind != "f" or np.isfinite(data).all():
+        return ""
+    return "nan" if np.isnan(data).any() else "inf"
+
+
+def _forward_anomaly(op: Op, inputs: tuple[Tensor, ...], data: np.ndarray) -> str:
+    """Check an op's result in anomaly mode; return where the node comes from."""
+    origin = _origin()
+    bad = _bad_values(data)
+    if bad and not any(_bad_values(t.data) for t in inputs):
+        raise AnomalyError(
+            f"anomaly: the forward pass of {op.name!r} made {bad} from finite inputs "
+            f"(shapes {', '.join(str(t.shape) for t in inputs)}) ({origin})"
+        )
+    return origin
 
 
 def _as_array(data: Any, dtype: Any = None, where: str = "Tensor") -> np.ndarray:
@@ -172,6 +328,8 @@ class Tensor:
         "attrs",
         "_retain",
         "_freed",
+        "_version",
+        "_guarded",
         "__weakref__",
     )
     __array_priority__ = 1000  # numpy defers to our reflected operators
@@ -205,6 +363,8 @@ class Tensor:
         self.attrs = {}
         self._retain = False
         self._freed = False
+        self._version = 0  # moved on by each in-place change (see :func:`inplace`)
+        self._guarded: np.ndarray | None = None  # the array made read-only for a graph
 
     @classmethod
     def _node(
@@ -220,6 +380,7 @@ class Tensor:
         t.data, t.grad, t.requires_grad, t.name = data, None, requires_grad, None
         t.op, t.inputs, t.attrs = op, inputs, attrs
         t._retain = t._freed = False
+        t._version, t._guarded = 0, None
         return t
 
     # -- array facts -------------------------------------------------------------------
@@ -581,10 +742,29 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
         data = data.astype(inputs[0].data.dtype)
     for t in inputs:
         if t.requires_grad:  # (the grad mode is read only when it matters)
-            if _grad_enabled():
-                return Tensor._node(data, op, inputs, attrs, True)
+            mode = _grad_enabled()
+            if mode:
+                for s in inputs:  # saved for backward: read-only while the graph needs it
+                    if s.requires_grad and s._guarded is not s.data:
+                        _guard(s)
+                node = Tensor._node(data, op, inputs, attrs, True)
+                node._version = _CLOCK
+                if mode == _CHECKING:  # anomaly mode
+                    _remember_origin(node, _forward_anomaly(op, inputs, data))
+                return node
             break
     return Tensor._node(data, None, (), {}, False)
+
+
+def _guard(t: Tensor) -> None:
+    """Make ``t``'s array read-only: a graph saved it. An array put in place of one that
+    an earlier graph saved counts as an in-place change (that graph is out of date)."""
+    global _CLOCK
+    if t._guarded is not None:  # ``t.data = ...`` replaced the array a graph saved
+        _CLOCK += 1
+        t._version = _CLOCK
+    t.data.setflags(write=False)
+    t._guarded = t.data
 
 
 ops._TENSOR = Tensor
@@ -643,7 +823,9 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     else:
         seed = gradient.data if isinstance(gradient, Tensor) and not create_graph else gradient
         if not isinstance(seed, Tensor):
-            seed = np.asarray(seed, dtype=root.dtype)
+            # Real numbers only: numpy would drop an imaginary part, make None a NaN and
+            # fail on text with an error of its own.
+            seed = _as_array(seed, where="backward: gradient").astype(root.dtype, copy=False)
         if seed.shape != root.shape:
             raise ShapeError(
                 f"backward: gradient of shape {tuple(seed.shape)} for a tensor of shape "
@@ -687,6 +869,7 @@ def _backpropagate(
     grads: dict[Tensor, Any] = {root: _seed(root, gradient, create_graph)}
     wanted = None if targets is None else set(targets)
     found: dict[Tensor, Any] = {}
+    anomaly = _anomaly_enabled()
     token = _GRAD_MODE.set(create_graph)  # the rules record only to differentiate again
     try:
         for node in reversed(order):
@@ -708,10 +891,14 @@ def _backpropagate(
             for i, parent in enumerate(parents):
                 if not parent.requires_grad:
                     continue
+                if parent._version > node._version or parent._guarded is not parent.data:
+                    raise _changed_in_place(node, parent)
                 if op.arity is None:  # concatenate, stack: one rule, told which input
                     g_parent = op.rules[0](g, out, *args, i=i, **attrs)
                 else:
                     g_parent = op.rules[i](g, out, *args, **attrs)
+                if anomaly:
+                    _backward_anomaly(node, i, g, g_parent)
                 grads[parent] = grads[parent] + g_parent if parent in grads else g_parent
             if not retain_graph:  # free the graph as we go: its arrays can be released
                 node.inputs = ()
@@ -721,6 +908,32 @@ def _backpropagate(
     if targets is None:
         return None
     return [found.get(t) for t in targets]
+
+
+def _changed_in_place(node: Tensor, parent: Tensor) -> GraphError:
+    """The error for a saved input changed after the forward pass recorded ``node``."""
+    op = node.op
+    assert op is not None
+    what = f" {parent.name!r}" if parent.name else ""
+    made = f" (the node {node.name!r})" if node.name else ""
+    return GraphError(
+        f"backward: an input{what} of {op.name!r}{made} (shape {parent.shape}) was changed "
+        "in place after the forward pass recorded it; run the forward pass again after "
+        "changing it"
+    )
+
+
+def _backward_anomaly(node: Tensor, i: int, g: Any, g_parent: Any) -> None:
+    """In anomaly mode: refuse a NaN or infinity that an op's backward rule made."""
+    bad = _bad_values(g_parent)
+    if bad and not _bad_values(g):
+        op = node.op
+        assert op is not None
+        origin, _ = _ORIGINS.get(id(node), ("made before anomaly mode was on", None))
+        raise AnomalyError(
+            f"anomaly: the backward pass of {op.name!r} made {bad} in the gradient of its "
+            f"input {i + 1} from a finite incoming gradient ({origin})"
+        )
 
 
 def gradients(
@@ -759,12 +972,24 @@ def gradients(
 
 
 def tensor(data: Any, requires_grad: bool = False, name: str | None = None, dtype: Any = None):
-    """Make a Tensor (see :class:`Tensor`).
+    """Make a Tensor (see :class:`Tensor`) holding a COPY of ``data``, as ``torch.tensor``
+    does: changing the caller's array afterwards does not change the tensor.
+
+    ``Tensor(array)`` is the zero-copy path (like ``torch.as_tensor``): a float64 or
+    float32 array is shared, so the caller must not change it while a graph uses it.
 
     >>> tensor([1, 2]).dtype
     dtype('float64')
+    >>> start = np.array([1.0, 2.0])
+    >>> x = tensor(start); start[0] = 5.0; x.data
+    array([1., 2.])
     """
-    return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
+    array = _as_array(data, dtype, where="tensor")
+    if array is data or (isinstance(data, Tensor) and array is data.data):
+        array = array.copy()
+    elif isinstance(data, np.ndarray) and np.shares_memory(array, data):
+        array = array.copy()
+    return Tensor(array, requires_grad=requires_grad, name=name)
 
 
 def _unary(name: str) -> Callable[[Any], Tensor]:

@@ -54,7 +54,7 @@ from chainrule.history import (
 from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import Tensor, inplace, no_grad
 from chainrule.text import loss_unreached, significant
 
 #: Per-scalar records are kept by default up to this many trainable scalars ...
@@ -285,7 +285,7 @@ class _Flat:
             if isinstance(values, np.ndarray):
                 values = [values[a:b].reshape(shape) for a, b, shape in self.spans]
             for p, value in zip(self.params, values, strict=True):
-                p.data[...] = value
+                inplace(p)[...] = value
 
     def finite(self, arrays: Sequence[Any]) -> bool:
         """Whether every entry of ``arrays`` is a finite number.

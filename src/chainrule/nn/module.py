@@ -27,7 +27,7 @@ import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
-from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor import Tensor, inplace, no_grad
 
 if TYPE_CHECKING:  # pragma: no cover
     from chainrule.formula import Assignment
@@ -103,7 +103,7 @@ class ScalarRef:
         return None if g is None else float(np.asarray(g)[self.index])
 
     def set(self, value: float) -> None:
-        self.parameter.data[self.index] = value
+        inplace(self.parameter)[self.index] = value
 
 
 _KEY = re.compile(r"^\w+$")
