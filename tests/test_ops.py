@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import chainrule as cr
-from chainrule.ops import OPS
+from chainrule.explain import symbolic
+from chainrule.ops import OPS, Op
+from chainrule.tensor import FUNCTIONS as TABLE_FUNCTIONS
 from chainrule.tensor import apply
 
 EXAMPLES = settings(max_examples=25, deadline=None)
@@ -468,6 +470,70 @@ def test_matches_pytorch(name, data, torch):
 
 
 # ---------------------------------------------------------------------------------------
+# 2b. Every printed formula equals its rule, numerically
+# ---------------------------------------------------------------------------------------
+
+#: Ops whose formula text is not one number per entry, and why (the others are checked).
+NOT_PER_ENTRY = {
+    "matmul": "matrix notation (B^T); the explainer writes one entry through Op.entry",
+    "softmax": "a Jacobian with Kronecker's delta",
+    "log_softmax": "a Jacobian with Kronecker's delta",
+    "max": "words: 1 at the maximum",
+    "min": "words: 1 at the minimum",
+    "getitem": "moves entries: the picked ones get the gradient",
+    "scatter": "moves entries: the adjoint of indexing",
+    "broadcast_to": "copies of an entry: their gradients are summed",
+    "relu": "a condition in words",
+    "maximum": "a condition in words",
+    "minimum": "a condition in words",
+    "clip": "a condition on the bounds, in words",
+    "where": "a condition in words",
+}
+
+
+def test_every_formula_is_checked_or_said_why_not():
+    assert set(NOT_PER_ENTRY) <= set(OPS)
+    for name in sorted(set(OPS) - set(NOT_PER_ENTRY)):
+        for formula in OPS[name].formulas:
+            assert not isinstance(symbolic.template(formula), symbolic.Phrase), (name, formula)
+
+
+def check_formula(op: Op, case: Case) -> None:
+    """The formula is d out / d input, entry by entry: what the rule returns for a gradient
+    of ones (inputs of one shape; reductions keep their axes so that {out} lines up)."""
+    args = [np.array(a) for a in np.broadcast_arrays(*case.args)] if op.elementwise else case.args
+    attrs = dict(case.attrs)
+    if "keepdims" in attrs:
+        attrs["keepdims"] = True
+    out = op.forward(*args, **attrs)
+    values = {"out": out, "n": args[0].size / max(np.size(out), 1), **attrs}
+    values.update({"x": args[0]} if op.arity == 1 else dict(zip("ab", args, strict=False)))
+    for k, a in enumerate(args):
+        formula = op.formulas[0 if op.arity is None else k]
+        rule = op.rules[0] if op.arity is None else op.rules[k]
+        extra = {"i": k} if op.arity is None else {}
+        expected = rule(np.ones(np.shape(out)), out, *args, **extra, **attrs)
+        printed = symbolic.evaluate(symbolic.template(formula), values)
+        printed = np.broadcast_to(printed, np.shape(a))
+        np.testing.assert_allclose(
+            printed, expected, rtol=1e-9, atol=1e-12, err_msg=f"{op.name}: {formula}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(set(OPS) - set(NOT_PER_ENTRY)))
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_printed_formula_equals_the_rule(name, data):
+    check_formula(OPS[name], draw_case(data, name))
+
+
+def test_a_wrong_formula_text_is_caught():
+    wrong = dataclasses.replace(OPS["tanh"], formulas=("1 - tanh({x})",))
+    with pytest.raises(AssertionError, match="tanh"):
+        check_formula(wrong, Case([np.array([0.3, -1.2])], {}))
+
+
+# ---------------------------------------------------------------------------------------
 # 3. Named cases: the variants that matter, whatever hypothesis happens to draw
 # ---------------------------------------------------------------------------------------
 
@@ -643,3 +709,47 @@ def test_pow_exponent_gradient_at_a_negative_base_is_zero_where_pytorch_gives_na
     tb = torch.tensor([2.0, 0.0, 2.0, -1.0], dtype=torch.float64, requires_grad=True)
     (t_gb,) = torch.autograd.grad((ta**tb).sum(), [tb])
     np.testing.assert_array_equal(t_gb.numpy(), [np.nan, np.nan, 0.0, -np.inf])
+
+
+# ---------------------------------------------------------------------------------------
+# 4. The table is the one registry
+# ---------------------------------------------------------------------------------------
+
+
+def test_an_entry_needs_one_rule_and_one_formula_per_input():
+    tanh = OPS["tanh"]
+    with pytest.raises(ValueError, match="op 'tanh': 2 backward rule"):
+        dataclasses.replace(tanh, rules=(tanh.rules[0], tanh.rules[0]))
+    with pytest.raises(ValueError, match="op 'add': 1 derivative formula"):
+        dataclasses.replace(OPS["add"], formulas=("1",))
+    with pytest.raises(TypeError):  # keywords only: no entry depends on field order
+        Op("x", np.negative, (), (), "")  # type: ignore[misc]
+
+
+def test_functions_methods_and_names_are_read_from_the_table():
+    from chainrule.formula import FUNCTIONS as FORMULA_FUNCTIONS
+    from chainrule.nn import ACTIVATIONS
+
+    for op in OPS.values():
+        for name in (op.name, *op.aliases):
+            if op.function:
+                assert getattr(cr, name) is TABLE_FUNCTIONS[name], name
+                assert name in cr.__all__, name
+            if op.method:
+                assert callable(getattr(cr.Tensor, name)), name
+    wanted = {name for op in OPS.values() for name in op.formula_names}
+    assert set(FORMULA_FUNCTIONS) == wanted
+    assert {name for name, op in OPS.items() if op.activation} | {"identity"} == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in OPS.items() if op.method))
+@settings(max_examples=3, deadline=None)
+@given(data=st.data())
+def test_a_method_records_its_own_op(name, data):
+    op = OPS[name]
+    case = draw_case(data, name)
+    x = cr.Tensor(case.args[0], requires_grad=True)
+    out = getattr(x, name)(*[cr.Tensor(a) for a in case.args[1:]], *case.attrs.values())
+    if op.differentiable:
+        assert out.op is op
+    np.testing.assert_allclose(np.asarray(out), op.forward(*case.args, **case.attrs))

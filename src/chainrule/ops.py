@@ -1,15 +1,22 @@
 """The single table of operations.
 
 Every operation the engine knows is ONE entry of :data:`OPS`: its name, the numpy forward,
-one backward rule (vector-Jacobian product) per input, and a short human formula of its
-local derivative, which the explainer prints. Adding an operation touches this file only;
-``tests/test_ops.py`` checks every entry's gradients against finite differences and PyTorch.
+one backward rule (vector-Jacobian product) per input, a short human formula of its local
+derivative (which the explainer prints) and a sentence saying what the rule does. The
+entries below are written op by op: each op's forward, rules and entry sit together.
+Adding an operation is one entry here: the Tensor methods, the ``chainrule.<name>``
+functions, the ``chainrule.numpy`` names, numpy's dispatch on Tensors, the functions a
+formula may call, the activations and the op list of ``docs/engine.md`` are all read from
+this table. ``tests/test_ops.py`` checks every entry's gradients against finite
+differences and PyTorch, and every formula text against its rule.
 
 A backward rule ``rule(g, out, *inputs, **attrs)`` receives the gradient ``g`` flowing into
 the output, the output ``out`` and the inputs, and returns the gradient for its own input.
-The rules are written against Python operators and the dispatching functions below, which
-work on ndarrays AND on Tensors: plain backward passes ndarrays, ``create_graph=True``
-passes Tensors, so that one rule serves first and higher derivatives.
+The rules are written against Python operators and :func:`call`, which work on ndarrays
+AND on Tensors: plain backward passes ndarrays, ``create_graph=True`` passes Tensors, so
+that one rule serves first and higher derivatives. This module knows nothing of the
+Tensor class: :func:`call` hands an op to any argument that follows the
+:class:`Recorder` protocol (chainrule's Tensor does), and runs the numpy forward otherwise.
 
 The formulas use the placeholders ``{a}``, ``{b}`` (the inputs, in order), ``{x}`` (the
 single input of a unary op), ``{out}`` (the output) and ``{p}`` (the op's parameter text).
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,7 +39,7 @@ Array = np.ndarray
 Rule = Callable[..., Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Op:
     """One operation: forward, one backward rule per input, and derivative formulas.
 
@@ -40,7 +47,24 @@ class Op:
     ``arity`` is the number of tensor inputs, or ``None`` for a variadic op
     (``concatenate``, ``stack``), whose single rule also receives the input's index
     ``i`` as a keyword. ``expr`` writes the op applied to its inputs (for graphs);
-    ``formulas`` hold, per input, the local derivative d out / d input.
+    ``formulas`` hold, per input, the local derivative d out / d input; ``doc`` says in
+    one sentence what the rule does.
+
+    What the op is called elsewhere is part of the entry too: ``function`` (a
+    ``chainrule.<name>`` function), ``method`` (a Tensor method), ``aliases`` (more names
+    for both), ``numpy`` (the numpy functions it stands for when called on Tensors, and
+    the names of ``chainrule.numpy``), ``formula_names`` (the names a formula model may
+    call it by) and ``activation`` (a layer activation of ``chainrule.nn``). ``signature``,
+    when given, is a function with the public call's signature that returns the op's
+    ``(inputs, parameters)``; otherwise the public call takes the forward's signature.
+    ``entry`` (contractions such as matmul) names the one entry of another input that
+    one entry of the derivative reads, for the explainer's one-unit chain rule.
+    ``differentiable=False`` marks an op without gradient (argmax): it has no rules and
+    returns plain arrays.
+
+    >>> op = OPS["tanh"]
+    >>> op.formulas, op.arity, op.elementwise
+    (('1 - tanh({x})^2',), 1, True)
     """
 
     name: str
@@ -48,33 +72,61 @@ class Op:
     rules: tuple[Rule, ...]
     formulas: tuple[str, ...]
     expr: str
+    doc: str = field(default="", compare=False)
     arity: int | None = 1
     elementwise: bool = False
-    doc: str = field(default="", compare=False)
+    differentiable: bool = True
+    function: bool = True
+    method: bool = False
+    aliases: tuple[str, ...] = ()
+    numpy: tuple[str, ...] = ()
+    formula_names: tuple[str, ...] = ()
+    activation: bool = False
+    signature: Callable[..., tuple[tuple[Any, ...], dict[str, Any]]] | None = None
+    entry: Callable[..., tuple[int, tuple[int, ...]] | None] | None = None
+
+    def __post_init__(self) -> None:
+        inputs = 1 if self.arity is None else self.arity
+        rules = inputs if self.differentiable else 0
+        if len(self.rules) != rules:
+            raise ValueError(
+                f"op {self.name!r}: {len(self.rules)} backward rule(s) for {inputs} input(s); "
+                f"it needs {rules}" + ("" if self.differentiable else " (not differentiable)")
+            )
+        if len(self.formulas) != inputs:
+            raise ValueError(
+                f"op {self.name!r}: {len(self.formulas)} derivative formula(s) for {inputs} "
+                f"input(s); it needs one per input"
+            )
 
 
 # ---------------------------------------------------------------------------------------
-# Helpers shared by the rules
+# Dispatch: rules run on ndarrays, or on anything that records (Tensors)
 # ---------------------------------------------------------------------------------------
 
 
-class _TensorNotBound:
-    """Stands for the Tensor class until ``chainrule.tensor`` is imported (which binds it)."""
+class Recorder(Protocol):
+    """An array-like that records the ops applied to it (chainrule's Tensor).
+
+    Backward rules call ops through :func:`call`. When an argument's type has
+    ``record_op``, the op is handed to it (a Tensor records a graph node, which is how
+    ``create_graph=True`` differentiates the rules themselves); otherwise the numpy forward
+    runs. ``data`` is the ndarray behind the recorder (see :func:`value`).
+    """
+
+    data: Array
+
+    @staticmethod
+    def record_op(op: Op, *args: Any, **attrs: Any) -> Any: ...
 
 
-#: Set by ``chainrule.tensor`` at import: the Tensor class and the function that applies
-#: an op to tensors. Kept here so the rules can dispatch without a circular import.
-_TENSOR: type = _TensorNotBound
-_APPLY: Callable[..., Any] | None = None
+def value(x: Any) -> Any:
+    """The ndarray behind ``x`` (a Tensor's data, or ``x`` itself).
 
-
-def _is_tensor(x: object) -> bool:
-    return isinstance(x, _TENSOR)
-
-
-def value(x: Any) -> Array:
-    """The ndarray behind ``x`` (a Tensor's data, or ``x`` itself)."""
-    return x.data if isinstance(x, _TENSOR) else x
+    >>> value(np.ones(2))
+    array([1., 1.])
+    """
+    return x.data if hasattr(type(x), "record_op") else x
 
 
 def call(name: str, *args: Any, **attrs: Any) -> Any:
@@ -85,10 +137,15 @@ def call(name: str, *args: Any, **attrs: Any) -> Any:
     """
     op = OPS[name]
     for a in args:
-        if isinstance(a, _TENSOR):
-            assert _APPLY is not None
-            return _APPLY(op, *args, **attrs)
+        record = getattr(type(a), "record_op", None)
+        if record is not None:
+            return record(op, *args, **attrs)
     return op.forward(*args, **attrs)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers shared by the rules
+# ---------------------------------------------------------------------------------------
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -138,6 +195,53 @@ def _contiguous(x: Any) -> Any:
     return np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x
 
 
+def _share(weights: Array, g: Any) -> Array:
+    """0/1 (or 1/2 at a tie) weights in the float dtype of ``g``: float32 stays float32."""
+    return weights.astype(value(g).dtype, copy=False)
+
+
+# Parameters as the public calls accept them (a list of axes, a shape as separate ints).
+
+
+def is_whole_number(n: Any) -> bool:
+    """An int (Python's or numpy's), not a bool."""
+    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+
+
+def whole_numbers(where: str, what: str, values: Any) -> tuple[int, ...]:
+    """A shape or axes as a tuple of ints: ``values`` is one int, a sequence of them, or a
+    1-tuple holding the sequence (from ``*args``). Anything else is a ShapeError naming
+    ``where`` (numpy would raise a TypeError, or int() would truncate 2.5 to 2).
+
+    >>> whole_numbers("reshape", "the shape", ((2, 3),))
+    (2, 3)
+    """
+    if is_whole_number(values):
+        return (int(values),)
+    if isinstance(values, tuple) and len(values) == 1 and not is_whole_number(values[0]):
+        values = values[0]  # reshape((2, 3)) rather than reshape(2, 3)
+    items = tuple(values) if isinstance(values, (tuple, list, np.ndarray)) else None
+    if items is None or not all(is_whole_number(n) for n in items):
+        raise ShapeError(f"{where}: {what} must be whole numbers (int), got {values!r}")
+    return tuple(int(n) for n in items)
+
+
+def plain_axis(axis: Any) -> Any:
+    """An axis argument as numpy's methods take it (a list of axes becomes a tuple)."""
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _reduce_signature(
+    x: Any, axis: Any = None, keepdims: bool = False
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (x,), {"axis": plain_axis(axis), "keepdims": keepdims}
+
+
+# ---------------------------------------------------------------------------------------
+# Forward functions that need more than one numpy call
+# ---------------------------------------------------------------------------------------
+
+
 def _shape_text(*arrays: Array) -> str:
     return " and ".join(str(tuple(np.shape(a))) for a in arrays)
 
@@ -162,11 +266,6 @@ def _broadcasting(name: str, fn: Callable[[Array, Array], Array]) -> Callable[..
     return forward
 
 
-# ---------------------------------------------------------------------------------------
-# Forward functions that need more than one numpy call
-# ---------------------------------------------------------------------------------------
-
-
 def _pow_forward(a: Array, b: Array) -> Array:
     if b.ndim == 0 and b >= 0 and float(b).is_integer():  # x ** 2 and the like: always real
         return np.power(a, b)
@@ -187,6 +286,14 @@ def _pow_forward(a: Array, b: Array) -> Array:
 def _log_forward(x: Array) -> Array:
     with np.errstate(divide="ignore"):
         return np.log(x)
+
+
+def _softplus_forward(x: Array) -> Array:
+    return np.logaddexp(0.0, x)
+
+
+def _relu_forward(x: Array) -> Array:
+    return np.maximum(x, 0.0)
 
 
 def _sigmoid_forward(x: Array) -> Array:
@@ -349,8 +456,19 @@ def _clip_forward(x: Array, lo: float | None = None, hi: float | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------
-# Backward rules: one named function per input
+# The table, op by op: forward, rules and entry together
 # ---------------------------------------------------------------------------------------
+
+_ENTRIES: list[Op] = []
+
+
+def _entry(op: Op) -> Op:
+    """Add ``op`` to the table (in this order: the docs and the formula functions keep it)."""
+    _ENTRIES.append(op)
+    return op
+
+
+# -- binary arithmetic, broadcasting like numpy ------------------------------------------
 
 
 def add_a(g, out, a, b):
@@ -361,8 +479,38 @@ def add_b(g, out, a, b):
     return unbroadcast(g, b.shape)
 
 
+_entry(
+    Op(
+        name="add",
+        forward=_broadcasting("add", np.add),
+        rules=(add_a, add_b),
+        formulas=("1", "1"),
+        expr="{a} + {b}",
+        arity=2,
+        elementwise=True,
+        numpy=("add",),
+        doc="The sum passes its gradient unchanged to both terms.",
+    )
+)
+
+
 def sub_b(g, out, a, b):
     return unbroadcast(-g, b.shape)
+
+
+_entry(
+    Op(
+        name="sub",
+        forward=_broadcasting("sub", np.subtract),
+        rules=(add_a, sub_b),
+        formulas=("1", "-1"),
+        expr="{a} - {b}",
+        arity=2,
+        elementwise=True,
+        numpy=("subtract",),
+        doc="The gradient goes to the first term, and negated to the second.",
+    )
+)
 
 
 def mul_a(g, out, a, b):
@@ -373,12 +521,42 @@ def mul_b(g, out, a, b):
     return unbroadcast(g * a, b.shape)
 
 
+_entry(
+    Op(
+        name="mul",
+        forward=_broadcasting("mul", np.multiply),
+        rules=(mul_a, mul_b),
+        formulas=("{b}", "{a}"),
+        expr="{a} {b}",
+        arity=2,
+        elementwise=True,
+        numpy=("multiply",),
+        doc="Each factor's derivative is the other factor.",
+    )
+)
+
+
 def div_a(g, out, a, b):
     return unbroadcast(g / b, a.shape)
 
 
 def div_b(g, out, a, b):
     return unbroadcast(-g * out / b, b.shape)
+
+
+_entry(
+    Op(
+        name="div",
+        forward=_broadcasting("div", np.divide),
+        rules=(div_a, div_b),
+        formulas=("1 / {b}", "-{a} / {b}^2"),
+        expr="{a} / {b}",
+        arity=2,
+        elementwise=True,
+        numpy=("divide", "true_divide"),
+        doc="d(a/b)/da = 1/b and d(a/b)/db = -a/b^2.",
+    )
+)
 
 
 def pow_a(g, out, a, b):
@@ -410,9 +588,20 @@ def pow_b(g, out, a, b):
     return unbroadcast(g * safe_out * call("log", safe_a), b.shape)
 
 
-def _share(weights: Array, g: Any) -> Array:
-    """0/1 (or 1/2 at a tie) weights in the float dtype of ``g``: float32 stays float32."""
-    return weights.astype(value(g).dtype, copy=False)
+_entry(
+    Op(
+        name="pow",
+        forward=_pow_forward,
+        rules=(pow_a, pow_b),
+        formulas=("{b} {a}^({b} - 1)", "{a}^{b} ln {a}"),
+        expr="{a}^{b}",
+        arity=2,
+        elementwise=True,
+        numpy=("power",),
+        doc="The power rule for the base (0 where b = 0); a^b ln a for the exponent (0 "
+        "where a <= 0).",
+    )
+)
 
 
 def maximum_a(g, out, a, b):
@@ -425,6 +614,23 @@ def maximum_b(g, out, a, b):
     return unbroadcast(g * _share((vb > va) + 0.5 * (va == vb), g), b.shape)
 
 
+_entry(
+    Op(
+        name="maximum",
+        forward=_broadcasting("maximum", np.maximum),
+        rules=(maximum_a, maximum_b),
+        formulas=("1 if {a} > {b} else 0", "1 if {b} > {a} else 0"),
+        expr="max({a}, {b})",
+        arity=2,
+        elementwise=True,
+        method=True,
+        numpy=("maximum",),
+        formula_names=("maximum",),
+        doc="The gradient goes to the larger input (shared at a tie).",
+    )
+)
+
+
 def minimum_a(g, out, a, b):
     va, vb = value(a), value(b)
     return unbroadcast(g * _share((va < vb) + 0.5 * (va == vb), g), a.shape)
@@ -433,6 +639,23 @@ def minimum_a(g, out, a, b):
 def minimum_b(g, out, a, b):
     va, vb = value(a), value(b)
     return unbroadcast(g * _share((vb < va) + 0.5 * (va == vb), g), b.shape)
+
+
+_entry(
+    Op(
+        name="minimum",
+        forward=_broadcasting("minimum", np.minimum),
+        rules=(minimum_a, minimum_b),
+        formulas=("1 if {a} < {b} else 0", "1 if {b} < {a} else 0"),
+        expr="min({a}, {b})",
+        arity=2,
+        elementwise=True,
+        method=True,
+        numpy=("minimum",),
+        formula_names=("minimum",),
+        doc="The gradient goes to the smaller input (shared at a tie).",
+    )
+)
 
 
 def matmul_a(g, out, a, b):
@@ -462,48 +685,229 @@ def matmul_b(g, out, a, b):
     return unbroadcast(call("matmul", call("swapaxes", a), g), b.shape)
 
 
+def matmul_entry(
+    k: int, shapes: list[tuple[int, ...]], unit: int, out_unit: int
+) -> tuple[int, tuple[int, ...]] | None:
+    """The one entry of the other input that a layer's ``z = a @ W`` reads.
+
+    The formulas write matmul's derivative for whole matrices (``W^T``); the explainer
+    follows one unit of a layer, one column of ``W`` (of shape (n, m)): dz[j]/dW[i, j] =
+    a[i] and dz[j]/da[i] = W[i, j]. Given the input ``k`` differentiated, the input shapes,
+    the flat entry ``unit`` of input ``k`` and the output entry ``out_unit`` (j), it
+    returns the other input and the index of the entry to write, or None when the
+    product is not a layer's.
+
+    >>> matmul_entry(1, [(4, 2), (2, 3)], 5, 2)  # dz[2]/dW[1, 2] = a[1]
+    (0, (1,))
+    >>> matmul_entry(0, [(4, 2), (2, 3)], 1, 2)  # dz[2]/da[1] = W[1, 2]
+    (1, (1, 2))
+    """
+    a_shape, b_shape = shapes
+    if len(b_shape) != 2:
+        return None
+    if k == 1:
+        return 0, (int(np.unravel_index(unit, b_shape)[0]),)
+    if len(a_shape) == 2:
+        return 1, (unit, out_unit)
+    return None
+
+
+_entry(
+    Op(
+        name="matmul",
+        forward=_matmul_forward,
+        rules=(matmul_a, matmul_b),
+        formulas=("{b}^T", "{a}^T"),
+        expr="{a} @ {b}",
+        arity=2,
+        method=True,
+        numpy=("matmul",),
+        entry=matmul_entry,
+        doc="d(A@B): the gradient times B^T for A, A^T times the gradient for B.",
+    )
+)
+
+
+# -- unary, elementwise ------------------------------------------------------------------
+
+
 def neg_x(g, out, x):
     return -g
 
 
-def abs_x(g, out, x):
-    return g * np.sign(value(x))
-
-
-def exp_x(g, out, x):
-    return g * out
-
-
-def log_x(g, out, x):
-    return g / x
-
-
-def sqrt_x(g, out, x):
-    return g / (2 * out)
+_entry(
+    Op(
+        name="neg",
+        forward=np.negative,
+        rules=(neg_x,),
+        formulas=("-1",),
+        expr="-{x}",
+        elementwise=True,
+        numpy=("negative",),
+        doc="Negation flips the sign.",
+    )
+)
 
 
 def softplus_x(g, out, x):
     return g * call("sigmoid", x)
 
 
+_entry(
+    Op(
+        name="softplus",
+        forward=_softplus_forward,
+        rules=(softplus_x,),
+        formulas=("e^{x} / (1 + e^{x})",),
+        expr="softplus({x})",
+        elementwise=True,
+        method=True,
+        formula_names=("softplus",),
+        activation=True,
+        doc="softplus(x) = ln(1 + e^x); its derivative is the sigmoid.",
+    )
+)
+
+
 def relu_x(g, out, x):
     return g * (value(x) > 0)
+
+
+_entry(
+    Op(
+        name="relu",
+        forward=_relu_forward,
+        rules=(relu_x,),
+        formulas=("1 if {x} > 0 else 0",),
+        expr="relu({x})",
+        elementwise=True,
+        method=True,
+        formula_names=("relu",),
+        activation=True,
+        doc="ReLU passes the gradient where its input is positive.",
+    )
+)
 
 
 def sigmoid_x(g, out, x):
     return g * out * (1 - out)
 
 
+_entry(
+    Op(
+        name="sigmoid",
+        forward=_sigmoid_forward,
+        rules=(sigmoid_x,),
+        formulas=("sigmoid({x}) (1 - sigmoid({x}))",),
+        expr="sigmoid({x})",
+        elementwise=True,
+        method=True,
+        formula_names=("sigmoid",),
+        activation=True,
+        doc="d sigmoid(x)/dx = sigmoid(x) (1 - sigmoid(x)).",
+    )
+)
+
+
 def tanh_x(g, out, x):
     return g * (1 - out * out)
 
 
-def softmax_x(g, out, x, axis=-1):
-    return out * (g - call("sum", g * out, axis=axis, keepdims=True))
+_entry(
+    Op(
+        name="tanh",
+        forward=np.tanh,
+        rules=(tanh_x,),
+        formulas=("1 - tanh({x})^2",),
+        expr="tanh({x})",
+        elementwise=True,
+        method=True,
+        numpy=("tanh",),
+        formula_names=("tanh",),
+        activation=True,
+        doc="d tanh(x)/dx = 1 - tanh(x)^2.",
+    )
+)
 
 
-def log_softmax_x(g, out, x, axis=-1):
-    return g - call("exp", out) * call("sum", g, axis=axis, keepdims=True)
+def exp_x(g, out, x):
+    return g * out
+
+
+_entry(
+    Op(
+        name="exp",
+        forward=np.exp,
+        rules=(exp_x,),
+        formulas=("e^{x}",),
+        expr="e^{x}",
+        elementwise=True,
+        method=True,
+        numpy=("exp",),
+        formula_names=("exp",),
+        doc="e^x is its own derivative.",
+    )
+)
+
+
+def log_x(g, out, x):
+    return g / x
+
+
+_entry(
+    Op(
+        name="log",
+        forward=_log_forward,
+        rules=(log_x,),
+        formulas=("1 / {x}",),
+        expr="ln {x}",
+        elementwise=True,
+        method=True,
+        numpy=("log",),
+        formula_names=("log", "ln"),
+        doc="d ln x / dx = 1/x.",
+    )
+)
+
+
+def sqrt_x(g, out, x):
+    return g / (2 * out)
+
+
+_entry(
+    Op(
+        name="sqrt",
+        forward=np.sqrt,
+        rules=(sqrt_x,),
+        formulas=("1 / (2 sqrt({x}))",),
+        expr="sqrt({x})",
+        elementwise=True,
+        method=True,
+        numpy=("sqrt",),
+        formula_names=("sqrt",),
+        doc="d sqrt(x)/dx = 1 / (2 sqrt(x)).",
+    )
+)
+
+
+def abs_x(g, out, x):
+    return g * np.sign(value(x))
+
+
+_entry(
+    Op(
+        name="abs",
+        forward=np.abs,
+        rules=(abs_x,),
+        formulas=("sign({x})",),
+        expr="|{x}|",
+        elementwise=True,
+        method=True,
+        numpy=("absolute", "abs"),
+        formula_names=("abs",),
+        doc="d|x|/dx is the sign of x.",
+    )
+)
 
 
 def clip_x(g, out, x, lo=None, hi=None):
@@ -516,13 +920,95 @@ def clip_x(g, out, x, lo=None, hi=None):
     return g * inside
 
 
+_entry(
+    Op(
+        name="clip",
+        forward=_clip_forward,
+        rules=(clip_x,),
+        formulas=("1 if {p} else 0",),
+        expr="clip({x}, {p})",
+        elementwise=True,
+        method=True,
+        numpy=("clip",),
+        doc="Clipping passes the gradient where the input lies inside the bounds.",
+    )
+)
+
+
+# -- along an axis -----------------------------------------------------------------------
+
+
+def softmax_x(g, out, x, axis=-1):
+    return out * (g - call("sum", g * out, axis=axis, keepdims=True))
+
+
+_entry(
+    Op(
+        name="softmax",
+        forward=_softmax_forward,
+        rules=(softmax_x,),
+        formulas=("s (delta - s), s = softmax({x})",),
+        expr="softmax({x})",
+        method=True,
+        doc="d s_i/d x_j = s_i (delta_ij - s_j).",
+    )
+)
+
+
+def log_softmax_x(g, out, x, axis=-1):
+    return g - call("exp", out) * call("sum", g, axis=axis, keepdims=True)
+
+
+_entry(
+    Op(
+        name="log_softmax",
+        forward=_log_softmax_forward,
+        rules=(log_softmax_x,),
+        formulas=("delta - softmax({x})",),
+        expr="log_softmax({x})",
+        method=True,
+        doc="d log s_i / d x_j = delta_ij - s_j.",
+    )
+)
+
+
 def sum_x(g, out, x, axis=None, keepdims=False):
     return _expand(g, x.shape, axis, keepdims)
+
+
+_entry(
+    Op(
+        name="sum",
+        forward=_reduction("sum"),
+        rules=(sum_x,),
+        formulas=("1",),
+        expr="sum({x})",
+        method=True,
+        numpy=("sum",),
+        signature=_reduce_signature,
+        doc="A sum passes the gradient to every term.",
+    )
+)
 
 
 def mean_x(g, out, x, axis=None, keepdims=False):
     count = x.size // max(out.size, 1) if x.size else 1
     return _expand(g, x.shape, axis, keepdims) / count
+
+
+_entry(
+    Op(
+        name="mean",
+        forward=_reduction("mean"),
+        rules=(mean_x,),
+        formulas=("1 / n",),
+        expr="mean({x})",
+        method=True,
+        numpy=("mean",),
+        signature=_reduce_signature,
+        doc="A mean passes 1/n of the gradient to every term.",
+    )
+)
 
 
 def _extremum_x(g, out, x, axis=None, keepdims=False):
@@ -535,8 +1021,58 @@ def _extremum_x(g, out, x, axis=None, keepdims=False):
     return _expand(g, x.shape, axis, keepdims) * share
 
 
+_entry(
+    Op(
+        name="max",
+        forward=_reduction("max"),
+        rules=(_extremum_x,),
+        formulas=("1 at the maximum, else 0",),
+        expr="max({x})",
+        method=True,
+        numpy=("max", "amax"),
+        signature=_reduce_signature,
+        doc="The gradient goes to the largest entry (shared at a tie).",
+    )
+)
+_entry(
+    Op(
+        name="min",
+        forward=_reduction("min"),
+        rules=(_extremum_x,),
+        formulas=("1 at the minimum, else 0",),
+        expr="min({x})",
+        method=True,
+        numpy=("min", "amin"),
+        signature=_reduce_signature,
+        doc="The gradient goes to the smallest entry (shared at a tie).",
+    )
+)
+
+
+# -- shape and indexing ------------------------------------------------------------------
+
+
 def reshape_x(g, out, x, shape):
     return call("reshape", g, shape=x.shape)
+
+
+def _reshape_signature(x: Any, shape: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (x,), {"shape": whole_numbers("reshape", "the shape", shape)}
+
+
+_entry(
+    Op(
+        name="reshape",
+        forward=_reshape_forward,
+        rules=(reshape_x,),
+        formulas=("1",),
+        expr="{x}",
+        method=True,
+        numpy=("reshape",),
+        signature=_reshape_signature,
+        doc="Reshaping moves no values: the gradient is reshaped back.",
+    )
+)
 
 
 def transpose_x(g, out, x, axes=None):
@@ -547,20 +1083,100 @@ def transpose_x(g, out, x, axes=None):
     return call("transpose", g, axes=inverse)
 
 
+def _transpose_signature(x: Any, axes: Any = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if axes is not None:
+        axes = whole_numbers("transpose", "the axes", axes)
+    return (x,), {"axes": axes}
+
+
+_entry(
+    Op(
+        name="transpose",
+        forward=_transpose_forward,
+        rules=(transpose_x,),
+        formulas=("1",),
+        expr="{x}^T",
+        method=True,
+        numpy=("transpose",),
+        signature=_transpose_signature,
+        doc="The gradient is transposed back.",
+    )
+)
+
+
 def swapaxes_x(g, out, x, axis1=-2, axis2=-1):
     return call("swapaxes", g, axis1=axis1, axis2=axis2)  # a swap is its own inverse
+
+
+_entry(
+    Op(
+        name="swapaxes",
+        forward=_swapaxes_forward,
+        rules=(swapaxes_x,),
+        formulas=("1",),
+        expr="{x}^T",
+        method=True,
+        numpy=("swapaxes",),
+        doc="Swapping two axes (the last two by default); the gradient is swapped back.",
+    )
+)
 
 
 def broadcast_to_x(g, out, x, shape):
     return unbroadcast(g, x.shape)
 
 
+def _broadcast_to_signature(x: Any, shape: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (x,), {"shape": whole_numbers("broadcast_to", "the shape", shape)}
+
+
+_entry(
+    Op(
+        name="broadcast_to",
+        forward=_broadcast_to_forward,
+        rules=(broadcast_to_x,),
+        formulas=("1",),
+        expr="{x}",
+        method=True,
+        numpy=("broadcast_to",),
+        signature=_broadcast_to_signature,
+        doc="Copies of an entry each send their gradient back to it: they are summed.",
+    )
+)
+
+
 def getitem_x(g, out, x, index):
     return call("scatter", g, index=index, shape=x.shape)
 
 
+_entry(
+    Op(
+        name="getitem",
+        forward=_getitem_forward,
+        rules=(getitem_x,),
+        formulas=("1",),
+        expr="{x}[{p}]",
+        function=False,
+        doc="The picked entries get the gradient; the others get zero.",
+    )
+)
+
+
 def scatter_g(g, out, x, index, shape):
     return call("getitem", g, index=index)
+
+
+_entry(
+    Op(
+        name="scatter",
+        forward=_scatter_forward,
+        rules=(scatter_g,),
+        formulas=("1",),
+        expr="scatter({x})",
+        function=False,
+        doc="The adjoint of indexing: its gradient is the gradient indexed again.",
+    )
+)
 
 
 def concatenate_i(g, out, *xs, i, axis=0):
@@ -570,10 +1186,44 @@ def concatenate_i(g, out, *xs, i, axis=0):
     return call("getitem", g, index=tuple(index))
 
 
+def _join_signature(xs: Any, axis: int = 0) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return tuple(xs), {"axis": axis}
+
+
+_entry(
+    Op(
+        name="concatenate",
+        forward=_concatenate_forward,
+        rules=(concatenate_i,),
+        formulas=("1",),
+        expr="concat({a}, ...)",
+        arity=None,
+        numpy=("concatenate",),
+        signature=_join_signature,
+        doc="Each input gets its own slice of the gradient.",
+    )
+)
+
+
 def stack_i(g, out, *xs, i, axis=0):
     index = [slice(None)] * g.ndim
     index[axis] = i
     return call("getitem", g, index=tuple(index))
+
+
+_entry(
+    Op(
+        name="stack",
+        forward=_stack_forward,
+        rules=(stack_i,),
+        formulas=("1",),
+        expr="stack({a}, ...)",
+        arity=None,
+        numpy=("stack",),
+        signature=_join_signature,
+        doc="Each input gets its own slice of the gradient.",
+    )
+)
 
 
 def where_x(g, out, x, y, cond):
@@ -584,85 +1234,25 @@ def where_y(g, out, x, y, cond):
     return unbroadcast(g * ~np.asarray(cond, dtype=bool), y.shape)
 
 
-# ---------------------------------------------------------------------------------------
-# The table
-# ---------------------------------------------------------------------------------------
+def _where_signature(cond: Any, x: Any, y: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (x, y), {"cond": np.asarray(value(cond), dtype=bool)}
 
-# fmt: off
-_ENTRIES = [
-    # Binary, broadcasting like numpy.
-    Op("add", _broadcasting("add", np.add), (add_a, add_b), ("1", "1"), "{a} + {b}", 2, True,
-       "The sum passes its gradient unchanged to both terms."),
-    Op("sub", _broadcasting("sub", np.subtract), (add_a, sub_b), ("1", "-1"), "{a} - {b}", 2,
-       True, "The gradient goes to the first term, and negated to the second."),
-    Op("mul", _broadcasting("mul", np.multiply), (mul_a, mul_b), ("{b}", "{a}"), "{a} {b}", 2,
-       True, "Each factor's derivative is the other factor."),
-    Op("div", _broadcasting("div", np.divide), (div_a, div_b), ("1 / {b}", "-{a} / {b}^2"),
-       "{a} / {b}", 2, True, "d(a/b)/da = 1/b and d(a/b)/db = -a/b^2."),
-    Op("pow", _pow_forward, (pow_a, pow_b), ("{b} {a}^({b} - 1)", "{a}^{b} ln {a}"),
-       "{a}^{b}", 2, True,
-       "The power rule for the base (0 where b = 0); a^b ln a for the exponent (0 where "
-       "a <= 0)."),
-    Op("maximum", _broadcasting("maximum", np.maximum), (maximum_a, maximum_b),
-       ("1 if {a} > {b} else 0", "1 if {b} > {a} else 0"), "max({a}, {b})", 2, True,
-       "The gradient goes to the larger input (shared at a tie)."),
-    Op("minimum", _broadcasting("minimum", np.minimum), (minimum_a, minimum_b),
-       ("1 if {a} < {b} else 0", "1 if {b} < {a} else 0"), "min({a}, {b})", 2, True,
-       "The gradient goes to the smaller input (shared at a tie)."),
-    Op("matmul", _matmul_forward, (matmul_a, matmul_b), ("{b}^T", "{a}^T"), "{a} @ {b}", 2,
-       False, "d(A@B): the gradient times B^T for A, A^T times the gradient for B."),
-    # Unary, elementwise.
-    Op("neg", np.negative, (neg_x,), ("-1",), "-{x}", 1, True, "Negation flips the sign."),
-    Op("abs", np.abs, (abs_x,), ("sign({x})",), "|{x}|", 1, True, "d|x|/dx is the sign of x."),
-    Op("exp", np.exp, (exp_x,), ("e^{x}",), "e^{x}", 1, True, "e^x is its own derivative."),
-    Op("log", _log_forward, (log_x,), ("1 / {x}",), "ln {x}", 1, True, "d ln x / dx = 1/x."),
-    Op("sqrt", np.sqrt, (sqrt_x,), ("1 / (2 sqrt({x}))",), "sqrt({x})", 1, True,
-       "d sqrt(x)/dx = 1 / (2 sqrt(x))."),
-    Op("softplus", lambda x: np.logaddexp(0.0, x), (softplus_x,), ("e^{x} / (1 + e^{x})",),
-       "softplus({x})", 1, True, "softplus(x) = ln(1 + e^x); its derivative is the sigmoid."),
-    Op("relu", lambda x: np.maximum(x, 0.0), (relu_x,), ("1 if {x} > 0 else 0",), "relu({x})",
-       1, True, "ReLU passes the gradient where its input is positive."),
-    Op("sigmoid", _sigmoid_forward, (sigmoid_x,), ("sigmoid({x}) (1 - sigmoid({x}))",),
-       "sigmoid({x})", 1, True, "d sigmoid(x)/dx = sigmoid(x) (1 - sigmoid(x))."),
-    Op("tanh", np.tanh, (tanh_x,), ("1 - tanh({x})^2",), "tanh({x})", 1, True,
-       "d tanh(x)/dx = 1 - tanh(x)^2."),
-    Op("clip", _clip_forward, (clip_x,), ("1 if {p} else 0",), "clip({x}, {p})", 1, True,
-       "Clipping passes the gradient where the input lies inside the bounds."),
-    # Along an axis.
-    Op("softmax", _softmax_forward, (softmax_x,), ("s (delta - s), s = softmax({x})",),
-       "softmax({x})", 1, False, "d s_i/d x_j = s_i (delta_ij - s_j)."),
-    Op("log_softmax", _log_softmax_forward, (log_softmax_x,),
-       ("delta - softmax({x})",), "log_softmax({x})", 1, False,
-       "d log s_i / d x_j = delta_ij - s_j."),
-    Op("sum", _reduction("sum"), (sum_x,), ("1",), "sum({x})", 1, False,
-       "A sum passes the gradient to every term."),
-    Op("mean", _reduction("mean"), (mean_x,), ("1 / n",), "mean({x})", 1, False,
-       "A mean passes 1/n of the gradient to every term."),
-    Op("max", _reduction("max"), (_extremum_x,), ("1 at the maximum, else 0",), "max({x})", 1,
-       False, "The gradient goes to the largest entry (shared at a tie)."),
-    Op("min", _reduction("min"), (_extremum_x,), ("1 at the minimum, else 0",), "min({x})", 1,
-       False, "The gradient goes to the smallest entry (shared at a tie)."),
-    # Shape and indexing.
-    Op("reshape", _reshape_forward, (reshape_x,), ("1",), "{x}", 1, False,
-       "Reshaping moves no values: the gradient is reshaped back."),
-    Op("transpose", _transpose_forward, (transpose_x,), ("1",),
-       "{x}^T", 1, False, "The gradient is transposed back."),
-    Op("swapaxes", _swapaxes_forward, (swapaxes_x,), ("1",), "{x}^T", 1, False,
-       "Swapping two axes (the last two by default); the gradient is swapped back."),
-    Op("broadcast_to", _broadcast_to_forward, (broadcast_to_x,), ("1",), "{x}", 1, False,
-       "Copies of an entry each send their gradient back to it: they are summed."),
-    Op("getitem", _getitem_forward, (getitem_x,), ("1",), "{x}[{p}]", 1, False,
-       "The picked entries get the gradient; the others get zero."),
-    Op("scatter", _scatter_forward, (scatter_g,), ("1",), "scatter({x})", 1, False,
-       "The adjoint of indexing: its gradient is the gradient indexed again."),
-    Op("concatenate", _concatenate_forward, (concatenate_i,), ("1",), "concat({a}, ...)",
-       None, False, "Each input gets its own slice of the gradient."),
-    Op("stack", _stack_forward, (stack_i,), ("1",), "stack({a}, ...)", None, False,
-       "Each input gets its own slice of the gradient."),
-    Op("where", _where_forward, (where_x, where_y), ("1 where cond", "1 where not cond"),
-       "where(cond, {a}, {b})", 2, True, "Each branch gets the gradient where it was chosen."),
-]
-# fmt: on
+
+_entry(
+    Op(
+        name="where",
+        forward=_where_forward,
+        rules=(where_x, where_y),
+        formulas=("1 where cond", "1 where not cond"),
+        expr="where(cond, {a}, {b})",
+        arity=2,
+        elementwise=True,
+        numpy=("where",),
+        signature=_where_signature,
+        doc="Each branch gets the gradient where it was chosen.",
+    )
+)
+
 
 #: name -> Op. The single source of every operation's forward, rules and formulas.
 OPS: dict[str, Op] = {op.name: op for op in _ENTRIES}

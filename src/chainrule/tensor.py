@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.errors import ChainruleError, GraphError, ShapeError
-from chainrule.ops import OPS, Op
+from chainrule.ops import OPS, Op, is_whole_number, plain_axis, whole_numbers
 
 # The table's entries, bound once: an operator then costs no dictionary lookup.
 _ADD = OPS["add"]
@@ -37,20 +38,8 @@ _MUL = OPS["mul"]
 _DIV = OPS["div"]
 _POW = OPS["pow"]
 _MATMUL = OPS["matmul"]
-_MAXIMUM = OPS["maximum"]
-_MINIMUM = OPS["minimum"]
 _NEG = OPS["neg"]
 _ABS = OPS["abs"]
-_EXP = OPS["exp"]
-_LOG = OPS["log"]
-_SQRT = OPS["sqrt"]
-_SOFTPLUS = OPS["softplus"]
-_RELU = OPS["relu"]
-_SIGMOID = OPS["sigmoid"]
-_TANH = OPS["tanh"]
-_CLIP = OPS["clip"]
-_SOFTMAX = OPS["softmax"]
-_LOG_SOFTMAX = OPS["log_softmax"]
 _SUM = OPS["sum"]
 _MEAN = OPS["mean"]
 _MAX = OPS["max"]
@@ -58,11 +47,7 @@ _MIN = OPS["min"]
 _RESHAPE = OPS["reshape"]
 _TRANSPOSE = OPS["transpose"]
 _SWAPAXES = OPS["swapaxes"]
-_BROADCAST_TO = OPS["broadcast_to"]
 _GETITEM = OPS["getitem"]
-_CONCATENATE = OPS["concatenate"]
-_STACK = OPS["stack"]
-_WHERE = OPS["where"]
 
 #: Whether operations record the graph. A context variable, not a global: each thread (and
 #: each asyncio task) has its own, so one web request's ``no_grad`` cannot stop another's
@@ -205,6 +190,15 @@ class Tensor:
         self.attrs = {}
         self._retain = False
         self._freed = False
+
+    @staticmethod
+    def record_op(op: Op, *args: Any, **attrs: Any) -> Tensor:
+        """Apply ``op`` and record it: the :class:`chainrule.ops.Recorder` protocol.
+
+        The op table's backward rules call ops through :func:`chainrule.ops.call`, which
+        hands them here when an argument is a Tensor (``create_graph=True``).
+        """
+        return apply(op, *args, **attrs)
 
     @classmethod
     def _node(
@@ -388,58 +382,30 @@ class Tensor:
         return self.data >= ops.value(other)
 
     # -- methods, each a one-liner over the op table -----------------------------------
-
-    def abs(self) -> Tensor:
-        return apply(_ABS, self)
-
-    def exp(self) -> Tensor:
-        return apply(_EXP, self)
-
-    def log(self) -> Tensor:
-        return apply(_LOG, self)
-
-    def sqrt(self) -> Tensor:
-        return apply(_SQRT, self)
-
-    def softplus(self) -> Tensor:
-        return apply(_SOFTPLUS, self)
-
-    def relu(self) -> Tensor:
-        return apply(_RELU, self)
-
-    def sigmoid(self) -> Tensor:
-        return apply(_SIGMOID, self)
-
-    def tanh(self) -> Tensor:
-        return apply(_TANH, self)
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        return apply(_SOFTMAX, self, axis=axis)
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return apply(_LOG_SOFTMAX, self, axis=axis)
+    # The methods of the other ops marked ``method`` in the table are generated below the
+    # class (``FUNCTIONS``); these are written out for their signatures or their speed.
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_SUM, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_SUM, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MEAN, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_MEAN, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MAX, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_MAX, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MIN, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_MIN, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         """``reshape(2, 3)`` or ``reshape((2, 3))``, numpy's rules (-1 allowed)."""
-        return apply(_RESHAPE, self, shape=_whole_numbers("reshape", "the shape", shape))
+        return apply(_RESHAPE, self, shape=whole_numbers("reshape", "the shape", shape))
 
     def transpose(self, *axes: Any) -> Tensor:
         """``transpose()`` reverses the axes; ``transpose(1, 0, 2)`` or ``((1, 0, 2))``."""
         if len(axes) == 1 and axes[0] is None:
             axes = ()
-        return apply(_TRANSPOSE, self, axes=_whole_numbers("transpose", "the axes", axes) or None)
+        return apply(_TRANSPOSE, self, axes=whole_numbers("transpose", "the axes", axes) or None)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
@@ -452,21 +418,6 @@ class Tensor:
         (4, 3, 2)
         """
         return apply(_SWAPAXES, self, axis1=axis1, axis2=axis2)
-
-    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return apply(_BROADCAST_TO, self, shape=_whole_numbers("broadcast_to", "the shape", shape))
-
-    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
-        return apply(_CLIP, self, lo=lo, hi=hi)
-
-    def maximum(self, other: Any) -> Tensor:
-        return apply(_MAXIMUM, self, other)
-
-    def minimum(self, other: Any) -> Tensor:
-        return apply(_MINIMUM, self, other)
-
-    def matmul(self, other: Any) -> Tensor:
-        return apply(_MATMUL, self, other)
 
 
 def _plain_index(index: Any) -> Any:
@@ -501,28 +452,6 @@ def _positions(data: np.ndarray) -> np.ndarray:
             "integers for positions (e.g. t.numpy().astype(int))"
         )
     return data.astype(np.intp)
-
-
-def _is_whole(n: Any) -> bool:
-    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
-
-
-def _whole_numbers(where: str, what: str, values: Any) -> tuple[int, ...]:
-    """A shape or axes as a tuple of ints: ``values`` is one int, a sequence of them, or a
-    1-tuple holding the sequence (from ``*args``). Anything else is a ShapeError naming
-    ``where`` (numpy would raise a TypeError, or int() would truncate 2.5 to 2)."""
-    if _is_whole(values):
-        return (int(values),)
-    if isinstance(values, tuple) and len(values) == 1 and not _is_whole(values[0]):
-        values = values[0]  # reshape((2, 3)) rather than reshape(2, 3)
-    items = tuple(values) if isinstance(values, (tuple, list, np.ndarray)) else None
-    if items is None or not all(_is_whole(n) for n in items):
-        raise ShapeError(f"{where}: {what} must be whole numbers (int), got {values!r}")
-    return tuple(int(n) for n in items)
-
-
-def _plain_axis(axis: Any) -> Any:
-    return tuple(axis) if isinstance(axis, list) else axis
 
 
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -585,10 +514,6 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
                 return Tensor._node(data, op, inputs, attrs, True)
             break
     return Tensor._node(data, None, (), {}, False)
-
-
-ops._TENSOR = Tensor
-ops._APPLY = apply
 
 
 # ---------------------------------------------------------------------------------------
@@ -767,142 +692,103 @@ def tensor(data: Any, requires_grad: bool = False, name: str | None = None, dtyp
     return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
 
 
-def _unary(name: str) -> Callable[[Any], Tensor]:
-    op = OPS[name]
+def _public_function(op: Op) -> Callable[..., Any]:
+    """The function ``chainrule.<name>`` of a table entry: it applies (records) the op.
 
-    def function(x: Any) -> Tensor:
-        return apply(op, x)
+    Its signature is the entry's ``signature`` when it has one (which turns the call's
+    arguments into the op's inputs and parameters), else the forward's: the inputs first,
+    then the parameters, by position or by keyword. An op without gradient (argmax) runs
+    its forward on the data and returns a plain array.
+    """
+    adapt = op.signature
+    if not op.differentiable:
 
-    function.__name__ = name
-    function.__doc__ = f"Elementwise {name} (see ``chainrule.ops.OPS[{name!r}]``). {op.doc}"
+        def function(*args: Any, **kwargs: Any) -> Any:
+            inputs, attrs = _arguments(op, args, kwargs)
+            return op.forward(*[ops.value(x) for x in inputs], **attrs)
+
+    elif adapt is not None:
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            try:
+                inputs, attrs = adapt(*args, **kwargs)
+            except TypeError as exc:
+                raise ChainruleError(f"{op.name}: {exc}") from None
+            return apply(op, *inputs, **attrs)
+
+    elif op.arity == 1 and len(_parameters(op)) == 0:
+
+        def function(x: Any) -> Tensor:
+            return apply(op, x)
+
+    elif op.arity == 2 and len(_parameters(op)) == 0:
+
+        def function(a: Any, b: Any) -> Tensor:
+            return apply(op, a, b)
+
+    else:
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            inputs, attrs = _arguments(op, args, kwargs)
+            return apply(op, *inputs, **attrs)
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__module__ = __name__
+    function.__signature__ = inspect.signature(adapt or op.forward)  # type: ignore[attr-defined]
+    function.__doc__ = (
+        f"{op.doc}\n\nRecords ``chainrule.ops.OPS[{op.name!r}]``: d out/d input = "
+        + ("; ".join(op.formulas))
+    )
     return function
 
 
-abs = _unary("abs")  # noqa: A001 (numpy's name)
-exp = _unary("exp")
-log = _unary("log")
-sqrt = _unary("sqrt")
-softplus = _unary("softplus")
-relu = _unary("relu")
-sigmoid = _unary("sigmoid")
-tanh = _unary("tanh")
+def _parameters(op: Op) -> tuple[str, ...]:
+    """The names of an op's parameters: its forward's arguments after the inputs."""
+    names = [
+        p.name
+        for p in inspect.signature(op.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return tuple(names[op.arity or 0 :])
 
 
-def add(a: Any, b: Any) -> Tensor:
-    """``a + b`` with broadcasting."""
-    return apply(_ADD, a, b)
+def _arguments(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Split a call's arguments into the op's inputs and its parameters (by name)."""
+    n = op.arity or 0
+    names = _parameters(op)
+    if len(args) < n or len(args) > n + len(names):
+        raise ChainruleError(
+            f"{op.name}: takes {n} input(s) and the parameters {', '.join(names) or '(none)'}, "
+            f"got {len(args)} positional argument(s)"
+        )
+    for key in kwargs:
+        if key not in names:
+            raise ChainruleError(
+                f"{op.name}: unknown parameter {key!r}; it takes {', '.join(names) or 'none'}"
+            )
+    attrs = dict(zip(names, args[n:], strict=False))
+    attrs.update(kwargs)
+    return args[:n], attrs
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """``a - b`` with broadcasting."""
-    return apply(_SUB, a, b)
+#: ``chainrule.<name>`` for every op of the table that has a function (and its aliases),
+#: generated from the table: adding an op adds its function. Bound as module globals too.
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+for _op in OPS.values():
+    if _op.function:
+        _function = _public_function(_op)
+        for _name in (_op.name, *_op.aliases):
+            FUNCTIONS[_name] = _function
+globals().update(FUNCTIONS)
 
-
-def mul(a: Any, b: Any) -> Tensor:
-    """``a * b`` with broadcasting."""
-    return apply(_MUL, a, b)
-
-
-def div(a: Any, b: Any) -> Tensor:
-    """``a / b`` with broadcasting."""
-    return apply(_DIV, a, b)
-
-
-def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (numpy's name)
-    """``a ** b`` with broadcasting; a negative base needs an integer power."""
-    return apply(_POW, a, b)
-
-
-def neg(x: Any) -> Tensor:
-    """``-x``."""
-    return apply(_NEG, x)
-
-
-def matmul(a: Any, b: Any) -> Tensor:
-    """Matrix product ``a @ b`` (numpy's rules for 1-D and batched operands)."""
-    return apply(_MATMUL, a, b)
-
-
-def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum; the gradient goes to the larger input."""
-    return apply(_MAXIMUM, a, b)
-
-
-def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise minimum; the gradient goes to the smaller input."""
-    return apply(_MINIMUM, a, b)
-
-
-def clip(x: Any, lo: float | None = None, hi: float | None = None) -> Tensor:
-    """Clip ``x`` into ``[lo, hi]``."""
-    return apply(_CLIP, x, lo=lo, hi=hi)
-
-
-def softmax(x: Any, axis: int = -1) -> Tensor:
-    """Softmax along ``axis`` (stable: the maximum is subtracted first)."""
-    return apply(_SOFTMAX, x, axis=axis)
-
-
-def log_softmax(x: Any, axis: int = -1) -> Tensor:
-    """Log-softmax along ``axis``, stable for inputs of any size."""
-    return apply(_LOG_SOFTMAX, x, axis=axis)
-
-
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over ``axis`` (all axes when None)."""
-    return apply(_SUM, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis`` (all axes when None)."""
-    return apply(_MEAN, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis``; the gradient is shared between tied maxima."""
-    return apply(_MAX, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over ``axis``; the gradient is shared between tied minima."""
-    return apply(_MIN, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def reshape(x: Any, shape: int | Sequence[int]) -> Tensor:
-    """Reshape to ``shape`` (numpy's rules, -1 allowed)."""
-    return apply(_RESHAPE, x, shape=_whole_numbers("reshape", "the shape", shape))
-
-
-def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
-    """Permute the axes (reverse them when ``axes`` is None)."""
-    if axes is not None:
-        axes = _whole_numbers("transpose", "the axes", axes)
-    return apply(_TRANSPOSE, x, axes=axes)
-
-
-def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
-    """Interchange two axes (numpy's ``swapaxes``)."""
-    return apply(_SWAPAXES, x, axis1=axis1, axis2=axis2)
-
-
-def broadcast_to(x: Any, shape: int | Sequence[int]) -> Tensor:
-    """Broadcast ``x`` to ``shape``; the gradient is summed back."""
-    return apply(_BROADCAST_TO, x, shape=_whole_numbers("broadcast_to", "the shape", shape))
-
-
-def concatenate(xs: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
-    return apply(_CONCATENATE, *xs, axis=axis)
-
-
-def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
-    return apply(_STACK, *xs, axis=axis)
-
-
-def where(cond: Any, x: Any, y: Any) -> Tensor:
-    """``x`` where ``cond`` holds, else ``y`` (the condition is not differentiated)."""
-    return apply(_WHERE, x, y, cond=np.asarray(ops.value(cond), dtype=bool))
+#: Tensor methods generated from the table, for ops marked ``method`` that the class does
+#: not write out itself (the ones it writes out are the operators' fast one-liners).
+for _op in OPS.values():
+    if _op.method:
+        for _name in (_op.name, *_op.aliases):
+            if _name not in Tensor.__dict__:
+                setattr(Tensor, _name, FUNCTIONS[_name])
+del _op, _name, _function
 
 
 # ---------------------------------------------------------------------------------------
@@ -924,10 +810,10 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     >>> grad(grad(lambda x: x ** 3))(tensor(2.0, requires_grad=True))
     Tensor(12., op='mul')
     """
-    single = _is_whole(argnums)
+    single = is_whole_number(argnums)
     if single:
         picks: tuple[int, ...] = (int(argnums),)  # type: ignore[arg-type]
-    elif isinstance(argnums, (tuple, list)) and all(_is_whole(i) for i in argnums):
+    elif isinstance(argnums, (tuple, list)) and all(is_whole_number(i) for i in argnums):
         picks = tuple(int(i) for i in argnums)
     else:
         raise ChainruleError(f"grad: argnums must be an int or a tuple of ints, got {argnums!r}")
