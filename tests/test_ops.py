@@ -285,6 +285,251 @@ def matmul(draw, name):
     return Case([floats(draw, shape_a), floats(draw, shape_b)], {})
 
 
+UNARY_DOMAINS = {
+    "tan": lambda x: 0.6 * x,
+    "arcsin": lambda x: 0.45 * x,
+    "arccos": lambda x: 0.45 * x,
+    "arctanh": lambda x: 0.45 * x,
+    "arccosh": lambda x: 1.2 + np.abs(x),
+    "log2": lambda x: 0.3 + np.abs(x),
+    "log10": lambda x: 0.3 + np.abs(x),
+    "log1p": lambda x: -0.6 + np.abs(x),
+    "reciprocal": lambda x: np.where(x < 0, x - 0.5, x + 0.5),
+    "sign": lambda x: away_from(x, [0.0]),
+    "floor": lambda x: away_from(x, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "ceil": lambda x: away_from(x, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "trunc": lambda x: away_from(x, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "round": lambda x: away_from(x, [-1.5, -0.5, 0.5, 1.5]),
+}
+
+
+@case(
+    "sin",
+    "cos",
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "log2",
+    "log10",
+    "log1p",
+    "expm1",
+    "exp2",
+    "square",
+    "reciprocal",
+    "sign",
+    "floor",
+    "ceil",
+    "trunc",
+    "round",
+)
+def more_unary(draw, name):
+    x = UNARY_DOMAINS.get(name, lambda x: x)(floats(draw, draw(SHAPES)))
+    return Case([x], {"decimals": 0} if name == "round" else {})
+
+
+@case("arctan2", "logaddexp", "hypot")
+def more_binary(draw, name):
+    shape_a, shape_b = draw(TWO_SHAPES).input_shapes
+    a, b = floats(draw, shape_a), floats(draw, shape_b)
+    if name in ("arctan2", "hypot"):
+        b = 0.5 + np.abs(b)  # away from the origin and from arctan2's cut (b < 0, a = 0)
+    return Case([a, b], {})
+
+
+@case("fmod", "remainder")
+def modulo(draw, name):
+    # a / b kept between the whole numbers, where d/db jumps.
+    shape = draw(SHAPES)
+    b = floats(draw, shape)
+    b = np.where(b < 0, b - 0.5, b + 0.5)
+    whole = draw(hnp.arrays(np.int64, shape, elements=st.integers(-3, 3)))
+    part = floats(draw, shape, 0.2, 0.8)
+    return Case([b * (whole + part), b], {})
+
+
+@case("prod", "logsumexp", "norm")
+def more_reductions(draw, name):
+    shape = draw(SHAPES)
+    x = floats(draw, shape)
+    if name == "norm":
+        x = away_from(x, [0.0])
+    if name == "prod":  # exact zeros (a path of their own), but no product underflowing to 0
+        x = np.round(x, 1)
+    return Case([x], {"axis": axis_choice(draw, len(shape)), "keepdims": draw(st.booleans())})
+
+
+@case("var", "std")
+def moments(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4))
+    attrs = {"axis": axis_choice(draw, len(shape)), "keepdims": draw(st.booleans())}
+    return Case([distinct(draw, shape)], {**attrs, "ddof": draw(st.sampled_from([0, 1]))})
+
+
+@case("cumsum", "cumprod", "sort", "flip")
+def along_one_axis(draw, name):
+    shape = draw(SHAPES)
+    axis = (
+        None if not shape or draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    )
+    x = distinct(draw, shape) if name == "sort" else floats(draw, shape)
+    if name == "cumprod":  # exact zeros, but no product underflowing to 0
+        x = np.round(x, 1)
+    return Case([x], {"axis": axis})
+
+
+@case("argmax", "argmin")
+def arg_extremum(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = None if draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    return Case([distinct(draw, shape)], {"axis": axis, "keepdims": draw(st.booleans())})
+
+
+EINSUMS = {
+    "ij,jk->ik": "ij,jk",
+    "ij->": "ij",
+    "ij,ij->i": "ij,ij",
+    "i,j->ij": "i,j",
+    "ijk,kj->ik": "ijk,kj",
+    "ij": "ij",
+    "ij,jk": "ij,jk",
+    "i->": "i",
+    "ij,j,k->ik": "ij,j,k",
+}
+
+
+@case("einsum")
+def einsum(draw, name):
+    spec = draw(st.sampled_from(sorted(EINSUMS)))
+    sizes = {c: draw(st.integers(1, 3)) for c in "ijk"}
+    args = [floats(draw, tuple(sizes[c] for c in sub)) for sub in EINSUMS[spec].split(",")]
+    return Case(args, {"subscripts": spec})
+
+
+CONTRACTION_SHAPES = {
+    "dot": [
+        ((3,), (3,)),
+        ((2, 3), (3,)),
+        ((2, 3), (3, 4)),
+        ((3,), (3, 4)),
+        ((2, 2, 3), (4, 3, 2)),
+        ((), (2, 3)),
+    ],
+    "inner": [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (4, 3)), ((2, 2, 3), (2, 3))],
+    "outer": [((3,), (2,)), ((2, 2), (3,)), ((), (2,))],
+}
+
+
+@case("dot", "inner", "outer")
+def contraction(draw, name):
+    shape_a, shape_b = draw(st.sampled_from(CONTRACTION_SHAPES[name]))
+    return Case([floats(draw, shape_a), floats(draw, shape_b)], {})
+
+
+@case("tensordot")
+def tensordot(draw, name):
+    shape_a, shape_b, axes = draw(
+        st.sampled_from(
+            [
+                ((2, 3, 4), (3, 4, 2), 2),
+                ((2, 3), (3, 2), 1),
+                ((2, 3), (4,), 0),
+                ((2, 3, 4), (4, 2, 3), ([1, 2], [2, 0])),
+                ((3, 2), (2, 3), ([0], [1])),
+            ]
+        )
+    )
+    return Case([floats(draw, shape_a), floats(draw, shape_b)], {"axes": axes})
+
+
+@case("diagonal", "trace")
+def diagonal(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    axis1, axis2 = draw(st.permutations(range(len(shape))))[:2]
+    offset = draw(st.integers(-1, 1))
+    return Case([floats(draw, shape)], {"offset": offset, "axis1": axis1, "axis2": axis2})
+
+
+@case("diag")
+def diag(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=4))
+    return Case([floats(draw, shape)], {"k": draw(st.integers(-1, 1))})
+
+
+@case("tril", "triu")
+def triangle(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    return Case([floats(draw, shape)], {"k": draw(st.integers(-1, 1))})
+
+
+@case("squeeze")
+def squeeze(draw, name):
+    shape = tuple(draw(st.lists(st.sampled_from([1, 2, 3]), min_size=0, max_size=3)))
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = None if not ones or draw(st.booleans()) else draw(st.sampled_from(ones))
+    return Case([floats(draw, shape)], {"axis": axis})
+
+
+@case("expand_dims")
+def expand_dims(draw, name):
+    shape = draw(SHAPES)
+    return Case([floats(draw, shape)], {"axis": draw(st.integers(-len(shape) - 1, len(shape)))})
+
+
+@case("ravel")
+def ravel(draw, name):
+    return Case([floats(draw, draw(SHAPES))], {})
+
+
+@case("moveaxis")
+def moveaxis(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = st.integers(-len(shape), len(shape) - 1)
+    return Case([floats(draw, shape)], {"source": draw(axis), "destination": draw(axis)})
+
+
+@case("roll")
+def roll(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = None if draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    return Case([floats(draw, shape)], {"shift": draw(st.integers(-5, 5)), "axis": axis})
+
+
+@case("repeat")
+def repeat(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    axis = None if draw(st.booleans()) else draw(st.integers(0, len(shape) - 1))
+    n = math.prod(shape) if axis is None else shape[axis]
+    repeats = draw(
+        st.one_of(st.integers(1, 3), st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    )
+    return Case([floats(draw, shape)], {"repeats": repeats, "axis": axis})
+
+
+@case("tile")
+def tile(draw, name):
+    shape = draw(SHAPES)
+    reps = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    return Case([floats(draw, shape)], {"reps": reps})
+
+
+@case("pad")
+def pad(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    widths = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in shape)
+    return Case([floats(draw, shape)], {"pad_width": widths, "constant_values": 0.5})
+
+
+@case("astype")
+def astype(draw, name):
+    return Case([floats(draw, draw(SHAPES))], {"dtype": np.float64})
+
+
 def draw_case(data: st.DataObject, name: str) -> Case:
     if name not in CASES:
         pytest.fail(f"op {name!r} has no case in tests/test_ops.py: add one to CASES")
@@ -362,6 +607,120 @@ TORCH: dict[str, Callable[..., Any]] = {
 }
 
 
+def dims_of(x: Any, axis: Any) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(x.ndim))
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
+def torch_prod(t, x, axis, keepdims):
+    dims = [d % max(x.ndim, 1) for d in dims_of(x, axis)]
+    rest = [d for d in range(x.ndim) if d not in dims]
+    moved = x.permute(rest + dims).reshape([x.shape[d] for d in rest] + [-1])
+    out = moved.prod(-1)
+    if keepdims:
+        out = out.reshape([1 if d in dims else x.shape[d] for d in range(x.ndim)])
+    return out
+
+
+def torch_moment(t, x, axis, keepdims, ddof, reduce):
+    return reduce(x, dim=dims_of(x, axis), correction=ddof, keepdim=keepdims)
+
+
+def torch_flat(x, axis):
+    return (x.reshape(-1), 0) if axis is None else (x, axis)
+
+
+def torch_pad(t, x, pad_width, constant_values):
+    flat = [w for pair in reversed(pad_width) for w in pair]
+    return t.nn.functional.pad(x, flat, value=constant_values)
+
+
+def torch_repeat(t, x, repeats, axis):
+    r = t.as_tensor(repeats) if isinstance(repeats, list) else repeats
+    return t.repeat_interleave(x, r, dim=axis)
+
+
+def torch_dot(t, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return t.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 2 if b.ndim >= 2 else 0]))
+
+
+def torch_inner(t, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return t.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 1]))
+
+
+TORCH.update(
+    {
+        "sin": lambda t, x: x.sin(),
+        "cos": lambda t, x: x.cos(),
+        "tan": lambda t, x: x.tan(),
+        "arcsin": lambda t, x: x.asin(),
+        "arccos": lambda t, x: x.acos(),
+        "arctan": lambda t, x: x.atan(),
+        "sinh": lambda t, x: x.sinh(),
+        "cosh": lambda t, x: x.cosh(),
+        "arcsinh": lambda t, x: x.asinh(),
+        "arccosh": lambda t, x: x.acosh(),
+        "arctanh": lambda t, x: x.atanh(),
+        "log2": lambda t, x: x.log2(),
+        "log10": lambda t, x: x.log10(),
+        "log1p": lambda t, x: x.log1p(),
+        "expm1": lambda t, x: x.expm1(),
+        "exp2": lambda t, x: t.exp2(x),
+        "square": lambda t, x: t.square(x),
+        "reciprocal": lambda t, x: x.reciprocal(),
+        "sign": lambda t, x: x.sign(),
+        "floor": lambda t, x: x.floor(),
+        "ceil": lambda t, x: x.ceil(),
+        "trunc": lambda t, x: x.trunc(),
+        "round": lambda t, x, decimals: t.round(x, decimals=decimals),
+        "arctan2": lambda t, a, b: t.atan2(*t.broadcast_tensors(a, b)),
+        "logaddexp": lambda t, a, b: t.logaddexp(*t.broadcast_tensors(a, b)),
+        "hypot": lambda t, a, b: t.hypot(*t.broadcast_tensors(a, b)),
+        "fmod": lambda t, a, b: t.fmod(a, b),
+        "remainder": lambda t, a, b: t.remainder(a, b),
+        "prod": torch_prod,
+        "var": lambda t, x, axis, keepdims, ddof: torch_moment(t, x, axis, keepdims, ddof, t.var),
+        "std": lambda t, x, axis, keepdims, ddof: torch_moment(t, x, axis, keepdims, ddof, t.std),
+        "logsumexp": lambda t, x, axis, keepdims: (
+            x * 1 if x.ndim == 0 else t.logsumexp(x, dim=dims_of(x, axis), keepdim=keepdims)
+        ),
+        "norm": lambda t, x, axis, keepdims: t.linalg.vector_norm(
+            x, dim=None if axis is None else dims_of(x, axis), keepdim=keepdims
+        ),
+        "cumsum": lambda t, x, axis: t.cumsum(*torch_flat(x, axis)),
+        "cumprod": lambda t, x, axis: t.cumprod(*torch_flat(x, axis)),
+        "sort": lambda t, x, axis: t.sort(*torch_flat(x, axis)).values,
+        "flip": lambda t, x, axis: t.flip(x, dims=dims_of(x, axis)),
+        "einsum": lambda t, *xs, subscripts: t.einsum(subscripts, *xs),
+        "dot": torch_dot,
+        "inner": torch_inner,
+        "outer": lambda t, a, b: t.outer(a.reshape(-1), b.reshape(-1)),
+        "tensordot": lambda t, a, b, axes: t.tensordot(a, b, dims=axes),
+        "diagonal": lambda t, x, offset, axis1, axis2: t.diagonal(x, offset, axis1, axis2),
+        "trace": lambda t, x, offset, axis1, axis2: t.diagonal(x, offset, axis1, axis2).sum(-1),
+        "diag": lambda t, x, k: t.diag(x, k),
+        "tril": lambda t, x, k: t.tril(x, k),
+        "triu": lambda t, x, k: t.triu(x, k),
+        "squeeze": lambda t, x, axis: x.squeeze() if axis is None else x.squeeze(axis),
+        "expand_dims": lambda t, x, axis: x.unsqueeze(axis),
+        "ravel": lambda t, x: x.reshape(-1),
+        "moveaxis": lambda t, x, source, destination: t.movedim(x, source, destination),
+        "roll": lambda t, x, shift, axis: t.roll(x, shift, axis),
+        "repeat": torch_repeat,
+        "tile": lambda t, x, reps: t.tile(x, reps),
+        "pad": torch_pad,
+        "astype": lambda t, x, dtype: x.to(t.float64),
+        "argmax": lambda t, x, axis, keepdims: t.argmax(x, dim=axis, keepdim=keepdims),
+        "argmin": lambda t, x, axis, keepdims: t.argmin(x, dim=axis, keepdim=keepdims),
+    }
+)
+
+
 # ---------------------------------------------------------------------------------------
 # 1. Gradients against central finite differences
 # ---------------------------------------------------------------------------------------
@@ -392,6 +751,11 @@ def test_every_op_has_a_case_and_a_pytorch_counterpart():
 @given(data=st.data())
 def test_gradient_matches_finite_differences(name, data):
     case = draw_case(data, name)
+    if not OPS[name].differentiable:  # argmax, argmin: indices, outside the graph
+        found = TABLE_FUNCTIONS[name](cr.Tensor(case.args[0], requires_grad=True), **case.attrs)
+        assert isinstance(found, np.ndarray) and found.dtype.kind == "i"
+        np.testing.assert_array_equal(found, getattr(np, name)(*case.args, **case.attrs))
+        return
     weights = output_weights(data, name, case)
     cr.check_grads(weighted_sum(name, case, weights), *case.args)
 
@@ -428,6 +792,11 @@ def close(ours: Any, theirs: Any, what: str) -> None:
 
 def compare_with_pytorch(torch, name: str, case: Case, weights, directions) -> None:
     """Value, gradient of sum(out * weights) and its derivative along ``directions``."""
+    if not OPS[name].differentiable:
+        ts = [torch.tensor(a, dtype=torch.float64) for a in case.args]
+        expected = TORCH[name](torch, *ts, **case.attrs).numpy()
+        np.testing.assert_array_equal(TABLE_FUNCTIONS[name](*case.args, **case.attrs), expected)
+        return
     xs = [cr.Tensor(a, requires_grad=True) for a in case.args]
     out = apply(OPS[name], *xs, **case.attrs)
     assert out.dtype == np.float64
@@ -488,6 +857,22 @@ NOT_PER_ENTRY = {
     "minimum": "a condition in words",
     "clip": "a condition on the bounds, in words",
     "where": "a condition in words",
+    "argmax": "no gradient",
+    "argmin": "no gradient",
+    "cumsum": "each entry is in every later running sum",
+    "cumprod": "each entry is in every later running product",
+    "diag": "moves entries onto or off a diagonal",
+    "diagonal": "moves entries off the diagonal",
+    "trace": "the diagonal entries only",
+    "tril": "the entries below the diagonal only",
+    "triu": "the entries above the diagonal only",
+    "repeat": "copies of an entry: their gradients are summed",
+    "tile": "copies of an entry: their gradients are summed",
+    "dot": "matrix notation",
+    "inner": "matrix notation",
+    "outer": "one factor's entries against the other's",
+    "tensordot": "matrix notation",
+    "einsum": "words: a contraction with the other operands",
 }
 
 
@@ -503,8 +888,10 @@ def check_formula(op: Op, case: Case) -> None:
     of ones (inputs of one shape; reductions keep their axes so that {out} lines up)."""
     args = [np.array(a) for a in np.broadcast_arrays(*case.args)] if op.elementwise else case.args
     attrs = dict(case.attrs)
-    if "keepdims" in attrs:
-        attrs["keepdims"] = True
+    if "keepdims" in attrs:  # a reduction's formula reads over everything: mean({x}), n
+        attrs["keepdims"], attrs["axis"] = True, None
+    if op.name == "prod":  # out / x holds where x is not 0 (the rule is exact there too)
+        args = [np.where(a == 0, 0.7, a) for a in args]
     out = op.forward(*args, **attrs)
     values = {"out": out, "n": args[0].size / max(np.size(out), 1), **attrs}
     values.update({"x": args[0]} if op.arity == 1 else dict(zip("ab", args, strict=False)))

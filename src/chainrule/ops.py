@@ -1254,5 +1254,1079 @@ _entry(
 )
 
 
+# -- more elementwise functions ----------------------------------------------------------
+# Each is a one-input function with its derivative written in terms of table ops, so the
+# rule differentiates again (second derivatives, Hessians) like every other.
+
+
+def _unary(name, forward, rule, formula, doc, numpy=None, expr=None, **extra):
+    """Enter a one-input elementwise op ``name``, a function, a method and numpy's name."""
+    return _entry(
+        Op(
+            name=name,
+            forward=forward,
+            rules=(rule,),
+            formulas=(formula,),
+            expr=expr or f"{name}({{x}})",
+            elementwise=True,
+            method=True,
+            numpy=(name,) if numpy is None else numpy,
+            doc=doc,
+            **extra,
+        )
+    )
+
+
+def _quiet(fn: Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """``fn`` without numpy's warnings: outside the domain it returns NaN or inf, as numpy
+    does, without a warning (log(0) is -inf)."""
+
+    def forward(x: Array) -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fn(x)
+
+    forward.__name__ = f"{fn.__name__}_forward"
+    return forward
+
+
+def sin_x(g, out, x):
+    return g * call("cos", x)
+
+
+def cos_x(g, out, x):
+    return -g * call("sin", x)
+
+
+def tan_x(g, out, x):
+    return g * (1 + out * out)
+
+
+def arcsin_x(g, out, x):
+    return g / call("sqrt", 1 - x * x)
+
+
+def arccos_x(g, out, x):
+    return -g / call("sqrt", 1 - x * x)
+
+
+def arctan_x(g, out, x):
+    return g / (1 + x * x)
+
+
+def sinh_x(g, out, x):
+    return g * call("cosh", x)
+
+
+def cosh_x(g, out, x):
+    return g * call("sinh", x)
+
+
+def arcsinh_x(g, out, x):
+    return g / call("sqrt", x * x + 1)
+
+
+def arccosh_x(g, out, x):
+    return g / call("sqrt", x * x - 1)
+
+
+def arctanh_x(g, out, x):
+    return g / (1 - x * x)
+
+
+def log2_x(g, out, x):
+    return g / (x * np.log(2.0))
+
+
+def log10_x(g, out, x):
+    return g / (x * np.log(10.0))
+
+
+def log1p_x(g, out, x):
+    return g / (1 + x)
+
+
+def expm1_x(g, out, x):
+    return g * (out + 1)
+
+
+def exp2_x(g, out, x):
+    return g * out * np.log(2.0)
+
+
+def square_x(g, out, x):
+    return g * 2 * x
+
+
+def reciprocal_x(g, out, x):
+    return -g * out * out
+
+
+def zero_x(g, out, x, **attrs):
+    # A step function: its slope is 0 wherever it is defined (as in PyTorch). The zeros
+    # are g * 0, not a fresh array, so a NaN gradient stays NaN (see docs/engine.md).
+    return g * 0
+
+
+_unary("sin", np.sin, sin_x, "cos({x})", "d sin(x)/dx = cos(x).")
+_unary("cos", np.cos, cos_x, "-sin({x})", "d cos(x)/dx = -sin(x).")
+_unary("tan", np.tan, tan_x, "1 + tan({x})^2", "d tan(x)/dx = 1 + tan(x)^2.")
+_unary(
+    "arcsin",
+    _quiet(np.arcsin),
+    arcsin_x,
+    "1 / sqrt(1 - {x}^2)",
+    "d arcsin(x)/dx = 1 / sqrt(1 - x^2), for -1 < x < 1.",
+)
+_unary(
+    "arccos",
+    _quiet(np.arccos),
+    arccos_x,
+    "-1 / sqrt(1 - {x}^2)",
+    "d arccos(x)/dx = -1 / sqrt(1 - x^2), for -1 < x < 1.",
+)
+_unary("arctan", np.arctan, arctan_x, "1 / (1 + {x}^2)", "d arctan(x)/dx = 1 / (1 + x^2).")
+_unary("sinh", np.sinh, sinh_x, "cosh({x})", "d sinh(x)/dx = cosh(x).")
+_unary("cosh", np.cosh, cosh_x, "sinh({x})", "d cosh(x)/dx = sinh(x).")
+_unary(
+    "arcsinh", np.arcsinh, arcsinh_x, "1 / sqrt({x}^2 + 1)", "d arcsinh(x)/dx = 1 / sqrt(x^2 + 1)."
+)
+_unary(
+    "arccosh",
+    _quiet(np.arccosh),
+    arccosh_x,
+    "1 / sqrt({x}^2 - 1)",
+    "d arccosh(x)/dx = 1 / sqrt(x^2 - 1), for x > 1.",
+)
+_unary(
+    "arctanh",
+    _quiet(np.arctanh),
+    arctanh_x,
+    "1 / (1 - {x}^2)",
+    "d arctanh(x)/dx = 1 / (1 - x^2), for -1 < x < 1.",
+)
+_unary("log2", _quiet(np.log2), log2_x, "1 / ({x} ln 2)", "d log2(x)/dx = 1 / (x ln 2).")
+_unary("log10", _quiet(np.log10), log10_x, "1 / ({x} ln 10)", "d log10(x)/dx = 1 / (x ln 10).")
+_unary(
+    "log1p",
+    _quiet(np.log1p),
+    log1p_x,
+    "1 / (1 + {x})",
+    "d ln(1 + x)/dx = 1 / (1 + x), exact for tiny x.",
+)
+_unary("expm1", np.expm1, expm1_x, "e^{x}", "d (e^x - 1)/dx = e^x, exact for tiny x.")
+_unary("exp2", np.exp2, exp2_x, "2^{x} ln 2", "d 2^x/dx = 2^x ln 2.", expr="2^{x}")
+_unary("square", np.square, square_x, "2 {x}", "d x^2/dx = 2 x.", expr="{x}^2")
+_unary(
+    "reciprocal",
+    _quiet(np.reciprocal),
+    reciprocal_x,
+    "-1 / {x}^2",
+    "d (1/x)/dx = -1 / x^2.",
+    expr="1 / {x}",
+)
+_unary("sign", np.sign, zero_x, "0", "A step: its gradient is 0 (at 0 as well, as PyTorch).")
+_unary("floor", np.floor, zero_x, "0", "A step: its gradient is 0 (as PyTorch).")
+_unary("ceil", np.ceil, zero_x, "0", "A step: its gradient is 0 (as PyTorch).")
+_unary("trunc", np.trunc, zero_x, "0", "A step: its gradient is 0 (as PyTorch).")
+
+
+def _round_forward(x: Array, decimals: int = 0) -> Array:
+    return np.round(x, decimals)
+
+
+_unary(
+    "round",
+    _round_forward,
+    zero_x,
+    "0",
+    "A step: its gradient is 0 (as PyTorch); decimals as numpy's.",
+    numpy=("round", "around", "rint"),
+)
+
+
+# -- more binary elementwise functions ---------------------------------------------------
+
+
+def _binary(name, forward, rules, formulas, doc, expr=None, numpy=None, **extra):
+    return _entry(
+        Op(
+            name=name,
+            forward=_broadcasting(name, forward),
+            rules=rules,
+            formulas=formulas,
+            expr=expr or f"{name}({{a}}, {{b}})",
+            arity=2,
+            elementwise=True,
+            method=True,
+            numpy=(name,) if numpy is None else numpy,
+            doc=doc,
+            **extra,
+        )
+    )
+
+
+def arctan2_a(g, out, a, b):
+    return unbroadcast(g * b / (a * a + b * b), a.shape)
+
+
+def arctan2_b(g, out, a, b):
+    return unbroadcast(-g * a / (a * a + b * b), b.shape)
+
+
+def logaddexp_a(g, out, a, b):
+    return unbroadcast(g * call("exp", a - out), a.shape)
+
+
+def logaddexp_b(g, out, a, b):
+    return unbroadcast(g * call("exp", b - out), b.shape)
+
+
+def hypot_a(g, out, a, b):
+    return unbroadcast(g * a / out, a.shape)
+
+
+def hypot_b(g, out, a, b):
+    return unbroadcast(g * b / out, b.shape)
+
+
+def fmod_b(g, out, a, b):
+    return unbroadcast(-g * np.trunc(value(a) / value(b)), b.shape)
+
+
+def remainder_b(g, out, a, b):
+    return unbroadcast(-g * np.floor(value(a) / value(b)), b.shape)
+
+
+_binary(
+    "arctan2",
+    np.arctan2,
+    (arctan2_a, arctan2_b),
+    ("{b} / ({a}^2 + {b}^2)", "-{a} / ({a}^2 + {b}^2)"),
+    "The angle of the point (b, a): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2).",
+)
+_binary(
+    "logaddexp",
+    np.logaddexp,
+    (logaddexp_a, logaddexp_b),
+    ("e^({a} - {out})", "e^({b} - {out})"),
+    "ln(e^a + e^b), stable; each input gets its softmax weight e^(input - out).",
+)
+_binary(
+    "hypot",
+    np.hypot,
+    (hypot_a, hypot_b),
+    ("{a} / {out}", "{b} / {out}"),
+    "sqrt(a^2 + b^2); each input gets input / out.",
+)
+_binary(
+    "fmod",
+    np.fmod,
+    (add_a, fmod_b),
+    ("1", "-trunc({a} / {b})"),
+    "a - b trunc(a/b) (C's sign): d/da = 1, d/db = -trunc(a/b).",
+)
+_binary(
+    "remainder",
+    np.remainder,
+    (add_a, remainder_b),
+    ("1", "-floor({a} / {b})"),
+    "a - b floor(a/b), Python's % : d/da = 1, d/db = -floor(a/b).",
+    expr="{a} % {b}",
+    numpy=("remainder", "mod"),
+    aliases=("mod",),
+)
+
+
+# -- reductions and scans ----------------------------------------------------------------
+
+
+def _reduce_entry(
+    name, forward, rule, formula, doc, numpy=None, signature=_reduce_signature, **extra
+):
+    return _entry(
+        Op(
+            name=name,
+            forward=forward,
+            rules=(rule,),
+            formulas=(formula,),
+            expr=f"{name}({{x}})",
+            method=True,
+            numpy=(name,) if numpy is None else numpy,
+            signature=signature,
+            doc=doc,
+            **extra,
+        )
+    )
+
+
+def _others_product(x: Any, axis: Any) -> Any:
+    """The product of all the OTHER entries along the reduced axes, at each entry.
+
+    Written with table ops, without dividing (exact where x has zeros): the reduced axes
+    are moved last and flattened to n, each entry's row is copied n times with a 1 in its
+    own place, and each copy is multiplied out.
+    """
+    axes = _axes(axis, x.ndim)
+    rest = tuple(a for a in range(x.ndim) if a not in axes)
+    moved = call("transpose", x, axes=rest + axes) if rest + axes != tuple(range(x.ndim)) else x
+    lead = moved.shape[: len(rest)]
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    flat = call("reshape", moved, shape=lead + (1, n))
+    rows = call("where", 1.0, flat, cond=np.eye(n, dtype=bool))  # (..., n, n)
+    others = call("reshape", call("prod", rows, axis=-1, keepdims=False), shape=moved.shape)
+    if moved is x:
+        return others
+    inverse = tuple(int(i) for i in np.argsort(rest + axes))
+    return call("transpose", others, axes=inverse)
+
+
+def prod_x(g, out, x, axis=None, keepdims=False):
+    vx = value(x)
+    if vx.size and (np.abs(vx) < 1e-100).any():  # zeros, or x^2 would underflow to 0
+        return _expand(g, x.shape, axis, keepdims) * _others_product(x, axis)
+    return _expand(g * out, x.shape, axis, keepdims) / x
+
+
+_reduce_entry(
+    "prod",
+    _reduction("prod"),
+    prod_x,
+    "{out} / {x}",
+    "Each factor gets the product of the others (exact at zeros too).",
+)
+
+
+def _moment(name: str) -> Callable[..., Array]:
+    """The forward ``x.<name>(axis, keepdims, ddof)`` (var, std); a bad axis names the op."""
+
+    def forward(x: Array, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Array:
+        try:
+            return getattr(x, name)(axis=axis, keepdims=keepdims, ddof=ddof)
+        except (ValueError, TypeError) as exc:
+            raise ShapeError(f"{name}: {exc} (shape {np.shape(x)}, axis {axis})") from None
+
+    forward.__name__ = f"{name}_forward"
+    return forward
+
+
+def _centered(x: Any, axis: Any) -> Any:
+    return x - call("mean", x, axis=axis, keepdims=True)
+
+
+def _count(x: Any, out: Any, ddof: int) -> float:
+    return x.size / max(out.size, 1) - ddof
+
+
+def var_x(g, out, x, axis=None, keepdims=False, ddof=0):
+    return _expand(g, x.shape, axis, keepdims) * _centered(x, axis) * (2 / _count(x, out, ddof))
+
+
+def std_x(g, out, x, axis=None, keepdims=False, ddof=0):
+    share = _expand(g / out, x.shape, axis, keepdims) / _count(x, out, ddof)
+    return share * _centered(x, axis)
+
+
+def _moment_signature(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0):
+    return (x,), {"axis": plain_axis(axis), "keepdims": keepdims, "ddof": ddof}
+
+
+_reduce_entry(
+    "var",
+    _moment("var"),
+    var_x,
+    "2 ({x} - mean({x})) / (n - ddof)",
+    "The variance (ddof as numpy's): each entry gets 2 (x - mean) / (n - ddof).",
+    signature=_moment_signature,
+)
+_reduce_entry(
+    "std",
+    _moment("std"),
+    std_x,
+    "({x} - mean({x})) / ((n - ddof) {out})",
+    "The standard deviation: each entry gets (x - mean) / ((n - ddof) std).",
+    signature=_moment_signature,
+)
+
+
+def _logsumexp_forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
+    if x.size == 0:
+        raise ShapeError(f"logsumexp: needs at least one entry (shape {x.shape})")
+    shift = _reduction("max")(x, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    total = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    if not keepdims:
+        total = total.reshape(np.sum(x, axis=axis).shape) if axis is not None else total.reshape(())
+    return total
+
+
+def logsumexp_x(g, out, x, axis=None, keepdims=False):
+    weights = call("exp", x - _expand(out, x.shape, axis, keepdims))
+    return _expand(g, x.shape, axis, keepdims) * weights
+
+
+_reduce_entry(
+    "logsumexp",
+    _logsumexp_forward,
+    logsumexp_x,
+    "e^({x} - {out})",
+    "ln sum e^x, stable; each entry gets its softmax weight e^(x - out).",
+    numpy=(),
+)
+
+
+def _norm_forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
+    return np.sqrt(_reduction("sum")(x * x, axis=axis, keepdims=keepdims))
+
+
+def norm_x(g, out, x, axis=None, keepdims=False):
+    # At a zero vector the norm has no slope; 0 is taken, as PyTorch does.
+    vout = value(out)
+    if (vout == 0).any():
+        safe = call("where", out, 1.0, cond=vout != 0)
+        return _expand(g * (vout != 0) / safe, x.shape, axis, keepdims) * x
+    return _expand(g / out, x.shape, axis, keepdims) * x
+
+
+_reduce_entry(
+    "norm",
+    _norm_forward,
+    norm_x,
+    "{x} / {out}",
+    "The Euclidean (Frobenius) norm sqrt(sum x^2): each entry gets x / norm (0 at a zero vector).",
+    numpy=("linalg.norm",),
+)
+
+
+def _scan_axis(x: Array, axis: int | None, name: str) -> None:
+    if axis is not None and not -max(x.ndim, 1) <= axis < max(x.ndim, 1):
+        raise ShapeError(f"{name}: axis {axis} is out of bounds for shape {x.shape}")
+
+
+def _cumsum_forward(x: Array, axis: int | None = None) -> Array:
+    _scan_axis(x, axis, "cumsum")
+    return np.cumsum(x, axis=axis)
+
+
+def _flip_cumsum(g: Any, axis: int) -> Any:
+    """The sums from the end: the adjoint of a running sum."""
+    return call("flip", call("cumsum", call("flip", g, axis=axis), axis=axis), axis=axis)
+
+
+def cumsum_x(g, out, x, axis=None):
+    if axis is None:  # numpy runs along the flattened input
+        return call("reshape", _flip_cumsum(g, 0), shape=x.shape)
+    return _flip_cumsum(g, axis)
+
+
+_entry(
+    Op(
+        name="cumsum",
+        forward=_cumsum_forward,
+        rules=(cumsum_x,),
+        formulas=("1",),
+        expr="cumsum({x})",
+        method=True,
+        numpy=("cumsum",),
+        doc="Each entry is in every later running sum: it gets the sum of their "
+        "gradients (a running sum from the end).",
+    )
+)
+
+
+def _cumprod_forward(x: Array, axis: int | None = None) -> Array:
+    _scan_axis(x, axis, "cumprod")
+    return np.cumprod(x, axis=axis)
+
+
+def cumprod_x(g, out, x, axis=None):
+    if axis is None:
+        flat = call("reshape", x, shape=(-1,))
+        return call("reshape", cumprod_x(g, out, flat, axis=0), shape=x.shape)
+    if not (np.abs(value(x)) < 1e-100).any():  # no zeros, and out cannot underflow to 0
+        return _flip_cumsum(g * out, axis) / x
+    # With zeros: d out_j / d x_i = product of x_k, k <= j, k != i. Each row i is x with
+    # a 1 in place i, multiplied out along the axis; then summed against g over j >= i.
+    moved = call("moveaxis", x, source=axis, destination=-1)
+    n = moved.shape[-1]
+    rows = call("where", 1.0, call("expand_dims", moved, axis=-2), cond=np.eye(n, dtype=bool))
+    partial = call("cumprod", rows, axis=-1) * np.triu(np.ones((n, n)))  # j >= i
+    gm = call("expand_dims", call("moveaxis", g, source=axis, destination=-1), axis=-2)
+    summed = call("sum", partial * gm, axis=-1, keepdims=False)
+    return call("moveaxis", summed, source=-1, destination=axis)
+
+
+_entry(
+    Op(
+        name="cumprod",
+        forward=_cumprod_forward,
+        rules=(cumprod_x,),
+        formulas=("{out} / {x}",),
+        expr="cumprod({x})",
+        method=True,
+        numpy=("cumprod",),
+        doc="Each entry gets, from every later running product, the product of the "
+        "others (exact at zeros too).",
+    )
+)
+
+
+def _arg_forward(name: str) -> Callable[..., Array]:
+    def forward(x: Array, axis: int | None = None, keepdims: bool = False) -> Array:
+        try:
+            return np.asarray(getattr(np, name)(x, axis=axis, keepdims=keepdims))
+        except ValueError as exc:
+            raise ShapeError(f"{name}: {exc} (shape {np.shape(x)}, axis {axis})") from None
+
+    forward.__name__ = f"{name}_forward"
+    return forward
+
+
+for _name, _word in (("argmax", "largest"), ("argmin", "smallest")):
+    _entry(
+        Op(
+            name=_name,
+            forward=_arg_forward(_name),
+            rules=(),
+            formulas=("none",),
+            expr=f"{_name}({{x}})",
+            differentiable=False,
+            method=True,
+            numpy=(_name,),
+            doc=f"The position of the {_word} entry: whole numbers, no gradient (a "
+            f"plain array of indices).",
+        )
+    )
+
+
+# -- contractions ------------------------------------------------------------------------
+
+
+def _parse_einsum(subscripts: str, ndims: list[int]) -> tuple[list[str], str]:
+    """The letters of each operand and of the output; refuses what the rules cannot undo."""
+    text = subscripts.replace(" ", "")
+    if "." in text:
+        raise ShapeError("einsum: '...' is not supported; write every axis as a letter")
+    inputs, arrow, output = text.partition("->")
+    letters = inputs.split(",")
+    if len(letters) != len(ndims):
+        raise ShapeError(
+            f"einsum: {len(letters)} operand subscript(s) in {subscripts!r} for "
+            f"{len(ndims)} operand(s)"
+        )
+    for sub, ndim in zip(letters, ndims, strict=True):
+        if not sub.isalpha() and sub:
+            raise ShapeError(f"einsum: subscripts must be letters, got {sub!r}")
+        if len(sub) != ndim:
+            raise ShapeError(f"einsum: {sub!r} names {len(sub)} axes of an operand of {ndim}")
+        if len(set(sub)) != len(sub):
+            raise ShapeError(
+                f"einsum: a letter repeated in one operand ({sub!r}, a diagonal) is not "
+                "supported; use diagonal() or trace()"
+            )
+    if not arrow:  # numpy's implicit output: the letters used once, in order
+        counts = "".join(letters)
+        output = "".join(sorted(c for c in set(counts) if counts.count(c) == 1))
+    return letters, output
+
+
+def _einsum_forward(*xs: Array, subscripts: str) -> Array:
+    letters, output = _parse_einsum(subscripts, [x.ndim for x in xs])
+    try:
+        return np.einsum(",".join(letters) + "->" + output, *xs)
+    except ValueError as exc:
+        raise ShapeError(f"einsum: {exc} (shapes {_shape_text(*xs)})") from None
+
+
+def einsum_i(g, out, *xs, i, subscripts):
+    letters, output = _parse_einsum(subscripts, [x.ndim for x in xs])
+    mine = letters[i]
+    others = [letters[j] for j in range(len(xs)) if j != i]
+    known = set(output).union(*others) if others else set(output)
+    kept = "".join(c for c in mine if c in known)
+    spec = ",".join([output, *others]) + "->" + kept
+    grad = call("einsum", g, *[xs[j] for j in range(len(xs)) if j != i], subscripts=spec)
+    if kept != mine:  # letters only this operand has were summed: their copies get g
+        shape = tuple(xs[i].shape[k] if c in known else 1 for k, c in enumerate(mine))
+        grad = call("broadcast_to", call("reshape", grad, shape=shape), shape=xs[i].shape)
+    return grad
+
+
+def _einsum_signature(subscripts: str, *operands: Any):
+    if not isinstance(subscripts, str):
+        raise ShapeError(f"einsum: the first argument is the subscripts text, got {subscripts!r}")
+    return operands, {"subscripts": subscripts}
+
+
+_entry(
+    Op(
+        name="einsum",
+        forward=_einsum_forward,
+        rules=(einsum_i,),
+        formulas=("the other operands, contracted with the gradient",),
+        expr="einsum({a}, ...)",
+        arity=None,
+        numpy=("einsum",),
+        signature=_einsum_signature,
+        doc="Each operand's gradient is the einsum of the gradient with the other operands "
+        "(the letters only it has are broadcast back).",
+    )
+)
+
+
+def _contraction(name: str, subscripts: Callable[[int, int], str], doc: str, **extra):
+    """An op that is one einsum of two operands (its subscripts read from the shapes)."""
+
+    def forward(a: Array, b: Array, **attrs: Any) -> Array:
+        return _einsum_forward(a, b, subscripts=subscripts(a.ndim, b.ndim, **attrs))
+
+    def rule_a(g, out, a, b, **attrs):
+        return einsum_i(g, out, a, b, i=0, subscripts=subscripts(a.ndim, b.ndim, **attrs))
+
+    def rule_b(g, out, a, b, **attrs):
+        return einsum_i(g, out, a, b, i=1, subscripts=subscripts(a.ndim, b.ndim, **attrs))
+
+    forward.__name__ = f"{name}_forward"
+    return _entry(
+        Op(
+            name=name,
+            forward=forward,
+            rules=(rule_a, rule_b),
+            formulas=("{b}^T", "{a}^T"),
+            expr=f"{name}({{a}}, {{b}})",
+            arity=2,
+            numpy=(name,),
+            doc=doc,
+            **extra,
+        )
+    )
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _dot_subscripts(na: int, nb: int) -> str:
+    # numpy's dot: the last axis of a with the second-to-last of b (the only one if 1-D).
+    if na == 0 or nb == 0:
+        return f"{_LETTERS[:na]},{_LETTERS[na : na + nb]}"
+    a = _LETTERS[:na]
+    b = list(_LETTERS[na : na + nb])
+    b[-2 if nb >= 2 else 0] = a[-1]
+    b = "".join(b)
+    return f"{a},{b}->{a[:-1]}{b.replace(a[-1], '')}"
+
+
+def _inner_subscripts(na: int, nb: int) -> str:
+    if na == 0 or nb == 0:
+        return f"{_LETTERS[:na]},{_LETTERS[na : na + nb]}"
+    a = _LETTERS[:na]
+    b = _LETTERS[na : na + nb - 1] + a[-1]
+    return f"{a},{b}->{a[:-1]}{b[:-1]}"
+
+
+def _tensordot_subscripts(na: int, nb: int, axes: Any = 2) -> str:
+    if isinstance(axes, int):
+        if not 0 <= axes <= min(na, nb):
+            raise ShapeError(f"tensordot: axes={axes} for operands of {na} and {nb} axes")
+        pairs = list(zip(range(na - axes, na), range(axes), strict=True))
+    else:
+        first, second = axes
+        first = [first] if isinstance(first, int) else list(first)
+        second = [second] if isinstance(second, int) else list(second)
+        pairs = list(zip([f % na for f in first], [s % nb for s in second], strict=True))
+    a = list(_LETTERS[:na])
+    b = list(_LETTERS[na : na + nb])
+    for i, j in pairs:
+        b[j] = a[i]
+    summed = {a[i] for i, _ in pairs}
+    out = [c for c in a if c not in summed] + [c for c in b if c not in summed]
+    return f"{''.join(a)},{''.join(b)}->{''.join(out)}"
+
+
+def _outer_forward(a: Array, b: Array) -> Array:
+    return np.multiply.outer(a.reshape(-1), b.reshape(-1))
+
+
+def outer_a(g, out, a, b):
+    return call("reshape", call("matmul", g, call("reshape", b, shape=(-1,))), shape=a.shape)
+
+
+def outer_b(g, out, a, b):
+    flat = call("reshape", a, shape=(-1,))
+    return call("reshape", call("matmul", flat, g), shape=b.shape)
+
+
+_contraction(
+    "dot",
+    _dot_subscripts,
+    "numpy's dot: a sum over the last axis of a and the second-to-last of b.",
+)
+_contraction("inner", _inner_subscripts, "A sum over the last axes of a and b.")
+_contraction(
+    "tensordot",
+    lambda na, nb, axes=2: _tensordot_subscripts(na, nb, axes),
+    "A sum over the given axes of a and b (numpy's axes: an int or two lists).",
+)
+_entry(
+    Op(
+        name="outer",
+        forward=_outer_forward,
+        rules=(outer_a, outer_b),
+        formulas=("{b}", "{a}"),
+        expr="outer({a}, {b})",
+        arity=2,
+        numpy=("outer",),
+        doc="out[i, j] = a[i] b[j] (flattened): each entry gets the gradient's row or "
+        "column summed against the other vector.",
+    )
+)
+
+
+def _diagonal_index(shape: tuple[int, ...], offset: int) -> tuple[Array, Array]:
+    """Rows and columns of the diagonal ``offset`` of the last two axes of ``shape``."""
+    n, m = shape[-2], shape[-1]
+    k = max(0, min(n - max(-offset, 0), m - max(offset, 0)))
+    i = np.arange(k) + max(-offset, 0)
+    return i, i + offset
+
+
+def _diagonal_forward(x: Array, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Array:
+    try:
+        return np.diagonal(x, offset, axis1, axis2).copy()
+    except ValueError as exc:
+        raise ShapeError(f"diagonal: {exc} (shape {np.shape(x)})") from None
+
+
+def diagonal_x(g, out, x, offset=0, axis1=0, axis2=1):
+    moved = np.moveaxis(np.empty(x.shape, dtype=bool), (axis1, axis2), (-2, -1)).shape
+    rows, cols = _diagonal_index(moved, offset)
+    placed = call("scatter", g, index=(Ellipsis, rows, cols), shape=moved)
+    return call("moveaxis", placed, source=(-2, -1), destination=(axis1, axis2))
+
+
+_entry(
+    Op(
+        name="diagonal",
+        forward=_diagonal_forward,
+        rules=(diagonal_x,),
+        formulas=("1",),
+        expr="diagonal({x})",
+        method=True,
+        numpy=("diagonal",),
+        doc="The diagonal entries get the gradient; the others get zero.",
+    )
+)
+
+
+def _trace_forward(x: Array, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Array:
+    return np.sum(_diagonal_forward(x, offset, axis1, axis2), axis=-1)
+
+
+def trace_x(g, out, x, offset=0, axis1=0, axis2=1):
+    diag = _diagonal_forward(value(x), offset, axis1, axis2)
+    spread = call("broadcast_to", call("expand_dims", g, axis=-1), shape=diag.shape)
+    return diagonal_x(spread, None, x, offset, axis1, axis2)
+
+
+_entry(
+    Op(
+        name="trace",
+        forward=_trace_forward,
+        rules=(trace_x,),
+        formulas=("1",),
+        expr="trace({x})",
+        method=True,
+        numpy=("trace",),
+        doc="The sum of the diagonal: each diagonal entry gets the gradient.",
+    )
+)
+
+
+def _diag_forward(x: Array, k: int = 0) -> Array:
+    if x.ndim not in (1, 2):
+        raise ShapeError(f"diag: needs a 1-D or 2-D array, got shape {x.shape}")
+    return np.diag(x, k).copy()
+
+
+def diag_x(g, out, x, k=0):
+    if x.ndim == 1:  # a vector was put on a diagonal: read the diagonal back
+        return call("diagonal", g, offset=k, axis1=0, axis2=1)
+    return diagonal_x(g, out, x, offset=k)
+
+
+_entry(
+    Op(
+        name="diag",
+        forward=_diag_forward,
+        rules=(diag_x,),
+        formulas=("1",),
+        expr="diag({x})",
+        numpy=("diag",),
+        doc="A vector onto a diagonal, or a matrix's diagonal out: the gradient goes the "
+        "other way.",
+    )
+)
+
+
+def _tri(name: str, keep: Callable[..., Array]):
+    def forward(x: Array, k: int = 0) -> Array:
+        if x.ndim < 2:
+            raise ShapeError(f"{name}: needs at least 2 dimensions, got shape {x.shape}")
+        return keep(x, k)
+
+    def rule(g, out, x, k=0):
+        return call(name, g, k=k)
+
+    forward.__name__ = f"{name}_forward"
+    rule.__name__ = f"{name}_x"
+    where = "on and below" if name == "tril" else "on and above"
+    _entry(
+        Op(
+            name=name,
+            forward=forward,
+            rules=(rule,),
+            formulas=("1",),
+            expr=f"{name}({{x}})",
+            numpy=(name,),
+            doc=f"The entries {where} diagonal k get the gradient; the others zero.",
+        )
+    )
+
+
+_tri("tril", np.tril)
+_tri("triu", np.triu)
+
+
+# -- shapes ------------------------------------------------------------------------------
+
+
+def _shape_op(name, forward, rule, doc, numpy=None, method=True, **extra):
+    return _entry(
+        Op(
+            name=name,
+            forward=forward,
+            rules=(rule,),
+            formulas=("1",),
+            expr="{x}",
+            method=method,
+            numpy=(name,) if numpy is None else numpy,
+            doc=doc,
+            **extra,
+        )
+    )
+
+
+def back_to_shape(g, out, x, **attrs):
+    return call("reshape", g, shape=x.shape)
+
+
+def _numpy_shape_call(name: str, fn: Callable[..., Array]) -> Callable[..., Array]:
+    """A shape function of numpy whose refusals (bad axis, bad size) name the op."""
+
+    def forward(x: Array, **attrs: Any) -> Array:
+        try:
+            return fn(x, **attrs)
+        except (ValueError, TypeError) as exc:
+            raise ShapeError(f"{name}: {exc} (shape {np.shape(x)})") from None
+
+    forward.__name__ = f"{name}_forward"
+    return forward
+
+
+def _squeeze_forward(x: Array, axis: Any = None) -> Array:
+    return _numpy_shape_call("squeeze", np.squeeze)(x, axis=plain_axis(axis))
+
+
+def _expand_dims_forward(x: Array, axis: Any) -> Array:
+    return _numpy_shape_call("expand_dims", np.expand_dims)(x, axis=plain_axis(axis))
+
+
+def _ravel_forward(x: Array) -> Array:
+    return x.reshape(-1)
+
+
+_shape_op(
+    "squeeze",
+    _squeeze_forward,
+    back_to_shape,
+    "Dropping axes of length 1; the gradient is reshaped back.",
+)
+_shape_op(
+    "expand_dims",
+    _expand_dims_forward,
+    back_to_shape,
+    "Adding axes of length 1; the gradient is reshaped back.",
+)
+_shape_op(
+    "ravel",
+    _ravel_forward,
+    back_to_shape,
+    "Flattening to one axis; the gradient is reshaped back.",
+    aliases=("flatten",),
+)
+
+
+def _moveaxis_forward(x: Array, source: Any, destination: Any) -> Array:
+    return _numpy_shape_call("moveaxis", np.moveaxis)(
+        x, source=plain_axis(source), destination=plain_axis(destination)
+    )
+
+
+def moveaxis_x(g, out, x, source, destination):
+    return call("moveaxis", g, source=destination, destination=source)
+
+
+_shape_op(
+    "moveaxis", _moveaxis_forward, moveaxis_x, "Moving axes; the gradient's axes are moved back."
+)
+
+
+def _flip_forward(x: Array, axis: Any = None) -> Array:
+    return _numpy_shape_call("flip", np.flip)(x, axis=plain_axis(axis))
+
+
+def flip_x(g, out, x, axis=None):
+    return call("flip", g, axis=axis)
+
+
+_shape_op("flip", _flip_forward, flip_x, "Reversing an axis; the gradient is reversed back.")
+
+
+def _roll_forward(x: Array, shift: Any, axis: Any = None) -> Array:
+    return _numpy_shape_call("roll", np.roll)(x, shift=plain_axis(shift), axis=plain_axis(axis))
+
+
+def roll_x(g, out, x, shift, axis=None):
+    back = tuple(-s for s in shift) if isinstance(shift, tuple) else -shift
+    return call("roll", g, shift=back, axis=axis)
+
+
+_shape_op("roll", _roll_forward, roll_x, "Rolling entries along an axis; the gradient rolls back.")
+
+
+def _repeat_index(x: Any, repeats: Any, axis: int | None) -> tuple[Any, ...]:
+    n = x.size if axis is None else x.shape[axis]
+    positions = np.repeat(np.arange(n), repeats)
+    if axis is None:
+        return (positions,)
+    return (slice(None),) * (axis % x.ndim) + (positions,)
+
+
+def _repeat_forward(x: Array, repeats: Any, axis: int | None = None) -> Array:
+    return _numpy_shape_call("repeat", np.repeat)(x, repeats=repeats, axis=axis)
+
+
+def repeat_x(g, out, x, repeats, axis=None):
+    index = _repeat_index(x, repeats, axis)
+    shape = (x.size,) if axis is None else x.shape
+    back = call("scatter", g, index=index, shape=shape)  # the copies' gradients are summed
+    return call("reshape", back, shape=x.shape) if axis is None else back
+
+
+_shape_op(
+    "repeat",
+    _repeat_forward,
+    repeat_x,
+    "Each entry repeated: the gradients of its copies are summed.",
+)
+
+
+def _tile_forward(x: Array, reps: Any) -> Array:
+    return _numpy_shape_call("tile", np.tile)(x, reps=plain_axis(reps))
+
+
+def tile_x(g, out, x, reps):
+    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    d = max(len(reps), x.ndim)
+    reps = (1,) * (d - len(reps)) + reps
+    shape = (1,) * (d - x.ndim) + x.shape
+    split = tuple(n for pair in zip(reps, shape, strict=True) for n in pair)
+    summed = call(
+        "sum", call("reshape", g, shape=split), axis=tuple(range(0, 2 * d, 2)), keepdims=False
+    )
+    return call("reshape", summed, shape=x.shape)
+
+
+_shape_op(
+    "tile",
+    _tile_forward,
+    tile_x,
+    "The array repeated as tiles: the gradients of the copies are summed.",
+)
+
+
+def _pad_widths(x: Any, pad_width: Any) -> tuple[tuple[int, int], ...]:
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    return tuple((int(a), int(b)) for a, b in widths)
+
+
+def _pad_forward(x: Array, pad_width: Any, mode: str = "constant", constant_values: float = 0):
+    if mode != "constant":
+        raise ShapeError(f"pad: only mode='constant' is differentiated, got mode={mode!r}")
+    try:
+        widths = _pad_widths(x, pad_width)
+    except ValueError:
+        raise ShapeError(f"pad: pad_width {pad_width!r} does not fit shape {x.shape}") from None
+    return np.pad(x, widths, mode="constant", constant_values=constant_values)
+
+
+def pad_x(g, out, x, pad_width, mode="constant", constant_values=0):
+    index = tuple(
+        slice(a, a + n) for (a, _), n in zip(_pad_widths(x, pad_width), x.shape, strict=True)
+    )
+    return call("getitem", g, index=index)
+
+
+_shape_op(
+    "pad",
+    _pad_forward,
+    pad_x,
+    "Padding with a constant: the inside gets its gradient back; the padding is constant.",
+    method=False,
+)
+
+
+def _sort_forward(x: Array, axis: int | None = -1) -> Array:
+    return _numpy_shape_call("sort", np.sort)(x, axis=axis)
+
+
+def sort_x(g, out, x, axis=-1):
+    if axis is None:  # numpy sorts the flattened input
+        flat = call("reshape", x, shape=(-1,))
+        return call("reshape", sort_x(g, out, flat, axis=0), shape=x.shape)
+    order = np.argsort(value(x), axis=axis, kind="stable")
+    inverse = np.argsort(order, axis=axis, kind="stable")  # where each entry went
+    index = list(np.indices(x.shape, sparse=True))
+    index[axis % x.ndim] = inverse
+    return call("getitem", g, index=tuple(index))
+
+
+_shape_op(
+    "sort",
+    _sort_forward,
+    sort_x,
+    "Sorting moves entries: each entry gets the gradient of the place it moved to.",
+)
+
+
+def _astype_forward(x: Array, dtype: Any) -> Array:
+    wanted = np.dtype(dtype)
+    if wanted not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ShapeError(f"astype: a Tensor holds float64 or float32, not {wanted}")
+    return x.astype(wanted)
+
+
+def astype_x(g, out, x, dtype):
+    return call("astype", g, dtype=x.dtype)
+
+
+_shape_op(
+    "astype",
+    _astype_forward,
+    astype_x,
+    "A change of float precision; the gradient is changed back.",
+    numpy=(),
+)
+
+
 #: name -> Op. The single source of every operation's forward, rules and formulas.
 OPS: dict[str, Op] = {op.name: op for op in _ENTRIES}

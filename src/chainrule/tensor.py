@@ -825,9 +825,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
                     f"grad: argnums {argnums!r} asks for argument {i}, but f was called with "
                     f"{len(args)} argument(s)"
                 )
-        nested = _grad_enabled() and any(
-            isinstance(args[i], Tensor) and args[i].requires_grad for i in picks
-        )
+        recording = _grad_enabled()  # read before f runs with recording forced on
         wrapped = list(args)
         for i in picks:
             if not (isinstance(args[i], Tensor) and args[i].requires_grad):
@@ -842,15 +840,31 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         if not isinstance(out, Tensor) or out.data.size != 1:
             shape = out.shape if isinstance(out, Tensor) else type(out).__name__
             raise ShapeError(f"grad: f must return a one-element Tensor, got {shape}")
+        # The gradient is itself recorded (so an outer grad can differentiate it) whenever
+        # recording is on and anything in f's graph needs a gradient besides the leaves
+        # made here: an argument that already did, or an outer variable f captured.
+        fresh = {id(wrapped[i]) for i in picks if wrapped[i] is not args[i]}
+        nested = recording and out.requires_grad and _reaches_other_leaf(out, fresh)
         if not out.requires_grad:  # f does not depend on its arguments
             found = [np.zeros_like(wrapped[i].data) for i in picks]
             if nested:
                 found = [Tensor._node(z, None, (), {}, False) for z in found]
         else:
             found = gradients(out, [wrapped[i] for i in picks], create_graph=nested)
+        for i in picks:  # seen from outside, the leaves made here are constants
+            if wrapped[i] is not args[i]:
+                wrapped[i].requires_grad = False
         return found[0] if single else tuple(found)
 
     return gradient_of_f
+
+
+def _reaches_other_leaf(out: Tensor, fresh: set[int]) -> bool:
+    """Whether ``out``'s graph has a leaf needing a gradient other than those in ``fresh``."""
+    for node in _topological_order(out):
+        if node.op is None and node.requires_grad and id(node) not in fresh:
+            return True
+    return False
 
 
 class GradientCheckError(ChainruleError):

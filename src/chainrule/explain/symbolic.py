@@ -289,7 +289,7 @@ def _negative_coefficient(e: Mul) -> bool:
 #: Functions the op table's text may call (its ops, ``ln`` and ``sign``), and the names it
 #: may use as symbols.
 _FUNCTIONS = frozenset(OPS) | {"ln", "sign"}
-_SYMBOLS = frozenset({"e", "n", "T"})
+_SYMBOLS = frozenset({"e", "n", "T", "ddof"})
 _TOKEN = re.compile(r"\s*(?:\{(\w+)\}|(\d+(?:\.\d+)?)|([A-Za-z_]\w*)|(\S))")
 
 
