@@ -10,8 +10,8 @@ time. Gradients ACCUMULATE into the leaves' ``.grad`` (as in PyTorch) until
 >>> b3 = cr.tensor(0.0, requires_grad=True, name="b3")
 >>> ssr = ((cr.tensor([0.0, 1.0, 0.0]) - (cr.tensor([-2.6, -1.6, -2.6]) + b3)) ** 2).sum()
 >>> ssr.backward()
->>> round(float(b3.grad), 2)
--15.6
+>>> print(f"{float(b3.grad):.2f}")
+-15.60
 
 References: karpathy/micrograd (forward and backward side by side, a readable topological
 sort) and tinygrad's gradient.py (the rule table kept apart from the walk).
