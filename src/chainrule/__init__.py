@@ -29,6 +29,7 @@ from chainrule.tensor import (
     tensor,
 )
 from chainrule.training import History, Stop, evaluate, train
+from chainrule.transforms import hessian, hvp, jacobian, jvp, vjp
 
 __version__ = "0.1.0"
 
@@ -67,5 +68,10 @@ __all__ = [
     "no_grad",
     "save",
     "tensor",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
+    "vjp",
     *sorted(FUNCTIONS),
 ]
