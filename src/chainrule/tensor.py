@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import difflib
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -160,7 +161,6 @@ class Tensor:
         "__weakref__",
     )
     __array_priority__ = 1000  # numpy defers to our reflected operators
-    __array_ufunc__ = None
     # ``==`` and ``!=`` are elementwise, as in numpy (see below), but a Tensor still HASHES
     # by identity: the backward walk keeps Tensors in sets and dicts, which test identity
     # before equality. Lists are another matter: ``t in [a, b]`` and ``.index(t)`` call
@@ -258,6 +258,48 @@ class Tensor:
         if dtype is None and not copy:
             return self.data
         return np.array(self.data, dtype=dtype, copy=True)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """numpy's ufuncs on Tensors: ``np.sin(t)`` records the table's ``sin``.
+
+        Comparisons and tests (``np.less``, ``np.isnan``) answer on the data, as the
+        operators do; a ufunc without a table op, a method such as ``np.add.reduce`` or an
+        ``out=`` argument is refused with the nearest chainrule function.
+        """
+        name = ufunc.__name__
+        if method == "__call__" and not kwargs:
+            if name in _VALUE_UFUNCS:
+                return ufunc(*[ops.value(i) for i in inputs])
+            if name in NUMPY_NAMES:
+                return FUNCTIONS[NUMPY_NAMES[name]](*inputs)
+        called = name if method == "__call__" else f"{name}.{method}"
+        extra = f" with {', '.join(kwargs)}" if kwargs and name in NUMPY_NAMES else ""
+        raise ChainruleError(_no_numpy_op(f"numpy.{called}{extra}", name))
+
+    def __array_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """numpy's functions on Tensors: ``np.sum(t)`` records the table's ``sum``.
+
+        Questions about the data (``np.shape``, ``np.allclose``) answer on the data; a
+        function without a table op is refused with the nearest chainrule function.
+        """
+        module = getattr(func, "__module__", "") or ""
+        name = func.__name__
+        full = f"linalg.{name}" if module.endswith("linalg") else name
+        if full in _VALUE_FUNCTIONS:
+            return func(*_values(args), **_values(kwargs))
+        chainrule_name = NUMPY_NAMES.get(full) or (full if full in _COMPOSITES else None)
+        if chainrule_name is None:
+            raise ChainruleError(_no_numpy_op(f"numpy.{full}", name))
+        function = FUNCTIONS.get(chainrule_name) or _COMPOSITES[chainrule_name]
+        try:
+            return function(*args, **kwargs)
+        except TypeError as exc:
+            raise ChainruleError(
+                f"numpy.{full} on a Tensor runs chainrule's {chainrule_name}, which cannot take "
+                f"these arguments ({exc})"
+            ) from None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -780,6 +822,102 @@ for _op in OPS.values():
         for _name in (_op.name, *_op.aliases):
             FUNCTIONS[_name] = _function
 globals().update(FUNCTIONS)
+
+#: numpy's function and ufunc names -> the table op that stands for them on Tensors.
+NUMPY_NAMES: dict[str, str] = {n: op.name for op in OPS.values() for n in op.numpy}
+
+#: ufuncs that answer on the data (comparisons and tests: plain boolean arrays).
+_VALUE_UFUNCS = frozenset(
+    "less less_equal greater greater_equal equal not_equal isnan isinf isfinite signbit "
+    "logical_and logical_or logical_not logical_xor".split()
+)
+#: numpy functions that only ask about the data (no Tensor comes back).
+_VALUE_FUNCTIONS = frozenset(
+    "shape ndim size result_type allclose isclose array_equal array_equiv iscomplexobj "
+    "isrealobj count_nonzero nonzero argsort array2string array_repr array_str".split()
+)
+
+
+def _values(x: Any) -> Any:
+    """``x`` with every Tensor (also inside lists, tuples and dicts) replaced by its data."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, (list, tuple)):
+        return type(x)(_values(i) for i in x)
+    if isinstance(x, dict):
+        return {k: _values(v) for k, v in x.items()}
+    return x
+
+
+def _no_numpy_op(called: str, name: str) -> str:
+    known = list(NUMPY_NAMES) + list(_COMPOSITES) + list(FUNCTIONS)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"; the nearest is chainrule.{NUMPY_NAMES.get(close[0], close[0])}" if close else ""
+    return (
+        f"{called} is not differentiated by chainrule (no op in its table){hint}; "
+        "see docs/engine.md for the list"
+    )
+
+
+def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
+    """Split into equal parts (or at the given indices), each part a slice in the graph.
+
+    >>> [p.shape for p in split(tensor([1.0, 2.0, 3.0, 4.0]), 2)]
+    [(2,), (2,)]
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if is_whole_number(indices_or_sections) and x.shape[axis] % int(indices_or_sections):
+        raise ShapeError(
+            f"split: {x.shape[axis]} entries along axis {axis} do not divide into "
+            f"{indices_or_sections} equal parts (array_split allows unequal ones)"
+        )
+    return array_split(x, indices_or_sections, axis)
+
+
+def array_split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
+    """Split into parts of (nearly) equal size, or at the given indices (numpy's rules).
+
+    >>> [p.shape for p in array_split(tensor([1.0, 2.0, 3.0]), 2)]
+    [(2,), (1,)]
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    axis = axis % (x.ndim or 1)
+    pieces = np.array_split(np.arange(x.shape[axis]), indices_or_sections)
+    lead = (slice(None),) * axis
+    return [
+        x[lead + (slice(int(p[0]), int(p[-1]) + 1),)] if p.size else x[lead + (slice(0, 0),)]
+        for p in pieces
+    ]
+
+
+def hstack(xs: Sequence[Any]) -> Tensor:
+    """Join along the second axis (the first for 1-D inputs), as numpy's hstack.
+
+    >>> hstack([tensor([1.0]), tensor([2.0, 3.0])]).shape
+    (3,)
+    """
+    xs = [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+    return FUNCTIONS["concatenate"](xs, axis=0 if all(x.ndim <= 1 for x in xs) else 1)
+
+
+def vstack(xs: Sequence[Any]) -> Tensor:
+    """Join along the first axis, 1-D inputs as rows, as numpy's vstack.
+
+    >>> vstack([tensor([1.0, 2.0]), tensor([3.0, 4.0])]).shape
+    (2, 2)
+    """
+    rows = [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+    rows = [x.reshape(1, -1) if x.ndim <= 1 else x for x in rows]
+    return FUNCTIONS["concatenate"](rows, axis=0)
+
+
+#: Functions made of table ops (they record those ops), also answering numpy's names.
+_COMPOSITES: dict[str, Callable[..., Any]] = {
+    "split": split,
+    "array_split": array_split,
+    "hstack": hstack,
+    "vstack": vstack,
+}
 
 #: Tensor methods generated from the table, for ops marked ``method`` that the class does
 #: not write out itself (the ones it writes out are the operators' fast one-liners).
