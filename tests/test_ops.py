@@ -1140,3 +1140,17 @@ def test_a_method_records_its_own_op(name, data):
     if op.differentiable:
         assert out.op is op
     np.testing.assert_allclose(np.asarray(out), op.forward(*case.args, **case.attrs))
+
+
+def test_the_engine_doc_lists_every_op_as_the_table_writes_it():
+    from pathlib import Path
+
+    from chainrule.ops import reference_markdown
+
+    doc = (Path(__file__).parent.parent / "docs" / "engine.md").read_text(encoding="utf-8")
+    start = doc.index("<!-- ops table: generated -->\n") + len("<!-- ops table: generated -->\n")
+    end = doc.index("<!-- end of ops table -->")
+    assert doc[start:end] == reference_markdown(), (
+        "docs/engine.md is out of date: paste chainrule.ops.reference_markdown() between "
+        "its markers"
+    )

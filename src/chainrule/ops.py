@@ -2330,3 +2330,17 @@ _shape_op(
 
 #: name -> Op. The single source of every operation's forward, rules and formulas.
 OPS: dict[str, Op] = {op.name: op for op in _ENTRIES}
+
+
+def reference_markdown() -> str:
+    """The op list of ``docs/engine.md``, written from the table (a test keeps it current).
+
+    >>> reference_markdown().splitlines()[0]
+    '| op | d out / d input | what the rule does |'
+    """
+    rows = ["| op | d out / d input | what the rule does |", "| --- | --- | --- |"]
+    for op in _ENTRIES:
+        names = ", ".join(f"`{n}`" for n in (op.name, *op.aliases))
+        formulas = "; ".join(f"`{f}`" for f in op.formulas) if op.differentiable else "none"
+        rows.append(f"| {names} | {formulas} | {op.doc.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
