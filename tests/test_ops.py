@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import chainrule as cr
-from chainrule.ops import OPS
+from chainrule.explain import symbolic
+from chainrule.ops import OPS, Op
+from chainrule.tensor import FUNCTIONS as TABLE_FUNCTIONS
 from chainrule.tensor import apply
 
 EXAMPLES = settings(max_examples=25, deadline=None)
@@ -283,6 +285,251 @@ def matmul(draw, name):
     return Case([floats(draw, shape_a), floats(draw, shape_b)], {})
 
 
+UNARY_DOMAINS = {
+    "tan": lambda x: 0.6 * x,
+    "arcsin": lambda x: 0.45 * x,
+    "arccos": lambda x: 0.45 * x,
+    "arctanh": lambda x: 0.45 * x,
+    "arccosh": lambda x: 1.2 + np.abs(x),
+    "log2": lambda x: 0.3 + np.abs(x),
+    "log10": lambda x: 0.3 + np.abs(x),
+    "log1p": lambda x: -0.6 + np.abs(x),
+    "reciprocal": lambda x: np.where(x < 0, x - 0.5, x + 0.5),
+    "sign": lambda x: away_from(x, [0.0]),
+    "floor": lambda x: away_from(x, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "ceil": lambda x: away_from(x, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "trunc": lambda x: away_from(x, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "round": lambda x: away_from(x, [-1.5, -0.5, 0.5, 1.5]),
+}
+
+
+@case(
+    "sin",
+    "cos",
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "log2",
+    "log10",
+    "log1p",
+    "expm1",
+    "exp2",
+    "square",
+    "reciprocal",
+    "sign",
+    "floor",
+    "ceil",
+    "trunc",
+    "round",
+)
+def more_unary(draw, name):
+    x = UNARY_DOMAINS.get(name, lambda x: x)(floats(draw, draw(SHAPES)))
+    return Case([x], {"decimals": 0} if name == "round" else {})
+
+
+@case("arctan2", "logaddexp", "hypot")
+def more_binary(draw, name):
+    shape_a, shape_b = draw(TWO_SHAPES).input_shapes
+    a, b = floats(draw, shape_a), floats(draw, shape_b)
+    if name in ("arctan2", "hypot"):
+        b = 0.5 + np.abs(b)  # away from the origin and from arctan2's cut (b < 0, a = 0)
+    return Case([a, b], {})
+
+
+@case("fmod", "remainder")
+def modulo(draw, name):
+    # a / b kept between the whole numbers, where d/db jumps.
+    shape = draw(SHAPES)
+    b = floats(draw, shape)
+    b = np.where(b < 0, b - 0.5, b + 0.5)
+    whole = draw(hnp.arrays(np.int64, shape, elements=st.integers(-3, 3)))
+    part = floats(draw, shape, 0.2, 0.8)
+    return Case([b * (whole + part), b], {})
+
+
+@case("prod", "logsumexp", "norm")
+def more_reductions(draw, name):
+    shape = draw(SHAPES)
+    x = floats(draw, shape)
+    if name == "norm":
+        x = away_from(x, [0.0])
+    if name == "prod":  # exact zeros (a path of their own), but no product underflowing to 0
+        x = np.round(x, 1)
+    return Case([x], {"axis": axis_choice(draw, len(shape)), "keepdims": draw(st.booleans())})
+
+
+@case("var", "std")
+def moments(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4))
+    attrs = {"axis": axis_choice(draw, len(shape)), "keepdims": draw(st.booleans())}
+    return Case([distinct(draw, shape)], {**attrs, "ddof": draw(st.sampled_from([0, 1]))})
+
+
+@case("cumsum", "cumprod", "sort", "flip")
+def along_one_axis(draw, name):
+    shape = draw(SHAPES)
+    axis = (
+        None if not shape or draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    )
+    x = distinct(draw, shape) if name == "sort" else floats(draw, shape)
+    if name == "cumprod":  # exact zeros, but no product underflowing to 0
+        x = np.round(x, 1)
+    return Case([x], {"axis": axis})
+
+
+@case("argmax", "argmin")
+def arg_extremum(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = None if draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    return Case([distinct(draw, shape)], {"axis": axis, "keepdims": draw(st.booleans())})
+
+
+EINSUMS = {
+    "ij,jk->ik": "ij,jk",
+    "ij->": "ij",
+    "ij,ij->i": "ij,ij",
+    "i,j->ij": "i,j",
+    "ijk,kj->ik": "ijk,kj",
+    "ij": "ij",
+    "ij,jk": "ij,jk",
+    "i->": "i",
+    "ij,j,k->ik": "ij,j,k",
+}
+
+
+@case("einsum")
+def einsum(draw, name):
+    spec = draw(st.sampled_from(sorted(EINSUMS)))
+    sizes = {c: draw(st.integers(1, 3)) for c in "ijk"}
+    args = [floats(draw, tuple(sizes[c] for c in sub)) for sub in EINSUMS[spec].split(",")]
+    return Case(args, {"subscripts": spec})
+
+
+CONTRACTION_SHAPES = {
+    "dot": [
+        ((3,), (3,)),
+        ((2, 3), (3,)),
+        ((2, 3), (3, 4)),
+        ((3,), (3, 4)),
+        ((2, 2, 3), (4, 3, 2)),
+        ((), (2, 3)),
+    ],
+    "inner": [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (4, 3)), ((2, 2, 3), (2, 3))],
+    "outer": [((3,), (2,)), ((2, 2), (3,)), ((), (2,))],
+}
+
+
+@case("dot", "inner", "outer")
+def contraction(draw, name):
+    shape_a, shape_b = draw(st.sampled_from(CONTRACTION_SHAPES[name]))
+    return Case([floats(draw, shape_a), floats(draw, shape_b)], {})
+
+
+@case("tensordot")
+def tensordot(draw, name):
+    shape_a, shape_b, axes = draw(
+        st.sampled_from(
+            [
+                ((2, 3, 4), (3, 4, 2), 2),
+                ((2, 3), (3, 2), 1),
+                ((2, 3), (4,), 0),
+                ((2, 3, 4), (4, 2, 3), ([1, 2], [2, 0])),
+                ((3, 2), (2, 3), ([0], [1])),
+            ]
+        )
+    )
+    return Case([floats(draw, shape_a), floats(draw, shape_b)], {"axes": axes})
+
+
+@case("diagonal", "trace")
+def diagonal(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    axis1, axis2 = draw(st.permutations(range(len(shape))))[:2]
+    offset = draw(st.integers(-1, 1))
+    return Case([floats(draw, shape)], {"offset": offset, "axis1": axis1, "axis2": axis2})
+
+
+@case("diag")
+def diag(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=4))
+    return Case([floats(draw, shape)], {"k": draw(st.integers(-1, 1))})
+
+
+@case("tril", "triu")
+def triangle(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    return Case([floats(draw, shape)], {"k": draw(st.integers(-1, 1))})
+
+
+@case("squeeze")
+def squeeze(draw, name):
+    shape = tuple(draw(st.lists(st.sampled_from([1, 2, 3]), min_size=0, max_size=3)))
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = None if not ones or draw(st.booleans()) else draw(st.sampled_from(ones))
+    return Case([floats(draw, shape)], {"axis": axis})
+
+
+@case("expand_dims")
+def expand_dims(draw, name):
+    shape = draw(SHAPES)
+    return Case([floats(draw, shape)], {"axis": draw(st.integers(-len(shape) - 1, len(shape)))})
+
+
+@case("ravel")
+def ravel(draw, name):
+    return Case([floats(draw, draw(SHAPES))], {})
+
+
+@case("moveaxis")
+def moveaxis(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = st.integers(-len(shape), len(shape) - 1)
+    return Case([floats(draw, shape)], {"source": draw(axis), "destination": draw(axis)})
+
+
+@case("roll")
+def roll(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = None if draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    return Case([floats(draw, shape)], {"shift": draw(st.integers(-5, 5)), "axis": axis})
+
+
+@case("repeat")
+def repeat(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    axis = None if draw(st.booleans()) else draw(st.integers(0, len(shape) - 1))
+    n = math.prod(shape) if axis is None else shape[axis]
+    repeats = draw(
+        st.one_of(st.integers(1, 3), st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    )
+    return Case([floats(draw, shape)], {"repeats": repeats, "axis": axis})
+
+
+@case("tile")
+def tile(draw, name):
+    shape = draw(SHAPES)
+    reps = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    return Case([floats(draw, shape)], {"reps": reps})
+
+
+@case("pad")
+def pad(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
+    widths = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in shape)
+    return Case([floats(draw, shape)], {"pad_width": widths, "constant_values": 0.5})
+
+
+@case("astype")
+def astype(draw, name):
+    return Case([floats(draw, draw(SHAPES))], {"dtype": np.float64})
+
+
 def draw_case(data: st.DataObject, name: str) -> Case:
     if name not in CASES:
         pytest.fail(f"op {name!r} has no case in tests/test_ops.py: add one to CASES")
@@ -360,6 +607,120 @@ TORCH: dict[str, Callable[..., Any]] = {
 }
 
 
+def dims_of(x: Any, axis: Any) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(x.ndim))
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
+def torch_prod(t, x, axis, keepdims):
+    dims = [d % max(x.ndim, 1) for d in dims_of(x, axis)]
+    rest = [d for d in range(x.ndim) if d not in dims]
+    moved = x.permute(rest + dims).reshape([x.shape[d] for d in rest] + [-1])
+    out = moved.prod(-1)
+    if keepdims:
+        out = out.reshape([1 if d in dims else x.shape[d] for d in range(x.ndim)])
+    return out
+
+
+def torch_moment(t, x, axis, keepdims, ddof, reduce):
+    return reduce(x, dim=dims_of(x, axis), correction=ddof, keepdim=keepdims)
+
+
+def torch_flat(x, axis):
+    return (x.reshape(-1), 0) if axis is None else (x, axis)
+
+
+def torch_pad(t, x, pad_width, constant_values):
+    flat = [w for pair in reversed(pad_width) for w in pair]
+    return t.nn.functional.pad(x, flat, value=constant_values)
+
+
+def torch_repeat(t, x, repeats, axis):
+    r = t.as_tensor(repeats) if isinstance(repeats, list) else repeats
+    return t.repeat_interleave(x, r, dim=axis)
+
+
+def torch_dot(t, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return t.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 2 if b.ndim >= 2 else 0]))
+
+
+def torch_inner(t, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return t.tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 1]))
+
+
+TORCH.update(
+    {
+        "sin": lambda t, x: x.sin(),
+        "cos": lambda t, x: x.cos(),
+        "tan": lambda t, x: x.tan(),
+        "arcsin": lambda t, x: x.asin(),
+        "arccos": lambda t, x: x.acos(),
+        "arctan": lambda t, x: x.atan(),
+        "sinh": lambda t, x: x.sinh(),
+        "cosh": lambda t, x: x.cosh(),
+        "arcsinh": lambda t, x: x.asinh(),
+        "arccosh": lambda t, x: x.acosh(),
+        "arctanh": lambda t, x: x.atanh(),
+        "log2": lambda t, x: x.log2(),
+        "log10": lambda t, x: x.log10(),
+        "log1p": lambda t, x: x.log1p(),
+        "expm1": lambda t, x: x.expm1(),
+        "exp2": lambda t, x: t.exp2(x),
+        "square": lambda t, x: t.square(x),
+        "reciprocal": lambda t, x: x.reciprocal(),
+        "sign": lambda t, x: x.sign(),
+        "floor": lambda t, x: x.floor(),
+        "ceil": lambda t, x: x.ceil(),
+        "trunc": lambda t, x: x.trunc(),
+        "round": lambda t, x, decimals: t.round(x, decimals=decimals),
+        "arctan2": lambda t, a, b: t.atan2(*t.broadcast_tensors(a, b)),
+        "logaddexp": lambda t, a, b: t.logaddexp(*t.broadcast_tensors(a, b)),
+        "hypot": lambda t, a, b: t.hypot(*t.broadcast_tensors(a, b)),
+        "fmod": lambda t, a, b: t.fmod(a, b),
+        "remainder": lambda t, a, b: t.remainder(a, b),
+        "prod": torch_prod,
+        "var": lambda t, x, axis, keepdims, ddof: torch_moment(t, x, axis, keepdims, ddof, t.var),
+        "std": lambda t, x, axis, keepdims, ddof: torch_moment(t, x, axis, keepdims, ddof, t.std),
+        "logsumexp": lambda t, x, axis, keepdims: (
+            x * 1 if x.ndim == 0 else t.logsumexp(x, dim=dims_of(x, axis), keepdim=keepdims)
+        ),
+        "norm": lambda t, x, axis, keepdims: t.linalg.vector_norm(
+            x, dim=None if axis is None else dims_of(x, axis), keepdim=keepdims
+        ),
+        "cumsum": lambda t, x, axis: t.cumsum(*torch_flat(x, axis)),
+        "cumprod": lambda t, x, axis: t.cumprod(*torch_flat(x, axis)),
+        "sort": lambda t, x, axis: t.sort(*torch_flat(x, axis)).values,
+        "flip": lambda t, x, axis: t.flip(x, dims=dims_of(x, axis)),
+        "einsum": lambda t, *xs, subscripts: t.einsum(subscripts, *xs),
+        "dot": torch_dot,
+        "inner": torch_inner,
+        "outer": lambda t, a, b: t.outer(a.reshape(-1), b.reshape(-1)),
+        "tensordot": lambda t, a, b, axes: t.tensordot(a, b, dims=axes),
+        "diagonal": lambda t, x, offset, axis1, axis2: t.diagonal(x, offset, axis1, axis2),
+        "trace": lambda t, x, offset, axis1, axis2: t.diagonal(x, offset, axis1, axis2).sum(-1),
+        "diag": lambda t, x, k: t.diag(x, k),
+        "tril": lambda t, x, k: t.tril(x, k),
+        "triu": lambda t, x, k: t.triu(x, k),
+        "squeeze": lambda t, x, axis: x.squeeze() if axis is None else x.squeeze(axis),
+        "expand_dims": lambda t, x, axis: x.unsqueeze(axis),
+        "ravel": lambda t, x: x.reshape(-1),
+        "moveaxis": lambda t, x, source, destination: t.movedim(x, source, destination),
+        "roll": lambda t, x, shift, axis: t.roll(x, shift, axis),
+        "repeat": torch_repeat,
+        "tile": lambda t, x, reps: t.tile(x, reps),
+        "pad": torch_pad,
+        "astype": lambda t, x, dtype: x.to(t.float64),
+        "argmax": lambda t, x, axis, keepdims: t.argmax(x, dim=axis, keepdim=keepdims),
+        "argmin": lambda t, x, axis, keepdims: t.argmin(x, dim=axis, keepdim=keepdims),
+    }
+)
+
+
 # ---------------------------------------------------------------------------------------
 # 1. Gradients against central finite differences
 # ---------------------------------------------------------------------------------------
@@ -390,6 +751,11 @@ def test_every_op_has_a_case_and_a_pytorch_counterpart():
 @given(data=st.data())
 def test_gradient_matches_finite_differences(name, data):
     case = draw_case(data, name)
+    if not OPS[name].differentiable:  # argmax, argmin: indices, outside the graph
+        found = TABLE_FUNCTIONS[name](cr.Tensor(case.args[0], requires_grad=True), **case.attrs)
+        assert isinstance(found, np.ndarray) and found.dtype.kind == "i"
+        np.testing.assert_array_equal(found, getattr(np, name)(*case.args, **case.attrs))
+        return
     weights = output_weights(data, name, case)
     cr.check_grads(weighted_sum(name, case, weights), *case.args)
 
@@ -426,6 +792,11 @@ def close(ours: Any, theirs: Any, what: str) -> None:
 
 def compare_with_pytorch(torch, name: str, case: Case, weights, directions) -> None:
     """Value, gradient of sum(out * weights) and its derivative along ``directions``."""
+    if not OPS[name].differentiable:
+        ts = [torch.tensor(a, dtype=torch.float64) for a in case.args]
+        expected = TORCH[name](torch, *ts, **case.attrs).numpy()
+        np.testing.assert_array_equal(TABLE_FUNCTIONS[name](*case.args, **case.attrs), expected)
+        return
     xs = [cr.Tensor(a, requires_grad=True) for a in case.args]
     out = apply(OPS[name], *xs, **case.attrs)
     assert out.dtype == np.float64
@@ -465,6 +836,88 @@ def test_matches_pytorch(name, data, torch):
         for a in case.args
     ]
     compare_with_pytorch(torch, name, case, weights, directions)
+
+
+# ---------------------------------------------------------------------------------------
+# 2b. Every printed formula equals its rule, numerically
+# ---------------------------------------------------------------------------------------
+
+#: Ops whose formula text is not one number per entry, and why (the others are checked).
+NOT_PER_ENTRY = {
+    "matmul": "matrix notation (B^T); the explainer writes one entry through Op.entry",
+    "softmax": "a Jacobian with Kronecker's delta",
+    "log_softmax": "a Jacobian with Kronecker's delta",
+    "max": "words: 1 at the maximum",
+    "min": "words: 1 at the minimum",
+    "getitem": "moves entries: the picked ones get the gradient",
+    "scatter": "moves entries: the adjoint of indexing",
+    "broadcast_to": "copies of an entry: their gradients are summed",
+    "relu": "a condition in words",
+    "maximum": "a condition in words",
+    "minimum": "a condition in words",
+    "clip": "a condition on the bounds, in words",
+    "where": "a condition in words",
+    "argmax": "no gradient",
+    "argmin": "no gradient",
+    "cumsum": "each entry is in every later running sum",
+    "cumprod": "each entry is in every later running product",
+    "diag": "moves entries onto or off a diagonal",
+    "diagonal": "moves entries off the diagonal",
+    "trace": "the diagonal entries only",
+    "tril": "the entries below the diagonal only",
+    "triu": "the entries above the diagonal only",
+    "repeat": "copies of an entry: their gradients are summed",
+    "tile": "copies of an entry: their gradients are summed",
+    "dot": "matrix notation",
+    "inner": "matrix notation",
+    "outer": "one factor's entries against the other's",
+    "tensordot": "matrix notation",
+    "einsum": "words: a contraction with the other operands",
+}
+
+
+def test_every_formula_is_checked_or_said_why_not():
+    assert set(NOT_PER_ENTRY) <= set(OPS)
+    for name in sorted(set(OPS) - set(NOT_PER_ENTRY)):
+        for formula in OPS[name].formulas:
+            assert not isinstance(symbolic.template(formula), symbolic.Phrase), (name, formula)
+
+
+def check_formula(op: Op, case: Case) -> None:
+    """The formula is d out / d input, entry by entry: what the rule returns for a gradient
+    of ones (inputs of one shape; reductions keep their axes so that {out} lines up)."""
+    args = [np.array(a) for a in np.broadcast_arrays(*case.args)] if op.elementwise else case.args
+    attrs = dict(case.attrs)
+    if "keepdims" in attrs:  # a reduction's formula reads over everything: mean({x}), n
+        attrs["keepdims"], attrs["axis"] = True, None
+    if op.name == "prod":  # out / x holds where x is not 0 (the rule is exact there too)
+        args = [np.where(a == 0, 0.7, a) for a in args]
+    out = op.forward(*args, **attrs)
+    values = {"out": out, "n": args[0].size / max(np.size(out), 1), **attrs}
+    values.update({"x": args[0]} if op.arity == 1 else dict(zip("ab", args, strict=False)))
+    for k, a in enumerate(args):
+        formula = op.formulas[0 if op.arity is None else k]
+        rule = op.rules[0] if op.arity is None else op.rules[k]
+        extra = {"i": k} if op.arity is None else {}
+        expected = rule(np.ones(np.shape(out)), out, *args, **extra, **attrs)
+        printed = symbolic.evaluate(symbolic.template(formula), values)
+        printed = np.broadcast_to(printed, np.shape(a))
+        np.testing.assert_allclose(
+            printed, expected, rtol=1e-9, atol=1e-12, err_msg=f"{op.name}: {formula}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(set(OPS) - set(NOT_PER_ENTRY)))
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_printed_formula_equals_the_rule(name, data):
+    check_formula(OPS[name], draw_case(data, name))
+
+
+def test_a_wrong_formula_text_is_caught():
+    wrong = dataclasses.replace(OPS["tanh"], formulas=("1 - tanh({x})",))
+    with pytest.raises(AssertionError, match="tanh"):
+        check_formula(wrong, Case([np.array([0.3, -1.2])], {}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -643,3 +1096,61 @@ def test_pow_exponent_gradient_at_a_negative_base_is_zero_where_pytorch_gives_na
     tb = torch.tensor([2.0, 0.0, 2.0, -1.0], dtype=torch.float64, requires_grad=True)
     (t_gb,) = torch.autograd.grad((ta**tb).sum(), [tb])
     np.testing.assert_array_equal(t_gb.numpy(), [np.nan, np.nan, 0.0, -np.inf])
+
+
+# ---------------------------------------------------------------------------------------
+# 4. The table is the one registry
+# ---------------------------------------------------------------------------------------
+
+
+def test_an_entry_needs_one_rule_and_one_formula_per_input():
+    tanh = OPS["tanh"]
+    with pytest.raises(ValueError, match="op 'tanh': 2 backward rule"):
+        dataclasses.replace(tanh, rules=(tanh.rules[0], tanh.rules[0]))
+    with pytest.raises(ValueError, match="op 'add': 1 derivative formula"):
+        dataclasses.replace(OPS["add"], formulas=("1",))
+    with pytest.raises(TypeError):  # keywords only: no entry depends on field order
+        Op("x", np.negative, (), (), "")  # type: ignore[misc]
+
+
+def test_functions_methods_and_names_are_read_from_the_table():
+    from chainrule.formula import FUNCTIONS as FORMULA_FUNCTIONS
+    from chainrule.nn import ACTIVATIONS
+
+    for op in OPS.values():
+        for name in (op.name, *op.aliases):
+            if op.function:
+                assert getattr(cr, name) is TABLE_FUNCTIONS[name], name
+                assert name in cr.__all__, name
+            if op.method:
+                assert callable(getattr(cr.Tensor, name)), name
+    wanted = {name for op in OPS.values() for name in op.formula_names}
+    assert set(FORMULA_FUNCTIONS) == wanted
+    assert {name for name, op in OPS.items() if op.activation} | {"identity"} == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in OPS.items() if op.method))
+@settings(max_examples=3, deadline=None)
+@given(data=st.data())
+def test_a_method_records_its_own_op(name, data):
+    op = OPS[name]
+    case = draw_case(data, name)
+    x = cr.Tensor(case.args[0], requires_grad=True)
+    out = getattr(x, name)(*[cr.Tensor(a) for a in case.args[1:]], *case.attrs.values())
+    if op.differentiable:
+        assert out.op is op
+    np.testing.assert_allclose(np.asarray(out), op.forward(*case.args, **case.attrs))
+
+
+def test_the_engine_doc_lists_every_op_as_the_table_writes_it():
+    from pathlib import Path
+
+    from chainrule.ops import reference_markdown
+
+    doc = (Path(__file__).parent.parent / "docs" / "engine.md").read_text(encoding="utf-8")
+    start = doc.index("<!-- ops table: generated -->\n") + len("<!-- ops table: generated -->\n")
+    end = doc.index("<!-- end of ops table -->")
+    assert doc[start:end] == reference_markdown(), (
+        "docs/engine.md is out of date: paste chainrule.ops.reference_markdown() between "
+        "its markers"
+    )

@@ -35,19 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainrule.errors import ChainruleError
-from chainrule.tensor import (
-    Tensor,
-    abs,
-    exp,
-    log,
-    maximum,
-    minimum,
-    relu,
-    sigmoid,
-    softplus,
-    sqrt,
-    tanh,
-)
+from chainrule.ops import OPS
+from chainrule.tensor import FUNCTIONS as TENSOR_FUNCTIONS
+from chainrule.tensor import Tensor
 from chainrule.text import closest
 
 # ---------------------------------------------------------------------------------------
@@ -64,22 +54,12 @@ class Function:
     apply: Callable[..., Tensor]
 
 
-#: The functions a formula may call, by the name written in the formula.
+#: The functions a formula may call, by the name written in the formula: the op table's
+#: entries that have ``formula_names`` (one-input functions first, then two-input ones).
 FUNCTIONS: dict[str, Function] = {
-    f.name: f
-    for f in [
-        Function("softplus", 1, softplus),
-        Function("relu", 1, relu),
-        Function("sigmoid", 1, sigmoid),
-        Function("tanh", 1, tanh),
-        Function("exp", 1, exp),
-        Function("log", 1, log),
-        Function("ln", 1, log),  # the natural log, as many textbooks write it
-        Function("sqrt", 1, sqrt),
-        Function("abs", 1, abs),
-        Function("maximum", 2, maximum),
-        Function("minimum", 2, minimum),
-    ]
+    name: Function(name, op.arity or 1, TENSOR_FUNCTIONS[op.name])
+    for op in sorted(OPS.values(), key=lambda op: op.arity or 0)
+    for name in op.formula_names
 }
 
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {

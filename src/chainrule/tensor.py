@@ -10,8 +10,8 @@ time. Gradients ACCUMULATE into the leaves' ``.grad`` (as in PyTorch) until
 >>> b3 = cr.tensor(0.0, requires_grad=True, name="b3")
 >>> ssr = ((cr.tensor([0.0, 1.0, 0.0]) - (cr.tensor([-2.6, -1.6, -2.6]) + b3)) ** 2).sum()
 >>> ssr.backward()
->>> round(float(b3.grad), 2)
--15.6
+>>> print(f"{float(b3.grad):.2f}")
+-15.60
 
 References: karpathy/micrograd (forward and backward side by side, a readable topological
 sort) and tinygrad's gradient.py (the rule table kept apart from the walk).
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import difflib
+import inspect
 import os
 import traceback
 import weakref
@@ -31,7 +33,7 @@ import numpy as np
 
 from chainrule import ops
 from chainrule.errors import AnomalyError, ChainruleError, GraphError, ShapeError
-from chainrule.ops import OPS, Op
+from chainrule.ops import OPS, Op, is_whole_number, plain_axis, whole_numbers
 
 # The table's entries, bound once: an operator then costs no dictionary lookup.
 _ADD = OPS["add"]
@@ -40,20 +42,8 @@ _MUL = OPS["mul"]
 _DIV = OPS["div"]
 _POW = OPS["pow"]
 _MATMUL = OPS["matmul"]
-_MAXIMUM = OPS["maximum"]
-_MINIMUM = OPS["minimum"]
 _NEG = OPS["neg"]
 _ABS = OPS["abs"]
-_EXP = OPS["exp"]
-_LOG = OPS["log"]
-_SQRT = OPS["sqrt"]
-_SOFTPLUS = OPS["softplus"]
-_RELU = OPS["relu"]
-_SIGMOID = OPS["sigmoid"]
-_TANH = OPS["tanh"]
-_CLIP = OPS["clip"]
-_SOFTMAX = OPS["softmax"]
-_LOG_SOFTMAX = OPS["log_softmax"]
 _SUM = OPS["sum"]
 _MEAN = OPS["mean"]
 _MAX = OPS["max"]
@@ -61,11 +51,7 @@ _MIN = OPS["min"]
 _RESHAPE = OPS["reshape"]
 _TRANSPOSE = OPS["transpose"]
 _SWAPAXES = OPS["swapaxes"]
-_BROADCAST_TO = OPS["broadcast_to"]
 _GETITEM = OPS["getitem"]
-_CONCATENATE = OPS["concatenate"]
-_STACK = OPS["stack"]
-_WHERE = OPS["where"]
 
 #: Whether operations record the graph. A context variable, not a global: each thread (and
 #: each asyncio task) has its own, so one web request's ``no_grad`` cannot stop another's
@@ -333,7 +319,6 @@ class Tensor:
         "__weakref__",
     )
     __array_priority__ = 1000  # numpy defers to our reflected operators
-    __array_ufunc__ = None
     # ``==`` and ``!=`` are elementwise, as in numpy (see below), but a Tensor still HASHES
     # by identity: the backward walk keeps Tensors in sets and dicts, which test identity
     # before equality. Lists are another matter: ``t in [a, b]`` and ``.index(t)`` call
@@ -365,6 +350,15 @@ class Tensor:
         self._freed = False
         self._version = 0  # moved on by each in-place change (see :func:`inplace`)
         self._guarded: np.ndarray | None = None  # the array made read-only for a graph
+
+    @staticmethod
+    def record_op(op: Op, *args: Any, **attrs: Any) -> Tensor:
+        """Apply ``op`` and record it: the :class:`chainrule.ops.Recorder` protocol.
+
+        The op table's backward rules call ops through :func:`chainrule.ops.call`, which
+        hands them here when an argument is a Tensor (``create_graph=True``).
+        """
+        return apply(op, *args, **attrs)
 
     @classmethod
     def _node(
@@ -425,6 +419,48 @@ class Tensor:
         if dtype is None and not copy:
             return self.data
         return np.array(self.data, dtype=dtype, copy=True)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """numpy's ufuncs on Tensors: ``np.sin(t)`` records the table's ``sin``.
+
+        Comparisons and tests (``np.less``, ``np.isnan``) answer on the data, as the
+        operators do; a ufunc without a table op, a method such as ``np.add.reduce`` or an
+        ``out=`` argument is refused with the nearest chainrule function.
+        """
+        name = ufunc.__name__
+        if method == "__call__" and not kwargs:
+            if name in _VALUE_UFUNCS:
+                return ufunc(*[ops.value(i) for i in inputs])
+            if name in NUMPY_NAMES:
+                return FUNCTIONS[NUMPY_NAMES[name]](*inputs)
+        called = name if method == "__call__" else f"{name}.{method}"
+        extra = f" with {', '.join(kwargs)}" if kwargs and name in NUMPY_NAMES else ""
+        raise ChainruleError(_no_numpy_op(f"numpy.{called}{extra}", name))
+
+    def __array_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """numpy's functions on Tensors: ``np.sum(t)`` records the table's ``sum``.
+
+        Questions about the data (``np.shape``, ``np.allclose``) answer on the data; a
+        function without a table op is refused with the nearest chainrule function.
+        """
+        module = getattr(func, "__module__", "") or ""
+        name = func.__name__
+        full = f"linalg.{name}" if module.endswith("linalg") else name
+        if full in _VALUE_FUNCTIONS:
+            return func(*_values(args), **_values(kwargs))
+        chainrule_name = NUMPY_NAMES.get(full) or (full if full in _COMPOSITES else None)
+        if chainrule_name is None:
+            raise ChainruleError(_no_numpy_op(f"numpy.{full}", name))
+        function = FUNCTIONS.get(chainrule_name) or _COMPOSITES[chainrule_name]
+        try:
+            return function(*args, **kwargs)
+        except TypeError as exc:
+            raise ChainruleError(
+                f"numpy.{full} on a Tensor runs chainrule's {chainrule_name}, which cannot take "
+                f"these arguments ({exc})"
+            ) from None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -549,58 +585,30 @@ class Tensor:
         return self.data >= ops.value(other)
 
     # -- methods, each a one-liner over the op table -----------------------------------
-
-    def abs(self) -> Tensor:
-        return apply(_ABS, self)
-
-    def exp(self) -> Tensor:
-        return apply(_EXP, self)
-
-    def log(self) -> Tensor:
-        return apply(_LOG, self)
-
-    def sqrt(self) -> Tensor:
-        return apply(_SQRT, self)
-
-    def softplus(self) -> Tensor:
-        return apply(_SOFTPLUS, self)
-
-    def relu(self) -> Tensor:
-        return apply(_RELU, self)
-
-    def sigmoid(self) -> Tensor:
-        return apply(_SIGMOID, self)
-
-    def tanh(self) -> Tensor:
-        return apply(_TANH, self)
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        return apply(_SOFTMAX, self, axis=axis)
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return apply(_LOG_SOFTMAX, self, axis=axis)
+    # The methods of the other ops marked ``method`` in the table are generated below the
+    # class (``FUNCTIONS``); these are written out for their signatures or their speed.
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_SUM, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_SUM, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MEAN, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_MEAN, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MAX, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_MAX, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MIN, self, axis=_plain_axis(axis), keepdims=keepdims)
+        return apply(_MIN, self, axis=plain_axis(axis), keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         """``reshape(2, 3)`` or ``reshape((2, 3))``, numpy's rules (-1 allowed)."""
-        return apply(_RESHAPE, self, shape=_whole_numbers("reshape", "the shape", shape))
+        return apply(_RESHAPE, self, shape=whole_numbers("reshape", "the shape", shape))
 
     def transpose(self, *axes: Any) -> Tensor:
         """``transpose()`` reverses the axes; ``transpose(1, 0, 2)`` or ``((1, 0, 2))``."""
         if len(axes) == 1 and axes[0] is None:
             axes = ()
-        return apply(_TRANSPOSE, self, axes=_whole_numbers("transpose", "the axes", axes) or None)
+        return apply(_TRANSPOSE, self, axes=whole_numbers("transpose", "the axes", axes) or None)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (numpy's name)
@@ -613,21 +621,6 @@ class Tensor:
         (4, 3, 2)
         """
         return apply(_SWAPAXES, self, axis1=axis1, axis2=axis2)
-
-    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return apply(_BROADCAST_TO, self, shape=_whole_numbers("broadcast_to", "the shape", shape))
-
-    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
-        return apply(_CLIP, self, lo=lo, hi=hi)
-
-    def maximum(self, other: Any) -> Tensor:
-        return apply(_MAXIMUM, self, other)
-
-    def minimum(self, other: Any) -> Tensor:
-        return apply(_MINIMUM, self, other)
-
-    def matmul(self, other: Any) -> Tensor:
-        return apply(_MATMUL, self, other)
 
 
 def _plain_index(index: Any) -> Any:
@@ -662,28 +655,6 @@ def _positions(data: np.ndarray) -> np.ndarray:
             "integers for positions (e.g. t.numpy().astype(int))"
         )
     return data.astype(np.intp)
-
-
-def _is_whole(n: Any) -> bool:
-    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
-
-
-def _whole_numbers(where: str, what: str, values: Any) -> tuple[int, ...]:
-    """A shape or axes as a tuple of ints: ``values`` is one int, a sequence of them, or a
-    1-tuple holding the sequence (from ``*args``). Anything else is a ShapeError naming
-    ``where`` (numpy would raise a TypeError, or int() would truncate 2.5 to 2)."""
-    if _is_whole(values):
-        return (int(values),)
-    if isinstance(values, tuple) and len(values) == 1 and not _is_whole(values[0]):
-        values = values[0]  # reshape((2, 3)) rather than reshape(2, 3)
-    items = tuple(values) if isinstance(values, (tuple, list, np.ndarray)) else None
-    if items is None or not all(_is_whole(n) for n in items):
-        raise ShapeError(f"{where}: {what} must be whole numbers (int), got {values!r}")
-    return tuple(int(n) for n in items)
-
-
-def _plain_axis(axis: Any) -> Any:
-    return tuple(axis) if isinstance(axis, list) else axis
 
 
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -765,10 +736,6 @@ def _guard(t: Tensor) -> None:
         t._version = _CLOCK
     t.data.setflags(write=False)
     t._guarded = t.data
-
-
-ops._TENSOR = Tensor
-ops._APPLY = apply
 
 
 # ---------------------------------------------------------------------------------------
@@ -992,142 +959,199 @@ def tensor(data: Any, requires_grad: bool = False, name: str | None = None, dtyp
     return Tensor(array, requires_grad=requires_grad, name=name)
 
 
-def _unary(name: str) -> Callable[[Any], Tensor]:
-    op = OPS[name]
+def _public_function(op: Op) -> Callable[..., Any]:
+    """The function ``chainrule.<name>`` of a table entry: it applies (records) the op.
 
-    def function(x: Any) -> Tensor:
-        return apply(op, x)
+    Its signature is the entry's ``signature`` when it has one (which turns the call's
+    arguments into the op's inputs and parameters), else the forward's: the inputs first,
+    then the parameters, by position or by keyword. An op without gradient (argmax) runs
+    its forward on the data and returns a plain array.
+    """
+    adapt = op.signature
+    if not op.differentiable:
 
-    function.__name__ = name
-    function.__doc__ = f"Elementwise {name} (see ``chainrule.ops.OPS[{name!r}]``). {op.doc}"
+        def function(*args: Any, **kwargs: Any) -> Any:
+            inputs, attrs = _arguments(op, args, kwargs)
+            return op.forward(*[ops.value(x) for x in inputs], **attrs)
+
+    elif adapt is not None:
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            try:
+                inputs, attrs = adapt(*args, **kwargs)
+            except TypeError as exc:
+                raise ChainruleError(f"{op.name}: {exc}") from None
+            return apply(op, *inputs, **attrs)
+
+    elif op.arity == 1 and len(_parameters(op)) == 0:
+
+        def function(x: Any) -> Tensor:
+            return apply(op, x)
+
+    elif op.arity == 2 and len(_parameters(op)) == 0:
+
+        def function(a: Any, b: Any) -> Tensor:
+            return apply(op, a, b)
+
+    else:
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            inputs, attrs = _arguments(op, args, kwargs)
+            return apply(op, *inputs, **attrs)
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__module__ = __name__
+    function.__signature__ = inspect.signature(adapt or op.forward)  # type: ignore[attr-defined]
+    function.__doc__ = (
+        f"{op.doc}\n\nRecords ``chainrule.ops.OPS[{op.name!r}]``: d out/d input = "
+        + ("; ".join(op.formulas))
+    )
     return function
 
 
-abs = _unary("abs")  # noqa: A001 (numpy's name)
-exp = _unary("exp")
-log = _unary("log")
-sqrt = _unary("sqrt")
-softplus = _unary("softplus")
-relu = _unary("relu")
-sigmoid = _unary("sigmoid")
-tanh = _unary("tanh")
+def _parameters(op: Op) -> tuple[str, ...]:
+    """The names of an op's parameters: its forward's arguments after the inputs."""
+    names = [
+        p.name
+        for p in inspect.signature(op.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return tuple(names[op.arity or 0 :])
 
 
-def add(a: Any, b: Any) -> Tensor:
-    """``a + b`` with broadcasting."""
-    return apply(_ADD, a, b)
+def _arguments(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Split a call's arguments into the op's inputs and its parameters (by name)."""
+    n = op.arity or 0
+    names = _parameters(op)
+    if len(args) < n or len(args) > n + len(names):
+        raise ChainruleError(
+            f"{op.name}: takes {n} input(s) and the parameters {', '.join(names) or '(none)'}, "
+            f"got {len(args)} positional argument(s)"
+        )
+    for key in kwargs:
+        if key not in names:
+            raise ChainruleError(
+                f"{op.name}: unknown parameter {key!r}; it takes {', '.join(names) or 'none'}"
+            )
+    attrs = dict(zip(names, args[n:], strict=False))
+    attrs.update(kwargs)
+    return args[:n], attrs
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """``a - b`` with broadcasting."""
-    return apply(_SUB, a, b)
+#: ``chainrule.<name>`` for every op of the table that has a function (and its aliases),
+#: generated from the table: adding an op adds its function. Bound as module globals too.
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+for _op in OPS.values():
+    if _op.function:
+        _function = _public_function(_op)
+        for _name in (_op.name, *_op.aliases):
+            FUNCTIONS[_name] = _function
+globals().update(FUNCTIONS)
+
+#: numpy's function and ufunc names -> the table op that stands for them on Tensors.
+NUMPY_NAMES: dict[str, str] = {n: op.name for op in OPS.values() for n in op.numpy}
+
+#: ufuncs that answer on the data (comparisons and tests: plain boolean arrays).
+_VALUE_UFUNCS = frozenset(
+    "less less_equal greater greater_equal equal not_equal isnan isinf isfinite signbit "
+    "logical_and logical_or logical_not logical_xor".split()
+)
+#: numpy functions that only ask about the data (no Tensor comes back).
+_VALUE_FUNCTIONS = frozenset(
+    "shape ndim size result_type allclose isclose array_equal array_equiv iscomplexobj "
+    "isrealobj count_nonzero nonzero argsort array2string array_repr array_str".split()
+)
 
 
-def mul(a: Any, b: Any) -> Tensor:
-    """``a * b`` with broadcasting."""
-    return apply(_MUL, a, b)
+def _values(x: Any) -> Any:
+    """``x`` with every Tensor (also inside lists, tuples and dicts) replaced by its data."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, (list, tuple)):
+        return type(x)(_values(i) for i in x)
+    if isinstance(x, dict):
+        return {k: _values(v) for k, v in x.items()}
+    return x
 
 
-def div(a: Any, b: Any) -> Tensor:
-    """``a / b`` with broadcasting."""
-    return apply(_DIV, a, b)
+def _no_numpy_op(called: str, name: str) -> str:
+    known = list(NUMPY_NAMES) + list(_COMPOSITES) + list(FUNCTIONS)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"; the nearest is chainrule.{NUMPY_NAMES.get(close[0], close[0])}" if close else ""
+    return (
+        f"{called} is not differentiated by chainrule (no op in its table){hint}; "
+        "see docs/engine.md for the list"
+    )
 
 
-def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (numpy's name)
-    """``a ** b`` with broadcasting; a negative base needs an integer power."""
-    return apply(_POW, a, b)
+def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
+    """Split into equal parts (or at the given indices), each part a slice in the graph.
+
+    >>> [p.shape for p in split(tensor([1.0, 2.0, 3.0, 4.0]), 2)]
+    [(2,), (2,)]
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if is_whole_number(indices_or_sections) and x.shape[axis] % int(indices_or_sections):
+        raise ShapeError(
+            f"split: {x.shape[axis]} entries along axis {axis} do not divide into "
+            f"{indices_or_sections} equal parts (array_split allows unequal ones)"
+        )
+    return array_split(x, indices_or_sections, axis)
 
 
-def neg(x: Any) -> Tensor:
-    """``-x``."""
-    return apply(_NEG, x)
+def array_split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
+    """Split into parts of (nearly) equal size, or at the given indices (numpy's rules).
+
+    >>> [p.shape for p in array_split(tensor([1.0, 2.0, 3.0]), 2)]
+    [(2,), (1,)]
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    axis = axis % (x.ndim or 1)
+    pieces = np.array_split(np.arange(x.shape[axis]), indices_or_sections)
+    lead = (slice(None),) * axis
+    return [
+        x[lead + (slice(int(p[0]), int(p[-1]) + 1),)] if p.size else x[lead + (slice(0, 0),)]
+        for p in pieces
+    ]
 
 
-def matmul(a: Any, b: Any) -> Tensor:
-    """Matrix product ``a @ b`` (numpy's rules for 1-D and batched operands)."""
-    return apply(_MATMUL, a, b)
+def hstack(xs: Sequence[Any]) -> Tensor:
+    """Join along the second axis (the first for 1-D inputs), as numpy's hstack.
+
+    >>> hstack([tensor([1.0]), tensor([2.0, 3.0])]).shape
+    (3,)
+    """
+    xs = [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+    return FUNCTIONS["concatenate"](xs, axis=0 if all(x.ndim <= 1 for x in xs) else 1)
 
 
-def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum; the gradient goes to the larger input."""
-    return apply(_MAXIMUM, a, b)
+def vstack(xs: Sequence[Any]) -> Tensor:
+    """Join along the first axis, 1-D inputs as rows, as numpy's vstack.
+
+    >>> vstack([tensor([1.0, 2.0]), tensor([3.0, 4.0])]).shape
+    (2, 2)
+    """
+    rows = [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+    rows = [x.reshape(1, -1) if x.ndim <= 1 else x for x in rows]
+    return FUNCTIONS["concatenate"](rows, axis=0)
 
 
-def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise minimum; the gradient goes to the smaller input."""
-    return apply(_MINIMUM, a, b)
+#: Functions made of table ops (they record those ops), also answering numpy's names.
+_COMPOSITES: dict[str, Callable[..., Any]] = {
+    "split": split,
+    "array_split": array_split,
+    "hstack": hstack,
+    "vstack": vstack,
+}
 
-
-def clip(x: Any, lo: float | None = None, hi: float | None = None) -> Tensor:
-    """Clip ``x`` into ``[lo, hi]``."""
-    return apply(_CLIP, x, lo=lo, hi=hi)
-
-
-def softmax(x: Any, axis: int = -1) -> Tensor:
-    """Softmax along ``axis`` (stable: the maximum is subtracted first)."""
-    return apply(_SOFTMAX, x, axis=axis)
-
-
-def log_softmax(x: Any, axis: int = -1) -> Tensor:
-    """Log-softmax along ``axis``, stable for inputs of any size."""
-    return apply(_LOG_SOFTMAX, x, axis=axis)
-
-
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Sum over ``axis`` (all axes when None)."""
-    return apply(_SUM, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis`` (all axes when None)."""
-    return apply(_MEAN, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis``; the gradient is shared between tied maxima."""
-    return apply(_MAX, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Minimum over ``axis``; the gradient is shared between tied minima."""
-    return apply(_MIN, x, axis=_plain_axis(axis), keepdims=keepdims)
-
-
-def reshape(x: Any, shape: int | Sequence[int]) -> Tensor:
-    """Reshape to ``shape`` (numpy's rules, -1 allowed)."""
-    return apply(_RESHAPE, x, shape=_whole_numbers("reshape", "the shape", shape))
-
-
-def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
-    """Permute the axes (reverse them when ``axes`` is None)."""
-    if axes is not None:
-        axes = _whole_numbers("transpose", "the axes", axes)
-    return apply(_TRANSPOSE, x, axes=axes)
-
-
-def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
-    """Interchange two axes (numpy's ``swapaxes``)."""
-    return apply(_SWAPAXES, x, axis1=axis1, axis2=axis2)
-
-
-def broadcast_to(x: Any, shape: int | Sequence[int]) -> Tensor:
-    """Broadcast ``x`` to ``shape``; the gradient is summed back."""
-    return apply(_BROADCAST_TO, x, shape=_whole_numbers("broadcast_to", "the shape", shape))
-
-
-def concatenate(xs: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
-    return apply(_CONCATENATE, *xs, axis=axis)
-
-
-def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
-    return apply(_STACK, *xs, axis=axis)
-
-
-def where(cond: Any, x: Any, y: Any) -> Tensor:
-    """``x`` where ``cond`` holds, else ``y`` (the condition is not differentiated)."""
-    return apply(_WHERE, x, y, cond=np.asarray(ops.value(cond), dtype=bool))
+#: Tensor methods generated from the table, for ops marked ``method`` that the class does
+#: not write out itself (the ones it writes out are the operators' fast one-liners).
+for _op in OPS.values():
+    if _op.method:
+        for _name in (_op.name, *_op.aliases):
+            if _name not in Tensor.__dict__:
+                setattr(Tensor, _name, FUNCTIONS[_name])
+del _op, _name, _function
 
 
 # ---------------------------------------------------------------------------------------
@@ -1149,10 +1173,10 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     >>> grad(grad(lambda x: x ** 3))(tensor(2.0, requires_grad=True))
     Tensor(12., op='mul')
     """
-    single = _is_whole(argnums)
+    single = is_whole_number(argnums)
     if single:
         picks: tuple[int, ...] = (int(argnums),)  # type: ignore[arg-type]
-    elif isinstance(argnums, (tuple, list)) and all(_is_whole(i) for i in argnums):
+    elif isinstance(argnums, (tuple, list)) and all(is_whole_number(i) for i in argnums):
         picks = tuple(int(i) for i in argnums)
     else:
         raise ChainruleError(f"grad: argnums must be an int or a tuple of ints, got {argnums!r}")
@@ -1164,9 +1188,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
                     f"grad: argnums {argnums!r} asks for argument {i}, but f was called with "
                     f"{len(args)} argument(s)"
                 )
-        nested = _grad_enabled() and any(
-            isinstance(args[i], Tensor) and args[i].requires_grad for i in picks
-        )
+        recording = _grad_enabled()  # read before f runs with recording forced on
         wrapped = list(args)
         for i in picks:
             if not (isinstance(args[i], Tensor) and args[i].requires_grad):
@@ -1181,15 +1203,31 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         if not isinstance(out, Tensor) or out.data.size != 1:
             shape = out.shape if isinstance(out, Tensor) else type(out).__name__
             raise ShapeError(f"grad: f must return a one-element Tensor, got {shape}")
+        # The gradient is itself recorded (so an outer grad can differentiate it) whenever
+        # recording is on and anything in f's graph needs a gradient besides the leaves
+        # made here: an argument that already did, or an outer variable f captured.
+        fresh = {id(wrapped[i]) for i in picks if wrapped[i] is not args[i]}
+        nested = recording and out.requires_grad and _reaches_other_leaf(out, fresh)
         if not out.requires_grad:  # f does not depend on its arguments
             found = [np.zeros_like(wrapped[i].data) for i in picks]
             if nested:
                 found = [Tensor._node(z, None, (), {}, False) for z in found]
         else:
             found = gradients(out, [wrapped[i] for i in picks], create_graph=nested)
+        for i in picks:  # seen from outside, the leaves made here are constants
+            if wrapped[i] is not args[i]:
+                wrapped[i].requires_grad = False
         return found[0] if single else tuple(found)
 
     return gradient_of_f
+
+
+def _reaches_other_leaf(out: Tensor, fresh: set[int]) -> bool:
+    """Whether ``out``'s graph has a leaf needing a gradient other than those in ``fresh``."""
+    for node in _topological_order(out):
+        if node.op is None and node.requires_grad and id(node) not in fresh:
+            return True
+    return False
 
 
 class GradientCheckError(ChainruleError):

@@ -541,19 +541,25 @@ class _Graph:
         named[id(node)] = sym.Sym(self.label(node, unit) if elementwise else self.names[id(node)])
 
         def entry(t: Tensor, k: int) -> sym.Expr | None:
-            """A layer's ``z = a @ W``, one entry: dz[j]/dW[i,j] = a[i], dz[j]/da[i] = W[i,j].
-
-            The op table writes matmul's derivative for whole matrices (``W^T``); a unit
-            of a layer reads one column, so the explainer names the one entry it uses.
-            """
-            a, b = t.inputs
-            if not (id(a) in named and id(b) in named and b.ndim == 2 and t.shape == node.shape):
+            """One entry of a contraction's derivative (the op table's ``entry``): a unit
+            of a layer reads one column of its weight, not the whole matrix ``W^T``."""
+            op = t.op
+            inputs = t.inputs
+            if not (
+                op is not None
+                and op.entry is not None
+                and inputs[k] is operand
+                and all(id(i) in named for i in inputs)
+                and t.shape == node.shape
+            ):
                 return None
-            if k == 1 and b is operand:
-                return sym.Sym(self.label(a, int(np.unravel_index(operand_unit, b.shape)[0])))
-            if k == 0 and a is operand and a.ndim == 2:
-                return sym.Sym(scalar_name(self.names[id(b)], (operand_unit, unit)))
-            return None
+            found = op.entry(k, [i.shape for i in inputs], operand_unit, unit)
+            if found is None:
+                return None
+            other, index = found
+            if len(index) == 1:
+                return sym.Sym(self.label(inputs[other], index[0]))
+            return sym.Sym(scalar_name(self.names[id(inputs[other])], index))
 
         try:
             return _differentiate(node, operand, interior, named, entry)
@@ -585,7 +591,7 @@ def _differentiate(
     operand: Tensor,
     interior: list[Tensor],
     named: dict[int, sym.Expr],
-    matmul_entry: Callable[[Tensor, int], sym.Expr | None],
+    entry: Callable[[Tensor, int], sym.Expr | None],
 ) -> sym.Expr:
     """Forward mode over the unnamed operations: each one's expression and derivative.
 
@@ -615,7 +621,7 @@ def _differentiate(
         for k, i in enumerate(t.inputs):
             if slopes[id(i)] == sym.ZERO:
                 continue
-            local = matmul_entry(t, k) if op.name == "matmul" else None
+            local = entry(t, k)
             if local is None:
                 local = sym.fill(op.formulas[0 if op.arity is None else k], **holes)
             terms.append(sym.mul(local, slopes[id(i)]))

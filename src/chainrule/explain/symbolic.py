@@ -26,8 +26,12 @@ import functools
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from chainrule.explain.notation import escape_latex, latex_name
+from chainrule.ops import OPS
 from chainrule.text import constant
 
 # Binding strength, weakest first: how tightly each kind of expression holds together.
@@ -283,12 +287,10 @@ def _negative_coefficient(e: Mul) -> bool:
 # Reading the op table's text
 # ---------------------------------------------------------------------------------------
 
-#: Functions the op table's text may call, and the names it may use as symbols.
-_FUNCTIONS = frozenset(
-    "ln log sqrt sigmoid tanh sign softplus softmax log_softmax relu exp sum mean max min "
-    "clip abs".split()
-)
-_SYMBOLS = frozenset({"e", "n", "T"})
+#: Functions the op table's text may call (its ops, ``ln`` and ``sign``), and the names it
+#: may use as symbols.
+_FUNCTIONS = frozenset(OPS) | {"ln", "sign"}
+_SYMBOLS = frozenset({"e", "n", "T", "ddof"})
 _TOKEN = re.compile(r"\s*(?:\{(\w+)\}|(\d+(?:\.\d+)?)|([A-Za-z_]\w*)|(\S))")
 
 
@@ -549,3 +551,58 @@ def text(e: Expr) -> str:
 def latex(e: Expr) -> str:
     """``e`` as LaTeX math, e.g. ``-2 \\, \\left(\\mathrm{observed} - ...\\right)``."""
     return _Printer(latex=True)(e)
+
+
+# ---------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------
+
+
+class Unevaluable(ValueError):
+    """The expression holds words (a :class:`Phrase`) or a name without a value."""
+
+
+def evaluate(e: Expr, values: dict[str, Any]) -> Any:
+    """The value of ``e``, elementwise over ndarrays: holes and names from ``values``.
+
+    Calls run the op table's forwards (``ln`` is ``log``; ``sign`` is numpy's), so the
+    printed derivative of an op can be checked numerically against its backward rule. No
+    text is ever ``eval``-ed: only the tree that :func:`template` read is walked.
+
+    >>> evaluate(template("e^{x} / (1 + e^{x})"), {"x": np.array([0.0])})
+    array([0.5])
+    """
+    if isinstance(e, Num):
+        return e.value
+    if isinstance(e, Hole):
+        if e.key not in values:
+            raise Unevaluable(f"no value for the placeholder {{{e.key}}}")
+        return values[e.key]
+    if isinstance(e, Sym):
+        if e.name in values:
+            return values[e.name]
+        if e.name == "e":
+            return math.e
+        raise Unevaluable(f"no value for the name {e.name!r}")
+    if isinstance(e, Add):
+        total = evaluate(e.terms[0], values)
+        for t in e.terms[1:]:
+            total = total + evaluate(t, values)
+        return total
+    if isinstance(e, Mul):
+        product = evaluate(e.factors[0], values)
+        for f in e.factors[1:]:
+            product = product * evaluate(f, values)
+        return product
+    if isinstance(e, Div):
+        return evaluate(e.num, values) / evaluate(e.den, values)
+    if isinstance(e, Pow):
+        return np.power(evaluate(e.base, values), evaluate(e.exponent, values))
+    if isinstance(e, Neg):
+        return -evaluate(e.operand, values)
+    if isinstance(e, Call):
+        args = [np.asarray(evaluate(a, values), dtype=np.float64) for a in e.args]
+        if e.function == "sign":
+            return np.sign(*args)
+        return OPS["log" if e.function == "ln" else e.function].forward(*args)
+    raise Unevaluable(f"words cannot be evaluated: {text(e)!r}")

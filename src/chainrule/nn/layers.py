@@ -19,7 +19,8 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor, matmul, relu, sigmoid, softplus, tanh
+from chainrule.ops import OPS, Op
+from chainrule.tensor import FUNCTIONS, Tensor, matmul, relu, sigmoid, softplus, tanh
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -130,8 +131,24 @@ class Identity(Activation):
     name = "identity"
 
 
+def _activation_class(op: Op) -> type[Activation]:
+    """The layer of an op marked ``activation`` in the table: the class written above for
+    it, or one made here (so a new activation op needs no class of its own)."""
+    for cls in (ReLU, Tanh, Sigmoid, Softplus):
+        if cls.name == op.name:
+            return cls
+    function = FUNCTIONS[op.name]
+    return type(
+        op.name.capitalize(),
+        (Activation,),
+        {"function": staticmethod(function), "name": op.name, "__doc__": op.doc},
+    )
+
+
+#: The activations by name: the op table's entries marked ``activation``, and identity.
 ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (ReLU, Tanh, Sigmoid, Softplus, Identity)
+    **{op.name: _activation_class(op) for op in OPS.values() if op.activation},
+    "identity": Identity,
 }
 
 
