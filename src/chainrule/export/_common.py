@@ -60,7 +60,7 @@ def check_model(model: Any) -> None:
 
 
 #: Names that generated Python code uses for itself, so a formula's names cannot.
-RESERVED_NAMES = frozenset({"self", "torch", "VALUES", "FROZEN", "Model", "build"})
+RESERVED_NAMES = frozenset({"self", "torch", "FORMULA", "VALUES", "FROZEN", "Model", "build"})
 
 
 def check_names(model: Formula, attributes: Iterable[str]) -> None:

@@ -186,7 +186,7 @@ def _first_width(model: Module) -> int:
 def _formula_source(model: Formula, title: str | None) -> str:
     import torch
 
-    check_names(model, dir(torch.nn.Module))
+    check_names(model, dir(torch.nn.Module()))
     dtype = dtype_of(model)
     parameters = set(model.parameter_names)
     lines = []
@@ -207,6 +207,7 @@ def _formula_source(model: Formula, title: str | None) -> str:
     formula = textwrap.indent(
         "\n".join(f"{a.name} = {a.expression}" for a in model.assignments), "    "
     )
+    formula_text = "\n".join(f"{a.name} = {a.expression}" for a in model.assignments)
     header = _HEADER.format(
         title=title or "A chainrule formula as a PyTorch module.",
         usage=(
@@ -216,6 +217,8 @@ def _formula_source(model: Formula, title: str | None) -> str:
     )
     helpers = _helpers(used)
     body = f'''
+
+FORMULA = {formula_text!r}
 
 {values}
 
@@ -233,6 +236,9 @@ class Model(torch.nn.Module):
             value = torch.tensor(value, dtype=torch.{dtype})
             parameter = torch.nn.Parameter(value, requires_grad=name not in FROZEN)
             self.register_parameter(name, parameter)
+
+    def extra_repr(self) -> str:
+        return FORMULA
 
     def forward(self, {arguments}) -> torch.Tensor:
 {chr(10).join(lines)}

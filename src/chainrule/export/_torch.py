@@ -90,7 +90,7 @@ def to_torch(model: Module) -> torch.nn.Module:
     """
     check_model(model)
     if isinstance(model, Formula):
-        check_names(model, set(dir(torch.nn.Module)) | set(dir(modules.Formula)))
+        check_names(model, set(dir(torch.nn.Module())) | set(dir(modules.Formula)))
         parameters = {
             name: torch.nn.Parameter(torch.from_numpy(p.data.copy()), requires_grad=not p.frozen)
             for name, p in model.named_parameters()
