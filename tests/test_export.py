@@ -365,8 +365,7 @@ def _onnx_session(path: Path):
 @pytest.mark.parametrize("name", CASES[:-1])
 def test_onnxruntime_gives_the_same_outputs_to_1e_5_in_float32(tmp_path, name):
     model, data, *_ = _case(name)
-    columns = None if isinstance(model, cr.Formula) else list(data.input_names)
-    path = to_onnx(model, tmp_path / "model.onnx", columns=columns)
+    path = to_onnx(model, tmp_path / "model.onnx", columns=list(data.input_names))
     proto, session = _onnx_session(path)
     names = [i.name for i in session.get_inputs()]
     assert names == list(data.input_names)  # the data's column names
@@ -396,6 +395,9 @@ def test_onnx_layer_model_takes_one_matrix_without_column_names(tmp_path):
     np.testing.assert_allclose(got, model(data.X[:50]).data, rtol=1e-5, atol=1e-5)
     with pytest.raises(ChainruleError, match="takes 64 inputs, but 2 columns"):
         to_onnx(model, tmp_path / "bad.onnx", columns=["a", "b"])
+    seed = cr.Formula("y = w * dosage", inputs=["dosage"])
+    with pytest.raises(ChainruleError, match="the formula's inputs are dosage, not dose"):
+        to_onnx(seed, tmp_path / "bad.onnx", columns=["dose"])
 
 
 # ---------------------------------------------------------------------------------------

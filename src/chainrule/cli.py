@@ -477,7 +477,7 @@ def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
         model, history = scenario.run()
         if history.stop_reason == "diverged" and history.num_steps == 0:
             raise ChainruleError(f"{scenario.label}: training cannot start: {history.message}")
-        columns = None if hasattr(model, "inputs") else list(scenario.data.input_names)
+        columns = list(scenario.data.input_names)  # the ONNX graph's inputs, by name
         title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
     if args.to == "torch":
         module = export.to_torch(model)  # says which extra to install when torch is missing

@@ -88,7 +88,7 @@ def _vector(name: str) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n"])
 
 
-def _formula_graph(model: Formula) -> onnx.GraphProto:
+def _formula_graph(model: Formula, columns: list[str]) -> onnx.GraphProto:
     if not model.inputs:
         raise ChainruleError("cannot export to ONNX a formula without inputs")
     graph = _Graph()
@@ -103,7 +103,7 @@ def _formula_graph(model: Formula) -> onnx.GraphProto:
     return helper.make_graph(
         graph.nodes,
         "formula",
-        [_vector(name) for name in model.inputs],
+        [_vector(name) for name in columns],
         [_vector(model.output_name)],
         graph.initializers,
         doc_string="\n".join(f"{a.name} = {a.expression}" for a in model.assignments),
@@ -172,12 +172,12 @@ def to_onnx(
     """See :func:`chainrule.export.to_onnx`."""
     check_model(model)
     if isinstance(model, Formula):
-        if columns is not None and tuple(columns) != model.inputs:
+        if columns is not None and sorted(columns) != sorted(model.inputs):
             raise ChainruleError(
                 f"to_onnx: the formula's inputs are {', '.join(model.inputs)}, "
                 f"not {', '.join(columns)}"
             )
-        graph = _formula_graph(model)
+        graph = _formula_graph(model, list(columns or model.inputs))
     else:
         width = _width(model)
         if columns is not None and isinstance(width, int) and len(columns) != width:
