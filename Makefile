@@ -33,10 +33,11 @@ $(VENV)/.demo-ready: pyproject.toml $(VENV)/bin/python
 	touch $@
 
 # The tests cross-check the engine against PyTorch: its CPU build, pinned (a looser pin
-# would fetch a CUDA build of several GB).
+# would fetch a CUDA build of several GB). It goes first, so that the [torch] extra that
+# [dev] holds finds it already installed.
 $(VENV)/.test-ready: pyproject.toml $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
 clean:

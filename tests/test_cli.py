@@ -23,7 +23,7 @@ from chainrule.scenario import TEMPLATE, builtin_scenarios
 
 BAD = Path(__file__).parent / "bad_scenarios"
 
-COMMANDS = ["demo", "run", "explain", "scan", "plot", "scenarios", "quiz", "new"]
+COMMANDS = ["demo", "run", "explain", "scan", "plot", "scenarios", "quiz", "new", "export"]
 
 
 def chainrule(*args: str, stdin: str | None = None, cwd: Path | None = None):

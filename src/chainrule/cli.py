@@ -11,6 +11,7 @@ engine, and prints what the explainer made of it; there are no numbers computed 
     chainrule plot main-ideas --kind loss-curve --out ssr.png   a figure of a scenario
     chainrule scenarios                              the built-in scenarios
     chainrule new my-class.toml                      a commented scenario to edit
+    chainrule export moons --to onnx --out moons.onnx   hand a model to PyTorch or ONNX
 
 A user's mistake (a bad file, an unknown parameter) prints one line
 ``chainrule: error: ...`` on stderr and exits with status 2; ``--debug`` shows the
@@ -31,7 +32,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from chainrule import __version__
+from chainrule import __version__, export
 from chainrule.errors import ChainruleError, GraphError
 from chainrule.explain import (
     chain_rule,
@@ -46,7 +47,7 @@ from chainrule.explain import (
 from chainrule.explain.document import plain
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
-from chainrule.io import atomic_write
+from chainrule.io import atomic_write, load
 from chainrule.plots import INSTALL_HINT, demo_figures
 from chainrule.plots.scenario_figures import UNTRAINED_KINDS, check_kind, plot_scenario
 from chainrule.run import Run
@@ -442,6 +443,70 @@ def _quiz_score(write: Callable[[str], Any], right: int, asked: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# export: hand a model to PyTorch or ONNX
+# ---------------------------------------------------------------------------------------
+
+#: What ``chainrule export --to`` writes.
+EXPORT_FORMATS = ("torch", "torch-source", "onnx")
+
+
+def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule export SCENARIO_OR_MODEL_FILE --to FORMAT --out FILE``.
+
+    A scenario is trained first, as ``run`` does; a ``.safetensors`` model file is
+    exported as saved. ``torch`` writes the module's state dict (``torch.save``, PyTorch's
+    (out, in) layout), ``torch-source`` a Python file with the module and its values,
+    ``onnx`` an ONNX graph whose inputs are the data's columns.
+    """
+    columns = None
+    if args.source.endswith(".safetensors"):
+        model, title = load(args.source), f"The model saved in {Path(args.source).name}."
+    else:
+        scenario = _load(args.source)
+        model = _run(scenario).model  # a run that cannot start is told as `run` tells it
+        columns = list(scenario.data.input_names)  # the ONNX graph's inputs, by name
+        title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
+    if args.to == "torch":
+        module = export.to_torch(model)  # says which extra to install when torch is missing
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(module.state_dict(), buffer)
+        atomic_write(args.out, buffer.getvalue())
+    elif args.to == "torch-source":
+        atomic_write(args.out, export.to_torch_source(model, title))
+    else:
+        export.to_onnx(model, args.out, columns)
+    stdout.write(f"wrote {args.out}\n")
+    return EXIT_OK
+
+
+def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register ``chainrule export`` with the subcommand factory of :func:`build_parser`."""
+    p = command(
+        "export",
+        "hand a model to PyTorch or ONNX: a trained scenario, or a saved .safetensors model",
+        "chainrule export moons --to onnx --out moons.onnx",
+    )
+    p.add_argument(
+        "source",
+        metavar="SCENARIO_OR_MODEL_FILE",
+        help="a scenario (trained first, as run does) or a model file saved as .safetensors",
+    )
+    p.add_argument(
+        "--to",
+        required=True,
+        choices=EXPORT_FORMATS,
+        help="torch: the state dict (torch.save); torch-source: a Python module with its "
+        "values; onnx: an ONNX graph (needs chainrule[torch] or chainrule[onnx])",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    p.set_defaults(handler=cmd_export)
+
+
+# ---------------------------------------------------------------------------------------
 # The parser
 # ---------------------------------------------------------------------------------------
 
@@ -654,6 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="the file to write")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p.set_defaults(handler=cmd_new)
+
+    add_export_command(commands, command)
     return parser
 
 

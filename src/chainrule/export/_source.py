@@ -1,0 +1,265 @@
+"""chainrule models as Python source of a PyTorch module (imported only when used).
+
+A formula's lines become the lines of ``forward``, with the learner's names; a layer
+model becomes the same modules that :func:`chainrule.export.to_torch` makes, built from
+the same description (:func:`chainrule.export._common.construct`). The helpers that
+both use are copied from ``_torch_modules`` as they are written there.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import pprint
+import textwrap
+
+from chainrule.export import _torch_modules as modules
+from chainrule.export._common import (
+    TORCH_FUNCTIONS,
+    Construct,
+    DType,
+    callees,
+    check_model,
+    check_names,
+    construct,
+    dtype_of,
+    values_in_torch_layout,
+)
+from chainrule.formula import Formula
+from chainrule.formula_lang import Binary, Call, Expr, Name, Negate, Number
+from chainrule.nn import Module
+
+# How tightly each form binds, as in Python: + - < * / < unary minus < ** < atoms.
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "**": 4, "atom": 5}
+
+
+def _number(value: float) -> tuple[str, int]:
+    if not math.isfinite(value):
+        return f'float("{value!r}")', _PRECEDENCE["atom"]
+    return repr(value), _PRECEDENCE["atom"] if value >= 0 else _PRECEDENCE["neg"]
+
+
+def _python(expr: Expr, parameters: set[str]) -> tuple[str, int]:
+    """``expr`` as Python with torch, and how tightly it binds (to place parentheses)."""
+    if isinstance(expr, Number):
+        return _number(expr.value)
+    if isinstance(expr, Name):
+        text = f"self.{expr.name}" if expr.name in parameters else expr.name
+        return text, _PRECEDENCE["atom"]
+    if isinstance(expr, Negate):
+        text, level = _python(expr.operand, parameters)
+        if level < _PRECEDENCE["neg"]:
+            text = f"({text})"
+        return f"-{text}", _PRECEDENCE["neg"]
+    if isinstance(expr, Binary):
+        level = _PRECEDENCE[expr.op]
+        left, left_level = _python(expr.left, parameters)
+        right, right_level = _python(expr.right, parameters)
+        if expr.op == "**":  # right-associative: (a ** b) ** c, and (-a) ** b
+            left = f"({left})" if left_level <= level else left
+            right = f"({right})" if right_level < level else right
+        else:  # left-associative: a - (b - c)
+            left = f"({left})" if left_level < level else left
+            right = f"({right})" if right_level <= level else right
+        return f"{left} {expr.op} {right}", level
+    assert isinstance(expr, Call)
+    args = ", ".join(_python(arg, parameters)[0] for arg in expr.args)
+    return f"{TORCH_FUNCTIONS[expr.function]}({args})", _PRECEDENCE["atom"]
+
+
+def _depends_on_inputs(model: Formula) -> bool:
+    """Whether the output line reads an input, directly or through earlier lines."""
+    reads = set(model.inputs)
+    for a in model.assignments:
+        if reads & set(a.uses):
+            reads.add(a.name)
+    return model.output_name in reads
+
+
+def _helpers(names: set[str]) -> str:
+    """The source of the helpers among ``names``, in the order they are defined."""
+    wanted = [helper for name, helper in modules.HELPERS.items() if name in names]
+    if "Softplus" in names and modules.softplus not in wanted:
+        wanted.insert(0, modules.softplus)
+    order = list(modules.HELPERS.values())
+    wanted.sort(key=order.index)
+    return "\n\n".join(inspect.getsource(helper).rstrip() + "\n" for helper in wanted)
+
+
+def _values(model: Module) -> tuple[str, str]:
+    """``VALUES = {...}`` (PyTorch's layout, exact: Python's repr of each float) and
+    ``FROZEN = (...)``."""
+    values = values_in_torch_layout(model)
+    frozen = tuple(v.name for v in values if v.frozen)
+    if all(v.array.ndim == 0 for v in values):  # a formula's numbers: one line if it fits
+        line = f"VALUES = { ({v.name: v.array.item() for v in values})!r}"
+        if len(line) <= 92:
+            return line, f"FROZEN = {frozen!r}"
+    entries = []
+    for v in values:
+        key = f"    {v.name!r}: "
+        text = pprint.pformat(v.array.tolist(), width=92 - len(key), compact=True)
+        entries.append(key + text.replace("\n", "\n" + " " * len(key)) + ",")
+    return "VALUES = {\n" + "\n".join(entries) + "\n}", f"FROZEN = {frozen!r}"
+
+
+def _call(plan: object, indent: str = "") -> str:
+    """A :class:`Construct` as a Python call (Sequentials one layer per line)."""
+    if isinstance(plan, DType):
+        return f"torch.{plan.name}"
+    if not isinstance(plan, Construct):
+        return repr(plan)
+    parts = [_call(arg, indent + "    ") for arg in plan.args]
+    parts += [f"{key}={_call(value, indent + '    ')}" for key, value in plan.kwargs]
+    if plan.callee == "Sequential" and parts:
+        inner = "".join(f"\n{indent}    {part}," for part in parts)
+        return f"Sequential({inner}\n{indent})"
+    return f"{plan.callee}({', '.join(parts)})"
+
+
+_HEADER = '''"""{title}
+
+Generated by chainrule.export.to_torch_source: a chainrule model as a PyTorch module,
+with its values as exported (PyTorch's layout: a Linear weight is (out, in)). It needs
+only torch. Parameters listed in FROZEN have requires_grad=False.
+
+    from model import build  # this file, saved as model.py
+    model = build()
+{usage}
+"""
+
+from __future__ import annotations
+
+import torch
+'''
+
+_MAIN = """
+
+if __name__ == "__main__":
+    model = build()
+    print(model)
+    print(model({example}))
+"""
+
+
+def to_torch_source(model: Module, title: str | None = None) -> str:
+    """See :func:`chainrule.export.to_torch_source`."""
+    check_model(model)
+    if isinstance(model, Formula):
+        return _formula_source(model, title)
+    plan = construct(model)
+    dtype = dtype_of(model)
+    values, frozen = _values(model)
+    inputs = _first_width(model)
+    header = _HEADER.format(
+        title=title or f"A chainrule {type(model).__name__} as a PyTorch module.",
+        usage=f"    outputs = model(x)  # x: (n, {inputs}) -> (n, outputs)",
+    )
+    body = f'''
+
+{values}
+
+{frozen}
+
+
+def build() -> torch.nn.Module:
+    """The model with the exported values."""
+    model = {_call(plan, "    ")}
+    state = {{name: torch.tensor(value, dtype=torch.{dtype}) for name, value in VALUES.items()}}
+    model.load_state_dict(state)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name not in FROZEN)
+    return model
+'''
+    helpers = _helpers(callees(plan))
+    main = _MAIN.format(example=f"torch.zeros(1, {inputs}, dtype=torch.{dtype})")
+    return header + ("\n\n" + helpers if helpers else "") + body + main
+
+
+def _first_width(model: Module) -> int:
+    """How many inputs a layer model takes (the first Linear layer's in_features)."""
+    for name, p in model.named_parameters():
+        if name.endswith("weight") and p.ndim == 2:
+            return int(p.shape[0])
+    return 1
+
+
+def _formula_source(model: Formula, title: str | None) -> str:
+    import torch
+
+    check_names(model, dir(torch.nn.Module()))
+    dtype = dtype_of(model)
+    parameters = set(model.parameter_names)
+    lines = []
+    for a in model.assignments:
+        text, _ = _python(a.tree, parameters)
+        lines.append(f"        {a.name} = {text}")
+    first = model.inputs[0] if model.inputs else None
+    if first is None or _depends_on_inputs(model):
+        output = model.output_name
+    else:  # e.g. ``y = w``: one value per data point, as chainrule gives
+        output = (
+            f"torch.broadcast_to(torch.as_tensor({model.output_name}, "
+            f"dtype=torch.{dtype}), {first}.shape)"
+        )
+    arguments = ", ".join(f"{name}: torch.Tensor" for name in model.inputs)
+    used = {TORCH_FUNCTIONS[c] for a in model.assignments for c in _functions(a.tree)}
+    values, frozen = _values(model)
+    formula = textwrap.indent(
+        "\n".join(f"{a.name} = {a.expression}" for a in model.assignments), "    "
+    )
+    formula_text = "\n".join(f"{a.name} = {a.expression}" for a in model.assignments)
+    header = _HEADER.format(
+        title=title or "A chainrule formula as a PyTorch module.",
+        usage=(
+            f"    {model.output_name} = model({', '.join(model.inputs)})"
+            f"  # one 1-D tensor per input\n\nThe formula:\n\n{formula}"
+        ),
+    )
+    helpers = _helpers(used)
+    body = f'''
+
+FORMULA = {formula_text!r}
+
+{values}
+
+{frozen}
+
+
+class Model(torch.nn.Module):
+    """The formula, line by line; each parameter is a torch.nn.Parameter of its own."""
+
+    input_names = {tuple(model.inputs)!r}
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name, value in VALUES.items():
+            value = torch.tensor(value, dtype=torch.{dtype})
+            parameter = torch.nn.Parameter(value, requires_grad=name not in FROZEN)
+            self.register_parameter(name, parameter)
+
+    def extra_repr(self) -> str:
+        return FORMULA
+
+    def forward(self, {arguments}) -> torch.Tensor:
+{chr(10).join(lines)}
+        return {output}
+
+
+def build() -> Model:
+    """The model with the exported values."""
+    return Model()
+'''
+    zeros = ", ".join(f"torch.zeros(1, dtype=torch.{dtype})" for _ in model.inputs)
+    return header + ("\n\n" + helpers if helpers else "") + body + _MAIN.format(example=zeros)
+
+
+def _functions(expr: Expr) -> list[str]:
+    """The names of the functions that ``expr`` calls."""
+    if isinstance(expr, Call):
+        return [expr.function, *(f for arg in expr.args for f in _functions(arg))]
+    if isinstance(expr, Binary):
+        return _functions(expr.left) + _functions(expr.right)
+    if isinstance(expr, Negate):
+        return _functions(expr.operand)
+    return []
