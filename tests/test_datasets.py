@@ -391,7 +391,7 @@ def test_generator_option_errors(name):
 
 
 def test_registry_and_load_dataset():
-    assert set(DATASETS) == {"dosage", "moons", "circles", "spirals", "xor", "digits"}
+    assert set(DATASETS) == {"dosage", "moons", "circles", "spirals", "xor", "iris", "digits"}
     data = load_dataset("spirals", n=30, noise=0.0, seed=2)
     np.testing.assert_array_equal(data.X, spirals(n=30, noise=0.0, seed=2).X)
     assert load_dataset("dosage").target.tolist() == OBSERVED
@@ -453,6 +453,27 @@ def test_digits_without_sklearn_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ChainruleError, match=r"pip install 'chainrule\[data\]'"):
         digits()
+
+
+def test_iris():
+    pytest.importorskip("sklearn")
+    data = load_dataset("iris")
+    assert data.name == "iris" and data.task == "multiclass" and data.num_classes == 3
+    assert data.X.shape == (150, 4) and data.target_name == "species"
+    assert data.input_names == ("sepal_length", "sepal_width", "petal_length", "petal_width")
+    assert np.bincount(data.target).tolist() == [50, 50, 50]
+    # Fisher's first flower, in scikit-learn's order: a setosa 5.1 x 3.5 / 1.4 x 0.2 cm
+    assert data.X[0].tolist() == [5.1, 3.5, 1.4, 0.2] and data.target[0] == 0
+    shuffled = load_dataset("iris", seed=0)
+    assert not np.array_equal(shuffled.target, data.target)
+    np.testing.assert_array_equal(np.sort(shuffled.X, axis=0), np.sort(data.X, axis=0))
+
+
+def test_iris_without_sklearn_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ChainruleError, match=r"iris data set needs scikit-learn"):
+        load_dataset("iris")
 
 
 # --- CSV -------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ engine, and prints what the explainer made of it; there are no numbers computed 
     chainrule scenarios                              the built-in scenarios
     chainrule new my-class.toml                      a commented scenario to edit
     chainrule export moons --to onnx --out moons.onnx   hand a model to PyTorch or ONNX
+    chainrule lessons                                the built-in path of lessons
+    chainrule lesson main-ideas                      play a lesson (--render handout.html)
 
 A user's mistake (a bad file, an unknown parameter) prints one line
 ``chainrule: error: ...`` on stderr and exits with status 2; ``--debug`` shows the
@@ -507,6 +509,73 @@ def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentPa
 
 
 # ---------------------------------------------------------------------------------------
+# Lessons: ``chainrule lessons`` and ``chainrule lesson NAME_OR_FILE``
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_lessons(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule lessons``: the built-in path of lessons, in order, one line each."""
+    from chainrule.lesson import builtin_lessons
+
+    infos = builtin_lessons()
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        stdout.write(f"{info.position:>2}. {info.name:<{width}}  {info.title}\n")
+    stdout.write("\nplay one with: chainrule lesson NAME   (a handout: --render handout.html)\n")
+    return EXIT_OK
+
+
+def cmd_lesson(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = None) -> int:
+    """``chainrule lesson NAME_OR_FILE``: play a lesson, or render it with ``--render``."""
+    from chainrule.lesson import load_lesson, play, write_handout
+
+    lesson = load_lesson(args.lesson)
+    if args.render is None:
+        if args.no_answers:
+            raise ChainruleError("--no-answers is for a handout: add --render FILE.md|FILE.html")
+        play(
+            lesson,
+            stdout,
+            stdin,
+            start=args.start,
+            figures=args.figures or f"{lesson.name}-figures",
+        )
+        return EXIT_OK
+    if args.start != 1:
+        raise ChainruleError("--from is for playing a lesson; a handout shows every block")
+    for path in write_handout(lesson, args.render, answers=not args.no_answers):
+        stdout.write(f"wrote {path}\n")
+    return EXIT_OK
+
+
+def _add_lesson_commands(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    p = command(
+        "lessons", "list the built-in lessons, in the order of the path", "chainrule lessons"
+    )
+    p.set_defaults(handler=cmd_lessons)
+    p = command(
+        "lesson",
+        "play a lesson in the terminal (text, live commands, checkpoints), or render a handout",
+        "chainrule lesson main-ideas --render main-ideas.html",
+    )
+    p.add_argument("lesson", metavar="NAME_OR_FILE", help="a lesson file (.md) or a built-in name")
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="start at block N (a stopped lesson says which)",
+    )
+    p.add_argument("--render", metavar="FILE", help="write a handout: FILE.md or FILE.html")
+    p.add_argument("--no-answers", action="store_true", help="a handout without the answer key")
+    p.add_argument(
+        "--figures", metavar="DIR", help="where playing writes figures (default: NAME-figures)"
+    )
+    p.set_defaults(handler=cmd_lesson)
+
+
+# ---------------------------------------------------------------------------------------
 # The parser
 # ---------------------------------------------------------------------------------------
 
@@ -721,6 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_new)
 
     add_export_command(commands, command)
+    _add_lesson_commands(command)
     return parser
 
 
@@ -734,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
-    args = parser.parse_args(_negative_numbers_joined(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(negative_numbers_joined(sys.argv[1:] if argv is None else argv))
     debug = getattr(args, "debug", False)
     try:
         with warnings.catch_warnings():
@@ -760,11 +830,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 _NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
-def _negative_numbers_joined(argv: Sequence[str]) -> list[str]:
+def negative_numbers_joined(argv: Sequence[str]) -> list[str]:
     """``--from -1e-3`` as ``--from=-1e-3``, so that argparse reads the number as the
     option's value: it reads ``-2`` so, but takes ``-1e-3`` for an option of its own.
 
-    >>> _negative_numbers_joined(["scan", "x", "--from", "-1e-3", "--to", "1"])
+    >>> negative_numbers_joined(["scan", "x", "--from", "-1e-3", "--to", "1"])
     ['scan', 'x', '--from=-1e-3', '--to', '1']
     """
     out: list[str] = []

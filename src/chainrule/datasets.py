@@ -1,9 +1,9 @@
-"""Data sets: the seed example, 2-D toy problems, handwritten digits and CSV files.
+"""Data sets: the seed example, 2-D toy problems, iris, handwritten digits and CSV files.
 
 A :class:`Dataset` holds named input columns and one named target column, so that a
 formula model can refer to its inputs by the names the user wrote (``dosage``, ``x1``)
 and the explainer can print them. Everything here is plain numpy; scikit-learn is only
-imported inside :func:`digits`.
+imported inside :func:`iris` and :func:`digits`.
 
 Built-in data sets (no download, every one seeded):
 
@@ -11,6 +11,7 @@ Built-in data sets (no download, every one seeded):
 - ``moons``, ``circles``, ``spirals``, ``xor``: two-class problems in the plane, like the
   ones on TensorFlow Playground (https://playground.tensorflow.org, ``src/dataset.ts``)
   and scikit-learn's ``make_moons`` / ``make_circles``, written here from scratch.
+- ``iris``: Fisher's 150 iris flowers shipped with scikit-learn (three species).
 - ``digits``: the 8x8 handwritten digits shipped with scikit-learn (UCI optdigits test set).
 
 Example:
@@ -46,6 +47,7 @@ __all__ = [
     "circles",
     "digits",
     "dosage",
+    "iris",
     "load_csv",
     "load_dataset",
     "moons",
@@ -676,6 +678,46 @@ def digits(seed: int = 0) -> Dataset:
     )
 
 
+#: The iris measurements as input names, in scikit-learn's column order.
+IRIS_INPUTS = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def iris(seed: int | None = None) -> Dataset:
+    """Fisher's 150 iris flowers from scikit-learn: four measurements in cm, three species.
+
+    Inputs ``sepal_length``, ``sepal_width``, ``petal_length``, ``petal_width``; the target
+    ``species`` holds int64 labels 0 (setosa), 1 (versicolor), 2 (virginica), 50 rows
+    each. The rows keep scikit-learn's order unless ``seed`` shuffles them. A scenario picks
+    the inputs it uses with ``[model] inputs``. Needs scikit-learn:
+    ``pip install 'chainrule[data]'``.
+
+    Example:
+
+    >>> data = iris()  # doctest: +SKIP
+    >>> data.X.shape, data.num_classes, data.input_names[3]  # doctest: +SKIP
+    ((150, 4), 3, 'petal_width')
+    """
+    try:
+        from sklearn.datasets import load_iris
+    except ImportError:
+        raise ChainruleError(
+            "the iris data set needs scikit-learn: pip install 'chainrule[data]'"
+        ) from None
+    bunch = load_iris()
+    measurements = np.asarray(bunch.data, dtype=np.float64)  # (150, 4)
+    labels = np.asarray(bunch.target, dtype=np.int64)  # (150,)
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        measurements, labels = measurements[order], labels[order]
+    return Dataset.from_matrix(
+        measurements, labels, list(IRIS_INPUTS), "species", "iris", "multiclass", num_classes=3
+    )
+
+
+#: The species of :func:`iris`, by label.
+IRIS_SPECIES = ("setosa", "versicolor", "virginica")
+
+
 #: The built-in data sets by name; each takes keyword options (see its docstring).
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "dosage": dosage,
@@ -683,6 +725,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "circles": circles,
     "spirals": spirals,
     "xor": xor,
+    "iris": iris,
     "digits": digits,
 }
 

@@ -1,0 +1,285 @@
+"""Playing a lesson: each block performed by the engine, then shown in the terminal.
+
+:func:`perform` turns one block into a :class:`Performed` result: the prose with its
+``{{ ... }}`` numbers computed, a command's output (the CLI's own command, run in-process
+with its output captured), a checkpoint's answer, a figure's PNG bytes. The terminal
+player (:func:`play`) and the handout renderers (:mod:`chainrule.lesson.render`) show the
+same results, so a lesson reads the same numbers everywhere.
+
+>>> from chainrule.lesson.document import parse_lesson
+>>> from chainrule.lesson.quantity import Workbench
+>>> lesson = parse_lesson("# T\\n\\nThe first slope is {{ slope main-ideas b3 | 2 }}.")
+>>> perform(lesson, lesson.blocks[0], Workbench()).text
+'# T\\n\\nThe first slope is -15.66.'
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from chainrule.errors import ChainruleError
+from chainrule.lesson.document import (
+    Block,
+    Checkpoint,
+    Command,
+    Figure,
+    Inline,
+    Lesson,
+    Text,
+)
+from chainrule.lesson.quantity import Workbench
+
+__all__ = ["Performed", "format_value", "parse_command", "perform", "play"]
+
+_INLINE = re.compile(r"\{\{(.*?)\}\}")
+
+#: Answers that stop a lesson at a checkpoint.
+_QUIT = ("q", "quit", "exit")
+
+
+@dataclass(frozen=True)
+class Performed:
+    """What one block gave: ``text`` (prose or a command's output), ``answer`` (a
+    checkpoint's), ``image`` (a figure's PNG bytes) or ``note`` (why a figure is missing)."""
+
+    block: Block
+    text: str = ""
+    answer: float | None = None
+    image: bytes | None = None
+    note: str = ""
+
+
+def format_value(value: float, decimals: int = 4, percent: bool = False) -> str:
+    """A computed number as a lesson writes it: ``decimals`` digits, no ``-0.00``.
+
+    >>> format_value(-0.0011, 2), format_value(0.9533, 1, percent=True)
+    ('0.00', '95.3%')
+    """
+    if percent:
+        return f"{value * 100:.{decimals}f}%"
+    text = f"{value:.{decimals}f}"
+    return text[1:] if re.fullmatch(r"-0\.?0*", text) else text
+
+
+def parse_command(words: Sequence[str]) -> argparse.Namespace:
+    """A lesson's command read by the CLI's own parser; a mistake is one ChainruleError.
+
+    >>> parse_command(["run", "main-ideas", "--last", "3"]).last
+    3
+    """
+    from chainrule.cli import build_parser, negative_numbers_joined
+
+    if any(w == "--out" or w.startswith("--out=") for w in words):
+        raise ChainruleError("a lesson shows a command's output; leave out --out")
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            return build_parser().parse_args(negative_numbers_joined(list(words)))
+    except SystemExit:
+        lines = [line for line in errors.getvalue().splitlines() if line.strip()]
+        message = lines[-1].split("error: ", 1)[-1] if lines else "cannot read the command"
+        raise ChainruleError(f"chainrule {' '.join(words)}: {message}") from None
+
+
+def _run_command(block: Command, bench: Workbench) -> str:
+    args = parse_command(block.argv)
+    if getattr(args, "scenario", None):
+        args.scenario = bench.scenario_source(args.scenario)
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # as the CLI does
+        args.handler(args, out)
+    return out.getvalue().rstrip() + "\n"
+
+
+def _fill(block: Text, bench: Workbench) -> str:
+    """The prose with each ``{{ ... }}`` replaced by its computed number."""
+    values = iter(block.values)
+
+    def number(_: re.Match[str]) -> str:
+        inline: Inline = next(values)
+        return format_value(bench.value(inline.quantity), inline.decimals, inline.percent)
+
+    return _INLINE.sub(number, block.markdown)
+
+
+def _draw(block: Figure, bench: Workbench) -> Performed:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        from chainrule.plots import INSTALL_HINT
+
+        return Performed(block, note=f"figure not drawn: {INSTALL_HINT}")
+    from chainrule.plots import plot_scenario
+
+    scenario = bench.scenario(block.scenario)
+    with tempfile.TemporaryDirectory() as folder:
+        path = plot_scenario(
+            scenario,
+            block.figure,
+            Path(folder) / "figure.png",
+            parameter=block.param,
+            parameter2=block.param2,
+            steps=list(block.steps) if block.steps else None,
+            decompose=block.decompose,
+        )
+        return Performed(block, image=path.read_bytes())
+
+
+def perform(lesson: Lesson, block: Block, bench: Workbench) -> Performed:
+    """Compute what ``block`` shows; a failure names the lesson's file, line and block."""
+    try:
+        if isinstance(block, Text):
+            return Performed(block, text=_fill(block, bench))
+        if isinstance(block, Command):
+            return Performed(block, text=_run_command(block, bench))
+        if isinstance(block, Checkpoint):
+            return Performed(block, answer=bench.value(block.answer))
+        return _draw(block, bench)
+    except ChainruleError as exc:
+        raise lesson.error(block, str(exc)) from None
+    except OSError as exc:
+        raise lesson.error(block, f"{exc.filename or ''}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError, RuntimeError) as exc:  # e.g. a figure that cannot be drawn
+        raise lesson.error(block, f"{type(exc).__name__}: {exc}") from exc
+
+
+def perform_all(lesson: Lesson, bench: Workbench | None = None) -> list[Performed]:
+    """Every block of ``lesson``, performed in order (what a handout shows)."""
+    bench = bench if bench is not None else Workbench(lesson.path.parent if lesson.path else None)
+    return [perform(lesson, block, bench) for block in lesson.blocks]
+
+
+# ---------------------------------------------------------------------------------------
+# The terminal
+# ---------------------------------------------------------------------------------------
+
+
+def play(
+    lesson: Lesson,
+    stdout: TextIO,
+    stdin: TextIO | None = None,
+    start: int = 1,
+    figures: str | Path = "chainrule-lesson",
+) -> int:
+    """Play ``lesson`` from block ``start``: print each block's text and output, ask each
+    checkpoint's question and check the answer, write figures into ``figures``.
+
+    At a checkpoint an empty answer shows the answer and goes on; ``q`` stops (saying how
+    to resume). Ctrl-C stops too: the resume hint goes to stderr and KeyboardInterrupt is
+    raised again for the caller (the CLI exits with 130). Returns the number of
+    checkpoints answered right.
+    """
+    stdin = stdin if stdin is not None else sys.stdin
+    echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
+    total = len(lesson.blocks)
+    if not 1 <= start <= total:
+        raise ChainruleError(f"--from {start}: {lesson.source} has blocks 1 to {total}")
+    bench = Workbench(lesson.path.parent if lesson.path else None)
+    write = stdout.write
+    right = asked = 0
+    current = start
+    try:
+        if start > 1:
+            write(f"{lesson.title}: resuming at block {start} of {total}\n\n")
+        for block in lesson.blocks[start - 1 :]:
+            current = block.number
+            done = perform(lesson, block, bench)
+            if isinstance(block, Text):
+                write(done.text.rstrip() + "\n\n")
+            elif isinstance(block, Command):
+                write(f"[{block.number}/{total}] $ chainrule {' '.join(block.argv)}\n\n")
+                write(done.text.rstrip() + "\n\n")
+            elif isinstance(block, Figure):
+                write(f"[{block.number}/{total}] figure: {block.caption or block.figure}\n")
+                if done.image is None:
+                    write(f"  ({done.note})\n\n")
+                else:
+                    path = _save_figure(Path(figures), lesson, block, done.image)
+                    write(f"  wrote {path}\n\n")
+            else:
+                assert isinstance(block, Checkpoint) and done.answer is not None
+                verdict = _ask(block, done.answer, stdin, stdout, echo, total)
+                if verdict is None:
+                    write(
+                        f"Stopped at block {block.number}. "
+                        f"Resume with: {_resume(lesson, block.number)}\n"
+                    )
+                    return right
+                asked += 1
+                right += verdict
+        stdout.flush()
+    except KeyboardInterrupt:
+        stdout.flush()
+        print(
+            f"\nStopped at block {current}. Resume with: {_resume(lesson, current)}",
+            file=sys.stderr,
+        )
+        raise
+    write(
+        f"End of the lesson: {right} of {asked} checkpoints right.\n"
+        if asked
+        else "End of the lesson.\n"
+    )
+    return right
+
+
+def _resume(lesson: Lesson, number: int) -> str:
+    return f"chainrule lesson {lesson.source} --from {number}"
+
+
+def _save_figure(folder: Path, lesson: Lesson, block: Figure, image: bytes) -> Path:
+    from chainrule.io import atomic_write
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ChainruleError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
+    path = folder / f"{lesson.name}-{block.number}-{block.figure}.png"
+    atomic_write(path, image)
+    return path
+
+
+def _ask(
+    block: Checkpoint, answer: float, stdin: TextIO, stdout: TextIO, echo: bool, total: int
+) -> bool | None:
+    """Ask until a number (or an empty line) is typed; None when the learner stops."""
+    from chainrule.explain.quiz import Question, check_answer
+
+    question = Question(
+        "value",
+        "",
+        block.question,
+        answer,
+        1e-9 * max(1.0, abs(answer)),
+        subject=block.about or "the answer",
+    )
+    write = stdout.write
+    write(f"[{block.number}/{total}] Checkpoint: {block.question}\n")
+    write("(a number; Enter shows the answer, q stops)\n")
+    while True:
+        write("> ")
+        stdout.flush()
+        line = stdin.readline()
+        if echo:
+            write(f"{line.strip()}\n")
+        if not line or line.strip().lower() in _QUIT:
+            return None
+        if not line.strip():
+            write(f"The answer is {format_value(answer, block.decimals)}.\n\n")
+            return False
+        correct, message = check_answer(question, line)
+        if correct or not message.startswith("Please type a number"):
+            write(f"{message}\n\n")
+            return correct
+        write(f"{message}\n")
