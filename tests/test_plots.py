@@ -314,7 +314,8 @@ def test_contour_says_where_the_other_trained_parameters_are_held(three):
     )
     b3 = history.final_values["b3"]
     assert fig.held == {"b3": b3}
-    assert fig.figure.axes[0].get_title().splitlines()[1] == (
+    # Wrapped to the small figure's width: read as one line.
+    assert " ".join(fig.figure.axes[0].get_title().splitlines()[1:]) == (
         f"b3 = {b3:.3g} held where the run ended (it moved too)"
     )
     from chainrule.explain.scan import scan
@@ -332,8 +333,9 @@ def test_contour_says_where_the_other_trained_parameters_are_held(three):
 def test_loss_curve_puts_each_point_on_its_own_curve_when_others_move(three):
     # w4 and b3 move too: a step's loss was measured with them at that step's values, so
     # each point lies on, and its tangent touches, the curve drawn with those values.
+    # Asked for with per_point=True (by default the picture shows the one bold curve).
     scenario, model, history = three
-    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history)
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history, per_point=True)
     ax = fig.figure.axes[0]
     curves = [line for line in ax.lines if line.get_color() == style.PINK]
     tangents = [line for line in ax.lines if line.get_color() == style.TANGENT]
@@ -357,11 +359,50 @@ def test_loss_curve_puts_each_point_on_its_own_curve_when_others_move(three):
         assert np.gradient(ys, xs)[j] == pytest.approx((y1 - y0) / (x1 - x0), rel=1e-6)
     for i, k in enumerate(fig.shown):
         assert fig.held[i] == {n: history.steps[k].values[n] for n in ("w4", "b3")}
-    title = ax.get_title()
-    assert "w4 and b3 move too" in title and "own step's curve" in title
+    title = ax.get_title().replace("\n", " ")
+    assert "w4 and b3 move too" in title and "own step's curve (faint)" in title
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     w4, b3 = (history.final_values[n] for n in ("w4", "b3"))
-    assert f"the others at the end: w4 = {w4:.3g}, b3 = {b3:.3g}" in legend
+    assert f"SSR, the others at the end: w4 = {w4:.3g}, b3 = {b3:.3g}" in legend
+
+
+def test_loss_curve_shows_the_sum_alone_by_default_and_joins_the_steps(three):
+    # The faint curve of each point crowded the picture: by default there is one curve,
+    # the loss summed over the data with the others where the run ended, and the steps
+    # are joined in order (the points are off that curve: they show the run's own loss).
+    scenario, model, history = three
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history)
+    ax = fig.figure.axes[0]
+    assert [line.get_color() for line in ax.lines].count(style.PINK) == 1
+    assert fig.step_curves.shape == (0, fig.curve_x.size)
+    (path,) = [line for line in ax.lines if line.get_label() == "the steps, in order"]
+    drawn = fig.points[fig.shown]
+    assert np.array_equal(np.asarray(path.get_xdata())[: len(drawn)], drawn[:, 0])
+    assert "(faint)" not in ax.get_title()
+
+
+def test_loss_curve_draws_the_zig_zag_of_an_overshooting_run_without_crossed_tangents(tmp_path):
+    # At learning rate 0.3 b3 jumps across the valley and back: the steps are joined, and
+    # no two tangents cross (at the bottom they used to make an X).
+    from chainrule.plots.loss import _crosses
+
+    scenario = load_scenario(
+        scenario_copy(tmp_path, "main-ideas", "learning_rate = 0.1", "learning_rate = 0.3")
+    )
+    model, history = scenario.run()
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "b3", history)
+    ax = fig.figure.axes[0]
+    (path,) = [line for line in ax.lines if line.get_label() == "the steps, in order"]
+    xs = np.asarray(path.get_xdata())
+    assert np.sum(np.diff(np.sign(np.diff(xs))) != 0) >= 4  # it turns back, again and again
+    to_display = ax.transData.transform
+    segments = [
+        tuple(to_display(np.column_stack([t.get_xdata(), t.get_ydata()])).ravel())
+        for t in ax.lines
+        if t.get_color() == style.TANGENT
+    ]
+    assert len(segments) >= 3
+    assert not any(_crosses(a, b) for i, a in enumerate(segments) for b in segments[i + 1 :])
 
 
 # ---------------------------------------------------------------------------------------
