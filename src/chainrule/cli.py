@@ -378,6 +378,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
             steps=args.steps,
             decompose=args.decompose,
             dpi=args.dpi,
+            per_point=args.per_point,
         )
     except (ChainruleError, OSError):
         raise
@@ -610,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         required=True,
         metavar="KIND",
-        help="squiggle, loss-curve, contour, history, network, graph or animation",
+        help="squiggle, loss-curve, contour, history, network, graph, animation, units "
+        "(what each hidden unit computes), backward (the gradients on the network) or "
+        "backward-animation",
     )
     p.add_argument(
         "--out",
@@ -634,6 +637,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--decompose",
         action="store_true",
         help="squiggle: also draw the terms that add up to the output",
+    )
+    p.add_argument(
+        "--per-point",
+        action="store_true",
+        help="loss-curve: also draw each step's own curve (the other parameters at that "
+        "step's values); by default only the loss where the run ended",
     )
     p.add_argument("--dpi", type=_positive_int, metavar="N", help="pixels per inch (png)")
     p.set_defaults(handler=cmd_plot)

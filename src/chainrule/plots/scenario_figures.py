@@ -26,6 +26,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "network": STATIC_FORMATS,
     "graph": ("dot", "svg", "png", "pdf"),
     "animation": ("gif", "html"),
+    "units": STATIC_FORMATS,
+    "backward": STATIC_FORMATS,
+    "backward-animation": ("gif", "html"),
 }
 
 #: The files ``chainrule demo`` draws, in order.
@@ -70,8 +73,12 @@ def figure_of_scenario(
     parameter2: str | None = None,
     steps: Sequence[str | int] | None = None,
     decompose: bool = False,
+    per_point: bool = False,
 ) -> Any:
-    """Train the scenario when the kind needs a history, and draw the figure."""
+    """Train the scenario when the kind needs a history, and draw the figure.
+
+    ``backward`` and ``backward-animation`` draw the first backward pass (the model as
+    the file starts it); ``units`` the hidden units after training."""
     if kind not in KINDS:
         raise ChainruleError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
     from chainrule import plots
@@ -86,16 +93,30 @@ def figure_of_scenario(
         return plots.network(start, list(scenario.data.input_names))
     if kind == "graph":
         return plots.model_graph(start, scenario.data, scenario.loss)
-    model, run = scenario.run()
+    if kind == "backward":
+        return plots.backward(start, scenario.data, scenario.loss)
+    if kind == "backward-animation":
+        return plots.backward_flow(start, scenario.data, scenario.loss)
+    two_classes = len(scenario.data.input_names) == 2 and scenario.data.task != "regression"
+    # A classifier's film needs each step's values, which a large model keeps on request.
+    model, run = (
+        scenario.run(detail=True) if kind == "animation" and two_classes else scenario.run()
+    )
+    if kind == "units":
+        return plots.units(model, scenario.data)
     if kind == "squiggle":
         # A run without per-step records (a large model) knows only its end.
         chosen = steps if steps else (["start", "end"] if run.steps else ["end"])
         return plots.squiggle(model, scenario.data, run, chosen, decompose=decompose)
     if kind == "history":
         return plots.history(run)
+    if kind == "animation" and two_classes:
+        return plots.animation(model, scenario.data, scenario.loss, parameter, run)
     first = _parameter(start, parameter, "--param")
     if kind == "loss-curve":
-        return plots.loss_curve(model, scenario.data, scenario.loss, first, run)
+        return plots.loss_curve(
+            model, scenario.data, scenario.loss, first, run, per_point=per_point
+        )
     if kind == "animation":
         return plots.animation(model, scenario.data, scenario.loss, first, run)
     second = _parameter(start, parameter2, "--param2", other=first)
@@ -111,10 +132,13 @@ def plot_scenario(
     steps: Sequence[str | int] | None = None,
     decompose: bool = False,
     dpi: float | None = None,
+    per_point: bool = False,
 ) -> Path:
     """Draw ``kind`` for ``scenario`` into the file ``out`` (format from its suffix)."""
     check_kind(kind, out)
-    figure = figure_of_scenario(scenario, kind, parameter, parameter2, steps, decompose)
+    figure = figure_of_scenario(
+        scenario, kind, parameter, parameter2, steps, decompose, per_point=per_point
+    )
     return figure.save(out, dpi=dpi)
 
 
