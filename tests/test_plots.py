@@ -1077,3 +1077,100 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(f"chainrule.plots.{module}"))
     assert result.failed == 0
+
+
+# ---------------------------------------------------------------------------------------
+# Every figure kind on every built-in scenario: no text covers another, none is cut off
+# ---------------------------------------------------------------------------------------
+
+BUILT_IN = ["main-ideas", "three-parameters", "all-parameters", "circles", "moons"]
+DRAWN_KINDS = [k for k in plots.KINDS if k != "graph"]  # graph is drawn by Graphviz
+
+
+@pytest.fixture(scope="module")
+def trained_once():
+    """Scenario.run, remembered: each built-in scenario is trained once for all kinds."""
+    from chainrule.scenario import Scenario
+
+    original = Scenario.run
+    runs: dict = {}
+
+    def remembered(self, detail=None):
+        key = (str(self.path), detail)
+        if key not in runs:
+            runs[key] = original(self, detail)
+        model, history = runs[key]
+        return model, history
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Scenario, "run", remembered)
+        yield
+
+
+def drawn_texts(figure) -> list:
+    """(text, its box in pixels) for every piece of text drawn on the canvas."""
+    from matplotlib.text import Text
+
+    found = []
+    original = Text.draw
+
+    def record(self, renderer):
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            found.append((self.get_text(), self.get_window_extent(renderer)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Text, "draw", record)
+        figure.canvas.draw()
+    return found
+
+
+def text_problems(figure) -> list[str]:
+    """Texts that overlap another (by more than a pixel each way) or leave the canvas."""
+    texts = drawn_texts(figure)
+    page = figure.bbox
+    problems = []
+    for text, box in texts:
+        if box.x0 < page.x0 - 1 or box.x1 > page.x1 + 1 or box.y0 < page.y0 - 1:
+            problems.append(f"{text!r} is cut by the canvas")
+        elif box.y1 > page.y1 + 1:
+            problems.append(f"{text!r} is cut by the canvas")
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1 :]:
+            wide = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+            high = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            if wide > 1 and high > 1:
+                problems.append(f"{a!r} overlaps {b!r}")
+    return problems
+
+
+@pytest.mark.parametrize("kind", DRAWN_KINDS)
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_no_text_overlaps_or_leaves_the_canvas(trained_once, name, kind):
+    try:
+        fig = figure_of_scenario(load_scenario(name), kind)
+    except ChainruleError as refused:  # e.g. a contour of a run that trains one parameter
+        assert str(refused) and "\n" not in str(refused)
+        return
+    fig.figure.set_dpi(50)
+    film = getattr(fig, "animation", None)
+    frames = [0, len(getattr(fig, "frames", [0])) - 1] if film is not None else [None]
+    for frame in frames:
+        if frame is not None:
+            film._func(frame)
+        problems = text_problems(fig.figure)
+        assert not problems, f"{name} {kind} (frame {frame}): " + "; ".join(problems)
+    fig.close()
+
+
+def test_the_text_check_sees_overlaps_and_cut_text():
+    from chainrule.plots._base import matplotlib_figure
+
+    mpl = matplotlib_figure(3, 2, dpi=50)
+    ax = mpl.add_subplot()
+    ax.text(0.5, 0.5, "slope 5.5", transform=ax.transAxes)
+    ax.text(0.52, 0.5, "legend entry", transform=ax.transAxes)
+    ax.text(-0.4, 0.9, "a title cut on the left", transform=ax.transAxes)
+    problems = text_problems(mpl)
+    assert "'slope 5.5' overlaps 'legend entry'" in problems
+    assert "'a title cut on the left' is cut by the canvas" in problems

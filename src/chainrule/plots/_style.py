@@ -188,8 +188,10 @@ def settle(figure: Any) -> None:
 def fits(text: Any, renderer: Any) -> bool:
     """Whether the drawn ``text`` lies wholly on its figure's canvas."""
     box = text.get_window_extent(renderer)
-    page = text.get_figure(root=True).bbox
-    return box.x0 >= page.x0 - 0.5 and box.x1 <= page.x1 + 0.5 and box.y1 <= page.y1 + 0.5
+    figure = text.get_figure(root=True)
+    page = figure.bbox
+    margin = 0.03 * figure.dpi  # a little room: the text must fit at any resolution
+    return box.x0 >= page.x0 + margin and box.x1 <= page.x1 - margin and box.y1 <= page.y1
 
 
 def axes_title(ax: Any, text: str, fontsize: float = 10.0) -> Any:

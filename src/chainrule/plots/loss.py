@@ -319,13 +319,14 @@ def loss_curve(
             f"\n{_names(others)} {'move' if len(others) > 1 else 'moves'} too: "
             "each point lies on its own step's curve" + (" (faint)" if per_point else "")
         )
-    style.axes_title(
-        ax, title if title is not None else default_title, 10.0 if others and title is None else 12
-    )
     if note is not None:
         style.warn(mpl, f"The run {note}{first_steps(in_view, len(steps))}")
     ax.grid(alpha=0.25)
     style.place_legend(ax)
+    # After the legend: placed beside the axes, it narrows them and moves their centre.
+    style.axes_title(
+        ax, title if title is not None else default_title, 10.0 if others and title is None else 12
+    )
     return LossCurveFigure(
         kind="loss-curve",
         figure=mpl,

@@ -417,6 +417,7 @@ def _draw(
     by_key = {n.key: n for n in nodes}
     half_w, half_h, radius = 0.62, 0.32, 0.3
     artists: dict[str, Any] = {"edges": [], "nodes": {}}
+    along: list[tuple[Any, tuple[float, float], tuple[float, float]]] = []
 
     def side(node: Node, right_side: bool) -> tuple[float, float]:
         reach = radius if layer_model else half_w
@@ -480,6 +481,8 @@ def _draw(
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
             )
         artists["edges"].append((arrow, label))
+        if label is not None:
+            along.append((label, start, end))
     for node in nodes:
         texts = artists["nodes"].setdefault(node.key, [])
         fill = _FILL[node.kind]
@@ -576,4 +579,29 @@ def _draw(
         ax.legend(handles=handles, loc="lower right", fontsize="small", frameon=False)
     if title:
         style.axes_title(ax, title, 11.0)
+    if layer_model and along:
+        _spread_labels(mpl, along)
     return mpl, artists
+
+
+def _spread_labels(
+    mpl: Any, along: list[tuple[Any, tuple[float, float], tuple[float, float]]]
+) -> None:
+    """Slide each edge label along its edge until it covers no label placed before it
+    (edges that cross near a column put their labels on top of each other)."""
+    style.settle(mpl)
+    renderer = mpl.canvas.get_renderer()
+    placed: list[Any] = []
+    for label, start, end in along:
+        first = label.get_position()
+        for t in (None, 0.5, 0.35, 0.65, 0.2, 0.8, 0.27, 0.73, 0.42, 0.58):
+            if t is not None:
+                label.set_position(
+                    (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
+                )
+            box = label.get_window_extent(renderer).expanded(1.08, 1.15)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        else:
+            label.set_position(first)
+        placed.append(label.get_window_extent(renderer))
