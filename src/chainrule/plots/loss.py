@@ -502,7 +502,7 @@ def contour_levels(losses: np.ndarray, rings: int = RINGS) -> np.ndarray:
             levels = np.geomspace(low, high, rings)
         else:
             levels = np.linspace(low, high, rings)
-    levels[0], levels[-1] = min(levels[0], low), max(levels[-1], high)
+    levels[0], levels[-1] = low, high  # the rounding must not leave a loss out
     return np.unique(levels)
 
 
