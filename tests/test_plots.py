@@ -1426,3 +1426,17 @@ def test_the_readme_images_are_what_the_code_draws_now(tmp_path):
                     str(tmp_path / "old.png"), str(tmp_path / "new.png"), tol=6
                 )
                 assert difference is None, f"run python docs/make_figures.py: {difference}"
+
+
+@pytest.mark.parametrize("kind", ["loss-curve", "contour", "squiggle"])
+def test_no_text_overlaps_in_the_relu_and_overshooting_cases(tmp_path, kind):
+    # The cases: a ReLU loss curve's legend covered the first point's slope, its
+    # contour's title was cut on the left; at learning rate 0.3 the steps zig-zag.
+    relu = tmp_path / "relu.toml"
+    relu.write_text(RELU_SCENARIO, encoding="utf-8")
+    overshoot = scenario_copy(tmp_path, "main-ideas", "learning_rate = 0.1", "learning_rate = 0.3")
+    for path, second in ((relu, "b1"), (overshoot, "w3")):
+        fig = figure_of_scenario(load_scenario(path), kind, None, second)
+        fig.figure.set_dpi(50)
+        problems = text_problems(fig.figure)
+        assert not problems, f"{path.name} {kind}: " + "; ".join(problems)
