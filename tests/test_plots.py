@@ -34,6 +34,7 @@ from chainrule.plots.scenario_figures import (  # noqa: E402
     figure_of_run,
 )
 from chainrule.scenario import load_scenario  # noqa: E402
+from chainrule.text import significant  # noqa: E402
 from chainrule.training import train  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden_images"
@@ -329,7 +330,8 @@ def test_contour_says_where_the_other_trained_parameters_are_held(three):
     )
     b3 = history.final_values["b3"]
     assert fig.held == {"b3": b3}
-    assert fig.figure.axes[0].get_title().splitlines()[1] == (
+    # Wrapped to the small figure's width: read as one line.
+    assert " ".join(fig.figure.axes[0].get_title().splitlines()[1:]) == (
         f"b3 = {b3:.3g} held where the run ended (it moved too)"
     )
     from chainrule.explain.scan import scan
@@ -346,8 +348,9 @@ def test_contour_says_where_the_other_trained_parameters_are_held(three):
 def test_loss_curve_puts_each_point_on_its_own_curve_when_others_move(three):
     # w4 and b3 move too: a step's loss was measured with them at that step's values, so
     # each point lies on, and its tangent touches, the curve drawn with those values.
+    # Asked for with per_point=True (by default the picture shows the one bold curve).
     scenario, model, history = three
-    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history)
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history, per_point=True)
     ax = fig.figure.axes[0]
     curves = [line for line in ax.lines if line.get_color() == style.PINK]
     tangents = [line for line in ax.lines if line.get_color() == style.TANGENT]
@@ -371,11 +374,51 @@ def test_loss_curve_puts_each_point_on_its_own_curve_when_others_move(three):
         assert np.gradient(ys, xs)[j] == pytest.approx((y1 - y0) / (x1 - x0), rel=1e-6)
     for i, k in enumerate(fig.shown):
         assert fig.held[i] == {n: history.steps[k].values[n] for n in ("w4", "b3")}
-    title = ax.get_title()
-    assert "w4 and b3 move too" in title and "own step's curve" in title
+    title = ax.get_title().replace("\n", " ")
+    assert "w4 and b3 move too" in title and "own step's curve (faint)" in title
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     w4, b3 = (history.final_values[n] for n in ("w4", "b3"))
-    assert f"the others at the end: w4 = {w4:.3g}, b3 = {b3:.3g}" in legend
+    assert f"SSR, the others at the end: w4 = {w4:.3g}, b3 = {b3:.3g}" in legend
+
+
+def test_loss_curve_shows_the_sum_alone_by_default_and_joins_the_steps(three):
+    # The faint curve of each point crowded the picture: by default there is one curve,
+    # the loss summed over the data with the others where the run ended, and the steps
+    # are joined in order (the points are off that curve: they show the run's own loss).
+    scenario, model, history = three
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "w3", history)
+    ax = fig.figure.axes[0]
+    assert [line.get_color() for line in ax.lines].count(style.PINK) == 1
+    assert fig.step_curves.shape == (0, fig.curve_x.size)
+    (path,) = [line for line in ax.lines if line.get_label() == "the steps, in order"]
+    drawn = fig.points[fig.shown]
+    assert np.array_equal(np.asarray(path.get_xdata())[: len(drawn)], drawn[:, 0])
+    assert "(faint)" not in ax.get_title()
+
+
+def test_loss_curve_draws_the_zig_zag_of_an_overshooting_run_without_crossed_tangents(tmp_path):
+    # At learning rate 0.3 b3 jumps across the valley and back: the steps are joined, and
+    # no two tangents cross (at the bottom they used to make an X).
+    from chainrule.plots.loss import _crosses
+
+    scenario = load_scenario(
+        scenario_copy(tmp_path, "main-ideas", "learning_rate = 0.1", "learning_rate = 0.3")
+    )
+    trained = scenario.run()
+    model, history = trained.model, trained.history
+    fig = plots.loss_curve(model, scenario.data, scenario.loss, "b3", history)
+    ax = fig.figure.axes[0]
+    (path,) = [line for line in ax.lines if line.get_label() == "the steps, in order"]
+    xs = np.asarray(path.get_xdata())
+    assert np.sum(np.diff(np.sign(np.diff(xs))) != 0) >= 4  # it turns back, again and again
+    to_display = ax.transData.transform
+    segments = [
+        tuple(to_display(np.column_stack([t.get_xdata(), t.get_ydata()])).ravel())
+        for t in ax.lines
+        if t.get_color() == style.TANGENT
+    ]
+    assert len(segments) >= 3
+    assert not any(_crosses(a, b) for i, a in enumerate(segments) for b in segments[i + 1 :])
 
 
 # ---------------------------------------------------------------------------------------
@@ -1036,3 +1079,370 @@ def test_cli_demo_without_matplotlib_says_how_to_install(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "pip install 'chainrule[plot]'" in done.stderr
     assert "wrote" not in done.stdout and not (tmp_path / "figures").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Every figure kind on every built-in scenario: no text covers another, none is cut off
+# ---------------------------------------------------------------------------------------
+
+BUILT_IN = ["main-ideas", "three-parameters", "all-parameters", "circles", "moons"]
+DRAWN_KINDS = [k for k in plots.KINDS if k != "graph"]  # graph is drawn by Graphviz
+
+
+@pytest.fixture(scope="module")
+def trained_once():
+    """Scenario.run, remembered: each built-in scenario is trained once for all kinds."""
+    from chainrule.scenario import Scenario
+
+    original = Scenario.run
+    runs: dict = {}
+
+    def remembered(self, detail=None):
+        key = (str(self.path), detail)
+        if key not in runs:
+            runs[key] = original(self, detail)
+        return runs[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Scenario, "run", remembered)
+        yield
+
+
+def drawn_texts(figure) -> list:
+    """(text, its box in pixels) for every piece of text drawn on the canvas."""
+    from matplotlib.text import Text
+
+    found = []
+    original = Text.draw
+
+    def record(self, renderer):
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            found.append((self.get_text(), self.get_window_extent(renderer)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Text, "draw", record)
+        figure.canvas.draw()
+    return found
+
+
+def text_problems(figure) -> list[str]:
+    """Texts that overlap another (by more than a pixel each way) or leave the canvas."""
+    texts = drawn_texts(figure)
+    page = figure.bbox
+    problems = []
+    for text, box in texts:
+        if box.x0 < page.x0 - 1 or box.x1 > page.x1 + 1 or box.y0 < page.y0 - 1:
+            problems.append(f"{text!r} is cut by the canvas")
+        elif box.y1 > page.y1 + 1:
+            problems.append(f"{text!r} is cut by the canvas")
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1 :]:
+            wide = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+            high = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            if wide > 1 and high > 1:
+                problems.append(f"{a!r} overlaps {b!r}")
+    return problems
+
+
+@pytest.mark.parametrize("kind", DRAWN_KINDS)
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_no_text_overlaps_or_leaves_the_canvas(trained_once, name, kind):
+    try:
+        fig = figure_of_scenario(load_scenario(name), kind)
+    except ChainruleError as refused:  # e.g. a contour of a run that trains one parameter
+        assert str(refused) and "\n" not in str(refused)
+        return
+    fig.figure.set_dpi(50)
+    film = getattr(fig, "animation", None)
+    frames = [0, len(getattr(fig, "frames", [0])) - 1] if film is not None else [None]
+    for frame in frames:
+        if frame is not None:
+            film._func(frame)
+        problems = text_problems(fig.figure)
+        assert not problems, f"{name} {kind} (frame {frame}): " + "; ".join(problems)
+    fig.close()
+
+
+def test_the_text_check_sees_overlaps_and_cut_text():
+    from chainrule.plots._base import matplotlib_figure
+
+    mpl = matplotlib_figure(3, 2, dpi=50)
+    ax = mpl.add_subplot()
+    ax.text(0.5, 0.5, "slope 5.5", transform=ax.transAxes)
+    ax.text(0.52, 0.5, "legend entry", transform=ax.transAxes)
+    mpl.text(-0.1, 0.2, "a title cut on the left")
+    problems = text_problems(mpl)
+    assert "'slope 5.5' overlaps 'legend entry'" in problems
+    assert "'a title cut on the left' is cut by the canvas" in problems
+
+
+# ---------------------------------------------------------------------------------------
+# The new figures: the backward pass, the hidden units, a classifier's film
+# ---------------------------------------------------------------------------------------
+
+
+def test_backward_labels_each_edge_with_the_engines_first_slopes(seed):
+    # At the start the engine's gradients are the first step's slopes: dSSR/db3 = -15.66.
+    scenario, _, history = seed
+    fig = plots.backward(scenario.build_model(), scenario.data, scenario.loss)
+    assert fig.gradients["b3"] == pytest.approx(SLOPES[0], abs=1e-4)
+    assert fig.gradients["b3"] == pytest.approx(history.steps[0].slopes["b3"], rel=1e-12)
+    assert fig.loss == pytest.approx(SSR_STEPS[0], abs=1e-4)
+    labels = {e.parameter: e.label for e in fig.edges}
+    assert labels["w3"] == f"dSSR/dw3 = {significant(fig.gradients['w3'])}"
+    # dSSR/dpredicted per point is -2 (observed - predicted): the chain rule's first factor.
+    predicted = np.array([p for p in history.steps[0].predictions])
+    assert fig.node_gradients["predicted"] == pytest.approx(-2 * (np.array([0, 1, 0]) - predicted))
+    # The frozen parameters have a derivative too, and the model is not changed.
+    assert set(fig.gradients) == set(MAIN_IDEAS_NAMES)
+    assert scenario.build_model().scalar("b3").parameter.grad is None
+
+
+MAIN_IDEAS_NAMES = ["w1", "b1", "w2", "b2", "w3", "w4", "b3"]
+
+
+def test_backward_flow_goes_from_the_loss_back_to_the_inputs(tmp_path, seed):
+    scenario = seed[0]
+    film = plots.backward_flow(scenario.build_model(), scenario.data, scenario.loss, dpi=30)
+    assert film.frames == [[], ["predicted"], ["y1", "y2"]]
+    ax = film.figure.axes[0]
+    film.animation._func(1)  # the edges into predicted carry their gradient; not yet w1's
+    shown = {t.get_text() for t in ax.texts if t.get_visible() and t.get_text()}
+    assert any(text.startswith("dSSR/dw3 = ") for text in shown)
+    assert not any(text.startswith("dSSR/dw1 = ") for text in shown)
+    film.animation._func(2)
+    shown = {t.get_text() for t in ax.texts if t.get_visible() and t.get_text()}
+    assert any(text.startswith("dSSR/dw1 = ") for text in shown)
+    path = film.save(tmp_path / "flow.gif")
+    assert path.read_bytes()[:6] == b"GIF89a"
+
+
+def test_units_draws_what_each_hidden_unit_computes(seed):
+    scenario, model, _ = seed
+    fig = plots.units(model, scenario.data, points=11)
+    assert fig.layers == [["y1", "y2"]]
+    w1, b1 = model.scalar("w1").value, model.scalar("b1").value
+    softplus = np.log1p(np.exp(w1 * fig.grid + b1))
+    assert fig.outputs["y1"] == pytest.approx(softplus, rel=1e-12)
+    layer_model = MLP([2, 3, 2, 1], activation="tanh", seed=0)
+    data = cr.datasets.circles(n=20, seed=0)
+    two = plots.units(layer_model, data, points=7)
+    assert two.layers == [["hidden1[0]", "hidden1[1]", "hidden1[2]"], ["hidden2[0]", "hidden2[1]"]]
+    assert two.outputs["hidden1[0]"].shape == (7, 7)
+    # The unit's value at a grid point is the engine's tanh of that point's pre-activation.
+    w, b = layer_model.hidden1.weight.data, layer_model.hidden1.bias.data
+    x, y = two.grid[2], two.grid2[5]
+    assert two.outputs["hidden1[0]"][5, 2] == pytest.approx(
+        np.tanh(x * w[0, 0] + y * w[1, 0] + b[0])
+    )
+
+
+def test_a_classifiers_film_shows_its_decision_regions_after_each_step(tmp_path):
+    scenario = load_scenario(
+        scenario_copy(tmp_path, "circles", "max_steps = 300", "max_steps = 12")
+    )
+    trained = scenario.run()
+    model, history = trained.model, trained.history
+    film = plots.animation(model, scenario.data, scenario.loss, None, history, dpi=30, max_frames=4)
+    assert film.frames == [0, 4, 8, 12]
+    assert film.curves.shape[0] == 4 and film.accuracies.shape == (4,)
+    assert film.accuracies[-1] == pytest.approx(history.final_accuracy)
+    assert film.save(tmp_path / "film.gif").read_bytes()[:6] == b"GIF89a"
+
+
+@pytest.mark.parametrize("kind", ["animation", "backward-animation"])
+def test_html_films_load_nothing_from_the_network(tmp_path, seed, kind):
+    # matplotlib's player loads its icon font from a CDN: offline its buttons were blank.
+    import re
+
+    scenario, model, history = seed
+    if kind == "animation":
+        film = plots.animation(model, scenario.data, scenario.loss, "b3", history, dpi=30)
+    else:
+        film = plots.backward_flow(scenario.build_model(), scenario.data, scenario.loss, dpi=30)
+    out = film.save(tmp_path / "film.html")
+    page = out.read_text(encoding="utf-8")
+    assert not re.search(r"https?://", page), re.findall(r"https?://\S+", page)
+    assert 'title="Play"' in page and "&#9654;</button>" in page.replace("\n", "").replace(" ", "")
+
+
+def test_cli_plot_draws_the_new_kinds_and_each_steps_curve(tmp_path, capsys):
+    for kind in ("units", "backward"):
+        out = tmp_path / f"{kind}.png"
+        assert run_cli("plot", "main-ideas", "--kind", kind, "--out", str(out)) == 0
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    out = tmp_path / "per-point.png"
+    args = ["plot", "three-parameters", "--kind", "loss-curve", "--per-point", "--out", str(out)]
+    assert run_cli(*args) == 0 and out.exists()
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------------------
+# Golden images of the fixed cases and the new figures, and the README's images
+# ---------------------------------------------------------------------------------------
+
+
+def _without_text(fig):
+    """Like _text_free, and the figure's own legends and heading too."""
+    _text_free(fig)
+    for legend in list(fig.figure.legends):
+        legend.remove()
+    if fig.figure._suptitle is not None:
+        fig.figure._suptitle.set_text("")
+    return fig
+
+
+@pytest.fixture(scope="module")
+def fixed_cases(tmp_path_factory):
+    """The figures of the issue's cases and the new kinds, small and without text."""
+    folder = tmp_path_factory.mktemp("cases")
+    relu = folder / "relu.toml"
+    relu.write_text(RELU_SCENARIO, encoding="utf-8")
+    cases = {}
+    scenario = load_scenario(relu)
+    trained = scenario.run()
+    model, history = trained.model, trained.history
+    cases["contour_relu"] = plots.contour(
+        model, scenario.data, scenario.loss, "w1", "b1", history, points=31, **SMALL
+    )
+    overshoot = load_scenario(
+        scenario_copy(folder, "main-ideas", "learning_rate = 0.1", "learning_rate = 0.3")
+    )
+    trained = overshoot.run()
+    model, history = trained.model, trained.history
+    cases["loss_curve_zigzag"] = plots.loss_curve(
+        model, overshoot.data, overshoot.loss, "b3", history, label_slopes=False, **SMALL
+    )
+    three = load_scenario("three-parameters")
+    trained = three.run()
+    model, history = trained.model, trained.history
+    cases["loss_curve_sum"] = plots.loss_curve(
+        model, three.data, three.loss, "w3", history, label_slopes=False, **SMALL
+    )
+    circles = load_scenario(scenario_copy(folder, "circles", "max_steps = 300", "max_steps = 15"))
+    trained = circles.run()
+    model, history = trained.model, trained.history
+    cases["decision_regions"] = plots.squiggle(model, circles.data, history, ["end"], **SMALL)
+    cases["history_grouped"] = plots.history(history, size=(6.0, 2.0), dpi=100)
+    film = plots.animation(model, circles.data, circles.loss, None, history, size=(6.0, 2.4))
+    film.animation._func(len(film.frames) - 1)
+    cases["film_decision_regions"] = film
+    main = load_scenario("main-ideas")
+    cases["backward"] = plots.backward(main.build_model(), main.data, main.loss, size=(4.0, 2.0))
+    moons = load_scenario("moons")
+    cases["units_two_inputs"] = plots.units(moons.build_model(), moons.data, points=21, dpi=40)
+    cases["units_one_input"] = plots.units(main.build_model(), main.data, points=21, dpi=40)
+    yield {name: _without_text(fig) for name, fig in cases.items()}
+
+
+#: A five-parameter ReLU formula: most of its contour is a plateau where a unit is dead.
+RELU_SCENARIO = '''
+title = "ReLU, five parameters"
+[data]
+dosage = [0.0, 0.5, 1.0]
+observed = [0.0, 1.0, 0.0]
+[model]
+formula = """
+y1 = relu(w1 * dosage + b1)
+y2 = relu(w2 * dosage + b2)
+predicted = w3 * y1 + w4 * y2
+"""
+[parameters]
+w1 = 2.74
+b1 = 0.0
+w2 = -1.13
+b2 = 0.5
+w3 = 0.36
+w4 = 0.63
+[train]
+loss = "ssr"
+optimize = ["w1", "b1", "w2", "w3", "w4"]
+learning_rate = 0.05
+stop = { step_size = 0.0001, max_steps = 2000 }
+'''
+
+FIXED_CASES = [
+    "contour_relu",
+    "loss_curve_zigzag",
+    "loss_curve_sum",
+    "decision_regions",
+    "history_grouped",
+    "film_decision_regions",
+    "backward",
+    "units_two_inputs",
+    "units_one_input",
+]
+
+
+@pytest.mark.parametrize("name", FIXED_CASES)
+def test_golden_images_of_the_fixed_cases_and_new_figures(tmp_path, fixed_cases, name):
+    from matplotlib.testing.compare import compare_images
+
+    actual = tmp_path / f"{name}.png"
+    figure = fixed_cases[name].figure  # a film's last frame, drawn as a picture
+    figure.savefig(actual, format="png", dpi=figure.dpi)
+    expected = GOLDEN / f"{name}.png"
+    if os.environ.get("CHAINRULE_UPDATE_GOLDEN"):
+        expected.write_bytes(actual.read_bytes())
+    difference = compare_images(str(expected), str(actual), tol=2)
+    assert difference is None, difference
+
+
+def test_the_relu_contour_shows_the_valley_in_many_shades(fixed_cases):
+    # Its colour bar had two bands (0.688 and 6.38e+04): now the rings spread evenly.
+    fig = fixed_cases["contour_relu"]
+    levels = plots.loss.contour_levels(fig.losses)
+    assert len(levels) >= 10
+    assert levels[0] == fig.losses.min() and levels[-1] == fig.losses.max()
+    share = [np.mean(fig.losses <= level) for level in levels[1:-1]]
+    assert np.all(np.diff(share) > 0)  # every ring holds some of the picture
+
+
+def test_the_readme_images_are_what_the_code_draws_now(tmp_path):
+    # docs/make_figures.py draws them with the demo's code; drawn again, they match the
+    # committed ones (with a tolerance: fonts differ a little between machines).
+    import importlib.util
+
+    from matplotlib.testing.compare import compare_images
+    from PIL import Image
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("make_figures", docs / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = module.make(tmp_path)
+    assert [p.name for p in paths] == [*plots.scenario_figures.DEMO_FILES, "descent.gif"]
+    readme = (docs.parent / "README.md").read_text(encoding="utf-8")
+    for path in paths:
+        committed = docs / "images" / path.name
+        if path.suffix == ".png":
+            assert f"docs/images/{path.name}" in readme
+            difference = compare_images(str(committed), str(path), tol=6)
+            assert difference is None, f"run python docs/make_figures.py: {difference}"
+            continue
+        with Image.open(committed) as old, Image.open(path) as new:
+            assert old.n_frames == new.n_frames and old.size == new.size
+            for frame in (0, new.n_frames - 1):
+                old.seek(frame)
+                new.seek(frame)
+                old.convert("RGB").save(tmp_path / "old.png")
+                new.convert("RGB").save(tmp_path / "new.png")
+                difference = compare_images(
+                    str(tmp_path / "old.png"), str(tmp_path / "new.png"), tol=6
+                )
+                assert difference is None, f"run python docs/make_figures.py: {difference}"
+
+
+@pytest.mark.parametrize("kind", ["loss-curve", "contour", "squiggle"])
+def test_no_text_overlaps_in_the_relu_and_overshooting_cases(tmp_path, kind):
+    # The issue's cases: a ReLU loss curve's legend covered the first point's slope, its
+    # contour's title was cut on the left; at learning rate 0.3 the steps zig-zag.
+    relu = tmp_path / "relu.toml"
+    relu.write_text(RELU_SCENARIO, encoding="utf-8")
+    overshoot = scenario_copy(tmp_path, "main-ideas", "learning_rate = 0.1", "learning_rate = 0.3")
+    for path, second in ((relu, "b1"), (overshoot, "w3")):
+        fig = figure_of_scenario(load_scenario(path), kind, None, second)
+        fig.figure.set_dpi(50)
+        problems = text_problems(fig.figure)
+        assert not problems, f"{path.name} {kind}: " + "; ".join(problems)

@@ -51,7 +51,12 @@ from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
 from chainrule.io import atomic_write, load
 from chainrule.plots import INSTALL_HINT, demo_figures
-from chainrule.plots.scenario_figures import UNTRAINED_KINDS, check_kind, plot_scenario
+from chainrule.plots.scenario_figures import (
+    UNTRAINED_KINDS,
+    check_kind,
+    needs_detail,
+    plot_scenario,
+)
 from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
 from chainrule.text import decimals, did_you_mean
@@ -110,7 +115,7 @@ def _load(name: str) -> Scenario:
     return load_scenario(name)
 
 
-def _run(scenario: Scenario) -> Run:
+def _run(scenario: Scenario, detail: bool | None = None) -> Run:
     """Train ``scenario``; a run that cannot start is a user's error, told plainly.
 
     A loss that is not a number at the starting values names the first formula line (or
@@ -119,7 +124,7 @@ def _run(scenario: Scenario) -> Run:
     """
 
     try:
-        run = scenario.run()
+        run = scenario.run(detail=detail)
     except GraphError as exc:  # e.g. a loss that no trained parameter reaches
         raise ChainruleError(f"{scenario.label}: {exc}") from None
     history = run.history
@@ -361,7 +366,9 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
-    run = None if args.kind in UNTRAINED_KINDS else _run(scenario)
+    trained = args.kind not in UNTRAINED_KINDS
+    detail = True if needs_detail(args.kind, scenario.data) else None  # None: the default
+    run = _run(scenario, detail) if trained else None
     try:
         path = plot_scenario(
             scenario,
@@ -373,6 +380,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
             decompose=args.decompose,
             dpi=args.dpi,
             run=run,
+            per_point=args.per_point,
         )
     except GraphError as exc:  # e.g. a loss that no trained parameter reaches
         raise ChainruleError(f"{scenario.label}: {exc}") from None
@@ -737,7 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         required=True,
         metavar="KIND",
-        help="squiggle, loss-curve, contour, history, network, graph or animation",
+        help="squiggle, loss-curve, contour, history, network, graph, animation, units "
+        "(what each hidden unit computes), backward (the gradients on the network) or "
+        "backward-animation",
     )
     p.add_argument(
         "--out",
@@ -761,6 +771,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--decompose",
         action="store_true",
         help="squiggle: also draw the terms that add up to the output",
+    )
+    p.add_argument(
+        "--per-point",
+        action="store_true",
+        help="loss-curve: also draw each step's own curve (the other parameters at that "
+        "step's values); by default only the loss where the run ended",
     )
     p.add_argument("--dpi", type=_positive_int, metavar="N", help="pixels per inch (png)")
     p.set_defaults(handler=cmd_plot)

@@ -18,17 +18,21 @@ True
 
 from chainrule.plots._base import INSTALL_HINT, Figure, require_matplotlib
 from chainrule.plots.animation import AnimationFigure, animation
+from chainrule.plots.backward import BackwardFigure, BackwardFlowFigure, backward, backward_flow
 from chainrule.plots.graph import GraphFigure, dot_available, graph, model_graph
 from chainrule.plots.history import HistoryFigure, history
 from chainrule.plots.loss import ContourFigure, LossCurveFigure, contour, loss_curve
 from chainrule.plots.network import NetworkFigure, network
 from chainrule.plots.scenario_figures import KINDS, demo_figures, plot_scenario
 from chainrule.plots.squiggle import DecisionFigure, SquiggleFigure, squiggle
+from chainrule.plots.units import UnitsFigure, units
 
 __all__ = [
     "INSTALL_HINT",
     "KINDS",
     "AnimationFigure",
+    "BackwardFigure",
+    "BackwardFlowFigure",
     "ContourFigure",
     "DecisionFigure",
     "Figure",
@@ -37,7 +41,10 @@ __all__ = [
     "LossCurveFigure",
     "NetworkFigure",
     "SquiggleFigure",
+    "UnitsFigure",
     "animation",
+    "backward",
+    "backward_flow",
     "contour",
     "demo_figures",
     "dot_available",
@@ -49,4 +56,5 @@ __all__ = [
     "plot_scenario",
     "require_matplotlib",
     "squiggle",
+    "units",
 ]

@@ -46,9 +46,12 @@ def matplotlib_figure(width: float, height: float, dpi: float = 100) -> Any:
     [3.0, 2.0]
     """
     require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
-    return MplFigure(figsize=(width, height), dpi=dpi, layout="constrained")
+    figure = MplFigure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)  # a renderer to measure text with (legends placed by it)
+    return figure
 
 
 def format_of(path: str | os.PathLike[str], allowed: tuple[str, ...], kind: str) -> str:

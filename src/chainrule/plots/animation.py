@@ -16,7 +16,7 @@ Saved as a GIF (Pillow, which matplotlib brings along) or as HTML with playback 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from chainrule.text import significant
 #: Long runs are thinned to at most this many frames (the first and last always kept).
 MAX_FRAMES = 60
 ANIMATION_FORMATS: tuple[str, ...] = ("gif", "html")
+#: A classifier's film (a picture of the plane per frame) has at most this many frames.
+MAX_DECISION_FRAMES = 30
 
 
 @dataclass(eq=False, kw_only=True)
@@ -54,30 +56,96 @@ class AnimationFigure(Figure):
     frame_curves: np.ndarray
     fps: float
     animation: Any = None
+    #: A classifier's film: the accuracy in each frame (``curves[i]`` is then the
+    #: probability of class 1, or the predicted class, over ``curve_x`` x the y grid).
+    accuracies: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def _write(self, path: str, fmt: str, dpi: float | None) -> None:
-        if fmt == "html":
-            page = (
-                '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
-                f"<title>gradient descent on {self.parameter}</title></head>\n<body>\n"
-                f"{self.to_html()}\n</body>\n</html>\n"
-            )
-            Path(path).write_text(page, encoding="utf-8")
-            return
-        from matplotlib.animation import PillowWriter
-
-        self.animation.save(path, writer=PillowWriter(fps=self.fps), dpi=dpi or self.figure.dpi)
+        write_film(
+            self.animation,
+            path,
+            fmt,
+            self.fps,
+            dpi or self.figure.dpi,
+            f"gradient descent on {self.parameter}",
+        )
 
     def to_html(self) -> str:
         """The film as an HTML fragment with playback buttons (frames inlined as PNG);
-        saved as ``.html`` it is wrapped in a page of its own."""
-        return self.animation.to_jshtml(fps=self.fps, default_mode="once")
+        saved as ``.html`` it is wrapped in a page of its own. Everything it shows is in
+        it: no icon font or script is fetched from elsewhere, so it plays offline."""
+        return self_contained(self.animation.to_jshtml(fps=self.fps, default_mode="once"))
 
     def _repr_html_(self) -> str:
         return self.to_html()
 
     def _repr_png_(self) -> bytes | None:
         return None  # notebooks show the playable HTML
+
+
+def freeze_layout(figure: Any) -> None:
+    """Lay the film's figure out once, from its first frame, and keep that layout: each
+    frame is drawn many times faster, and the picture does not jump between frames."""
+    style.settle(figure)
+    figure.set_layout_engine("none")
+
+
+def write_film(film: Any, path: str, fmt: str, fps: float, dpi: float, title: str) -> None:
+    """Write a matplotlib animation as a GIF, or as an HTML page that plays it offline."""
+    if fmt == "html":
+        import html
+
+        page = (
+            '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head>\n<body>\n"
+            f"{self_contained(film.to_jshtml(fps=fps, default_mode='once'))}\n</body>\n</html>\n"
+        )
+        Path(path).write_text(page, encoding="utf-8")
+        return
+    from matplotlib.animation import PillowWriter
+
+    film.save(path, writer=PillowWriter(fps=fps), dpi=dpi)
+
+
+#: The player's buttons, drawn with characters instead of matplotlib's icon font (which
+#: its HTML loads from a CDN: offline, the buttons were blank).
+BUTTON_TEXT = {
+    "fa-minus": "&minus;",
+    "fa-fast-backward": "&#9664;&#9664;",
+    "fa-step-backward": "|&#9664;",
+    "fa-play fa-flip-horizontal": "&#9664;",
+    "fa-pause": "&#10074;&#10074;",
+    "fa-play": "&#9654;",
+    "fa-step-forward": "&#9654;|",
+    "fa-fast-forward": "&#9654;&#9654;",
+    "fa-plus": "+",
+}
+
+
+def self_contained(html: str) -> str:
+    r"""matplotlib's player page with nothing loaded from the network: its icon font's
+    stylesheet link is dropped and each icon becomes characters; anything else that
+    would load from an address is refused.
+
+    >>> self_contained('<link href="https://cdn/fa.css">\n<i class="fa fa-play"></i>')
+    '&#9654;'
+    """
+    import re
+
+    html = re.sub(r"<link[^>]*?href=\"https?://[^\"]*\"[^>]*>\s*", "", html)
+
+    def button(match: re.Match[str]) -> str:
+        icon = match.group(1).removeprefix("fa ").strip()
+        return BUTTON_TEXT.get(icon, icon.removeprefix("fa-").replace("-", " "))
+
+    html = re.sub(r'<i class="([^"]*)"></i>', button, html)
+    loaded = re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
+    if loaded:  # pragma: no cover - a matplotlib that loads something new
+        raise ChainruleError(
+            f"the animation's HTML would load a file from the network ({loaded.group(0)}...); "
+            "save it as .gif instead"
+        )
+    return html
 
 
 def frame_steps(total: int, most: int = MAX_FRAMES) -> list[int]:
@@ -95,7 +163,7 @@ def animation(
     model: Any,
     data: Any,
     loss: Any,
-    parameter: str,
+    parameter: str | None,
     history: Any,
     *,
     max_frames: int = MAX_FRAMES,
@@ -106,6 +174,9 @@ def animation(
 ) -> AnimationFigure:
     """Animate gradient descent on ``parameter``: the fit and the loss curve, step by step.
 
+    For a classifier over two inputs the film shows its decision regions after each
+    step instead, beside the loss per step (``parameter`` is not needed then).
+
     The other parameters follow the history too, and so does the loss curve: in each
     frame it is the loss against ``parameter`` with the others at that frame's values,
     the curve on which the frame's point and tangent lie.
@@ -113,18 +184,23 @@ def animation(
     require_matplotlib()
     from matplotlib.animation import FuncAnimation
 
-    name = model.scalar(parameter).name
     _require_steps(history, "the animation")
     total = history.num_steps
     if total == 0:
         raise ChainruleError("the history has no steps to animate")
+    X = model.feed(data)
+    if X.shape[1] == 2 and data.task in ("binary", "multiclass"):
+        return _decision_film(model, data, history, max_frames, fps, size, dpi)
+    if parameter is None:
+        raise ChainruleError("name the parameter whose loss curve the animation draws")
+    name = model.scalar(parameter).name
     steps = history.steps
     if name not in steps[0].values:
         raise ChainruleError(f"the history did not train {name!r}; it has no slopes for it")
-    X = model.feed(data)
     if X.shape[1] != 1:
         raise ChainruleError(
-            f"the animation draws the fit over one input; the model reads {X.shape[1]}"
+            f"the animation draws the fit over one input, or decision regions over two "
+            f"inputs of a classifier; the model reads {X.shape[1]} (task {data.task!r})"
         )
     diverged = divergence(history)
     # A run that diverged is shown while its numbers stay in view: its first overshoots.
@@ -227,6 +303,7 @@ def animation(
     if diverged is not None:
         style.warn(mpl, f"The run {diverged}{first_steps(last + 1, total)}")
     draw(0)
+    freeze_layout(mpl)
     film = FuncAnimation(
         mpl, draw, frames=len(frames), interval=1000 / fps, blit=False, repeat=False
     )
@@ -248,4 +325,121 @@ def animation(
         slopes=slopes,
         fps=fps,
         animation=film,
+    )
+
+
+def _decision_film(
+    model: Any,
+    data: Any,
+    history: Any,
+    max_frames: int,
+    fps: float,
+    size: tuple[float, float],
+    dpi: float,
+) -> AnimationFigure:
+    """Decision regions over two inputs after each step, beside the loss per step."""
+    from matplotlib.animation import FuncAnimation
+
+    from chainrule.plots.squiggle import _class_scores, _when
+
+    total = history.num_steps
+    diverged = divergence(history)
+    last = total if diverged is None else max(steps_in_view(history) - 1, 0)
+    frames = frame_steps(last, max(2, min(int(max_frames), MAX_DECISION_FRAMES)))
+    X = model.feed(data)
+    labels = np.asarray(data.target).astype(int)
+    (x_low, x_high), (y_low, y_high) = (style.padded_range(X[:, j], 0.08) for j in (0, 1))
+    gx, gy = np.linspace(x_low, x_high, 90), np.linspace(y_low, y_high, 90)
+    mesh = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    fields, accuracies = [], []
+    for k in frames:
+        snapshot = model.at(history.values_after(k))
+        scores, at_points = _class_scores(snapshot, mesh), _class_scores(snapshot, X)
+        if scores.ndim == 1:
+            fields.append(scores.reshape(gy.size, gx.size))
+            predicted = (at_points >= 0.5).astype(int)
+        else:
+            fields.append(scores.argmax(axis=1).reshape(gy.size, gx.size).astype(float))
+            predicted = at_points.argmax(axis=1)
+        accuracies.append(float(np.mean(predicted == labels)))
+    binary = np.ndim(_class_scores(model.at(), X[:1])) == 1
+    losses = history.losses_with_final()
+    loss_name = _loss_name(None, history)
+
+    mpl = matplotlib_figure(*size, dpi=dpi)
+    left, right = mpl.subplots(1, 2, width_ratios=[1.1, 1.0])
+    from matplotlib.colors import LinearSegmentedColormap, ListedColormap
+
+    # An image, not a mesh: one bitmap per frame draws many times faster.
+    where = {"extent": (x_low, x_high, y_low, y_high), "origin": "lower", "aspect": "auto"}
+    if binary:
+        cmap = LinearSegmentedColormap.from_list(
+            "classes", [style.CLASS_COLOURS[0], "#f7f7f7", style.CLASS_COLOURS[1]]
+        )
+        image = left.imshow(fields[0], cmap=cmap, vmin=0, vmax=1, alpha=0.75, **where)
+    else:
+        count = int(labels.max()) + 1
+        cmap = ListedColormap(style.CLASS_COLOURS[:count])
+        image = left.imshow(fields[0], cmap=cmap, vmin=-0.5, vmax=count - 0.5, alpha=0.4, **where)
+    for label in np.unique(labels):
+        left.scatter(
+            *X[labels == label].T,
+            s=12,
+            color=style.CLASS_COLOURS[label % len(style.CLASS_COLOURS)],
+            edgecolors="white",
+            linewidths=0.4,
+            label=f"class {label}",
+        )
+    left.set_xlim(x_low, x_high)
+    left.set_ylim(y_low, y_high)
+    left.set_xlabel(data.input_names[0])
+    left.set_ylabel(data.input_names[1])
+    heading = left.set_title("", fontsize="medium")
+    bar = mpl.colorbar(image, ax=left, fraction=0.05, pad=0.02)
+    bar.set_label("P(class 1)" if binary else "predicted class")
+    shown = np.arange(min(losses.size, last + 1))
+    right.plot(shown, losses[shown], color=style.PINK, lw=2.0)
+    (dot,) = right.plot([], [], "o", color=style.BLACK, ms=7, zorder=5)
+    right.set_xlabel("steps taken")
+    right.set_ylabel(loss_name)
+    right.set_title(f"{loss_name} before each step", fontsize="medium")
+    right.grid(alpha=0.25)
+    mpl.legend(
+        *left.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=4,
+        fontsize="small",
+        frameon=False,
+    )
+
+    def draw(i: int) -> tuple[Any, ...]:
+        k = frames[i]
+        image.set_data(fields[i])
+        heading.set_text(f"{_when(k, total)}: accuracy {accuracies[i]:.0%}")
+        if k < losses.size:
+            dot.set_data([k], [losses[k]])
+        return image, heading, dot
+
+    if diverged is not None:
+        style.warn(mpl, f"The run {diverged}{first_steps(last + 1, total)}")
+    draw(0)
+    freeze_layout(mpl)
+    film = FuncAnimation(mpl, draw, frames=len(frames), interval=1000 / fps, repeat=False)
+    film._draw_was_started = True  # an unsaved film is not a mistake here
+    return AnimationFigure(
+        kind="animation",
+        figure=mpl,
+        formats=ANIMATION_FORMATS,
+        parameter="",
+        frames=frames,
+        curve_x=gx,
+        curves=np.stack(fields),
+        loss_x=shown.astype(np.float64),
+        loss_y=losses[shown],
+        frame_curves=np.empty((0, 0)),
+        points=np.column_stack([frames, [losses[min(k, losses.size - 1)] for k in frames]]),
+        slopes=np.full(len(frames), np.nan),
+        fps=fps,
+        animation=film,
+        accuracies=np.array(accuracies),
     )

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.history import History
+from chainrule.losses import Loss, loss_spec
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots.replay import divergence, first_steps, steps_in_view
@@ -88,14 +90,9 @@ class ContourFigure(Figure):
     note: str | None = None
 
 
-def _loss_name(loss: Any, history: Any) -> str:
-    """The loss as the learner reads it (``SSR``): the name its own graph node carries."""
-    from chainrule.explain.notation import loss_display_name
-
-    name = getattr(history, "loss_name", None) or loss
-    if isinstance(name, str):
-        return loss_display_name(name)
-    return getattr(name, "__name__", "loss")
+def _loss_name(loss: str | Loss, history: History | None) -> str:
+    """The loss as the learner reads it (``SSR``): its record's display name."""
+    return loss_spec(loss).display
 
 
 def _require_steps(history: Any, what: str) -> None:
@@ -157,14 +154,18 @@ def loss_curve(
     dpi: float = 100,
     title: str | None = None,
     label_slopes: bool = True,
+    per_point: bool = False,
 ) -> LossCurveFigure:
     """Draw the loss against ``parameter``, and gradient descent's steps on it.
 
-    The bold curve holds the other parameters where the history ended. When only
-    ``parameter`` is trained (the seed's ``main-ideas``: b3) every point lies on it; when
-    others move too, each point lies on its own faint curve, the loss with the others at
-    that step's values, and the title says so. ``values`` chooses the scanned values;
-    by default they reach past every value the history visited.
+    The bold curve is the loss (the sum over the data) with the other parameters where
+    the history ended. When only ``parameter`` is trained (the seed's ``main-ideas``: b3)
+    every point lies on it; when others move too, each point lies on a curve of its own,
+    the loss with the others at that step's values, and the title says so: with
+    ``per_point=True`` those curves are drawn too (faint; by default they are left out,
+    they crowd the picture). The steps are joined in order, so a run that overshoots
+    shows its zig-zag. ``values`` chooses the scanned values; by default they reach past
+    every value the history visited.
 
     >>> from chainrule.scenario import load_scenario
     >>> scenario = load_scenario("main-ideas")
@@ -218,18 +219,20 @@ def loss_curve(
     loss_name = _loss_name(loss, history)
     others = [n for n in (list(history.trained) if history is not None else []) if n != name]
     held = [{n: float(steps[i].values[n]) for n in others} for i in shown]
-    if others:  # each step's point was measured with the others at that step's values
+    if others and per_point:  # each point was measured with the others at its step's values
         step_curves = np.array(
             [_scan(base.at(h), data, loss, name, curve_x).loss for h in held],
             dtype=np.float64,
         ).reshape(len(shown), curve_x.size)
+    elif others:  # not asked for: not computed
+        step_curves = np.empty((0, curve_x.size))
     else:  # nothing else moves: every point is on the one curve
         step_curves = np.tile(curve_y, (len(shown), 1))
 
     mpl = matplotlib_figure(*size, dpi=dpi)
     ax = mpl.add_subplot()
     end_text = "at the end" if end_in_view else f"after {max(in_view - 1, 0)} steps"
-    for i, curve in enumerate(step_curves if others else []):
+    for i, curve in enumerate(step_curves if others and per_point else []):
         ax.plot(
             curve_x,
             curve,
@@ -241,7 +244,7 @@ def loss_curve(
         )
     bold_label = f"{loss_name} against {name}"
     if others:
-        bold_label = f"the others {end_text}"
+        bold_label = f"{loss_name}, the others {end_text}"
         if len(others) <= NAMED_OTHERS:
             bold_label += f": {_held_text(others, fixed)}"
     ax.plot(curve_x, curve_y, color=style.PINK, lw=2.6, label=bold_label, zorder=2)
@@ -255,6 +258,21 @@ def loss_curve(
     x_low, x_high = float(curve_x.min()), float(curve_x.max())
     ax.set_xlim(x_low, x_high)
     ax.set_ylim(y_low, y_high)
+    if len(shown) > 1 and (others or _turns(dots[shown, 0])):
+        # The steps in order: an overshooting run zig-zags across the valley, and the
+        # points of a run that moves other parameters too are off the bold curve.
+        path = dots[shown]
+        if end_in_view and end is not None:
+            path = np.vstack([path, end])
+        ax.plot(
+            path[:, 0],
+            path[:, 1],
+            color=style.GREY,
+            lw=1.0,
+            ls=(0, (4, 2)),
+            zorder=2.5,
+            label="the steps, in order",
+        )
     if len(shown):
         chosen = shown[_thin(len(shown), MAX_TANGENTS)]
         _draw_tangents(
@@ -290,16 +308,16 @@ def loss_curve(
     if others:
         default_title += (
             f"\n{_names(others)} {'move' if len(others) > 1 else 'moves'} too: "
-            "each point lies on its own step's curve"
+            "each point lies on its own step's curve" + (" (faint)" if per_point else "")
         )
-    ax.set_title(
-        title if title is not None else default_title,
-        fontsize="medium" if others and title is None else None,
-    )
     if note is not None:
         style.warn(mpl, f"The run {note}{first_steps(in_view, len(steps))}")
     ax.grid(alpha=0.25)
-    ax.legend(fontsize="small", loc="upper right", framealpha=0.85)
+    style.place_legend(ax)
+    # After the legend: placed beside the axes, it narrows them and moves their centre.
+    style.axes_title(
+        ax, title if title is not None else default_title, 10.0 if others and title is None else 12
+    )
     return LossCurveFigure(
         kind="loss-curve",
         figure=mpl,
@@ -337,6 +355,32 @@ def _held_text(others: list[str], values: dict[str, float]) -> str:
     return ", ".join(f"{n} = {significant(values[n])}" for n in others)
 
 
+def _turns(values: np.ndarray) -> bool:
+    """Whether a run's values change direction (it overshoots and comes back).
+
+    >>> _turns(np.array([0.0, 1.5, 2.2, 2.5])), _turns(np.array([0.0, 4.7, 0.9, 4.0]))
+    (False, True)
+    """
+    moves = np.sign(np.diff(values[np.isfinite(values)]))
+    moves = moves[moves != 0]
+    return bool(np.any(moves[1:] != moves[:-1]))
+
+
+def _crosses(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether the segments ``a`` and ``b`` (each ``x0, y0, x1, y1``) cross.
+
+    >>> _crosses((0, 0, 2, 2), (0, 2, 2, 0)), _crosses((0, 0, 1, 0), (0, 1, 1, 1))
+    (True, False)
+    """
+
+    def side(p: tuple[float, ...], q: tuple[float, ...], r: tuple[float, float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    p, q = (a[0], a[1]), (a[2], a[3])
+    r, t = (b[0], b[1]), (b[2], b[3])
+    return side(p, q, r) * side(p, q, t) < 0 and side(r, t, p) * side(r, t, q) < 0
+
+
 def _thin(count: int, most: int) -> np.ndarray:
     """Indices of at most ``most`` of ``count`` items, evenly spread, first and last kept."""
     if count <= most:
@@ -364,11 +408,23 @@ def _draw_tangents(
     y_scale = 0.8 * height / (ylim[1] - ylim[0])
     dx = TANGENT_HALF_LENGTH / np.sqrt(x_scale**2 + (slopes * y_scale) ** 2)
     drawn: list[tuple[float, float]] = []
+    segments: list[tuple[float, ...]] = []
+    kept_all: list[tuple[float, float, float]] = []  # the points whose tangent is drawn
     for (x, y), slope, h in zip(dots, slopes, dx, strict=True):
         px, py = (x - xlim[0]) * x_scale, (y - ylim[0]) * y_scale
         if any(np.hypot(px - qx, py - qy) < 0.3 for qx, qy in drawn):
             continue  # the points crowd near the minimum: one tangent there is enough
+        segment = (
+            (x - h - xlim[0]) * x_scale,
+            (y - slope * h - ylim[0]) * y_scale,
+            (x + h - xlim[0]) * x_scale,
+            (y + slope * h - ylim[0]) * y_scale,
+        )
+        if any(_crosses(segment, other) for other in segments):
+            continue  # two tangents across the valley would cross in an X
         drawn.append((px, py))
+        segments.append(segment)
+        kept_all.append((x, y, slope))
         ax.plot(
             [x - h, x + h],
             [y - slope * h, y + slope * h],
@@ -381,7 +437,7 @@ def _draw_tangents(
         return
     boxes: list[tuple[float, float, float, float]] = []
     page_width = 0.8 * width
-    for (x, y), slope in zip(dots, slopes, strict=True):
+    for x, y, slope in kept_all:
         text = f"slope {significant(slope)}"
         px, py = (x - xlim[0]) * x_scale, (y - ylim[0]) * y_scale
         w, h = 0.065 * len(text), 0.16  # the text's size in inches, about
@@ -402,6 +458,43 @@ def _draw_tangents(
             zorder=6,
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
         )
+
+
+#: A contour plot has at most this many rings.
+RINGS = 15
+
+
+def contour_levels(losses: np.ndarray, rings: int = RINGS) -> np.ndarray:
+    """Contour levels that show the valley, however the loss is spread over the grid.
+
+    Quantiles of the DISTINCT values (to 6 significant digits): a plateau where a ReLU is
+    dead is one value, not most of the levels, and the rings spread evenly over the
+    picture however many decades the loss spans (the exact fit of three-parameters
+    reaches 1e-7). When the distinct values are too few for that, the levels are spaced
+    evenly on a log scale from the lowest to the highest loss (linear if one is <= 0).
+
+    >>> flat = np.r_[np.full(95, 0.688), np.linspace(1.0, 6.38e4, 5)]
+    >>> levels = contour_levels(flat)
+    >>> len(levels) >= 8, float(levels[0]), float(levels[-1])
+    (True, 0.688, 63800.0)
+    """
+    finite = np.asarray(losses, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return np.array([0.0, 1.0])
+    low, high = float(finite.min()), float(finite.max())
+    if high <= low:
+        return np.array([low, low + max(abs(low), 1.0)])
+    scale = 10.0 ** np.floor(np.log10(np.abs(finite), where=finite != 0, out=np.zeros_like(finite)))
+    distinct = np.unique(np.round(finite / scale, 5) * scale)
+    levels = np.unique(np.quantile(distinct, np.linspace(0.0, 1.0, rings)))
+    if levels.size < rings // 2:
+        if low > 0:
+            levels = np.geomspace(low, high, rings)
+        else:
+            levels = np.linspace(low, high, rings)
+    levels[0], levels[-1] = low, high  # the rounding must not leave a loss out
+    return np.unique(levels)
 
 
 def contour(
@@ -463,7 +556,7 @@ def contour(
     )
     losses = np.asarray(result.loss, dtype=np.float64)
     v1 = np.asarray(result.values, dtype=np.float64)
-    v2 = np.asarray(getattr(result, "values2", axes_values[1]), dtype=np.float64)
+    v2 = np.asarray(result.values2, dtype=np.float64)
     loss_name = _loss_name(loss, history)
     others = [n for n in (list(history.trained) if steps else []) if n not in (first, second)]
     held = {n: float(fixed[n]) for n in others}
@@ -483,11 +576,7 @@ def contour(
     finite = losses[np.isfinite(losses)]
     if finite.size == 0:
         raise ChainruleError(f"contour: the {loss_name} is not finite anywhere on the grid")
-    # Levels at quantiles of the loss: the rings spread evenly over the picture, however
-    # many decades the loss spans (the exact fit of three-parameters reaches 1e-7).
-    levels = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, 15)))
-    if levels.size < 2:
-        levels = np.array([finite.min(), finite.min() + 1.0])
+    levels = contour_levels(finite)
     from matplotlib import colormaps
     from matplotlib.colors import BoundaryNorm
     from matplotlib.ticker import FuncFormatter
@@ -536,10 +625,10 @@ def contour(
             zorder=6,
             label="end" if note is None else f"after {last} step{'s' if last != 1 else ''}",
         )
-    if len(path):
-        ax.legend(fontsize="small", loc="best", framealpha=0.85)
     ax.set_xlim(v1.min(), v1.max())
     ax.set_ylim(v2.min(), v2.max())
+    if len(path):
+        style.place_legend(ax)
     ax.set_xlabel(first)
     ax.set_ylabel(second)
     default_title = f"{loss_name} over {first} and {second}"
@@ -548,10 +637,8 @@ def contour(
         default_title += f"\n{_held_text(others, held)} held {where}"
         if len(others) <= NAMED_OTHERS:
             default_title += f" ({'it' if len(others) == 1 else 'they'} moved too)"
-    ax.set_title(
-        title if title is not None else default_title,
-        fontsize="medium" if others and title is None else None,
-    )
+    # Wrapped to the axes and the colour bar: a long list of held values ran off the left.
+    style.axes_title(ax, title if title is not None else default_title, 10.0 if others else 12.0)
     if note is not None:
         style.warn(mpl, f"The run {note}{first_steps(last, len(steps))}")
     return ContourFigure(

@@ -100,7 +100,7 @@ def network(
     values = {ref.name: ref.value for ref in model.scalars()}
     trained = [name for name in values if name in trained_set]
     frozen = [name for name in values if name not in trained_set]
-    mpl = _draw(nodes, edges, model, size, dpi, title, bool(trained), bool(frozen))
+    mpl, _ = _draw(nodes, edges, model, size, dpi, title, bool(trained), bool(frozen))
     return NetworkFigure(
         kind="network",
         figure=mpl,
@@ -383,7 +383,13 @@ def _draw(
     title: str | None,
     any_trained: bool,
     any_frozen: bool,
-) -> Any:
+    backward: str | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Draw the diagram; return the matplotlib figure and its artists by part:
+    ``edges`` (arrow, label or None) per edge, ``nodes`` the texts of each node key.
+
+    With ``backward`` (the loss's name) the arrows point from the output back to the
+    inputs, and a box for the loss stands after the output: the backward pass."""
     require_matplotlib()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, FancyBboxPatch
@@ -409,6 +415,8 @@ def _draw(
     ax.axis("off")
     by_key = {n.key: n for n in nodes}
     half_w, half_h, radius = 0.62, 0.32, 0.3
+    artists: dict[str, Any] = {"edges": [], "nodes": {}}
+    along: list[tuple[Any, tuple[float, float], tuple[float, float]]] = []
 
     def side(node: Node, right_side: bool) -> tuple[float, float]:
         reach = radius if layer_model else half_w
@@ -442,10 +450,10 @@ def _draw(
         else:
             colour = style.TRAINED if edge.trained else style.FROZEN
             width = 1.3
-        ax.annotate(
+        arrow = ax.annotate(
             "",
-            xy=end,
-            xytext=start,
+            xy=start if backward else end,
+            xytext=end if backward else start,
             zorder=1,
             arrowprops={
                 "arrowstyle": "-|>",
@@ -456,10 +464,11 @@ def _draw(
                 "mutation_scale": 10,
             },
         )
+        label = None
         if edge.label:
             t = stagger.get(edge.target, 0.5)
             lx, ly = start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1])
-            ax.text(
+            label = ax.text(
                 lx,
                 ly,
                 edge.label,
@@ -470,7 +479,11 @@ def _draw(
                 zorder=4,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
             )
+        artists["edges"].append((arrow, label))
+        if label is not None:
+            along.append((label, start, end))
     for node in nodes:
+        texts = artists["nodes"].setdefault(node.key, [])
         fill = _FILL[node.kind]
         if layer_model:
             ax.add_patch(
@@ -506,38 +519,49 @@ def _draw(
             )
             shown_elsewhere = node.kind == "output" and node.caption == output
             if node.caption and node.caption != node.title and not shown_elsewhere:
-                ax.text(
+                caption = ax.text(
                     node.x,
                     node.y + half_h + 0.12,
                     node.caption,
                     ha="center",
                     va="bottom",
                     fontsize=8.5,
-                    color=style.GREY,
+                    color=style.TANGENT if backward else style.GREY,
                 )
+                texts.append(caption)
         for k, ((text, _), trained) in enumerate(zip(node.bias, node.bias_trained, strict=True)):
             offset = (radius if layer_model else half_h) + 0.1 + 0.3 * k
-            ax.text(
-                node.x,
-                node.y - offset,
-                text,
-                ha="center",
-                va="top",
-                fontsize=8.5,
-                color=style.TRAINED if trained else style.FROZEN,
-                zorder=4,
+            texts.append(
+                ax.text(
+                    node.x,
+                    node.y - offset,
+                    text,
+                    ha="center",
+                    va="top",
+                    fontsize=8.5,
+                    color=style.TRAINED if trained else style.FROZEN,
+                    zorder=4,
+                )
             )
     outputs = [n for n in nodes if n.kind == "output"]
     for j, out_node in enumerate(outputs):
         start = side(out_node, True)
         ax.annotate(
             "",
-            xy=(start[0] + 0.7, start[1]),
-            xytext=start,
+            xy=start if backward else (start[0] + 0.7, start[1]),
+            xytext=(start[0] + 0.7, start[1]) if backward else start,
             arrowprops={"arrowstyle": "-|>", "color": style.BLACK, "lw": 1.2},
         )
         name = output if len(outputs) == 1 else f"{output}[{j}]"
-        ax.text(start[0] + 0.8, start[1], name, ha="left", va="center", fontsize=10)
+        artists["output"] = ax.text(
+            start[0] + 0.8,
+            start[1],
+            backward if backward else name,
+            ha="left",
+            va="center",
+            fontsize=10,
+            bbox={"boxstyle": "round", "fc": "#fde0ef", "ec": style.BLACK} if backward else None,
+        )
     handles = []
     if any_trained and many:
         handles.append(Line2D([], [], color=style.BLUE, lw=2, label="trained, weight > 0"))
@@ -550,8 +574,33 @@ def _draw(
                 [], [], color=style.FROZEN if not many else style.LIGHT_GREY, lw=2, label="frozen"
             )
         )
-    if handles:
+    if handles and not backward:
         ax.legend(handles=handles, loc="lower right", fontsize="small", frameon=False)
     if title:
-        ax.set_title(title)
-    return mpl
+        style.axes_title(ax, title, 11.0)
+    if layer_model and along:
+        _spread_labels(mpl, along)
+    return mpl, artists
+
+
+def _spread_labels(
+    mpl: Any, along: list[tuple[Any, tuple[float, float], tuple[float, float]]]
+) -> None:
+    """Slide each edge label along its edge until it covers no label placed before it
+    (edges that cross near a column put their labels on top of each other)."""
+    style.settle(mpl)
+    renderer = mpl.canvas.get_renderer()
+    placed: list[Any] = []
+    for label, start, end in along:
+        first = label.get_position()
+        for t in (None, 0.5, 0.35, 0.65, 0.2, 0.8, 0.27, 0.73, 0.42, 0.58):
+            if t is not None:
+                label.set_position(
+                    (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
+                )
+            box = label.get_window_extent(renderer).expanded(1.08, 1.15)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        else:
+            label.set_position(first)
+        placed.append(label.get_window_extent(renderer))

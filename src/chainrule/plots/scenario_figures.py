@@ -20,11 +20,13 @@ from chainrule.losses import Loss
 from chainrule.nn.module import Module
 from chainrule.plots._base import STATIC_FORMATS, format_of
 from chainrule.plots.animation import animation
+from chainrule.plots.backward import backward, backward_flow
 from chainrule.plots.graph import model_graph
 from chainrule.plots.history import history as history_figure
 from chainrule.plots.loss import contour, loss_curve
 from chainrule.plots.network import network
 from chainrule.plots.squiggle import squiggle
+from chainrule.plots.units import units
 from chainrule.run import Run
 from chainrule.scenario import Scenario
 
@@ -37,6 +39,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "network": STATIC_FORMATS,
     "graph": ("dot", "svg", "png", "pdf"),
     "animation": ("gif", "html"),
+    "units": STATIC_FORMATS,
+    "backward": STATIC_FORMATS,
+    "backward-animation": ("gif", "html"),
 }
 
 #: The files ``chainrule demo`` draws, in order.
@@ -75,7 +80,18 @@ def _parameter(model: Module, given: str | None, flag: str, other: str | None = 
 
 
 #: The kinds drawn from a model alone, before any training.
-UNTRAINED_KINDS = ("network", "graph")
+UNTRAINED_KINDS = ("network", "graph", "backward", "backward-animation")
+
+
+def decision_film(data: Dataset) -> bool:
+    """Whether an animation of ``data`` shows decision regions (two inputs, classes)."""
+    return len(data.input_names) == 2 and data.task != "regression"
+
+
+def needs_detail(kind: str, data: Dataset) -> bool:
+    """Whether the figure needs each step's values even of a large model (a classifier's
+    film): the run is then trained with ``detail=True``."""
+    return kind == "animation" and decision_film(data)
 
 
 def figure_of_model(model: Module, data: Dataset, loss: str | Loss, kind: str) -> Any:
@@ -90,6 +106,10 @@ def figure_of_model(model: Module, data: Dataset, loss: str | Loss, kind: str) -
         return network(model, list(data.input_names))
     if kind == "graph":
         return model_graph(model, data, loss)
+    if kind == "backward":
+        return backward(model, data, loss)
+    if kind == "backward-animation":
+        return backward_flow(model, data, loss)
     raise ChainruleError(f"a {kind} figure needs a training run; draw it with figure_of_run")
 
 
@@ -100,22 +120,30 @@ def figure_of_run(
     parameter2: str | None = None,
     steps: Sequence[str | int] | None = None,
     decompose: bool = False,
+    per_point: bool = False,
 ) -> Any:
-    """Draw the figure ``kind`` of a training ``run`` (the kinds of :data:`KINDS`)."""
+    """Draw the figure ``kind`` of a training ``run`` (the kinds of :data:`KINDS`).
+
+    ``backward`` and ``backward-animation`` draw the first backward pass (the model as
+    the run starts it); ``units`` the hidden units after training."""
     if kind not in KINDS:
         raise ChainruleError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if kind in UNTRAINED_KINDS:
         return figure_of_model(run.start, run.data, run.loss, kind)
     model, data, loss, history = run.model, run.data, run.loss, run.history
+    if kind == "units":
+        return units(model, data)
     if kind == "squiggle":
         # A run without per-step records (a large model) knows only its end.
         chosen = steps if steps else (["start", "end"] if history.steps else ["end"])
         return squiggle(model, data, history, chosen, decompose=decompose)
     if kind == "history":
         return history_figure(history)
+    if kind == "animation" and decision_film(data):
+        return animation(model, data, loss, parameter, history)
     first = _parameter(run.start, parameter, "--param")
     if kind == "loss-curve":
-        return loss_curve(model, data, loss, first, history)
+        return loss_curve(model, data, loss, first, history, per_point=per_point)
     if kind == "animation":
         return animation(model, data, loss, first, history)
     second = _parameter(run.start, parameter2, "--param2", other=first)
@@ -132,6 +160,7 @@ def plot_scenario(
     decompose: bool = False,
     dpi: float | None = None,
     run: Run | None = None,
+    per_point: bool = False,
 ) -> Path:
     """Draw ``kind`` for ``scenario`` into the file ``out`` (format from its suffix).
 
@@ -146,8 +175,11 @@ def plot_scenario(
     if kind in UNTRAINED_KINDS:
         figure = figure_of_model(scenario.build_model(), scenario.data, scenario.loss, kind)
     else:
-        run = run if run is not None else scenario.run()
-        figure = figure_of_run(run, kind, parameter, parameter2, steps, decompose)
+        if run is None:
+            run = scenario.run(detail=True if needs_detail(kind, scenario.data) else None)
+        figure = figure_of_run(
+            run, kind, parameter, parameter2, steps, decompose, per_point=per_point
+        )
     return figure.save(out, dpi=dpi)
 
 

@@ -198,7 +198,10 @@ def squiggle(
         ax.set_xlabel(input_name)
         ax.axhline(0.0, color=style.LIGHT_GREY, lw=0.8, zorder=0)
         ax.grid(alpha=0.25)
-    axes[0].set_ylabel(data.target_name)
+    # The curves are the model's output (and its terms), the points the target.
+    axes[0].set_ylabel(
+        f"{output_name} and its terms" if decompose else f"{output_name} and {data.target_name}"
+    )
     heading = title if title is not None else f"{output_name} against {input_name}"
     if panels == 1:
         axes[0].set_title(heading)
@@ -208,8 +211,12 @@ def squiggle(
         axes[-1].legend(
             fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False
         )
+        for ax in axes:  # the shift's label, where no curve runs through it
+            for label in ax.texts:
+                if label.get_gid() == "shift":
+                    style.free_place(ax, label)
     else:
-        axes[0].legend(fontsize="small", loc="best", framealpha=0.85)
+        style.place_legend(axes[0])
     note = divergence(history)
     if note is not None:
         _keep_in_view(mpl, axes[0], note, data.target, curves)
@@ -355,7 +362,9 @@ def _draw_terms(
             va="center",
             fontsize="small",
             color=style.GREY,
-        )
+            gid="shift",  # moved off the curves once the figure is laid out
+            arrowprops={"arrowstyle": "-", "color": style.GREY, "lw": 0.6, "shrinkA": 1},
+        ).arrow_patch.set_visible(False)  # shown when the label moves away from its point
 
 
 def _signed(labels: list[str], leading: bool = False) -> str:
@@ -414,6 +423,30 @@ def _class_scores(model: Any, X: np.ndarray) -> np.ndarray:
     return data if last == "softmax" else softmax(Tensor(data), axis=-1).data
 
 
+def _class_keys(mpl: Any, axes: Any, shading: Any, data: Any) -> None:
+    """What the colours mean: the classes of the points (a legend) and the shading of the
+    regions (a colour bar: P(class 1), or the predicted class)."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    mpl.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(labels), 4),
+        fontsize="small",
+        frameon=False,
+        title=f"the points, by {data.target_name}",
+        title_fontsize="small",
+    )
+    bar = mpl.colorbar(shading, ax=list(axes), fraction=0.05, pad=0.02, aspect=30)
+    if shading.norm.vmin is not None and shading.norm.vmin < 0:  # classes, one colour each
+        count = int(round(shading.norm.vmax + 0.5))
+        bar.set_ticks(range(count))
+        bar.set_label("predicted class")
+    else:
+        bar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
+        bar.set_label("P(class 1): black line at 0.5")
+
+
 def _decision_regions(
     snapshots: list[tuple[int, dict[str, float], Any]],
     data: Any,
@@ -443,7 +476,7 @@ def _decision_regions(
         if scores.ndim == 1:
             p, c = scores, (scores >= 0.5).astype(int)
             predicted = (at_points >= 0.5).astype(int)
-            ax.contourf(
+            shading = ax.contourf(
                 gx,
                 gy,
                 p.reshape(gy.size, gx.size),
@@ -463,7 +496,7 @@ def _decision_regions(
             p, c = scores.max(axis=1), scores.argmax(axis=1)
             predicted = at_points.argmax(axis=1)
             cmap = ListedColormap(style.CLASS_COLOURS[: scores.shape[1]])
-            ax.pcolormesh(
+            shading = ax.pcolormesh(
                 gx,
                 gy,
                 c.reshape(gy.size, gx.size),
@@ -475,8 +508,16 @@ def _decision_regions(
             )
         probabilities[k], classes[k] = p.reshape(gy.size, gx.size), c.reshape(gy.size, gx.size)
         accuracy[k] = float(np.mean(predicted == labels))
-        colours = np.array(style.CLASS_COLOURS)[labels % len(style.CLASS_COLOURS)]
-        ax.scatter(X[:, 0], X[:, 1], c=list(colours), s=16, edgecolors="white", linewidths=0.5)
+        for label in np.unique(labels):  # one scatter per class: the legend names each
+            ax.scatter(
+                X[labels == label, 0],
+                X[labels == label, 1],
+                color=style.CLASS_COLOURS[label % len(style.CLASS_COLOURS)],
+                s=16,
+                edgecolors="white",
+                linewidths=0.5,
+                label=f"class {label}",
+            )
         ax.set_xlim(x_low, x_high)
         ax.set_ylim(y_low, y_high)
         ax.set_xlabel(data.input_names[0])
@@ -488,6 +529,7 @@ def _decision_regions(
         )
     if title is not None and panels > 1:
         mpl.suptitle(title)
+    _class_keys(mpl, axes, shading, data)
     return DecisionFigure(
         kind="squiggle",
         figure=mpl,
