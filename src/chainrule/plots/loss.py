@@ -20,7 +20,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.history import History
-from chainrule.losses import Loss, loss_spec
+from chainrule.losses import LOSSES, Loss, loss_spec
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots.replay import divergence, first_steps, steps_in_view
@@ -90,8 +90,12 @@ class ContourFigure(Figure):
     note: str | None = None
 
 
-def _loss_name(loss: str | Loss, history: History | None) -> str:
-    """The loss as the learner reads it (``SSR``): its record's display name."""
+def _loss_name(loss: str | Loss | None, history: History | None) -> str:
+    """The loss as the learner reads it (``SSR``): its record's display name (a loss of
+    the user's own, known to a History only by name, keeps that name)."""
+    if loss is None and history is not None:
+        spec = LOSSES.get(history.loss_name)
+        return spec.display if spec is not None else history.loss_name
     return loss_spec(loss).display
 
 
