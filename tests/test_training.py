@@ -498,3 +498,24 @@ def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly():
     model.unfreeze("w1")  # w1 only feeds x1, which the output does not use
     with pytest.raises(ChainruleError, match=r"does not depend on any trained parameter \(w1\)"):
         train(model, dosage())
+
+
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_run_advanced_a_step_at_a_time_is_the_run_trained_at_once(detail):
+    # The web page's Step button advances a Trainer; the numbers must be train()'s.
+    from chainrule.scenario import load_scenario
+
+    for name, lr in (("main-ideas", 0.1), ("main-ideas", 1.0), ("three-parameters", 0.1)):
+        scenario = load_scenario(name)
+        settings = dict(loss=scenario.loss, learning_rate=lr, stop=scenario.stop, detail=detail)
+        whole = training.train(scenario.build_model(), scenario.data, **settings)
+        trainer = training.Trainer(scenario.build_model(), scenario.data, **settings)
+        taken = []
+        while not trainer.done:
+            taken.append(trainer.advance(1))
+        assert trainer.advance(1) == 0  # a finished run stays finished
+        stepped = trainer.history
+        assert sum(taken) == whole.num_steps == stepped.num_steps
+        assert stepped.to_dict() == whole.to_dict()
+        assert stepped.stop_reason == whole.stop_reason
+        assert stepped.divergence == whole.divergence

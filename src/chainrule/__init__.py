@@ -16,6 +16,7 @@ from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
 from chainrule.formula import Formula
 from chainrule.io import atomic_write, load, save
 from chainrule.ops import OPS, Op
+from chainrule.run import Run
 from chainrule.scenario import Scenario, load_scenario
 from chainrule.tensor import (
     FUNCTIONS,
@@ -30,7 +31,7 @@ from chainrule.tensor import (
     no_grad,
     tensor,
 )
-from chainrule.training import History, Stop, evaluate, train
+from chainrule.training import History, Stop, Trainer, evaluate, train
 from chainrule.transforms import hessian, hvp, jacobian, jvp, vjp
 
 __version__ = "0.1.0"
@@ -41,6 +42,8 @@ globals().update(FUNCTIONS)
 __all__ = [
     "Dataset",
     "History",
+    "Run",
+    "Trainer",
     "Stop",
     "evaluate",
     "explain",

@@ -24,7 +24,7 @@ from chainrule.datasets import Dataset
 from chainrule.history import History
 from chainrule.losses import Loss
 from chainrule.nn.module import Module
-from chainrule.training import train
+from chainrule.training import Trainer, train
 
 
 @dataclass
@@ -47,6 +47,23 @@ class Run:
         start = model.at()
         history = train(model, data, **settings)
         return cls(model, start, data, settings.get("loss", "ssr"), history, label)
+
+    @classmethod
+    def stepwise(
+        cls, model: Module, data: Dataset, label: str = "", **settings: Any
+    ) -> tuple[Run, Trainer]:
+        """A Run whose training moves forward when its :class:`~chainrule.training.Trainer`
+        is advanced (the web page's Step button); the Run's History grows with it.
+
+        >>> from chainrule.scenario import load_scenario
+        >>> s = load_scenario("main-ideas")
+        >>> run, trainer = Run.stepwise(s.build_model(), s.data, stop=s.stop)
+        >>> trainer.advance(2), run.history.num_steps
+        (2, 2)
+        """
+        start = model.at()
+        trainer = Trainer(model, data, **settings)
+        return cls(model, start, data, settings.get("loss", "ssr"), trainer.history, label), trainer
 
     def model_at_step(self, steps_taken: int) -> Module:
         """The model after ``steps_taken`` steps (0: the start), a new copy each time.

@@ -358,6 +358,230 @@ def _final_pass(
         return outputs, total if reduction == "sum" else total / n
 
 
+class Trainer:
+    """A training run that moves forward a few steps at a time.
+
+    :func:`train` makes one and runs it to its end; the web page's Step button calls
+    :meth:`advance` with a few steps at a time. Each step is StatQuest's recipe: the
+    forward pass, the loss, backpropagation, then the optimizer's step. The settings are
+    :func:`train`'s. When a stop rule fires (or the run diverges) the run is over:
+    :attr:`history` then holds the final loss, values and predictions.
+
+    >>> from chainrule.scenario import load_scenario
+    >>> s = load_scenario("main-ideas")
+    >>> trainer = Trainer(s.build_model(), s.data, learning_rate=0.1, stop=s.stop)
+    >>> trainer.advance(1), round(trainer.history.steps[0].slopes["b3"], 4), trainer.done
+    (1, -15.6551, False)
+    >>> trainer.advance(), trainer.history.stop_reason
+    (9, 'step_size')
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        data: Any,
+        loss: str | Loss = "ssr",
+        optimizer: str | Optimizer = "gradient_descent",
+        learning_rate: float = 0.1,
+        stop: Stop | Mapping[str, Any] | None = None,
+        batch_size: int | None = None,
+        seed: int = 0,
+        detail: bool | None = None,
+        progress: bool | Callable[[int, float], Any] | None = None,
+    ) -> None:
+        rules = Stop.of(stop)
+        prepared = _prepare(model, data)
+        spec = loss_spec(loss)
+        if isinstance(optimizer, Optimizer):
+            opt = optimizer
+        else:
+            opt = make_optimizer(optimizer, model.parameters(), learning_rate)
+        if batch_size is not None and (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise ChainruleError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+
+        named = [(name, p) for name, p in model.named_parameters() if not p.frozen]
+        if not named:
+            raise ChainruleError("nothing to train: every parameter of the model is frozen")
+        trained = [p for _, p in named]
+        held = {id(p) for p in opt.params}
+        missing = [name for name, p in named if id(p) not in held]
+        if missing:
+            raise ChainruleError(
+                f"the optimizer does not hold the trainable parameter(s) {', '.join(missing)}; "
+                "make it from model.parameters(), or freeze them"
+            )
+        size = sum(p.size for p in trained)  # trained scalars
+        if detail is None:
+            detail = size <= DETAIL_MAX_SCALARS and prepared.n <= DETAIL_MAX_ROWS
+        history = History(
+            parameters=[(name, p.shape) for name, p in named],
+            loss_name=spec.name,
+            detail=bool(detail),
+            learning_rate=opt.lr,
+            optimizer=opt.name or type(opt).__name__,
+            optimizer_settings=opt.settings(),
+            stop=rules,
+        )
+        if history.detail:
+            capacity = min(rules.max_steps, 1024)
+            history.step_log = StepLog(size, lambda: history.trained, history.losses, capacity)
+        task = _task_for(prepared, spec)
+        if task in ("binary", "multiclass"):
+            history.accuracies = array("d")
+
+        self.model, self.history, self.optimizer, self.rules = model, history, opt, rules
+        self.spec, self.task, self.data = spec, task, prepared
+        self.batch_size = batch_size
+        self.trained = trained
+        self.names = {id(p): name for name, p in named}
+        self.flat = _Flat(trained)
+        self.batches = _batches(prepared.n, batch_size, seed)
+        self.progress = progress
+        if history.step_log is not None:
+            self.flat.read(history.step_log.start())
+        # The loop's state between calls of :meth:`advance`:
+        self.steps_taken = 0
+        self.in_order = False  # whether the optimizer reports updates in parameter order
+        # Above this a loss has diverged if it is still growing (or not a number: a NaN or
+        # an infinity fails the one comparison made per step).
+        self.limit = sys.float_info.max
+        # The values before the last step, to undo it: the log has them with detail on;
+        # else a copy is made just before the step and dropped once the next loss is
+        # known to be a number (so that it is not held while backward builds the slopes).
+        self.saved: np.ndarray | list[np.ndarray] | None = None
+        self.done = False
+
+    def advance(self, steps: int | None = None) -> int:
+        """Take up to ``steps`` more steps (None: until a stop rule fires); return how
+        many were taken. A stop rule that fires ends the run (:attr:`done`)."""
+        if self.done:
+            return 0
+        model, history, opt, spec = self.model, self.history, self.optimizer, self.spec
+        loss_fn, task, flat, trained_params = spec.function, self.task, self.flat, self.trained
+        X, y, batches = self.data.X, self.data.y, self.batches
+        log = history.step_log
+        rules = self.rules
+        bar = _Progress(self.progress, rules.max_steps)
+        report = bar.update if bar.active else None
+        losses, accuracies, tolerance = history.losses, history.accuracies, rules.step_size
+        saved = self.saved
+        block = np.empty(0)  # the log's block for the step being taken
+        stop_loss = rules.loss
+        n = self.data.n
+        keep_predictions = min(self.batch_size or n, n) <= DETAIL_MAX_ROWS
+        end_step = None if log is None else log.end_step
+        reason, problem = "", Divergence("")
+        limit, in_order, max_steps = self.limit, self.in_order, rules.max_steps
+        step = start = self.steps_taken
+        budget = max_steps if steps is None else min(max_steps, step + steps)
+        updates: Sequence[Update] = ()
+        slopes = step_sizes = news = ()
+        out = loss_value = None
+        final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
+        # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                while step < budget:
+                    rows = next(batches)
+                    xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+                    opt.zero_grad()  # the last step's slopes are used: free them first
+                    out = model(xb)
+                    loss_value = loss_fn(out, yb)
+                    current = loss_value.item()
+                    if not current <= limit and (
+                        not math.isfinite(current) or current > losses[-1]
+                    ):
+                        reason = "diverged"
+                        if math.isfinite(current):
+                            problem = Divergence("growth", loss=current)
+                        else:
+                            problem = Divergence("loss", current, loss=current)
+                        if step:  # undo the last step: its loss is not a number, or huge
+                            flat.restore(saved if log is None else log.values_before(step - 1))
+                        break
+                    saved = None
+                    if stop_loss is not None and current < stop_loss:
+                        reason = "loss"
+                        if rows is None:  # this pass saw every row: it is the final one
+                            final = (out.data, current)
+                        break
+
+                    if not loss_value.requires_grad:  # (a GraphError: the CLI names the file)
+                        raise GraphError(loss_unreached(list(self.names.values())))
+                    loss_value.backward()
+                    for p in trained_params:  # a parameter the loss ignores has slope 0
+                        if p.grad is None:
+                            p.grad = np.zeros_like(p.data)
+                    if log is not None:
+                        block = log.next_block()
+                    else:
+                        saved = flat.copy()
+                    updates = opt.step()
+                    if not in_order or len(updates) != len(trained_params):
+                        updates, in_order = _in_order(updates, trained_params)
+                    _, slopes, step_sizes, news = zip(*updates, strict=False)  # Update's fields
+                    if log is not None:  # one copy records the step; its sum checks it
+                        flat.write(news + slopes + step_sizes, block)
+                        finite = flat.row_finite(block)
+                    else:
+                        finite = flat.finite(news)
+                    if not finite:
+                        reason = "diverged"
+                        problem = _bad_update(updates, self.names, current)
+                        flat.restore(saved if log is None else log.values_before(step))
+                        break
+
+                    step += 1
+                    losses.append(current)
+                    if accuracies is not None:
+                        accuracy = _accuracy(out.data, yb, task, spec)
+                        accuracies.append(math.nan if accuracy is None else accuracy)
+                    if end_step is not None:
+                        end_step(out.data if keep_predictions else None)
+                    if report is not None:
+                        report(step, current)
+                    if tolerance is not None and flat.largest(step_sizes) < tolerance:
+                        reason = "step_size"
+                        break
+                    updates = slopes = step_sizes = news = ()  # free them before the next pass
+                    if step >= max_steps:
+                        reason = "max_steps"
+                        break
+                    if step == 1 and current > 0:
+                        limit = min(DIVERGED_GROWTH * current, limit)
+        finally:
+            bar.close()
+        self.steps_taken, self.limit, self.in_order, self.saved = step, limit, in_order, saved
+        # Let go of the last step's graph, updates and saved values before the final pass.
+        del out, loss_value, updates, block
+        if reason:
+            self.saved = None
+            self._finish(reason, problem, final)
+        return step - start
+
+    def _finish(
+        self, reason: str, problem: Divergence, final: tuple[np.ndarray, float] | None
+    ) -> None:
+        """The run is over: record the final pass over every row and why it stopped."""
+        history, y = self.history, self.data.y
+        if final is None:
+            final = _final_pass(self.model, self.data.X, y, self.spec, self.batch_size)
+        predictions, history.final_loss = final
+        history.final_predictions = flat_predictions(predictions)
+        history.final_accuracy = _accuracy(predictions, y, self.task, self.spec)
+        history.final_parameters = {
+            name: p.data.copy() for name, p in self.model.named_parameters()
+        }
+        history.stop_reason = reason
+        if reason == "diverged":
+            history.divergence = problem
+        self.done = True
+
+
 def train(
     model: Module,
     data: Any,
@@ -397,161 +621,11 @@ def train(
     >>> history.stop_reason, history.final_accuracy > 0.8
     ('max_steps', True)
     """
-    rules = Stop.of(stop)
-    prepared = _prepare(model, data)
-    spec = loss_spec(loss)
-    loss_fn, loss_name = spec.function, spec.name
-    task = _task_for(prepared, spec)
-    if isinstance(optimizer, Optimizer):
-        opt = optimizer
-    else:
-        opt = make_optimizer(optimizer, model.parameters(), learning_rate)
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ChainruleError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-
-    named = [(name, p) for name, p in model.named_parameters() if not p.frozen]
-    if not named:
-        raise ChainruleError("nothing to train: every parameter of the model is frozen")
-    trained_params = [p for _, p in named]
-    names = {id(p): name for name, p in named}
-    held = {id(p) for p in opt.params}
-    missing = [name for name, p in named if id(p) not in held]
-    if missing:
-        raise ChainruleError(
-            f"the optimizer does not hold the trainable parameter(s) {', '.join(missing)}; "
-            "make it from model.parameters(), or freeze them"
-        )
-    size = sum(p.size for p in trained_params)  # trained scalars
-    if detail is None:
-        detail = size <= DETAIL_MAX_SCALARS and prepared.n <= DETAIL_MAX_ROWS
-    history = History(
-        parameters=[(name, p.shape) for name, p in named],
-        loss_name=loss_name,
-        detail=bool(detail),
-        learning_rate=opt.lr,
-        optimizer=opt.name or type(opt).__name__,
-        optimizer_settings=opt.settings(),
-        stop=rules,
+    trainer = Trainer(
+        model, data, loss, optimizer, learning_rate, stop, batch_size, seed, detail, progress
     )
-    log = None
-    if history.detail:
-        capacity = min(rules.max_steps, 1024)
-        log = history.step_log = StepLog(size, lambda: history.trained, history.losses, capacity)
-    if task in ("binary", "multiclass"):
-        history.accuracies = array("d")
-
-    X, y = prepared.X, prepared.y
-    batches = _batches(prepared.n, batch_size, seed)
-    bar = _Progress(progress, rules.max_steps)
-    report = bar.update if bar.active else None
-    flat = _Flat(trained_params)
-    losses, accuracies, tolerance = history.losses, history.accuracies, rules.step_size
-    # The values before the last step, to undo it: the log has them with detail on; else
-    # a copy is made just before the step and dropped once the next loss is known to be
-    # a number (so that it is not held while backward builds the slopes).
-    saved: np.ndarray | list[np.ndarray] | None = None
-    block = np.empty(0)  # the log's block for the step being taken
-    if log is not None:
-        flat.read(log.start())
-    stop_loss = rules.loss
-    keep_predictions = min(batch_size or prepared.n, prepared.n) <= DETAIL_MAX_ROWS
-    end_step = None if log is None else log.end_step
-    reason, problem = "", Divergence("")
-    # Above this a loss has diverged if it is still growing (or not a number: a NaN or an
-    # infinity fails the one comparison made per step).
-    limit = sys.float_info.max
-    step, in_order, max_steps = 0, False, rules.max_steps
-    updates: Sequence[Update] = ()
-    slopes = step_sizes = news = ()
-    final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
-    # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
-    try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            while True:
-                rows = next(batches)
-                xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-                opt.zero_grad()  # the last step's slopes are used: free them before this pass
-                out = model(xb)
-                loss_value = loss_fn(out, yb)
-                current = loss_value.item()
-                if not current <= limit and (not math.isfinite(current) or current > losses[-1]):
-                    reason = "diverged"
-                    if math.isfinite(current):
-                        problem = Divergence("growth", loss=current)
-                    else:
-                        problem = Divergence("loss", current, loss=current)
-                    if step:  # undo the last step: its loss is not a number, or huge
-                        flat.restore(saved if log is None else log.values_before(step - 1))
-                    break
-                saved = None
-                if stop_loss is not None and current < stop_loss:
-                    reason = "loss"
-                    if rows is None:  # this pass saw every row: it is the final one
-                        final = (out.data, current)
-                    break
-
-                if not loss_value.requires_grad:  # (a GraphError: the CLI names the file)
-                    raise GraphError(loss_unreached(list(names.values())))
-                loss_value.backward()
-                for p in trained_params:  # a parameter that the loss ignores has slope 0
-                    if p.grad is None:
-                        p.grad = np.zeros_like(p.data)
-                if log is not None:
-                    block = log.next_block()
-                else:
-                    saved = flat.copy()
-                updates = opt.step()
-                if not in_order or len(updates) != len(trained_params):
-                    updates, in_order = _in_order(updates, trained_params)
-                _, slopes, step_sizes, news = zip(*updates, strict=False)  # Update's fields
-                if log is not None:  # one copy records the step; its sum checks it
-                    flat.write(news + slopes + step_sizes, block)
-                    finite = flat.row_finite(block)
-                else:
-                    finite = flat.finite(news)
-                if not finite:
-                    reason = "diverged"
-                    problem = _bad_update(updates, names, current)
-                    flat.restore(saved if log is None else log.values_before(step))
-                    break
-
-                step += 1
-                losses.append(current)
-                if accuracies is not None:
-                    accuracy = _accuracy(out.data, yb, task, spec)
-                    accuracies.append(math.nan if accuracy is None else accuracy)
-                if end_step is not None:
-                    end_step(out.data if keep_predictions else None)
-                if report is not None:
-                    report(step, current)
-                if tolerance is not None and flat.largest(step_sizes) < tolerance:
-                    reason = "step_size"
-                    break
-                updates = slopes = step_sizes = news = ()  # free them before the next pass
-                if step >= max_steps:
-                    reason = "max_steps"
-                    break
-                if step == 1 and current > 0:
-                    limit = min(DIVERGED_GROWTH * current, limit)
-    finally:
-        bar.close()
-    # Let go of the last step's graph, updates and saved values before the final pass.
-    del out, loss_value, updates, saved, block
-
-    if final is None:
-        final = _final_pass(model, X, y, spec, batch_size)
-    predictions, history.final_loss = final
-    history.final_predictions = flat_predictions(predictions)
-    history.final_accuracy = _accuracy(predictions, y, task, spec)
-    history.final_parameters = {name: p.data.copy() for name, p in model.named_parameters()}
-    history.stop_reason = reason
-    if reason == "diverged":
-        history.divergence = problem
-    return history
+    trainer.advance()
+    return trainer.history
 
 
 # ---------------------------------------------------------------------------------------
