@@ -33,8 +33,7 @@ from chainrule.tensor import (
 )
 from chainrule.training import History, Stop, Trainer, evaluate, train
 from chainrule.transforms import hessian, hvp, jacobian, jvp, vjp
-
-__version__ = "0.1.0"
+from chainrule.version import __version__  # noqa: F401 (chainrule.__version__)
 
 #: The op table's functions (``chainrule.sin``, ``chainrule.sum``, ...), one per entry.
 globals().update(FUNCTIONS)

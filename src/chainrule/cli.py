@@ -23,6 +23,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import sys
@@ -34,7 +35,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from chainrule import __version__, export
+from chainrule import export
 from chainrule.errors import ChainruleError, GraphError
 from chainrule.explain import (
     chain_rule,
@@ -50,6 +51,7 @@ from chainrule.explain.document import plain
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
 from chainrule.io import atomic_write, load
+from chainrule.lesson import builtin_lessons, load_lesson, play, write_handout
 from chainrule.plots import INSTALL_HINT, demo_figures
 from chainrule.plots.scenario_figures import (
     UNTRAINED_KINDS,
@@ -61,6 +63,7 @@ from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
 from chainrule.text import decimals, did_you_mean
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
+from chainrule.version import __version__
 
 #: The output formats of run, explain and scan.
 FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
@@ -478,7 +481,6 @@ def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
         title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
     if args.to == "torch":
         module = export.to_torch(model)  # says which extra to install when torch is missing
-        import io
 
         import torch
 
@@ -523,7 +525,6 @@ def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentPa
 
 def cmd_lessons(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule lessons``: the built-in path of lessons, in order, one line each."""
-    from chainrule.lesson import builtin_lessons
 
     infos = builtin_lessons()
     width = max(len(info.name) for info in infos)
@@ -535,7 +536,6 @@ def cmd_lessons(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def cmd_lesson(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = None) -> int:
     """``chainrule lesson NAME_OR_FILE``: play a lesson, or render it with ``--render``."""
-    from chainrule.lesson import load_lesson, play, write_handout
 
     lesson = load_lesson(args.lesson)
     if args.render is None:

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.formula import Formula
+from chainrule.nn.layers import from_config
 from chainrule.nn.module import Module
 
 #: The ``format`` entry of a chainrule model file's metadata, and the version written.
@@ -278,10 +280,7 @@ def _build(config: dict[str, Any], where: str) -> Module:
     """The model that a config describes, with fresh weights."""
     try:
         if config.get("kind") == "formula":
-            from chainrule.formula import Formula
-
             return Formula.from_config(config)
-        from chainrule.nn.layers import from_config
 
         return from_config(config)
     except ChainruleError as exc:

@@ -14,18 +14,18 @@ array([0.84147098])
 
 from __future__ import annotations
 
-import difflib
 import types
 from typing import Any
 
 import numpy as _numpy
 
 from chainrule.errors import ChainruleError
-from chainrule.tensor import _COMPOSITES, FUNCTIONS, NUMPY_NAMES
+from chainrule.tensor import COMPOSITES, FUNCTIONS, NUMPY_NAMES
+from chainrule.text import closest
 
 __all__ = sorted(
     {n for n in NUMPY_NAMES if "." not in n}
-    | set(_COMPOSITES)
+    | set(COMPOSITES)
     | {
         "linalg",
         "array",
@@ -52,7 +52,7 @@ __all__ = sorted(
 for _name, _op in NUMPY_NAMES.items():
     if "." not in _name:
         globals()[_name] = FUNCTIONS[_op]
-globals().update(_COMPOSITES)
+globals().update(COMPOSITES)
 
 #: ``np.linalg.norm`` (the table's norm).
 linalg = types.SimpleNamespace(norm=FUNCTIONS["norm"])
@@ -71,8 +71,8 @@ class UnknownNumpyName(ChainruleError, AttributeError):
 
 
 def __getattr__(name: str) -> Any:
-    close = difflib.get_close_matches(name, __all__, n=1, cutoff=0.5)
-    hint = f"; the nearest is chainrule.numpy.{close[0]}" if close else ""
+    close = closest(name, __all__, cutoff=0.5)
+    hint = f"; the nearest is chainrule.numpy.{close}" if close else ""
     raise UnknownNumpyName(
         f"chainrule.numpy.{name}: numpy's {name} has no op in chainrule's table{hint}"
     )

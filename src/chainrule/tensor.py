@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import inspect
 import os
 import traceback
@@ -34,6 +33,7 @@ import numpy as np
 from chainrule import ops
 from chainrule.errors import AnomalyError, ChainruleError, GraphError, ShapeError
 from chainrule.ops import OPS, Op, is_whole_number, plain_axis, whole_numbers
+from chainrule.text import closest
 
 # The table's entries, bound once: an operator then costs no dictionary lookup.
 _ADD = OPS["add"]
@@ -450,10 +450,10 @@ class Tensor:
         full = f"linalg.{name}" if module.endswith("linalg") else name
         if full in _VALUE_FUNCTIONS:
             return func(*_values(args), **_values(kwargs))
-        chainrule_name = NUMPY_NAMES.get(full) or (full if full in _COMPOSITES else None)
+        chainrule_name = NUMPY_NAMES.get(full) or (full if full in COMPOSITES else None)
         if chainrule_name is None:
             raise ChainruleError(_no_numpy_op(f"numpy.{full}", name))
-        function = FUNCTIONS.get(chainrule_name) or _COMPOSITES[chainrule_name]
+        function = FUNCTIONS.get(chainrule_name) or COMPOSITES[chainrule_name]
         try:
             return function(*args, **kwargs)
         except TypeError as exc:
@@ -1075,9 +1075,9 @@ def _values(x: Any) -> Any:
 
 
 def _no_numpy_op(called: str, name: str) -> str:
-    known = list(NUMPY_NAMES) + list(_COMPOSITES) + list(FUNCTIONS)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    hint = f"; the nearest is chainrule.{NUMPY_NAMES.get(close[0], close[0])}" if close else ""
+    known = list(NUMPY_NAMES) + list(COMPOSITES) + list(FUNCTIONS)
+    close = closest(name, known, cutoff=0.5)
+    hint = f"; the nearest is chainrule.{NUMPY_NAMES.get(close, close)}" if close else ""
     return (
         f"{called} is not differentiated by chainrule (no op in its table){hint}; "
         "see docs/engine.md for the list"
@@ -1137,7 +1137,7 @@ def vstack(xs: Sequence[Any]) -> Tensor:
 
 
 #: Functions made of table ops (they record those ops), also answering numpy's names.
-_COMPOSITES: dict[str, Callable[..., Any]] = {
+COMPOSITES: dict[str, Callable[..., Any]] = {
     "split": split,
     "array_split": array_split,
     "hstack": hstack,

@@ -110,13 +110,14 @@ def constant(x: float) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice closest to ``word`` (a likely typo of it), or None if none is close.
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice closest to ``word`` (a likely typo of it), or None if none is close;
+    ``cutoff`` (0 to 1) is how alike they must be (lower: a looser "nearest").
 
     >>> closest("leraning_rate", ["learning_rate", "loss"]), closest("zzz", ["loss"])
     ('learning_rate', None)
     """
-    found = difflib.get_close_matches(word, list(choices), n=1)
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return found[0] if found else None
 
 

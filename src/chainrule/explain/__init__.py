@@ -23,11 +23,11 @@ its JSON contract.
 dSSR/db = dSSR/dpredicted x dpredicted/db
 """
 
-from chainrule.explain._model import unreached, where_not_finite
 from chainrule.explain.chain import ChainPath, ChainRule, Factor, chain_rule
 from chainrule.explain.diagnose import Diagnosis, diagnose
 from chainrule.explain.document import FORMATS, Explanation, render
 from chainrule.explain.ledger import Ledger, ledger
+from chainrule.explain.model_graph import unreached, where_not_finite
 from chainrule.explain.outcome import stop_message
 from chainrule.explain.quiz import Check, Question, check_answer, quiz_questions
 from chainrule.explain.scan import Scan, scan

@@ -45,7 +45,6 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain import symbolic as sym
-from chainrule.explain._model import graph_nodes, loss_node, recording_twin
 from chainrule.explain.document import (
     Column,
     Document,
@@ -55,6 +54,7 @@ from chainrule.explain.document import (
     Table,
     plain,
 )
+from chainrule.explain.model_graph import graph_nodes, loss_node, recording_twin
 from chainrule.explain.notation import derivative, latex_derivative, latex_name
 from chainrule.losses import Loss
 from chainrule.nn.module import Module, Parameter, scalar_name

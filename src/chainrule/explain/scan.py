@@ -25,8 +25,8 @@ import numpy as np
 
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
-from chainrule.explain._model import loss_node
 from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table, plain
+from chainrule.explain.model_graph import loss_node
 from chainrule.explain.notation import latex_name
 from chainrule.losses import Loss
 from chainrule.nn.module import Module

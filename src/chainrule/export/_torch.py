@@ -24,8 +24,10 @@ from chainrule.export._common import (
 )
 from chainrule.formula import Formula
 from chainrule.formula_lang import Binary, Call, Expr, Name, Negate, Number
+from chainrule.losses import get_loss
 from chainrule.nn import Module
 from chainrule.nn.layers import from_config
+from chainrule.optim import OPTIMIZERS
 
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
@@ -243,7 +245,6 @@ def torch_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     >>> torch_loss("ssr")(torch.tensor([0.5, 1.5]), torch.tensor([0.0, 1.0]))
     tensor(0.5000)
     """
-    from chainrule.losses import get_loss
 
     return TORCH_LOSSES[get_loss(name).__name__]
 
@@ -261,7 +262,6 @@ def torch_optimizer(
     >>> torch_optimizer("adam", [torch.zeros(1, requires_grad=True)], 0.1)  # doctest: +ELLIPSIS
     Adam (...
     """
-    from chainrule.optim import OPTIMIZERS
 
     key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
     if key not in OPTIMIZERS:

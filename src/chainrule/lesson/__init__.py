@@ -35,6 +35,7 @@ from chainrule.lesson.document import (
 from chainrule.lesson.player import Performed, perform, perform_all, play
 from chainrule.lesson.quantity import Quantity, Workbench, parse_quantity
 from chainrule.lesson.render import render_html, render_markdown, write_handout
+from chainrule.text import did_you_mean
 
 __all__ = [
     "Checkpoint",
@@ -123,10 +124,8 @@ def load_lesson(source: str | os.PathLike[str]) -> Lesson:
         return _read(files[int(text) - 1], builtin=True)
     if path.suffix or "/" in text or os.sep in text:
         raise ChainruleError(f"{text}: no such file")
-    import difflib
 
-    close = difflib.get_close_matches(text, list(by_name), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(text, by_name)
     raise ChainruleError(
         f"{text!r} is neither a file nor a built-in lesson{hint} (built-in: {', '.join(by_name)})"
     )

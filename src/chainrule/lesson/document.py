@@ -37,14 +37,19 @@ checkpoint's answer and a ``{{ ... }}`` in the prose name a *quantity*
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chainrule.errors import ChainruleError
 from chainrule.lesson.quantity import Quantity, parse_quantity
+from chainrule.text import did_you_mean
 
 __all__ = [
     "COMMANDS",
@@ -315,7 +320,6 @@ class _Reader:
             raise self.error(
                 at, "command", f"a lesson runs the commands {', '.join(COMMANDS)}; got {got}"
             )
-        from chainrule.lesson.player import parse_command
 
         try:
             parse_command(words)
@@ -339,10 +343,7 @@ class _Reader:
             key, colon, value = raw.partition(":")
             key = key.strip()
             if not colon or key not in allowed:
-                import difflib
-
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(key, allowed)
                 raise self.error(
                     n,
                     kind,
@@ -414,3 +415,23 @@ class _Reader:
                 decompose,
             )
         )
+
+
+def parse_command(words: Sequence[str]) -> argparse.Namespace:
+    """A lesson's command read by the CLI's own parser; a mistake is one ChainruleError.
+
+    >>> parse_command(["run", "main-ideas", "--last", "3"]).last
+    3
+    """
+    from chainrule.cli import build_parser, negative_numbers_joined
+
+    if any(w == "--out" or w.startswith("--out=") for w in words):
+        raise ChainruleError("a lesson shows a command's output; leave out --out")
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            return build_parser().parse_args(negative_numbers_joined(list(words)))
+    except SystemExit:
+        lines = [line for line in errors.getvalue().splitlines() if line.strip()]
+        message = lines[-1].split("error: ", 1)[-1] if lines else "cannot read the command"
+        raise ChainruleError(f"chainrule {' '.join(words)}: {message}") from None

@@ -15,19 +15,18 @@ same results, so a lesson reads the same numbers everywhere.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import io
 import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from chainrule.errors import ChainruleError
+from chainrule.explain.quiz import Question, check_answer
+from chainrule.io import atomic_write
 from chainrule.lesson.document import (
     Block,
     Checkpoint,
@@ -36,10 +35,12 @@ from chainrule.lesson.document import (
     Inline,
     Lesson,
     Text,
+    parse_command,
 )
 from chainrule.lesson.quantity import Workbench
+from chainrule.plots import INSTALL_HINT, plot_scenario
 
-__all__ = ["Performed", "format_value", "parse_command", "perform", "play"]
+__all__ = ["Performed", "format_value", "perform", "play"]
 
 _INLINE = re.compile(r"\{\{(.*?)\}\}")
 
@@ -71,26 +72,6 @@ def format_value(value: float, decimals: int = 4, percent: bool = False) -> str:
     return text[1:] if re.fullmatch(r"-0\.?0*", text) else text
 
 
-def parse_command(words: Sequence[str]) -> argparse.Namespace:
-    """A lesson's command read by the CLI's own parser; a mistake is one ChainruleError.
-
-    >>> parse_command(["run", "main-ideas", "--last", "3"]).last
-    3
-    """
-    from chainrule.cli import build_parser, negative_numbers_joined
-
-    if any(w == "--out" or w.startswith("--out=") for w in words):
-        raise ChainruleError("a lesson shows a command's output; leave out --out")
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            return build_parser().parse_args(negative_numbers_joined(list(words)))
-    except SystemExit:
-        lines = [line for line in errors.getvalue().splitlines() if line.strip()]
-        message = lines[-1].split("error: ", 1)[-1] if lines else "cannot read the command"
-        raise ChainruleError(f"chainrule {' '.join(words)}: {message}") from None
-
-
 def _run_command(block: Command, bench: Workbench) -> str:
     args = parse_command(block.argv)
     if getattr(args, "scenario", None):
@@ -117,10 +98,7 @@ def _draw(block: Figure, bench: Workbench) -> Performed:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        from chainrule.plots import INSTALL_HINT
-
         return Performed(block, note=f"figure not drawn: {INSTALL_HINT}")
-    from chainrule.plots import plot_scenario
 
     scenario = bench.scenario(block.scenario)
     with tempfile.TemporaryDirectory() as folder:
@@ -239,7 +217,6 @@ def _resume(lesson: Lesson, number: int) -> str:
 
 
 def _save_figure(folder: Path, lesson: Lesson, block: Figure, image: bytes) -> Path:
-    from chainrule.io import atomic_write
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -254,7 +231,6 @@ def _ask(
     block: Checkpoint, answer: float, stdin: TextIO, stdout: TextIO, echo: bool, total: int
 ) -> bool | None:
     """Ask until a number (or an empty line) is typed; None when the learner stops."""
-    from chainrule.explain.quiz import Question, check_answer
 
     question = Question(
         "value",

@@ -41,10 +41,13 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
-from chainrule.explain._model import loss_node, recording_twin
+from chainrule.explain.model_graph import loss_node, recording_twin
+from chainrule.formula import Formula
+from chainrule.losses import cross_entropy
 from chainrule.run import Run
 from chainrule.scenario import Scenario, load_scenario
 from chainrule.tensor import no_grad, softmax, tensor
+from chainrule.text import closest
 
 __all__ = ["KINDS", "Quantity", "Workbench", "parse_quantity"]
 
@@ -139,10 +142,8 @@ def parse_quantity(text: str) -> Quantity:
         raise ChainruleError(f"no quantity given; the kinds are: {', '.join(KINDS)}")
     kind, words = words[0], words[1:]
     if kind not in KINDS:
-        import difflib
-
-        close = difflib.get_close_matches(kind, list(KINDS), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(kind, KINDS)
+        hint = f"did you mean {close!r}? " if close else ""
         raise ChainruleError(f"unknown quantity {kind!r}; {hint}the kinds are: {', '.join(KINDS)}")
     text = " ".join([kind, *words])
     rounded_word = _option(words, "rounded", kind)
@@ -387,8 +388,6 @@ def _cross_entropies(probabilities: tuple[float, ...]) -> np.ndarray:
     """Each observation's cross entropy, by the engine's ``cross_entropy`` loss: each row's
     probability ``p`` of the observed class (and the rest spread on a second class) as
     log-probabilities, so that the loss of that row is ``-ln p``."""
-    from chainrule.losses import cross_entropy
-    from chainrule.tensor import tensor
 
     p = np.asarray(probabilities, dtype=np.float64)
     rest = np.clip(1.0 - p, 1e-300, None)
@@ -399,7 +398,6 @@ def _cross_entropies(probabilities: tuple[float, ...]) -> np.ndarray:
 def _by_hand(model: Any, given: str, value: float, wanted: str, decimals: int) -> float:
     """A formula's line ``wanted`` worked out line by line, each value rounded to
     ``decimals`` before the next line uses it, as a pass done by hand is."""
-    from chainrule.formula import Formula
 
     parameters = {name: p.value for name, p in ((r.name, r) for r in model.scalars())}
     known: dict[str, float] = {given: value}

@@ -35,6 +35,7 @@ from html import escape
 from pathlib import Path
 
 from chainrule.errors import ChainruleError
+from chainrule.io import atomic_write
 from chainrule.lesson.document import Checkpoint, Command, Figure, Lesson, Text
 from chainrule.lesson.player import Performed, format_value, perform_all
 
@@ -168,7 +169,6 @@ def write_handout(lesson: Lesson, out: str | os.PathLike[str], answers: bool = T
     A Markdown handout's figures are PNG files beside it (``NAME-figure-3.png``). Returns
     every path written, the handout last.
     """
-    from chainrule.io import atomic_write
 
     path = Path(out)
     if path.suffix not in HANDOUT_FORMATS:

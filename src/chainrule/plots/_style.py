@@ -6,6 +6,8 @@ nodes contribute, the green squiggle they add up to, the pink loss curve.
 
 from __future__ import annotations
 
+import textwrap
+import warnings
 from typing import Any
 
 import numpy as np
@@ -54,7 +56,6 @@ LARGEST = 1e307
 def warn(figure: Any, text: str) -> None:
     """Say above the whole figure, in red, what the reader must know (a diverged run),
     wrapped to the figure's width."""
-    import textwrap
 
     width = max(40, int(figure.get_size_inches()[0] * 13))  # characters at 10 points
     figure.suptitle(textwrap.fill(text, width), color=RED, fontsize="medium")
@@ -144,7 +145,6 @@ def wrap(text: str, characters: int) -> str:
     >>> wrap("SSR over w1 and b1, the other five held", 20)
     'SSR over w1 and b1,\nthe other five held'
     """
-    import textwrap
 
     return "\n".join(textwrap.fill(line, max(characters, 12)) for line in text.split("\n"))
 
@@ -152,7 +152,6 @@ def wrap(text: str, characters: int) -> str:
 def settle(figure: Any) -> None:
     """Lay ``figure`` out as it will be drawn, so that what is measured is where it ends
     up (a figure too small for its decorations is drawn anyway: no warning)."""
-    import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.formula import Formula
 from chainrule.tensor import Tensor
 
 
@@ -72,7 +73,7 @@ def additive_terms(output: Tensor, open_named: bool = True) -> list[Term]:
             stack.append((node.inputs[0], sign))
         else:
             text = describe(node)
-            terms.append(Term(text if sign > 0 else f"-{_wrapped(node, text)}", sign, node))
+            terms.append(Term(text if sign > 0 else f"-{wrapped_text(node, text)}", sign, node))
     return terms
 
 
@@ -91,7 +92,7 @@ def describe(node: Tensor, depth: int = 3) -> str:
         return f"{float(data.ravel()[0]):g}" if data.size == 1 else f"[{data.size} values]"
     if depth == 0 or not node.inputs:
         return node.op.name
-    parts = [_wrapped(t, describe(t, depth - 1)) for t in node.inputs]
+    parts = [wrapped_text(t, describe(t, depth - 1)) for t in node.inputs]
     if node.op.name == "mul" and len(parts) == 2:
         return f"{parts[0]} × {parts[1]}"
     keys = ("a", "b") if len(parts) == 2 else ("x",)
@@ -104,7 +105,7 @@ def describe(node: Tensor, depth: int = 3) -> str:
         return node.op.name
 
 
-def _wrapped(node: Tensor, text: str) -> str:
+def wrapped_text(node: Tensor, text: str) -> str:
     """``text`` in parentheses when it is a sum or difference written out."""
     if node.name is None and node.op is not None and node.op.name in ("add", "sub"):
         return f"({text})"
@@ -124,7 +125,6 @@ def recorder(model: Any) -> Callable[[Mapping[str, float]], dict[str, Tensor]]:
     >>> [t.label for t in additive_terms(nodes["p"])], float(nodes["p"].data)
     (['w × (dosage + 1)', 'b'], 3.0)
     """
-    from chainrule.formula import Formula
 
     twin = Formula(model.text, inputs=[])
     for ref in model.scalars():

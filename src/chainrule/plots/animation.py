@@ -16,6 +16,8 @@ Saved as a GIF (Pillow, which matplotlib brings along) or as HTML with playback 
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,16 @@ import numpy as np
 from chainrule.errors import ChainruleError
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
-from chainrule.plots.loss import _ahead, _loss_name, _names, _require_steps, _scan, _spread
+from chainrule.plots.loss import (
+    loss_display,
+    names_text,
+    require_steps,
+    scan_quietly,
+    values_ahead,
+    values_spread,
+)
 from chainrule.plots.replay import divergence, first_steps, steps_in_view
+from chainrule.plots.squiggle import class_scores, when_text
 from chainrule.text import significant
 
 #: Long runs are thinned to at most this many frames (the first and last always kept).
@@ -93,8 +103,6 @@ def freeze_layout(figure: Any) -> None:
 def write_film(film: Any, path: str, fmt: str, fps: float, dpi: float, title: str) -> None:
     """Write a matplotlib animation as a GIF, or as an HTML page that plays it offline."""
     if fmt == "html":
-        import html
-
         page = (
             '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title></head>\n<body>\n"
@@ -130,7 +138,6 @@ def self_contained(html: str) -> str:
     >>> self_contained('<link href="https://cdn/fa.css">\n<i class="fa fa-play"></i>')
     '&#9654;'
     """
-    import re
 
     html = re.sub(r"<link[^>]*?href=\"https?://[^\"]*\"[^>]*>\s*", "", html)
 
@@ -184,7 +191,7 @@ def animation(
     require_matplotlib()
     from matplotlib.animation import FuncAnimation
 
-    _require_steps(history, "the animation")
+    require_steps(history, "the animation")
     total = history.num_steps
     if total == 0:
         raise ChainruleError("the history has no steps to animate")
@@ -220,21 +227,21 @@ def animation(
     slopes = np.array([steps[k].slopes[name] if k < total else np.nan for k in frames])
     visited = np.array([s.values[name] for s in steps[:last]] + [history.values_after(last)[name]])
     if diverged is None:
-        scanned_values = _ahead(visited, float(visited[-1]), points)
+        scanned_values = values_ahead(visited, float(visited[-1]), points)
     else:
-        scanned_values = _spread(visited, points)
+        scanned_values = values_spread(visited, points)
     # Each frame's point on the grid: it lies exactly on the curve drawn with it.
     scanned_values = np.union1d(scanned_values, dots[np.isfinite(dots[:, 0]), 0])
     base = model.at(history.values_after(last))
-    scanned = _scan(base, data, loss, name, scanned_values)
+    scanned = scan_quietly(base, data, loss, name, scanned_values)
     loss_x = np.asarray(scanned.values, dtype=np.float64)
     loss_y = np.asarray(scanned.loss, dtype=np.float64)
-    loss_name = _loss_name(loss, history)
+    loss_name = loss_display(loss, history)
     others = [n for n in list(history.trained) if n != name]
     if others:  # the loss was measured with the others at each step's values: so is the curve
         frame_curves = np.array(
             [
-                _scan(model.at(history.values_after(k)), data, loss, name, loss_x).loss
+                scan_quietly(model.at(history.values_after(k)), data, loss, name, loss_x).loss
                 for k in frames
             ],
             dtype=np.float64,
@@ -264,7 +271,7 @@ def animation(
     right.grid(alpha=0.25)
     if others:
         right.set_title(
-            f"the curve: {_names(others)} at this step's values\n"
+            f"the curve: {names_text(others)} at this step's values\n"
             "grey: earlier steps, each on a curve of its own",
             fontsize="small",
         )
@@ -340,8 +347,6 @@ def _decision_film(
     """Decision regions over two inputs after each step, beside the loss per step."""
     from matplotlib.animation import FuncAnimation
 
-    from chainrule.plots.squiggle import _class_scores, _when
-
     total = history.num_steps
     diverged = divergence(history)
     last = total if diverged is None else max(steps_in_view(history) - 1, 0)
@@ -354,7 +359,7 @@ def _decision_film(
     fields, accuracies = [], []
     for k in frames:
         snapshot = model.at(history.values_after(k))
-        scores, at_points = _class_scores(snapshot, mesh), _class_scores(snapshot, X)
+        scores, at_points = class_scores(snapshot, mesh), class_scores(snapshot, X)
         if scores.ndim == 1:
             fields.append(scores.reshape(gy.size, gx.size))
             predicted = (at_points >= 0.5).astype(int)
@@ -362,9 +367,9 @@ def _decision_film(
             fields.append(scores.argmax(axis=1).reshape(gy.size, gx.size).astype(float))
             predicted = at_points.argmax(axis=1)
         accuracies.append(float(np.mean(predicted == labels)))
-    binary = np.ndim(_class_scores(model.at(), X[:1])) == 1
+    binary = np.ndim(class_scores(model.at(), X[:1])) == 1
     losses = history.losses_with_final()
-    loss_name = _loss_name(None, history)
+    loss_name = loss_display(None, history)
 
     mpl = matplotlib_figure(*size, dpi=dpi)
     left, right = mpl.subplots(1, 2, width_ratios=[1.1, 1.0])
@@ -415,7 +420,7 @@ def _decision_film(
     def draw(i: int) -> tuple[Any, ...]:
         k = frames[i]
         image.set_data(fields[i])
-        heading.set_text(f"{_when(k, total)}: accuracy {accuracies[i]:.0%}")
+        heading.set_text(f"{when_text(k, total)}: accuracy {accuracies[i]:.0%}")
         if k < losses.size:
             dot.set_data([k], [losses[k]])
         return image, heading, dot

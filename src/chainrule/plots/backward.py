@@ -22,15 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.explain._model import loss_node, recording_twin
+from chainrule.explain.model_graph import loss_node, recording_twin
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, require_matplotlib
+from chainrule.plots.animation import freeze_layout, self_contained, write_film
+from chainrule.plots.loss import loss_display
 from chainrule.plots.network import (
     Edge,
     Node,
-    _draw,
-    _formula_diagram,
-    _layer_diagram,
+    draw_network,
+    formula_diagram,
+    layer_diagram,
 )
 from chainrule.tensor import Tensor
 from chainrule.text import significant
@@ -63,13 +65,11 @@ class BackwardFlowFigure(BackwardFigure):
     animation: Any = None
 
     def _write(self, path: str, fmt: str, dpi: float | None) -> None:
-        from chainrule.plots.animation import write_film
 
         write_film(self.animation, path, fmt, self.fps, dpi or self.figure.dpi, "backward pass")
 
     def to_html(self) -> str:
         """The film as a self-contained HTML fragment with playback buttons."""
-        from chainrule.plots.animation import self_contained
 
         return self_contained(self.animation.to_jshtml(fps=self.fps, default_mode="once"))
 
@@ -121,7 +121,7 @@ def _labelled(
 ) -> tuple[list[Node], list[Edge], bool]:
     """The network's nodes and edges with each weight's gradient in place of its value."""
     formula = bool(model.formula_lines)
-    nodes, edges = _formula_diagram(model) if formula else _layer_diagram(model, input_names)
+    nodes, edges = formula_diagram(model) if formula else layer_diagram(model, input_names)
     d = f"d{loss_name}/d"
     for edge in edges:
         if edge.parameter is not None and edge.parameter in grads:
@@ -169,10 +169,9 @@ def _backward(
     dpi: float,
     title: str | None,
 ) -> tuple[BackwardFigure, dict[str, Any]]:
-    from chainrule.plots.loss import _loss_name
 
     require_matplotlib()
-    loss_name = _loss_name(loss, None)
+    loss_name = loss_display(loss, None)
     value, grads, node_grads = gradients_on_data(model, data, loss)
     nodes, edges, formula = _labelled(model, list(data.input_names), loss_name, grads)
     for node in nodes:
@@ -189,7 +188,7 @@ def _backward(
     )
     trained = any(not ref.parameter.frozen for ref in model.scalars())
     frozen = any(ref.parameter.frozen for ref in model.scalars())
-    mpl, artists = _draw(
+    mpl, artists = draw_network(
         nodes, edges, model, size, dpi, heading, trained, frozen, backward=loss_name
     )
     fig = BackwardFigure(
@@ -224,8 +223,6 @@ def backward_flow(
     [[], ['predicted'], ['y1', 'y2']]
     """
     from matplotlib.animation import FuncAnimation
-
-    from chainrule.plots.animation import freeze_layout
 
     static, artists = _backward(model, data, loss, size, dpi, None)
     columns = sorted({node.x for node in static.nodes if node.kind != "input"}, reverse=True)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError, GraphError
+from chainrule.losses import loss_spec
 from chainrule.nn.module import Parameter
 from chainrule.plots._base import Figure
 from chainrule.tensor import Tensor, gradients
@@ -245,7 +246,6 @@ def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
     >>> [n.name for n in fig.nodes if n.kind == "trained"]
     ['b3']
     """
-    from chainrule.losses import loss_spec
 
     frozen = [name for name, p in model.named_parameters() if p.frozen]
     twin = model.at()

@@ -19,7 +19,7 @@ from chainrule.errors import ChainruleError
 from chainrule.history import History
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
-from chainrule.plots.loss import _loss_name
+from chainrule.plots.loss import loss_display
 from chainrule.plots.replay import divergence
 
 #: Up to this many trained scalars are named one by one; more are coloured by tensor.
@@ -84,7 +84,7 @@ def history(
     drawable = np.isfinite(losses) & (np.abs(losses) < style.LARGEST)
     finite = losses[drawable]
     log_scale = bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
-    loss_name = _loss_name(None, run)
+    loss_name = loss_display(None, run)
     note = divergence(run)
 
     accuracies = _accuracies(run)

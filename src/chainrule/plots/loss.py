@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.explain.scan import scan
 from chainrule.history import History
 from chainrule.losses import LOSSES, Loss, loss_spec
 from chainrule.plots import _style as style
@@ -90,7 +91,7 @@ class ContourFigure(Figure):
     note: str | None = None
 
 
-def _loss_name(loss: str | Loss | None, history: History | None) -> str:
+def loss_display(loss: str | Loss | None, history: History | None) -> str:
     """The loss as the learner reads it (``SSR``): its record's display name (a loss of
     the user's own, known to a History only by name, keeps that name)."""
     if loss is None and history is not None:
@@ -99,7 +100,7 @@ def _loss_name(loss: str | Loss | None, history: History | None) -> str:
     return loss_spec(loss).display
 
 
-def _require_steps(history: Any, what: str) -> None:
+def require_steps(history: Any, what: str) -> None:
     if history is not None and history.num_steps and not history.steps:
         raise ChainruleError(
             f"{what} draws each step's value and slope, but this run kept no per-step "
@@ -115,7 +116,7 @@ def _around(visited: np.ndarray, centre: float, points: int) -> np.ndarray:
     return np.linspace(centre - half, centre + half, points)
 
 
-def _ahead(visited: np.ndarray, end: float, points: int) -> np.ndarray:
+def values_ahead(visited: np.ndarray, end: float, points: int) -> np.ndarray:
     """Values covering the path, with more room past the end than behind the start.
 
     For the seed (b3 from 0 to 2.61) this gives about -0.4 to 3.9, the range of
@@ -130,7 +131,7 @@ def _ahead(visited: np.ndarray, end: float, points: int) -> np.ndarray:
     return np.linspace(low - 0.5 * span, high + 0.15 * span, points)
 
 
-def _spread(visited: np.ndarray, points: int) -> np.ndarray:
+def values_spread(visited: np.ndarray, points: int) -> np.ndarray:
     """Values covering every visited value with 15% to spare on both sides (a run that
     overshoots to either side of the minimum)."""
     low, high = float(np.min(visited)), float(np.max(visited))
@@ -138,9 +139,8 @@ def _spread(visited: np.ndarray, points: int) -> np.ndarray:
     return np.linspace(low - margin, high + margin, points)
 
 
-def _scan(model: Any, data: Any, loss: Any, parameter: str, values: np.ndarray, **two: Any):
+def scan_quietly(model: Any, data: Any, loss: Any, parameter: str, values: np.ndarray, **two: Any):
     """The explainer's brute-force scan: the engine's forward pass at every value."""
-    from chainrule.explain.scan import scan
 
     return scan(model, data, loss, parameter, values, **two)
 
@@ -180,7 +180,7 @@ def loss_curve(
     (-15.6551, [0.0, 20.4236])
     """
     name = model.scalar(parameter).name
-    _require_steps(history, "the loss curve")
+    require_steps(history, "the loss curve")
     steps = list(history.steps) if history is not None else []
     if history is not None and steps and name not in steps[0].values:
         raise ChainruleError(
@@ -205,11 +205,11 @@ def loss_curve(
         visited = dots[:in_view, 0] if in_view else np.array([base.scalar(name).value])
         if end_in_view:
             assert end is not None
-            grid = _ahead(np.append(visited, end[0]), end[0], points)
+            grid = values_ahead(np.append(visited, end[0]), end[0], points)
         elif note is not None:
-            grid = _spread(visited, points)
+            grid = values_spread(visited, points)
         else:
-            grid = _ahead(visited, float(visited[-1]), points)
+            grid = values_ahead(visited, float(visited[-1]), points)
         # The points' own values on the grid: each lies exactly on the curve drawn for it.
         on_grid = dots[shown, 0] if end is None or not end_in_view else [*dots[shown, 0], end[0]]
         grid = np.union1d(grid, np.asarray(on_grid)[np.isfinite(on_grid)])
@@ -217,15 +217,15 @@ def loss_curve(
         grid = np.asarray(values, dtype=np.float64).ravel()
         if grid.size < 2:
             raise ChainruleError("loss_curve: give at least two values to scan")
-    result = _scan(base, data, loss, name, grid)
+    result = scan_quietly(base, data, loss, name, grid)
     curve_y = np.asarray(result.loss, dtype=np.float64)
     curve_x = np.asarray(result.values, dtype=np.float64)
-    loss_name = _loss_name(loss, history)
+    loss_name = loss_display(loss, history)
     others = [n for n in (list(history.trained) if history is not None else []) if n != name]
     held = [{n: float(steps[i].values[n]) for n in others} for i in shown]
     if others and per_point:  # each point was measured with the others at its step's values
         step_curves = np.array(
-            [_scan(base.at(h), data, loss, name, curve_x).loss for h in held],
+            [scan_quietly(base.at(h), data, loss, name, curve_x).loss for h in held],
             dtype=np.float64,
         ).reshape(len(shown), curve_x.size)
     elif others:  # not asked for: not computed
@@ -311,7 +311,7 @@ def loss_curve(
     default_title = f"{loss_name} against {name}"
     if others:
         default_title += (
-            f"\n{_names(others)} {'move' if len(others) > 1 else 'moves'} too: "
+            f"\n{names_text(others)} {'move' if len(others) > 1 else 'moves'} too: "
             "each point lies on its own step's curve" + (" (faint)" if per_point else "")
         )
     if note is not None:
@@ -345,7 +345,7 @@ def loss_curve(
 NAMED_OTHERS = 3
 
 
-def _names(others: list[str]) -> str:
+def names_text(others: list[str]) -> str:
     """``'w4'``, ``'w4 and b3'`` or ``'the other 6 trained parameters'``."""
     if len(others) > NAMED_OTHERS:
         return f"the other {len(others)} trained parameters"
@@ -355,7 +355,7 @@ def _names(others: list[str]) -> str:
 def _held_text(others: list[str], values: dict[str, float]) -> str:
     """``'w4 = -2.3, b3 = 2.61'``, or ``'the other 6 trained parameters'``."""
     if len(others) > NAMED_OTHERS:
-        return _names(others)
+        return names_text(others)
     return ", ".join(f"{n} = {significant(values[n])}" for n in others)
 
 
@@ -533,7 +533,7 @@ def contour(
     first, second = model.scalar(parameter).name, model.scalar(parameter2).name
     if first == second:
         raise ChainruleError(f"contour: choose two different parameters, not {first!r} twice")
-    _require_steps(history, "the contour plot")
+    require_steps(history, "the contour plot")
     steps = list(history.steps) if history is not None else []
     note = divergence(history)
     # The steps taken that the path shows: all, or of a diverged run those in view.
@@ -555,19 +555,19 @@ def contour(
             continue
         column = path[:, j][np.isfinite(path[:, j])] if len(path) else np.array([current[j]])
         axes_values.append(_around(np.append(column, current[j]), current[j], points))
-    result = _scan(
+    result = scan_quietly(
         base, data, loss, first, axes_values[0], parameter2=second, values2=axes_values[1]
     )
     losses = np.asarray(result.loss, dtype=np.float64)
     v1 = np.asarray(result.values, dtype=np.float64)
     v2 = np.asarray(result.values2, dtype=np.float64)
-    loss_name = _loss_name(loss, history)
+    loss_name = loss_display(loss, history)
     others = [n for n in (list(history.trained) if steps else []) if n not in (first, second)]
     held = {n: float(fixed[n]) for n in others}
     # The loss under each point of the path, on this slice (the others held).
     path_losses = np.array(
         [
-            _scan(base, data, loss, first, [a], parameter2=second, values2=[b]).loss[0, 0]
+            scan_quietly(base, data, loss, first, [a], parameter2=second, values2=[b]).loss[0, 0]
             if np.isfinite(a) and np.isfinite(b)
             else np.nan
             for a, b in path

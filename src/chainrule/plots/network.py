@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.nn import MLP, Activation, Linear, Sequential
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
-from chainrule.plots._terms import Term, _wrapped, additive_terms, describe, recorder
+from chainrule.plots._terms import Term, additive_terms, describe, recorder, wrapped_text
 from chainrule.tensor import Tensor
 from chainrule.text import parameter_value
 
@@ -93,14 +94,14 @@ def network(
     ``input_names`` names a layer model's inputs (e.g. a data set's ``input_names``).
     """
     if model.formula_lines:
-        nodes, edges = _formula_diagram(model)
+        nodes, edges = formula_diagram(model)
     else:
-        nodes, edges = _layer_diagram(model, input_names)
+        nodes, edges = layer_diagram(model, input_names)
     trained_set = {name for name, p in _scalar_frozen(model) if not p}
     values = {ref.name: ref.value for ref in model.scalars()}
     trained = [name for name in values if name in trained_set]
     frozen = [name for name in values if name not in trained_set]
-    mpl, _ = _draw(nodes, edges, model, size, dpi, title, bool(trained), bool(frozen))
+    mpl, _ = draw_network(nodes, edges, model, size, dpi, title, bool(trained), bool(frozen))
     return NetworkFigure(
         kind="network",
         figure=mpl,
@@ -125,7 +126,7 @@ def _is_trained(model: Any, name: str) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
-def _formula_diagram(model: Any) -> tuple[list[Node], list[Edge]]:
+def formula_diagram(model: Any) -> tuple[list[Node], list[Edge]]:
     # Every operation recorded, the inputs' own too: ``w * (dosage + 1)`` is an edge from
     # dosage, not a number.
     named = recorder(model)({})
@@ -233,7 +234,7 @@ def _read_term(
     label = term.label
     if not sources:  # a number, or a product of parameters and numbers (``2 * b``)
         value = float(np.asarray(tensor.data).ravel()[0])
-        text = f"{'−' if minus else '+'} {_wrapped(tensor, describe(tensor))}"
+        text = f"{'−' if minus else '+'} {wrapped_text(tensor, describe(tensor))}"
         if used:
             text += f" = {parameter_value(value)}"
         node.bias.append((text, value))
@@ -280,9 +281,8 @@ def _place(nodes: list[Node], depth: dict[str, int]) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _layers(model: Any) -> list[tuple[str, Any, str]]:
+def layer_stack(model: Any) -> list[tuple[str, Any, str]]:
     """(dotted name, Linear layer, activation after it) for a layer model."""
-    from chainrule.nn import MLP, Activation, Linear, Sequential
 
     if isinstance(model, MLP):
         return [
@@ -318,8 +318,8 @@ def _shown(count: int) -> list[int]:
     return [*range(half), *range(count - half, count)]
 
 
-def _layer_diagram(model: Any, input_names: list[str] | None) -> tuple[list[Node], list[Edge]]:
-    layers = _layers(model)
+def layer_diagram(model: Any, input_names: list[str] | None) -> tuple[list[Node], list[Edge]]:
+    layers = layer_stack(model)
     sizes = [layers[0][1].in_features] + [layer.out_features for _, layer, _ in layers]
     names = list(input_names) if input_names else [f"x{i + 1}" for i in range(sizes[0])]
     if len(names) != sizes[0]:
@@ -374,7 +374,7 @@ def _layer_diagram(model: Any, input_names: list[str] | None) -> tuple[list[Node
 _FILL = {"input": "#eeeeee", "hidden": "#dbe9f6", "output": "#d9f0d3"}
 
 
-def _draw(
+def draw_network(
     nodes: list[Node],
     edges: list[Edge],
     model: Any,

@@ -393,13 +393,13 @@ def _step_label(
         return shown or "model"
     if history is None:
         return "model"
-    when = _when(k, history.num_steps)
+    when = when_text(k, history.num_steps)
     if len(trained) == 1 and trained[0] in values:
         return f"{when}: {trained[0]} = {significant(values[trained[0]])}"
     return when
 
 
-def _when(k: int, total: int) -> str:
+def when_text(k: int, total: int) -> str:
     """``start``, ``after 3 steps`` or ``end (10 steps)``."""
     if k == 0:
         return "start"
@@ -407,7 +407,7 @@ def _when(k: int, total: int) -> str:
     return f"end ({steps})" if k == total else f"after {steps}"
 
 
-def _class_scores(model: Any, X: np.ndarray) -> np.ndarray:
+def class_scores(model: Any, X: np.ndarray) -> np.ndarray:
     """Per row: P(class 1) for one output, class probabilities (m, k) for several.
 
     The model's output is read as the engine made it: if its last op is a sigmoid (or a
@@ -471,8 +471,8 @@ def _decision_regions(
         "classes", [style.CLASS_COLOURS[0], "#f7f7f7", style.CLASS_COLOURS[1]]
     )
     for ax, (k, _, model) in zip(axes, snapshots, strict=True):
-        scores = _class_scores(model, mesh)
-        at_points = _class_scores(model, X)
+        scores = class_scores(model, mesh)
+        at_points = class_scores(model, X)
         if scores.ndim == 1:
             p, c = scores, (scores >= 0.5).astype(int)
             predicted = (at_points >= 0.5).astype(int)
@@ -522,7 +522,7 @@ def _decision_regions(
         ax.set_ylim(y_low, y_high)
         ax.set_xlabel(data.input_names[0])
         ax.set_ylabel(data.input_names[1])
-        when = _when(k, history.num_steps) if history is not None else "model"
+        when = when_text(k, history.num_steps) if history is not None else "model"
         ax.set_title(
             f"{when}: accuracy {accuracy[k]:.0%}" if panels > 1 or title is None else title,
             fontsize="medium",

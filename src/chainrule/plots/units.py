@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.nn import activation_module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
+from chainrule.plots.network import formula_diagram, layer_stack
 from chainrule.tensor import Tensor, no_grad
 
 #: At most this many units are drawn per layer (the first ones).
@@ -51,9 +53,7 @@ def hidden_outputs(model: Any, X: np.ndarray) -> list[list[tuple[str, np.ndarray
     [['hidden[0]', 'hidden[1]']]
     """
     if model.formula_lines:
-        from chainrule.plots.network import _formula_diagram
-
-        nodes, _ = _formula_diagram(model)  # reads the recorded graph: not under no_grad
+        nodes, _ = formula_diagram(model)  # reads the recorded graph: not under no_grad
         names = list(model.input_names or ())
         with no_grad():
             traced = model.trace({n: X[:, i] for i, n in enumerate(names)})
@@ -64,10 +64,7 @@ def hidden_outputs(model: Any, X: np.ndarray) -> list[list[tuple[str, np.ndarray
                 columns.setdefault(node.x, []).append((node.key, values.astype(np.float64)))
         return [columns[x] for x in sorted(columns)]
     with no_grad():
-        from chainrule.nn import activation_module
-        from chainrule.plots.network import _layers
-
-        layers = _layers(model)
+        layers = layer_stack(model)
         h = Tensor(np.asarray(X, dtype=np.float64))
         found = []
         for prefix, layer, activation in layers[:-1]:
