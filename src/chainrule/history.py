@@ -488,28 +488,33 @@ class History:
         >>> json.dumps(history.to_dict()["final"])
         '{"values": {"b": 0.64}, "loss": 0.2592, "predictions": [0.64, 0.64]}'
         """
-        if self.detail and self.step_log is not None:
-            steps = [record.to_dict() for record in self.step_log]
-        else:
-            steps = [
-                {
-                    "step": i + 1,
-                    "loss": json_float(loss),
-                    "values": {},
-                    "slopes": {},
-                    "step_sizes": {},
-                    "new_values": {},
-                }
-                for i, loss in enumerate(self.losses)
-            ]
         return {
             "trained": list(self.trained),
             "loss": self.loss_name,
-            "steps": steps,
+            "steps": [self.step_dict(i) for i in range(self.num_steps)],
             "stop_reason": self.stop_reason,
-            "final": {
-                "values": dict(self.final_values),
-                "loss": json_float(self.final_loss),
-                "predictions": [json_float(v) for v in self.final_predictions.tolist()],
-            },
+            "final": self.final_dict(),
+        }
+
+    def step_dict(self, i: int) -> dict[str, Any]:
+        """Step ``i + 1`` as JSON-ready data (see :meth:`to_dict`), built alone: a reader
+        that shows a few steps of a long run builds those and no more."""
+        if self.detail and self.step_log is not None:
+            return self.step_log[i].to_dict()
+        empty: dict[str, float] = {}
+        return {
+            "step": i + 1,
+            "loss": json_float(self.losses[i]),
+            "values": empty,
+            "slopes": empty,
+            "step_sizes": empty,
+            "new_values": empty,
+        }
+
+    def final_dict(self) -> dict[str, Any]:
+        """Where the run ended, as JSON-ready data: ``{"values", "loss", "predictions"}``."""
+        return {
+            "values": dict(self.final_values),
+            "loss": json_float(self.final_loss),
+            "predictions": [json_float(v) for v in self.final_predictions.tolist()],
         }

@@ -140,26 +140,26 @@ def ledger(
             f"ledger: {', '.join(map(repr, unknown))} was not trained; "
             f"the trained parameters are: {', '.join(trained) or 'none'}"
         )
-    record = history.to_dict()
-    steps = record["steps"]
-    picked = list(range(0, len(steps), every))
-    if picked and picked[-1] != len(steps) - 1:
-        picked.append(len(steps) - 1)
+    total = history.num_steps
+    picked = list(range(0, total, every))
+    if picked and picked[-1] != total - 1:
+        picked.append(total - 1)
     gap = None
     if (first is not None or last is not None) and (first or 0) + (last or 0) < len(picked):
         head, tail = first or 0, last or 0
         picked = picked[:head] + picked[len(picked) - tail :]
         gap = head
-    rows = tuple(_restricted(steps[i], chosen, columns is not None) for i in picked)
+    # Only the rows shown are built: the History's arrays are read at those steps.
+    rows = tuple(_restricted(history.step_dict(i), chosen, columns is not None) for i in picked)
     return Ledger(
         trained=trained,
-        loss=record["loss"],
+        loss=history.loss_name,
         columns=chosen,
         steps=rows,
         gap_before=gap,
-        stop_reason=record["stop_reason"],
+        stop_reason=history.stop_reason,
         message=stop_message(history),
-        final=record["final"],
+        final=history.final_dict(),
     )
 
 
