@@ -209,3 +209,15 @@ def test_every_layer_names_a_module_that_exists(name):
     if name in ("__init__", "__main__"):
         return
     assert (SOURCE / f"{name}.py").exists() or (SOURCE / name).is_dir()
+
+
+def test_the_architecture_page_names_every_layer_and_protocol_method():
+    from chainrule.nn import Module
+
+    page = (SOURCE.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for name in LAYERS:
+        if name not in ("__init__", "__main__"):
+            assert f"`{name}" in page, name
+    protocol = ["input_names", "feed", "at", "predict", "output_graph", "loss_graph"]
+    for method in [*protocol, "named_nodes", "formula_lines", "output_name"]:
+        assert hasattr(Module, method) and f"`{method}" in page, method
