@@ -18,6 +18,7 @@ NEEDS = {
     "chainrule.plots": "matplotlib",
     "chainrule.io": "safetensors",
     "chainrule.datasets.digits": "sklearn",
+    "chainrule.datasets.iris": "sklearn",
 }
 
 HERE = Path(__file__).parent

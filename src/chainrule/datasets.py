@@ -693,8 +693,8 @@ def iris(seed: int | None = None) -> Dataset:
 
     Example:
 
-    >>> data = iris()  # doctest: +SKIP
-    >>> data.X.shape, data.num_classes, data.input_names[3]  # doctest: +SKIP
+    >>> data = iris()
+    >>> data.X.shape, data.num_classes, data.input_names[3]
     ((150, 4), 3, 'petal_width')
     """
     try:
