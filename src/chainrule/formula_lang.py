@@ -515,61 +515,80 @@ def free_names(assignments: list[Assignment]) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------
 
 
-def compile_expression(expr: Expr) -> Callable[[Mapping[str, Tensor]], Any]:
-    """``expr`` as a function of the named nodes that applies the engine's operators.
+def compile_expression(
+    expr: Expr,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+    constant: Callable[[float], Any] = Tensor,
+) -> Callable[[Mapping[str, Any]], Any]:
+    """``expr`` as a function of the named values that applies the engine's operators.
 
     The tree is walked once, when the formula is read, rather than at every call: each
     node becomes a small closure, and an operator or a function whose operands are names
     or numbers reads them directly (most of a formula is ``w1 * dosage + b1``). Numbers
     stay Python floats, except that an operator between two numbers still makes one
-    engine op (its left side becomes a Tensor).
+    value with ``constant`` (an engine op: its left side becomes a Tensor).
+
+    ``functions`` maps each function name to what computes it: the engine's ops by
+    default; the hand-over to PyTorch passes torch's, so that one compiler serves both.
 
     >>> compile_expression(Binary("*", Number(2.0), Name("x")))({"x": Tensor([1.0, 3.0])}).data
     array([2., 6.])
     """
-    if isinstance(expr, Number):
-        value = expr.value
-        return lambda env: value
-    if isinstance(expr, Name):
-        return operator.itemgetter(expr.name)
-    if isinstance(expr, Negate):
-        operand = compile_expression(expr.operand)
-        return lambda env: -operand(env)
-    if isinstance(expr, Binary):
-        return _compile_binary(_BINARY[expr.op], expr.left, expr.right)
-    function = FUNCTIONS[expr.function].apply
-    if len(expr.args) == 1:
-        (arg,) = expr.args
-        if isinstance(arg, Name):
-            name = arg.name
-            return lambda env: function(env[name])
-        only = compile_expression(arg)
-        return lambda env: function(only(env))
-    args = [compile_expression(arg) for arg in expr.args]
-    return lambda env: function(*[arg(env) for arg in args])
+    table = {name: f.apply for name, f in FUNCTIONS.items()} if functions is None else functions
+    return _Compiler(table, constant).compile(expr)
 
 
-def _compile_binary(
-    apply: Callable[[Any, Any], Any], left: Expr, right: Expr
-) -> Callable[[Mapping[str, Tensor]], Any]:
-    """``left op right`` as a closure; names and numbers are read in place, not called."""
-    if isinstance(left, Number) and isinstance(right, Number):
-        a, b = left.value, right.value
-        return lambda env: apply(Tensor(a), b)  # two numbers: still one engine op
-    if isinstance(left, Name) and isinstance(right, Name):
-        a, b = left.name, right.name
-        return lambda env: apply(env[a], env[b])
-    if isinstance(left, Name) and isinstance(right, Number):
-        a, b = left.name, right.value
-        return lambda env: apply(env[a], b)
-    if isinstance(left, Number) and isinstance(right, Name):
-        a, b = left.value, right.name
-        return lambda env: apply(a, env[b])
-    if isinstance(right, Name):
-        f, b = compile_expression(left), right.name
-        return lambda env: apply(f(env), env[b])
-    if isinstance(left, Name):
-        a, g = left.name, compile_expression(right)
-        return lambda env: apply(env[a], g(env))
-    f, g = compile_expression(left), compile_expression(right)
-    return lambda env: apply(f(env), g(env))
+class _Compiler:
+    """Turns a formula's tree into closures over one table of functions."""
+
+    def __init__(
+        self, functions: Mapping[str, Callable[..., Any]], constant: Callable[[float], Any]
+    ) -> None:
+        self.functions, self.constant = functions, constant
+
+    def compile(self, expr: Expr) -> Callable[[Mapping[str, Any]], Any]:
+        if isinstance(expr, Number):
+            value = expr.value
+            return lambda env: value
+        if isinstance(expr, Name):
+            return operator.itemgetter(expr.name)
+        if isinstance(expr, Negate):
+            operand = self.compile(expr.operand)
+            return lambda env: -operand(env)
+        if isinstance(expr, Binary):
+            return self.binary(_BINARY[expr.op], expr.left, expr.right)
+        function = self.functions[expr.function]
+        if len(expr.args) == 1:
+            (arg,) = expr.args
+            if isinstance(arg, Name):
+                name = arg.name
+                return lambda env: function(env[name])
+            only = self.compile(arg)
+            return lambda env: function(only(env))
+        args = [self.compile(arg) for arg in expr.args]
+        return lambda env: function(*[arg(env) for arg in args])
+
+    def binary(
+        self, apply: Callable[[Any, Any], Any], left: Expr, right: Expr
+    ) -> Callable[[Mapping[str, Any]], Any]:
+        """``left op right`` as a closure; names and numbers are read in place, not called."""
+        if isinstance(left, Number) and isinstance(right, Number):
+            a, b, constant = left.value, right.value, self.constant
+            return lambda env: apply(constant(a), b)  # two numbers: still one op
+        if isinstance(left, Name) and isinstance(right, Name):
+            a, b = left.name, right.name
+            return lambda env: apply(env[a], env[b])
+        if isinstance(left, Name) and isinstance(right, Number):
+            a, b = left.name, right.value
+            return lambda env: apply(env[a], b)
+        if isinstance(left, Number) and isinstance(right, Name):
+            a, b = left.value, right.name
+            return lambda env: apply(a, env[b])
+        if isinstance(right, Name):
+            f, b = self.compile(left), right.name
+            return lambda env: apply(f(env), env[b])
+        if isinstance(left, Name):
+            a, g = left.name, self.compile(right)
+            return lambda env: apply(env[a], g(env))
+        f, g = self.compile(left), self.compile(right)
+        return lambda env: apply(f(env), g(env))

@@ -23,7 +23,7 @@ from chainrule.export._common import (
     values_in_torch_layout,
 )
 from chainrule.formula import Formula
-from chainrule.formula_lang import Binary, Call, Expr, Name, Negate, Number
+from chainrule.formula_lang import Expr, compile_expression
 from chainrule.losses import get_loss
 from chainrule.nn import Module
 from chainrule.nn.layers import from_config
@@ -44,22 +44,10 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def _compile(expr: Expr) -> Callable[[Mapping[str, Any]], Any]:
-    """One right-hand side of a formula as a function of the named values, in torch."""
-    if isinstance(expr, Number):
-        value = expr.value
-        return lambda env: value
-    if isinstance(expr, Name):
-        return operator.itemgetter(expr.name)
-    if isinstance(expr, Negate):
-        operand = _compile(expr.operand)
-        return lambda env: -operand(env)
-    if isinstance(expr, Binary):
-        apply, left, right = _BINARY[expr.op], _compile(expr.left), _compile(expr.right)
-        return lambda env: apply(left(env), right(env))
-    assert isinstance(expr, Call)
-    function = modules.resolve(TORCH_FUNCTIONS[expr.function])
-    args = [_compile(arg) for arg in expr.args]
-    return lambda env: function(*[arg(env) for arg in args])
+    """One right-hand side of a formula as a function of the named values, in torch: the
+    formula language's own compiler over torch's functions."""
+    functions = {name: modules.resolve(path) for name, path in TORCH_FUNCTIONS.items()}
+    return compile_expression(expr, functions, constant=float)
 
 
 def _build(plan: Any) -> Any:
