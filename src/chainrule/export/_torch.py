@@ -3,7 +3,6 @@ optimizers. Imported only when used: it imports torch."""
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,15 +27,6 @@ from chainrule.losses import get_loss
 from chainrule.nn import Module
 from chainrule.nn.layers import from_config
 from chainrule.optim import OPTIMIZERS
-
-_BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "**": operator.pow,
-}
-
 
 # ---------------------------------------------------------------------------------------
 # chainrule -> torch
