@@ -68,9 +68,9 @@ def test_default_stop_is_1000_steps():
     "stop, message",
     [
         ({"steps": 3}, "unknown rule 'steps'; the rules are: step_size, loss, max_steps"),
-        ({"max_steps": 0}, "max_steps must be a whole number >= 1"),
-        ({"step_size": -1}, "step_size must be a positive number"),
-        ({"loss": float("nan")}, "loss must be a positive number"),
+        ({"max_steps": 0}, "max_steps: expected a whole number >= 1"),
+        ({"step_size": -1}, "step_size: expected a number > 0"),
+        ({"loss": float("nan")}, "loss: expected a number > 0"),
         ("often", "give a Stop or a dict"),
     ],
 )

@@ -98,11 +98,11 @@ class Stop:
                 or not math.isfinite(value)
                 or value <= 0
             ):
-                raise ChainruleError(f"stop: {name} must be a positive number, got {value!r}")
+                raise ChainruleError(f"stop: {name}: expected a number > 0, got {value!r}")
             object.__setattr__(self, name, float(value))
         n = self.max_steps
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ChainruleError(f"stop: max_steps must be a whole number >= 1, got {n!r}")
+            raise ChainruleError(f"stop: max_steps: expected a whole number >= 1, got {n!r}")
         object.__setattr__(self, "max_steps", int(n))
 
     @classmethod

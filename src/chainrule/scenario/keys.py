@@ -7,11 +7,15 @@ largest sizes it may ask for (``docs/limits.md`` lists them).
 
 from __future__ import annotations
 
+from dataclasses import fields
+
+from chainrule.history import Stop
+
 #: The keys each part of a scenario file may hold.
 TOP_KEYS = ("title", "description", "data", "model", "parameters", "train")
 MODEL_KEYS = ("formula", "layers", "activation", "output", "inputs")
 TRAIN_KEYS = ("loss", "optimize", "optimizer", "learning_rate", "stop", "batch_size", "seed")
-STOP_KEYS = ("step_size", "loss", "max_steps")
+STOP_KEYS = tuple(f.name for f in fields(Stop))  # the stop rules a History records
 CSV_KEYS = ("csv", "inputs", "target")
 
 #: The largest sizes a scenario may ask for: a teaching example is small, and a typo such
