@@ -914,8 +914,10 @@ def test_scenario_figures_refuse_unknown_kinds_and_parameters(tmp_path):
         plots.plot_scenario(scenario, "loss-curve", tmp_path / "x.png", parameter="b9")
     with pytest.raises(ChainruleError, match=r"animation figure cannot be saved as '\.png'"):
         plots.plot_scenario(scenario, "animation", tmp_path / "x.png")
-    with pytest.raises(ChainruleError, match="--param2"):
+    with pytest.raises(ChainruleError, match=r"a contour figure draws a training run"):
         plots.plot_scenario(scenario, "contour", tmp_path / "x.png")
+    with pytest.raises(ChainruleError, match="--param2"):
+        plots.plot_scenario(scenario, "contour", tmp_path / "x.png", run=scenario.run())
     assert not os.listdir(tmp_path)
 
 

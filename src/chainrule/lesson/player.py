@@ -39,6 +39,7 @@ from chainrule.lesson.document import (
 )
 from chainrule.lesson.quantity import Workbench
 from chainrule.plots import INSTALL_HINT, plot_scenario
+from chainrule.plots.scenario_figures import UNTRAINED_KINDS
 
 __all__ = ["Performed", "format_value", "perform", "play"]
 
@@ -101,6 +102,7 @@ def _draw(block: Figure, bench: Workbench) -> Performed:
         return Performed(block, note=f"figure not drawn: {INSTALL_HINT}")
 
     scenario = bench.scenario(block.scenario)
+    run = None if block.figure in UNTRAINED_KINDS else bench.run(block.scenario)
     with tempfile.TemporaryDirectory() as folder:
         path = plot_scenario(
             scenario,
@@ -110,6 +112,7 @@ def _draw(block: Figure, bench: Workbench) -> Performed:
             parameter2=block.param2,
             steps=list(block.steps) if block.steps else None,
             decompose=block.decompose,
+            run=run,
         )
         return Performed(block, image=path.read_bytes())
 

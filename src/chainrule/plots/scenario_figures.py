@@ -164,9 +164,10 @@ def plot_scenario(
 ) -> Path:
     """Draw ``kind`` for ``scenario`` into the file ``out`` (format from its suffix).
 
-    A kind that needs a run takes ``run`` (the scenario trained by the caller, who can
-    say why a run failed), or trains the scenario when none is given. Parameter names
-    are checked before any training, so a typo fails at once.
+    A kind drawn from the model alone (:data:`UNTRAINED_KINDS`) needs no training; the
+    others draw ``run``, the scenario trained by the caller (who says why a run failed,
+    and trains with ``detail=True`` when :func:`needs_detail`): figures never train.
+    Parameter names are checked first, so a typo fails at once.
     """
     check_kind(kind, out)
     for name in (parameter, parameter2):
@@ -174,9 +175,12 @@ def plot_scenario(
             scenario.model.scalar(name)
     if kind in UNTRAINED_KINDS:
         figure = figure_of_model(scenario.build_model(), scenario.data, scenario.loss, kind)
+    elif run is None:
+        raise ChainruleError(
+            f"a {kind} figure draws a training run: pass run=scenario.run()"
+            + (" (with detail=True)" if needs_detail(kind, scenario.data) else "")
+        )
     else:
-        if run is None:
-            run = scenario.run(detail=True if needs_detail(kind, scenario.data) else None)
         figure = figure_of_run(
             run, kind, parameter, parameter2, steps, decompose, per_point=per_point
         )
