@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from chainrule.formula import Formula
+from chainrule.nn.module import Module
 from chainrule.tensor import Tensor
 
 
@@ -112,7 +112,7 @@ def wrapped_text(node: Tensor, text: str) -> str:
     return text
 
 
-def recorder(model: Any) -> Callable[[Mapping[str, float]], dict[str, Tensor]]:
+def recorder(model: Module) -> Callable[[Mapping[str, float]], dict[str, Tensor]]:
     """A function that traces ``model`` (a formula) at one data point, every op recorded.
 
     It returns the named nodes, as :meth:`Formula.trace` does, of a twin built from the

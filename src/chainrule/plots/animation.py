@@ -24,7 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
+from chainrule.history import History
+from chainrule.losses import Loss
+from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots.loss import (
@@ -167,11 +171,11 @@ def frame_steps(total: int, most: int = MAX_FRAMES) -> list[int]:
 
 
 def animation(
-    model: Any,
-    data: Any,
-    loss: Any,
+    model: Module,
+    data: Dataset,
+    loss: str | Loss,
     parameter: str | None,
-    history: Any,
+    history: History | None,
     *,
     max_frames: int = MAX_FRAMES,
     fps: float = 2.0,
@@ -336,9 +340,9 @@ def animation(
 
 
 def _decision_film(
-    model: Any,
-    data: Any,
-    history: Any,
+    model: Module,
+    data: Dataset,
+    history: History | None,
     max_frames: int,
     fps: float,
     size: tuple[float, float],

@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.explain.model_graph import loss_node, recording_twin
+from chainrule.losses import Loss
+from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, require_matplotlib
 from chainrule.plots.animation import freeze_layout, self_contained, write_film
@@ -81,7 +84,7 @@ class BackwardFlowFigure(BackwardFigure):
 
 
 def gradients_on_data(
-    model: Any, data: Any, loss: Any
+    model: Module, data: Dataset, loss: str | Loss
 ) -> tuple[float, dict[str, float], dict[str, np.ndarray]]:
     """The engine's backward pass on a copy of ``model``: (loss, d loss / d each scalar,
     d loss / d each named node per data point). The model is not changed.
@@ -117,7 +120,7 @@ def gradients_on_data(
 
 
 def _labelled(
-    model: Any, input_names: list[str] | None, loss_name: str, grads: dict[str, float]
+    model: Module, input_names: list[str] | None, loss_name: str, grads: dict[str, float]
 ) -> tuple[list[Node], list[Edge], bool]:
     """The network's nodes and edges with each weight's gradient in place of its value."""
     formula = bool(model.formula_lines)
@@ -143,9 +146,9 @@ def _labelled(
 
 
 def backward(
-    model: Any,
-    data: Any,
-    loss: Any,
+    model: Module,
+    data: Dataset,
+    loss: str | Loss,
     *,
     size: tuple[float, float] | None = None,
     dpi: float = 100,
@@ -162,9 +165,9 @@ def backward(
 
 
 def _backward(
-    model: Any,
-    data: Any,
-    loss: Any,
+    model: Module,
+    data: Dataset,
+    loss: str | Loss,
     size: tuple[float, float] | None,
     dpi: float,
     title: str | None,
@@ -205,9 +208,9 @@ def _backward(
 
 
 def backward_flow(
-    model: Any,
-    data: Any,
-    loss: Any,
+    model: Module,
+    data: Dataset,
+    loss: str | Loss,
     *,
     fps: float = 1.0,
     size: tuple[float, float] | None = None,

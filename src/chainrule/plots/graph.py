@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError, GraphError
-from chainrule.losses import loss_spec
-from chainrule.nn.module import Parameter
+from chainrule.losses import Loss, loss_spec
+from chainrule.nn.module import Module, Parameter
 from chainrule.plots._base import Figure
 from chainrule.tensor import Tensor, gradients
 from chainrule.text import significant
@@ -236,7 +237,7 @@ def graph(
     )
 
 
-def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
+def model_graph(model: Module, data: Dataset, loss: str | Loss = "ssr") -> GraphFigure:
     """The graph of one forward pass of ``model`` on ``data`` and its loss, every parameter
     recorded (frozen ones too, styled as frozen), with each node's gradient of the loss.
 
@@ -257,7 +258,7 @@ def model_graph(model: Any, data: Any, loss: Any = "ssr") -> GraphFigure:
     return graph(total, frozen=frozen)
 
 
-def _name_the_target(total: Tensor, out: Any, data: Any) -> None:
+def _name_the_target(total: Tensor, out: Any, data: Dataset) -> None:
     """Call the loss's target leaf by the data's own name (``efficacy``, ``label``).
 
     The loss functions name the leaf that holds the target ``observed``, whatever the

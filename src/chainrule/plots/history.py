@@ -59,7 +59,7 @@ class HistoryFigure(Figure):
 
 
 def history(
-    run: Any,
+    run: History,
     *,
     size: tuple[float, float] = (9.0, 3.6),
     dpi: float = 100,

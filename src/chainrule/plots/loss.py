@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain.scan import scan
 from chainrule.history import History
 from chainrule.losses import LOSSES, Loss, loss_spec
+from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots.replay import divergence, first_steps, steps_in_view
@@ -100,7 +102,7 @@ def loss_display(loss: str | Loss | None, history: History | None) -> str:
     return loss_spec(loss).display
 
 
-def require_steps(history: Any, what: str) -> None:
+def require_steps(history: History | None, what: str) -> None:
     if history is not None and history.num_steps and not history.steps:
         raise ChainruleError(
             f"{what} draws each step's value and slope, but this run kept no per-step "
@@ -139,18 +141,20 @@ def values_spread(visited: np.ndarray, points: int) -> np.ndarray:
     return np.linspace(low - margin, high + margin, points)
 
 
-def scan_quietly(model: Any, data: Any, loss: Any, parameter: str, values: np.ndarray, **two: Any):
+def scan_quietly(
+    model: Module, data: Dataset, loss: str | Loss, parameter: str, values: np.ndarray, **two: Any
+):
     """The explainer's brute-force scan: the engine's forward pass at every value."""
 
     return scan(model, data, loss, parameter, values, **two)
 
 
 def loss_curve(
-    model: Any,
-    data: Any,
-    loss: Any,
+    model: Module,
+    data: Dataset,
+    loss: str | Loss,
     parameter: str,
-    history: Any = None,
+    history: History | None = None,
     values: Sequence[float] | np.ndarray | None = None,
     *,
     points: int = 201,
@@ -502,12 +506,12 @@ def contour_levels(losses: np.ndarray, rings: int = RINGS) -> np.ndarray:
 
 
 def contour(
-    model: Any,
-    data: Any,
-    loss: Any,
+    model: Module,
+    data: Dataset,
+    loss: str | Loss,
     parameter: str,
     parameter2: str,
-    history: Any = None,
+    history: History | None = None,
     values: Sequence[float] | np.ndarray | None = None,
     values2: Sequence[float] | np.ndarray | None = None,
     *,

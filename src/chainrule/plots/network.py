@@ -27,6 +27,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn import MLP, Activation, Linear, Sequential
+from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure, require_matplotlib
 from chainrule.plots._terms import Term, additive_terms, describe, recorder, wrapped_text
@@ -82,7 +83,7 @@ class NetworkFigure(Figure):
 
 
 def network(
-    model: Any,
+    model: Module,
     input_names: list[str] | None = None,
     *,
     size: tuple[float, float] | None = None,
@@ -113,11 +114,11 @@ def network(
     )
 
 
-def _scalar_frozen(model: Any) -> list[tuple[str, bool]]:
+def _scalar_frozen(model: Module) -> list[tuple[str, bool]]:
     return [(ref.name, ref.parameter.frozen) for ref in model.scalars()]
 
 
-def _is_trained(model: Any, name: str) -> bool:
+def _is_trained(model: Module, name: str) -> bool:
     return not model.scalar(name).parameter.frozen
 
 
@@ -126,7 +127,7 @@ def _is_trained(model: Any, name: str) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
-def formula_diagram(model: Any) -> tuple[list[Node], list[Edge]]:
+def formula_diagram(model: Module) -> tuple[list[Node], list[Edge]]:
     # Every operation recorded, the inputs' own too: ``w * (dosage + 1)`` is an edge from
     # dosage, not a number.
     named = recorder(model)({})
@@ -194,7 +195,7 @@ def _read_term(
     name_of: dict[int, str],
     parameters: set[str],
     key_of: dict[str, str],
-    model: Any,
+    model: Module,
     edges: list[Edge],
 ) -> list[str]:
     """Turn one additive term of a node into an edge or a bias; return the source nodes."""
@@ -281,7 +282,7 @@ def _place(nodes: list[Node], depth: dict[str, int]) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def layer_stack(model: Any) -> list[tuple[str, Any, str]]:
+def layer_stack(model: Module) -> list[tuple[str, Any, str]]:
     """(dotted name, Linear layer, activation after it) for a layer model."""
 
     if isinstance(model, MLP):
@@ -318,7 +319,7 @@ def _shown(count: int) -> list[int]:
     return [*range(half), *range(count - half, count)]
 
 
-def layer_diagram(model: Any, input_names: list[str] | None) -> tuple[list[Node], list[Edge]]:
+def layer_diagram(model: Module, input_names: list[str] | None) -> tuple[list[Node], list[Edge]]:
     layers = layer_stack(model)
     sizes = [layers[0][1].in_features] + [layer.out_features for _, layer, _ in layers]
     names = list(input_names) if input_names else [f"x{i + 1}" for i in range(sizes[0])]
@@ -377,7 +378,7 @@ _FILL = {"input": "#eeeeee", "hidden": "#dbe9f6", "output": "#d9f0d3"}
 def draw_network(
     nodes: list[Node],
     edges: list[Edge],
-    model: Any,
+    model: Module,
     size: tuple[float, float] | None,
     dpi: float,
     title: str | None,

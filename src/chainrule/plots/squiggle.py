@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
+from chainrule.history import History
+from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots._terms import additive_terms, recorder
@@ -92,8 +95,8 @@ class DecisionFigure(Figure):
 
 
 def _snapshots(
-    model: Any,
-    history: Any,
+    model: Module,
+    history: History | None,
     steps: Sequence[StepSpec] | StepSpec | None,
     values: Mapping[str, float] | Sequence[Mapping[str, float]] | None,
 ) -> list[tuple[int, dict[str, float], Any]]:
@@ -112,9 +115,9 @@ def _snapshots(
 
 
 def squiggle(
-    model: Any,
-    data: Any,
-    history: Any = None,
+    model: Module,
+    data: Dataset,
+    history: History | None = None,
     steps: Sequence[StepSpec] | StepSpec | None = None,
     *,
     values: Mapping[str, float] | Sequence[Mapping[str, float]] | None = None,
@@ -278,7 +281,7 @@ class CurveTerm:
     values: np.ndarray
 
 
-def _terms_over(model: Any, grid: np.ndarray) -> list[CurveTerm]:
+def _terms_over(model: Module, grid: np.ndarray) -> list[CurveTerm]:
     """The additive terms of the output over ``grid``, as the engine computes them.
 
     The output is traced at each grid value with every operation recorded (the input's
@@ -386,7 +389,7 @@ def _signed(labels: list[str], leading: bool = False) -> str:
 
 
 def _step_label(
-    k: int, values: dict[str, float], trained: list[str], history: Any, explicit: bool
+    k: int, values: dict[str, float], trained: list[str], history: History | None, explicit: bool
 ) -> str:
     if explicit:
         shown = ", ".join(f"{n} = {significant(v)}" for n, v in list(values.items())[:3])
@@ -407,7 +410,7 @@ def when_text(k: int, total: int) -> str:
     return f"end ({steps})" if k == total else f"after {steps}"
 
 
-def class_scores(model: Any, X: np.ndarray) -> np.ndarray:
+def class_scores(model: Module, X: np.ndarray) -> np.ndarray:
     """Per row: P(class 1) for one output, class probabilities (m, k) for several.
 
     The model's output is read as the engine made it: if its last op is a sigmoid (or a
@@ -423,7 +426,7 @@ def class_scores(model: Any, X: np.ndarray) -> np.ndarray:
     return data if last == "softmax" else softmax(Tensor(data), axis=-1).data
 
 
-def _class_keys(mpl: Any, axes: Any, shading: Any, data: Any) -> None:
+def _class_keys(mpl: Any, axes: Any, shading: Any, data: Dataset) -> None:
     """What the colours mean: the classes of the points (a legend) and the shading of the
     regions (a colour bar: P(class 1), or the predicted class)."""
     handles, labels = axes[0].get_legend_handles_labels()
@@ -449,8 +452,8 @@ def _class_keys(mpl: Any, axes: Any, shading: Any, data: Any) -> None:
 
 def _decision_regions(
     snapshots: list[tuple[int, dict[str, float], Any]],
-    data: Any,
-    history: Any,
+    data: Dataset,
+    history: History | None,
     size: tuple[float, float],
     dpi: float,
     title: str | None,

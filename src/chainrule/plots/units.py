@@ -17,12 +17,13 @@ of every layer but the last, after their activation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.nn import activation_module
+from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, matplotlib_figure
 from chainrule.plots.network import formula_diagram, layer_stack
@@ -44,7 +45,7 @@ class UnitsFigure(Figure):
     layers: list[list[str]] = field(default_factory=list)
 
 
-def hidden_outputs(model: Any, X: np.ndarray) -> list[list[tuple[str, np.ndarray]]]:
+def hidden_outputs(model: Module, X: np.ndarray) -> list[list[tuple[str, np.ndarray]]]:
     """Per hidden layer, each unit's name and its outputs for the rows of ``X`` (the
     engine's forward pass; the model is not changed).
 
@@ -76,8 +77,8 @@ def hidden_outputs(model: Any, X: np.ndarray) -> list[list[tuple[str, np.ndarray
 
 
 def units(
-    model: Any,
-    data: Any,
+    model: Module,
+    data: Dataset,
     *,
     points: int = 61,
     dpi: float = 100,
