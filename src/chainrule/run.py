@@ -44,6 +44,7 @@ class Run:
     def train(cls, model: Module, data: Dataset, label: str = "", **settings: Any) -> Run:
         """Train ``model`` on ``data`` with :func:`chainrule.train`'s ``settings``, keeping
         a copy of the starting values."""
+        model.feed(data)  # a formula written without inputs= learns them from the data
         start = model.at()
         history = train(model, data, **settings)
         return cls(model, start, data, settings.get("loss", "ssr"), history, label)
@@ -61,6 +62,7 @@ class Run:
         >>> trainer.advance(2), run.history.num_steps
         (2, 2)
         """
+        model.feed(data)  # a formula written without inputs= learns them from the data
         start = model.at()
         trainer = Trainer(model, data, **settings)
         return cls(model, start, data, settings.get("loss", "ssr"), trainer.history, label), trainer
