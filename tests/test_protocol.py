@@ -110,9 +110,12 @@ def test_other_models_take_the_data_matrix_and_have_no_lines(kind):
 
 
 def test_a_formula_reads_columns_by_name_in_its_own_order():
-    model = Formula("p = 2 * b + a", values={})
-    X = model.feed(two_inputs())  # binds to the data: columns in the formula's order
+    model = Formula("p = 2 * b + a", inputs=["b", "a"])
+    X = model.feed(two_inputs())  # the columns in the formula's order, picked by name
     assert model.input_names == ("b", "a") and X.tolist() == [[1.0, 0.0], [0.0, 1.0], [3.0, 2.0]]
+    unbound = Formula("p = 2 * b + a")
+    unbound.feed(two_inputs())  # learns its inputs from the data, in the data's order
+    assert unbound.input_names == ("a", "b")
     layer = nn.Linear(2, 1)
     assert layer.feed(two_inputs()).tolist() == [[0.0, 1.0], [1.0, 0.0], [2.0, 3.0]]
 
