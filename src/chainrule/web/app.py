@@ -145,8 +145,9 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
     async def state(request: Request) -> Response:
         """The session as the page draws it (parameters, network, fit, run so far)."""
         session = session_of(request)
+        brief = request.query_params.get("brief") in ("1", "true")
         with session.lock:
-            return _Json(session.state())
+            return _Json(session.state(brief=brief))
 
     async def step(request: Request) -> Response:
         """Take steps of gradient descent."""

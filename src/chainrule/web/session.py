@@ -308,11 +308,12 @@ class Session:
 
     # -- what the page shows -------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state(self, brief: bool = False) -> dict[str, Any]:
         """The session as the page draws it: the parameters (value, trained), the
-        settings, the network diagram, the data and the fit, and the run so far."""
+        settings, the network diagram, the data and the fit, and the run so far
+        (``brief``: without the run and the scenario's text, for a page that has them)."""
         s = self.scenario
-        return plain(
+        out = plain(
             {
                 "scenario": {"name": s.name or s.label, "title": s.title, "toml": self.source},
                 "description": s.description,
@@ -328,9 +329,12 @@ class Session:
                 "target": s.data.target_name,
                 "network": self.network(),
                 "fit": self.fit(),
-                "run": self.history_dict(),
+                "run": None if brief else self.history_dict(),
             }
         )
+        if brief:
+            out["scenario"]["toml"] = None
+        return out
 
     def parameters(self) -> list[dict[str, Any]]:
         """``[{"name", "value", "trained"}]`` for every scalar, in the model's order."""
