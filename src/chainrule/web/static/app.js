@@ -190,7 +190,7 @@ function drawParameters() {
   if (params.length > 40) {
     box.replaceChildren(el("p", { class: "hint", text: `${params.length} parameters: click one on the diagram, or pick a trained one.` }));
   }
-  const shown = params.length > 40 ? params.filter((p) => p.name === app.selected).concat(params.slice(0, 12)) : params;
+  const shown = params.length > 40 ? params.filter((p) => p.name === app.selected).concat(params.slice(0, 12).filter((p) => p.name !== app.selected)) : params;
   const items = shown.map((p) => el("span", { class: `p ${p.trained ? "trained" : "frozen"}` },
     el("button", {
       type: "button", class: p.name === app.selected ? "selected" : "",
@@ -480,7 +480,7 @@ function drawChain() {
   });
   row.append(mo("="), mn(fmt(rule.value)));
   math.append(row);
-  const formulas = el("ul", { class: "paths" }, ...Object.entries(rule.formulas).map(([k, v]) => el("li", { text: `${k} = ${v}` })));
+  const formulas = el("ul", { class: "paths" }, ...Object.entries(rule.formulas).slice(0, 8).map(([k, v]) => el("li", { text: `${k} = ${v}` })));
   const points = rule.points.slice(0, 12);
   const head = ["point", ...rule.paths.flatMap((fs) => fs), "product"];
   const table = el("table", {},
