@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_engine.py", "bench_training.py")
+SCRIPTS = ("bench_engine.py", "bench_training.py", "bench_web.py")
 
 
 def main() -> int:

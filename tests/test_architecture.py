@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "plots": 6,
     "export": 6,
     "lesson": 7,
+    "web": 7,
     "cli": 7,
     "__init__": 8,
     "__main__": 8,
@@ -78,6 +79,7 @@ CYCLES = {
     ("chainrule.lesson.document", "chainrule.cli"),
     # `chainrule serve` starts the page's server (Starlette and uvicorn).
     ("chainrule.cli", "chainrule.web"),
+    ("chainrule.web", "chainrule.web.app"),
     # The exporters import torch and onnx at their top.
     ("chainrule.export", "chainrule.export._torch"),
     ("chainrule.export", "chainrule.export._source"),

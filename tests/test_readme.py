@@ -49,5 +49,7 @@ def test_the_documented_commands_exist():
         for action in build_parser()._actions
         if isinstance(action, argparse._SubParsersAction)
     ]
-    assert documented == {"demo", "run", "explain", "scan", "scenarios", "quiz", "plot", "new"}
+    assert documented == {
+        "demo", "run", "explain", "scan", "scenarios", "quiz", "plot", "new", "serve"
+    }  # fmt: skip
     assert documented <= set(commands)

@@ -14,6 +14,7 @@ engine, and prints what the explainer made of it; there are no numbers computed 
     chainrule export moons --to onnx --out moons.onnx   hand a model to PyTorch or ONNX
     chainrule lessons                                the built-in path of lessons
     chainrule lesson main-ideas                      play a lesson (--render handout.html)
+    chainrule serve main-ideas --open                the playground: a local web page
 
 A user's mistake (a bad file, an unknown parameter) prints one line
 ``chainrule: error: ...`` on stderr and exits with status 2; ``--debug`` shows the
@@ -807,7 +808,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_command(commands, command)
     _add_lesson_commands(command)
+    _add_serve_command(command)
     return parser
+
+
+# ---------------------------------------------------------------------------------------
+# serve: the playground, a local web page (needs chainrule[web])
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule serve [SCENARIO]``: the playground on http://127.0.0.1:PORT/."""
+    from chainrule.web import serve
+
+    serve(args.scenario, host=args.host, port=args.port, open_browser=args.open)
+    return EXIT_OK
+
+
+def _add_serve_command(command: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    from chainrule.web import DEFAULT_HOST, DEFAULT_PORT
+
+    p = command(
+        "serve",
+        "the playground: a local web page that steps, explains and quizzes a scenario",
+        "chainrule serve main-ideas --open",
+    )
+    p.add_argument(
+        "scenario", metavar="SCENARIO", nargs="?", default="main-ideas", help="opened first"
+    )
+    p.add_argument("--port", type=_positive_int, default=DEFAULT_PORT, metavar="N")
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        metavar="H",
+        help=f"the address to listen on (default: {DEFAULT_HOST}, this machine only)",
+    )
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.set_defaults(handler=cmd_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -392,6 +392,8 @@ class History:
         if self._final_values is None:
             shapes = [(name, value.shape) for name, value in self.final_parameters.items()]
             values = [v for value in self.final_parameters.values() for v in value.ravel().tolist()]
+            if not shapes:  # a run still going (Trainer.advance): nothing to keep yet
+                return {}
             self._final_values = dict(zip(scalar_names(shapes), values, strict=True))
         return self._final_values
 

@@ -743,7 +743,7 @@ def _guard(t: Tensor) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
+def topological_order(root: Tensor) -> list[Tensor]:
     """Nodes that lead to ``root`` and need a gradient, inputs before outputs.
 
     Iterative depth-first search: a chain of 100,000 ops must not hit the recursion limit.
@@ -832,7 +832,7 @@ def _backpropagate(
             "backward: this tensor does not depend on anything that requires a gradient "
             "(create the inputs with requires_grad=True)"
         )
-    order = _topological_order(root)
+    order = topological_order(root)
     grads: dict[Tensor, Any] = {root: _seed(root, gradient, create_graph)}
     wanted = None if targets is None else set(targets)
     found: dict[Tensor, Any] = {}
@@ -1224,7 +1224,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
 
 def _reaches_other_leaf(out: Tensor, fresh: set[int]) -> bool:
     """Whether ``out``'s graph has a leaf needing a gradient other than those in ``fresh``."""
-    for node in _topological_order(out):
+    for node in topological_order(out):
         if node.op is None and node.requires_grad and id(node) not in fresh:
             return True
     return False

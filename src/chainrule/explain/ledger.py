@@ -101,6 +101,8 @@ class Ledger(Explanation):
                 cells += [s[part][p] for p in shown]
             rows.append(tuple(cells))
         table = Table(tuple(columns), tuple(rows), gap_before=self.gap_before)
+        if not self.message:
+            return (table,)
         return (table, Paragraph(f"stopped: {self.message}"))
 
 
@@ -158,7 +160,8 @@ def ledger(
         steps=rows,
         gap_before=gap,
         stop_reason=history.stop_reason,
-        message=stop_message(history),
+        # a run still going (the web page's Step button) has no stop message yet
+        message=stop_message(history) if history.stop_reason else "",
         final=history.final_dict(),
     )
 

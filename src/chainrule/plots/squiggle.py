@@ -168,7 +168,7 @@ def squiggle(
             )
     output_name = model.output_name or "prediction"
     # Decomposed, each step gets a panel of its own (five curves or more per step).
-    step_terms = {k: _terms_over(m, grid) for k, _, m in snapshots} if decompose else {}
+    step_terms = {k: terms_over(m, grid) for k, _, m in snapshots} if decompose else {}
     panels = len(snapshots) if decompose else 1
     if decompose and size == DEFAULT_SIZE:  # room for the legend beside the pictures
         size = (size[0] + 2.4, size[1]) if panels == 1 else (min(3.6 * panels + 2.4, 18.0), 4.0)
@@ -281,7 +281,7 @@ class CurveTerm:
     values: np.ndarray
 
 
-def _terms_over(model: Module, grid: np.ndarray) -> list[CurveTerm]:
+def terms_over(model: Module, grid: np.ndarray) -> list[CurveTerm]:
     """The additive terms of the output over ``grid``, as the engine computes them.
 
     The output is traced at each grid value with every operation recorded (the input's

@@ -1,0 +1,612 @@
+// chainrule playground: plain JavaScript, no build step. Every number shown comes from
+// the server's JSON API (docs/web.md), which reads the engine; nothing is computed here
+// but where to draw it.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVGNS = "http://www.w3.org/2000/svg";
+const MATHNS = "http://www.w3.org/1998/Math/MathML";
+const fmt = (x) => (x === null || x === undefined ? "nan" : Number(x).toFixed(4));
+const short = (x) => (x === null || x === undefined ? "nan" : Number(x).toPrecision(3));
+
+const app = {
+  session: null, state: null, selected: null, running: false,
+  ledgerColumns: null, walk: null, walked: 0, busy: false,
+};
+
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  const data = await response.json();
+  if (!response.ok) {
+    const error = new Error(data.error || `HTTP ${response.status}`);
+    error.line = data.line;
+    throw error;
+  }
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function showError(message) { $("error").textContent = message || ""; }
+
+// ---------------------------------------------------------------------------------
+// Sessions and state
+// ---------------------------------------------------------------------------------
+
+async function openSession(body) {
+  pause();
+  const data = await api("POST", "/api/sessions", body);
+  app.session = data.session;
+  app.selected = null;
+  app.walk = null;
+  setState(data);
+  $("toml").value = data.scenario.toml;
+  $("toml-error").textContent = "";
+  resetLedger(data.run);
+  $("download-toml").href = `/api/sessions/${app.session}/scenario.toml`;
+  $("download-model").href = `/api/sessions/${app.session}/model.safetensors`;
+}
+
+async function refresh() {
+  const data = await api("GET", `/api/sessions/${app.session}?brief=1`);
+  setState(data);
+}
+
+function setState(data) {
+  app.state = data;
+  const params = data.parameters;
+  if (!app.selected || !params.some((p) => p.name === app.selected)) {
+    const trained = params.find((p) => p.trained);
+    app.selected = (trained || params[0] || {}).name || null;
+  }
+  $("title").textContent = data.scenario.title;
+  $("learning-rate").value = data.settings.learning_rate;
+  const opt = $("optimizer");
+  if (opt.options.length !== data.settings.optimizers.length) {
+    opt.replaceChildren(...data.settings.optimizers.map((o) => el("option", { value: o, text: o })));
+  }
+  opt.value = data.settings.optimizer;
+  $("max-steps").value = data.settings.stop.max_steps;
+  drawParameters();
+  drawNetwork();
+  drawFit();
+  drawSelected();
+}
+
+// ---------------------------------------------------------------------------------
+// Stepping and the ledger
+// ---------------------------------------------------------------------------------
+
+function resetLedger(run) {
+  app.ledgerColumns = null;
+  $("ledger").tHead.replaceChildren();
+  $("ledger").tBodies[0].replaceChildren();
+  $("stop-message").textContent = "";
+  $("diagnosis").textContent = "";
+  if (run && run.steps && run.steps.length) addRows(run.steps, run.loss);
+  if (run && run.done) showStop(run);
+  setRunning(false);
+}
+
+function addRows(steps, loss) {
+  const table = $("ledger");
+  if (!app.ledgerColumns) {
+    const names = Object.keys(steps[0].values).slice(0, 3);
+    app.ledgerColumns = names;
+    const L = (loss || "loss").toUpperCase();
+    const heads = ["step", ...names, L];
+    for (const p of names) heads.push(`d${L}/d${p}`);
+    for (const p of names) heads.push(names.length > 1 ? `step size (${p})` : "step size");
+    for (const p of names) heads.push(`new ${p}`);
+    table.tHead.replaceChildren(el("tr", {}, ...heads.map((h) => el("th", { scope: "col", text: h }))));
+  }
+  const names = app.ledgerColumns;
+  const body = table.tBodies[0];
+  for (const s of steps) {
+    const cells = [String(s.step), ...names.map((p) => fmt(s.values[p])), fmt(s.loss)];
+    for (const part of ["slopes", "step_sizes", "new_values"]) {
+      for (const p of names) cells.push(fmt(s[part][p]));
+    }
+    body.append(el("tr", {}, ...cells.map((c) => el("td", { text: c }))));
+  }
+  while (body.rows.length > 300) body.deleteRow(0);
+  const panel = $("ledger-panel");
+  panel.scrollTop = panel.scrollHeight;
+}
+
+function showStop(result) {
+  $("stop-message").textContent = result.message ? `Stopped: ${result.message}` : "";
+  $("diagnosis").textContent = result.diagnosis ? result.diagnosis.message : "";
+}
+
+async function step(count = 1) {
+  const result = await api("POST", `/api/sessions/${app.session}/step`, { steps: count });
+  if (result.steps.length) addRows(result.steps, result.loss);
+  if (result.done) {
+    showStop(result);
+    pause();
+  }
+  app.walk = null;
+  await refresh();
+  return result;
+}
+
+function setRunning(on) {
+  app.running = on;
+  $("run").textContent = on ? "Pause" : "Run";
+  $("run").setAttribute("aria-pressed", on ? "true" : "false");
+}
+
+function pause() { setRunning(false); }
+
+async function runLoop() {
+  setRunning(true);
+  let count = 1;
+  while (app.running) {
+    const started = performance.now();
+    try {
+      const result = await step(count);
+      if (result.done || result.taken === 0) break;
+    } catch (error) {
+      showError(error.message);
+      break;
+    }
+    // Few steps per frame while they are cheap to watch; more for long runs.
+    const took = performance.now() - started;
+    count = Math.min(50, took < 40 ? count + 1 : count);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  setRunning(false);
+}
+
+// ---------------------------------------------------------------------------------
+// Parameters: list, network, editor
+// ---------------------------------------------------------------------------------
+
+function drawParameters() {
+  const box = $("parameters");
+  const params = app.state.parameters;
+  if (params.length > 40) {
+    box.replaceChildren(el("p", { class: "hint", text: `${params.length} parameters: click one on the diagram, or pick a trained one.` }));
+  }
+  const shown = params.length > 40 ? params.filter((p) => p.name === app.selected).concat(params.slice(0, 12).filter((p) => p.name !== app.selected)) : params;
+  const items = shown.map((p) => el("span", { class: `p ${p.trained ? "trained" : "frozen"}` },
+    el("button", {
+      type: "button", class: p.name === app.selected ? "selected" : "",
+      "aria-label": `select ${p.name}`, text: `${p.name} = ${short(p.value)}`,
+      onclick: () => select(p.name),
+    }),
+    el("input", {
+      type: "checkbox", "aria-label": `train ${p.name}`, ...(p.trained ? { checked: "" } : {}),
+      onchange: (e) => setTrained(p.name, e.target.checked),
+    })));
+  if (params.length <= 40) box.replaceChildren(...items);
+  else box.append(...items);
+}
+
+function parameter(name) { return app.state.parameters.find((p) => p.name === name); }
+
+function select(name) {
+  app.selected = name;
+  drawParameters();
+  drawNetwork();
+  drawSelected();
+}
+
+function drawSelected() {
+  const p = parameter(app.selected);
+  $("editor").hidden = !p;
+  if (!p) return;
+  $("slider-label").textContent = `value of ${p.name}`;
+  const span = Math.max(2, Math.abs(p.value) * 1.5);
+  const slider = $("value-slider");
+  if (document.activeElement !== slider) {
+    slider.min = (p.value - span).toFixed(3);
+    slider.max = (p.value + span).toFixed(3);
+    slider.value = p.value;
+  }
+  slider.setAttribute("aria-label", `value of ${p.name}`);
+  if (document.activeElement !== $("value-number")) $("value-number").value = Number(p.value.toPrecision(6));
+  $("value-trained").checked = p.trained;
+  $("value-trained").setAttribute("aria-label", `train ${p.name}`);
+  drawLossCurve();
+  drawChain();
+}
+
+async function setValue(name, value) {
+  if (!Number.isFinite(value)) return;
+  pause();
+  try {
+    const data = await api("POST", `/api/sessions/${app.session}/values`, { values: { [name]: value } });
+    afterChange(data);
+  } catch (error) { showError(error.message); }
+}
+
+async function setTrained(name, trained) {
+  pause();
+  try {
+    const data = await api("POST", `/api/sessions/${app.session}/values`, trained ? { train: [name] } : { freeze: [name] });
+    afterChange(data);
+  } catch (error) { showError(error.message); }
+}
+
+async function setSettings(settings) {
+  pause();
+  try {
+    const data = await api("POST", `/api/sessions/${app.session}/values`, { set: settings });
+    afterChange(data);
+  } catch (error) { showError(error.message); }
+}
+
+function afterChange(data) {
+  showError("");
+  app.walk = null;
+  resetLedger(null);
+  setState(data);
+}
+
+function drawNetwork() {
+  const box = $("network");
+  const { nodes, edges } = app.state.network;
+  box.replaceChildren();
+  if (!nodes.length) return;
+  const values = Object.fromEntries(app.state.parameters.map((p) => [p.name, p]));
+  const xs = nodes.map((n) => n.x), ys = nodes.map((n) => n.y);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const W = 420, H = Math.max(220, 70 * (y1 - y0 + 1.2));
+  box.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const px = (x) => 40 + ((x - x0) / ((x1 - x0) || 1)) * (W - 100);
+  const py = (y) => 45 + ((y1 - y) / ((y1 - y0) || 1)) * (H - 85);
+  const at = Object.fromEntries(nodes.map((n) => [n.key, [px(n.x), py(n.y)]]));
+  const active = app.walk ? new Set(app.walk.nodes.slice(0, app.walked).map((n) => n.name)) : new Set();
+  const many = edges.length > 24;
+  for (const e of edges) {
+    const [ax, ay] = at[e.source], [bx, by] = at[e.target];
+    box.append(svg("line", { x1: ax, y1: ay, x2: bx, y2: by, stroke: e.parameter && values[e.parameter]?.trained ? "#1f77b4" : "#bbb", "stroke-width": many ? 0.6 : 1.4 }));
+    if (e.parameter && !many) addParam(box, e.parameter, values[e.parameter], ax + (bx - ax) * 0.55, ay + (by - ay) * 0.55 - 4);
+  }
+  for (const n of nodes) {
+    const [x, y] = at[n.key];
+    const g = svg("g", { class: active.has(n.key) || n.caption.split(" → ").some((c) => active.has(c)) ? "active" : "" });
+    g.append(svg("circle", { cx: x, cy: y, r: many ? 7 : 16, fill: n.kind === "input" ? "#eee" : n.kind === "output" ? "#d9f0d3" : "#dbe9f6", stroke: "#666" }));
+    if (!many || n.kind === "input") g.append(svg("text", { x, y: y + 4, "text-anchor": "middle" }, n.title || n.key));
+    if (!many) g.append(svg("text", { x, y: y + 30, "text-anchor": "middle", fill: "#666" }, n.caption));
+    box.append(g);
+    if (!many) n.bias.forEach((b, i) => addParam(box, b, values[b], x, y - 22 - 12 * i));
+  }
+}
+
+function addParam(box, name, p, x, y) {
+  if (!p) return;
+  const cls = `param ${p.trained ? "trained" : "frozen"}${name === app.selected ? " selected" : ""}`;
+  const t = svg("text", { x, y, "text-anchor": "middle", class: cls, tabindex: 0, role: "button", "aria-label": `select ${name}` }, `${name} = ${short(p.value)}`);
+  t.addEventListener("click", () => select(name));
+  t.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(name); } });
+  box.append(t);
+}
+
+// ---------------------------------------------------------------------------------
+// The data and the fit
+// ---------------------------------------------------------------------------------
+
+function drawFit() {
+  const fit = app.state.fit;
+  const box = $("fit");
+  $("terms-toggle").hidden = !(fit.kind === "curve" && fit.terms);
+  $("units").replaceChildren();
+  if (fit.kind === "curve") drawCurve(box, fit);
+  else if (fit.kind === "regions") drawRegions(box, fit);
+  else box.replaceChildren(el("p", { class: "hint", text: "This data has more than two inputs: see the ledger and the loss." }));
+}
+
+function plotFrame(W, H, xr, yr) {
+  const sx = (x) => 40 + ((x - xr[0]) / (xr[1] - xr[0] || 1)) * (W - 50);
+  const sy = (y) => H - 25 - ((y - yr[0]) / (yr[1] - yr[0] || 1)) * (H - 50);
+  return { sx, sy };
+}
+
+function axes(s, W, H, xr, yr, xlabel, ylabel) {
+  const { sx, sy } = plotFrame(W, H, xr, yr);
+  s.append(svg("line", { x1: 40, y1: H - 25, x2: W - 10, y2: H - 25, stroke: "#999" }));
+  s.append(svg("line", { x1: 40, y1: 22, x2: 40, y2: H - 25, stroke: "#999" }));
+  s.append(svg("text", { x: W - 10, y: H - 8, "text-anchor": "end", "font-size": 11 }, xlabel));
+  s.append(svg("text", { x: 44, y: 12, "font-size": 11 }, ylabel));
+  for (const v of [xr[0], xr[1]]) s.append(svg("text", { x: sx(v), y: H - 12, "font-size": 10, "text-anchor": "middle" }, short(v)));
+  for (const v of [yr[0], yr[1]]) s.append(svg("text", { x: 36, y: sy(v) + 3, "font-size": 10, "text-anchor": "end" }, short(v)));
+  return { sx, sy };
+}
+
+function range(values, pad = 0.08) {
+  const finite = values.filter((v) => v !== null && Number.isFinite(v));
+  let lo = Math.min(...finite), hi = Math.max(...finite);
+  if (!finite.length) { lo = 0; hi = 1; }
+  const p = (hi - lo) * pad || 1;
+  return [lo - p, hi + p];
+}
+
+function path(xs, ys, sx, sy) {
+  let d = "";
+  xs.forEach((x, i) => { if (ys[i] !== null) d += `${d ? "L" : "M"}${sx(x).toFixed(1)},${sy(ys[i]).toFixed(1)}`; });
+  return d;
+}
+
+function drawCurve(box, fit) {
+  const W = 420, H = 260;
+  const terms = $("show-terms").checked && fit.terms ? fit.terms : [];
+  const yr = range([...fit.y, ...fit.curve, ...terms.flatMap((t) => t.values)]);
+  const xr = [fit.grid[0], fit.grid[fit.grid.length - 1]];
+  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "the data and the fitted curve" });
+  const { sx, sy } = axes(s, W, H, xr, yr, app.state.inputs[0], app.state.target);
+  const colours = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"];
+  terms.forEach((t, i) => {
+    s.append(svg("path", { d: path(fit.grid, t.values, sx, sy), fill: "none", stroke: colours[i % 5], "stroke-dasharray": "4 3" }));
+    const last = t.values[t.values.length - 1];
+    s.append(svg("text", { x: W - 12, y: sy(last) - 3, "text-anchor": "end", "font-size": 10, fill: colours[i % 5] }, t.label));
+  });
+  s.append(svg("path", { d: path(fit.grid, fit.curve, sx, sy), fill: "none", stroke: "#2ca02c", "stroke-width": 2.5 }));
+  fit.x.forEach((x, i) => s.append(svg("circle", { cx: sx(x), cy: sy(fit.y[i]), r: 4.5, fill: "#333" })));
+  box.replaceChildren(s);
+}
+
+function colour(p) {  // P(class 1): blue (0) .. white (0.5) .. orange (1)
+  const a = [31, 119, 180], b = [255, 127, 14], w = [247, 247, 247];
+  const t = Math.abs(p - 0.5) * 2, c = p < 0.5 ? a : b;
+  return w.map((v, i) => Math.round(v + (c[i] - v) * t));
+}
+
+function heat(canvas, grid, lo, hi, toColour) {
+  const n = grid.length, m = grid[0].length;
+  canvas.width = m; canvas.height = n;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(m, n);
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < m; c++) {
+      const v = grid[n - 1 - r][c];
+      const rgb = toColour(v === null ? 0.5 : (v - lo) / (hi - lo || 1));
+      const k = 4 * (r * m + c);
+      img.data.set([...rgb, 255], k);
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+function drawRegions(box, fit) {
+  const size = 300;
+  const wrap = el("div", { style: "position:relative" });
+  const canvas = el("canvas", { role: "img", "aria-label": "decision regions: the shade is the predicted class" });
+  const classColours = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189]];
+  if (fit.classes === 2) heat(canvas, fit.p, 0, 1, colour);
+  else heat(canvas, fit.p, 0, fit.classes - 1, (t) => classColours[Math.round(t * (fit.classes - 1)) % 5].map((v) => Math.round(v * 0.45 + 140)));
+  const s = svg("svg", { viewBox: `0 0 ${size} ${size}`, style: "position:absolute;inset:0;background:none;border:none" });
+  const gx = fit.gx, gy = fit.gy;
+  const sx = (x) => ((x - gx[0]) / (gx[gx.length - 1] - gx[0])) * size;
+  const sy = (y) => size - ((y - gy[0]) / (gy[gy.length - 1] - gy[0])) * size;
+  fit.x.forEach((x, i) => {
+    const k = Math.round(fit.y[i]);
+    s.append(svg("circle", { cx: sx(x), cy: sy(fit.x2[i]), r: 2.6, fill: `rgb(${classColours[k % 5].join(",")})`, stroke: "#fff", "stroke-width": 0.6 }));
+  });
+  wrap.append(canvas, s);
+  box.replaceChildren(wrap, el("p", { class: "hint", text: `${app.state.inputs.join(" × ")}: shade = predicted class, dots = the data` }));
+  const units = $("units");
+  for (const u of fit.units) {
+    const flat = u.values.flat().filter((v) => v !== null);
+    const lo = Math.min(...flat), hi = Math.max(...flat);
+    const c = el("canvas", { role: "img", "aria-label": `what unit ${u.name} computes over the plane` });
+    heat(c, u.values, lo, hi, (t) => colour(t));
+    units.append(el("figure", {}, c, el("figcaption", { text: u.name })));
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// The loss curve of the selected parameter, and the chain rule
+// ---------------------------------------------------------------------------------
+
+let lossToken = 0;
+async function drawLossCurve() {
+  const p = parameter(app.selected);
+  const box = $("loss-curve");
+  if (!p) { box.replaceChildren(); return; }
+  const token = ++lossToken;
+  const span = Math.max(2, Math.abs(p.value));
+  const from = p.value - span, to = p.value + span;
+  try {
+    const [curve, rule] = await Promise.all([
+      api("GET", `/api/sessions/${app.session}/scan?parameter=${encodeURIComponent(p.name)}&from=${from}&to=${to}&num=81`),
+      api("GET", `/api/sessions/${app.session}/explain?parameter=${encodeURIComponent(p.name)}`),
+    ]);
+    if (token !== lossToken) return;
+    app.rule = rule;
+    const W = 420, H = 260;
+    const loss = curve.loss;
+    const current = loss[40];
+    const yr = range(loss);
+    box.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    box.replaceChildren();
+    const { sx, sy } = axes(box, W, H, [from, to], yr, p.name, curve.loss_name);
+    box.append(svg("path", { d: path(curve.values, loss, sx, sy), fill: "none", stroke: "#e377c2", "stroke-width": 2 }));
+    const slope = rule.value, h = span * 0.4;
+    const clip = (y) => Math.max(yr[0], Math.min(yr[1], y));
+    box.append(svg("line", { x1: sx(p.value - h), y1: sy(clip(current - slope * h)), x2: sx(p.value + h), y2: sy(clip(current + slope * h)), stroke: "#333", "stroke-dasharray": "5 3" }));
+    box.append(svg("circle", { cx: sx(p.value), cy: sy(current), r: 5, fill: "#d62728" }));
+    box.append(svg("text", { x: W - 12, y: 22, "text-anchor": "end", "font-size": 12 }, `${p.name} = ${fmt(p.value)}, slope = ${fmt(slope)}`));
+    drawChain();
+  } catch (error) { showError(error.message); }
+}
+
+function mi(text) { const n = document.createElementNS(MATHNS, "mi"); n.textContent = text; return n; }
+function mo(text) { const n = document.createElementNS(MATHNS, "mo"); n.textContent = text; return n; }
+function mn(text) { const n = document.createElementNS(MATHNS, "mn"); n.textContent = text; return n; }
+function m(tag, ...children) { const n = document.createElementNS(MATHNS, tag); n.append(...children); return n; }
+
+function derivative(label) {  // "dSSR/db3" as a fraction
+  const [top, bottom] = label.split("/");
+  return m("mfrac", m("mrow", mi("d"), mi(top.slice(1))), m("mrow", mi("d"), mi(bottom.slice(1))));
+}
+
+function drawChain() {
+  const box = $("chain");
+  const rule = app.rule;
+  if (!rule || rule.parameter !== app.selected) { box.replaceChildren(); return; }
+  const math = document.createElementNS(MATHNS, "math");
+  math.setAttribute("display", "block");
+  const row = m("mrow", derivative(`d${rule.loss}/d${rule.parameter}`), mo("="));
+  if (rule.points.length > 1) row.append(m("munder", mo("∑"), mi("points")));
+  rule.paths.forEach((factors, i) => {
+    if (i) row.append(mo("+"));
+    const product = m("mrow");
+    factors.forEach((f, j) => { if (j) product.append(mo("×")); product.append(derivative(f)); });
+    row.append(rule.paths.length > 1 ? m("mrow", mo("("), product, mo(")")) : product);
+  });
+  row.append(mo("="), mn(fmt(rule.value)));
+  math.append(row);
+  const formulas = el("ul", { class: "paths" }, ...Object.entries(rule.formulas).slice(0, 8).map(([k, v]) => el("li", { text: `${k} = ${v}` })));
+  const points = rule.points.slice(0, 12);
+  const head = ["point", ...rule.paths.flatMap((fs) => fs), "product"];
+  const table = el("table", {},
+    el("caption", { text: `This step's numbers, path by path (${rule.points.length} point${rule.points.length > 1 ? "s" : ""})` }),
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, ...points.map((pt) => el("tr", {},
+      el("td", { text: Object.entries(pt.inputs).map(([k, v]) => `${k}=${short(v)}`).join(", ") }),
+      ...pt.paths.flat().map((v) => el("td", { text: fmt(v) })),
+      el("td", { text: fmt(pt.products.reduce((a, b) => a + b, 0)) })))));
+  box.replaceChildren(math, formulas, table, el("p", { text: `sum: ${fmt(rule.sum)}` }));
+}
+
+// ---------------------------------------------------------------------------------
+// The backward pass, one node per press
+// ---------------------------------------------------------------------------------
+
+async function backward() {
+  if (!app.walk || app.walked >= app.walk.nodes.length) {
+    app.walk = await api("GET", `/api/sessions/${app.session}/backward`);
+    app.walked = 0;
+  }
+  app.walked += 1;
+  const list = $("backward-list");
+  list.replaceChildren(...app.walk.nodes.map((n, i) => {
+    const done = i < app.walked;
+    const value = n.value.length > 4 ? `${n.value.length} values` : n.value.map(fmt).join(", ");
+    const grad = n.gradient.length > 4 ? `${n.gradient.length} values` : n.gradient.map(fmt).join(", ");
+    const label = n.kind === "loss" ? `${n.name} (the loss)` : n.kind === "parameter" ? `${n.name} (parameter${n.trained ? ", trained" : ", frozen"})` : `${n.name} = ${n.op}(…)`;
+    return el("li", { class: done ? "done" : "pending" },
+      el("span", { text: `${label}: value ${value}; ` }),
+      el("span", { class: "grad", text: done ? `d${app.walk.nodes[0].name}/d${n.name} = ${grad}` : "gradient: ?" }));
+  }));
+  drawNetwork();
+}
+
+// ---------------------------------------------------------------------------------
+// The quiz
+// ---------------------------------------------------------------------------------
+
+async function quiz() {
+  const data = await api("GET", `/api/sessions/${app.session}/quiz`);
+  const box = $("questions");
+  box.replaceChildren(...data.questions.map((q) => {
+    const input = el("input", { type: "text", inputmode: "decimal", "aria-label": `answer: ${q.prompt}` });
+    const feedback = el("p", { "aria-live": "polite" });
+    const check = async () => {
+      const r = await api("POST", `/api/sessions/${app.session}/quiz`, { index: q.index, answer: input.value });
+      feedback.textContent = r.message;
+      feedback.className = r.correct ? "ok" : "no";
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") check(); });
+    return el("div", { class: "q" }, el("p", { text: q.prompt }), input, el("button", { type: "button", text: "Check", onclick: check }), feedback);
+  }));
+}
+
+// ---------------------------------------------------------------------------------
+// Scenarios: pick, edit, upload
+// ---------------------------------------------------------------------------------
+
+async function applyText(text, files) {
+  try {
+    await openSession(files ? { toml: text, files } : { toml: text });
+  } catch (error) {
+    $("toml-error").textContent = error.line ? `line ${error.line}: ${error.message}` : error.message;
+    if (error.line) {
+      const area = $("toml"), lines = area.value.split("\n");
+      const start = lines.slice(0, error.line - 1).join("\n").length + (error.line > 1 ? 1 : 0);
+      area.focus();
+      area.setSelectionRange(start, start + (lines[error.line - 1] || "").length);
+    }
+  }
+}
+
+async function upload(event) {
+  const files = [...event.target.files];
+  const toml = files.find((f) => f.name.endsWith(".toml"));
+  const csvs = {};
+  for (const f of files.filter((f) => f.name.toLowerCase().endsWith(".csv"))) csvs[f.name] = await f.text();
+  const text = toml ? await toml.text() : $("toml").value;
+  if (toml) $("toml").value = text;
+  await applyText(text, Object.keys(csvs).length ? csvs : null);
+  event.target.value = "";
+}
+
+function guard(fn) {
+  return async (...args) => {
+    try { showError(""); await fn(...args); } catch (error) { showError(error.message); }
+  };
+}
+
+async function start() {
+  const { scenarios, default: first } = await api("GET", "/api/scenarios");
+  const select = $("scenario-select");
+  select.replaceChildren(...scenarios.map((s) => el("option", { value: s.name, text: `${s.name}: ${s.title}` })));
+  const wanted = new URLSearchParams(location.search).get("scenario") || first;
+  select.value = wanted;
+  await openSession({ scenario: wanted });
+  select.addEventListener("change", guard(() => openSession({ scenario: select.value })));
+  $("step").addEventListener("click", guard(() => { pause(); return step(1); }));
+  $("run").addEventListener("click", () => (app.running ? pause() : runLoop()));
+  $("reset").addEventListener("click", guard(async () => {
+    pause();
+    const data = await api("POST", `/api/sessions/${app.session}/reset`);
+    afterChange(data);
+  }));
+  $("backward").addEventListener("click", guard(backward));
+  $("quiz").addEventListener("click", guard(quiz));
+  $("apply").addEventListener("click", () => applyText($("toml").value));
+  $("upload").addEventListener("change", upload);
+  $("learning-rate").addEventListener("change", (e) => setSettings({ "train.learning_rate": Number(e.target.value) }));
+  $("optimizer").addEventListener("change", (e) => setSettings({ "train.optimizer": e.target.value }));
+  $("max-steps").addEventListener("change", (e) => setSettings({ "train.stop": { ...app.state.settings.stop, max_steps: Number(e.target.value) } }));
+  $("show-terms").addEventListener("change", drawFit);
+  let pending = null, sending = false;
+  const live = async () => {  // one request in flight while a slider moves; the last value wins
+    if (sending || pending === null) return;
+    sending = true;
+    const v = pending; pending = null;
+    await setValue(app.selected, v);
+    sending = false;
+    live();
+  };
+  $("value-slider").addEventListener("input", (e) => { pending = Number(e.target.value); $("value-number").value = e.target.value; live(); });
+  $("value-number").addEventListener("change", (e) => setValue(app.selected, Number(e.target.value)));
+  $("value-trained").addEventListener("change", (e) => setTrained(app.selected, e.target.checked));
+  document.body.dataset.ready = "true";
+}
+
+start().catch((error) => showError(error.message));

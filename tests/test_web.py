@@ -1,0 +1,367 @@
+"""The playground's JSON API, through Starlette's test client: every endpoint, the seed's
+numbers (StatQuest's b3 example), and every refusal as a 4xx with one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx2")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from chainrule.web.app import create_app  # noqa: E402
+from chainrule.web.session import MAX_UPLOAD_BYTES, Session, Sessions  # noqa: E402
+
+# The seed's numbers (StatQuest, Backpropagation Main Ideas), b3 from 0, learning rate 0.1.
+FIRST_SLOPE = -15.6551083806
+FIRST_STEP_SIZE = -1.5655108381
+FIRST_NEW_B3 = 1.5655108381
+B3_AFTER_10 = 2.6089111372
+SSR_AT_0 = 20.4235976776
+SCAN_B3 = [20.423598, 13.346043, 7.768489, 3.690935, 1.113381, 0.035827, 0.458273, 2.380718]
+
+SEED_TOML = """title = "mine"
+[data]
+dosage = [0.0, 0.5, 1.0]
+observed = [0.0, 1.0, 0.0]
+[model]
+formula = "predicted = w * dosage + b"
+[train]
+learning_rate = 0.1
+"""
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(create_app())
+
+
+def open_session(client: TestClient, **body: object) -> str:
+    response = client.post("/api/sessions", json=body or {"scenario": "main-ideas"})
+    assert response.status_code == 201, response.text
+    return response.json()["session"]
+
+
+def assert_refused(response, status: int, *words: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) <= {"error", "line"}
+    message = body["error"]
+    assert "\n" not in message and message
+    for word in words:
+        assert word in message
+    return message
+
+
+# -- the seed through the API --------------------------------------------------------------
+
+
+def test_scenarios_lists_the_builtin_ones(client):
+    body = client.get("/api/scenarios").json()
+    names = [s["name"] for s in body["scenarios"]]
+    assert names[:2] == ["main-ideas", "three-parameters"] and "moons" in names
+    assert all(s["title"] for s in body["scenarios"])
+
+
+def test_a_session_says_what_is_trained(client):
+    body = client.post("/api/sessions", json={"scenario": "main-ideas"}).json()
+    params = {p["name"]: p for p in body["parameters"]}
+    assert params["b3"] == {"name": "b3", "value": 0.0, "trained": True}
+    assert params["w1"]["value"] == pytest.approx(3.34) and not params["w1"]["trained"]
+    assert body["settings"]["learning_rate"] == 0.1
+    assert body["run"]["steps"] == []
+
+
+def test_first_step_is_the_seeds(client):
+    sid = open_session(client)
+    body = client.post(f"/api/sessions/{sid}/step").json()
+    (step,) = body["steps"]
+    assert step["step"] == 1
+    assert step["loss"] == pytest.approx(SSR_AT_0)
+    assert step["slopes"]["b3"] == pytest.approx(FIRST_SLOPE)
+    assert step["step_sizes"]["b3"] == pytest.approx(FIRST_STEP_SIZE)
+    assert step["new_values"]["b3"] == pytest.approx(FIRST_NEW_B3)
+    assert body["done"] is False and body["stop_reason"] is None
+
+
+def test_steps_are_the_clis_json_and_stop_on_the_step_size(client, capsys):
+    sid = open_session(client)
+    records = []
+    for _ in range(4):  # 1 + 3 + 3 + 3 steps asked; the rule fires at step 10
+        records += client.post(f"/api/sessions/{sid}/step", json={"steps": 3}).json()["steps"]
+    body = client.post(f"/api/sessions/{sid}/step", json={"steps": 5}).json()
+    records += body["steps"]
+    assert [r["step"] for r in records] == list(range(1, 11))
+    assert records[-1]["new_values"]["b3"] == pytest.approx(B3_AFTER_10)
+    assert body["done"] and body["stop_reason"] == "step_size"
+    assert "2.61 after 10 steps" in body["message"]
+    assert body["diagnosis"]["kind"] == "converged"
+    # The same objects as `chainrule run main-ideas --format json` gives
+    from chainrule.cli import main
+
+    assert main(["run", "main-ideas", "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert records == cli["steps"]
+    assert body["diagnosis"] == cli["diagnosis"]
+    # A step after the end takes none and says so again
+    again = client.post(f"/api/sessions/{sid}/step").json()
+    assert again["taken"] == 0 and again["steps"] == [] and again["done"]
+
+
+def test_reset_goes_back_to_the_start(client):
+    sid = open_session(client)
+    client.post(f"/api/sessions/{sid}/step", json={"steps": 3})
+    body = client.post(f"/api/sessions/{sid}/reset").json()
+    assert {p["name"]: p["value"] for p in body["parameters"]}["b3"] == 0.0
+    step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
+    assert step["step"] == 1 and step["slopes"]["b3"] == pytest.approx(FIRST_SLOPE)
+
+
+def test_values_set_freeze_and_train(client):
+    sid = open_session(client)
+    body = client.post(
+        f"/api/sessions/{sid}/values", json={"values": {"b3": 2.0}, "train": ["w3"]}
+    ).json()
+    params = {p["name"]: p for p in body["parameters"]}
+    assert params["b3"]["value"] == 2.0 and params["w3"]["trained"]
+    step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
+    assert sorted(step["slopes"]) == ["b3", "w3"]
+    assert step["slopes"]["b3"] == pytest.approx(6 * 2.0 - 15.6551083806)  # dSSR/db3 = 6 b3 - 15.66
+    body = client.post(f"/api/sessions/{sid}/values", json={"freeze": ["w3"]}).json()
+    assert not {p["name"]: p for p in body["parameters"]}["w3"]["trained"]
+
+
+def test_learning_rate_setting(client):
+    sid = open_session(client, scenario="main-ideas", set={"train.learning_rate": 0.3})
+    step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
+    assert step["step_sizes"]["b3"] == pytest.approx(0.3 * FIRST_SLOPE)
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"train.learning_rate": 0.01}})
+    step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
+    assert step["step_sizes"]["b3"] == pytest.approx(0.01 * step["slopes"]["b3"])
+
+
+def test_explain_and_scan_are_the_clis(client, capsys):
+    from chainrule.cli import main
+
+    sid = open_session(client)
+    explained = client.get(f"/api/sessions/{sid}/explain?parameter=b3").json()
+    assert explained["value"] == pytest.approx(FIRST_SLOPE)
+    main(["explain", "main-ideas", "--param", "b3", "--format", "json"])
+    assert explained == json.loads(capsys.readouterr().out)
+    scanned = client.get(f"/api/sessions/{sid}/scan?parameter=b3&from=0&to=4&num=9").json()
+    assert scanned["loss"][:8] == pytest.approx(SCAN_B3, abs=1e-6)
+    main(["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "4", "--format", "json"])
+    assert scanned == json.loads(capsys.readouterr().out)
+    grid = client.get(
+        f"/api/sessions/{sid}/scan?parameter=w3&from=-2&to=0&num=3"
+        "&parameter2=b3&from2=0&to2=4&num2=5"
+    ).json()
+    assert len(grid["loss"]) == 3 and len(grid["loss"][0]) == 5
+
+
+def test_backward_walks_from_the_loss_to_the_parameters(client):
+    sid = open_session(client)
+    nodes = client.get(f"/api/sessions/{sid}/backward").json()["nodes"]
+    names = [n["name"] for n in nodes]
+    assert names[0] == "SSR" and nodes[0]["gradient"] == [1.0]
+    # a node comes before every node it was computed from
+    assert names.index("predicted") < names.index("y1") < names.index("x1") < names.index("w1")
+    assert {n["name"] for n in nodes if n["kind"] == "parameter"} == {
+        "w1", "b1", "w2", "b2", "w3", "w4", "b3"
+    }  # fmt: skip
+    by_name = {n["name"]: n for n in nodes}
+    assert by_name["b3"]["gradient"] == [pytest.approx(FIRST_SLOPE)]
+    assert by_name["b3"]["trained"] and not by_name["w1"]["trained"]
+    # dSSR/dpredicted = -2 (observed - predicted) at b3 = 0: the green predictions
+    green = [-2.6036652381, -1.6090193182, -2.6148696340]
+    observed = [0.0, 1.0, 0.0]
+    expected = [-2 * (o - g) for o, g in zip(observed, green, strict=True)]
+    assert by_name["predicted"]["gradient"] == pytest.approx(expected)
+
+
+def test_quiz_checks_with_the_engines_numbers(client):
+    sid = open_session(client)
+    questions = client.get(f"/api/sessions/{sid}/quiz").json()["questions"]
+    assert [q["kind"] for q in questions] == ["slope", "step size", "new value"]
+    assert "answer" not in questions[0]
+    right = client.post(f"/api/sessions/{sid}/quiz", json={"index": 0, "answer": "-15.66"})
+    assert right.json()["correct"] is True
+    wrong = client.post(f"/api/sessions/{sid}/quiz", json={"index": 2, "answer": "1.7"}).json()
+    assert wrong["correct"] is False and "1.5655" in wrong["message"]
+    # the quiz does not move the session
+    assert client.post(f"/api/sessions/{sid}/step").json()["steps"][0]["step"] == 1
+
+
+def test_state_draws_the_network_and_the_fit(client):
+    sid = open_session(client)
+    state = client.get(f"/api/sessions/{sid}").json()
+    edges = {(e["source"], e["target"], e["parameter"]) for e in state["network"]["edges"]}
+    assert ("dosage", "y1", "w1") in edges and ("y2", "predicted", "w4") in edges
+    fit = state["fit"]
+    assert fit["kind"] == "curve" and fit["x"] == [0.0, 0.5, 1.0]
+    assert len(fit["grid"]) == len(fit["curve"])
+    i = fit["grid"].index(min(fit["grid"], key=abs))  # the curve at dosage 0, b3 = 0
+    assert fit["curve"][i] == pytest.approx(-2.6036652381, abs=0.05)
+    assert [t["label"] for t in fit["terms"]][-1] == "b3"
+
+
+def test_moons_has_decision_regions_and_units(client):
+    sid = open_session(client, scenario="moons")
+    fit = client.get(f"/api/sessions/{sid}").json()["fit"]
+    assert fit["kind"] == "regions" and fit["classes"] == 2
+    assert len(fit["p"]) == len(fit["gy"]) and len(fit["p"][0]) == len(fit["gx"])
+    assert fit["units"] and len(fit["units"][0]["values"]) == 24
+    before = fit["p"]
+    client.post(f"/api/sessions/{sid}/step", json={"steps": 50})
+    after = client.get(f"/api/sessions/{sid}").json()["fit"]["p"]
+    assert after != before
+
+
+def test_downloads(client):
+    sid = open_session(client)
+    toml = client.get(f"/api/sessions/{sid}/scenario.toml")
+    assert toml.status_code == 200 and 'title = "Backpropagation main ideas' in toml.text
+    pytest.importorskip("safetensors")
+    client.post(f"/api/sessions/{sid}/step", json={"steps": 20})
+    model = client.get(f"/api/sessions/{sid}/model.safetensors")
+    assert model.status_code == 200
+    import tempfile
+    from pathlib import Path
+
+    from chainrule.io import load
+
+    path = Path(tempfile.mkdtemp()) / "m.safetensors"
+    path.write_bytes(model.content)
+    assert load(path).scalar("b3").value == pytest.approx(B3_AFTER_10)
+
+
+def test_scenario_text_and_csv_upload(client):
+    sid = open_session(client, toml=SEED_TOML)
+    step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
+    assert sorted(step["slopes"]) == ["b", "w"]
+    csv = "dosage,observed\n0,0\n0.5,1\n1,0\n"
+    text = SEED_TOML.replace(
+        "dosage = [0.0, 0.5, 1.0]\nobserved = [0.0, 1.0, 0.0]", 'csv = "doses.csv"'
+    )
+    sid = open_session(client, toml=text, files={"doses.csv": csv})
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert state["fit"]["x"] == [0.0, 0.5, 1.0]
+
+
+def test_page_and_openapi(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<caption>Ledger</caption>" in page.text
+    schema = client.get("/api/openapi.json").json()
+    assert "/api/sessions/{session}/step" in schema["paths"]
+    assert "post" in schema["paths"]["/api/sessions/{session}/step"]
+
+
+# -- refusals: one line, a 4xx ------------------------------------------------------------
+
+
+def test_bad_json_and_wrong_shapes(client):
+    sid = open_session(client)
+    assert_refused(client.post("/api/sessions", content=b"{nope"), 400, "not valid JSON")
+    assert_refused(client.post("/api/sessions", json=[1]), 400, "JSON object")
+    assert_refused(client.post(f"/api/sessions/{sid}/step", json={"steps": "x"}), 400, "steps")
+    assert_refused(client.post(f"/api/sessions/{sid}/step", json={"steps": 10**6}), 413, "1000")
+    assert_refused(
+        client.post(f"/api/sessions/{sid}/values", json={"values": {"b3": "a"}}), 400, "b3"
+    )
+    assert_refused(
+        client.post(f"/api/sessions/{sid}/values", json={"set": {"train.learning_rate": -1}}),
+        400,
+        "learning_rate",
+    )
+
+
+def test_unknown_scenario_parameter_and_session(client):
+    assert_refused(client.post("/api/sessions", json={"scenario": "main-idea"}), 404, "main-ideas")
+    sid = open_session(client)
+    assert_refused(client.get(f"/api/sessions/{sid}/explain?parameter=b4"), 400, "b4", "b3")
+    assert_refused(client.get(f"/api/sessions/{sid}/explain"), 400, "parameter")
+    assert_refused(client.post(f"/api/sessions/{sid}/values", json={"freeze": ["w9"]}), 400, "w9")
+    assert_refused(client.post("/api/sessions/nope/step"), 404, "no session")
+    assert_refused(client.get("/api/nothing"), 404, "/api/nothing")
+    assert_refused(client.get(f"/api/sessions/{sid}/step"), 405, "GET")
+
+
+def test_scan_bounds(client):
+    sid = open_session(client)
+    base = f"/api/sessions/{sid}/scan?parameter=b3&from=0&to=4"
+    assert_refused(client.get(base + "&num=100000"), 413, "at most")
+    assert_refused(client.get(base + "&num=1"), 400, "at least 2")
+    assert_refused(client.get(f"/api/sessions/{sid}/scan?parameter=b3&from=a&to=1"), 400, "from")
+
+
+def test_scenario_errors_name_their_line(client):
+    typo = SEED_TOML.replace("learning_rate = 0.1", "learning_rat = 0.1")
+    response = client.post("/api/sessions", json={"toml": typo})
+    message = assert_refused(response, 400, "scenario.toml:8", "learning_rat", "learning_rate")
+    assert response.json()["line"] == 8
+    assert message.startswith("scenario.toml:8: [train] learning_rat")
+    broken = client.post("/api/sessions", json={"toml": "title = \n"})
+    assert_refused(broken, 400, "not valid TOML")
+    assert broken.json()["line"] == 1
+
+
+def test_an_upload_may_not_read_server_files(client):
+    for path in ("/etc/passwd", "../secret.csv", "data.csv"):
+        text = SEED_TOML.replace(
+            "dosage = [0.0, 0.5, 1.0]\nobserved = [0.0, 1.0, 0.0]", f'csv = "{path}"'
+        )
+        response = client.post("/api/sessions", json={"toml": text})
+        assert_refused(response, 400, "was not uploaded", "reads no file of the server")
+        assert response.json()["line"] == 3
+    response = client.post(
+        "/api/sessions", json={"toml": SEED_TOML, "files": {"../x.csv": "a,b\n1,2\n"}}
+    )
+    assert_refused(response, 400, "plain file name")
+
+
+def test_oversize_upload(client):
+    big = SEED_TOML + "# " + "x" * MAX_UPLOAD_BYTES + "\n"
+    assert_refused(client.post("/api/sessions", json={"toml": big}), 413, "at most")
+
+
+def test_sessions_are_bounded_and_expire():
+    store = Sessions(limit=2, idle=60)
+    client = TestClient(create_app(sessions=store))
+    first = open_session(client)
+    open_session(client)
+    assert_refused(client.post("/api/sessions", json={"scenario": "main-ideas"}), 429, "too many")
+    store.get(first).touched -= 61  # idle for longer than the limit
+    assert_refused(client.post(f"/api/sessions/{first}/step"), 404, "expired")
+    open_session(client)  # the expired one made room
+    assert len(store) == 2
+
+
+def test_tabs_do_not_interfere(client):
+    a, b = open_session(client), open_session(client)
+    client.post(f"/api/sessions/{a}/step", json={"steps": 5})
+    step_b = client.post(f"/api/sessions/{b}/step").json()["steps"][0]
+    assert step_b["step"] == 1 and step_b["slopes"]["b3"] == pytest.approx(FIRST_SLOPE)
+    assert client.post(f"/api/sessions/{a}/step").json()["steps"][0]["step"] == 6
+
+
+def test_session_without_a_server():
+    from chainrule.scenario import load_scenario
+
+    session = Session.from_scenario(load_scenario("three-parameters"))
+    step = session.step(1)["steps"][0]
+    assert step["slopes"] == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555})
+
+
+def test_import_chainrule_stays_light():
+    code = (
+        "import sys, chainrule; "
+        "heavy = [m for m in ('starlette', 'uvicorn', 'chainrule.web.app') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,272 @@
+"""The playground in a real headless Chromium, driven by Playwright for Python.
+
+The browser is Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs
+it), never one that Playwright downloads. Set ``CHAINRULE_CHROMIUM`` to use another
+executable. Screenshots are saved in ``test-artifacts/`` (or ``CHAINRULE_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("CHAINRULE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: install Debian's (apt-get install chromium) or set "
+        "CHAINRULE_CHROMIUM",
+        allow_module_level=True,
+    )
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(os.environ.get("CHAINRULE_ARTIFACTS", "test-artifacts"))
+
+# The seed's numbers (StatQuest's b3 example), as the ledger prints them (4 decimals).
+FIRST_SLOPE = "-15.6551"
+FIRST_STEP_SIZE = "-1.5655"
+FIRST_NEW_B3 = "1.5655"
+B3_AFTER_10 = "2.6089"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    import uvicorn
+
+    from chainrule.web.app import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the playground's server did not start"
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        try:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        except sync_api.Error as exc:
+            pytest.skip(f"Chromium at {CHROMIUM} does not start: {str(exc).splitlines()[0]}")
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url)
+    page.wait_for_selector("body[data-ready=true]")
+    yield page
+    page.close()
+    assert errors == [], f"the page raised: {errors}"
+
+
+def button(page, name: str):
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def ledger(page):
+    return page.get_by_role("table", name="Ledger")
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_step_once_reads_the_seeds_first_row(page):
+    button(page, "Step").click()
+    row = ledger(page).locator("tbody tr").first
+    sync_api.expect(row).to_contain_text(FIRST_SLOPE)
+    cells = row.locator("td").all_inner_texts()
+    assert cells == ["1", "0.0000", "20.4236", FIRST_SLOPE, FIRST_STEP_SIZE, FIRST_NEW_B3]
+    sync_api.expect(page.get_by_role("button", name="select b3")).to_have_count(2)
+    shot(page, "playground-1280x800.png")
+
+
+def test_run_to_the_end(page):
+    run = button(page, "Run")
+    run.click()
+    sync_api.expect(page.locator("#stop-message")).to_contain_text("after 10 steps", timeout=15000)
+    sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(10)
+    last = ledger(page).locator("tbody tr").last.locator("td").all_inner_texts()
+    assert last[0] == "10" and last[-1] == B3_AFTER_10
+    sync_api.expect(button(page, "Run")).to_be_visible()  # Pause became Run again
+    sync_api.expect(page.locator("#diagnosis")).to_contain_text("converged")
+
+
+def test_run_becomes_pause(page):
+    page.get_by_label("Max steps").fill("1000")
+    page.get_by_label("Learning rate").fill("0.001")
+    page.get_by_label("Learning rate").press("Enter")
+    sync_api.expect(page.locator("#ledger tbody tr")).to_have_count(0)
+    button(page, "Run").click()
+    sync_api.expect(button(page, "Pause")).to_be_visible()
+    button(page, "Pause").click()
+    sync_api.expect(button(page, "Run")).to_be_visible()
+    rows = ledger(page).locator("tbody tr").count()
+    assert 0 < rows < 1000
+
+
+def test_freeze_and_unfreeze(page):
+    train_w3 = page.get_by_role("checkbox", name="train w3").first
+    assert not train_w3.is_checked()
+    train_w3.check()
+    sync_api.expect(page.locator("#parameters .trained")).to_have_count(2)
+    button(page, "Step").click()
+    sync_api.expect(ledger(page).locator("thead")).to_contain_text("new w3")
+    page.get_by_role("checkbox", name="train w3").first.uncheck()
+    sync_api.expect(page.locator("#parameters .trained")).to_have_count(1)
+    button(page, "Step").click()
+    sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(1)
+    sync_api.expect(ledger(page).locator("thead")).not_to_contain_text("w3")
+
+
+def test_learning_rate_moves_the_step_size(page):
+    rate = page.get_by_label("Learning rate")
+    rate.fill("0.3")
+    rate.press("Enter")
+    sync_api.expect(rate).to_have_value("0.3")
+    button(page, "Step").click()
+    row = ledger(page).locator("tbody tr").first
+    sync_api.expect(row).to_contain_text("-4.6965")  # 0.3 x -15.6551
+
+
+def test_slider_moves_the_fit_and_the_loss(page):
+    number = page.get_by_role("spinbutton", name="value of b3")
+    before = page.locator("#loss-curve").inner_html()
+    number.fill("2.6")
+    number.press("Enter")
+    sync_api.expect(page.locator("#loss-curve")).to_contain_text("b3 = 2.6000")
+    assert page.locator("#loss-curve").inner_html() != before
+    sync_api.expect(page.get_by_role("button", name="select b3").first).to_contain_text("2.60")
+
+
+def test_backward_walks_node_by_node(page):
+    walk = button(page, "Backward")
+    walk.click()
+    done = page.locator("#backward-list li.done")
+    sync_api.expect(done).to_have_count(1)
+    sync_api.expect(done.first).to_contain_text("dSSR/dSSR = 1.0000")
+    for count in range(2, 5):
+        walk.click()
+        sync_api.expect(done).to_have_count(count)
+    sync_api.expect(done.nth(1)).to_contain_text("dSSR/dpredicted = -5.2073")
+    total = page.locator("#backward-list li").count()
+    for _ in range(total - 4):
+        walk.click()
+    sync_api.expect(done).to_have_count(total)
+    sync_api.expect(page.locator("#backward-list")).to_contain_text(f"dSSR/db3 = {FIRST_SLOPE}")
+
+
+def test_chain_rule_is_mathml(page):
+    chain = page.locator("#chain")
+    sync_api.expect(chain.locator("math")).to_have_count(1)
+    sync_api.expect(chain).to_contain_text(FIRST_SLOPE)
+    sync_api.expect(chain).to_contain_text("dSSR/dpredicted = -2 (observed - predicted)")
+
+
+def test_quiz(page):
+    button(page, "Quiz me").click()
+    answer = page.get_by_role(
+        "textbox", name="answer: Step 1: b3 = 0.0000. What is the slope dSSR/db3?"
+    )
+    answer.fill("-15.66")
+    answer.press("Enter")
+    sync_api.expect(page.locator("#questions .ok")).to_contain_text("Right")
+
+
+def test_scenario_typo_shows_its_line(page):
+    editor = page.get_by_label("Scenario (TOML)")
+    text = editor.input_value().replace("learning_rate = 0.1", "learning_rat = 0.1")
+    editor.fill(text)
+    button(page, "Apply scenario").click()
+    error = page.locator("#toml-error")
+    line = 1 + text.splitlines().index("learning_rat = 0.1")
+    sync_api.expect(error).to_contain_text(
+        f"line {line}: scenario.toml:{line}: [train] learning_rat"
+    )
+    sync_api.expect(error).to_contain_text("did you mean 'learning_rate'")
+    selected = page.evaluate(
+        "() => { const a = document.getElementById('toml');"
+        " return a.value.slice(a.selectionStart, a.selectionEnd); }"
+    )
+    assert selected == "learning_rat = 0.1"
+    editor.fill(text.replace("learning_rat = 0.1", "learning_rate = 0.2"))
+    button(page, "Apply scenario").click()
+    sync_api.expect(error).to_have_text("")
+    sync_api.expect(page.get_by_label("Learning rate")).to_have_value("0.2")
+
+
+def test_moons_regions_change(page):
+    page.get_by_role("combobox", name="Scenario", exact=True).select_option("moons")
+    sync_api.expect(page.locator("#fit canvas")).to_have_count(1)
+    sync_api.expect(page.locator("#units canvas").first).to_be_visible()
+    image = "() => document.querySelector('#fit canvas').toDataURL()"
+    before = page.evaluate(image)
+    button(page, "Run").click()
+    sync_api.expect(ledger(page).locator("tbody tr")).not_to_have_count(0)
+    page.wait_for_function(f"(b) => ({image.removeprefix('() => ')}) !== b", arg=before)
+    page.wait_for_function("() => document.querySelectorAll('#ledger tbody tr').length > 30")
+    button(page, "Pause").click()
+    shot(page, "playground-moons.png")
+
+
+def test_narrow_window(browser, server_url):
+    page = browser.new_page(viewport={"width": 420, "height": 800})
+    page.goto(server_url)
+    page.wait_for_selector("body[data-ready=true]")
+    button(page, "Step").click()
+    sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(1)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 420, f"the page is {width} px wide in a 420 px window"
+    shot(page, "playground-420.png")
+    page.close()
+
+
+def test_keyboard_only(page):
+    page.keyboard.press("Tab")  # the scenario list
+    for _ in range(8):
+        if page.evaluate("() => document.activeElement.id") == "step":
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "step"
+    page.keyboard.press("Enter")
+    sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(1)
