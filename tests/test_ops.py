@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -854,9 +855,6 @@ NOT_PER_ENTRY = {
     "getitem": "moves entries: the picked ones get the gradient",
     "scatter": "moves entries: the adjoint of indexing",
     "broadcast_to": "copies of an entry: their gradients are summed",
-    "relu": "a condition in words",
-    "maximum": "a condition in words",
-    "minimum": "a condition in words",
     "clip": "a condition on the bounds, in words",
     "where": "a condition in words",
     "argmax": "no gradient",
@@ -882,7 +880,14 @@ def test_every_formula_is_checked_or_said_why_not():
     assert set(NOT_PER_ENTRY) <= set(OPS)
     for name in sorted(set(OPS) - set(NOT_PER_ENTRY)):
         for formula in OPS[name].formulas:
-            assert not isinstance(symbolic.template(formula), symbolic.Phrase), (name, formula)
+            readable = CONDITION.fullmatch(formula) or not isinstance(
+                symbolic.template(formula), symbolic.Phrase
+            )
+            assert readable, (name, formula)
+
+
+#: A derivative written as a condition: ``1 if {a} > {b} else 0``.
+CONDITION = re.compile(r"1 if (.+) ([<>]) (.+) else 0")
 
 
 def check_formula(op: Op, case: Case) -> None:
@@ -902,10 +907,25 @@ def check_formula(op: Op, case: Case) -> None:
         rule = op.rules[0] if op.arity is None else op.rules[k]
         extra = {"i": k} if op.arity is None else {}
         expected = rule(np.ones(np.shape(out)), out, *args, **extra, **attrs)
-        printed = symbolic.evaluate(symbolic.template(formula), values)
+        condition = CONDITION.fullmatch(formula)
+        if condition:  # "1 if {x} > 0 else 0": both sides evaluated, compared entry by entry
+            left, compare, right = condition.groups()
+            lhs = symbolic.evaluate(symbolic.template(left), values)
+            rhs = symbolic.evaluate(symbolic.template(right), values)
+            printed = np.where(
+                np.greater(lhs, rhs) if compare == ">" else np.less(lhs, rhs), 1.0, 0.0
+            )
+            untied = np.broadcast_to(np.not_equal(lhs, rhs), np.shape(a))  # ties: a choice
+        else:
+            printed = symbolic.evaluate(symbolic.template(formula), values)
+            untied = np.ones(np.shape(a), dtype=bool)
         printed = np.broadcast_to(printed, np.shape(a))
         np.testing.assert_allclose(
-            printed, expected, rtol=1e-9, atol=1e-12, err_msg=f"{op.name}: {formula}"
+            printed[untied],
+            np.broadcast_to(expected, np.shape(a))[untied],
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=f"{op.name}: {formula}",
         )
 
 
@@ -920,6 +940,9 @@ def test_a_wrong_formula_text_is_caught():
     wrong = dataclasses.replace(OPS["tanh"], formulas=("1 - tanh({x})",))
     with pytest.raises(AssertionError, match="tanh"):
         check_formula(wrong, Case([np.array([0.3, -1.2])], {}))
+    flipped = dataclasses.replace(OPS["relu"], formulas=("1 if {x} < 0 else 0",))
+    with pytest.raises(AssertionError, match="relu"):
+        check_formula(flipped, Case([np.array([0.3, -1.2])], {}))
 
 
 # ---------------------------------------------------------------------------------------
