@@ -11,6 +11,7 @@ array(4.)
 """
 
 from chainrule import explain, losses, nn, optim
+from chainrule.compile import CompileError, compile
 from chainrule.datasets import Dataset, load_csv, load_dataset
 from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
 from chainrule.formula import Formula
@@ -40,7 +41,9 @@ __version__ = "0.1.0"
 globals().update(FUNCTIONS)
 
 __all__ = [
+    "CompileError",
     "Dataset",
+    "compile",
     "History",
     "Run",
     "Trainer",
