@@ -449,9 +449,10 @@ class Trainer:
         if compile:
             self.step_fn = TrainingStep(model, spec.function, trained)
             self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
-            if task == "multiclass":
-                classes = int(np.max(prepared.y)) + 1 if prepared.y.size else 0
-                self.targets = encoded_target(spec.name, prepared.y, classes)
+            if spec.name == "cross_entropy" and prepared.n:  # labels: one-hot rows, once
+                with no_grad():
+                    outputs = model(prepared.X[:1]).shape[-1]
+                self.targets = encoded_target(spec.name, prepared.y, outputs)
         if history.step_log is not None:
             self.flat.read(history.step_log.start())
         # The loop's state between calls of :meth:`advance`:
