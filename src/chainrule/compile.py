@@ -112,6 +112,7 @@ class Program:
         self.targets: list[tuple[int, np.dtype, tuple[int, ...]]] = []
         self.root = -1
         self.ops = 0  # forward ops, for repr
+        self._template: list[Any] | None = None
 
     # -- tracing -----------------------------------------------------------------------
 
@@ -237,13 +238,16 @@ class Program:
         self, arrays: Sequence[np.ndarray], backward: bool = True
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         """Replay the program on ``arrays`` (the call's input arrays, in trace order)."""
-        v: list[Any] = [None] * self.size
+        template = self._template
+        if template is None:  # the constants, placed once
+            template = self._template = [None] * self.size
+            for slot, data in self.constants:
+                template[slot] = data
+        v = template.copy()
         for slot, k, view in self.binds:
             v[slot] = view(arrays[k])
         for slot, t in self.lives:
             v[slot] = t.data
-        for slot, data in self.constants:
-            v[slot] = data
         for step in self.forward:
             step(v)
         values = [v[s] for s in self.outputs]
@@ -316,6 +320,20 @@ def _backward_step(
     accumulate: bool,
 ) -> Callable[[list[Any], list[Any]], None]:
     """One backward rule: ``g[target] (+)= rule(g[o], v[o], *v[slots], **attrs)``."""
+    if not attrs and len(slots) <= 2:  # the common shapes, without building argument lists
+        a, b = slots[0], slots[-1]
+        if len(slots) == 1 and not accumulate:
+
+            def first_unary(v: list[Any], g: list[Any]) -> None:
+                g[target] = rule(g[o], v[o], v[a])
+
+            return first_unary
+        if len(slots) == 2 and not accumulate:
+
+            def first_binary(v: list[Any], g: list[Any]) -> None:
+                g[target] = rule(g[o], v[o], v[a], v[b])
+
+            return first_binary
     if accumulate:
 
         def add(v: list[Any], g: list[Any]) -> None:
