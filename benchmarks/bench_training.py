@@ -37,6 +37,7 @@ SECTIONS = ("seed", "digits", "memory")
 #: "chainrule.train" is one call of the public training function.
 IMPLEMENTATIONS = ("numpy", "chainrule", "chainrule.train", "torch")
 CHAINRULE = ("chainrule", "chainrule.train")
+COMPILED = "train(compile=True)"
 
 _parser = _common.parser(__doc__, default_threads=1)
 _parser.add_argument(
@@ -141,7 +142,7 @@ def chainrule_seed(api: dict[str, Any], steps: int) -> float:
         return ssr(model(inputs), target).item()
 
 
-def chainrule_train_seed(api: dict[str, Any], steps: int) -> float:
+def chainrule_train_seed(api: dict[str, Any], steps: int, compile: bool = False) -> float:
     """The same formula model trained by one call of ``chainrule.train`` (detail on, as
     by default for a model this small: every step's values, slopes and step sizes are
     recorded). Returns the final SSR that the History reports."""
@@ -158,6 +159,7 @@ def chainrule_train_seed(api: dict[str, Any], steps: int) -> float:
         learning_rate=SEED_LEARNING_RATE,
         stop={"max_steps": steps},
         progress=False,
+        **({"compile": True} if compile else {}),
     )
     _common.check(
         history.detail and history.num_steps == steps,
@@ -236,6 +238,7 @@ def bench_seed() -> None:
         skipped["chainrule.train"] = why
     else:
         runs["chainrule.train"] = functools.partial(chainrule_train_seed, api)
+        runs[COMPILED] = functools.partial(chainrule_train_seed, api, compile=True)
     if torch is not None:
         runs["torch"] = torch_seed
     else:
@@ -279,6 +282,24 @@ def bench_seed() -> None:
             0.5,
             _common.why_skipped(skipped, name, "torch"),
         )
+    _common.print_goal(
+        "chainrule time per step vs micrograd (issue 13)",
+        _common.seconds_ratio(timings, "chainrule", "micrograd"),
+        0.8,
+        _common.why_skipped(skipped, "chainrule", "micrograd"),
+    )
+    _common.print_goal(
+        "chainrule.train time per step vs the bare chainrule loop (issue 13: within 10%)",
+        _common.seconds_ratio(timings, "chainrule.train", "chainrule"),
+        1.1,
+        _common.why_skipped(skipped, "chainrule.train", "chainrule"),
+    )
+    _common.print_goal(
+        f"{COMPILED} time per step vs hand-written numpy (issue 13; moonshot 1.0x)",
+        _common.seconds_ratio(timings, COMPILED, "numpy"),
+        1.2,
+        _common.why_skipped(skipped, COMPILED),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,9 +431,12 @@ class ChainruleTrainMLP(ChainruleMLP):
     (checked: it must end with the loop's weights).
     """
 
-    def __init__(self, api: dict[str, Any], init: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def __init__(
+        self, api: dict[str, Any], init: list[tuple[np.ndarray, np.ndarray]], **options: Any
+    ) -> None:
         super().__init__(api, init)
         self.train = api["train"]
+        self.options = options  # compile=True for the compiled replay
 
     def fit(self, data: Digits, batches: list[list[np.ndarray]]) -> None:
         history = self.train(
@@ -425,6 +449,7 @@ class ChainruleTrainMLP(ChainruleMLP):
             seed=BATCH_SEED,
             stop={"max_steps": sum(len(epoch) for epoch in batches)},
             progress=False,
+            **self.options,
         )
         _common.check(
             history.stop_reason == "max_steps" and not history.detail,
@@ -510,6 +535,7 @@ def digits_makers(init: list) -> tuple[dict[str, Callable[[], Any]], dict[str, s
         skipped["chainrule.train"] = why
     else:
         makers["chainrule.train"] = functools.partial(ChainruleTrainMLP, api, init)
+        makers[COMPILED] = functools.partial(ChainruleTrainMLP, api, init, compile=True)
     if torch is not None:
         makers["torch"] = functools.partial(TorchMLP, init)
     else:
@@ -540,12 +566,14 @@ def bench_digits(data: Digits) -> None:
 
     runs = {name: _training_run(make, data, batches) for name, make in makers.items()}
     trained = {name: run() for name, run in runs.items()}  # and a warm-up
-    if all(name in trained for name in CHAINRULE):  # the same batches, the same weights
-        loop, fit = (trained[name].model.parameters() for name in CHAINRULE)
+    for name in ("chainrule.train", COMPILED):  # the same batches, the same weights
+        if name not in trained or "chainrule" not in trained:
+            continue
+        loop, fit = (trained[n].model.parameters() for n in ("chainrule", name))
         pairs = zip(loop, fit, strict=True)
         _common.check(
             all(np.allclose(a.data, b.data, rtol=rel_tol, atol=0) for a, b in pairs),
-            "digits: chainrule.train ends with other weights than the loop on the same batches",
+            f"digits: {name} ends with other weights than the loop on the same batches",
         )
     accuracies = {name: accuracy(model, data) for name, model in trained.items()}
     timings = _common.compare(runs, repeat=REPEAT, min_time=MIN_TIME, warmup=False)
@@ -574,6 +602,12 @@ def bench_digits(data: Digits) -> None:
                 f"  goal: {name}, the same accuracy as PyTorch (within "
                 f"{100 * SAME_ACCURACY:g} points): {100 * gap:.2f} points apart  {same}"
             )
+    _common.print_goal(
+        f"{COMPILED} time per epoch vs hand-written numpy (issue 13; moonshot 0.7x)",
+        _common.seconds_ratio(timings, COMPILED, "numpy"),
+        0.85,
+        _common.why_skipped(skipped, COMPILED),
+    )
 
 
 # ---------------------------------------------------------------------------------------

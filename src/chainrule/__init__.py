@@ -11,6 +11,7 @@ array(4.)
 """
 
 from chainrule import explain, losses, nn, optim
+from chainrule.compile import CompileError, compile
 from chainrule.datasets import Dataset, load_csv, load_dataset
 from chainrule.errors import ChainruleError, DomainError, GraphError, ShapeError
 from chainrule.formula import Formula
@@ -39,7 +40,9 @@ from chainrule.version import __version__  # noqa: F401 (chainrule.__version__)
 globals().update(FUNCTIONS)
 
 __all__ = [
+    "CompileError",
     "Dataset",
+    "compile",
     "History",
     "Run",
     "Trainer",

@@ -263,6 +263,7 @@ def _broadcasting(name: str, fn: Callable[[Array, Array], Array]) -> Callable[..
             raise ShapeError(f"{name}: {exc} (shapes {_shape_text(a, b)})") from None
 
     forward.__name__ = f"{name}_forward"
+    forward.ufunc = fn  # type: ignore[attr-defined]  # a compiled replay calls it with out=
     return forward
 
 

@@ -722,9 +722,20 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
                 node._version = _CLOCK
                 if mode == _CHECKING:  # anomaly mode
                     _remember_origin(node, _forward_anomaly(op, inputs, data))
+                if _TRACER is not None:
+                    _TRACER(op, inputs, attrs, node)
                 return node
             break
-    return Tensor._node(data, None, (), {}, False)
+    node = Tensor._node(data, None, (), {}, False)
+    if _TRACER is not None:
+        _TRACER(op, inputs, attrs, node)
+    return node
+
+
+#: While :mod:`chainrule.compile` traces a function: called as ``tracer(op, inputs, attrs,
+#: result)`` for EVERY op applied, recorded or not (an op on data alone is part of the
+#: program too). None otherwise; one module global, so the check costs one load per op.
+_TRACER: Callable[[Op, tuple[Tensor, ...], dict[str, Any], Tensor], None] | None = None
 
 
 def _guard(t: Tensor) -> None:

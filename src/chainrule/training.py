@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.compile import TrainingStep, encoded_target
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError, GraphError
 from chainrule.history import (
@@ -388,6 +389,7 @@ class Trainer:
         seed: int = 0,
         detail: bool | None = None,
         progress: bool | Callable[[int, float], Any] | None = None,
+        compile: bool = False,  # noqa: A002 (train's keyword, as torch and jax name it)
     ) -> None:
         rules = Stop.of(stop)
         prepared = _prepare(model, data)
@@ -441,6 +443,16 @@ class Trainer:
         self.flat = _Flat(trained)
         self.batches = _batches(prepared.n, batch_size, seed)
         self.progress = progress
+        # compile=True: each step replays a traced program (see chainrule.compile).
+        self.step_fn: TrainingStep | None = None
+        self.targets = prepared.y
+        if compile:
+            self.step_fn = TrainingStep(model, spec.function, trained)
+            self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
+            if spec.name == "cross_entropy" and prepared.n:  # labels: one-hot rows, once
+                with no_grad():
+                    outputs = model(prepared.X[:1]).shape[-1]
+                self.targets = encoded_target(spec.name, prepared.y, outputs)
         if history.step_log is not None:
             self.flat.read(history.step_log.start())
         # The loop's state between calls of :meth:`advance`:
@@ -463,6 +475,7 @@ class Trainer:
         model, history, opt, spec = self.model, self.history, self.optimizer, self.spec
         loss_fn, task, flat, trained_params = spec.function, self.task, self.flat, self.trained
         X, y, batches = self.data.X, self.data.y, self.batches
+        step_fn, targets = self.step_fn, self.targets
         log = history.step_log
         rules = self.rules
         bar = _Progress(self.progress, rules.max_steps)
@@ -480,7 +493,7 @@ class Trainer:
         budget = max_steps if steps is None else min(max_steps, step + steps)
         updates: Sequence[Update] = ()
         slopes = step_sizes = news = ()
-        out = loss_value = None
+        out = loss_value = out_data = None
         final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
         # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
         try:
@@ -489,9 +502,15 @@ class Trainer:
                     rows = next(batches)
                     xb, yb = (X, y) if rows is None else (X[rows], y[rows])
                     opt.zero_grad()  # the last step's slopes are used: free them first
-                    out = model(xb)
-                    loss_value = loss_fn(out, yb)
-                    current = loss_value.item()
+                    if step_fn is None:
+                        out = model(xb)
+                        loss_value = loss_fn(out, yb)
+                        current = loss_value.item()
+                        out_data = out.data
+                    else:  # forward and backward replayed; the slopes are ready
+                        out_data, current, slopes = step_fn(
+                            xb, targets if rows is None else targets[rows]
+                        )
                     if not current <= limit and (
                         not math.isfinite(current) or current > losses[-1]
                     ):
@@ -507,15 +526,19 @@ class Trainer:
                     if stop_loss is not None and current < stop_loss:
                         reason = "loss"
                         if rows is None:  # this pass saw every row: it is the final one
-                            final = (out.data, current)
+                            final = (out_data if step_fn is None else out_data.copy(), current)
                         break
 
-                    if not loss_value.requires_grad:  # (a GraphError: the CLI names the file)
-                        raise GraphError(loss_unreached(list(self.names.values())))
-                    loss_value.backward()
-                    for p in trained_params:  # a parameter the loss ignores has slope 0
-                        if p.grad is None:
-                            p.grad = np.zeros_like(p.data)
+                    if step_fn is not None:
+                        for p, slope in zip(trained_params, slopes, strict=True):
+                            p.grad = slope
+                    else:
+                        if not loss_value.requires_grad:  # (a GraphError: the CLI names it)
+                            raise GraphError(loss_unreached(list(self.names.values())))
+                        loss_value.backward()
+                        for p in trained_params:  # a parameter the loss ignores has slope 0
+                            if p.grad is None:
+                                p.grad = np.zeros_like(p.data)
                     if log is not None:
                         block = log.next_block()
                     else:
@@ -538,10 +561,13 @@ class Trainer:
                     step += 1
                     losses.append(current)
                     if accuracies is not None:
-                        accuracy = _accuracy(out.data, yb, task, spec)
+                        accuracy = _accuracy(out_data, yb, task, spec)
                         accuracies.append(math.nan if accuracy is None else accuracy)
                     if end_step is not None:
-                        end_step(out.data if keep_predictions else None)
+                        if keep_predictions:  # (a compiled step's outputs are a buffer)
+                            end_step(out_data if step_fn is None else out_data.copy())
+                        else:
+                            end_step(None)
                     if report is not None:
                         report(step, current)
                     if tolerance is not None and flat.largest(step_sizes) < tolerance:
@@ -557,7 +583,7 @@ class Trainer:
             bar.close()
         self.steps_taken, self.limit, self.in_order, self.saved = step, limit, in_order, saved
         # Let go of the last step's graph, updates and saved values before the final pass.
-        del out, loss_value, updates, block
+        del out, loss_value, out_data, updates, block
         if reason:
             self.saved = None
             self._finish(reason, problem, final)
@@ -593,6 +619,7 @@ def train(
     seed: int = 0,
     detail: bool | None = None,
     progress: bool | Callable[[int, float], Any] | None = None,
+    compile: bool = False,  # noqa: A002 (the name torch and jax use)
 ) -> History:
     """Train ``model`` on ``data``; return the :class:`History` of the run.
 
@@ -613,6 +640,11 @@ def train(
     longer than a second on a terminal (None), always (True), never (False), or a
     callable ``(step, loss)`` called after every step.
 
+    ``compile=True`` traces the forward pass, the loss and backpropagation once and
+    replays them at every step as plain numpy calls (see :mod:`chainrule.compile`): the
+    same numbers and the same History, in less time for small networks. Python control
+    flow inside the model that depends on the data is traced as the branch taken.
+
     >>> from chainrule import nn
     >>> from chainrule.datasets import load_dataset
     >>> model = nn.MLP([2, 8, 1], activation="tanh")
@@ -622,7 +654,17 @@ def train(
     ('max_steps', True)
     """
     trainer = Trainer(
-        model, data, loss, optimizer, learning_rate, stop, batch_size, seed, detail, progress
+        model,
+        data,
+        loss,
+        optimizer,
+        learning_rate,
+        stop,
+        batch_size,
+        seed,
+        detail,
+        progress,
+        compile,
     )
     trainer.advance()
     return trainer.history

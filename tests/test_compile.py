@@ -1,0 +1,192 @@
+"""Compiled steps: a traced forward and backward replayed as numpy calls equals eager."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.compile import CompileError, encoded_target
+from chainrule.datasets import load_dataset
+from chainrule.errors import ChainruleError, GraphError
+from chainrule.scenario import load_scenario
+from chainrule.scenario.builtin import builtin_scenarios
+
+SCENARIOS = [info.name for info in builtin_scenarios()]
+
+
+def _settings(s):
+    return dict(
+        loss=s.loss,
+        optimizer=s.optimizer,
+        learning_rate=s.learning_rate,
+        stop=s.stop,
+        batch_size=s.batch_size,
+        seed=s.seed,
+    )
+
+
+def _assert_same_run(eager_model, eager, compiled_model, compiled):
+    assert compiled.num_steps == eager.num_steps
+    assert compiled.stop_reason == eager.stop_reason
+    np.testing.assert_allclose(compiled.losses, eager.losses, rtol=0, atol=1e-12)
+    assert compiled.final_loss == pytest.approx(eager.final_loss, abs=1e-12)
+    for (name, a), (_, b) in zip(
+        eager_model.named_parameters(), compiled_model.named_parameters(), strict=True
+    ):
+        np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_compiled_training_equals_eager_on_every_builtin_scenario(name):
+    s = load_scenario(name)
+    m_eager, m_compiled = s.build_model(), s.build_model()
+    eager = cr.train(m_eager, s.data, **_settings(s))
+    compiled = cr.train(m_compiled, s.data, compile=True, **_settings(s))
+    _assert_same_run(m_eager, eager, m_compiled, compiled)
+    # What the ledger reads: every step's slopes, step sizes and new values.
+    if eager.detail:
+        for a, b in zip(eager.steps, compiled.steps, strict=True):
+            for key in a.slopes:
+                assert b.slopes[key] == pytest.approx(a.slopes[key], abs=1e-12)
+                assert b.new_values[key] == pytest.approx(a.new_values[key], abs=1e-12)
+    if eager.final_accuracy is not None:
+        assert compiled.final_accuracy == eager.final_accuracy
+
+
+def test_compiled_training_equals_eager_on_digits_in_minibatches():
+    data = load_dataset("digits")
+    runs = []
+    for compile_ in (False, True):
+        model = nn.MLP([64, 32, 10], activation="relu", seed=3)
+        history = cr.train(
+            model,
+            data,
+            loss="cross_entropy",
+            optimizer="sgd",
+            learning_rate=0.1,
+            batch_size=64,
+            stop={"max_steps": 40},  # more than one epoch: the smaller last batch too
+            compile=compile_,
+        )
+        runs.append((model, history))
+    _assert_same_run(*runs[0], *runs[1])
+    np.testing.assert_allclose(runs[1][1].accuracies, runs[0][1].accuracies, atol=0)
+
+
+def test_a_compiled_trainer_steps_as_the_eager_one_and_the_explainer_reads_it():
+    s = load_scenario("main-ideas")
+    trainer = cr.Trainer(s.build_model(), s.data, learning_rate=0.1, stop=s.stop, compile=True)
+    assert trainer.advance(1) == 1
+    assert trainer.history.steps[0].slopes["b3"] == pytest.approx(-15.6551083806, abs=1e-9)
+    trainer.advance()
+    assert trainer.history.stop_reason == "step_size"
+    assert trainer.history.final_values["b3"] == pytest.approx(2.6089111372, abs=1e-9)
+    assert trainer.step_fn is not None and trainer.step_fn.traces == 1
+
+
+def test_compile_returns_the_loss_and_the_gradients_of_eager_backward():
+    rng = np.random.default_rng(0)
+    w0, x0, y0 = rng.normal(size=(3, 2)), rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+
+    def loss(w, x, y):
+        return ((cr.tanh(x @ w) - y) ** 2).mean() + 0.5 * (w * w).sum()
+
+    w = cr.tensor(w0, requires_grad=True)
+    eager = loss(w, cr.tensor(x0), cr.tensor(y0))
+    eager.backward()
+    f = cr.compile(loss)
+    value, (slope,) = f(cr.tensor(w0, requires_grad=True), cr.tensor(x0), cr.tensor(y0))
+    assert value == pytest.approx(eager.item(), abs=1e-12)
+    np.testing.assert_allclose(slope, w.grad, rtol=0, atol=1e-12)
+    # New data of the same shape: no new trace, and the numbers follow the data.
+    x1 = rng.normal(size=(5, 3))
+    w.grad = None
+    eager = loss(w, cr.tensor(x1), cr.tensor(y0))
+    eager.backward()
+    value, (slope,) = f(cr.tensor(w0, requires_grad=True), cr.tensor(x1), cr.tensor(y0))
+    assert f.traces == 1
+    assert value == pytest.approx(eager.item(), abs=1e-12)
+    np.testing.assert_allclose(slope, w.grad, rtol=0, atol=1e-12)
+
+
+def test_a_changed_shape_traces_again():
+    f = cr.compile(lambda w, x: (w * x).sum())
+    w = cr.tensor(2.0, requires_grad=True)
+    assert f(w, cr.tensor([1.0, 2.0])) == (6.0, (np.array(3.0),))
+    assert f(w, cr.tensor([1.0, 2.0, 3.0])) == (12.0, (np.array(6.0),))
+    assert f.traces == 2
+    assert f(w, cr.tensor([4.0, 5.0]))[0] == 18.0  # the first program is kept
+    assert f.traces == 2
+
+
+def test_grad_mode_and_frozen_arguments_trace_again():
+    f = cr.compile(lambda a, b: (a * b).sum())
+    a, b = cr.tensor([1.0, 2.0], requires_grad=True), cr.tensor([3.0, 4.0])
+    assert f(a, b)[1][0].tolist() == [3.0, 4.0]
+    with cr.no_grad():
+        assert f(a, b) == (11.0, None)
+    b.requires_grad = True
+    _, (ga, gb) = f(a, b)
+    assert gb.tolist() == [1.0, 2.0] and f.traces == 3
+
+
+def test_captured_parameters_are_read_at_each_call():
+    layer = nn.Linear(2, 1, seed=0)
+    f = cr.compile(lambda x: layer(x).sum())
+    x = cr.tensor([[1.0, 2.0]], requires_grad=True)
+    before, (g,) = f(x)
+    cr.inplace(layer.weight)[...] = 0.0
+    after, (g2,) = f(x)
+    assert after == pytest.approx(float(layer.bias.data[0]))
+    assert before != after and not np.array_equal(g, g2)
+
+
+def test_data_dependent_branch_is_traced_as_taken():
+    def f(x):
+        y = (x * x).sum()
+        return y * 2 if y.item() > 1 else y  # the trace fixes this branch
+
+    compiled = cr.compile(f)
+    assert compiled(cr.tensor([2.0], requires_grad=True))[0] == 8.0
+    assert compiled(cr.tensor([0.5], requires_grad=True))[0] == 0.5  # eager would say 0.25
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "message"),
+    [
+        (lambda x: 3.0, [[1.0]], "must return Tensors made by chainrule ops .*got float"),
+        (lambda x: x * 2, [[1.0, 2.0]], "one-element loss first, got shape \\(2,\\)"),
+        (lambda x: x.sum(), [np.array(["a"])], "argument 1 must hold real numbers"),
+        (lambda x: x.sum(), [object()], "argument 1 must be a Tensor or an array"),
+    ],
+)
+def test_what_cannot_be_traced_is_refused_clearly(fn, args, message):
+    with pytest.raises(CompileError, match=message):
+        cr.compile(fn)(*args)
+    assert issubclass(CompileError, ChainruleError)
+
+
+def test_a_loss_that_does_not_reach_the_arguments_is_a_graph_error():
+    f = cr.compile(lambda w, x: (x * 2).sum())
+    with pytest.raises(GraphError, match="does not depend on anything to differentiate"):
+        f(cr.tensor(1.0, requires_grad=True), cr.tensor([1.0]))
+
+
+def test_compile_refuses_a_loss_made_from_the_batch_outside_the_graph():
+    data = load_dataset("moons", n=40)
+
+    def my_loss(predictions, target):  # np.asarray(...) * 1.0: a new array of the batch
+        return ((predictions - cr.tensor(np.asarray(target) * 1.0)) ** 2).sum()
+
+    with pytest.raises(CompileError, match="outside the graph .*without compile=True"):
+        cr.train(nn.MLP([2, 4, 1], seed=0), data, loss=my_loss, batch_size=8, compile=True)
+
+
+def test_encoded_target_makes_one_hot_rows_only_for_labels():
+    np.testing.assert_array_equal(
+        encoded_target("cross_entropy", np.array([2.0, 0.0]), 3), [[0, 0, 1], [1, 0, 0]]
+    )
+    y = np.array([0.5, 1.0])
+    assert encoded_target("ssr", y, 1) is y
+    bad = np.array([0.5, 1.0])
+    assert encoded_target("cross_entropy", bad, 2) is bad
