@@ -46,6 +46,7 @@ import numpy as np
 
 from chainrule import tensor as _tensor
 from chainrule.errors import ChainruleError, GraphError
+from chainrule.nn.module import Parameter
 from chainrule.ops import Op
 from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 
@@ -272,8 +273,6 @@ class Program:
 
 
 def _is_parameter(t: Tensor) -> bool:
-    from chainrule.nn.module import Parameter
-
     return isinstance(t, Parameter)
 
 
