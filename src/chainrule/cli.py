@@ -59,7 +59,7 @@ from chainrule.plots.scenario_figures import (
 )
 from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
-from chainrule.text import decimals, did_you_mean
+from chainrule.text import decimals, did_you_mean, normal_name
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 
 #: The output formats of run, explain and scan.
@@ -699,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule explain main-ideas --param b3 --step 2",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
-    p.add_argument("--param", required=True, metavar="NAME", help="the parameter, e.g. b3")
+    p.add_argument(
+        "--param", required=True, type=normal_name, metavar="NAME", help="the parameter, e.g. b3"
+    )
     p.add_argument(
         "--step",
         type=_positive_int,
@@ -717,7 +719,9 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
-    p.add_argument("--param", required=True, metavar="NAME", help="the parameter to vary")
+    p.add_argument(
+        "--param", required=True, type=normal_name, metavar="NAME", help="the parameter to vary"
+    )
     p.add_argument("--from", dest="start", type=_float, required=True, metavar="A")
     p.add_argument("--to", dest="stop", type=_float, required=True, metavar="B")
     p.add_argument(
@@ -727,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="how many values (default: 9; at most 100,000 points in all)",
     )
-    p.add_argument("--param2", metavar="NAME", help="a second parameter, for a grid")
+    p.add_argument(
+        "--param2", type=normal_name, metavar="NAME", help="a second parameter, for a grid"
+    )
     p.add_argument("--from2", dest="start2", type=_float, metavar="A")
     p.add_argument("--to2", dest="stop2", type=_float, metavar="B")
     p.add_argument("--num2", type=_positive_int, default=9, metavar="N", help="(default: 9)")
@@ -757,10 +763,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--param",
+        type=normal_name,
         metavar="NAME",
         help="loss-curve, contour, animation: the parameter (default: the first trained one)",
     )
-    p.add_argument("--param2", metavar="NAME", help="contour: the second parameter")
+    p.add_argument(
+        "--param2", type=normal_name, metavar="NAME", help="contour: the second parameter"
+    )
     p.add_argument(
         "--steps",
         nargs="+",

@@ -13,7 +13,7 @@ from chainrule.formula import Formula
 from chainrule.losses import LOSSES
 from chainrule.scenario.keys import CSV_KEYS, MAX_DATA_POINTS
 from chainrule.scenario.source import Source, Table, describe
-from chainrule.text import did_you_mean
+from chainrule.text import did_you_mean, normal_name
 
 
 class DataReader:
@@ -105,7 +105,7 @@ class DataReader:
         base = self.path.parent if self.path is not None else Path()
         file = base / relative
         explicit = table.strings("inputs")
-        target = table.string("target")
+        target = _name(table.string("target"))
         inputs = explicit
         header = csv_header(file)
         if inputs is None and exact:
@@ -134,7 +134,7 @@ class DataReader:
             raise table.error("csv", str(exc)) from None
 
     def inline_data(self, table: Table, wanted: list[str] | None, exact: bool) -> Dataset:
-        target = table.string("target")
+        target = _name(table.string("target"))
         columns = {key: table.column(key) for key in table.values if key != "target"}
         if not columns:
             raise table.error(
@@ -225,13 +225,18 @@ class DataReader:
             raise table.error(None, str(exc)) from None
 
 
+def _name(name: str | None) -> str | None:
+    """A name the file wrote, as Python reads names (None stays None)."""
+    return None if name is None else normal_name(name)
+
+
 def csv_header(path: Path) -> list[str] | None:
     """The column names of a CSV file, or None when it cannot be read (load_csv will say)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             for row in csv.reader(handle):
                 if row and any(cell.strip() for cell in row):
-                    return [cell.strip() for cell in row]
+                    return [normal_name(cell.strip()) for cell in row]
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
     return None
