@@ -110,9 +110,9 @@ def _render(result: Any, fmt: str) -> str:
     return result.render(fmt)
 
 
-def _load(name: str) -> Scenario:
-
-    return load_scenario(name)
+def _load(name: str, data_dirs: list[str] | None = None) -> Scenario:
+    """The scenario ``name``; it may read files beside it and in ``data_dirs``."""
+    return load_scenario(name, data_dirs=data_dirs or ())
 
 
 def _run(scenario: Scenario, detail: bool | None = None) -> Run:
@@ -186,7 +186,7 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     history = _run(scenario).history
     table = ledger(
         history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
@@ -213,7 +213,7 @@ def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule explain SCENARIO --param NAME``: the chain rule for one slope."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     _check_parameter(scenario, args.param)
     if args.step is None:
         model = scenario.build_model()
@@ -243,7 +243,7 @@ def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
 def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule scan SCENARIO --param NAME --from A --to B``: the loss over a grid."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     _check_parameter(scenario, args.param)
     values = _linspace(args.start, args.stop, args.num, "--num")
     values2 = None
@@ -362,7 +362,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
 
     check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
@@ -411,7 +411,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
 
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     run = _run(scenario)
     history = run.history
     if not history.steps:
@@ -472,7 +472,7 @@ def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.source.endswith(".safetensors"):
         model, title = load(args.source), f"The model saved in {Path(args.source).name}."
     else:
-        scenario = _load(args.source)
+        scenario = _load(args.source, args.data_dir)
         model = _run(scenario).model  # a run that cannot start is told as `run` tells it
         columns = list(scenario.data.input_names)  # the ONNX graph's inputs, by name
         title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
@@ -504,6 +504,12 @@ def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentPa
         "source",
         metavar="SCENARIO_OR_MODEL_FILE",
         help="a scenario (trained first, as run does) or a model file saved as .safetensors",
+    )
+    p.add_argument(
+        "--data-dir",
+        action="append",
+        metavar="DIR",
+        help="let the scenario read files in DIR too (repeatable)",
     )
     p.add_argument(
         "--to",
@@ -638,6 +644,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenario_help = "a scenario file (.toml) or a built-in name (see: chainrule scenarios)"
 
+    def scenario_argument(p: argparse.ArgumentParser) -> None:
+        p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+        p.add_argument(
+            "--data-dir",
+            action="append",
+            metavar="DIR",
+            help="let the scenario read files in DIR too (repeatable; by default it reads "
+            "only files in its own folder or below)",
+        )
+
     def fmt_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--format", choices=FORMATS, default="table", help="output format (default: table)"
@@ -668,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train a scenario and print every step: value, loss, slope, step size, new value",
         "chainrule run main-ideas --format markdown --out steps.md",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     fmt_option(p)
     out_option(p)
     p.add_argument(
@@ -698,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the chain rule for one parameter's slope, term by term",
         "chainrule explain main-ideas --param b3 --step 2",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     p.add_argument(
         "--param", required=True, type=normal_name, metavar="NAME", help="the parameter, e.g. b3"
     )
@@ -718,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the loss over a range of one parameter's values (or a grid of two)",
         "chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     p.add_argument(
         "--param", required=True, type=normal_name, metavar="NAME", help="the parameter to vary"
     )
@@ -746,7 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
         "draw a figure of a scenario: the fit, the loss curve with its tangents, the network...",
         "chainrule plot main-ideas --kind loss-curve --out ssr.png",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     p.add_argument(
         "--kind",
         required=True,
@@ -799,7 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict the next slope, step size and new value; the engine checks you",
         "chainrule quiz main-ideas --steps 2",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     p.add_argument(
         "--steps", type=_positive_int, default=3, metavar="N", help="quiz N steps (default: 3)"
     )
