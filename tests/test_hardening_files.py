@@ -279,3 +279,59 @@ def test_a_device_is_refused_before_it_is_read(tmp_path, capsys, special):
     (tmp_path / "s.toml").write_text(f'[data]\ncsv = "{special}"\n[model]\nformula = "p = w * x"\n')
     line = cli_error(capsys, "run", str(tmp_path / "s.toml"), "--data-dir", "/dev")
     assert "is not a regular file" in line
+
+
+# -- memory and time bombs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(16000, 16000), (40000, 40000), (2, 10**9)])
+def test_a_model_file_asking_for_a_huge_layer_is_refused_from_its_header(tmp_path, size):
+    import json
+    import tracemalloc
+
+    import chainrule as cr
+    from chainrule import nn
+
+    path = tmp_path / "m.safetensors"
+    cr.save(nn.Linear(2, 1), path)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    config = json.loads(header["__metadata__"]["config"])
+    config["in_features"], config["out_features"] = size
+    header["__metadata__"]["config"] = json.dumps(config)
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    tracemalloc.start()
+    try:
+        with pytest.raises(ChainruleError, match="the file's config describes a model of"):
+            cr.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6  # nothing of the layer's size was allocated
+
+
+@pytest.mark.parametrize(
+    ("dpi", "ok"), [("5000", False), ("601", False), ("5", False), ("600", True)]
+)
+def test_dpi_is_bounded(tmp_path, capsys, dpi, ok):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "a.png"
+    argv = ["plot", "main-ideas", "--kind", "loss-curve", "--out", str(out), "--dpi", dpi]
+    if ok:
+        assert cli.main(argv) == 0
+        capsys.readouterr()
+    else:
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert (
+            info.value.code == 2 and "expected 10 to 600 pixels per inch" in capsys.readouterr().err
+        )
+
+
+def test_scan_num_is_bounded(capsys):
+    line = cli_error(
+        capsys, "scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1", "--num", "100000"
+    )
+    assert "scan at most 10,000 values" in line

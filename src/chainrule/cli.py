@@ -604,6 +604,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: The resolutions a figure may ask for: 600 dpi prints a slide sharply; 5,000 made a
+#: 32000 x 22000 PNG in half a minute (docs/limits.md).
+MIN_DPI, MAX_DPI = 10, 600
+
+
+def _dpi(text: str) -> int:
+    """A ``--dpi`` value, within :data:`MIN_DPI` to :data:`MAX_DPI`."""
+    value = _positive_int(text)
+    if not MIN_DPI <= value <= MAX_DPI:
+        raise argparse.ArgumentTypeError(
+            f"expected {MIN_DPI} to {MAX_DPI} pixels per inch, got {value}"
+        )
+    return value
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -803,7 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="loss-curve: also draw each step's own curve (the other parameters at that "
         "step's values); by default only the loss where the run ended",
     )
-    p.add_argument("--dpi", type=_positive_int, metavar="N", help="pixels per inch (png)")
+    p.add_argument(
+        "--dpi",
+        type=_dpi,
+        metavar="N",
+        help=f"pixels per inch (png), {MIN_DPI} to {MAX_DPI}",
+    )
     p.set_defaults(handler=cmd_plot)
 
     p = command("scenarios", "list the built-in scenarios", "chainrule scenarios --long")
