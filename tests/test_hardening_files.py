@@ -335,3 +335,22 @@ def test_scan_num_is_bounded(capsys):
         capsys, "scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1", "--num", "100000"
     )
     assert "scan at most 10,000 values" in line
+
+
+def test_a_long_run_shows_its_ends_by_default(tmp_path, capsys):
+    (tmp_path / "long.toml").write_text(
+        '[data]\nx = [0.0, 1.0, 2.0]\ny = [1.0, 3.0, 5.0]\n[model]\nformula = "p = w * x + b"\n'
+        "[train]\nlearning_rate = 0.0001\nstop = { step_size = 1e-300, max_steps = 1500 }\n"
+    )
+    assert cli.main(["run", str(tmp_path / "long.toml")]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    steps = [int(r) for r in rows if r.isdigit()]
+    assert steps[:3] == [1, 2, 3] and steps[-1] == 1500 and len(steps) == 2 * cli.LONG_RUN_ENDS
+    assert "..." in rows
+    assert cli.main(["run", str(tmp_path / "long.toml"), "--every", "100"]) == 0
+    steps = [
+        int(r.split()[0])
+        for r in capsys.readouterr().out.splitlines()
+        if r.split()[:1] and r.split()[0].isdigit()
+    ]
+    assert len(steps) == 16  # asked for: every 100th step and the last

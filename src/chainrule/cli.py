@@ -188,9 +188,10 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
 
     scenario = _load(args.scenario, args.data_dir)
     history = _run(scenario).history
-    table = ledger(
-        history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
-    )
+    first, last = args.first, args.last
+    if args.every is None and first is None and last is None and len(history.steps) > LONG_RUN:
+        first = last = LONG_RUN_ENDS  # a long run shows its ends; ask for more with the flags
+    table = ledger(history, columns=args.columns, every=args.every or 1, first=first, last=last)
     diagnosis = diagnose(history)
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
@@ -603,6 +604,10 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
 
+
+#: A run of more steps than this shows its first and last LONG_RUN_ENDS steps by default
+#: (100,000 rows took a minute and 771 MB to render); --every/--first/--last choose others.
+LONG_RUN, LONG_RUN_ENDS = 1000, 20
 
 #: The resolutions a figure may ask for: 600 dpi prints a slide sharply; 5,000 made a
 #: 32000 x 22000 PNG in half a minute (docs/limits.md).
