@@ -546,10 +546,10 @@ def test_negative_numbers_in_scientific_notation_are_option_values(capsys):
 @pytest.mark.parametrize(
     ("sizes", "message"),
     [
-        (["--num", "100000000"], "--num: scan at most 100,000 values, got 100,000,000"),
+        (["--num", "100000000"], "--num: scan at most 10,000 values, got 100,000,000"),
         (
             ["--num", "1000", "--param2", "w3", "--from2", "0", "--to2", "1", "--num2", "1000"],
-            "--num 1000 x --num2 1000 is 1,000,000 grid points; scan at most 100,000",
+            "--num 1000 x --num2 1000 is 1,000,000 grid points; scan at most 10,000",
         ),
     ],
 )

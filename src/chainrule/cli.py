@@ -62,7 +62,7 @@ from chainrule.plots.scenario_figures import (
 )
 from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
-from chainrule.text import decimals, did_you_mean
+from chainrule.text import decimals, did_you_mean, normal_name
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 from chainrule.version import __version__
 
@@ -114,9 +114,9 @@ def _render(result: Any, fmt: str) -> str:
     return result.render(fmt)
 
 
-def _load(name: str) -> Scenario:
-
-    return load_scenario(name)
+def _load(name: str, data_dirs: list[str] | None = None) -> Scenario:
+    """The scenario ``name``; it may read files beside it and in ``data_dirs``."""
+    return load_scenario(name, data_dirs=data_dirs or ())
 
 
 def _run(scenario: Scenario, detail: bool | None = None) -> Run:
@@ -190,11 +190,12 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     history = _run(scenario).history
-    table = ledger(
-        history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
-    )
+    first, last = args.first, args.last
+    if args.every is None and first is None and last is None and len(history.steps) > LONG_RUN:
+        first = last = LONG_RUN_ENDS  # a long run shows its ends; ask for more with the flags
+    table = ledger(history, columns=args.columns, every=args.every or 1, first=first, last=last)
     diagnosis = diagnose(history)
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
@@ -217,7 +218,7 @@ def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule explain SCENARIO --param NAME``: the chain rule for one slope."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     _check_parameter(scenario, args.param)
     if args.step is None:
         model = scenario.build_model()
@@ -247,7 +248,7 @@ def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
 def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule scan SCENARIO --param NAME --from A --to B``: the loss over a grid."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     _check_parameter(scenario, args.param)
     values = _linspace(args.start, args.stop, args.num, "--num")
     values2 = None
@@ -366,7 +367,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
 
     check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
@@ -415,7 +416,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
 
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.data_dir)
     run = _run(scenario)
     history = run.history
     if not history.steps:
@@ -476,7 +477,7 @@ def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.source.endswith(".safetensors"):
         model, title = load(args.source), f"The model saved in {Path(args.source).name}."
     else:
-        scenario = _load(args.source)
+        scenario = _load(args.source, args.data_dir)
         model = _run(scenario).model  # a run that cannot start is told as `run` tells it
         columns = list(scenario.data.input_names)  # the ONNX graph's inputs, by name
         title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
@@ -507,6 +508,12 @@ def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentPa
         "source",
         metavar="SCENARIO_OR_MODEL_FILE",
         help="a scenario (trained first, as run does) or a model file saved as .safetensors",
+    )
+    p.add_argument(
+        "--data-dir",
+        action="append",
+        metavar="DIR",
+        help="let the scenario read files in DIR too (repeatable)",
     )
     p.add_argument(
         "--to",
@@ -599,6 +606,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: A run of more steps than this shows its first and last LONG_RUN_ENDS steps by default
+#: (100,000 rows took a minute and 771 MB to render); --every/--first/--last choose others.
+LONG_RUN, LONG_RUN_ENDS = 1000, 20
+
+#: The resolutions a figure may ask for: 600 dpi prints a slide sharply; 5,000 made a
+#: 32000 x 22000 PNG in half a minute (docs/limits.md).
+MIN_DPI, MAX_DPI = 10, 600
+
+
+def _dpi(text: str) -> int:
+    """A ``--dpi`` value, within :data:`MIN_DPI` to :data:`MAX_DPI`."""
+    value = _positive_int(text)
+    if not MIN_DPI <= value <= MAX_DPI:
+        raise argparse.ArgumentTypeError(
+            f"expected {MIN_DPI} to {MAX_DPI} pixels per inch, got {value}"
+        )
+    return value
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -639,6 +665,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenario_help = "a scenario file (.toml) or a built-in name (see: chainrule scenarios)"
 
+    def scenario_argument(p: argparse.ArgumentParser) -> None:
+        p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+        p.add_argument(
+            "--data-dir",
+            action="append",
+            metavar="DIR",
+            help="let the scenario read files in DIR too (repeatable; by default it reads "
+            "only files in its own folder or below)",
+        )
+
     def fmt_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--format", choices=FORMATS, default="table", help="output format (default: table)"
@@ -669,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train a scenario and print every step: value, loss, slope, step size, new value",
         "chainrule run main-ideas --format markdown --out steps.md",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     fmt_option(p)
     out_option(p)
     p.add_argument(
@@ -699,8 +735,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the chain rule for one parameter's slope, term by term",
         "chainrule explain main-ideas --param b3 --step 2",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
-    p.add_argument("--param", required=True, metavar="NAME", help="the parameter, e.g. b3")
+    scenario_argument(p)
+    p.add_argument(
+        "--param", required=True, type=normal_name, metavar="NAME", help="the parameter, e.g. b3"
+    )
     p.add_argument(
         "--step",
         type=_positive_int,
@@ -717,8 +755,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the loss over a range of one parameter's values (or a grid of two)",
         "chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
-    p.add_argument("--param", required=True, metavar="NAME", help="the parameter to vary")
+    scenario_argument(p)
+    p.add_argument(
+        "--param", required=True, type=normal_name, metavar="NAME", help="the parameter to vary"
+    )
     p.add_argument("--from", dest="start", type=_float, required=True, metavar="A")
     p.add_argument("--to", dest="stop", type=_float, required=True, metavar="B")
     p.add_argument(
@@ -728,7 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="how many values (default: 9; at most 100,000 points in all)",
     )
-    p.add_argument("--param2", metavar="NAME", help="a second parameter, for a grid")
+    p.add_argument(
+        "--param2", type=normal_name, metavar="NAME", help="a second parameter, for a grid"
+    )
     p.add_argument("--from2", dest="start2", type=_float, metavar="A")
     p.add_argument("--to2", dest="stop2", type=_float, metavar="B")
     p.add_argument("--num2", type=_positive_int, default=9, metavar="N", help="(default: 9)")
@@ -741,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
         "draw a figure of a scenario: the fit, the loss curve with its tangents, the network...",
         "chainrule plot main-ideas --kind loss-curve --out ssr.png",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     p.add_argument(
         "--kind",
         required=True,
@@ -758,10 +800,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--param",
+        type=normal_name,
         metavar="NAME",
         help="loss-curve, contour, animation: the parameter (default: the first trained one)",
     )
-    p.add_argument("--param2", metavar="NAME", help="contour: the second parameter")
+    p.add_argument(
+        "--param2", type=normal_name, metavar="NAME", help="contour: the second parameter"
+    )
     p.add_argument(
         "--steps",
         nargs="+",
@@ -779,7 +824,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="loss-curve: also draw each step's own curve (the other parameters at that "
         "step's values); by default only the loss where the run ended",
     )
-    p.add_argument("--dpi", type=_positive_int, metavar="N", help="pixels per inch (png)")
+    p.add_argument(
+        "--dpi",
+        type=_dpi,
+        metavar="N",
+        help=f"pixels per inch (png), {MIN_DPI} to {MAX_DPI}",
+    )
     p.set_defaults(handler=cmd_plot)
 
     p = command("scenarios", "list the built-in scenarios", "chainrule scenarios --long")
@@ -791,7 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict the next slope, step size and new value; the engine checks you",
         "chainrule quiz main-ideas --steps 2",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    scenario_argument(p)
     p.add_argument(
         "--steps", type=_positive_int, default=3, metavar="N", help="quiz N steps (default: 3)"
     )

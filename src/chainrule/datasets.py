@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import math
 import os
+import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from chainrule.errors import ChainruleError
+from chainrule.text import normal_name
 
 __all__ = [
     "DATASETS",
@@ -104,6 +108,7 @@ class Dataset:
             )
         if not isinstance(self.target_name, str) or not self.target_name:
             raise ChainruleError(f"{label}: the target needs a non-empty name")
+        object.__setattr__(self, "target_name", normal_name(self.target_name))
         if not isinstance(self.inputs, Mapping) or not self.inputs:
             raise ChainruleError(f"{label}: needs at least one input column")
 
@@ -116,6 +121,11 @@ class Dataset:
         for name, values in self.inputs.items():
             if not isinstance(name, str) or not name:
                 raise ChainruleError(f"{label}: input names must be non-empty strings")
+            name = normal_name(name)
+            if name in names:
+                raise ChainruleError(
+                    f"{label}: two inputs are named '{name}' (as Python reads names)"
+                )
             if name == self.target_name:
                 raise ChainruleError(f"{label}: '{name}' is both an input and the target")
             column = _as_vector(values, f"{label}: input '{name}'")
@@ -786,24 +796,63 @@ def _check_option(name: str, option: str, value: object, default: object) -> Non
 # ---------------------------------------------------------------------------------------
 
 
+#: A number as a CSV file means it: plain decimal notation with ASCII digits (``12``,
+#: ``-0.5``, ``.5``, ``1e-3``), or ``nan``/``inf``/``infinity`` (read, then refused as not
+#: finite). ``float`` also reads ``1_000``, Arabic-Indic or full-width digits and
+#: non-breaking spaces, which a CSV file does not mean as numbers.
+_CSV_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)",
+    re.IGNORECASE | re.ASCII,
+)
+
+#: The whitespace a cell may have around its number (spaces and tabs, as written by hand).
+_CELL_SPACE = " \t\r\n\f\v"
+
+#: The largest CSV file read: 100,000 data points of a few dozen columns fit well inside.
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+
+def csv_number(text: str) -> float | None:
+    """The number a CSV cell holds, or None when it is not plain decimal notation.
+
+    >>> csv_number(" -2.5 "), csv_number("1e3"), csv_number(".5"), csv_number("nan")
+    (-2.5, 1000.0, 0.5, nan)
+    >>> csv_number("1_000"), csv_number("\u0661\u0662"), csv_number("\uff11"), csv_number("0x1")
+    (None, None, None, None)
+    """
+    stripped = text.strip(_CELL_SPACE)
+    if _CSV_NUMBER.fullmatch(stripped) is None:
+        return None
+    return float(stripped)
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return csv_number(text) is not None
+
+
+def _number_hint(text: str) -> str:
+    """Why a cell that looks like a number is not one, for the error message."""
+    if "_" in text and csv_number(text.replace("_", "")) is not None:
+        return " (write numbers without '_' separators, e.g. 1000)"
+    if any(c.isdigit() and not c.isascii() for c in text) or any(
+        c.isspace() and not c.isascii() for c in text
+    ):
+        return " (write numbers with the ASCII digits 0-9, e.g. 12.5)"
+    if "," in text or text.strip(_CELL_SPACE).count(".") > 1:
+        return " (write numbers in plain decimal notation, e.g. 1234.5)"
+    return ""
 
 
 def _cell_error(where: str, line: int, column: str, text: str) -> ChainruleError:
-    """The error for a cell that ``float`` cannot read."""
-    stripped = text.strip()
+    """The error for a cell that is not a number in plain decimal notation."""
+    stripped = text.strip(_CELL_SPACE)
     if not stripped:
         return ChainruleError(
             f"{where}: line {line}, column '{column}': empty cell, expected a number"
         )
     return ChainruleError(
         f"{where}: line {line}, column '{column}': {stripped!r} is not a number"
-        f"{_separator_hint(stripped)}"
+        f"{_separator_hint(stripped) or _number_hint(stripped)}"
     )
 
 
@@ -812,6 +861,45 @@ def _separator_hint(text: str) -> str:
     if ";" in text or "\t" in text:
         return " (is the file separated by ';' or tabs? chainrule reads comma-separated files)"
     return ""
+
+
+def read_text_file(path: str | os.PathLike[str], where: str, limit: int, what: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes, or one ChainruleError.
+
+    A device (``/dev/zero``), a FIFO or a socket is refused before anything is read, and
+    no more than ``limit + 1`` bytes are ever read, so a file that grows cannot exhaust
+    memory.
+
+    >>> read_text_file("/dev/zero", "/dev/zero", 100, "a CSV file")
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.ChainruleError: /dev/zero: is not a regular file (a device, FIFO or socket)
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not hang; a regular file ignores it.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ChainruleError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise ChainruleError(f"{where}: is a directory, not {what}") from None
+    except OSError as exc:
+        raise ChainruleError(f"{where}: cannot open the file ({exc.strerror})") from None
+    info = os.fstat(descriptor)
+    if stat.S_ISDIR(info.st_mode):
+        os.close(descriptor)
+        raise ChainruleError(f"{where}: is a directory, not {what}")
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(info.st_mode):
+            raise ChainruleError(f"{where}: is not a regular file (a device, FIFO or socket)")
+        if info.st_size > limit:
+            raise ChainruleError(f"{where}: {info.st_size:,} bytes; {what} has at most {limit:,}")
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ChainruleError(f"{where}: grew past {limit:,} bytes while being read")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ChainruleError(f"{where}: is not UTF-8 text") from None
 
 
 def load_csv(
@@ -839,32 +927,22 @@ def load_csv(
     ('doses', ('dosage',), 'observed', 'binary')
     """
     where = os.fspath(path)
+    text = read_text_file(path, where, MAX_CSV_BYTES, "a CSV file")
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ChainruleError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise ChainruleError(f"{where}: is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise ChainruleError(f"{where}: cannot open the file ({exc.strerror})") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            # (line number in the file, cells); blank lines are skipped.
-            records = [
-                (reader.line_num, row)
-                for row in reader
-                if row and not (len(row) == 1 and not row[0].strip())
-            ]
-        except UnicodeDecodeError:
-            raise ChainruleError(f"{where}: is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise ChainruleError(f"{where}: line {reader.line_num}: {exc}") from None
+        # (line number in the file, cells); blank lines are skipped.
+        records = [
+            (reader.line_num, row)
+            for row in reader
+            if row and not (len(row) == 1 and not row[0].strip())
+        ]
+    except csv.Error as exc:
+        raise ChainruleError(f"{where}: line {reader.line_num}: {exc}") from None
 
     if not records:
         raise ChainruleError(f"{where}: the file is empty (expected a header row of column names)")
     header_line, header = records[0]
-    columns = [cell.strip() for cell in header]
+    columns = [normal_name(cell.strip()) for cell in header]
     for j, column in enumerate(columns):
         if not column:
             raise ChainruleError(
@@ -884,7 +962,7 @@ def load_csv(
         raise ChainruleError(f"{where}: has a header row but no data rows")
     known = ", ".join(columns)
 
-    target_name = columns[-1] if target is None else target
+    target_name = columns[-1] if target is None else normal_name(target)
     if target_name not in columns:
         raise ChainruleError(f"{where}: no column named '{target_name}'; the columns are: {known}")
     if inputs is None:
@@ -895,7 +973,7 @@ def load_csv(
                 f"at least one input column is needed{_separator_hint(target_name)}"
             )
     else:
-        input_names = [inputs] if isinstance(inputs, str) else list(inputs)
+        input_names = [normal_name(n) for n in ([inputs] if isinstance(inputs, str) else inputs)]
         if not input_names:
             raise ChainruleError(f"{where}: the list of input columns is empty")
         missing = [column for column in input_names if column not in columns]
@@ -918,13 +996,11 @@ def load_csv(
     wanted = [columns.index(column) for column in [*input_names, target_name]]
     values = np.empty((len(data), len(wanted)))  # (rows, inputs + target)
     for r, (line, row) in enumerate(data):
-        try:
-            values[r] = [float(row[j]) for j in wanted]
-        except ValueError:
-            for j in sorted(wanted):  # report the leftmost bad cell of the line
-                if not _is_number(row[j]):
-                    raise _cell_error(where, line, columns[j], row[j]) from None
-            raise  # pragma: no cover (float failed, so some cell is not a number)
+        cells = [csv_number(row[j]) for j in wanted]
+        if None in cells:
+            j = min(wanted[k] for k, cell in enumerate(cells) if cell is None)  # leftmost
+            raise _cell_error(where, line, columns[j], row[j])
+        values[r] = cells
 
     bad = ~np.isfinite(values)
     if bad.any():

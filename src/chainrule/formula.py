@@ -51,7 +51,7 @@ from chainrule.formula_lang import (
 )
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor, anomaly_context, broadcast_to, is_anomaly_enabled
-from chainrule.text import closest
+from chainrule.text import closest, normal_name
 
 #: A matrix of at most this many numbers passed again to a formula reuses its input
 #: nodes (small data, many steps: where making them is a noticeable part of a step).
@@ -284,7 +284,7 @@ class Formula(Module):
             raise ChainruleError(
                 f"Formula inputs: give a list of names, e.g. ['dosage'], not {input_names!r}"
             )
-        names = tuple(input_names)
+        names = tuple(normal_name(n) if isinstance(n, str) else n for n in input_names)
         if self._inputs is not None:
             if names == self._inputs:
                 return
@@ -347,7 +347,7 @@ x_2, b; pass inputs=[...] to Formula to name only the data it reads)
 its free names are w, dosgae, b; did you mean 'dosgae' (line 1, column 9) for 'dosage'? \
 Write the inputs' names in the formula, or pass inputs=[...] to Formula
         """
-        names = tuple(columns)
+        names = tuple(normal_name(n) for n in columns)
         if not any(name in self._free for name in names):
             hint = next(
                 (
@@ -508,6 +508,7 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
         ):  # the matrix that training passes at every step: its columns, as they are
             return {name: x[:, j] for j, name in enumerate(inputs)}
         if isinstance(x, Mapping):
+            x = {normal_name(k) if isinstance(k, str) else k: v for k, v in x.items()}
             if self._inputs is None:
                 self.bind(list(x))
             assert self._inputs is not None
@@ -573,5 +574,5 @@ def _starting_values(values: Mapping[str, float] | None) -> dict[str, float]:
             raise ChainruleError(f"values: {name!r} must be a number, got {value!r}") from None
         if isinstance(value, bool) or not math.isfinite(number):
             raise ChainruleError(f"values: {name!r} must be a finite number, got {value!r}")
-        checked[name] = number
+        checked[normal_name(name) if isinstance(name, str) else name] = number
     return checked

@@ -28,6 +28,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import math
 import os
 import secrets
 import stat
@@ -40,7 +41,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.formula import Formula
-from chainrule.nn.layers import from_config
+from chainrule.nn.layers import config_weights, from_config
 from chainrule.nn.module import Module
 
 #: The ``format`` entry of a chainrule model file's metadata, and the version written.
@@ -276,6 +277,44 @@ def _metadata(header: dict[str, Any], where: str) -> tuple[dict[str, Any], list[
     return config, frozen, checksum
 
 
+_DTYPE_BYTES = {"F64": 8, "F32": 4}
+
+
+def _check_sizes(header: dict[str, Any], config: dict[str, Any], size: int, where: str) -> None:
+    """The tensors the header lists (names, shapes, byte ranges) are consistent, fit in the
+    file, and hold as many numbers as the config's model has weights: a small file whose
+    config asks for a 40000 x 40000 layer is refused before 12 GiB are allocated."""
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        ok = isinstance(entry, dict) and entry.get("dtype") in _DTYPE_BYTES
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(_whole(n) for n in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(map(_whole, offsets))
+        if not ok:
+            raise ChainruleError(f"{where}: the file is corrupted (tensor {name!r} in its header)")
+        count = math.prod(shape)
+        if offsets[1] - offsets[0] != count * _DTYPE_BYTES[entry["dtype"]] or offsets[1] > size:
+            raise ChainruleError(
+                f"{where}: the file is corrupted (tensor {name!r} of shape {tuple(shape)} "
+                "does not fit its bytes)"
+            )
+        total += count
+    expected = config_weights(config)
+    # More weights than the file holds would be allocated for nothing; fewer or equal
+    # are bounded by the file's size, and state_mismatch names the tensor that differs.
+    if expected is not None and expected > total:
+        raise ChainruleError(
+            f"{where}: the file's config describes a model of {expected:,} weights but the "
+            f"file holds {total:,}: the file is corrupted"
+        )
+
+
+def _whole(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+
 def _build(config: dict[str, Any], where: str) -> Module:
     """The model that a config describes, with fresh weights."""
     try:
@@ -340,7 +379,9 @@ def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
         raise ChainruleError(f"{where}: is a folder, not a model file") from None
     except OSError as exc:
         raise ChainruleError(f"{where}: cannot read the file ({exc.strerror or exc})") from None
-    config, frozen, checksum = _metadata(_header(raw, where), where)
+    header = _header(raw, where)
+    config, frozen, checksum = _metadata(header, where)
+    _check_sizes(header, config, len(raw), where)  # before anything is built or read
     reader = _safetensors_numpy()
     try:
         tensors = reader.load(raw)

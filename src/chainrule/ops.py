@@ -195,9 +195,23 @@ def _contiguous(x: Any) -> Any:
     return np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x
 
 
-def _share(weights: Array, g: Any) -> Array:
-    """0/1 (or 1/2 at a tie) weights in the float dtype of ``g``: float32 stays float32."""
-    return weights.astype(value(g).dtype, copy=False)
+def _share(weights: Array, g: Any, *inputs: Any) -> Array:
+    """0/1 (or 1/2 at a tie) weights in the float dtype of ``g``: float32 stays float32.
+
+    The weights come from comparisons, and a comparison with NaN is undefined, not
+    false: wherever one of ``inputs`` is NaN the weight is NaN, so a NaN input gives a NaN
+    gradient instead of a 0 that hides it (the NaN rule of docs/engine.md). A NaN that
+    flows in as ``g`` stays NaN by itself: NaN * 0 is NaN.
+
+    >>> _share(np.array([1.0, 0.0]), np.zeros(2), np.array([np.nan, 1.0]))
+    array([nan,  0.])
+    """
+    shared = weights.astype(value(g).dtype, copy=False)
+    for x in inputs:
+        undefined = np.isnan(value(x))
+        if undefined.any():
+            shared = np.where(undefined, np.nan, shared).astype(shared.dtype, copy=False)
+    return shared
 
 
 # Parameters as the public calls accept them (a list of axes, a shape as separate ints).
@@ -579,7 +593,7 @@ def pow_b(g, out, a, b):
     # negative number). A negative base only has real powers for integer b, so a^b is not
     # differentiable in b there: rather than NaN, which would poison every gradient that a
     # sum of terms shares, the exponent gets 0 wherever a <= 0.
-    positive = value(a) > 0
+    positive = ~(value(a) <= 0)  # a NaN base is kept: its NaN reaches the gradient
     if positive.all():
         return unbroadcast(g * out * call("log", a), b.shape)
     # Both factors are made finite there (1 for the base, 0 for a^b, which is inf at a = 0,
@@ -607,12 +621,12 @@ _entry(
 
 def maximum_a(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * _share((va > vb) + 0.5 * (va == vb), g), a.shape)
+    return unbroadcast(g * _share((va > vb) + 0.5 * (va == vb), g, va, vb), a.shape)
 
 
 def maximum_b(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * _share((vb > va) + 0.5 * (va == vb), g), b.shape)
+    return unbroadcast(g * _share((vb > va) + 0.5 * (va == vb), g, va, vb), b.shape)
 
 
 _entry(
@@ -634,12 +648,12 @@ _entry(
 
 def minimum_a(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * _share((va < vb) + 0.5 * (va == vb), g), a.shape)
+    return unbroadcast(g * _share((va < vb) + 0.5 * (va == vb), g, va, vb), a.shape)
 
 
 def minimum_b(g, out, a, b):
     va, vb = value(a), value(b)
-    return unbroadcast(g * _share((vb < va) + 0.5 * (va == vb), g), b.shape)
+    return unbroadcast(g * _share((vb < va) + 0.5 * (va == vb), g, va, vb), b.shape)
 
 
 _entry(
@@ -771,7 +785,8 @@ _entry(
 
 
 def relu_x(g, out, x):
-    return g * (value(x) > 0)
+    vx = value(x)
+    return g * _share(vx > 0, g, vx)
 
 
 _entry(
@@ -918,7 +933,7 @@ def clip_x(g, out, x, lo=None, hi=None):
         inside &= vx >= lo
     if hi is not None:
         inside &= vx <= hi
-    return g * inside
+    return g * _share(inside, g, vx)
 
 
 _entry(
@@ -1018,7 +1033,10 @@ def _extremum_x(g, out, x, axis=None, keepdims=False):
     if not keepdims and axis is not None:
         vout = np.expand_dims(vout, _axes(axis, vx.ndim))
     hit = vx == vout
-    share = _share(hit / np.sum(hit, axis=axis, keepdims=True), g)
+    # A slice whose extremum is NaN (a NaN entry) has no hit: 0/0 makes each of its
+    # entries' gradient NaN, the NaN rule of docs/engine.md.
+    with np.errstate(invalid="ignore"):
+        share = _share(hit / np.sum(hit, axis=axis, keepdims=True), g)
     return _expand(g, x.shape, axis, keepdims) * share
 
 
@@ -1364,8 +1382,9 @@ def reciprocal_x(g, out, x):
 
 def zero_x(g, out, x, **attrs):
     # A step function: its slope is 0 wherever it is defined (as in PyTorch). The zeros
-    # are g * 0, not a fresh array, so a NaN gradient stays NaN (see docs/engine.md).
-    return g * 0
+    # are g * 0, not a fresh array, so a NaN gradient stays NaN, and a NaN input gives
+    # NaN (see "NaN in gradients" in docs/engine.md).
+    return g * _share(np.zeros(np.shape(value(x)), dtype=bool), g, x)
 
 
 _unary("sin", np.sin, sin_x, "cos({x})", "d sin(x)/dx = cos(x).")

@@ -11,6 +11,7 @@ layer may use it.
 - :func:`significant`: a few significant digits, as in a message or a figure (``2.61``).
 - :func:`parameter_value`: a parameter as StatQuest writes it (``3.34``, ``-2.30``).
 - :func:`constant`: a number inside a formula (``2``, ``0.5``).
+- :func:`normal_name`: a name as Python reads it (NFKC), for every name from outside.
 
 None of them writes ``-0``; a number that is not finite reads ``nan``, ``inf`` or ``-inf``.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 #: Decimals in the explainer's tables and sentences (text, Markdown, LaTeX).
@@ -108,6 +110,21 @@ def constant(x: float) -> str:
 # ---------------------------------------------------------------------------------------
 # Names
 # ---------------------------------------------------------------------------------------
+
+
+def normal_name(name: str) -> str:
+    """A name as Python reads it: in Unicode's NFKC form, so names that look alike match.
+
+    Python normalises every identifier it reads to NFKC (PEP 3131): a formula's ``µ``
+    (MICRO SIGN, U+00B5) is the name ``μ`` (GREEK SMALL LETTER MU, U+03BC), and a
+    full-width ``ｗ`` is ``w``. Every name that comes from outside (a formula, a CSV
+    header, a scenario key, ``--param``, ``Module.scalar``) passes through here once, so
+    a name the learner typed matches the name the engine holds.
+
+    >>> normal_name("\u00b5") == "\u03bc", normal_name("\uff57\uff11"), normal_name("β")
+    (True, 'w1', 'β')
+    """
+    return unicodedata.normalize("NFKC", name)
 
 
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:

@@ -266,6 +266,39 @@ def _field(config: dict[str, Any], key: str, kind: str) -> Any:
         raise ChainruleError(f"a {kind} config needs {key!r}; got keys {sorted(config)}") from None
 
 
+def config_weights(config: Any) -> int | None:
+    """How many numbers the weights of the model ``config`` describes, without building
+    it (a file's config is checked against the file's tensors before anything is
+    allocated); None for a kind whose count it cannot tell (from_config will say why).
+
+    >>> config_weights(MLP([1, 2, 1]).config()), config_weights(Linear(3, 2, bias=False).config())
+    (7, 6)
+    """
+    if not isinstance(config, dict):
+        return None
+    kind = config.get("kind")
+    if kind == "mlp":
+        sizes = config.get("sizes")
+        if not isinstance(sizes, list) or not all(_count(n) for n in sizes):
+            return None
+        return sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+    if kind == "linear":
+        n_in, n_out = config.get("in_features"), config.get("out_features")
+        if not (_count(n_in) and _count(n_out)):
+            return None
+        return n_in * n_out + (n_out if config.get("bias", True) else 0)
+    if kind == "activation":
+        return 0
+    if kind == "sequential" and isinstance(config.get("layers"), list):
+        counts = [config_weights(layer) for layer in config["layers"]]
+        return None if None in counts else sum(c for c in counts if c is not None)
+    return None
+
+
+def _count(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+
 def from_config(config: dict[str, Any]) -> Module:
     """Build a layer model from ``model.config()`` (fresh weights; load them separately).
 

@@ -28,6 +28,7 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.tensor import Tensor, inplace, no_grad
+from chainrule.text import normal_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from chainrule.formula import Assignment
@@ -131,7 +132,13 @@ def _held(owner: Module, name: str, value: Any) -> Iterator[tuple[str, Any]]:
             yield from found
 
 
-_SCALAR_NAME = re.compile(r"^(?P<param>[A-Za-z_][\w.]*)(?:\[(?P<index>[\d,\s]*)\])?$")
+#: ``name`` or ``name[i,j]``; each dotted part of the name must be a Python identifier.
+_SCALAR_NAME = re.compile(r"^(?P<param>[^\[\]]+?)(?:\[(?P<index>[0-9,\s]*)\])?$")
+
+
+def _name_part(part: str) -> bool:
+    """A part of a dotted parameter name: an identifier, or a list index (``layers.0``)."""
+    return part.isidentifier() or (part.isascii() and part.isdecimal())
 
 
 def scalar_name(name: str, index: tuple[int, ...]) -> str:
@@ -348,6 +355,7 @@ class Module:
 
     def parameter(self, name: str) -> Parameter:
         """The parameter called ``name``; an unknown name lists the ones that exist."""
+        name = normal_name(name)
         for n, p in self.named_parameters():
             if n == name:
                 return p
@@ -358,8 +366,9 @@ class Module:
 
     def scalar(self, name: str) -> ScalarRef:
         """One scalar by name: ``"b3"``, ``"hidden.weight[0,1]"`` or ``"hidden.bias[1]"``."""
+        name = normal_name(name)
         match = _SCALAR_NAME.match(name.replace(" ", ""))
-        if match is None:
+        if match is None or not all(map(_name_part, match["param"].split("."))):
             raise ChainruleError(
                 f"{name!r} is not a parameter name (expected e.g. 'b3' or 'hidden.weight[0,1]')"
             )

@@ -44,10 +44,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 from chainrule.errors import ChainruleError
 from chainrule.scenario.builtin import TEMPLATE, ScenarioInfo, builtin_dir, builtin_scenarios
+from chainrule.scenario.files import FileAccess
 from chainrule.scenario.keys import (
     CSV_KEYS,
     DEFAULT_LEARNING_RATE,
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_LEARNING_RATE",
     "DEFAULT_OPTIMIZER",
     "DEFAULT_STOP",
+    "FileAccess",
     "MAX_DATA_POINTS",
     "MAX_PARAMETERS",
     "MAX_STEPS",
@@ -106,8 +109,15 @@ def _resolve(source: str | os.PathLike[str]) -> Path:
     )
 
 
-def load_scenario(source: str | os.PathLike[str]) -> Scenario:
+def load_scenario(
+    source: str | os.PathLike[str],
+    data_dirs: Iterable[str | os.PathLike[str]] = (),
+    files: FileAccess | None = None,
+) -> Scenario:
     """Read a scenario from a TOML file, or a built-in one by name (``chainrule scenarios``).
+
+    The file may read data files in its own folder or below, and in ``data_dirs``
+    (``--data-dir``); ``files`` replaces that rule (:class:`FileAccess`).
 
     >>> scenario = load_scenario("main-ideas")
     >>> scenario.title
@@ -123,16 +133,24 @@ def load_scenario(source: str | os.PathLike[str]) -> Scenario:
     except OSError as exc:
         raise ChainruleError(f"{path}: cannot read the file ({exc.strerror})") from None
     builtin = path.parent == builtin_dir()
-    return parse_scenario(text, path=path, label=path.name if builtin else os.fspath(path))
+    if files is None:
+        files = FileAccess.beside(path, data_dirs)
+    label = path.name if builtin else os.fspath(path)
+    return parse_scenario(text, path=path, label=label, files=files)
 
 
 def parse_scenario(
-    text: str, path: str | os.PathLike[str] | None = None, label: str = ""
+    text: str,
+    path: str | os.PathLike[str] | None = None,
+    label: str = "",
+    files: FileAccess | None = None,
 ) -> Scenario:
     """A scenario from the text of a TOML file (e.g. typed into the web page).
 
     ``path`` is where the file is (CSV files are found relative to it; without it,
     relative to the working directory); ``label`` names the file in error messages.
+    ``files`` says which files it may read: by default those in the folder of ``path``
+    (or the working folder) and below; a server passes ``FileAccess.nothing()``.
 
     >>> scenario = parse_scenario('''
     ... [data]
@@ -162,4 +180,6 @@ def parse_scenario(
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         place = f"{label}:{found[1]}" if found else label
         raise ChainruleError(f"{place}: not valid TOML: {exc}") from None
-    return Reader(source, values, path).scenario()
+    if files is None:
+        files = FileAccess.beside(path)
+    return Reader(source, values, path, files).scenario()

@@ -5,24 +5,35 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
+import os
 from pathlib import Path
 
-from chainrule.datasets import DATASETS, Dataset, load_csv, load_dataset
+from chainrule.datasets import (
+    DATASETS,
+    MAX_CSV_BYTES,
+    Dataset,
+    load_csv,
+    load_dataset,
+    read_text_file,
+)
 from chainrule.errors import ChainruleError
 from chainrule.formula import Formula
 from chainrule.losses import LOSSES
+from chainrule.scenario.files import FileAccess
 from chainrule.scenario.keys import CSV_KEYS, MAX_DATA_POINTS
 from chainrule.scenario.source import Source, Table, describe
-from chainrule.text import did_you_mean
+from chainrule.text import did_you_mean, normal_name
 
 
 class DataReader:
     """Reads the ``[data]`` table of one file; ``path`` is the file (CSV files are found
     relative to its folder)."""
 
-    def __init__(self, source: Source, path: Path | None) -> None:
+    def __init__(self, source: Source, path: Path | None, files: FileAccess) -> None:
         self.source = source
         self.path = path
+        self.files = files
 
     # -- the data ----------------------------------------------------------------------
 
@@ -104,8 +115,12 @@ class DataReader:
         assert relative is not None
         base = self.path.parent if self.path is not None else Path()
         file = base / relative
+        try:
+            self.files.check(file, relative)  # before anything of it is read
+        except ChainruleError as exc:
+            raise table.error("csv", str(exc)) from None
         explicit = table.strings("inputs")
-        target = table.string("target")
+        target = _name(table.string("target"))
         inputs = explicit
         header = csv_header(file)
         if inputs is None and exact:
@@ -134,7 +149,7 @@ class DataReader:
             raise table.error("csv", str(exc)) from None
 
     def inline_data(self, table: Table, wanted: list[str] | None, exact: bool) -> Dataset:
-        target = table.string("target")
+        target = _name(table.string("target"))
         columns = {key: table.column(key) for key in table.values if key != "target"}
         if not columns:
             raise table.error(
@@ -225,13 +240,18 @@ class DataReader:
             raise table.error(None, str(exc)) from None
 
 
+def _name(name: str | None) -> str | None:
+    """A name the file wrote, as Python reads names (None stays None)."""
+    return None if name is None else normal_name(name)
+
+
 def csv_header(path: Path) -> list[str] | None:
     """The column names of a CSV file, or None when it cannot be read (load_csv will say)."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            for row in csv.reader(handle):
-                if row and any(cell.strip() for cell in row):
-                    return [cell.strip() for cell in row]
-    except (OSError, UnicodeDecodeError, csv.Error):
+        text = read_text_file(path, os.fspath(path), MAX_CSV_BYTES, "a CSV file")
+        for row in csv.reader(io.StringIO(text, newline="")):
+            if row and any(cell.strip() for cell in row):
+                return [normal_name(cell.strip()) for cell in row]
+    except (ChainruleError, csv.Error):
         return None
     return None

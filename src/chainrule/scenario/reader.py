@@ -9,6 +9,7 @@ from typing import Any
 from chainrule.losses import LOSSES, loss_for_task
 from chainrule.optim import OPTIMIZERS
 from chainrule.scenario.data_table import DataReader
+from chainrule.scenario.files import FileAccess
 from chainrule.scenario.keys import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_OPTIMIZER,
@@ -25,12 +26,14 @@ from chainrule.scenario.train_table import TrainReader
 class Reader:
     """Reads one scenario's values, part by part, checking each key as it goes."""
 
-    def __init__(self, source: Source, values: dict[str, Any], path: Path | None) -> None:
+    def __init__(
+        self, source: Source, values: dict[str, Any], path: Path | None, files: FileAccess
+    ) -> None:
         self.source = source
         self.path = path
         self.top = Table(source, None, values)
         self.models = ModelReader(source)
-        self.datas = DataReader(source, path)
+        self.datas = DataReader(source, path, files)
         self.training = TrainReader()
 
     def table(self, key: str, required: bool = True) -> Table:

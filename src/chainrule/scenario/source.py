@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chainrule.errors import ChainruleError
-from chainrule.text import closest, did_you_mean
+from chainrule.text import closest, did_you_mean, normal_name
 
 _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_\-]+))\s*(?:\.[^=]*)?=""")
@@ -54,7 +54,7 @@ class Source:
                 continue
             key = _KEY.match(line)
             if key:
-                name = next(group for group in key.groups() if group is not None)
+                name = normal_name(next(group for group in key.groups() if group is not None))
                 self.keys.setdefault((table, name), number)
             for delimiter in ('"""', "'''"):
                 if line.count(delimiter) % 2 == 1:
@@ -107,7 +107,19 @@ class Table:
     """One table of the file: its values, and errors that say where a key is."""
 
     def __init__(self, source: Source, name: str | None, values: Mapping[str, Any]) -> None:
-        self.source, self.name, self.values = source, name, dict(values)
+        self.source, self.name = source, name
+        # Keys are names (parameters, data columns): read them as Python reads names.
+        self.values: dict[str, Any] = {}
+        written: dict[str, str] = {}
+        for key, value in values.items():
+            normal = normal_name(key)
+            if normal in self.values:
+                raise self.error(
+                    normal,
+                    f"the keys {written[normal]!r} and {key!r} are the same name as Python "
+                    "reads names (Unicode NFKC)",
+                )
+            self.values[normal], written[normal] = value, key
 
     def error(self, key: str | None, message: str) -> ChainruleError:
         return self.source.error(self.name, key, message)
@@ -174,6 +186,7 @@ class Table:
             raise self.error(key, f"expected a list of names in quotes, got {describe(value)}")
         if not value:
             raise self.error(key, "the list is empty")
+        value = [normal_name(name) for name in value]
         for i, name in enumerate(value):
             if name in value[:i]:
                 raise self.error(key, f"{name!r} is listed twice")

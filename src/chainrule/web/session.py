@@ -50,7 +50,7 @@ from chainrule.plots.network import formula_diagram, layer_diagram
 from chainrule.plots.squiggle import class_scores, terms_over
 from chainrule.plots.units import hidden_outputs
 from chainrule.run import Run
-from chainrule.scenario import Scenario, load_scenario, parse_scenario
+from chainrule.scenario import FileAccess, Scenario, load_scenario, parse_scenario
 from chainrule.tensor import Tensor, topological_order
 from chainrule.text import did_you_mean
 from chainrule.training import Trainer
@@ -129,11 +129,17 @@ def scenario_from_upload(text: str, files: Mapping[str, str] | None = None) -> S
                 "playground reads no file of the server (upload the CSV file too)"
             )
     if not files:
-        return parse_scenario(text, label=UPLOAD_LABEL)
+        return parse_scenario(text, label=UPLOAD_LABEL, files=FileAccess.nothing())
     with tempfile.TemporaryDirectory(prefix="chainrule-upload-") as folder:
         for name, content in files.items():
             (Path(folder) / name).write_text(content, encoding="utf-8")
-        scenario = parse_scenario(text, path=Path(folder) / UPLOAD_LABEL, label=UPLOAD_LABEL)
+        # the upload's own folder and nothing else of the server
+        scenario = parse_scenario(
+            text,
+            path=Path(folder) / UPLOAD_LABEL,
+            label=UPLOAD_LABEL,
+            files=FileAccess.beside(Path(folder) / UPLOAD_LABEL, ()),
+        )
     scenario.path = None  # the folder is gone: the scenario holds its data already
     return scenario
 
