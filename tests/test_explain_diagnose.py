@@ -287,3 +287,16 @@ def test_no_step_size_question_for_adam():
     history = train(model, dosage(), optimizer="adam", stop={"max_steps": 3})
     kinds = [q.kind for q in quiz_questions(history, 2)]
     assert kinds == ["slope", "new value", "slope", "new value"]
+
+
+def test_a_long_run_is_read_without_building_a_record_per_step():
+    # 20,000 steps: the diagnosis reads the History's arrays and the ledger only the rows
+    # it shows, so no per-step record (a few dicts each) is built for the others.
+    from chainrule.explain import ledger
+
+    history = b3_run(1e-6, max_steps=20_000)
+    diagnose(history)
+    table = ledger(history, first=3, last=3)
+    assert len(table.steps) == 6
+    built = [r for r in history.steps._records if r is not None]
+    assert len(built) <= 6, len(built)

@@ -220,7 +220,11 @@ class StepLog(Sequence[StepRecord]):
         self._losses = losses
         self._start = np.empty(size)
         self._blocks = np.empty((max(int(capacity), 1), 3 * size))  # one flat row a step
-        self._predictions: list[np.ndarray | None] = []
+        # Each step's outputs: rows of one block while they all have one shape (a
+        # full-batch run: a few floats a step), else one entry per step (None: not kept).
+        self._count = 0
+        self._prediction_rows: np.ndarray | None = None
+        self._prediction_list: list[np.ndarray | None] | None = None
         self._records: list[StepRecord | None] = []
 
     @property
@@ -243,7 +247,7 @@ class StepLog(Sequence[StepRecord]):
     def next_block(self) -> np.ndarray:
         """The block of the next step, one flat row: its new values, then its slopes, then
         its step sizes (a view, to copy into); :meth:`end_step` then records it."""
-        k = len(self._predictions)
+        k = self._count
         if k >= len(self._blocks):
             grown = np.empty((2 * k, self._blocks.shape[1]))
             grown[:k] = self._blocks
@@ -254,7 +258,30 @@ class StepLog(Sequence[StepRecord]):
         """The block of :meth:`next_block` is filled: the step is recorded, with the model's
         outputs for its rows when they are kept (None otherwise). (Each step has an entry
         in the list of predictions: its length is the number of steps.)"""
-        self._predictions.append(predictions)
+        k, rows = self._count, self._prediction_rows
+        if self._prediction_list is None and predictions is not None:
+            if rows is None and k == 0:
+                rows = self._prediction_rows = np.empty((len(self._blocks), *predictions.shape))
+            if rows is not None and predictions.shape == rows.shape[1:]:
+                if k >= len(rows):
+                    grown = np.empty((2 * k, *rows.shape[1:]))
+                    grown[:k] = rows
+                    rows = self._prediction_rows = grown
+                rows[k] = predictions
+                self._count += 1
+                return
+        if self._prediction_list is None:  # from now on, one entry per step
+            kept = [] if rows is None else [row.copy() for row in rows[:k]]
+            self._prediction_list = kept + [None] * (k - len(kept))
+            self._prediction_rows = None
+        self._prediction_list.append(predictions)
+        self._count += 1
+
+    def _predictions_of(self, i: int) -> np.ndarray | None:
+        """The outputs of step ``i + 1``, if they were kept."""
+        if self._prediction_list is not None:
+            return self._prediction_list[i]
+        return None if self._prediction_rows is None else self._prediction_rows[i]
 
     def _triple(self, i: int) -> np.ndarray:
         """Step ``i + 1``'s block as three rows: new values, slopes, step sizes."""
@@ -263,12 +290,12 @@ class StepLog(Sequence[StepRecord]):
     # -- reading -----------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._predictions)
+        return self._count
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self._predictions)))]
-        n = len(self._predictions)
+            return [self[i] for i in range(*index.indices(self._count))]
+        n = self._count
         i = operator.index(index)
         if i < 0:
             i += n
@@ -280,7 +307,7 @@ class StepLog(Sequence[StepRecord]):
         if record is None:
             names = self.names
             new, slopes, step_sizes = self._triple(i).tolist()
-            predictions = self._predictions[i]
+            predictions = self._predictions_of(i)
             record = self._records[i] = StepRecord(
                 step=i + 1,
                 loss=self._losses[i],
@@ -304,7 +331,7 @@ class StepLog(Sequence[StepRecord]):
         >>> log.arrays()["values"], log.arrays()["new_values"]
         (array([[1.]]), array([[0.75]]))
         """
-        n = len(self._predictions)
+        n = self._count
         blocks = self._blocks[:n].reshape(n, 3, len(self._start))
         return {
             "values": np.concatenate([self._start[None], blocks[: n - 1, 0]])[:n],
@@ -321,7 +348,7 @@ class StepLog(Sequence[StepRecord]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"StepLog({len(self._predictions)} steps of {len(self._start)} scalars)"
+        return f"StepLog({self._count} steps of {len(self._start)} scalars)"
 
 
 @dataclass(eq=False)

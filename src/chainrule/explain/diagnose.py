@@ -285,10 +285,8 @@ def _slopes(history: History) -> dict[str, np.ndarray]:
     """Each trained scalar's slope at every recorded step."""
     if not history.steps:
         return {}
-    return {
-        name: np.array([record.slopes[name] for record in history.steps], dtype=np.float64)
-        for name in history.trained
-    }
+    slopes = history.steps.arrays()["slopes"]  # (steps, scalars): read, no record built
+    return {name: slopes[:, j] for j, name in enumerate(history.trained)}
 
 
 def _alternates(slopes: np.ndarray) -> bool:
@@ -305,7 +303,7 @@ def _contraction(history: History, slopes: dict[str, np.ndarray]) -> _Contractio
     if np.any(s == 0) or not np.all(np.isfinite(s)):
         return None
     lr = float(history.learning_rate)
-    steps = np.array([record.step_sizes[name] for record in history.steps])
+    steps = history.steps.arrays()["step_sizes"][:, history.trained.index(name)]
     if not np.allclose(steps, lr * s, rtol=1e-9, atol=0):
         return None  # not plain gradient descent: the step is not slope x learning rate
     ratios = s[1:] / s[:-1]
