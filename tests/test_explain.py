@@ -322,7 +322,9 @@ def test_scan_restores_the_values_after_an_error():
 
 
 def test_a_loss_that_is_not_a_number_is_null_in_json():
-    model = Formula("predicted = log(w * dosage + b)", inputs=["dosage"], values={"w": 1.0})
+    model = Formula(
+        "predicted = log(w * dosage + b)", inputs=["dosage"], values={"w": 1.0, "b": 0.0}
+    )
     result = scan(model, dosage(), "ssr", "b", [-1.0, 1.0])
     assert np.isnan(result.loss[0]) and result.best["value"] == 1.0
     out = result.to_dict()

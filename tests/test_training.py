@@ -493,8 +493,16 @@ def _one_blas_thread():
 
 
 def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly():
-    model = Formula("x1 = w1 * dosage\npredicted = 2 * dosage + b", inputs=["dosage"])
+    class Line(nn.Module):  # w1 is a parameter that forward never uses
+        def __init__(self):
+            self.w1 = nn.Parameter(1.0)
+            self.b = nn.Parameter(0.0)
+
+        def forward(self, x):
+            return 2 * x[:, 0] + self.b
+
+    model = Line()
     model.freeze()
-    model.unfreeze("w1")  # w1 only feeds x1, which the output does not use
+    model.unfreeze("w1")
     with pytest.raises(ChainruleError, match=r"does not depend on any trained parameter \(w1\)"):
         train(model, dosage())

@@ -82,7 +82,8 @@ def to_torch(model: Module) -> torch.nn.Module:
     matrix, as in chainrule.
 
     >>> import torch, chainrule as cr
-    >>> model = cr.Formula("y = softplus(w * dosage + b)", inputs=["dosage"], values={"w": 2.0})
+    >>> values = {"w": 2.0, "b": 0.0}
+    >>> model = cr.Formula("y = softplus(w * dosage + b)", inputs=["dosage"], values=values)
     >>> module = to_torch(model)
     >>> module(torch.tensor([0.0, 1.0], dtype=torch.float64))
     tensor([0.6931, 2.1269], dtype=torch.float64, grad_fn=<ExpandBackward0>)
