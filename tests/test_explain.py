@@ -183,7 +183,7 @@ def test_a_history_without_detail_gives_the_loss_per_step():
     history = train(
         model,
         load_dataset("xor", n=20),
-        loss="binary_cross_entropy",
+        loss="binary_cross_entropy_with_logits",
         detail=False,
         stop={"max_steps": 5},
     )

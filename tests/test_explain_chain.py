@@ -196,7 +196,7 @@ def test_mlp_first_layer_weight():
 
 
 @pytest.mark.parametrize(
-    ("loss", "outputs"), [("ssr", 1), ("binary_cross_entropy", 1), ("cross_entropy", 2)]
+    ("loss", "outputs"), [("ssr", 1), ("binary_cross_entropy_with_logits", 1), ("cross_entropy", 2)]
 )
 def test_mlp_every_path_sums_to_the_gradient(loss, outputs):
     data = load_dataset("moons", n=8, seed=2)

@@ -195,7 +195,7 @@ def test_decision_regions_for_two_inputs():
     history = train(
         model,
         data,
-        loss="binary_cross_entropy",
+        loss="binary_cross_entropy_with_logits",
         optimizer="adam",
         learning_rate=0.1,
         stop={"max_steps": 60},

@@ -115,7 +115,7 @@ def test_all_parameters_first_slopes_and_convergence():
 def test_classifiers_reach_high_accuracy(name):
     scenario = load_scenario(name)
     assert scenario.data.task == "binary"
-    assert scenario.loss == "binary_cross_entropy"
+    assert scenario.loss == "binary_cross_entropy_with_logits"
     trained = scenario.run()
     _, history = trained.model, trained.history
     assert history.final_accuracy >= 0.95
@@ -221,7 +221,7 @@ layers = [2, 3, 1]
 "hidden.weight[0,1]" = 0.25
 "output.bias" = [0.5]
 [train]
-loss = "binary_cross_entropy"
+loss = "binary_cross_entropy_with_logits"
 optimize = ["output.*"]
 """
     )
@@ -244,7 +244,7 @@ formula = "logit = w1 * x1 + w2 * x2 + b"
 [parameters]
 init = "random"
 [train]
-loss = "binary_cross_entropy"
+loss = "binary_cross_entropy_with_logits"
 """
     )
     assert scenario.data.input_names == ("x1", "x2")
@@ -359,7 +359,7 @@ BAD_FILES = {
     "cross-entropy-formula.toml": [
         ":26: [train] loss:",
         "'cross_entropy' needs one output per class, but a formula has one output (predicted)",
-        "use ssr, mse, mae or, for 0/1 targets, binary_cross_entropy",
+        "use ssr, mse, mae or, for 0/1 targets, binary_cross_entropy_with_logits",
     ],
     "csv-and-arrays.toml": [":5: [data] dosage:", "unknown key 'dosage'"],
     "csv-bad-cell.toml": [":4: [data] csv:", "line 3, column 'dosage': 'half' is not a number"],
@@ -513,3 +513,16 @@ def test_a_parameter_left_out_is_an_error_unless_the_file_asks_for_random_starts
     assert random.model.scalar("w1").value == 3.34 and random.model.scalar("w2").value != 0
     with pytest.raises(ChainruleError, match=r"\[parameters\] init: unknown value 'zeros'"):
         parse_scenario(seed_file(parameters='init = "zeros"\n' + without_w2))
+
+
+def test_a_scenario_with_a_sigmoid_output_trains_with_probabilities_not_logits():
+    text = (
+        '[data]\ndataset = "moons"\nn = 40\n[model]\nlayers = [2, 4, 1]\noutput = "sigmoid"\n'
+        '[train]\nloss = "{loss}"\nstop = {{ max_steps = 3 }}\n'
+    )
+    assert parse_scenario(text.format(loss="binary_cross_entropy")).run().history.steps
+    with pytest.raises(ChainruleError, match=r":6: \[model\] output: .* applied twice"):
+        parse_scenario(text.format(loss="binary_cross_entropy_with_logits"))
+    without = text.replace('output = "sigmoid"\n', "")
+    with pytest.raises(ChainruleError, match=r":7: \[train\] loss: .* applies no sigmoid"):
+        parse_scenario(without.format(loss="binary_cross_entropy"))

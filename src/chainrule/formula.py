@@ -43,6 +43,7 @@ from chainrule.errors import AnomalyError, ChainruleError
 from chainrule.formula_lang import (
     FUNCTIONS,
     Assignment,
+    Call,
     Name,
     Number,
     compile_expression,
@@ -159,6 +160,17 @@ others at random (seeded by seed=)
         [('z', ('w', 'x', 'b')), ('y', ('z',))]
         """
         return list(self._assignments)
+
+    @property
+    def output_sigmoid(self) -> bool | None:
+        """True when the last line is ``sigmoid(...)``; otherwise None (a formula may compute
+        a sigmoid in other words, so it cannot tell).
+
+        >>> Formula("p = sigmoid(w * x)").output_sigmoid, Formula("z = w * x").output_sigmoid
+        (True, None)
+        """
+        tree = self._assignments[-1].tree
+        return True if isinstance(tree, Call) and tree.function == "sigmoid" else None
 
     @property
     def output_name(self) -> str:

@@ -51,7 +51,7 @@ from chainrule.history import (
     Stop,
     flat_predictions,
 )
-from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec
+from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec, sigmoid_mismatch
 from chainrule.nn.module import Module, scalar_name
 from chainrule.optim import Optimizer, Update, make_optimizer
 from chainrule.tensor import Tensor, inplace, no_grad
@@ -392,7 +392,8 @@ def train(
     >>> from chainrule import nn
     >>> from chainrule.datasets import load_dataset
     >>> model = nn.MLP([2, 8, 1], activation="tanh")
-    >>> history = train(model, load_dataset("moons", n=100), loss="binary_cross_entropy",
+    >>> history = train(model, load_dataset("moons", n=100),
+    ...                 loss="binary_cross_entropy_with_logits",
     ...                 optimizer="adam", learning_rate=0.05, stop={"max_steps": 200})
     >>> history.stop_reason, history.final_accuracy > 0.8
     ('max_steps', True)
@@ -400,6 +401,9 @@ def train(
     rules = Stop.of(stop)
     prepared = _prepare(model, data)
     spec = loss_spec(loss)
+    mismatch = sigmoid_mismatch(spec, model.output_sigmoid)
+    if mismatch is not None:
+        raise ChainruleError(mismatch)
     loss_fn, loss_name = spec.function, spec.name
     task = _task_for(prepared, spec)
     if isinstance(optimizer, Optimizer):

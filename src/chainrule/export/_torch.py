@@ -211,6 +211,10 @@ def _mae(predictions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _bce(predictions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy(predictions, _aligned(predictions, target))
+
+
+def _bce_with_logits(predictions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(
         predictions, _aligned(predictions, target)
     )
@@ -229,6 +233,7 @@ TORCH_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
     "mse": _mse,
     "mae": _mae,
     "binary_cross_entropy": _bce,
+    "binary_cross_entropy_with_logits": _bce_with_logits,
     "cross_entropy": _cross_entropy,
 }
 
@@ -236,8 +241,8 @@ TORCH_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 def torch_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """chainrule's loss called ``name`` written with torch: ``loss(predictions, target)``.
 
-    ``ssr`` is ``mse_loss(reduction="sum")``, ``binary_cross_entropy`` is
-    ``binary_cross_entropy_with_logits`` (chainrule's takes logits too), and
+    ``ssr`` is ``mse_loss(reduction="sum")``, the binary cross-entropies have torch's
+    names and meaning (probabilities, and logits ``_with_logits``), and
     ``cross_entropy`` takes labels or class probabilities, as chainrule's does.
 
     >>> import torch

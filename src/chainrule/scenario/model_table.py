@@ -52,7 +52,7 @@ class ModelReader:
         d, k = len(data.input_names), data.num_classes or 2
         fits = (
             f"a formula has one output ({formula.output_name}): with it use ssr, mse, mae "
-            f"or, for 0/1 targets, binary_cross_entropy; for cross_entropy use a layer "
+            f"or, for 0/1 targets, binary_cross_entropy_with_logits; for cross_entropy use a layer "
             f"model with one output per class, e.g. layers = [{d}, 8, {k}]"
         )
         if table.name == "train":
@@ -198,12 +198,6 @@ class ModelReader:
             raise table.error("layers", f"the last size must be {outputs}: {why}, not {layers[-1]}")
         activation = table.string("activation", "tanh", choices=ACTIVATIONS)
         output = table.string("output", "identity", choices=ACTIVATIONS)
-        if output == "sigmoid" and loss == "binary_cross_entropy":
-            raise table.error(
-                "output",
-                "binary_cross_entropy takes logits (the sigmoid is inside the loss): "
-                'leave output out (or write output = "identity")',
-            )
         sizes = list(layers)
 
         def fresh() -> Module:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chainrule.losses import LOSSES, loss_for_task
+from chainrule.losses import LOSSES, loss_for_task, sigmoid_mismatch
 from chainrule.optim import OPTIMIZERS
 from chainrule.scenario.data_table import DataReader
 from chainrule.scenario.keys import (
@@ -69,6 +69,12 @@ class Reader:
             )
         factory = self.models.model_factory(model_table, formula, data, loss, parameters, seed)
         model = factory()
+        mismatch = sigmoid_mismatch(loss, model.output_sigmoid)
+        if mismatch is not None:
+            if "output" in model_table.values or not given:
+                key = "output" if "output" in model_table.values else None
+                raise model_table.error(key, mismatch)
+            raise train_table.error("loss", mismatch)
         optimize = self.training.optimize(train_table, model)
         stop = self.training.stop(train_table)
         return Scenario(
