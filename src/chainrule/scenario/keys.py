@@ -10,7 +10,16 @@ from __future__ import annotations
 #: The keys each part of a scenario file may hold.
 TOP_KEYS = ("title", "description", "data", "model", "parameters", "train")
 MODEL_KEYS = ("formula", "layers", "activation", "output", "inputs")
-TRAIN_KEYS = ("loss", "optimize", "optimizer", "learning_rate", "stop", "batch_size", "seed")
+TRAIN_KEYS = (
+    "loss",
+    "optimize",
+    "optimizer",
+    "learning_rate",
+    "lr",
+    "stop",
+    "batch_size",
+    "seed",
+)
 STOP_KEYS = ("step_size", "loss", "max_steps")
 CSV_KEYS = ("csv", "inputs", "target")
 

@@ -44,6 +44,13 @@ class Reader:
             raise self.top.error(key, f"expected a table [{key}], got {describe(value)}")
         return Table(self.source, key, value)
 
+    def learning_rate(self, train: Table) -> float:
+        """``learning_rate``, or ``lr`` (PyTorch's name for it): one of them, or neither."""
+        if "lr" in train.values and "learning_rate" in train.values:
+            raise train.error("lr", "lr and learning_rate are the same setting: give one of them")
+        key = "lr" if "lr" in train.values else "learning_rate"
+        return train.number(key, DEFAULT_LEARNING_RATE, positive=True) or DEFAULT_LEARNING_RATE
+
     def scenario(self) -> Scenario:
         """The scenario the file describes, every key checked."""
         self.top.check_keys(TOP_KEYS, "a scenario has")
@@ -85,8 +92,7 @@ class Reader:
             loss=loss,
             optimizer=train_table.string("optimizer", DEFAULT_OPTIMIZER, choices=OPTIMIZERS)
             or DEFAULT_OPTIMIZER,
-            learning_rate=train_table.number("learning_rate", DEFAULT_LEARNING_RATE, positive=True)
-            or DEFAULT_LEARNING_RATE,
+            learning_rate=self.learning_rate(train_table),
             optimize=optimize,
             stop=stop,
             seed=seed,
