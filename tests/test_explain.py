@@ -183,7 +183,7 @@ def test_a_history_without_detail_gives_the_loss_per_step():
     history = train(
         model,
         load_dataset("xor", n=20),
-        loss="binary_cross_entropy",
+        loss="binary_cross_entropy_with_logits",
         detail=False,
         stop={"max_steps": 5},
     )
@@ -322,7 +322,9 @@ def test_scan_restores_the_values_after_an_error():
 
 
 def test_a_loss_that_is_not_a_number_is_null_in_json():
-    model = Formula("predicted = log(w * dosage + b)", inputs=["dosage"], values={"w": 1.0})
+    model = Formula(
+        "predicted = log(w * dosage + b)", inputs=["dosage"], values={"w": 1.0, "b": 0.0}
+    )
     result = scan(model, dosage(), "ssr", "b", [-1.0, 1.0])
     assert np.isnan(result.loss[0]) and result.best["value"] == 1.0
     out = result.to_dict()

@@ -187,7 +187,7 @@ def test_adam_is_not_explained_by_a_gradient_descent_factor():
     history = train(
         model,
         load_dataset("moons", n=40),
-        loss="binary_cross_entropy",
+        loss="binary_cross_entropy_with_logits",
         optimizer="adam",
         learning_rate=0.05,
         stop={"max_steps": 20},

@@ -266,15 +266,6 @@ def test_parentheses_are_kept_where_python_needs_them(tmp_path):
     np.testing.assert_allclose(got, model({"x": x}).data, rtol=1e-12)
 
 
-def test_an_output_without_inputs_gives_one_value_per_point(tmp_path):
-    model = cr.Formula("unused = x * 0\ny = w * 2", inputs=["x"], values={"w": 1.5})
-    path = tmp_path / "constant.py"
-    path.write_text(to_torch_source(model))
-    x = torch.zeros(4, dtype=torch.float64)
-    assert _import(path).build()(x).tolist() == [3.0] * 4
-    assert to_torch(model)(x).tolist() == [3.0] * 4
-
-
 @pytest.mark.parametrize("name", ["main-ideas", "moons"])
 def test_generated_source_runs_on_its_own(tmp_path, name):
     model, *_ = _case(name)
@@ -298,7 +289,7 @@ def test_generated_source_runs_on_its_own(tmp_path, name):
         nn.MLP([2, 5, 3, 1], activation="relu", output_activation="sigmoid", seed=2),
         nn.Sequential(nn.Linear(2, 3, seed=1), nn.Softplus(), nn.Linear(3, 1, bias=False)),
         nn.Linear(4, 2, dtype="float32"),
-        cr.Formula("y = w * x + b", inputs=["x"], values={"w": 0.25}),
+        cr.Formula("y = w * x + b", inputs=["x"], values={"w": 0.25, "b": 0.0}),
     ],
     ids=["mlp", "sequential", "linear-float32", "formula"],
 )

@@ -10,12 +10,14 @@ from chainrule.losses import (
     LOSSES,
     LossSpec,
     binary_cross_entropy,
+    binary_cross_entropy_with_logits,
     cross_entropy,
     get_loss,
     loss_for_task,
     loss_spec,
     mae,
     mse,
+    sigmoid_mismatch,
     ssr,
 )
 
@@ -49,7 +51,7 @@ def test_regression_losses_values(loss, expected):
     assert loss(cr.tensor([1.0, 2.0, 3.0]), [0.0, 0.0, 0.0]).item() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy_with_logits])
 def test_column_predictions_against_a_vector_target(loss):
     column = cr.tensor([[0.2], [0.7], [0.4]], requires_grad=True)
     vector = cr.tensor([0.2, 0.7, 0.4], requires_grad=True)
@@ -62,13 +64,13 @@ def test_column_predictions_against_a_vector_target(loss):
     np.testing.assert_allclose(column.grad.ravel(), vector.grad)
 
 
-@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy_with_logits])
 def test_mismatched_sizes_name_both_shapes(loss):
     with pytest.raises(ShapeError, match=r"\(3, 1\).*\(4,\)"):
         loss(cr.tensor(np.zeros((3, 1))), np.zeros(4))
 
 
-@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy_with_logits])
 def test_a_vector_and_a_column_match_either_way(loss):
     vector, column = np.array([0.2, 0.7, 0.4]), np.array([[0.0], [1.0], [1.0]])
     expected = loss(cr.tensor(vector), column.ravel()).item()
@@ -76,7 +78,7 @@ def test_a_vector_and_a_column_match_either_way(loss):
     assert loss(cr.tensor(vector.reshape(3, 1)), column.ravel()).item() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy])
+@pytest.mark.parametrize("loss", [ssr, mse, mae, binary_cross_entropy_with_logits])
 @pytest.mark.parametrize(
     ("predictions", "target"),
     [((2, 3), (3, 2)), ((3, 2), (6,)), ((6,), (3, 2)), ((1, 3), (3,)), ((3,), (1, 3))],
@@ -109,7 +111,7 @@ def test_the_same_target_again_reuses_its_node_while_it_is_a_constant():
 def test_binary_cross_entropy_is_stable_for_huge_logits():
     z = cr.tensor([1000.0, -1000.0, 1000.0, -1000.0], requires_grad=True)
     y = np.array([1.0, 0.0, 0.0, 1.0])
-    loss = binary_cross_entropy(z, y)
+    loss = binary_cross_entropy_with_logits(z, y)
     assert loss.item() == pytest.approx((0 + 0 + 1000 + 1000) / 4)
     loss.backward()
     np.testing.assert_allclose(z.grad, (np.array([1.0, 0.0, 1.0, 0.0]) - y) / 4)
@@ -155,7 +157,7 @@ def test_cross_entropy_refusals():
 
 def test_binary_cross_entropy_refuses_targets_outside_0_1():
     with pytest.raises(ChainruleError, match="found 2 at row 1"):
-        binary_cross_entropy(cr.tensor([0.0, 0.0]), [1.0, 2.0])
+        binary_cross_entropy_with_logits(cr.tensor([0.0, 0.0]), [1.0, 2.0])
 
 
 def test_float32_predictions_give_a_float32_loss():
@@ -167,9 +169,16 @@ def test_float32_predictions_give_a_float32_loss():
 
 
 def test_registry_and_get_loss():
-    assert set(LOSSES) == {"ssr", "mse", "mae", "binary_cross_entropy", "cross_entropy"}
+    assert set(LOSSES) == {
+        "ssr",
+        "mse",
+        "mae",
+        "binary_cross_entropy_with_logits",
+        "binary_cross_entropy",
+        "cross_entropy",
+    }
     assert get_loss("SSR") is ssr
-    assert get_loss("binary-cross-entropy") is binary_cross_entropy
+    assert get_loss("binary-cross-entropy-with-logits") is binary_cross_entropy_with_logits
     with pytest.raises(ChainruleError, match="unknown loss 'hinge'.*ssr, mse, mae"):
         get_loss("hinge")
 
@@ -178,6 +187,8 @@ def _example(spec, rows, rng):
     """Predictions and a target that the loss ``spec`` takes, with ``rows`` rows."""
     if spec.task == "multiclass":
         return rng.normal(size=(rows, 3)), rng.integers(0, 3, size=rows)
+    if spec.takes == "probabilities":
+        return rng.uniform(0.2, 0.8, size=(rows, 1)), rng.integers(0, 2, size=rows).astype(float)
     if spec.task == "binary":
         return rng.normal(size=(rows, 1)), rng.integers(0, 2, size=rows).astype(float)
     return rng.normal(size=(rows, 1)), rng.normal(size=rows)
@@ -230,8 +241,9 @@ def test_the_curvature_is_the_second_derivative_of_a_row(name):
 
         return (at(shift + h) - 2 * at(shift) + at(shift - h)) / h**2
 
+    far = 0.15 if spec.takes == "probabilities" else 5.0  # probabilities stay in [0, 1]
     if spec.curvature is None:  # not one number everywhere
-        assert second(0.0) != pytest.approx(second(5.0), rel=1e-2, abs=1e-3)
+        assert second(0.0) != pytest.approx(second(far), rel=1e-2, abs=1e-3)
     else:
         assert second(0.0) == pytest.approx(spec.curvature, rel=1e-5)
         assert second(5.0) == pytest.approx(spec.curvature, rel=1e-5)
@@ -253,7 +265,7 @@ def test_a_users_own_loss_is_wrapped_in_a_record_named_after_it():
 
 def test_each_task_gets_its_first_loss_by_default():
     assert loss_for_task("regression") is LOSSES["ssr"]
-    assert loss_for_task("binary") is LOSSES["binary_cross_entropy"]
+    assert loss_for_task("binary") is LOSSES["binary_cross_entropy_with_logits"]
     assert loss_for_task("multiclass") is LOSSES["cross_entropy"]
     with pytest.raises(ChainruleError, match="unknown task 'ranking'"):
         loss_for_task("ranking")
@@ -294,7 +306,7 @@ def test_binary_cross_entropy_matches_torch(scale):
     logits = scale * rng.normal(size=9)
     target = np.array([0, 1, 1, 0, 1, 0, 0.25, 1, 0.0])
     _both(
-        binary_cross_entropy,
+        binary_cross_entropy_with_logits,
         torch.nn.BCEWithLogitsLoss(),
         logits,
         target,
@@ -317,3 +329,53 @@ def test_cross_entropy_matches_torch(scale):
         probabilities,
         torch.tensor(probabilities),
     )
+
+
+# -- PyTorch's names: probabilities vs logits, and a sigmoid applied twice or never -------
+
+
+def test_binary_cross_entropy_takes_probabilities_as_torch_does():
+    torch = pytest.importorskip("torch")
+    p = np.array([0.1, 0.5, 0.9, 0.999, 0.0, 1.0])
+    y = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
+    ours = cr.tensor(p, requires_grad=True)
+    loss = binary_cross_entropy(ours, y)
+    loss.backward()
+    theirs = torch.tensor(p[:4], requires_grad=True)
+    reference = torch.nn.functional.binary_cross_entropy(theirs, torch.tensor(y[:4]))
+    reference.backward()
+    # The first four rows as torch computes them; the exact 0 and 1 cost nothing here.
+    assert loss.item() * 6 / 4 == pytest.approx(reference.item(), rel=1e-12)
+    np.testing.assert_allclose(ours.grad[:4] * 6 / 4, theirs.grad.numpy(), rtol=1e-12)
+    # The same numbers from logits: sigmoid then BCE == BCE with logits.
+    z = cr.tensor([-2.0, 0.3, 4.0])
+    via_sigmoid = binary_cross_entropy(cr.sigmoid(z), [0, 1, 1]).item()
+    assert via_sigmoid == pytest.approx(binary_cross_entropy_with_logits(z, [0, 1, 1]).item())
+
+
+def test_binary_cross_entropy_of_logits_is_refused_naming_the_other_loss():
+    with pytest.raises(ChainruleError, match=r"found 2.5 at row 1; for logits use binary_cr"):
+        binary_cross_entropy(cr.tensor([0.5, 2.5]), [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("output", "loss", "problem"),
+    [
+        ("sigmoid", "binary_cross_entropy_with_logits", "would be applied twice"),
+        ("identity", "binary_cross_entropy", "applies no sigmoid"),
+        ("sigmoid", "binary_cross_entropy", None),
+        ("identity", "binary_cross_entropy_with_logits", None),
+    ],
+)
+def test_a_sigmoid_applied_twice_or_never_is_refused_by_train(output, loss, problem):
+    from chainrule import nn, train
+    from chainrule.datasets import load_dataset
+
+    model = nn.MLP([2, 4, 1], output_activation=output)
+    data = load_dataset("moons", n=20)
+    if problem is None:
+        assert train(model, data, loss=loss, stop={"max_steps": 2}).steps
+    else:
+        with pytest.raises(ChainruleError, match=problem):
+            train(model, data, loss=loss, stop={"max_steps": 2})
+    assert (sigmoid_mismatch(loss, model.output_sigmoid) is None) == (problem is None)

@@ -185,3 +185,29 @@ def test_matches_torch_step_by_step(name, options):
         reference.step()
         for p, t in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_lr_and_learning_rate_are_one_setting_everywhere():
+    from chainrule import Formula, train
+    from chainrule.datasets import dosage
+    from chainrule.optim import OPTIMIZERS
+    from chainrule.scenario import parse_scenario
+
+    for cls in OPTIMIZERS.values():
+        a, b = cls([Parameter(1.0)], lr=0.3), cls([Parameter(1.0)], learning_rate=0.3)
+        assert a.lr == b.lr == 0.3
+    with pytest.raises(ChainruleError, match="lr=0.1 and learning_rate=0.2 are the same"):
+        Adam([Parameter(1.0)], lr=0.1, learning_rate=0.2)
+
+    def run(**rate):
+        model = Formula("p = w * dosage + b", inputs=["dosage"], values={"w": 1.0, "b": 0.0})
+        return train(model, dosage(), stop={"max_steps": 1}, **rate).learning_rate
+
+    assert run(lr=0.3) == run(learning_rate=0.3) == 0.3 and run() == 0.1
+    text = (
+        '[data]\nx = [0.0, 1.0]\ny = [1.0, 3.0]\n[model]\nformula = "p = w * x"\n'
+        "[parameters]\nw = 1.0\n[train]\n"
+    )
+    assert parse_scenario(text + "lr = 0.3\n").learning_rate == 0.3
+    with pytest.raises(ChainruleError, match=r":9: \[train\] lr: lr and learning_rate are"):
+        parse_scenario(text + "lr = 0.3\nlearning_rate = 0.3\n")

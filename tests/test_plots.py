@@ -171,7 +171,7 @@ def test_squiggle_decomposed_at_several_steps_draws_a_panel_for_each(seed):
 
 
 def test_squiggle_without_history_draws_the_model_as_it_is():
-    model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 2.0})
+    model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 2.0, "b": 0.0})
     data = load_scenario("main-ideas").data
     fig = plots.squiggle(model, data, **SMALL)
     np.testing.assert_allclose(fig.curve_y, 2.0 * fig.curve_x)
@@ -195,7 +195,7 @@ def test_decision_regions_for_two_inputs():
     history = train(
         model,
         data,
-        loss="binary_cross_entropy",
+        loss="binary_cross_entropy_with_logits",
         optimizer="adam",
         learning_rate=0.1,
         stop={"max_steps": 60},
@@ -495,7 +495,9 @@ def test_network_of_formulas_with_constants():
     assert [(e.source, e.target, e.label) for e in fig.edges] == [
         ("dosage", "p", "w × (dosage + 1)\nw = 0.13")
     ]
-    model = cr.Formula("p = w * dosage ** 2 + b - 0.5", inputs=["dosage"], values={"w": 2.0})
+    model = cr.Formula(
+        "p = w * dosage ** 2 + b - 0.5", inputs=["dosage"], values={"w": 2.0, "b": 0.0}
+    )
     model.freeze("b")
     fig = plots.network(model, **SMALL)
     assert [e.label for e in fig.edges] == ["w × dosage^2\nw = 2.00"]

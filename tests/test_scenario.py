@@ -115,7 +115,7 @@ def test_all_parameters_first_slopes_and_convergence():
 def test_classifiers_reach_high_accuracy(name):
     scenario = load_scenario(name)
     assert scenario.data.task == "binary"
-    assert scenario.loss == "binary_cross_entropy"
+    assert scenario.loss == "binary_cross_entropy_with_logits"
     trained = scenario.run()
     _, history = trained.model, trained.history
     assert history.final_accuracy >= 0.95
@@ -160,6 +160,7 @@ target = "y"
 [model]
 formula = "y_hat = w * x + b"
 [parameters]
+init = "random"
 w = 0.5
 """
     )
@@ -178,6 +179,7 @@ w = 0.5
 
 def test_unnamed_parameters_start_seeded():
     text = '[data]\nx = [0.0, 1.0]\ny = [0.0, 1.0]\n[model]\nformula = "p = w * x + b"\n'
+    text += '[parameters]\ninit = "random"\n'
     a = parse_scenario(text + "[train]\nseed = 1\n").model.scalar("w").value
     b = parse_scenario(text + "[train]\nseed = 1\n").model.scalar("w").value
     c = parse_scenario(text + "[train]\nseed = 2\n").model.scalar("w").value
@@ -189,7 +191,7 @@ def test_csv_relative_to_the_file(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(
         '[data]\ncsv = "doses.csv"\ninputs = ["dosage"]\ntarget = "efficacy"\n'
-        f"[model]\n{SEED_FORMULA}\n[parameters]\nb3 = 1.0\n"
+        f'[model]\n{SEED_FORMULA}\n[parameters]\ninit = "random"\nb3 = 1.0\n'
     )
     scenario = load_scenario(path)
     assert scenario.data.input_names == ("dosage",)
@@ -200,7 +202,9 @@ def test_csv_relative_to_the_file(tmp_path):
 def test_csv_inputs_and_target_from_the_formula(tmp_path):
     (tmp_path / "doses.csv").write_text("dosage,efficacy\n0,0\n0.5,1\n1,0\n")
     path = tmp_path / "s.toml"
-    path.write_text(f'[data]\ncsv = "doses.csv"\n[model]\n{SEED_FORMULA}\n')
+    path.write_text(
+        f'[data]\ncsv = "doses.csv"\n[model]\n{SEED_FORMULA}\n[parameters]\ninit = "random"\n'
+    )
     scenario = load_scenario(path)
     assert (scenario.data.input_names, scenario.data.target_name) == (("dosage",), "efficacy")
 
@@ -217,7 +221,7 @@ layers = [2, 3, 1]
 "hidden.weight[0,1]" = 0.25
 "output.bias" = [0.5]
 [train]
-loss = "binary_cross_entropy"
+loss = "binary_cross_entropy_with_logits"
 optimize = ["output.*"]
 """
     )
@@ -237,8 +241,10 @@ dataset = "moons"
 n = 20
 [model]
 formula = "logit = w1 * x1 + w2 * x2 + b"
+[parameters]
+init = "random"
 [train]
-loss = "binary_cross_entropy"
+loss = "binary_cross_entropy_with_logits"
 """
     )
     assert scenario.data.input_names == ("x1", "x2")
@@ -260,7 +266,10 @@ def test_a_formula_with_a_multiclass_data_set_names_the_data_set():
     assert message.startswith("digits.toml:2: [data] dataset: the data has 10 classes")
     assert "e.g. layers = [1, 8, 10]" in message
     # The same data with a loss that one output can feed loads.
-    assert parse_scenario(text + '[train]\nloss = "mse"\n').loss == "mse"
+    assert (
+        parse_scenario(text + '[parameters]\ninit = "random"\n[train]\nloss = "mse"\n').loss
+        == "mse"
+    )
 
 
 @pytest.mark.parametrize(
@@ -350,7 +359,7 @@ BAD_FILES = {
     "cross-entropy-formula.toml": [
         ":26: [train] loss:",
         "'cross_entropy' needs one output per class, but a formula has one output (predicted)",
-        "use ssr, mse, mae or, for 0/1 targets, binary_cross_entropy",
+        "use ssr, mse, mae or, for 0/1 targets, binary_cross_entropy_with_logits",
     ],
     "csv-and-arrays.toml": [":5: [data] dosage:", "unknown key 'dosage'"],
     "csv-bad-cell.toml": [":4: [data] csv:", "line 3, column 'dosage': 'half' is not a number"],
@@ -466,3 +475,54 @@ def test_model_inputs_pick_columns_in_their_order(tmp_path):
     path.write_text('[data]\ncsv = "d.csv"\n[model]\nlayers = [2, 1]\ninputs = ["b", "c"]\n')
     with pytest.raises(ChainruleError, match=r"no column named 'c'"):
         load_scenario(path)
+
+
+# -- no silent traps: a typo or a missing starting value is an error ----------------------
+
+
+def seed_file(formula: str = FORMULA, parameters: str = "") -> str:
+    return (
+        "[data]\ndosage = [0.0, 0.5, 1.0]\nobserved = [0.0, 1.0, 0.0]\n"
+        f'[model]\nformula = """{formula}"""\n[parameters]\n{parameters}'
+    )
+
+
+FITTED_LINES = "w1 = 3.34\nb1 = -1.43\nw2 = -3.53\nb2 = 0.57\nw3 = -1.22\nw4 = -2.30\nb3 = 0.0\n"
+
+
+def test_a_typo_in_a_scenario_formula_names_the_file_line_and_the_intended_name():
+    text = seed_file(FORMULA.replace("w3 * y1", "w3 * y"), FITTED_LINES)
+    with pytest.raises(ChainruleError) as info:
+        parse_scenario(text, label="typo.toml")
+    assert str(info.value) == (
+        "typo.toml:7: [model] formula: formula line 2, column 1: y1 is computed on line 2 but "
+        "never used; line 5 uses y, which no line computes: did you mean y1?"
+    )
+
+
+def test_a_parameter_left_out_is_an_error_unless_the_file_asks_for_random_starts():
+    without_w2 = FITTED_LINES.replace("w2 = -3.53\n", "")
+    with pytest.raises(ChainruleError) as info:
+        parse_scenario(seed_file(parameters=without_w2), label="s.toml")
+    assert str(info.value).startswith(
+        "s.toml:12: [parameters]: no starting value for w2 (the formula's parameters: "
+        "w1, b1, w2, b2, w3, w4, b3; [parameters] lists: w1, b1, b2, w3, w4, b3); give each "
+        'a value in [parameters], or write init = "random" there'
+    )
+    random = parse_scenario(seed_file(parameters='init = "random"\n' + without_w2))
+    assert random.model.scalar("w1").value == 3.34 and random.model.scalar("w2").value != 0
+    with pytest.raises(ChainruleError, match=r"\[parameters\] init: unknown value 'zeros'"):
+        parse_scenario(seed_file(parameters='init = "zeros"\n' + without_w2))
+
+
+def test_a_scenario_with_a_sigmoid_output_trains_with_probabilities_not_logits():
+    text = (
+        '[data]\ndataset = "moons"\nn = 40\n[model]\nlayers = [2, 4, 1]\noutput = "sigmoid"\n'
+        '[train]\nloss = "{loss}"\nstop = {{ max_steps = 3 }}\n'
+    )
+    assert parse_scenario(text.format(loss="binary_cross_entropy")).run().history.steps
+    with pytest.raises(ChainruleError, match=r":6: \[model\] output: .* applied twice"):
+        parse_scenario(text.format(loss="binary_cross_entropy_with_logits"))
+    without = text.replace('output = "sigmoid"\n', "")
+    with pytest.raises(ChainruleError, match=r":7: \[train\] loss: .* applies no sigmoid"):
+        parse_scenario(without.format(loss="binary_cross_entropy"))

@@ -31,6 +31,9 @@ dosage = [0.0, 0.5, 1.0]
 observed = [0.0, 1.0, 0.0]
 [model]
 formula = "predicted = w * dosage + b"
+[parameters]
+w = 0.5
+b = 0.0
 [train]
 learning_rate = 0.1
 """
@@ -302,9 +305,9 @@ def test_scan_bounds(client):
 def test_scenario_errors_name_their_line(client):
     typo = SEED_TOML.replace("learning_rate = 0.1", "learning_rat = 0.1")
     response = client.post("/api/sessions", json={"toml": typo})
-    message = assert_refused(response, 400, "scenario.toml:8", "learning_rat", "learning_rate")
-    assert response.json()["line"] == 8
-    assert message.startswith("scenario.toml:8: [train] learning_rat")
+    message = assert_refused(response, 400, "scenario.toml:11", "learning_rat", "learning_rate")
+    assert response.json()["line"] == 11
+    assert message.startswith("scenario.toml:11: [train] learning_rat")
     broken = client.post("/api/sessions", json={"toml": "title = \n"})
     assert_refused(broken, 400, "not valid TOML")
     assert broken.json()["line"] == 1

@@ -23,7 +23,7 @@ language (:mod:`chainrule.formula_lang`) in two steps:
    read in the learner's own words.
 
 >>> import chainrule as cr
->>> model = cr.Formula("y = softplus(w * dosage + b)", values={"w": 1.0})
+>>> model = cr.Formula("y = softplus(w * dosage + b)", values={"w": 1.0}, init="random")
 >>> model({"dosage": [0.0, 1.0]}).data.round(4)
 array([0.6931, 1.3133])
 >>> model.inputs, model.parameter_names
@@ -43,6 +43,7 @@ from chainrule.errors import AnomalyError, ChainruleError
 from chainrule.formula_lang import (
     FUNCTIONS,
     Assignment,
+    Call,
     Name,
     Number,
     compile_expression,
@@ -51,7 +52,7 @@ from chainrule.formula_lang import (
 )
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor, anomaly_context, broadcast_to, is_anomaly_enabled
-from chainrule.text import closest, normal_name
+from chainrule.text import closest, did_you_mean, normal_name
 
 #: A matrix of at most this many numbers passed again to a formula reuses its input
 #: nodes (small data, many steps: where making them is a noticeable part of a step).
@@ -83,18 +84,27 @@ class Formula(Module):
 
     ``inputs`` names the values that the data provides (the others are parameters); when
     None, the model takes them from the keys of the first dict it is called with (or from
-    :meth:`bind`). ``values`` sets parameters' starting values; the others start at 0 when
-    their name starts with ``b`` (biases), else from a standard normal seeded by ``seed``.
+    :meth:`bind`). ``values`` sets parameters' starting values. Without ``values`` every
+    parameter starts at random: 0 when its name starts with ``b`` (biases), else from a
+    standard normal seeded by ``seed``. With ``values``, every parameter needs one (a name
+    left out is usually a typo that would otherwise start at random and be trained),
+    unless ``init="random"`` asks for random starts for the ones left out.
 
     >>> model = Formula('''
     ... x1 = w1 * dosage + b1
     ... y1 = softplus(x1)
     ... predicted = w2 * y1 + b2
-    ... ''', inputs=["dosage"], values={"w1": 1.0, "w2": 2.0})
+    ... ''', inputs=["dosage"], values={"w1": 1.0, "w2": 2.0}, init="random")
     >>> model.parameter_names
     ('w1', 'b1', 'w2', 'b2')
     >>> model({"dosage": [0.0, 1.0]}).data.round(4)
     array([1.3863, 2.6265])
+    >>> Formula("p = w * dosage + b", inputs=["dosage"], values={"w": 1.0})
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.ChainruleError: values: no starting value for the parameter 'b' \
+(line 1, column 18); give every parameter a value, or pass init='random' to start the \
+others at random (seeded by seed=)
     """
 
     def __init__(
@@ -103,9 +113,14 @@ class Formula(Module):
         inputs: Sequence[str] | None = None,
         values: Mapping[str, float] | None = None,
         seed: int = 0,
+        init: str | None = None,
     ) -> None:
         if not isinstance(text, str):
             raise ChainruleError(f"Formula: the text must be a string, not {type(text).__name__}")
+        if init not in (None, "random"):
+            raise ChainruleError(f"Formula: init must be None or 'random', got {init!r}")
+        # Random starts for parameters that ``values`` leaves out: asked for, or no values.
+        self._init_random = init == "random" or values is None
         self._text = text
         parsed = parse(text)
         self._assignments = parsed.assignments
@@ -145,6 +160,17 @@ class Formula(Module):
         [('z', ('w', 'x', 'b')), ('y', ('z',))]
         """
         return list(self._assignments)
+
+    @property
+    def output_sigmoid(self) -> bool | None:
+        """True when the last line is ``sigmoid(...)``; otherwise None (a formula may compute
+        a sigmoid in other words, so it cannot tell).
+
+        >>> Formula("p = sigmoid(w * x)").output_sigmoid, Formula("z = w * x").output_sigmoid
+        (True, None)
+        """
+        tree = self._assignments[-1].tree
+        return True if isinstance(tree, Call) and tree.function == "sigmoid" else None
 
     @property
     def output_name(self) -> str:
@@ -245,11 +271,11 @@ class Formula(Module):
         """
         if not isinstance(config, Mapping) or config.get("kind") != "formula":
             raise ChainruleError("Formula.from_config: needs a dict with kind = 'formula'")
-        unknown = sorted(set(config) - {"kind", "text", "inputs", "values", "seed"})
+        unknown = sorted(set(config) - {"kind", "text", "inputs", "values", "seed", "init"})
         if unknown:
             raise ChainruleError(
                 f"Formula.from_config: unknown keys {', '.join(unknown)} "
-                "(known: kind, text, inputs, values, seed)"
+                "(known: kind, text, inputs, values, seed, init)"
             )
         if "text" not in config:
             raise ChainruleError("Formula.from_config: the config has no 'text'")
@@ -258,6 +284,7 @@ class Formula(Module):
             inputs=config.get("inputs"),
             values=config.get("values"),
             seed=config.get("seed", 0),
+            init=config.get("init"),
         )
 
     def __repr__(self) -> str:
@@ -294,6 +321,7 @@ class Formula(Module):
         self._check_inputs(names)
         parameters = tuple(name for name in self._free if name not in names)
         self._check_values(parameters, "parameters", inputs=names)
+        self._check_all_valued(parameters)
         rng = np.random.default_rng(self._seed)
         created = {}
         for name in parameters:
@@ -407,9 +435,25 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
                 )
             if name not in allowed:
                 raise ChainruleError(
-                    f"values: the formula has no parameter {name!r}; "
+                    f"values: the formula has no parameter {name!r}"
+                    f"{did_you_mean(name, allowed) or ';'} "
                     f"the {what} are: {', '.join(allowed) or 'none'}"
                 )
+
+    def _check_all_valued(self, parameters: tuple[str, ...]) -> None:
+        """Refuse a parameter without a starting value unless random starts were asked for."""
+        if self._init_random:
+            return
+        for name in parameters:
+            if name in self._values:
+                continue
+            line, column = self._first_use[name]
+            hint = did_you_mean(name, [a.name for a in self._assignments] + list(self._values))
+            raise ChainruleError(
+                f"values: no starting value for the parameter {name!r} (line {line}, column "
+                f"{column}){hint}{' G' if hint else '; g'}ive every parameter a value, or pass "
+                "init='random' to start the others at random (seeded by seed=)"
+            )
 
     def _require_bound(self) -> None:
         if self._inputs is None:

@@ -469,7 +469,47 @@ a name) is not allowed
     """
     parser = Parser(text)
     assignments = parser.parse()
+    problem = unused_line(assignments, parser.first_use)
+    if problem is not None:
+        raise ChainruleError(problem)
     return ParsedFormula(assignments, parser.first_use)
+
+
+def unused_line(
+    assignments: list[Assignment], first_use: Mapping[str, tuple[int, int]]
+) -> str | None:
+    """Why a line whose result no later line uses is a mistake, or None if every line but
+    the last (the output) is used. Such a line is almost always a typo elsewhere: the
+    misspelled name would silently become a parameter, and the line would be computed for
+    nothing, so the message names the free name it was probably meant to be.
+
+    >>> print(unused_line(parse("z = w * x\\ny = relu(z)").assignments, {}))
+    None
+    >>> text = "y1 = softplus(w1 * x)\\npredicted = w3 * y + b3"
+    >>> parse(text)
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.ChainruleError: formula line 1, column 1: y1 is computed on line 1 but \
+never used; line 2 uses y, which no line computes: did you mean y1?
+    """
+    for i, assignment in enumerate(assignments[:-1]):
+        name = assignment.name
+        if any(name in later.uses for later in assignments[i + 1 :]):
+            continue
+        where = f"formula line {assignment.line}, column {assignment.column}"
+        close = closest(name, free_names(assignments))
+        if close is not None:
+            line = first_use[close][0]
+            return (
+                f"{where}: {name} is computed on line {assignment.line} but never used; "
+                f"line {line} uses {close}, which no line computes: did you mean {name}?"
+            )
+        output = assignments[-1].name
+        return (
+            f"{where}: {name} is computed on line {assignment.line} but no later line uses "
+            f"it (the last line, {output}, is the output): use {name} or remove the line"
+        )
+    return None
 
 
 def _syntax_error(e: SyntaxError, indent: int = 0) -> ChainruleError:

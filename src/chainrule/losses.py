@@ -26,7 +26,13 @@ scenario reader and the explainer ask the record, never the loss's name:
 >>> spec.display, spec.task, spec.reduction
 ('SSR', 'regression', 'sum')
 
-References: PyTorch's ``MSELoss``, ``L1Loss``, ``BCEWithLogitsLoss`` and
+The names follow PyTorch's, which practitioners know: ``binary_cross_entropy`` takes
+probabilities (the output of a sigmoid), ``binary_cross_entropy_with_logits`` and
+``cross_entropy`` take logits (the sigmoid or softmax is inside the loss). A model whose
+output applies a sigmoid trained with a loss that applies it again, or a model without
+one trained with a loss that needs probabilities, is refused (:func:`sigmoid_mismatch`).
+
+References: PyTorch's ``MSELoss``, ``L1Loss``, ``BCELoss``, ``BCEWithLogitsLoss`` and
 ``CrossEntropyLoss`` (the same formulas and default mean reduction).
 """
 
@@ -39,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chainrule.errors import ChainruleError, ShapeError
-from chainrule.tensor import Tensor, log_softmax, softplus
+from chainrule.tensor import Tensor, clip, log, log_softmax, softplus
 
 Loss = Callable[[Tensor, Any], Tensor]
 Task = Literal["regression", "binary", "multiclass"]
@@ -146,7 +152,58 @@ def mae(predictions: Tensor, target: Any) -> Tensor:
     return out
 
 
+def _labels_between_0_and_1(y: np.ndarray, loss: str) -> None:
+    outside = (y < 0) | (y > 1)
+    if outside.any():
+        row = int(np.flatnonzero(outside.ravel())[0])
+        raise ChainruleError(
+            f"{loss}: targets must be between 0 and 1 (class labels 0 and 1), "
+            f"found {y.ravel()[row]:g} at row {row}"
+        )
+
+
+#: The log of a probability is taken no lower than this (as PyTorch's ``BCELoss`` does),
+#: so a prediction of exactly 0 or 1 gives a large finite loss, not an infinite one.
+_LOG_FLOOR = -100.0
+
+
 def binary_cross_entropy(predictions: Tensor, target: Any) -> Tensor:
+    """Binary cross-entropy of probabilities: ``-mean(y log p + (1 - y) log(1 - p))``.
+
+    ``predictions`` are probabilities ``p`` in [0, 1], e.g. the output of a sigmoid; the
+    target holds ``y`` in [0, 1], usually the labels 0 and 1. Each log is taken no lower
+    than -100, as PyTorch's ``BCELoss`` does. For logits, use
+    :func:`binary_cross_entropy_with_logits`, which is also steadier numerically.
+
+    >>> round(binary_cross_entropy(Tensor([0.5, 0.9]), [1, 1]).item(), 6)
+    0.399254
+    >>> binary_cross_entropy(Tensor([1.5]), [1])
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.ChainruleError: binary_cross_entropy takes probabilities between 0 \
+and 1 (e.g. the output of a sigmoid), found 1.5 at row 0; for logits use \
+binary_cross_entropy_with_logits
+    """
+    p = _as_tensor(predictions)
+    y = _aligned(p, target, "binary_cross_entropy")
+    _labels_between_0_and_1(y, "binary_cross_entropy")
+    outside = (p.data < 0) | (p.data > 1)
+    if outside.any():
+        row = int(np.flatnonzero(outside.ravel())[0])
+        raise ChainruleError(
+            "binary_cross_entropy takes probabilities between 0 and 1 (e.g. the output of a "
+            f"sigmoid), found {p.data.ravel()[row]:g} at row {row}; for logits use "
+            "binary_cross_entropy_with_logits"
+        )
+    floor = float(np.exp(_LOG_FLOOR))
+    observed = _observed(y)
+    out = -(observed * log(clip(p, floor, 1.0)) + (1 - observed) * log(clip(1 - p, floor, 1.0)))
+    out = out.mean()
+    out.name = LOSSES["binary_cross_entropy"].display
+    return out
+
+
+def binary_cross_entropy_with_logits(predictions: Tensor, target: Any) -> Tensor:
     """Binary cross-entropy from logits: ``mean(softplus(z) - y z)``.
 
     ``predictions`` are logits ``z`` (any real number, the sigmoid is inside the loss)
@@ -154,20 +211,14 @@ def binary_cross_entropy(predictions: Tensor, target: Any) -> Tensor:
     equals ``-mean(y log sigmoid(z) + (1 - y) log(1 - sigmoid(z)))`` but never takes the
     log of 0, so it stays finite for logits like +-1000; its slope is ``sigmoid(z) - y``.
 
-    >>> round(binary_cross_entropy(Tensor([0.0, 1000.0]), [1, 1]).item(), 6)
+    >>> round(binary_cross_entropy_with_logits(Tensor([0.0, 1000.0]), [1, 1]).item(), 6)
     0.346574
     """
     p = _as_tensor(predictions)
-    y = _aligned(p, target, "binary_cross_entropy")
-    outside = (y < 0) | (y > 1)
-    if outside.any():
-        row = int(np.flatnonzero(outside.ravel())[0])
-        raise ChainruleError(
-            f"binary_cross_entropy: targets must be between 0 and 1 (class labels 0 and 1), "
-            f"found {y.ravel()[row]:g} at row {row}"
-        )
+    y = _aligned(p, target, "binary_cross_entropy_with_logits")
+    _labels_between_0_and_1(y, "binary_cross_entropy_with_logits")
     out = (softplus(p) - _observed(y) * p).mean()
-    out.name = LOSSES["binary_cross_entropy"].display
+    out.name = LOSSES["binary_cross_entropy_with_logits"].display
     return out
 
 
@@ -220,8 +271,11 @@ class LossSpec:
     - ``display``: how the learner reads it (``"SSR"``); its graph node carries this name.
     - ``function``: ``(predictions, target) -> Tensor``, a one-element loss.
     - ``task``: the data it suits: ``"regression"`` (any real target), ``"binary"``
-      (0/1 labels, the predictions are logits) or ``"multiclass"`` (one logit per class);
-      None when unknown (a loss of the user's own).
+      (0/1 labels) or ``"multiclass"`` (one logit per class); None when unknown (a loss
+      of the user's own).
+    - ``takes``: what the predictions are: ``"values"`` (any real number),
+      ``"logits"`` (the loss applies the sigmoid or softmax) or ``"probabilities"``
+      (the model applies it); None when unknown.
     - ``reduction``: how the rows combine, ``"sum"`` or ``"mean"``, so that a loss over
       many rows can be computed in chunks and the parts added up; None when unknown.
     - ``curvature``: the second derivative of one row's term with respect to its
@@ -241,6 +295,7 @@ class LossSpec:
     task: Task | None = None
     reduction: Reduction | None = None
     curvature: float | None = None
+    takes: Literal["values", "logits", "probabilities"] | None = None
 
     def __call__(self, predictions: Tensor, target: Any) -> Tensor:
         return self.function(predictions, target)
@@ -251,11 +306,26 @@ class LossSpec:
 LOSSES: dict[str, LossSpec] = {
     spec.name: spec
     for spec in (
-        LossSpec("ssr", "SSR", ssr, "regression", "sum", curvature=2.0),
-        LossSpec("mse", "MSE", mse, "regression", "mean", curvature=2.0),
-        LossSpec("mae", "MAE", mae, "regression", "mean"),
-        LossSpec("binary_cross_entropy", "BCE", binary_cross_entropy, "binary", "mean"),
-        LossSpec("cross_entropy", "CE", cross_entropy, "multiclass", "mean"),
+        LossSpec("ssr", "SSR", ssr, "regression", "sum", curvature=2.0, takes="values"),
+        LossSpec("mse", "MSE", mse, "regression", "mean", curvature=2.0, takes="values"),
+        LossSpec("mae", "MAE", mae, "regression", "mean", takes="values"),
+        LossSpec(
+            "binary_cross_entropy_with_logits",
+            "BCE",
+            binary_cross_entropy_with_logits,
+            "binary",
+            "mean",
+            takes="logits",
+        ),
+        LossSpec(
+            "binary_cross_entropy",
+            "BCE",
+            binary_cross_entropy,
+            "binary",
+            "mean",
+            takes="probabilities",
+        ),
+        LossSpec("cross_entropy", "CE", cross_entropy, "multiclass", "mean", takes="logits"),
     )
 }
 
@@ -315,3 +385,32 @@ def loss_for_task(task: str) -> LossSpec:
         if spec.task == task:
             return spec
     raise ChainruleError(f"unknown task {task!r}; choose one of regression, binary, multiclass")
+
+
+def sigmoid_mismatch(loss: str | Loss | LossSpec, output_sigmoid: bool | None) -> str | None:
+    """Why a model whose output applies a sigmoid (``output_sigmoid``; None when unknown)
+    cannot be trained with ``loss``, or None when they fit: a loss that takes logits would
+    apply the sigmoid a second time (and train to chance), and a loss that takes
+    probabilities needs the model to apply it.
+
+    >>> print(sigmoid_mismatch("binary_cross_entropy", output_sigmoid=True))
+    None
+    >>> sigmoid_mismatch("binary_cross_entropy_with_logits", output_sigmoid=True)[:60]
+    'binary_cross_entropy_with_logits takes logits and applies th'
+    """
+    spec = loss_spec(loss)
+    if output_sigmoid is None:
+        return None
+    if output_sigmoid and spec.takes == "logits":
+        return (
+            f"{spec.name} takes logits and applies the sigmoid itself, but the model's output "
+            "already applies a sigmoid, so it would be applied twice: use "
+            "binary_cross_entropy (it takes probabilities), or leave the output's sigmoid out"
+        )
+    if not output_sigmoid and spec.takes == "probabilities":
+        return (
+            f"{spec.name} takes probabilities, but the model's output applies no sigmoid, so "
+            "its outputs are logits: use binary_cross_entropy_with_logits, or end the model "
+            "with a sigmoid"
+        )
+    return None

@@ -79,9 +79,15 @@ class Optimizer:
     base class applies it in place and reports it.
     """
 
-    def __init__(self, params: Iterable[Parameter] | Module, lr: float) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Module,
+        lr: float | None = None,
+        *,
+        learning_rate: float | None = None,
+    ) -> None:
         self.params = _parameter_list(params)
-        self.lr = _number("the learning rate", lr, strict=True)
+        self.lr = _number("the learning rate", one_learning_rate(lr, learning_rate), strict=True)
         self.steps = 0  # how many times step() ran
 
     def zero_grad(self) -> None:
@@ -147,8 +153,14 @@ class GradientDescent(Optimizer):
 
     name = "gradient_descent"
 
-    def __init__(self, params: Iterable[Parameter] | Module, lr: float) -> None:
-        super().__init__(params, lr)
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Module,
+        lr: float | None = None,
+        *,
+        learning_rate: float | None = None,
+    ) -> None:
+        super().__init__(params, lr, learning_rate=learning_rate)
 
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:
         return self.lr * slope
@@ -174,12 +186,14 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Iterable[Parameter] | Module,
-        lr: float,
+        lr: float | None = None,
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        *,
+        learning_rate: float | None = None,
     ) -> None:
-        super().__init__(params, lr)
+        super().__init__(params, lr, learning_rate=learning_rate)
         self.momentum = _number("momentum", momentum)
         self.weight_decay = _number("weight_decay", weight_decay)
         self.nesterov = bool(nesterov)
@@ -218,12 +232,14 @@ class Momentum(SGD):
     def __init__(
         self,
         params: Iterable[Parameter] | Module,
-        lr: float,
+        lr: float | None = None,
         momentum: float = 0.9,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        *,
+        learning_rate: float | None = None,
     ) -> None:
-        super().__init__(params, lr, momentum, nesterov, weight_decay)
+        super().__init__(params, lr, momentum, nesterov, weight_decay, learning_rate=learning_rate)
 
 
 class Adam(Optimizer):
@@ -245,12 +261,16 @@ class Adam(Optimizer):
     def __init__(
         self,
         params: Iterable[Parameter] | Module,
-        lr: float = 0.001,
+        lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        learning_rate: float | None = None,
     ) -> None:
-        super().__init__(params, lr)
+        if lr is None and learning_rate is None:
+            lr = 0.001
+        super().__init__(params, lr, learning_rate=learning_rate)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ChainruleError(f"betas must be two numbers, got {betas!r}")
         b1, b2 = (_number(f"betas[{k}]", b) for k, b in enumerate(betas))
@@ -301,18 +321,42 @@ class AdamW(Adam):
     def __init__(
         self,
         params: Iterable[Parameter] | Module,
-        lr: float = 0.001,
+        lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        *,
+        learning_rate: float | None = None,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
+        super().__init__(params, lr, betas, eps, weight_decay, learning_rate=learning_rate)
 
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:
         step = self._adam_step(i, slope)
         if self.weight_decay:
             step += (self.lr * self.weight_decay) * value
         return step
+
+
+def one_learning_rate(lr: float | None, learning_rate: float | None) -> float:
+    """The learning rate given as ``lr`` (PyTorch's name) or ``learning_rate`` (its long
+    form, StatQuest's words): either is accepted everywhere, both only when they agree.
+
+    >>> one_learning_rate(None, 0.1), one_learning_rate(0.1, None)
+    (0.1, 0.1)
+    >>> one_learning_rate(0.1, 0.2)
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.ChainruleError: lr=0.1 and learning_rate=0.2 are the same setting: \
+give one of them
+    """
+    if lr is not None and learning_rate is not None and lr != learning_rate:
+        raise ChainruleError(
+            f"lr={lr!r} and learning_rate={learning_rate!r} are the same setting: give one of them"
+        )
+    value = lr if lr is not None else learning_rate
+    if value is None:
+        raise ChainruleError("a learning rate is needed: give lr= (or learning_rate=)")
+    return value
 
 
 #: The optimizers by name.
@@ -337,7 +381,9 @@ def make_optimizer(
             f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}"
         ) from None
     accepted = [
-        n for n in inspect.signature(cls.__init__).parameters if n not in {"self", "params", "lr"}
+        n
+        for n in inspect.signature(cls.__init__).parameters
+        if n not in {"self", "params", "lr", "learning_rate"}
     ]
     unknown = [option for option in options if option not in accepted]
     if unknown:

@@ -52,9 +52,9 @@ from chainrule.history import (
     Stop,
     flat_predictions,
 )
-from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec
+from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec, sigmoid_mismatch
 from chainrule.nn.module import Module, scalar_name
-from chainrule.optim import Optimizer, Update, make_optimizer
+from chainrule.optim import Optimizer, Update, make_optimizer, one_learning_rate
 from chainrule.tensor import Tensor, inplace, no_grad
 from chainrule.text import loss_unreached, significant
 
@@ -383,21 +383,27 @@ class Trainer:
         data: Any,
         loss: str | Loss = "ssr",
         optimizer: str | Optimizer = "gradient_descent",
-        learning_rate: float = 0.1,
+        learning_rate: float | None = None,
         stop: Stop | Mapping[str, Any] | None = None,
         batch_size: int | None = None,
         seed: int = 0,
         detail: bool | None = None,
         progress: bool | Callable[[int, float], Any] | None = None,
         compile: bool = False,  # noqa: A002 (train's keyword, as torch and jax name it)
+        lr: float | None = None,
     ) -> None:
         rules = Stop.of(stop)
         prepared = _prepare(model, data)
         spec = loss_spec(loss)
+        mismatch = sigmoid_mismatch(spec, model.output_sigmoid)
+        if mismatch is not None:
+            raise ChainruleError(mismatch)
         if isinstance(optimizer, Optimizer):
             opt = optimizer
         else:
-            opt = make_optimizer(optimizer, model.parameters(), learning_rate)
+            none = lr is None and learning_rate is None
+            rate = 0.1 if none else one_learning_rate(lr, learning_rate)
+            opt = make_optimizer(optimizer, model.parameters(), rate)
         if batch_size is not None and (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, (int, np.integer))
@@ -613,22 +619,25 @@ def train(
     data: Any,
     loss: str | Loss = "ssr",
     optimizer: str | Optimizer = "gradient_descent",
-    learning_rate: float = 0.1,
+    learning_rate: float | None = None,
     stop: Stop | Mapping[str, Any] | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     detail: bool | None = None,
     progress: bool | Callable[[int, float], Any] | None = None,
     compile: bool = False,  # noqa: A002 (the name torch and jax use)
+    lr: float | None = None,
 ) -> History:
     """Train ``model`` on ``data``; return the :class:`History` of the run.
 
     ``loss`` is a name from :data:`chainrule.losses.LOSSES` or a function
     ``(predictions, target) -> Tensor``; ``optimizer`` a name from
     :data:`chainrule.optim.OPTIMIZERS` (made with ``learning_rate``) or an Optimizer (used
-    as it is; ``learning_rate`` is then ignored). Only parameters that are not frozen are
-    trained. Every step uses all rows unless ``batch_size`` is given: then each step uses
-    the next minibatch of rows shuffled by ``seed`` (the loss of a step is its batch's).
+    as it is; ``learning_rate`` is then ignored). ``lr`` is the same setting by PyTorch's
+    name (as :mod:`chainrule.optim` calls it); the default is 0.1. Only parameters that
+    are not frozen are trained. Every step uses all rows unless ``batch_size`` is given:
+    then each step uses the next minibatch of rows shuffled by ``seed`` (the loss of a
+    step is its batch's).
     ``stop`` is a :class:`Stop` or a dict of its fields (default: 1000 steps).
 
     ``detail`` keeps a :class:`StepRecord` per step (per-scalar values, slopes, step sizes
@@ -648,7 +657,8 @@ def train(
     >>> from chainrule import nn
     >>> from chainrule.datasets import load_dataset
     >>> model = nn.MLP([2, 8, 1], activation="tanh")
-    >>> history = train(model, load_dataset("moons", n=100), loss="binary_cross_entropy",
+    >>> history = train(model, load_dataset("moons", n=100),
+    ...                 loss="binary_cross_entropy_with_logits",
     ...                 optimizer="adam", learning_rate=0.05, stop={"max_steps": 200})
     >>> history.stop_reason, history.final_accuracy > 0.8
     ('max_steps', True)
@@ -665,6 +675,7 @@ def train(
         detail,
         progress,
         compile,
+        lr,
     )
     trainer.advance()
     return trainer.history

@@ -18,7 +18,7 @@ its JSON contract.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
->>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 1.0})
+>>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 1.0, "b": 0.0})
 >>> print(chain_rule(model, dosage(), "ssr", "b").render("text").splitlines()[0])
 dSSR/db = dSSR/dpredicted x dpredicted/db
 """

@@ -25,7 +25,7 @@ one unit (one value per data point); in a layer model the units are the columns
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
 >>> model = Formula("y1 = softplus(w1 * dosage + b1)\\npredicted = w2 * y1 + b2",
-...                 inputs=["dosage"], values={"w1": 1.0, "w2": 2.0})
+...                 inputs=["dosage"], values={"w1": 1.0, "w2": 2.0}, init="random")
 >>> rule = chain_rule(model, dosage(), "ssr", "w1")
 >>> rule.paths[0].text
 'dSSR/dpredicted x dpredicted/dy1 x dy1/dw1'

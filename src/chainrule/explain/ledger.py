@@ -11,7 +11,7 @@ step, and the ``first`` / ``last`` rows (the renderings put an ellipsis row in b
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
 >>> from chainrule.training import train
->>> model = Formula("predicted = w * dosage + b3", inputs=["dosage"], values={"w": 1.0})
+>>> model = Formula("predicted = w * dosage + b3", inputs=["dosage"], values={"w": 1.0, "b3": 0.0})
 >>> model.freeze("w")
 >>> table = ledger(train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001}),
 ...                first=2, last=1)

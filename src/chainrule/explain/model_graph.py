@@ -57,9 +57,8 @@ def unreached(model: Module, data: Dataset, loss: str | Loss) -> list[str]:
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
-    >>> unreached(Formula("x1 = w1 * dosage\\np = 2 * dosage + b", inputs=["dosage"]),
-    ...           dosage(), "ssr")
-    ['w1']
+    >>> unreached(Formula("p = w1 * dosage + b", inputs=["dosage"]), dosage(), "ssr")
+    []
     """
     twin = recording_twin(model)
     reached = graph_nodes(loss_node(twin, data, loss))

@@ -10,7 +10,7 @@ per data point (``hidden.a[1]``) or one entry of a parameter (``hidden.weight[0,
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
 >>> from chainrule.explain.model_graph import loss_node
->>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 1.0})
+>>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 1.0, "b": 0.0})
 >>> root = loss_node(model, dosage(), "ssr")
 >>> graph = NamedGraph(root, 3, "observed", ("dosage",))
 >>> [graph.names[id(t)] for t in graph.operands[id(root)]]

@@ -8,7 +8,7 @@ parameters it gives the grid of a contour plot.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
->>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 0.0})
+>>> model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 0.0, "b": 0.0})
 >>> result = scan(model, dosage(), "ssr", "b", [0.0, 0.5, 1.0])
 >>> result.loss.tolist(), result.best
 ([1.0, 0.75, 2.0], {'value': 0.5, 'loss': 0.75})

@@ -17,7 +17,7 @@ needs, and a missing package is told in one line naming the extra to install
 
 >>> import chainrule as cr
 >>> from chainrule.export import to_torch_source
->>> model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 2.0})
+>>> model = cr.Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 2.0, "b": 0.0})
 >>> print(to_torch_source(model).split("def forward")[1].strip())  # doctest: +ELLIPSIS
 (self, dosage: torch.Tensor) -> torch.Tensor:
         predicted = self.w * dosage + self.b

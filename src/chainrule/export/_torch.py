@@ -62,7 +62,8 @@ def to_torch(model: Module) -> torch.nn.Module:
     matrix, as in chainrule.
 
     >>> import torch, chainrule as cr
-    >>> model = cr.Formula("y = softplus(w * dosage + b)", inputs=["dosage"], values={"w": 2.0})
+    >>> values = {"w": 2.0, "b": 0.0}
+    >>> model = cr.Formula("y = softplus(w * dosage + b)", inputs=["dosage"], values=values)
     >>> module = to_torch(model)
     >>> module(torch.tensor([0.0, 1.0], dtype=torch.float64))
     tensor([0.6931, 2.1269], dtype=torch.float64, grad_fn=<ExpandBackward0>)
@@ -190,6 +191,10 @@ def _mae(predictions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _bce(predictions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy(predictions, _aligned(predictions, target))
+
+
+def _bce_with_logits(predictions: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(
         predictions, _aligned(predictions, target)
     )
@@ -208,6 +213,7 @@ TORCH_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
     "mse": _mse,
     "mae": _mae,
     "binary_cross_entropy": _bce,
+    "binary_cross_entropy_with_logits": _bce_with_logits,
     "cross_entropy": _cross_entropy,
 }
 
@@ -215,8 +221,8 @@ TORCH_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 def torch_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """chainrule's loss called ``name`` written with torch: ``loss(predictions, target)``.
 
-    ``ssr`` is ``mse_loss(reduction="sum")``, ``binary_cross_entropy`` is
-    ``binary_cross_entropy_with_logits`` (chainrule's takes logits too), and
+    ``ssr`` is ``mse_loss(reduction="sum")``, the binary cross-entropies have torch's
+    names and meaning (probabilities, and logits ``_with_logits``), and
     ``cross_entropy`` takes labels or class probabilities, as chainrule's does.
 
     >>> import torch

@@ -228,6 +228,11 @@ class MLP(Module):
             setattr(self, name, Linear(n_in, n_out, seed=rng, dtype=dtype))
         self.label_parameters()
 
+    @property
+    def output_sigmoid(self) -> bool:
+        """Whether the output layer applies a sigmoid."""
+        return self.output_activation_name == "sigmoid"
+
     def forward(self, x: Any) -> Tensor:
         # Each layer's weighted sum is named "<layer>.z" and its activation "<layer>.a",
         # so that derivations read dhidden.a/dhidden.z.

@@ -191,6 +191,12 @@ class Module:
         return None
 
     @property
+    def output_sigmoid(self) -> bool | None:
+        """Whether the model's output applies a sigmoid (its outputs are probabilities),
+        or None when the model cannot tell (a Module of one's own)."""
+        return None
+
+    @property
     def output_name(self) -> str | None:
         """What the model calls its output (a formula's last line), or None."""
         return None

@@ -120,7 +120,8 @@ def recorder(model: Module) -> Callable[[Mapping[str, float]], dict[str, Tensor]
     the parameters hold the model's values. Each node is one number.
 
     >>> import chainrule as cr
-    >>> model = cr.Formula("p = w * (dosage + 1) + b", inputs=["dosage"], values={"w": 2.0})
+    >>> values = {"w": 2.0, "b": 0.0}
+    >>> model = cr.Formula("p = w * (dosage + 1) + b", inputs=["dosage"], values=values)
     >>> nodes = recorder(model)({"dosage": 0.5})
     >>> [t.label for t in additive_terms(nodes["p"])], float(nodes["p"].data)
     (['w × (dosage + 1)', 'b'], 3.0)

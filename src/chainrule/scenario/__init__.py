@@ -158,6 +158,9 @@ def parse_scenario(
     ... y = [1.0, 3.0, 5.0]
     ... [model]
     ... formula = "y_hat = w * x + b"
+    ... [parameters]
+    ... w = 2.0
+    ... b = 1.0
     ... ''')
     >>> scenario.parameter_names, scenario.loss
     (['w', 'b'], 'ssr')

@@ -120,7 +120,7 @@ w4 = -2.30
 b3 = 0.0
 
 [train]
-loss = "ssr"                     # ssr, mse, mae, binary_cross_entropy, cross_entropy
+loss = "ssr"                     # ssr, mse, mae, binary_cross_entropy(_with_logits), cross_entropy
 optimize = ["b3"]                # the others stay frozen; leave out to train them all
 optimizer = "gradient_descent"   # gradient_descent, sgd, momentum, adam, adamw
 learning_rate = 0.1

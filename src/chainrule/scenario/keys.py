@@ -14,7 +14,16 @@ from chainrule.history import Stop
 #: The keys each part of a scenario file may hold.
 TOP_KEYS = ("title", "description", "data", "model", "parameters", "train")
 MODEL_KEYS = ("formula", "layers", "activation", "output", "inputs")
-TRAIN_KEYS = ("loss", "optimize", "optimizer", "learning_rate", "stop", "batch_size", "seed")
+TRAIN_KEYS = (
+    "loss",
+    "optimize",
+    "optimizer",
+    "learning_rate",
+    "lr",
+    "stop",
+    "batch_size",
+    "seed",
+)
 STOP_KEYS = tuple(f.name for f in fields(Stop))  # the stop rules a History records
 CSV_KEYS = ("csv", "inputs", "target")
 

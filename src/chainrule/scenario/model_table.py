@@ -52,7 +52,7 @@ class ModelReader:
         d, k = len(data.input_names), data.num_classes or 2
         fits = (
             f"a formula has one output ({formula.output_name}): with it use ssr, mse, mae "
-            f"or, for 0/1 targets, binary_cross_entropy; for cross_entropy use a layer "
+            f"or, for 0/1 targets, binary_cross_entropy_with_logits; for cross_entropy use a layer "
             f"model with one output per class, e.g. layers = [{d}, 8, {k}]"
         )
         if table.name == "train":
@@ -108,7 +108,10 @@ class ModelReader:
         inputs = list(data.input_names)
         names = [name for name in formula.free_names if name not in inputs]
         values = {}
+        init = self.init(parameters)
         for key in parameters.values:
+            if key == "init" and init is not None:
+                continue
             if key not in names:
                 hint = did_you_mean(key, names)
                 what = "an input, not a parameter" if key in inputs else "not a parameter"
@@ -117,12 +120,46 @@ class ModelReader:
                     f"{key!r} is {what} of the model{hint} (its parameters: {', '.join(names)})",
                 )
             values[key] = parameters.number(key)
-        self.build_formula(table, text, inputs=inputs, values=values, seed=seed)
+        if init is None:
+            self.check_all_valued(table, parameters, formula, names, values)
+        self.build_formula(table, text, inputs=inputs, values=values, seed=seed, init=init)
 
         def build() -> Module:
-            return Formula(text, inputs=inputs, values=values, seed=seed)
+            return Formula(text, inputs=inputs, values=values, seed=seed, init=init)
 
         return build
+
+    def init(self, parameters: Table) -> str | None:
+        """``init = "random"`` in [parameters]: the file asks for random starting values
+        (seeded by [train] seed) for the parameters it does not list."""
+        if not isinstance(parameters.values.get("init"), str):
+            return None  # absent, or a number: a parameter called init
+        return parameters.string("init", choices=("random",))
+
+    def check_all_valued(
+        self,
+        table: Table,
+        parameters: Table,
+        formula: Formula,
+        names: list[str],
+        values: dict[str, float],
+    ) -> None:
+        """Refuse a parameter that [parameters] does not list: without ``init = "random"``
+        it would start at a random value, which is how a typo in the formula trains."""
+        missing = [name for name in names if name not in values]
+        if not missing:
+            return
+        listed = ", ".join(values) or "none"
+        hint = did_you_mean(missing[0], values)
+        then = " Give" if hint else "; give"
+        message = (
+            f"no starting value for {', '.join(missing)} (the formula's parameters: "
+            f"{', '.join(names)}; [parameters] lists: {listed}){hint}{then} each a value in "
+            '[parameters], or write init = "random" there for random starts (seeded by '
+            "[train] seed)"
+        )
+        where = parameters if parameters.values or self.source.line_of("parameters") else table
+        raise where.error(None if where is parameters else "formula", message)
 
     def layers_factory(
         self, table: Table, data: Dataset, loss: str, parameters: Table, seed: int
@@ -161,12 +198,6 @@ class ModelReader:
             raise table.error("layers", f"the last size must be {outputs}: {why}, not {layers[-1]}")
         activation = table.string("activation", "tanh", choices=ACTIVATIONS)
         output = table.string("output", "identity", choices=ACTIVATIONS)
-        if output == "sigmoid" and loss == "binary_cross_entropy":
-            raise table.error(
-                "output",
-                "binary_cross_entropy takes logits (the sigmoid is inside the loss): "
-                'leave output out (or write output = "identity")',
-            )
         sizes = list(layers)
 
         def fresh() -> Module:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chainrule.losses import LOSSES, loss_for_task
+from chainrule.losses import LOSSES, loss_for_task, sigmoid_mismatch
 from chainrule.optim import OPTIMIZERS
 from chainrule.scenario.data_table import DataReader
 from chainrule.scenario.files import FileAccess
@@ -47,6 +47,13 @@ class Reader:
             raise self.top.error(key, f"expected a table [{key}], got {describe(value)}")
         return Table(self.source, key, value)
 
+    def learning_rate(self, train: Table) -> float:
+        """``learning_rate``, or ``lr`` (PyTorch's name for it): one of them, or neither."""
+        if "lr" in train.values and "learning_rate" in train.values:
+            raise train.error("lr", "lr and learning_rate are the same setting: give one of them")
+        key = "lr" if "lr" in train.values else "learning_rate"
+        return train.number(key, DEFAULT_LEARNING_RATE, positive=True) or DEFAULT_LEARNING_RATE
+
     def scenario(self) -> Scenario:
         """The scenario the file describes, every key checked."""
         self.top.check_keys(TOP_KEYS, "a scenario has")
@@ -72,6 +79,12 @@ class Reader:
             )
         factory = self.models.model_factory(model_table, formula, data, loss, parameters, seed)
         model = factory()
+        mismatch = sigmoid_mismatch(loss, model.output_sigmoid)
+        if mismatch is not None:
+            if "output" in model_table.values or not given:
+                key = "output" if "output" in model_table.values else None
+                raise model_table.error(key, mismatch)
+            raise train_table.error("loss", mismatch)
         optimize = self.training.optimize(train_table, model)
         stop = self.training.stop(train_table)
         return Scenario(
@@ -82,8 +95,7 @@ class Reader:
             loss=loss,
             optimizer=train_table.string("optimizer", DEFAULT_OPTIMIZER, choices=OPTIMIZERS)
             or DEFAULT_OPTIMIZER,
-            learning_rate=train_table.number("learning_rate", DEFAULT_LEARNING_RATE, positive=True)
-            or DEFAULT_LEARNING_RATE,
+            learning_rate=self.learning_rate(train_table),
             optimize=optimize,
             stop=stop,
             seed=seed,
