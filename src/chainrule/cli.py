@@ -49,7 +49,7 @@ from chainrule.explain import (
 from chainrule.explain.document import plain
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
-from chainrule.io import atomic_write, load
+from chainrule.io import atomic_write, load, save
 from chainrule.plots import INSTALL_HINT, demo_figures
 from chainrule.plots.scenario_figures import (
     UNTRAINED_KINDS,
@@ -58,7 +58,7 @@ from chainrule.plots.scenario_figures import (
     plot_scenario,
 )
 from chainrule.run import Run
-from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
+from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario, parse_set
 from chainrule.text import decimals, did_you_mean
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 
@@ -110,9 +110,22 @@ def _render(result: Any, fmt: str) -> str:
     return result.render(fmt)
 
 
-def _load(name: str) -> Scenario:
+def _load(name: str, sets: Sequence[str] | None = None) -> Scenario:
+    """The scenario ``name`` with each ``--set KEY=VALUE`` applied (checked as the file)."""
+    overrides = dict(parse_set(text) for text in sets or ())
+    return load_scenario(name, overrides)
 
-    return load_scenario(name)
+
+def _set_option(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): change a key of the scenario for this command."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a key of the scenario, e.g. --set train.learning_rate=0.3 "
+        "--set parameters.b3=1 (checked as the file is)",
+    )
 
 
 def _run(scenario: Scenario, detail: bool | None = None) -> Run:
@@ -186,8 +199,11 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
 
-    scenario = _load(args.scenario)
-    history = _run(scenario).history
+    scenario = _load(args.scenario, args.set)
+    run = _run(scenario)
+    history = run.history
+    if args.save:
+        save(run.model, args.save)  # written atomically; says which extra it needs
     table = ledger(
         history, columns=args.columns, every=args.every or 1, first=args.first, last=args.last
     )
@@ -213,7 +229,7 @@ def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule explain SCENARIO --param NAME``: the chain rule for one slope."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.set)
     _check_parameter(scenario, args.param)
     if args.step is None:
         model = scenario.build_model()
@@ -243,7 +259,7 @@ def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
 def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule scan SCENARIO --param NAME --from A --to B``: the loss over a grid."""
 
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.set)
     _check_parameter(scenario, args.param)
     values = _linspace(args.start, args.stop, args.num, "--num")
     values2 = None
@@ -362,7 +378,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
 
     check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.set)
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
@@ -411,7 +427,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
 
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
-    scenario = _load(args.scenario)
+    scenario = _load(args.scenario, args.set)
     run = _run(scenario)
     history = run.history
     if not history.steps:
@@ -472,7 +488,7 @@ def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.source.endswith(".safetensors"):
         model, title = load(args.source), f"The model saved in {Path(args.source).name}."
     else:
-        scenario = _load(args.source)
+        scenario = _load(args.source, args.set)
         model = _run(scenario).model  # a run that cannot start is told as `run` tells it
         columns = list(scenario.data.input_names)  # the ONNX graph's inputs, by name
         title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
@@ -505,6 +521,7 @@ def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentPa
         metavar="SCENARIO_OR_MODEL_FILE",
         help="a scenario (trained first, as run does) or a model file saved as .safetensors",
     )
+    _set_option(p)
     p.add_argument(
         "--to",
         required=True,
@@ -669,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule run main-ideas --format markdown --out steps.md",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    _set_option(p)
     fmt_option(p)
     out_option(p)
     p.add_argument(
@@ -691,6 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="the parameters (or columns) to show, e.g. --columns b3",
     )
+    p.add_argument(
+        "--save",
+        metavar="FILE",
+        help="save the trained model to FILE (.safetensors; load it with chainrule.io.load "
+        "or export it with: chainrule export FILE --to onnx)",
+    )
     p.set_defaults(handler=cmd_run)
 
     p = command(
@@ -699,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule explain main-ideas --param b3 --step 2",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    _set_option(p)
     p.add_argument("--param", required=True, metavar="NAME", help="the parameter, e.g. b3")
     p.add_argument(
         "--step",
@@ -717,6 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    _set_option(p)
     p.add_argument("--param", required=True, metavar="NAME", help="the parameter to vary")
     p.add_argument("--from", dest="start", type=_float, required=True, metavar="A")
     p.add_argument("--to", dest="stop", type=_float, required=True, metavar="B")
@@ -741,6 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule plot main-ideas --kind loss-curve --out ssr.png",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    _set_option(p)
     p.add_argument(
         "--kind",
         required=True,
@@ -791,6 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chainrule quiz main-ideas --steps 2",
     )
     p.add_argument("scenario", metavar="SCENARIO", help=scenario_help)
+    _set_option(p)
     p.add_argument(
         "--steps", type=_positive_int, default=3, metavar="N", help="quiz N steps (default: 3)"
     )

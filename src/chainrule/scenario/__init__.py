@@ -44,7 +44,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from chainrule.errors import ChainruleError
 from chainrule.scenario.builtin import TEMPLATE, ScenarioInfo, builtin_dir, builtin_scenarios
@@ -61,6 +63,7 @@ from chainrule.scenario.keys import (
     TOP_KEYS,
     TRAIN_KEYS,
 )
+from chainrule.scenario.overrides import apply_overrides, parse_set
 from chainrule.scenario.reader import Reader
 from chainrule.scenario.record import Scenario
 from chainrule.scenario.source import Source
@@ -82,8 +85,10 @@ __all__ = [
     "Scenario",
     "ScenarioInfo",
     "builtin_scenarios",
+    "apply_overrides",
     "load_scenario",
     "parse_scenario",
+    "parse_set",
 ]
 
 
@@ -106,7 +111,9 @@ def _resolve(source: str | os.PathLike[str]) -> Path:
     )
 
 
-def load_scenario(source: str | os.PathLike[str]) -> Scenario:
+def load_scenario(
+    source: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
+) -> Scenario:
     """Read a scenario from a TOML file, or a built-in one by name (``chainrule scenarios``).
 
     >>> scenario = load_scenario("main-ideas")
@@ -123,16 +130,23 @@ def load_scenario(source: str | os.PathLike[str]) -> Scenario:
     except OSError as exc:
         raise ChainruleError(f"{path}: cannot read the file ({exc.strerror})") from None
     builtin = path.parent == builtin_dir()
-    return parse_scenario(text, path=path, label=path.name if builtin else os.fspath(path))
+    label = path.name if builtin else os.fspath(path)
+    return parse_scenario(text, path=path, label=label, overrides=overrides)
 
 
 def parse_scenario(
-    text: str, path: str | os.PathLike[str] | None = None, label: str = ""
+    text: str,
+    path: str | os.PathLike[str] | None = None,
+    label: str = "",
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
     """A scenario from the text of a TOML file (e.g. typed into the web page).
 
     ``path`` is where the file is (CSV files are found relative to it; without it,
     relative to the working directory); ``label`` names the file in error messages.
+    ``overrides`` sets keys as if the file said so, ``{"train.learning_rate": 0.3}``
+    (see :mod:`chainrule.scenario.overrides`), with the same checks; an error about one
+    names the override.
 
     >>> scenario = parse_scenario('''
     ... [data]
@@ -165,4 +179,6 @@ def parse_scenario(
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         place = f"{label}:{found[1]}" if found else label
         raise ChainruleError(f"{place}: not valid TOML: {exc}") from None
+    if overrides:
+        source.overridden = apply_overrides(values, overrides)
     return Reader(source, values, path).scenario()
