@@ -507,3 +507,17 @@ def test_a_loss_that_no_trained_parameter_reaches_is_told_plainly():
     model.unfreeze("w1")
     with pytest.raises(ChainruleError, match=r"does not depend on any trained parameter \(w1\)"):
         train(model, dosage())
+
+
+def test_a_historys_repr_is_a_few_lines_with_the_detail_still_reachable():
+    from chainrule.scenario import load_scenario
+
+    history = load_scenario("main-ideas").run().history
+    assert repr(history) == (
+        "History(10 steps, stopped by step_size, final ssr 6.303e-05,\n"
+        "        trained: b3 = 2.6089)"
+    )
+    big = load_scenario("moons").run().history
+    text = repr(big)
+    assert len(text) < 200 and "105 trained values (see .final_values)" in text
+    assert len(big.final_values) == 105 and len(history.steps) == 10
