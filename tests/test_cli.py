@@ -570,3 +570,45 @@ def test_scan_one_and_two_parameters(capsys):
     )
     grid = json.loads(out)
     assert grid["parameter2"] == "w3" and len(grid["loss"]) == 3 and len(grid["loss"][0]) == 2
+
+
+# -- experiments without file edits: --set, and saving what was trained ------------------
+
+
+def test_set_overrides_any_key_with_the_files_checks(capsys):
+    code, out, _ = run_main(
+        capsys, "run", "main-ideas", "--format", "json",
+        "--set", "train.learning_rate=0.05", "--set", "parameters.b3=1",
+    )  # fmt: skip
+    assert code == 0
+    steps = json.loads(out)["steps"]
+    assert steps[0]["values"]["b3"] == 1.0
+    # slope at b3 = 1 is 6 * 1 - 15.6551083806 (the seed's dSSR/db3); step = slope * 0.05
+    assert steps[0]["slopes"]["b3"] == pytest.approx(6 - 15.6551083806, abs=1e-9)
+    assert steps[0]["step_sizes"]["b3"] == pytest.approx((6 - 15.6551083806) * 0.05, abs=1e-9)
+    code, _, err = run_main(capsys, "explain", "main-ideas", "--param", "b3", "--set", "train.lr=0")
+    assert (code, err) == (
+        2,
+        "chainrule: error: main-ideas.toml: --set train.lr=0: [train] lr: expected a number "
+        "greater than 0, got 0\n",
+    )
+    code, _, err = run_main(capsys, "quiz", "main-ideas", "--set", "train.lerning_rate=0.3")
+    assert code == 2 and "--set train.lerning_rate=0.3: [train] lerning_rate: unknown key" in err
+    assert "did you mean 'learning_rate'?" in err
+    scan = ["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "1"]
+    code, _, err = run_main(capsys, *scan, "--set", "oops")
+    assert (code, err) == (
+        2,
+        "chainrule: error: --set oops: expected KEY=VALUE, e.g. --set train.learning_rate=0.3\n",
+    )
+
+
+def test_run_saves_the_trained_model(capsys, tmp_path):
+    from chainrule.io import load
+
+    path = tmp_path / "model.safetensors"
+    code, _, _ = run_main(capsys, "run", "main-ideas", "--save", str(path))
+    assert code == 0
+    model = load(path)
+    assert model.scalar("b3").value == pytest.approx(2.6089111372, abs=1e-9)
+    assert model.scalar("w1").value == 3.34

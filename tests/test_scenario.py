@@ -526,3 +526,16 @@ def test_a_scenario_with_a_sigmoid_output_trains_with_probabilities_not_logits()
     without = text.replace('output = "sigmoid"\n', "")
     with pytest.raises(ChainruleError, match=r":7: \[train\] loss: .* applies no sigmoid"):
         parse_scenario(without.format(loss="binary_cross_entropy"))
+
+
+def test_overrides_are_checked_as_the_file_and_named_in_errors():
+    scenario = load_scenario("main-ideas", overrides={"train.learning_rate": 0.3, "parameters.b3": 1})
+    assert scenario.learning_rate == 0.3 and scenario.model.scalar("b3").value == 1.0
+    assert load_scenario("main-ideas").learning_rate == 0.1  # the file is unchanged
+    with pytest.raises(ChainruleError) as info:
+        load_scenario("main-ideas", overrides={"parameters.b4": 1})
+    assert str(info.value).startswith(
+        "main-ideas.toml: --set parameters.b4=1: [parameters] b4: 'b4' is not a parameter"
+    )
+    with pytest.raises(ChainruleError, match=r"^--set title.x=1: title is a value, not a table"):
+        load_scenario("main-ideas", overrides={"title.x": 1})

@@ -528,3 +528,17 @@ def test_a_run_advanced_a_step_at_a_time_is_the_run_trained_at_once(detail):
         assert stepped.to_dict() == whole.to_dict()
         assert stepped.stop_reason == whole.stop_reason
         assert stepped.divergence == whole.divergence
+
+
+def test_a_historys_repr_is_a_few_lines_with_the_detail_still_reachable():
+    from chainrule.scenario import load_scenario
+
+    history = load_scenario("main-ideas").run().history
+    assert repr(history) == (
+        "History(10 steps, stopped by step_size, final ssr 6.303e-05,\n"
+        "        trained: b3 = 2.6089)"
+    )
+    big = load_scenario("moons").run().history
+    text = repr(big)
+    assert len(text) < 200 and "105 trained values (see .final_values)" in text
+    assert len(big.final_values) == 105 and len(history.steps) == 10

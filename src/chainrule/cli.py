@@ -51,7 +51,7 @@ from chainrule.explain import (
 from chainrule.explain.document import plain
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
-from chainrule.io import atomic_write, load
+from chainrule.io import atomic_write, load, save
 from chainrule.lesson import builtin_lessons, load_lesson, play, write_handout
 from chainrule.plots import INSTALL_HINT, demo_figures
 from chainrule.plots.scenario_figures import (
@@ -61,7 +61,7 @@ from chainrule.plots.scenario_figures import (
     plot_scenario,
 )
 from chainrule.run import Run
-from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario
+from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario, parse_set
 from chainrule.text import decimals, did_you_mean, normal_name
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 from chainrule.version import __version__
@@ -114,9 +114,25 @@ def _render(result: Any, fmt: str) -> str:
     return result.render(fmt)
 
 
-def _load(name: str, data_dirs: list[str] | None = None) -> Scenario:
-    """The scenario ``name``; it may read files beside it and in ``data_dirs``."""
-    return load_scenario(name, data_dirs=data_dirs or ())
+def _load(
+    name: str, data_dirs: list[str] | None = None, sets: Sequence[str] | None = None
+) -> Scenario:
+    """The scenario ``name``; it may read files beside it and in ``data_dirs``, and each
+    ``--set KEY=VALUE`` is applied (checked as the file is)."""
+    overrides = dict(parse_set(text) for text in sets or ())
+    return load_scenario(name, data_dirs=data_dirs or (), overrides=overrides)
+
+
+def _set_option(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): change a key of the scenario for this command."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a key of the scenario, e.g. --set train.learning_rate=0.3 "
+        "--set parameters.b3=1 (checked as the file is)",
+    )
 
 
 def _run(scenario: Scenario, detail: bool | None = None) -> Run:
@@ -190,8 +206,11 @@ def _check_parameter(scenario: Scenario, name: str) -> None:
 def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
 
-    scenario = _load(args.scenario, args.data_dir)
-    history = _run(scenario).history
+    scenario = _load(args.scenario, args.data_dir, args.set)
+    run = _run(scenario)
+    history = run.history
+    if args.save:
+        save(run.model, args.save)  # written atomically; says which extra it needs
     first, last = args.first, args.last
     if args.every is None and first is None and last is None and len(history.steps) > LONG_RUN:
         first = last = LONG_RUN_ENDS  # a long run shows its ends; ask for more with the flags
@@ -218,7 +237,7 @@ def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule explain SCENARIO --param NAME``: the chain rule for one slope."""
 
-    scenario = _load(args.scenario, args.data_dir)
+    scenario = _load(args.scenario, args.data_dir, args.set)
     _check_parameter(scenario, args.param)
     if args.step is None:
         model = scenario.build_model()
@@ -248,7 +267,7 @@ def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
 def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule scan SCENARIO --param NAME --from A --to B``: the loss over a grid."""
 
-    scenario = _load(args.scenario, args.data_dir)
+    scenario = _load(args.scenario, args.data_dir, args.set)
     _check_parameter(scenario, args.param)
     values = _linspace(args.start, args.stop, args.num, "--num")
     values2 = None
@@ -367,7 +386,7 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule plot SCENARIO --kind KIND --out FILE``: one figure of a scenario."""
 
     check_kind(args.kind, args.out)  # a bad kind, format or folder fails before training
-    scenario = _load(args.scenario, args.data_dir)
+    scenario = _load(args.scenario, args.data_dir, args.set)
     for name in (args.param, args.param2):
         if name is not None:
             _check_parameter(scenario, name)
@@ -416,7 +435,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
 
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
-    scenario = _load(args.scenario, args.data_dir)
+    scenario = _load(args.scenario, args.data_dir, args.set)
     run = _run(scenario)
     history = run.history
     if not history.steps:
@@ -477,7 +496,7 @@ def cmd_export(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.source.endswith(".safetensors"):
         model, title = load(args.source), f"The model saved in {Path(args.source).name}."
     else:
-        scenario = _load(args.source, args.data_dir)
+        scenario = _load(args.source, args.data_dir, args.set)
         model = _run(scenario).model  # a run that cannot start is told as `run` tells it
         columns = list(scenario.data.input_names)  # the ONNX graph's inputs, by name
         title = f"{scenario.title} (chainrule scenario {scenario.label}, trained)"
@@ -509,6 +528,7 @@ def add_export_command(commands: Any, command: Callable[..., argparse.ArgumentPa
         metavar="SCENARIO_OR_MODEL_FILE",
         help="a scenario (trained first, as run does) or a model file saved as .safetensors",
     )
+    _set_option(p)
     p.add_argument(
         "--data-dir",
         action="append",
@@ -674,6 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="let the scenario read files in DIR too (repeatable; by default it reads "
             "only files in its own folder or below)",
         )
+        _set_option(p)
 
     def fmt_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -727,6 +748,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="COLUMN",
         help="the parameters (or columns) to show, e.g. --columns b3",
+    )
+    p.add_argument(
+        "--save",
+        metavar="FILE",
+        help="save the trained model to FILE (.safetensors; load it with chainrule.io.load "
+        "or export it with: chainrule export FILE --to onnx)",
     )
     p.set_defaults(handler=cmd_run)
 

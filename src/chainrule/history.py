@@ -30,6 +30,10 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import scalar_name
+from chainrule.text import decimals
+
+#: A History's repr lists the trained values when there are at most this many.
+_REPR_VALUES = 8
 
 #: Why a run stopped: a rule of its :class:`Stop`, or divergence.
 STOP_REASONS = ("step_size", "loss", "max_steps", "diverged")
@@ -423,6 +427,29 @@ class History:
                 return {}
             self._final_values = dict(zip(scalar_names(shapes), values, strict=True))
         return self._final_values
+
+    def __repr__(self) -> str:
+        """A few lines: steps, stop reason, final loss, and the trained values when few
+        (the detail stays in :attr:`steps`, :attr:`losses` and :attr:`final_values`).
+
+        >>> from chainrule.scenario import load_scenario
+        >>> load_scenario("main-ideas").run().history
+        History(10 steps, stopped by step_size, final ssr 6.303e-05,
+                trained: b3 = 2.6089)
+        """
+        loss = decimals(self.final_loss) if math.isfinite(self.final_loss) else self.final_loss
+        lines = [
+            f"History({self.num_steps} steps, stopped by {self.stop_reason or 'nothing yet'}, "
+            f"final {self.loss_name} {loss}"
+        ]
+        trained = self.trained
+        if trained and len(trained) <= _REPR_VALUES and self.final_parameters:
+            values = self.final_values
+            shown = ", ".join(f"{name} = {decimals(values[name])}" for name in trained)
+            lines.append(f"        trained: {shown}")
+        elif trained:
+            lines.append(f"        {len(trained)} trained values (see .final_values)")
+        return ",\n".join(lines) + ")"
 
     @property
     def num_steps(self) -> int:

@@ -44,8 +44,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from chainrule.errors import ChainruleError
 from chainrule.scenario.builtin import TEMPLATE, ScenarioInfo, builtin_dir, builtin_scenarios
@@ -63,6 +64,7 @@ from chainrule.scenario.keys import (
     TOP_KEYS,
     TRAIN_KEYS,
 )
+from chainrule.scenario.overrides import apply_overrides, parse_set
 from chainrule.scenario.reader import Reader
 from chainrule.scenario.record import Scenario
 from chainrule.scenario.source import Source
@@ -85,8 +87,10 @@ __all__ = [
     "Scenario",
     "ScenarioInfo",
     "builtin_scenarios",
+    "apply_overrides",
     "load_scenario",
     "parse_scenario",
+    "parse_set",
 ]
 
 
@@ -113,6 +117,7 @@ def load_scenario(
     source: str | os.PathLike[str],
     data_dirs: Iterable[str | os.PathLike[str]] = (),
     files: FileAccess | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
     """Read a scenario from a TOML file, or a built-in one by name (``chainrule scenarios``).
 
@@ -136,7 +141,7 @@ def load_scenario(
     if files is None:
         files = FileAccess.beside(path, data_dirs)
     label = path.name if builtin else os.fspath(path)
-    return parse_scenario(text, path=path, label=label, files=files)
+    return parse_scenario(text, path=path, label=label, files=files, overrides=overrides)
 
 
 def parse_scenario(
@@ -144,6 +149,7 @@ def parse_scenario(
     path: str | os.PathLike[str] | None = None,
     label: str = "",
     files: FileAccess | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
     """A scenario from the text of a TOML file (e.g. typed into the web page).
 
@@ -151,6 +157,9 @@ def parse_scenario(
     relative to the working directory); ``label`` names the file in error messages.
     ``files`` says which files it may read: by default those in the folder of ``path``
     (or the working folder) and below; a server passes ``FileAccess.nothing()``.
+    ``overrides`` sets keys as if the file said so, ``{"train.learning_rate": 0.3}``
+    (see :mod:`chainrule.scenario.overrides`), with the same checks; an error about one
+    names the override.
 
     >>> scenario = parse_scenario('''
     ... [data]
@@ -183,6 +192,8 @@ def parse_scenario(
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         place = f"{label}:{found[1]}" if found else label
         raise ChainruleError(f"{place}: not valid TOML: {exc}") from None
+    if overrides:
+        source.overridden = apply_overrides(values, overrides)
     if files is None:
         files = FileAccess.beside(path)
     return Reader(source, values, path, files).scenario()

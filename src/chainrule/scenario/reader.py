@@ -50,7 +50,14 @@ class Reader:
     def learning_rate(self, train: Table) -> float:
         """``learning_rate``, or ``lr`` (PyTorch's name for it): one of them, or neither."""
         if "lr" in train.values and "learning_rate" in train.values:
-            raise train.error("lr", "lr and learning_rate are the same setting: give one of them")
+            set_lr, set_long = (
+                ("train", k) in self.source.overridden for k in ("lr", "learning_rate")
+            )
+            if set_lr == set_long:
+                raise train.error(
+                    "lr", "lr and learning_rate are the same setting: give one of them"
+                )
+            return train.number("lr" if set_lr else "learning_rate", positive=True) or 0.0
         key = "lr" if "lr" in train.values else "learning_rate"
         return train.number(key, DEFAULT_LEARNING_RATE, positive=True) or DEFAULT_LEARNING_RATE
 

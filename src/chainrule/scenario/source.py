@@ -37,6 +37,8 @@ class Source:
 
     def __init__(self, label: str, text: str) -> None:
         self.label = label
+        #: Keys set from outside the file (``--set``), by (table, key): what set them.
+        self.overridden: dict[tuple[str | None, str], str] = {}
         self.lines = text.splitlines()
         self.keys: dict[tuple[str | None, str], int] = {}
         self.headers: dict[str, int] = {}
@@ -71,8 +73,11 @@ class Source:
 
     def where(self, table: str | None, key: str | None = None, line: int | None = None) -> str:
         """``file:line: [table] key``: the place an error message starts with."""
-        line = line if line is not None else self.line_of(table, key)
+        told = self.overridden.get((table, key)) if key is not None else None
+        line = line if line is not None or told else self.line_of(table, key)
         place = f"{self.label}:{line}" if line is not None else self.label
+        if told:
+            place = f"{self.label}: {told}"
         what = " ".join(part for part in (f"[{table}]" if table else "", key or "") if part)
         return f"{place}: {what}" if what else place
 
