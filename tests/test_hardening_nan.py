@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_ops import CASES, output_shape
 
@@ -104,6 +104,9 @@ def test_a_nan_input_gives_a_nan_gradient_where_the_rule_reads_it(name, which, d
     else:
         case_args = args
     k = data.draw(st.integers(0, case_args[which].size - 1), label="entry")
+    if name == "pow" and which == 0:
+        exponent = np.broadcast_to(case_args[1], case_args[0].shape).flat[k]
+        assume(exponent not in (0.0, 1.0))  # a^0 and a^1: slopes 0 and 1 whatever a is
     case_args[which].flat[k] = np.nan
     try:
         grads = _gradients(name, case_args, case.attrs, np.ones(out_shape))

@@ -529,7 +529,9 @@ def test_a_scenario_with_a_sigmoid_output_trains_with_probabilities_not_logits()
 
 
 def test_overrides_are_checked_as_the_file_and_named_in_errors():
-    scenario = load_scenario("main-ideas", overrides={"train.learning_rate": 0.3, "parameters.b3": 1})
+    scenario = load_scenario(
+        "main-ideas", overrides={"train.learning_rate": 0.3, "parameters.b3": 1}
+    )
     assert scenario.learning_rate == 0.3 and scenario.model.scalar("b3").value == 1.0
     assert load_scenario("main-ideas").learning_rate == 0.1  # the file is unchanged
     with pytest.raises(ChainruleError) as info:
