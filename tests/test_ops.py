@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import chainrule as cr
+from chainrule import ops
 from chainrule.explain import symbolic
 from chainrule.ops import OPS, Op
 from chainrule.tensor import FUNCTIONS as TABLE_FUNCTIONS
@@ -1180,3 +1181,56 @@ def test_the_engine_doc_lists_every_op_as_the_table_writes_it():
         "docs/engine.md is out of date: paste chainrule.ops.reference_markdown() between "
         "its markers"
     )
+
+
+#: Ops with no gradient at all (they return indices).
+SECOND_ORDER_SKIPPED = {"argmax", "argmin"}
+
+
+def _gradient_values(f: Callable[..., cr.Tensor], args: list[np.ndarray]) -> list[np.ndarray]:
+    leaves = [cr.tensor(a, requires_grad=True) for a in args]
+    out = f(*leaves)
+    if not out.requires_grad:
+        return [np.zeros(np.shape(a)) for a in args]
+    grads = cr.gradients(out, leaves)
+    return [
+        np.zeros(np.shape(a)) if g is None else np.asarray(ops.value(g))
+        for g, a in zip(grads, args, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(set(OPS) - SECOND_ORDER_SKIPPED))
+@settings(max_examples=3, deadline=None)
+@given(data=st.data())
+def test_second_derivative_matches_finite_differences(name, data):
+    # The engine's second derivative (the gradient of grad . v, recorded with create_graph)
+    # along u, against central differences of the engine's own gradient along u.
+    case = draw_case(data, name)
+    f = weighted_sum(name, case, output_weights(data, name, case))
+    args = [np.asarray(a, dtype=np.float64) for a in case.args]
+    rng = np.random.default_rng(1)
+    u = [rng.standard_normal(a.shape) for a in args]
+    v = [rng.standard_normal(a.shape) for a in args]
+    leaves = [cr.tensor(a, requires_grad=True) for a in args]
+    out = f(*leaves)
+    if not out.requires_grad:
+        return
+    grads = cr.gradients(out, leaves, create_graph=True)
+    along = sum((g * vi).sum() for g, vi in zip(grads, v, strict=True) if isinstance(g, cr.Tensor))
+    if not isinstance(along, cr.Tensor) or not along.requires_grad:
+        engine = 0.0  # the gradient does not depend on the inputs: second derivative 0
+    else:
+        hv = cr.gradients(along, leaves)
+        engine = sum(
+            float(np.sum(np.asarray(ops.value(h)) * ui))
+            for h, ui in zip(hv, u, strict=True)
+            if h is not None
+        )
+    eps = 1e-5
+    ahead = _gradient_values(f, [a + eps * ui for a, ui in zip(args, u, strict=True)])
+    behind = _gradient_values(f, [a - eps * ui for a, ui in zip(args, u, strict=True)])
+    differences = sum(
+        float(np.sum((g1 - g0) * vi)) / (2 * eps)
+        for g1, g0, vi in zip(ahead, behind, v, strict=True)
+    )
+    assert engine == pytest.approx(differences, rel=1e-4, abs=1e-5), name
