@@ -1450,3 +1450,12 @@ def test_no_text_overlaps_in_the_relu_and_overshooting_cases(tmp_path, kind):
         fig.figure.set_dpi(50)
         problems = text_problems(fig.figure)
         assert not problems, f"{path.name} {kind}: " + "; ".join(problems)
+
+
+def test_a_squiggle_names_what_it_plots_on_its_y_axis(seed):
+    # It plots predictions (and their terms), not only the observed values.
+    scenario, model, history = seed
+    plain = plots.squiggle(model, scenario.data, history, ["end"], **SMALL)
+    assert plain.figure.axes[0].get_ylabel() == "predicted and observed"
+    parts = plots.squiggle(model, scenario.data, history, ["end"], decompose=True, **SMALL)
+    assert parts.figure.axes[0].get_ylabel() == "predicted and its terms"
