@@ -78,17 +78,25 @@ class Scenario:
         if detail is not None:
             options["detail"] = detail
         return Run.train(
-            self.build_model(),
-            self.data,
-            label=self.label,
-            loss=self.loss,
-            optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
-            stop=self.stop,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            **options,
+            self.build_model(), self.data, label=self.label, **self.train_settings(), **options
         )
+
+    def train_settings(self) -> dict[str, Any]:
+        """What the file says about training, as :func:`chainrule.train` takes it (one
+        home for the command line, the page and :meth:`run`).
+
+        >>> from chainrule.scenario import load_scenario
+        >>> sorted(load_scenario("main-ideas").train_settings())
+        ['batch_size', 'learning_rate', 'loss', 'optimizer', 'seed', 'stop']
+        """
+        return {
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "stop": self.stop,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
 
     @property
     def label(self) -> str:

@@ -262,17 +262,13 @@ class Session:
         if self.run is None or self.trainer is None:
             s = self.scenario
             try:
-                self.run, self.trainer = Run.stepwise(
-                    self.model,
-                    s.data,
-                    label=s.label,
-                    loss=s.loss,
-                    optimizer=self.optimizer,
-                    learning_rate=self.learning_rate,
-                    stop=self.stop,
-                    batch_size=s.batch_size,
-                    seed=s.seed,
-                )
+                settings = {
+                    **s.train_settings(),  # the page's own choices replace the file's
+                    "optimizer": self.optimizer,
+                    "learning_rate": self.learning_rate,
+                    "stop": self.stop,
+                }
+                self.run, self.trainer = Run.stepwise(self.model, s.data, s.label, **settings)
             except GraphError as exc:
                 raise SessionError(f"{s.label}: {exc}") from None
         return self.run, self.trainer
