@@ -863,32 +863,26 @@ def _separator_hint(text: str) -> str:
     return ""
 
 
-def read_text_file(path: str | os.PathLike[str], where: str, limit: int, what: str) -> str:
-    """The UTF-8 text of a regular file of at most ``limit`` bytes, or one ChainruleError.
+def read_bounded(path: str | os.PathLike[str], where: str, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (``what`` names such a file).
 
     A device (``/dev/zero``), a FIFO or a socket is refused before anything is read, and
     no more than ``limit + 1`` bytes are ever read, so a file that grows cannot exhaust
-    memory.
+    memory. A file that cannot be opened raises the OSError (FileNotFoundError,
+    IsADirectoryError...) for the caller to word; the rest is one ChainruleError.
 
-    >>> read_text_file("/dev/zero", "/dev/zero", 100, "a CSV file")
+    >>> read_bounded("/dev/zero", "/dev/zero", 100, "a CSV file")
     Traceback (most recent call last):
     ...
     chainrule.errors.ChainruleError: /dev/zero: is not a regular file (a device, FIFO or socket)
     """
-    try:
-        # O_NONBLOCK: opening a FIFO with no writer must not hang; a regular file ignores it.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise ChainruleError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise ChainruleError(f"{where}: is a directory, not {what}") from None
-    except OSError as exc:
-        raise ChainruleError(f"{where}: cannot open the file ({exc.strerror})") from None
-    info = os.fstat(descriptor)
-    if stat.S_ISDIR(info.st_mode):
-        os.close(descriptor)
-        raise ChainruleError(f"{where}: is a directory, not {what}")
+    # O_NONBLOCK: opening a FIFO with no writer must not hang; a regular file ignores it.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
     with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
         if not stat.S_ISREG(info.st_mode):
             raise ChainruleError(f"{where}: is not a regular file (a device, FIFO or socket)")
         if info.st_size > limit:
@@ -896,6 +890,26 @@ def read_text_file(path: str | os.PathLike[str], where: str, limit: int, what: s
         raw = handle.read(limit + 1)
     if len(raw) > limit:
         raise ChainruleError(f"{where}: grew past {limit:,} bytes while being read")
+    return raw
+
+
+def read_text_file(path: str | os.PathLike[str], where: str, limit: int, what: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes (:func:`read_bounded`),
+    or one ChainruleError.
+
+    >>> read_text_file("/dev/zero", "/dev/zero", 100, "a CSV file")
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.ChainruleError: /dev/zero: is not a regular file (a device, FIFO or socket)
+    """
+    try:
+        raw = read_bounded(path, where, limit, what)
+    except FileNotFoundError:
+        raise ChainruleError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise ChainruleError(f"{where}: is a directory, not {what}") from None
+    except OSError as exc:
+        raise ChainruleError(f"{where}: cannot open the file ({exc.strerror})") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.datasets import read_bounded
 from chainrule.errors import ChainruleError
 from chainrule.formula import Formula
 from chainrule.nn.layers import config_weights, from_config
@@ -331,30 +332,6 @@ def _build(config: dict[str, Any], where: str) -> Module:
 MAX_FILE_BYTES = 1_000_000 * 8 + (1 << 20)
 
 
-def _read_model_file(path: Path, where: str) -> bytes:
-    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`, read without
-    blocking on a FIFO and without reading /dev/zero for ever."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ChainruleError(f"{where}: is not a regular file (a device, FIFO or socket)")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ChainruleError(
-                f"{where}: {info.st_size:,} bytes; a model file has at most {MAX_FILE_BYTES:,}"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_FILE_BYTES:
-        raise ChainruleError(f"{where}: grew past {MAX_FILE_BYTES:,} bytes while being read")
-    return raw
-
-
 def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
     """Load a model saved by :func:`save`: rebuilt from its architecture, weights set.
 
@@ -372,7 +349,7 @@ def load(path: str | os.PathLike[str], model: Module | None = None) -> Module:
     """
     where = os.fspath(_file_path(path, "load"))
     try:
-        raw = _read_model_file(Path(path), where)
+        raw = read_bounded(Path(path), where, MAX_FILE_BYTES, "a model file")
     except FileNotFoundError:
         raise ChainruleError(f"{where}: no such file") from None
     except IsADirectoryError:
