@@ -97,6 +97,20 @@ class AnimationFigure(Figure):
         return None  # notebooks show the playable HTML
 
 
+def start_film(figure: Any, draw: Any, frames: int, fps: float) -> Any:
+    """The film of ``figure``: ``draw(0)`` lays it out once (see :func:`freeze_layout`),
+    then matplotlib draws ``draw(i)`` for each frame when the film is saved or shown."""
+    from matplotlib.animation import FuncAnimation
+
+    draw(0)
+    freeze_layout(figure)
+    film = FuncAnimation(figure, draw, frames=frames, interval=1000 / fps, repeat=False)
+    # A film left unsaved is not a mistake here: matplotlib need not warn when it is
+    # garbage-collected without having been drawn.
+    film._draw_was_started = True
+    return film
+
+
 def freeze_layout(figure: Any) -> None:
     """Lay the film's figure out once, from its first frame, and keep that layout: each
     frame is drawn many times faster, and the picture does not jump between frames."""
@@ -193,8 +207,6 @@ def animation(
     the curve on which the frame's point and tangent lie.
     """
     require_matplotlib()
-    from matplotlib.animation import FuncAnimation
-
     require_steps(history, "the animation")
     total = history.num_steps
     if total == 0:
@@ -313,14 +325,7 @@ def animation(
 
     if diverged is not None:
         style.warn(mpl, f"The run {diverged}{first_steps(last + 1, total)}")
-    draw(0)
-    freeze_layout(mpl)
-    film = FuncAnimation(
-        mpl, draw, frames=len(frames), interval=1000 / fps, blit=False, repeat=False
-    )
-    # The frames are drawn when the film is saved or shown; a film left unsaved is not a
-    # mistake here, so matplotlib need not warn when it is garbage-collected.
-    film._draw_was_started = True
+    film = start_film(mpl, draw, len(frames), fps)
     return AnimationFigure(
         kind="animation",
         figure=mpl,
@@ -349,7 +354,6 @@ def _decision_film(
     dpi: float,
 ) -> AnimationFigure:
     """Decision regions over two inputs after each step, beside the loss per step."""
-    from matplotlib.animation import FuncAnimation
 
     total = history.num_steps
     diverged = divergence(history)
@@ -431,10 +435,7 @@ def _decision_film(
 
     if diverged is not None:
         style.warn(mpl, f"The run {diverged}{first_steps(last + 1, total)}")
-    draw(0)
-    freeze_layout(mpl)
-    film = FuncAnimation(mpl, draw, frames=len(frames), interval=1000 / fps, repeat=False)
-    film._draw_was_started = True  # an unsaved film is not a mistake here
+    film = start_film(mpl, draw, len(frames), fps)
     return AnimationFigure(
         kind="animation",
         figure=mpl,

@@ -28,7 +28,7 @@ from chainrule.losses import Loss
 from chainrule.nn.module import Module
 from chainrule.plots import _style as style
 from chainrule.plots._base import Figure, require_matplotlib
-from chainrule.plots.animation import freeze_layout, self_contained, write_film
+from chainrule.plots.animation import self_contained, start_film, write_film
 from chainrule.plots.loss import loss_display
 from chainrule.plots.network import (
     Edge,
@@ -225,8 +225,6 @@ def backward_flow(
     >>> film.frames
     [[], ['predicted'], ['y1', 'y2']]
     """
-    from matplotlib.animation import FuncAnimation
-
     static, artists = _backward(model, data, loss, size, dpi, None)
     columns = sorted({node.x for node in static.nodes if node.kind != "input"}, reverse=True)
     frames: list[list[str]] = [[]]
@@ -259,10 +257,7 @@ def backward_flow(
             note.set_text(f"step {i + 1}: the chain rule reaches {', '.join(frames[i])}")
         return ()
 
-    frame(0)
-    freeze_layout(mpl)
-    film = FuncAnimation(mpl, frame, frames=len(frames), interval=1000 / fps, repeat=False)
-    film._draw_was_started = True  # an unsaved film is not a mistake here
+    film = start_film(mpl, frame, len(frames), fps)
     return BackwardFlowFigure(
         kind="backward-animation",
         figure=mpl,
