@@ -23,7 +23,18 @@ from chainrule.scenario import TEMPLATE, builtin_scenarios
 
 BAD = Path(__file__).parent / "bad_scenarios"
 
-COMMANDS = ["demo", "run", "explain", "scan", "plot", "scenarios", "quiz", "new", "export"]
+COMMANDS = [
+    "demo",
+    "run",
+    "explain",
+    "scan",
+    "predict",
+    "plot",
+    "scenarios",
+    "quiz",
+    "new",
+    "export",
+]
 
 
 def chainrule(*args: str, stdin: str | None = None, cwd: Path | None = None):
@@ -50,13 +61,13 @@ def test_run_main_ideas_json_is_the_seed():
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)
     assert run["trained"] == ["b3"]
-    assert run["loss"] == "ssr"
+    assert run["loss_name"] == "ssr" and run["schema_version"] == 2
     assert len(run["steps"]) == len(MAIN_IDEAS)
     for record, (step, b3, ssr, slope, size, new) in zip(run["steps"], MAIN_IDEAS, strict=True):
         assert record["step"] == step
         assert record["values"]["b3"] == pytest.approx(b3, abs=1e-9)
         assert record["loss"] == pytest.approx(ssr, abs=1e-9)
-        assert record["slopes"]["b3"] == pytest.approx(slope, abs=1e-9)
+        assert record["gradients"]["b3"] == pytest.approx(slope, abs=1e-9)
         assert record["step_sizes"]["b3"] == pytest.approx(size, abs=1e-9)
         assert record["new_values"]["b3"] == pytest.approx(new, abs=1e-9)
     assert run["stop_reason"] == "step_size"
@@ -103,11 +114,11 @@ def test_demo_json_is_one_document(tmp_path):
     done = chainrule("demo", "--format", "json", "--out", str(tmp_path / "figures"))
     assert done.returncode == 0, done.stderr
     story = json.loads(done.stdout)  # one object: nothing else on stdout
-    assert list(story) == ["scan", "run", "chain_rule"]
+    assert list(story) == ["schema_version", "scan", "run", "chain_rule"]
     assert story["scan"]["best"] == {"value": 2.5, "loss": pytest.approx(SCAN[5], abs=1e-6)}
     assert len(story["run"]["steps"]) == len(MAIN_IDEAS)
     assert story["run"]["diagnosis"]["kind"] == "converged"
-    assert story["chain_rule"]["value"] == pytest.approx(-15.6551083806, abs=1e-9)
+    assert story["chain_rule"]["gradient"] == pytest.approx(-15.6551083806, abs=1e-9)
     assert all(line.startswith("wrote ") for line in done.stderr.splitlines())
 
 
@@ -297,7 +308,7 @@ def test_run_every_and_columns_shape_the_json(capsys):
     assert code == 0
     run = json.loads(out)
     assert [s["step"] for s in run["steps"]] == [1, 301, 601, 724]
-    assert all(list(s["slopes"]) == ["b3"] for s in run["steps"])
+    assert all(list(s["gradients"]) == ["b3"] for s in run["steps"])
     code, _, err = run_main(capsys, "run", "main-ideas", "--columns", "w1")
     assert code == 2 and "'w1' was not trained" in err
 
@@ -353,7 +364,16 @@ def test_run_shows_the_diagnosis_after_the_ledger(capsys, tmp_path, learning_rat
         assert said in diagnosis
     code, out, _ = run_main(capsys, "run", path, "--format", "json")
     run = json.loads(out)
-    assert list(run) == ["trained", "loss", "steps", "stop_reason", "final", "diagnosis"]
+    assert list(run) == [
+        "schema_version",
+        "trained",
+        "loss_name",
+        "loss_label",
+        "steps",
+        "stop_reason",
+        "final",
+        "diagnosis",
+    ]
     assert run["diagnosis"]["kind"] == kind
     assert run["diagnosis"]["message"] == diagnosis
     if learning_rate == 0.4:  # stopped once the loss was 1e10 times the first and growing
@@ -411,7 +431,7 @@ def test_explain_at_the_start_and_before_a_step(capsys):
     assert code == 0
     rule = json.loads(out)
     assert rule["parameter"] == "b3"
-    assert rule["value"] == pytest.approx(-15.6551083806, abs=1e-9)
+    assert rule["gradient"] == pytest.approx(-15.6551083806, abs=1e-9)
     assert rule["paths"] == [["dSSR/dpredicted", "dpredicted/db3"]]
     assert len(rule["points"]) == 3
 
@@ -562,14 +582,14 @@ def test_scan_one_and_two_parameters(capsys):
     curve = json.loads(out)
     assert curve["parameter"] == "b3"
     assert curve["values"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
-    assert curve["loss"] == pytest.approx(SCAN, abs=1e-6)
+    assert curve["losses"] == pytest.approx(SCAN, abs=1e-6)
 
     w3_from_minus_2_to_0 = ["--param2", "w3", "--from2", "-2", "--to2", "0", "--num2", "2"]
     code, out, _ = run_main(
         capsys, *b3_from_0_to_4, "--num", "3", *w3_from_minus_2_to_0, "--format", "json"
     )
     grid = json.loads(out)
-    assert grid["parameter2"] == "w3" and len(grid["loss"]) == 3 and len(grid["loss"][0]) == 2
+    assert grid["parameter2"] == "w3" and len(grid["losses"]) == 3 and len(grid["losses"][0]) == 2
 
 
 # -- experiments without file edits: --set, and saving what was trained ------------------
@@ -584,7 +604,7 @@ def test_set_overrides_any_key_with_the_files_checks(capsys):
     steps = json.loads(out)["steps"]
     assert steps[0]["values"]["b3"] == 1.0
     # slope at b3 = 1 is 6 * 1 - 15.6551083806 (the seed's dSSR/db3); step = slope * 0.05
-    assert steps[0]["slopes"]["b3"] == pytest.approx(6 - 15.6551083806, abs=1e-9)
+    assert steps[0]["gradients"]["b3"] == pytest.approx(6 - 15.6551083806, abs=1e-9)
     assert steps[0]["step_sizes"]["b3"] == pytest.approx((6 - 15.6551083806) * 0.05, abs=1e-9)
     code, _, err = run_main(capsys, "explain", "main-ideas", "--param", "b3", "--set", "train.lr=0")
     assert (code, err) == (

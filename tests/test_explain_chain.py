@@ -107,10 +107,10 @@ def test_the_explanation_leaves_the_model_as_it_was():
 def test_to_dict_contract():
     rule = chain_rule(seed_model(), dosage(), "ssr", "w1")
     out = rule.to_dict()
-    assert {"parameter", "value", "paths", "points", "formulas"} <= set(out)
+    assert {"parameter", "gradient", "paths", "points", "formulas"} <= set(out)
     assert out["parameter"] == "w1"
-    assert out["loss"] == "SSR"
-    assert out["value"] == pytest.approx(START_SLOPES["w1"], abs=1e-8)
+    assert (out["loss_name"], out["loss_label"]) == ("ssr", "SSR")
+    assert out["gradient"] == pytest.approx(START_SLOPES["w1"], abs=1e-8)
     assert out["paths"] == [["dSSR/dpredicted", "dpredicted/dy1", "dy1/dx1", "dx1/dw1"]]
     assert out["formulas"]["dy1/dx1"] == "e^x1 / (1 + e^x1)"
     assert len(out["points"]) == 3

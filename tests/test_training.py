@@ -68,7 +68,7 @@ def test_default_stop_is_1000_steps():
     "stop, message",
     [
         ({"steps": 3}, "unknown rule 'steps'; the rules are: step_size, loss, max_steps"),
-        ({"max_steps": 0}, "max_steps: expected a whole number >= 1"),
+        ({"max_steps": -1}, "max_steps: expected a whole number >= 0"),
         ({"step_size": -1}, "step_size: expected a number > 0"),
         ({"loss": float("nan")}, "loss: expected a number > 0"),
         ("often", "give a Stop or a dict"),
@@ -387,14 +387,22 @@ def test_an_optimizer_holding_the_parameters_in_another_order():
 def test_to_dict_is_the_json_contract():
     history = train(seed_formula(), dosage(), stop=Stop(step_size=0.001))
     out = json.loads(json.dumps(history.to_dict(), allow_nan=False))
-    assert set(out) == {"trained", "loss", "steps", "stop_reason", "final"}
-    assert out["trained"] == ["b3"] and out["loss"] == "ssr"
+    assert set(out) == {
+        "schema_version",
+        "trained",
+        "loss_name",
+        "loss_label",
+        "steps",
+        "stop_reason",
+        "final",
+    }
+    assert out["trained"] == ["b3"] and (out["loss_name"], out["loss_label"]) == ("ssr", "SSR")
     assert out["stop_reason"] == "step_size"
     assert set(out["steps"][0]) == {
         "step",
         "loss",
         "values",
-        "slopes",
+        "gradients",
         "step_sizes",
         "new_values",
     }

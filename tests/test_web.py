@@ -86,7 +86,7 @@ def test_first_step_is_the_seeds(client):
     (step,) = body["steps"]
     assert step["step"] == 1
     assert step["loss"] == pytest.approx(SSR_AT_0)
-    assert step["slopes"]["b3"] == pytest.approx(FIRST_SLOPE)
+    assert step["gradients"]["b3"] == pytest.approx(FIRST_SLOPE)
     assert step["step_sizes"]["b3"] == pytest.approx(FIRST_STEP_SIZE)
     assert step["new_values"]["b3"] == pytest.approx(FIRST_NEW_B3)
     assert body["done"] is False and body["stop_reason"] is None
@@ -122,7 +122,7 @@ def test_reset_goes_back_to_the_start(client):
     body = client.post(f"/api/sessions/{sid}/reset").json()
     assert {p["name"]: p["value"] for p in body["parameters"]}["b3"] == 0.0
     step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
-    assert step["step"] == 1 and step["slopes"]["b3"] == pytest.approx(FIRST_SLOPE)
+    assert step["step"] == 1 and step["gradients"]["b3"] == pytest.approx(FIRST_SLOPE)
 
 
 def test_values_set_freeze_and_train(client):
@@ -133,8 +133,9 @@ def test_values_set_freeze_and_train(client):
     params = {p["name"]: p for p in body["parameters"]}
     assert params["b3"]["value"] == 2.0 and params["w3"]["trained"]
     step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
-    assert sorted(step["slopes"]) == ["b3", "w3"]
-    assert step["slopes"]["b3"] == pytest.approx(6 * 2.0 - 15.6551083806)  # dSSR/db3 = 6 b3 - 15.66
+    assert sorted(step["gradients"]) == ["b3", "w3"]
+    # dSSR/db3 = 6 b3 - 15.66
+    assert step["gradients"]["b3"] == pytest.approx(6 * 2.0 - 15.6551083806)
     body = client.post(f"/api/sessions/{sid}/values", json={"freeze": ["w3"]}).json()
     assert not {p["name"]: p for p in body["parameters"]}["w3"]["trained"]
 
@@ -145,7 +146,7 @@ def test_learning_rate_setting(client):
     assert step["step_sizes"]["b3"] == pytest.approx(0.3 * FIRST_SLOPE)
     client.post(f"/api/sessions/{sid}/values", json={"set": {"train.learning_rate": 0.01}})
     step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
-    assert step["step_sizes"]["b3"] == pytest.approx(0.01 * step["slopes"]["b3"])
+    assert step["step_sizes"]["b3"] == pytest.approx(0.01 * step["gradients"]["b3"])
 
 
 def test_explain_and_scan_are_the_clis(client, capsys):
@@ -153,38 +154,38 @@ def test_explain_and_scan_are_the_clis(client, capsys):
 
     sid = open_session(client)
     explained = client.get(f"/api/sessions/{sid}/explain?parameter=b3").json()
-    assert explained["value"] == pytest.approx(FIRST_SLOPE)
+    assert explained["gradient"] == pytest.approx(FIRST_SLOPE)
     main(["explain", "main-ideas", "--param", "b3", "--format", "json"])
     assert explained == json.loads(capsys.readouterr().out)
     scanned = client.get(f"/api/sessions/{sid}/scan?parameter=b3&from=0&to=4&num=9").json()
-    assert scanned["loss"][:8] == pytest.approx(SCAN_B3, abs=1e-6)
+    assert scanned["losses"][:8] == pytest.approx(SCAN_B3, abs=1e-6)
     main(["scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "4", "--format", "json"])
     assert scanned == json.loads(capsys.readouterr().out)
     grid = client.get(
         f"/api/sessions/{sid}/scan?parameter=w3&from=-2&to=0&num=3"
         "&parameter2=b3&from2=0&to2=4&num2=5"
     ).json()
-    assert len(grid["loss"]) == 3 and len(grid["loss"][0]) == 5
+    assert len(grid["losses"]) == 3 and len(grid["losses"][0]) == 5
 
 
 def test_backward_walks_from_the_loss_to_the_parameters(client):
     sid = open_session(client)
     nodes = client.get(f"/api/sessions/{sid}/backward").json()["nodes"]
     names = [n["name"] for n in nodes]
-    assert names[0] == "SSR" and nodes[0]["gradient"] == [1.0]
+    assert names[0] == "SSR" and nodes[0]["gradients"] == [1.0]
     # a node comes before every node it was computed from
     assert names.index("predicted") < names.index("y1") < names.index("x1") < names.index("w1")
     assert {n["name"] for n in nodes if n["kind"] == "parameter"} == {
         "w1", "b1", "w2", "b2", "w3", "w4", "b3"
     }  # fmt: skip
     by_name = {n["name"]: n for n in nodes}
-    assert by_name["b3"]["gradient"] == [pytest.approx(FIRST_SLOPE)]
+    assert by_name["b3"]["gradients"] == [pytest.approx(FIRST_SLOPE)]
     assert by_name["b3"]["trained"] and not by_name["w1"]["trained"]
     # dSSR/dpredicted = -2 (observed - predicted) at b3 = 0: the green predictions
     green = [-2.6036652381, -1.6090193182, -2.6148696340]
     observed = [0.0, 1.0, 0.0]
     expected = [-2 * (o - g) for o, g in zip(observed, green, strict=True)]
-    assert by_name["predicted"]["gradient"] == pytest.approx(expected)
+    assert by_name["predicted"]["gradients"] == pytest.approx(expected)
 
 
 def test_quiz_checks_with_the_engines_numbers(client):
@@ -246,7 +247,7 @@ def test_downloads(client):
 def test_scenario_text_and_csv_upload(client):
     sid = open_session(client, toml=SEED_TOML)
     step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
-    assert sorted(step["slopes"]) == ["b", "w"]
+    assert sorted(step["gradients"]) == ["b", "w"]
     csv = "dosage,observed\n0,0\n0.5,1\n1,0\n"
     text = SEED_TOML.replace(
         "dosage = [0.0, 0.5, 1.0]\nobserved = [0.0, 1.0, 0.0]", 'csv = "doses.csv"'
@@ -348,7 +349,7 @@ def test_tabs_do_not_interfere(client):
     a, b = open_session(client), open_session(client)
     client.post(f"/api/sessions/{a}/step", json={"steps": 5})
     step_b = client.post(f"/api/sessions/{b}/step").json()["steps"][0]
-    assert step_b["step"] == 1 and step_b["slopes"]["b3"] == pytest.approx(FIRST_SLOPE)
+    assert step_b["step"] == 1 and step_b["gradients"]["b3"] == pytest.approx(FIRST_SLOPE)
     assert client.post(f"/api/sessions/{a}/step").json()["steps"][0]["step"] == 6
 
 
@@ -357,7 +358,7 @@ def test_session_without_a_server():
 
     session = Session.from_scenario(load_scenario("three-parameters"))
     step = session.step(1)["steps"][0]
-    assert step["slopes"] == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555})
+    assert step["gradients"] == pytest.approx({"w3": 2.576140, "w4": 1.256762, "b3": 1.899555})
 
 
 def test_import_chainrule_stays_light():

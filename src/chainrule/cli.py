@@ -7,6 +7,7 @@ engine, and prints what the explainer made of it; there are no numbers computed 
     chainrule run main-ideas --format markdown       the ledger of a training run
     chainrule explain main-ideas --param b3          the chain rule for one slope
     chainrule scan main-ideas --param b3 --from 0 --to 4 --num 9
+    chainrule predict inside-the-black-box --at dosage=0.5   the forward pass, node by node
     chainrule quiz main-ideas                        predict the next step yourself
     chainrule plot main-ideas --kind loss-curve --out ssr.png   a figure of a scenario
     chainrule scenarios                              the built-in scenarios
@@ -42,6 +43,8 @@ from chainrule.explain import (
     chain_rule,
     check_answer,
     diagnose,
+    forward_pass,
+    inputs_at,
     ledger,
     quiz_questions,
     scan,
@@ -49,6 +52,7 @@ from chainrule.explain import (
     where_not_finite,
 )
 from chainrule.explain.document import plain
+from chainrule.explain.notation import escape_latex
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
 from chainrule.io import atomic_write, load, save
@@ -64,7 +68,7 @@ from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario, parse_set
 from chainrule.text import decimals, did_you_mean, normal_name
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
-from chainrule.version import __version__
+from chainrule.version import SCHEMA_VERSION, __version__
 
 #: The output formats of run, explain and scan.
 FORMATS = ("table", "text", "markdown", "latex", "csv", "json")
@@ -218,6 +222,8 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     diagnosis = diagnose(history)
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
+    elif history.stop.max_steps == 0 and args.format in _PROSE_FORMATS:
+        text = _untrained(run, args.format)
     else:
         text = _render(table, args.format)
         if args.format in _PROSE_FORMATS:
@@ -226,6 +232,16 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
         text = f"{text.rstrip()}\n\naccuracy on the data: {history.final_accuracy:.1%}\n"
     _emit(text, args.out, stdout)
     return EXIT_OK
+
+
+def _untrained(run: Run, fmt: str) -> str:
+    """What ``run`` prints when told to take no step: that, and the forward pass at the
+    starting values (see ``chainrule predict``)."""
+    said = f"{stop_message(run.history)}; its forward pass:"
+    shown = forward_pass(run.start, run.data, run.loss).render(fmt)
+    if fmt == "latex":
+        return f"{escape_latex(said)}\n\n{shown}"
+    return f"{said[0].upper()}{said[1:]}\n\n{shown}"
 
 
 def _run_dict(table: Any, diagnosis: Any) -> dict[str, Any]:
@@ -251,6 +267,44 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
         text = f"{when}: {result.parameter} = {decimals(value)}\n\n{text}"
     _emit(text, args.out, stdout)
     return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace, stdout: TextIO) -> int:
+    """``chainrule predict SCENARIO [--at NAME=VALUE]``: the forward pass, node by node."""
+
+    scenario = _load(args.scenario, args.data_dir, args.set)
+    model = scenario.build_model()
+    if args.at:
+        given: dict[str, list[float]] = {}
+        for text in args.at:
+            name, values = _at(text)
+            given.setdefault(name, []).extend(values)
+        result = forward_pass(model, inputs_at(scenario.data, given))
+    else:
+        result = forward_pass(model, scenario.data, scenario.loss)
+    _emit(_render(result, args.format), args.out, stdout)
+    return EXIT_OK
+
+
+def _at(text: str) -> tuple[str, list[float]]:
+    """``--at dosage=0.5`` (or ``dosage=0,0.5,1``) as ``("dosage", [0.5])``."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise ChainruleError(f"--at {text}: expected NAME=VALUE, e.g. --at dosage=0.5")
+    numbers = []
+    for item in values.split(","):
+        try:
+            number = float(item)
+        except ValueError:
+            raise ChainruleError(
+                f"--at {text}: {item.strip()!r} is not a number (write e.g. {name}=0.5, "
+                f"or {name}=0,0.5,1 for several points)"
+            ) from None
+        if not np.isfinite(number):
+            raise ChainruleError(f"--at {text}: {item.strip()!r} is not a finite number")
+        numbers.append(number)
+    return normal_name(name), numbers
 
 
 def _linspace(start: float, stop: float, num: int, flag: str) -> Any:
@@ -351,7 +405,8 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule demo``: the seed's story (scan, ledger, chain rule), in the terminal.
 
     With ``--format json`` the three parts are one object, ``{"scan", "run",
-    "chain_rule"}``, each as ``scan``, ``run`` and ``explain`` print it.
+    "chain_rule"}`` after ``"schema_version"``, each as ``scan``, ``run`` and ``explain``
+    print it.
     """
 
     fmt = args.format
@@ -365,7 +420,11 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     table, diagnosis = ledger(history), diagnose(history)
     rule = chain_rule(run.start, scenario.data, scenario.loss, "b3")
     if fmt == "json":
-        story = {"scan": curve.to_dict(), "run": _run_dict(table, diagnosis)}
+        story = {
+            "schema_version": SCHEMA_VERSION,
+            "scan": curve.to_dict(),
+            "run": _run_dict(table, diagnosis),
+        }
         stdout.write(_json({**story, "chain_rule": rule.to_dict()}) + "\n")
     else:
         write = stdout.write
@@ -804,6 +863,24 @@ def build_parser() -> argparse.ArgumentParser:
     fmt_option(p)
     out_option(p)
     p.set_defaults(handler=cmd_scan)
+
+    p = command(
+        "predict",
+        "the forward pass: each named node, the predictions and the loss, nothing trained",
+        "chainrule predict inside-the-black-box --at dosage=0.5",
+    )
+    scenario_argument(p)
+    p.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="predict at these inputs instead of the data (no loss then), e.g. --at "
+        "dosage=0.5 or --at dosage=0,0.5,1; give every input of the model",
+    )
+    fmt_option(p)
+    out_option(p)
+    p.set_defaults(handler=cmd_predict)
 
     p = command(
         "plot",

@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ChainruleError
+from chainrule.losses import LOSSES
 from chainrule.nn.module import scalar_name
 from chainrule.text import decimals
+from chainrule.version import SCHEMA_VERSION
 
 #: A History's repr lists the trained values when there are at most this many.
 _REPR_VALUES = 8
@@ -77,7 +79,9 @@ class Stop:
     - ``step_size=tol``: StatQuest's rule. After a step, stop if every trained scalar's
       step size was smaller than ``tol`` in size.
     - ``loss=tol``: before a step, stop if the loss is already below ``tol``.
-    - ``max_steps=N``: stop after ``N`` steps.
+    - ``max_steps=N``: stop after ``N`` steps. ``max_steps=0`` trains nothing: the run
+      stops at once, at the starting values (StatQuest's first video: predictions at
+      given values).
 
     A loss or slope that is not a finite number always stops the run ("diverged"), and
     so does a loss that has grown to more than :data:`DIVERGED_GROWTH` times the first
@@ -105,8 +109,8 @@ class Stop:
                 raise ChainruleError(f"stop: {name}: expected a number > 0, got {value!r}")
             object.__setattr__(self, name, float(value))
         n = self.max_steps
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ChainruleError(f"stop: max_steps: expected a whole number >= 1, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ChainruleError(f"stop: max_steps: expected a whole number >= 0, got {n!r}")
         object.__setattr__(self, "max_steps", int(n))
 
     @classmethod
@@ -170,13 +174,13 @@ class StepRecord:
 
         >>> record = StepRecord(1, 20.4, {"b3": 0.0}, {"b3": -15.7}, {"b3": -1.57}, {"b3": 1.57})
         >>> record.to_dict()["step_sizes"], sorted(record.to_dict())
-        ({'b3': -1.57}, ['loss', 'new_values', 'slopes', 'step', 'step_sizes', 'values'])
+        ({'b3': -1.57}, ['gradients', 'loss', 'new_values', 'step', 'step_sizes', 'values'])
         """
         return {
             "step": self.step,
             "loss": json_float(self.loss),
             "values": self.values,
-            "slopes": self.slopes,
+            "gradients": self.slopes,
             "step_sizes": self.step_sizes,
             "new_values": self.new_values,
         }
@@ -526,8 +530,9 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-ready data.
 
-        ``{"trained", "loss", "steps": [{"step", "loss", "values", "slopes", "step_sizes",
-        "new_values"}], "stop_reason", "final": {"values", "loss", "predictions"}}``.
+        ``{"schema_version", "trained", "loss_name", "loss_label", "steps": [{"step", "loss",
+        "values", "gradients", "step_sizes", "new_values"}], "stop_reason", "final":
+        {"values", "loss", "predictions"}}``, in the vocabulary of docs/json.md.
         Without detail, each step has its loss and empty per-scalar dicts.
 
         >>> import json
@@ -540,17 +545,26 @@ class History:
         ...         return x[:, 0] * 0 + self.b
         >>> history = train(Line(), ([[0.0], [1.0]], [1.0, 1.0]), stop={"max_steps": 2})
         >>> sorted(history.to_dict())
-        ['final', 'loss', 'steps', 'stop_reason', 'trained']
+        ['final', 'loss_label', 'loss_name', 'schema_version', 'steps', 'stop_reason', 'trained']
         >>> json.dumps(history.to_dict()["final"])
         '{"values": {"b": 0.64}, "loss": 0.2592, "predictions": [0.64, 0.64]}'
         """
         return {
+            "schema_version": SCHEMA_VERSION,
             "trained": list(self.trained),
-            "loss": self.loss_name,
+            "loss_name": self.loss_name,
+            "loss_label": self.loss_label,
             "steps": [self.step_dict(i) for i in range(self.num_steps)],
             "stop_reason": self.stop_reason,
             "final": self.final_dict(),
         }
+
+    @property
+    def loss_label(self) -> str:
+        """The loss as a derivation writes it (``SSR``); a loss of the user's own keeps its
+        name."""
+        spec = LOSSES.get(self.loss_name)
+        return self.loss_name if spec is None else spec.display
 
     def step_dict(self, i: int) -> dict[str, Any]:
         """Step ``i + 1`` as JSON-ready data (see :meth:`to_dict`), built alone: a reader
@@ -562,7 +576,7 @@ class History:
             "step": i + 1,
             "loss": json_float(self.losses[i]),
             "values": empty,
-            "slopes": empty,
+            "gradients": empty,
             "step_sizes": empty,
             "new_values": empty,
         }

@@ -502,6 +502,8 @@ class Trainer:
         out = loss_value = out_data = None
         final: tuple[np.ndarray, float] | None = None  # an up-to-date full-data forward pass
         # Overflow is diagnosed below, in words: a loss or slope that is not a finite number.
+        if max_steps == 0:  # nothing to train: the run ends at the starting values
+            reason = "max_steps"
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 while step < budget:

@@ -7,6 +7,8 @@ is rendered by ``render(obj, fmt)`` or ``obj.render(fmt)`` in one of :data:`FORM
 its JSON contract.
 
 - :func:`ledger`: StatQuest's step table of a training run, and why it stopped.
+- :func:`forward_pass`: each named node, the predictions, the residuals and the loss at
+  the model's values (StatQuest's first video), before any training.
 - :func:`scan`: the loss over a grid of one or two parameters ("brute force").
 - :func:`chain_rule`: ``dSSR/dw1`` as a product of local derivatives, every path, every
   data point, read off the engine's graph.
@@ -26,6 +28,7 @@ dSSR/db = dSSR/dpredicted x dpredicted/db
 from chainrule.explain.chain import ChainPath, ChainRule, Factor, chain_rule
 from chainrule.explain.diagnose import Diagnosis, diagnose
 from chainrule.explain.document import FORMATS, Explanation, render
+from chainrule.explain.forward import ForwardPass, forward_pass, inputs_at
 from chainrule.explain.ledger import Ledger, ledger
 from chainrule.explain.model_graph import unreached, where_not_finite
 from chainrule.explain.outcome import stop_message
@@ -40,12 +43,15 @@ __all__ = [
     "Diagnosis",
     "Explanation",
     "Factor",
+    "ForwardPass",
     "Ledger",
     "Question",
     "Scan",
     "chain_rule",
     "check_answer",
     "diagnose",
+    "forward_pass",
+    "inputs_at",
     "ledger",
     "quiz_questions",
     "render",

@@ -58,10 +58,11 @@ from chainrule.explain.local_derivatives import Edge, LocalDerivatives
 from chainrule.explain.model_graph import graph_nodes, loss_node, recording_twin
 from chainrule.explain.named_graph import NamedGraph
 from chainrule.explain.notation import derivative, latex_derivative, latex_name
-from chainrule.losses import Loss
+from chainrule.losses import Loss, loss_spec
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor, gradients
 from chainrule.text import decimals
+from chainrule.version import SCHEMA_VERSION
 
 #: More paths than this are refused: the explanation would be unreadable.
 MAX_PATHS = 1000
@@ -131,6 +132,8 @@ class ChainRule(Explanation):
     """The chain rule for ``d loss / d parameter``: every path, every data point.
 
     ``value`` is the engine's gradient; ``total`` (the sum of the paths) must equal it.
+    ``loss_name`` is the loss as the derivation writes it (``SSR``), ``loss_id`` as files
+    and the API name it (``ssr``; the same when it was not given by name).
     ``inputs`` holds the data's input columns, to label the per-point rows. When no path
     at all leads from the loss to the parameter, ``paths`` is empty, ``value`` is 0 and
     ``unreached`` says why (e.g. the only line that uses it is not used by the output).
@@ -142,6 +145,7 @@ class ChainRule(Explanation):
     paths: tuple[ChainPath, ...]
     inputs: dict[str, np.ndarray]
     unreached: str | None = None
+    loss_id: str | None = None
 
     @property
     def total(self) -> float:
@@ -159,9 +163,9 @@ class ChainRule(Explanation):
         return {f.label: f.formula for path in self.paths for f in path.factors}
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"parameter", "loss", "value", "paths", "formulas", "points", "path_sums",
-        "sum"}``; ``points`` holds, per data point, its inputs, each path's factor values
-        and each path's product."""
+        """``{"schema_version", "parameter", "loss_name", "loss_label", "gradient", "paths",
+        "formulas", "points", "path_sums", "sum"}``; ``points`` holds, per data point, its
+        inputs, each path's factor values and each path's product (docs/json.md)."""
         n = len(next(iter(self.inputs.values()))) if self.inputs else 0
         products = [path.products for path in self.paths]
         points = []
@@ -175,9 +179,11 @@ class ChainRule(Explanation):
             )
         return plain(
             {
+                "schema_version": SCHEMA_VERSION,
                 "parameter": self.parameter,
-                "loss": self.loss_name,
-                "value": self.value,
+                "loss_name": self.loss_id or self.loss_name,
+                "loss_label": self.loss_name,
+                "gradient": self.value,
                 "paths": [[f.label for f in path.factors] for path in self.paths],
                 "formulas": self.formulas,
                 "points": points,
@@ -258,7 +264,7 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
     root = loss_node(model, data, loss, record_inputs=True)
     if id(ref.parameter) not in graph_nodes(root):
         why = _unreached(model, ref.name, ref.parameter.name or ref.name, root.name or "")
-        return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why)
+        return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why, _loss_id(loss))
     (slope,) = gradients(root, [ref.parameter], retain_graph=True)
     graph = NamedGraph(root, data.n, data.target_name, data.input_names)
     target_unit = int(np.ravel_multi_index(ref.index, ref.parameter.shape))
@@ -269,7 +275,13 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
         value=float(np.asarray(slope)[ref.index]),
         paths=tuple(paths),
         inputs=inputs,
+        loss_id=_loss_id(loss),
     )
+
+
+def _loss_id(loss: str | Loss) -> str:
+    """The loss as files and the API name it: ``ssr`` (a function of the user's: its name)."""
+    return loss_spec(loss).name
 
 
 def _unreached(model: Module, scalar: str, name: str, loss: str) -> str:

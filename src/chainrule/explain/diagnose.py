@@ -3,7 +3,8 @@
 A run *converged* (a stop rule fired near the lowest point), *diverged* (the loss grew
 without bound), *oscillated* (the slope changed sign every step up to the step limit) or
 *crawled* (it hit the step limit taking small steps, or a step-size rule stopped it early:
-far from the best value, or while the loss was still falling fast). The reason comes from
+far from the best value, or while the loss was still falling fast); a run told to take
+no step (``max_steps = 0``) is *untrained*. The reason comes from
 the history itself: when the ratio of successive slopes is constant, each step multiplies
 the distance to the best value by that ratio. For a bias under the SSR with plain gradient
 descent the ratio is ``1 - 2 n lr`` (the loss is a parabola of curvature ``2 n`` in the
@@ -33,7 +34,7 @@ from chainrule.losses import LOSSES
 from chainrule.text import constant, decimals, significant
 
 #: The kinds of run a diagnosis tells apart.
-KINDS = ("converged", "diverged", "growing", "oscillating", "crawling")
+KINDS = ("converged", "diverged", "growing", "oscillating", "crawling", "untrained")
 #: How many of the last steps must flip the slope's sign to call a run oscillating.
 OSCILLATION_STEPS = 6
 #: How close successive slope ratios must be to count as one constant factor.
@@ -109,6 +110,8 @@ def diagnose(history: History) -> Diagnosis:
     >>> d.kind, d.learning_rate_limit
     ('diverged', 0.3333333333333333)
     """
+    if history.stop_reason == "max_steps" and history.stop.max_steps == 0:
+        return Diagnosis("untrained", f"Nothing to diagnose: {stop_message(history)}.")
     slopes = _slopes(history)
     contraction = _contraction(history, slopes)
     factor = None if contraction is None else contraction.factor

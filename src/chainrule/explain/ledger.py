@@ -42,9 +42,10 @@ from chainrule.explain.document import (
 from chainrule.explain.notation import latex_derivative, latex_name, loss_display_name
 from chainrule.explain.outcome import stop_message
 from chainrule.training import History
+from chainrule.version import SCHEMA_VERSION
 
 #: The per-scalar dicts of a step record, in the order the ledger shows them.
-_PARTS = ("values", "slopes", "step_sizes", "new_values")
+_PARTS = ("values", "gradients", "step_sizes", "new_values")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +53,7 @@ class Ledger(Explanation):
     """The chosen rows of a training history, ready to render.
 
     ``steps`` are the history's step records as JSON-ready dicts (``step``, ``loss``,
-    ``values``, ``slopes``, ``step_sizes``, ``new_values``), restricted to the chosen
+    ``values``, ``gradients``, ``step_sizes``, ``new_values``), restricted to the chosen
     rows and ``columns``; ``gap_before`` is the row before which rows were left out.
     """
 
@@ -71,10 +72,13 @@ class Ledger(Explanation):
         return loss_display_name(self.loss)
 
     def to_dict(self) -> dict[str, Any]:
-        """``history.to_dict()`` restricted to the chosen rows (and columns, if chosen)."""
+        """``history.to_dict()`` restricted to the chosen rows (and columns, if chosen), with
+        the loss's label (``SSR``) after its name (docs/json.md)."""
         return {
+            "schema_version": SCHEMA_VERSION,
             "trained": list(self.trained),
-            "loss": self.loss,
+            "loss_name": self.loss,
+            "loss_label": self.loss_name,
             "steps": [dict(step) for step in self.steps],
             "stop_reason": self.stop_reason,
             "final": self.final,

@@ -26,6 +26,11 @@ def stop_message(history: History) -> str:
     if reason == "diverged":
         assert history.divergence is not None
         return diverged_message(history, history.divergence)
+    if reason == "max_steps" and stop.max_steps == 0:
+        return (
+            "nothing was trained (max_steps = 0): the model keeps its starting values "
+            f"(the loss is {significant(history.final_loss)})"
+        )
     summary = _summary(history)
     if reason == "step_size":
         return f"{summary}: every step size is below {stop.step_size:g}"

@@ -28,10 +28,11 @@ from chainrule.errors import ChainruleError
 from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table, plain
 from chainrule.explain.model_graph import loss_node
 from chainrule.explain.notation import latex_name
-from chainrule.losses import Loss
+from chainrule.losses import Loss, loss_spec
 from chainrule.nn.module import Module
 from chainrule.tensor import no_grad
 from chainrule.text import decimals
+from chainrule.version import SCHEMA_VERSION
 
 #: The most grid points a scan computes (one forward pass each): enough for any curve or
 #: contour plot, and a typo such as ``--num 100000000`` is refused instead of running for
@@ -55,6 +56,7 @@ class Scan(Explanation):
     loss_name: str
     parameter2: str | None = None
     values2: np.ndarray | None = None
+    loss_id: str | None = None  # the loss as files name it (``ssr``); loss_name: ``SSR``
 
     @property
     def best(self) -> dict[str, float] | None:
@@ -71,14 +73,20 @@ class Scan(Explanation):
         return best
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"parameter", "values", "loss", "best"}`` (+ ``"parameter2"``, ``"values2"``);
-        ``loss`` is a list of lists for two parameters, and NaN is null."""
-        out: dict[str, Any] = {"parameter": self.parameter, "values": self.values.tolist()}
+        """``{"schema_version", "parameter", "values", "loss_name", "loss_label", "losses",
+        "best"}`` (+ ``"parameter2"``, ``"values2"``); ``losses`` is a list of lists for two
+        parameters, and NaN is null (docs/json.md)."""
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "parameter": self.parameter,
+            "values": self.values.tolist(),
+        }
         if self.parameter2 is not None and self.values2 is not None:
             out["parameter2"] = self.parameter2
             out["values2"] = self.values2.tolist()
-        out["loss_name"] = self.loss_name
-        out["loss"] = plain(self.loss)
+        out["loss_name"] = self.loss_id or self.loss_name
+        out["loss_label"] = self.loss_name
+        out["losses"] = plain(self.loss)
         out["best"] = self.best
         return out
 
@@ -164,7 +172,8 @@ def scan(
             out = loss_node(model, data, loss)
             losses[index] = out.item()
             name = out.name or name
-    return Scan(ref.name, grid, losses, name, None if ref2 is None else ref2.name, grid2)
+    parameter2 = None if ref2 is None else ref2.name
+    return Scan(ref.name, grid, losses, name, parameter2, grid2, loss_spec(loss).name)
 
 
 def _grid(values: Sequence[float] | np.ndarray, parameter: str) -> np.ndarray:

@@ -8,7 +8,7 @@ in ``docs/web.md``; ``GET /api/openapi.json`` gives its schema.
 >>> client = TestClient(create_app())
 >>> session = client.post("/api/sessions", json={"scenario": "main-ideas"}).json()["session"]
 >>> step = client.post(f"/api/sessions/{session}/step").json()["steps"][0]
->>> round(step["slopes"]["b3"], 4)
+>>> round(step["gradients"]["b3"], 4)
 -15.6551
 """
 

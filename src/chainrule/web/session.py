@@ -8,7 +8,7 @@ no web framework: the server (:mod:`chainrule.web.app`) only turns its answers i
 
 >>> session = Session.from_scenario(load_scenario("main-ideas"))
 >>> first = session.step(1)["steps"][0]
->>> round(first["slopes"]["b3"], 4), round(first["new_values"]["b3"], 4)
+>>> round(first["gradients"]["b3"], 4), round(first["new_values"]["b3"], 4)
 (-15.6551, 1.5655)
 """
 
@@ -54,6 +54,7 @@ from chainrule.scenario import FileAccess, Scenario, load_scenario, parse_scenar
 from chainrule.tensor import Tensor, topological_order
 from chainrule.text import did_you_mean
 from chainrule.training import Trainer
+from chainrule.version import SCHEMA_VERSION
 
 #: Bounds on what one request or one server may ask for.
 MAX_SESSIONS = 200
@@ -322,7 +323,7 @@ class Session:
             {
                 "scenario": {"name": s.name or s.label, "title": s.title, "toml": self.source},
                 "description": s.description,
-                "loss": s.loss,
+                "loss_name": s.loss,
                 "parameters": self.parameters(),
                 "settings": {
                     "learning_rate": self.learning_rate,
@@ -497,14 +498,15 @@ class Session:
         frozen = {name for name, p in twin.named_parameters() if not self._trained(name)}
         return plain(
             {
-                "loss": s.loss,
+                "schema_version": SCHEMA_VERSION,
+                "loss_name": s.loss,
                 "nodes": [
                     {
                         "name": name,
                         "kind": kind,
                         "op": t.op.name if t.op is not None else None,
-                        "value": np.atleast_1d(np.asarray(t.data, dtype=np.float64)).ravel(),
-                        "gradient": np.atleast_1d(
+                        "values": np.atleast_1d(np.asarray(t.data, dtype=np.float64)).ravel(),
+                        "gradients": np.atleast_1d(
                             np.asarray(t.grad if t.grad is not None else 1.0, dtype=np.float64)
                         ).ravel(),
                         "trained": kind == "parameter" and name not in frozen,

@@ -104,7 +104,7 @@ function resetLedger(run) {
   $("ledger").tBodies[0].replaceChildren();
   $("stop-message").textContent = "";
   $("diagnosis").textContent = "";
-  if (run && run.steps && run.steps.length) addRows(run.steps, run.loss);
+  if (run && run.steps && run.steps.length) addRows(run.steps, run.loss_label);
   if (run && run.done) showStop(run);
   setRunning(false);
 }
@@ -114,7 +114,7 @@ function addRows(steps, loss) {
   if (!app.ledgerColumns) {
     const names = Object.keys(steps[0].values).slice(0, 3);
     app.ledgerColumns = names;
-    const L = (loss || "loss").toUpperCase();
+    const L = loss || "loss";
     const heads = ["step", ...names, L];
     for (const p of names) heads.push(`d${L}/d${p}`);
     for (const p of names) heads.push(names.length > 1 ? `step size (${p})` : "step size");
@@ -125,7 +125,7 @@ function addRows(steps, loss) {
   const body = table.tBodies[0];
   for (const s of steps) {
     const cells = [String(s.step), ...names.map((p) => fmt(s.values[p])), fmt(s.loss)];
-    for (const part of ["slopes", "step_sizes", "new_values"]) {
+    for (const part of ["gradients", "step_sizes", "new_values"]) {
       for (const p of names) cells.push(fmt(s[part][p]));
     }
     body.append(el("tr", {}, ...cells.map((c) => el("td", { text: c }))));
@@ -142,7 +142,7 @@ function showStop(result) {
 
 async function step(count = 1) {
   const result = await api("POST", `/api/sessions/${app.session}/step`, { steps: count });
-  if (result.steps.length) addRows(result.steps, result.loss);
+  if (result.steps.length) addRows(result.steps, result.loss_label);
   if (result.done) {
     showStop(result);
     pause();
@@ -438,14 +438,14 @@ async function drawLossCurve() {
     if (token !== lossToken) return;
     app.rule = rule;
     const W = 420, H = 260;
-    const loss = curve.loss;
+    const loss = curve.losses;
     const current = loss[40];
     const yr = range(loss);
     box.setAttribute("viewBox", `0 0 ${W} ${H}`);
     box.replaceChildren();
-    const { sx, sy } = axes(box, W, H, [from, to], yr, p.name, curve.loss_name);
+    const { sx, sy } = axes(box, W, H, [from, to], yr, p.name, curve.loss_label);
     box.append(svg("path", { d: path(curve.values, loss, sx, sy), fill: "none", stroke: "#e377c2", "stroke-width": 2 }));
-    const slope = rule.value, h = span * 0.4;
+    const slope = rule.gradient, h = span * 0.4;
     const clip = (y) => Math.max(yr[0], Math.min(yr[1], y));
     box.append(svg("line", { x1: sx(p.value - h), y1: sy(clip(current - slope * h)), x2: sx(p.value + h), y2: sy(clip(current + slope * h)), stroke: "#333", "stroke-dasharray": "5 3" }));
     box.append(svg("circle", { cx: sx(p.value), cy: sy(current), r: 5, fill: "#d62728" }));
@@ -470,7 +470,7 @@ function drawChain() {
   if (!rule || rule.parameter !== app.selected) { box.replaceChildren(); return; }
   const math = document.createElementNS(MATHNS, "math");
   math.setAttribute("display", "block");
-  const row = m("mrow", derivative(`d${rule.loss}/d${rule.parameter}`), mo("="));
+  const row = m("mrow", derivative(`d${rule.loss_label}/d${rule.parameter}`), mo("="));
   if (rule.points.length > 1) row.append(m("munder", mo("∑"), mi("points")));
   rule.paths.forEach((factors, i) => {
     if (i) row.append(mo("+"));
@@ -478,7 +478,7 @@ function drawChain() {
     factors.forEach((f, j) => { if (j) product.append(mo("×")); product.append(derivative(f)); });
     row.append(rule.paths.length > 1 ? m("mrow", mo("("), product, mo(")")) : product);
   });
-  row.append(mo("="), mn(fmt(rule.value)));
+  row.append(mo("="), mn(fmt(rule.gradient)));
   math.append(row);
   const formulas = el("ul", { class: "paths" }, ...Object.entries(rule.formulas).slice(0, 8).map(([k, v]) => el("li", { text: `${k} = ${v}` })));
   const points = rule.points.slice(0, 12);
@@ -506,8 +506,8 @@ async function backward() {
   const list = $("backward-list");
   list.replaceChildren(...app.walk.nodes.map((n, i) => {
     const done = i < app.walked;
-    const value = n.value.length > 4 ? `${n.value.length} values` : n.value.map(fmt).join(", ");
-    const grad = n.gradient.length > 4 ? `${n.gradient.length} values` : n.gradient.map(fmt).join(", ");
+    const value = n.values.length > 4 ? `${n.values.length} values` : n.values.map(fmt).join(", ");
+    const grad = n.gradients.length > 4 ? `${n.gradients.length} values` : n.gradients.map(fmt).join(", ");
     const label = n.kind === "loss" ? `${n.name} (the loss)` : n.kind === "parameter" ? `${n.name} (parameter${n.trained ? ", trained" : ", frozen"})` : `${n.name} = ${n.op}(…)`;
     return el("li", { class: done ? "done" : "pending" },
       el("span", { text: `${label}: value ${value}; ` }),
