@@ -95,3 +95,20 @@ def test_json_md_links_every_schema():
     text = (SCHEMAS.parent / "json.md").read_text(encoding="utf-8")
     for name in COMMANDS:
         assert f"(schemas/{name}.schema.json)" in text
+
+
+def test_the_web_pages_objects_follow_the_same_schemas():
+    pytest.importorskip("starlette")
+    from chainrule.scenario import load_scenario
+    from chainrule.web.session import Session
+
+    session = Session.from_scenario(load_scenario("main-ideas"))
+    validator("explain").validate(session.explain("b3"))
+    validator("scan").validate(session.scan("b3", 0.0, 4.0, 9))
+    validator("scan").validate(session.scan("b3", 0.0, 4.0, 3, "w3", -2.0, 0.0, 2))
+    validator("run").validate(session.step(2))  # a run still going: stop_reason is null
+    session.step(100)
+    validator("run").validate(session.history_dict())
+    walk = session.backward()
+    assert walk["loss_name"] == "ssr"
+    assert {"values", "gradients"} <= set(walk["nodes"][0])

@@ -50,6 +50,6 @@ def test_the_documented_commands_exist():
         if isinstance(action, argparse._SubParsersAction)
     ]
     assert documented == {
-        "demo", "run", "explain", "scan", "scenarios", "quiz", "plot", "new", "serve"
+        "demo", "predict", "run", "explain", "scan", "scenarios", "quiz", "plot", "new", "serve"
     }  # fmt: skip
     assert documented <= set(commands)

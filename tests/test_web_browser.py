@@ -117,6 +117,8 @@ def test_step_once_reads_the_seeds_first_row(page):
     sync_api.expect(row).to_contain_text(FIRST_SLOPE)
     cells = row.locator("td").all_inner_texts()
     assert cells == ["1", "0.0000", "20.4236", FIRST_SLOPE, FIRST_STEP_SIZE, FIRST_NEW_B3]
+    heads = ledger(page).locator("thead th").all_inner_texts()
+    assert heads == ["step", "b3", "SSR", "dSSR/db3", "step size", "new b3"]
     sync_api.expect(page.get_by_role("button", name="select b3")).to_have_count(2)
     shot(page, "playground-1280x800.png")
 
@@ -171,6 +173,8 @@ def test_learning_rate_moves_the_step_size(page):
 
 def test_slider_moves_the_fit_and_the_loss(page):
     number = page.get_by_role("spinbutton", name="value of b3")
+    # the tangent's slope is the chain rule's gradient (schema version 2's "gradient")
+    sync_api.expect(page.locator("#loss-curve")).to_contain_text(f"slope = {FIRST_SLOPE}")
     before = page.locator("#loss-curve").inner_html()
     number.fill("2.6")
     number.press("Enter")
