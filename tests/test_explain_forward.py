@@ -114,13 +114,15 @@ def test_the_text_rendering_is_golden():
 )
 def test_inputs_at_names_the_problem(given, message):
     with pytest.raises(ChainruleError, match=message):
-        inputs_at(dosage(), given)
+        inputs_at(dosage(), given, "--at")
 
 
-def test_inputs_of_different_lengths_are_refused():
+def test_inputs_of_different_lengths_or_missing_are_refused():
     data = Dataset({"a": [1.0], "b": [2.0]}, [0.0], "y", "two", "regression")
     with pytest.raises(ChainruleError, match="every input needs as many values"):
         inputs_at(data, {"a": [1.0, 2.0], "b": [1.0]})
+    with pytest.raises(ChainruleError, match=r"^inputs_at: give every input; missing b"):
+        inputs_at(data, {"a": [1.0]})
 
 
 # ---------------------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def cmd_predict(args: argparse.Namespace, stdout: TextIO) -> int:
         for text in args.at:
             name, values = _at(text)
             given.setdefault(name, []).extend(values)
-        result = forward_pass(model, inputs_at(scenario.data, given))
+        result = forward_pass(model, inputs_at(scenario.data, given, "--at"))
     else:
         result = forward_pass(model, scenario.data, scenario.loss)
     _emit(_render(result, args.format), args.out, stdout)

@@ -213,16 +213,19 @@ def _per_point(values: Any, n: int) -> np.ndarray:
     return array.reshape(n, -1)[:, 0] if array.ndim > 1 else array
 
 
-def inputs_at(data: Dataset, given: Mapping[str, Sequence[float]]) -> Dataset:
+def inputs_at(
+    data: Dataset, given: Mapping[str, Sequence[float]], source: str = "inputs_at"
+) -> Dataset:
     """Data points at the inputs ``given`` (name -> values), laid out as ``data``'s, with
     no observed values: for :func:`forward_pass` without a loss.
 
-    Every input of ``data`` must be given, each with the same number of values.
+    Every input of ``data`` must be given, each with the same number of values; an error
+    names ``source``, where the values came from (the command line passes ``--at``).
 
     >>> from chainrule.datasets import dosage
     >>> inputs_at(dosage(), {"dosage": [0.25]}).inputs["dosage"].tolist()
     [0.25]
-    >>> inputs_at(dosage(), {"dose": [0.25]})
+    >>> inputs_at(dosage(), {"dose": [0.25]}, "--at")
     Traceback (most recent call last):
     ...
     chainrule.errors.ChainruleError: --at dose: the model has no input 'dose'; did you mean 'dosage'? (its inputs: dosage)
@@ -231,18 +234,18 @@ def inputs_at(data: Dataset, given: Mapping[str, Sequence[float]]) -> Dataset:
     for name in given:
         if name not in names:
             raise ChainruleError(
-                f"--at {name}: the model has no input {name!r}{did_you_mean(name, names)} "
+                f"{source} {name}: the model has no input {name!r}{did_you_mean(name, names)} "
                 f"(its inputs: {', '.join(names)})"
             )
     missing = [name for name in names if name not in given]
     if missing:
         raise ChainruleError(
-            f"--at: give every input; missing {', '.join(missing)} (e.g. --at {missing[0]}=0.5)"
+            f"{source}: give every input; missing {', '.join(missing)} (e.g. {missing[0]}=0.5)"
         )
     counts = {name: len(values) for name, values in given.items()}
     if len(set(counts.values())) > 1:
         said = ", ".join(f"{name} has {k}" for name, k in counts.items())
-        raise ChainruleError(f"--at: every input needs as many values ({said})")
+        raise ChainruleError(f"{source}: every input needs as many values ({said})")
     n = next(iter(counts.values()))
     columns = {name: np.asarray(given[name], dtype=np.float64) for name in names}
     placeholder = np.zeros(n)  # no observed values: the pass runs without a loss
