@@ -64,6 +64,15 @@ def test_default_stop_is_1000_steps():
     assert (history.stop_reason, history.num_steps) == ("max_steps", 1000)
 
 
+def test_max_steps_0_trains_nothing_and_records_the_start():
+    model = seed_formula()
+    history = train(model, dosage(), stop={"max_steps": 0})
+    assert (history.stop_reason, history.num_steps, history.steps) == ("max_steps", 0, [])
+    assert model.scalar("b3").value == 0.0  # untouched
+    assert history.final_loss == pytest.approx(20.4235976776, abs=1e-9)  # SSR at b3 = 0
+    assert history.final_values["b3"] == 0.0
+
+
 @pytest.mark.parametrize(
     "stop, message",
     [
