@@ -33,7 +33,7 @@ from starlette.routing import Route
 from chainrule.errors import ChainruleError
 from chainrule.explain.quiz import check_answer
 from chainrule.lesson import Lesson, LessonInfo, Performed, builtin_lessons, load_lesson
-from chainrule.lesson.document import Checkpoint, Command, Figure, parse_command
+from chainrule.lesson.document import Block, Checkpoint, Command, Figure, parse_command
 from chainrule.lesson.player import checkpoint_question, format_value, perform_all
 from chainrule.lesson.render import block_html
 from chainrule.scenario import builtin_scenarios
@@ -135,7 +135,7 @@ class LessonShelf:
         return {"checkpoint": checkpoint, "correct": correct, "message": message}
 
 
-def _scenario_of(block: Any) -> str | None:
+def _scenario_of(block: Block) -> str | None:
     """The scenario a command or figure block reads, if it names one."""
     if isinstance(block, Figure):
         return block.scenario
