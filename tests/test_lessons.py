@@ -168,6 +168,61 @@ def test_the_numbers_are_computed_not_typed(name):
     assert not [n for n in COMPUTED_ONLY[name] if n in words]
 
 
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
+_SCENARIOS = LESSONS.parent / "scenarios"
+
+
+def _settings(lesson) -> set[float]:
+    """Every number a lesson sets itself: those written in its quantities' words and in
+    the built-in scenario files it reads, and 0 and 1 (as in ``ln(1 + e^x)``, ``1 - p``)."""
+    quantities = []
+    for block in lesson.blocks:
+        quantities += [inline.quantity for inline in getattr(block, "values", ())]
+        quantities += [inline.quantity for inline in getattr(block, "about_values", ())]
+        if block.kind == "checkpoint":
+            quantities.append(block.answer)
+    numbers = {0.0, 1.0}
+    for quantity in quantities:
+        numbers |= {float(n) for n in _NUMBER.findall(quantity.text)}
+        file = _SCENARIOS / f"{quantity.scenario}.toml"
+        if quantity.scenario and file.is_file():
+            settings = re.sub(r"#.*", "", file.read_text())  # its comments quote results
+            numbers |= {float(n) for n in _NUMBER.findall(settings)}
+    return numbers
+
+
+@pytest.mark.parametrize("name", PATH)
+def test_checkpoint_questions_type_no_computed_number(name):
+    """A number in a checkpoint's question (or its ``about``) is one the lesson set (a
+    starting value, an input, a quantity's own words); a number the engine computes is a
+    ``{{ ... }}``, filled in when the lesson is played."""
+    lesson = load_lesson(name)
+    allowed = _settings(lesson)
+    for block in lesson.blocks:
+        if block.kind != "checkpoint":
+            continue
+        for text in (block.question, block.about):
+            typed = _NUMBER.findall(re.sub(r"\{\{.*?\}\}", "", text))
+            stray = [n for n in typed if float(n) not in allowed]
+            assert not stray, f"{name} block {block.number}: {stray} typed in {text!r}"
+
+
+def test_a_checkpoint_question_shows_computed_numbers(handouts):
+    md = handouts["main-ideas"]["md"]
+    assert "b3 = 0 and the step size is -1.57. What is the new b3?" in md
+    md = handouts["inside-the-black-box"]["md"]
+    assert "What does softplus make of 2.14 (two decimals)?" in md
+    assert "2. 3.49 (2.28 x 1.53)" in md.split("## Answers")[1]
+
+
+def test_a_question_may_not_show_its_own_answer():
+    text = GOOD.replace("The slope?", "The slope is {{ slope main-ideas b3 step 1 }}?")
+    with pytest.raises(
+        ChainruleError, match=r"x\.md:6: block 2 \(checkpoint\): the question shows"
+    ):
+        parse_lesson(text, label="x.md")
+
+
 def test_the_answer_keys_hold_the_engines_numbers(handouts):
     key = handouts["inside-the-black-box"]["md"].split("## Answers")[1]
     assert "1. 2.25" in key and "2. 3.49" in key
@@ -270,6 +325,10 @@ answer: slope main-ideas b3
         ),
         (GOOD + "\n```checkpoint\nquestion: ?\n", ":10: block 3 (checkpoint)"),
         (GOOD.replace("question: The slope?\n", ""), ":5: block 2 (checkpoint)"),
+        (
+            GOOD.replace("The slope?", "The slope {{ slop main-ideas b3 }}?"),
+            ":6: block 2 (checkpoint)",
+        ),
         # found when played: a scenario that is not there
         (
             GOOD.replace("answer: slope main-ideas", "answer: slope no-such"),

@@ -44,7 +44,7 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chainrule.errors import ChainruleError
@@ -122,7 +122,9 @@ class Checkpoint:
     """A question whose answer is a quantity the engine computes.
 
     ``decimals`` is how the answer key writes it; ``about`` names the answer in the
-    feedback (``the step size of b3``).
+    feedback (``the step size of b3``). The question and ``about`` may hold ``{{ ... }}``
+    numbers, as prose does: ``values`` are the question's, ``about_values`` those of
+    ``about``, in order.
     """
 
     number: int
@@ -131,6 +133,8 @@ class Checkpoint:
     answer: Quantity
     decimals: int = 4
     about: str = ""
+    values: tuple[Inline, ...] = ()
+    about_values: tuple[Inline, ...] = ()
     kind: str = field(default="checkpoint", init=False)
 
 
@@ -287,20 +291,24 @@ class _Reader:
                 values.append(self.inline(match[1], start + offset))
         self.found.append(Text(len(self.found) + 1, start, text, tuple(values)))
 
-    def inline(self, text: str, line: int) -> Inline:
+    def inlines(self, text: str, line: int, kind: str) -> tuple[Inline, ...]:
+        """Every ``{{ ... }}`` of one line of text, in order."""
+        return tuple(self.inline(match[1], line, kind) for match in _INLINE.finditer(text))
+
+    def inline(self, text: str, line: int, kind: str = "text") -> Inline:
         spec, _, digits = text.partition("|")
         decimals, percent = 4, False
         if digits.strip():
             match = _DECIMALS.match(digits.strip())
             if match is None:
                 raise self.error(
-                    line, "text", f"{{{{{text}}}}}: after '|' write the decimals, e.g. | 2 or | 1%"
+                    line, kind, f"{{{{{text}}}}}: after '|' write the decimals, e.g. | 2 or | 1%"
                 )
             decimals, percent = int(match[1]), bool(match[2])
         try:
             return Inline(parse_quantity(spec), decimals, percent)
         except ChainruleError as exc:
-            raise self.error(line, "text", f"{{{{{text.strip()}}}}}: {exc}") from None
+            raise self.error(line, kind, f"{{{{{text.strip()}}}}}: {exc}") from None
 
     def command(self, body: list[str], line: int) -> None:
         lines = [(n, s.strip()) for n, s in enumerate(body, start=line + 1) if s.strip()]
@@ -374,14 +382,24 @@ class _Reader:
                     at, "checkpoint", f"decimals: expected a whole number 0 to 9, got {text!r}"
                 )
             decimals = int(text)
+        at, question = values["question"]
+        shown = self.inlines(question, at, "checkpoint")
+        about_at, about = values.get("about", (at, ""))
+        about_shown = self.inlines(about, about_at, "checkpoint")
+        if any(_same(inline.quantity, quantity) for inline in shown):
+            raise self.error(
+                at, "checkpoint", "the question shows its own answer: {{ " + answer + " }}"
+            )
         self.found.append(
             Checkpoint(
                 len(self.found) + 1,
                 line,
-                values["question"][1],
+                question,
                 quantity,
                 decimals,
-                values.get("about", (0, ""))[1],
+                about,
+                shown,
+                about_shown,
             )
         )
 
@@ -415,6 +433,11 @@ class _Reader:
                 decompose,
             )
         )
+
+
+def _same(a: Quantity, b: Quantity) -> bool:
+    """Whether two quantities name the same number, however their words were written."""
+    return replace(a, text="") == replace(b, text="")
 
 
 def parse_command(words: Sequence[str]) -> argparse.Namespace:

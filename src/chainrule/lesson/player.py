@@ -41,7 +41,7 @@ from chainrule.lesson.quantity import Workbench
 from chainrule.plots import INSTALL_HINT, plot_scenario
 from chainrule.plots.scenario_figures import UNTRAINED_KINDS
 
-__all__ = ["Performed", "format_value", "perform", "play"]
+__all__ = ["Performed", "checkpoint_question", "format_value", "perform", "play"]
 
 _INLINE = re.compile(r"\{\{(.*?)\}\}")
 
@@ -51,14 +51,16 @@ _QUIT = ("q", "quit", "exit")
 
 @dataclass(frozen=True)
 class Performed:
-    """What one block gave: ``text`` (prose or a command's output), ``answer`` (a
-    checkpoint's), ``image`` (a figure's PNG bytes) or ``note`` (why a figure is missing)."""
+    """What one block gave: ``text`` (prose, a command's output, or a checkpoint's question
+    with its numbers filled in), ``answer`` and ``about`` (a checkpoint's answer and what it
+    is), ``image`` (a figure's PNG bytes) or ``note`` (why a figure is missing)."""
 
     block: Block
     text: str = ""
     answer: float | None = None
     image: bytes | None = None
     note: str = ""
+    about: str = ""
 
 
 def format_value(value: float, decimals: int = 4, percent: bool = False) -> str:
@@ -84,15 +86,15 @@ def _run_command(block: Command, bench: Workbench) -> str:
     return out.getvalue().rstrip() + "\n"
 
 
-def _fill(block: Text, bench: Workbench) -> str:
-    """The prose with each ``{{ ... }}`` replaced by its computed number."""
-    values = iter(block.values)
+def _fill(text: str, inlines: tuple[Inline, ...], bench: Workbench) -> str:
+    """``text`` with each ``{{ ... }}`` replaced by its computed number."""
+    values = iter(inlines)
 
     def number(_: re.Match[str]) -> str:
         inline: Inline = next(values)
         return format_value(bench.value(inline.quantity), inline.decimals, inline.percent)
 
-    return _INLINE.sub(number, block.markdown)
+    return _INLINE.sub(number, text)
 
 
 def _draw(block: Figure, bench: Workbench) -> Performed:
@@ -121,11 +123,16 @@ def perform(lesson: Lesson, block: Block, bench: Workbench) -> Performed:
     """Compute what ``block`` shows; a failure names the lesson's file, line and block."""
     try:
         if isinstance(block, Text):
-            return Performed(block, text=_fill(block, bench))
+            return Performed(block, text=_fill(block.markdown, block.values, bench))
         if isinstance(block, Command):
             return Performed(block, text=_run_command(block, bench))
         if isinstance(block, Checkpoint):
-            return Performed(block, answer=bench.value(block.answer))
+            return Performed(
+                block,
+                text=_fill(block.question, block.values, bench),
+                answer=bench.value(block.answer),
+                about=_fill(block.about, block.about_values, bench),
+            )
         return _draw(block, bench)
     except ChainruleError as exc:
         raise lesson.error(block, str(exc)) from None
@@ -190,7 +197,7 @@ def play(
                     write(f"  wrote {path}\n\n")
             else:
                 assert isinstance(block, Checkpoint) and done.answer is not None
-                verdict = _ask(block, done.answer, stdin, stdout, echo, total)
+                verdict = _ask(done, stdin, stdout, echo, total)
                 if verdict is None:
                     write(
                         f"Stopped at block {block.number}. "
@@ -230,21 +237,39 @@ def _save_figure(folder: Path, lesson: Lesson, block: Figure, image: bytes) -> P
     return path
 
 
-def _ask(
-    block: Checkpoint, answer: float, stdin: TextIO, stdout: TextIO, echo: bool, total: int
-) -> bool | None:
-    """Ask until a number (or an empty line) is typed; None when the learner stops."""
+def checkpoint_question(done: Performed) -> Question:
+    """A performed checkpoint as a quiz :class:`~chainrule.explain.quiz.Question`, checked
+    by :func:`~chainrule.explain.quiz.check_answer` (the terminal and the web page alike).
 
-    question = Question(
+    >>> from chainrule.lesson.document import parse_lesson
+    >>> lesson = parse_lesson("# T\\n\\n```checkpoint\\nquestion: The first slope?\\n"
+    ...                       "answer: slope main-ideas b3\\nabout: dSSR/db3\\n```\\n")
+    >>> done = perform(lesson, lesson.blocks[1], Workbench())
+    >>> check_answer(checkpoint_question(done), "-15.66")
+    Check(correct=True, message='Right: dSSR/db3 is -15.6551.')
+    """
+    if not isinstance(done.block, Checkpoint) or done.answer is None:
+        raise ChainruleError(f"block {done.block.number} is a {done.block.kind}, not a checkpoint")
+    answer = done.answer
+    return Question(
         "value",
         "",
-        block.question,
+        done.text,
         answer,
         1e-9 * max(1.0, abs(answer)),
-        subject=block.about or "the answer",
+        subject=done.about or "the answer",
     )
+
+
+def _ask(done: Performed, stdin: TextIO, stdout: TextIO, echo: bool, total: int) -> bool | None:
+    """Ask until a number (or an empty line) is typed; None when the learner stops."""
+
+    block = done.block
+    assert isinstance(block, Checkpoint) and done.answer is not None
+    answer = done.answer
+    question = checkpoint_question(done)
     write = stdout.write
-    write(f"[{block.number}/{total}] Checkpoint: {block.question}\n")
+    write(f"[{block.number}/{total}] Checkpoint: {done.text}\n")
     write("(a number; Enter shows the answer, q stops)\n")
     while True:
         write("> ")

@@ -39,7 +39,7 @@ from chainrule.io import atomic_write
 from chainrule.lesson.document import Checkpoint, Command, Figure, Lesson, Text
 from chainrule.lesson.player import Performed, format_value, perform_all
 
-__all__ = ["HANDOUT_FORMATS", "render_html", "render_markdown", "write_handout"]
+__all__ = ["HANDOUT_FORMATS", "block_html", "render_html", "render_markdown", "write_handout"]
 
 #: The handout formats, by file suffix.
 HANDOUT_FORMATS = (".md", ".html")
@@ -58,7 +58,7 @@ def _key(performed: Sequence[Performed]) -> list[tuple[int, str, str]]:
     for p in performed:
         if isinstance(p.block, Checkpoint) and p.answer is not None:
             answer = format_value(p.answer, p.block.decimals)
-            out.append((exercise[p.block.number], answer, p.block.about))
+            out.append((exercise[p.block.number], answer, p.about))
     return out
 
 
@@ -79,7 +79,7 @@ def render_markdown(
         elif isinstance(block, Command):
             parts.append(f"```text\n$ chainrule {' '.join(block.argv)}\n\n{p.text.rstrip()}\n```")
         elif isinstance(block, Checkpoint):
-            parts.append(f"**Exercise {exercise[block.number]}.** {block.question}")
+            parts.append(f"**Exercise {exercise[block.number]}.** {p.text}")
         elif isinstance(block, Figure):
             caption = block.caption or f"{block.figure} of {block.scenario}"
             if block.number in figures:
@@ -123,32 +123,40 @@ def _prose_html(markdown: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
 
 
+def block_html(p: Performed, exercise: int | None = None) -> str:
+    """One performed block as HTML, as a handout shows it: prose rendered from Markdown, a
+    command with its output, a figure as a ``data:`` URI, a checkpoint as exercise
+    ``exercise`` (the web page's lesson panel shows its blocks with this too).
+
+    >>> from chainrule.lesson.document import parse_lesson
+    >>> lesson = parse_lesson("# T\\n\\n```chainrule\\nchainrule scenarios\\n```\\n")
+    >>> block_html(perform_all(lesson)[1]).splitlines()[0]
+    '<pre><code>$ chainrule scenarios'
+    """
+    block = p.block
+    if isinstance(block, Text):
+        return _prose_html(p.text)
+    if isinstance(block, Command):
+        command = escape(f"$ chainrule {' '.join(block.argv)}")
+        return f"<pre><code>{command}\n\n{escape(p.text.rstrip())}</code></pre>"
+    if isinstance(block, Checkpoint):
+        number = block.number if exercise is None else exercise
+        return f'<p class="exercise"><strong>Exercise {number}.</strong> {escape(p.text)}</p>'
+    assert isinstance(block, Figure)
+    caption = escape(block.caption or f"{block.figure} of {block.scenario}")
+    if p.image is None:
+        return f"<p><em>{caption}</em> ({escape(p.note)})</p>"
+    data = base64.b64encode(p.image).decode("ascii")
+    return (
+        f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
 def render_html(lesson: Lesson, performed: Sequence[Performed], answers: bool = True) -> str:
     """The handout as one HTML file: styles inline, figures as ``data:`` URIs."""
     exercise = _exercises(performed)
-    body = []
-    for p in performed:
-        block = p.block
-        if isinstance(block, Text):
-            body.append(_prose_html(p.text))
-        elif isinstance(block, Command):
-            command = escape(f"$ chainrule {' '.join(block.argv)}")
-            body.append(f"<pre><code>{command}\n\n{escape(p.text.rstrip())}</code></pre>")
-        elif isinstance(block, Checkpoint):
-            body.append(
-                f'<p class="exercise"><strong>Exercise {exercise[block.number]}.</strong> '
-                f"{escape(block.question)}</p>"
-            )
-        elif isinstance(block, Figure):
-            caption = escape(block.caption or f"{block.figure} of {block.scenario}")
-            if p.image is not None:
-                data = base64.b64encode(p.image).decode("ascii")
-                body.append(
-                    f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{caption}</figcaption></figure>"
-                )
-            else:
-                body.append(f"<p><em>{caption}</em> ({escape(p.note)})</p>")
+    body = [block_html(p, exercise.get(p.block.number)) for p in performed]
     key = _key(performed)
     if answers and key:
         items = "".join(

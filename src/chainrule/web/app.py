@@ -30,6 +30,7 @@ from chainrule.errors import ChainruleError
 from chainrule.scenario import builtin_scenarios, load_scenario
 from chainrule.text import did_you_mean
 from chainrule.version import __version__
+from chainrule.web.lessons import LessonShelf, lesson_routes
 from chainrule.web.session import (
     MAX_UPLOAD_BYTES,
     Session,
@@ -259,6 +260,7 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
         Route("/api/sessions/{session}/model.safetensors", model_file),
         Route("/api/sessions/{session}/scenario.toml", scenario_file),
     ]
+    routes += lesson_routes(LessonShelf(), _body)
     schema = openapi_schema(routes)
 
     async def openapi(request: Request) -> Response:

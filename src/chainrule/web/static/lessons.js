@@ -1,0 +1,138 @@
+// chainrule playground: the lessons side panel. The server performs each lesson with the
+// same player as `chainrule lesson` and renders each block with the handout's renderer;
+// this file only lays the blocks out and sends the learner's answers to be checked
+// (docs/web.md, "Lessons"). A checkpoint's answer never comes to the page before the
+// learner answers.
+"use strict";
+
+(() => {
+  const byId = (id) => document.getElementById(id);
+  const panel = byId("lessons-panel");
+  const toggle = byId("lessons-toggle");
+  const list = byId("lessons-list");
+  const article = byId("lesson");
+  const status = byId("lessons-status");
+  const back = byId("lessons-back");
+  let loaded = false;
+
+  async function call(method, path, body) {
+    const options = { method, headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, options);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+    return data;
+  }
+
+  function make(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    node.append(...children);
+    return node;
+  }
+
+  function say(text) { status.textContent = text || ""; }
+
+  function show(open) {
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    document.body.classList.toggle("lessons-open", open);
+    if (open && !loaded) showList().catch((error) => say(error.message));
+    if (open) byId("lessons-h").focus();
+    else toggle.focus();
+  }
+
+  async function showList() {
+    say("Loading the lessons...");
+    const { lessons } = await call("GET", "/api/lessons");
+    list.replaceChildren(...lessons.map((lesson) => make("li", {},
+      make("button", { type: "button", class: "lesson-link", onclick: () => openLesson(lesson.name) },
+        lesson.title),
+      make("p", { class: "lesson-summary", text: lesson.summary }))));
+    loaded = true;
+    say("");
+    list.hidden = false;
+    article.hidden = true;
+    back.hidden = true;
+  }
+
+  async function openLesson(name) {
+    say("Playing the lesson: running its commands and drawing its figures...");
+    let lesson;
+    try {
+      lesson = await call("GET", `/api/lessons/${encodeURIComponent(name)}`);
+    } catch (error) {
+      say(error.message);
+      return;
+    }
+    const opened = new Set();
+    const blocks = lesson.blocks.map((block) => {
+      const box = make("div", { class: `lesson-block ${block.kind}`, "data-block": block.number });
+      box.innerHTML = block.html;  // rendered on the server from the lesson's Markdown, escaped
+      if (block.kind === "checkpoint") box.append(checkpoint(lesson.name, block));
+      if (block.scenario && !opened.has(block.scenario)) {
+        opened.add(block.scenario);
+        box.append(make("button", {
+          type: "button", class: "open-scenario",
+          onclick: () => openScenario(block.scenario),
+        }, `Open ${block.scenario} in the playground`));
+      }
+      return box;
+    });
+    article.replaceChildren(
+      make("p", { class: "lesson-place", text: `Lesson ${lesson.position}: ${lesson.checkpoints} checkpoints` }),
+      ...blocks);
+    list.hidden = true;
+    article.hidden = false;
+    back.hidden = false;
+    panel.scrollTop = 0;
+    say("");
+  }
+
+  function checkpoint(name, block) {
+    const label = `answer to exercise ${block.checkpoint}`;
+    const input = make("input", { type: "text", inputmode: "decimal", autocomplete: "off", "aria-label": label });
+    const feedback = make("p", { class: "feedback", "aria-live": "polite" });
+    const send = async (answer) => {
+      try {
+        const result = await call("POST",
+          `/api/lessons/${encodeURIComponent(name)}/checkpoints/${block.checkpoint}`, { answer });
+        feedback.textContent = result.message;
+        feedback.className = `feedback ${result.correct ? "ok" : "no"}`;
+      } catch (error) {
+        feedback.textContent = error.message;
+        feedback.className = "feedback no";
+      }
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") send(input.value); });
+    return make("div", { class: "answer" }, input,
+      make("button", { type: "button", onclick: () => send(input.value) }, "Check"),
+      make("button", { type: "button", class: "reveal", onclick: () => send("") }, "Show the answer"),
+      feedback);
+  }
+
+  function openScenario(name) {  // the playground's own scenario picker opens it
+    const select = byId("scenario-select");
+    if (![...select.options].some((o) => o.value === name)) return;
+    select.value = name;
+    select.dispatchEvent(new Event("change"));
+    if (window.matchMedia("(max-width: 900px)").matches) show(false);  // the panel covers it
+  }
+
+  toggle.addEventListener("click", () => show(panel.hidden));
+  byId("lessons-close").addEventListener("click", () => show(false));
+  back.addEventListener("click", () => showList().catch((error) => say(error.message)));
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !panel.hidden) show(false); });
+  byId("lessons-h").setAttribute("tabindex", "-1");
+  if (new URLSearchParams(location.search).has("lesson")) {
+    show(true);
+    openLesson(new URLSearchParams(location.search).get("lesson"));
+  }
+})();
