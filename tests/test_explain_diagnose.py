@@ -196,6 +196,108 @@ def test_adam_is_not_explained_by_a_gradient_descent_factor():
     assert d.factor is None and d.kind in ("crawling", "oscillating")
 
 
+def test_a_learning_rate_too_small_to_move_b3_is_stalled_not_converged():
+    history = b3_run(1e-320)
+    assert history.stop_reason == "step_size" and history.num_steps == 1
+    d = diagnose(history)
+    assert d.kind == "stalled"
+    assert "converged" not in d.message.replace("did not converge", "")
+    assert "The learning rate 1e-320 is too small to move the parameters" in d.message
+    assert "the slope of b3 is -15.7, but its step size (-1.57e-319)" in d.message
+    assert "float64 numbers near b3 (2.22e-16, np.spacing)" in d.message
+    # the suggestion makes the first step about 0.1: 0.1 / 15.66 -> 0.001 (a power of ten)
+    assert "--set train.learning_rate=0.001" in d.message
+
+
+def test_a_learning_rate_that_leaves_the_values_unchanged_is_stalled():
+    model = Formula(FORMULA, inputs=["dosage"], values={**FITTED, "b3": 1.0})
+    model.freeze()
+    model.unfreeze("b3")
+    history = train(model, dosage(), learning_rate=1e-20, stop={"max_steps": 5})
+    assert [r.new_values["b3"] for r in history.steps] == [1.0] * 5  # not one bit moved
+    d = diagnose(history)
+    assert d.kind == "stalled" and "reached the limit of 5 steps" in d.message
+
+
+def test_dead_relu_units_of_an_mlp_are_named_not_converged():
+    # Both hidden ReLUs get a negative input at every dosage: only output.bias can learn.
+    model = nn.MLP([1, 2, 1], activation="relu").at({"hidden.bias[0]": -5, "hidden.bias[1]": -5})
+    history = train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001})
+    assert history.stop_reason == "step_size"
+    d = diagnose(history)
+    assert d.kind == "dead"
+    assert d.message.startswith("The run did not converge: trained 7 parameters for ")
+    assert "6 of 7 slopes are exactly 0 since step 1 (hidden.weight[0,0]" in d.message
+    assert "output.weight[1,0]), so those parameters do not move" in d.message
+    assert "Dead units: units 0 and 1 of layer hidden." in d.message
+    assert "output.bias" not in d.message
+
+
+def test_units_that_die_after_the_first_step_are_dead_since_step_2():
+    model = Formula(
+        "predicted = w3 * relu(w1 * dosage + b1) + b3",
+        inputs=["dosage"],
+        values={"w1": 1.0, "b1": 0.1, "w3": 5.0, "b3": 0.0},
+    )
+    history = train(model, dosage(), learning_rate=0.3, stop={"step_size": 0.001})
+    assert history.steps[0].slopes["b1"] != 0 and history.steps[1].slopes["b1"] == 0
+    d = diagnose(history)
+    assert d.kind == "dead"
+    assert "3 of 4 slopes are exactly 0 since step 2 (w3, w1, b1)" in d.message
+
+
+def test_one_dead_unit_among_many_is_named_without_changing_the_verdict():
+    model = nn.MLP([1, 3, 1], activation="relu", seed=1).at({"hidden.bias[2]": -5})
+    model = model.at({"hidden.weight[0,2]": 0.5})
+    history = train(model, dosage(), learning_rate=0.05, stop={"max_steps": 40})
+    d = diagnose(history)
+    assert d.kind != "dead"
+    assert "3 of 10 slopes are exactly 0 since step 1" in d.message
+    assert "Dead units: unit 2 of layer hidden." in d.message
+
+
+DEAD_SCENARIO = """
+[data]
+dosage = [0.0, 0.5, 1.0]
+observed = [0.0, 1.0, 0.0]
+[model]
+formula = \"\"\"
+y1 = relu(w1 * dosage + b1)
+y2 = relu(w2 * dosage + b2)
+predicted = w3 * y1 + w4 * y2 + b3
+\"\"\"
+[parameters]
+w1 = 1.0
+b1 = -5.0
+w2 = 2.0
+b2 = -5.0
+w3 = 1.0
+w4 = 1.0
+b3 = 0.0
+[train]
+learning_rate = 0.1
+stop = { step_size = 0.001 }
+"""
+
+
+def test_the_cli_names_dead_units_and_a_learning_rate_too_small(tmp_path, capsys):
+    from chainrule import cli
+
+    path = tmp_path / "dead.toml"
+    path.write_text(DEAD_SCENARIO)
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "The run did not converge" in out and "run converged" not in out
+    assert "6 of 7 slopes are exactly 0 since step 1 (w1, b1, w2, b2, w3, w4)" in out
+    assert cli.main(["run", "main-ideas", "--set", "train.learning_rate=1e-320"]) == 0
+    out = capsys.readouterr().out
+    assert "The learning rate 1e-320 is too small to move the parameters" in out
+    assert "--set train.learning_rate=0.001" in out
+    # the option it names works, and then the run converges
+    assert cli.main(["run", "main-ideas", "--set", "train.learning_rate=0.001"]) == 0
+    assert "is too small" not in capsys.readouterr().out
+
+
 # -- quiz --------------------------------------------------------------------------------
 
 
