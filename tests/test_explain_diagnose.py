@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from seed import FITTED, FORMULA, THREE_START
+from seed import BLUE, FITTED, FORMULA, GREEN, THREE_START
 
 from chainrule import ChainruleError, nn
 from chainrule.datasets import dosage, load_dataset
@@ -313,12 +313,11 @@ def test_questions_for_the_first_step(seed_history):
     assert slope.answer == pytest.approx(-15.6551083806, abs=1e-9)
     assert step_size.answer == pytest.approx(-1.5655108381, abs=1e-9)
     assert new.answer == pytest.approx(1.5655108381, abs=1e-9)
-    assert slope.prompt == "Step 1: b3 = 0.0000. What is the slope dSSR/db3?"
+    assert slope.prompt == "What is the slope dSSR/db3 at b3 = 0.0000?"
     assert step_size.prompt == (
-        "Step 1: the slope dSSR/db3 is -15.6551 and the learning rate is 0.1. "
-        "What is the step size?"
+        "The slope dSSR/db3 is -15.6551 and the learning rate is 0.1: what is the step size of b3?"
     )
-    assert new.prompt == "Step 1: b3 = 0.0000 and the step size is -1.5655. What is the new b3?"
+    assert new.prompt == "b3 = 0.0000 and the step size is -1.5655: what is the new b3?"
     assert quiz_questions(seed_history, 2)[0].answer == pytest.approx(-6.2620433522, abs=1e-9)
 
 
@@ -349,9 +348,9 @@ def test_feedback(seed_history):
     slope, step_size, new = quiz_questions(seed_history, 1)
     ok, feedback = check_answer(slope, "-15.66")
     assert ok and feedback == "Right: dSSR/db3 is -15.6551."
-    ok, feedback = check_answer(step_size, "-15.66")
+    ok, feedback = check_answer(step_size, "-1.5")
     assert not ok
-    assert feedback.startswith("Not quite: the step size of b3 is -1.5655, not -15.66.")
+    assert feedback.startswith("Not quite: the step size of b3 is -1.5655, not -1.5.")
     assert "step size = slope x learning rate = -15.6551 x 0.1 = -1.5655" in feedback
     assert check_answer(new, "1.5655").correct  # from the numbers the prompt shows
     assert check_answer(new, "1.57").correct
@@ -402,3 +401,156 @@ def test_a_long_run_is_read_without_building_a_record_per_step():
     assert len(table.steps) == 6
     built = [r for r in history.steps._records if r is not None]
     assert len(built) <= 6, len(built)
+
+
+# -- wrong answers that teach ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_run():
+    from chainrule.run import Run
+
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
+    model.freeze()
+    model.unfreeze("b3")
+    return Run.train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001})
+
+
+def test_the_right_size_with_the_wrong_sign_is_named(seed_history):
+    slope, step_size, _ = quiz_questions(seed_history, 1)
+    assert check_answer(slope, "15.66") == (False, "Right size, wrong sign: dSSR/db3 is -15.6551.")
+    assert check_answer(step_size, "1.57").message == (
+        "Right size, wrong sign: the step size of b3 is -1.5655."
+    )
+
+
+def test_an_answer_off_by_the_learning_rate_is_named(seed_history):
+    slope, step_size, _ = quiz_questions(seed_history, 1)
+    assert check_answer(slope, "-1.566") == (
+        False,
+        "That is the step size (slope x learning rate 0.1); the slope dSSR/db3 is -15.6551.",
+    )
+    assert check_answer(step_size, "-15.66") == (
+        False,
+        "That is the slope; the step size is slope x learning rate = -15.6551 x 0.1 = -1.5655.",
+    )
+
+
+def test_a_slope_without_the_factor_2_is_named(seed_history):
+    slope = quiz_questions(seed_history, 1)[0]
+    assert check_answer(slope, "-7.83") == (
+        False,
+        "You left out the factor 2 of the squared residual's slope: dSSR/db3 is -15.6551.",
+    )
+    # cross entropy has no factor 2 to forget: no such sentence for its slopes
+    history = train(
+        nn.MLP([2, 2, 1]),
+        load_dataset("xor", n=8),
+        loss="binary_cross_entropy_with_logits",
+        stop={"max_steps": 1},
+    )
+    for question in quiz_questions(history, 1):
+        assert not any("factor" in m.message for m in question.mistakes)
+
+
+def test_one_data_points_term_alone_is_named(seed_run):
+    slope = quiz_questions(seed_run, 1)[0]
+    terms = [m for m in slope.mistakes if "term alone" in m.message]
+    # the chain rule's terms, one per data point, add up to the engine's slope
+    assert len(terms) == 3
+    assert sum(m.value for m in terms) == pytest.approx(slope.answer, abs=1e-12)
+    assert check_answer(slope, "-5.218") == (
+        False,
+        "That is data point 2's term alone (dosage = 0.5); the slope adds the terms of all 3 "
+        "points: dSSR/db3 is -15.6551.",
+    )
+    # from the History alone the terms are not known: a plain "not quite"
+    alone = quiz_questions(seed_run.history, 1)[0]
+    assert check_answer(alone, "-5.218").message.startswith("Not quite: dSSR/db3 is -15.6551")
+
+
+def test_a_new_value_computed_with_plus_is_named(seed_history):
+    new = quiz_questions(seed_history, 2)[2]  # b3 = 1.5655, step size -0.6262
+    assert check_answer(new, "0.9393") == (
+        False,
+        "That adds the step size; the new b3 = old b3 - step size = 1.5655 - (-0.6262) = 2.1917.",
+    )
+    assert check_answer(new, "2.19").correct
+
+
+def test_a_mistake_that_gives_the_right_answer_is_never_named():
+    # learning rate 1: the step size is the slope, so "that is the slope" would be wrong
+    history = b3_run(1.0, max_steps=1)
+    slope, step_size, _ = quiz_questions(history, 1)
+    assert check_answer(step_size, "-15.66").correct
+    assert check_answer(slope, "-15.66").correct
+
+
+# -- what the quiz shows -----------------------------------------------------------------
+
+
+def test_the_points_show_what_the_first_slope_is_worked_out_from(seed_run):
+    from chainrule.explain import quiz_points
+
+    points = quiz_points(seed_run, 1)
+    assert points.observed.tolist() == [0.0, 1.0, 0.0]
+    assert points.predicted == pytest.approx(GREEN, abs=1e-9)  # b3 = 0: the green curve
+    assert points.residual == pytest.approx([0 - GREEN[0], 1 - GREEN[1], 0 - GREEN[2]])
+    # dSSR/db3 = sum of -2 x residual: the slope the engine gives
+    slope = quiz_questions(seed_run, 1)[0].answer
+    assert float(-2 * points.residual.sum()) == pytest.approx(slope, abs=1e-9)
+    # before step 2 the model is at the new b3: the predictions training recorded
+    later = quiz_points(seed_run, 2)
+    assert later.predicted == pytest.approx(seed_run.history.steps[1].predictions, abs=1e-12)
+    assert later.render("text").splitlines()[0].split() == [
+        "dosage",
+        "observed",
+        "predicted",
+        "residual",
+    ]
+    assert json.loads(later.render("json"))["points"][1] == {
+        "inputs": {"dosage": 0.5},
+        "observed": 1.0,
+        "predicted": pytest.approx(seed_run.history.steps[1].predictions[1]),
+        "residual": pytest.approx(1 - seed_run.history.steps[1].predictions[1]),
+    }
+    with pytest.raises(ChainruleError, match="step must be between 0 and 10, got 11"):
+        quiz_points(seed_run, 11)
+
+
+def test_the_forward_pass_quiz_reads_the_models_own_forward_pass():
+    from chainrule.explain import forward_questions
+
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
+    questions = forward_questions(model, dosage())
+    assert [q.parameter for q in questions] == ["x1", "y1", "x2", "y2", "predicted"]
+    assert {q.kind for q in questions} == {"forward"}
+    x1, y1, _, _, predicted = questions
+    assert x1.prompt == (
+        "At dosage = 0.5, with w1 = 3.34 and b1 = -1.43: x1 = w1 * dosage + b1. What is x1?"
+    )
+    assert "softplus(x) = ln(1 + e^x)" in y1.prompt  # from the op table
+    assert x1.answer == pytest.approx(3.34 * 0.5 - 1.43)
+    assert FITTED["w3"] * y1.answer == pytest.approx(BLUE[1], abs=1e-9)
+    assert predicted.answer == pytest.approx(GREEN[1], abs=1e-9)
+    assert check_answer(predicted, "-1.609") == (
+        True,
+        "Right: predicted at dosage = 0.5 is -1.6090.",
+    )
+    assert check_answer(predicted, "1.609").message == (
+        "Right size, wrong sign: predicted at dosage = 0.5 is -1.6090."
+    )
+    assert check_answer(predicted, "-1.5").message.startswith("Not quite")
+    first = forward_questions(model, dosage(), 1)[-1]
+    assert first.answer == pytest.approx(GREEN[0], abs=1e-9)
+    with pytest.raises(ChainruleError, match="data point must be between 1 and 3, got 0"):
+        forward_questions(model, dosage(), 0)
+
+
+def test_the_forward_pass_quiz_of_a_layer_model_asks_for_its_output():
+    from chainrule.explain import forward_questions
+
+    model = nn.MLP([1, 2, 1], activation="softplus")
+    (question,) = forward_questions(model, dosage(), 3)
+    assert question.prompt == "At dosage = 1, what does the model predict?"
+    assert question.answer == pytest.approx(float(model.predict([[1.0]])[0]))
