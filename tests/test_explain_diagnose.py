@@ -554,3 +554,20 @@ def test_the_forward_pass_quiz_of_a_layer_model_asks_for_its_output():
     (question,) = forward_questions(model, dosage(), 3)
     assert question.prompt == "At dosage = 1, what does the model predict?"
     assert question.answer == pytest.approx(float(model.predict([[1.0]])[0]))
+
+
+def test_a_model_of_several_outputs_shows_one_column_and_asks_one_question_per_output():
+    from chainrule.explain import forward_questions, quiz_points
+    from chainrule.run import Run
+    from chainrule.scenario import load_scenario
+
+    s = load_scenario("iris-three")
+    run = Run.train(s.build_model(), s.data, loss=s.loss, stop={"max_steps": 1})
+    points = quiz_points(run, 1)
+    header = points.render("text").splitlines()[0].split()
+    assert header[-3:] == ["predicted[0]", "predicted[1]", "predicted[2]"]
+    assert points.residual is None  # cross entropy has no residuals
+    questions = forward_questions(run.start, s.data, 2)
+    assert [q.parameter for q in questions] == ["output 1", "output 2", "output 3"]
+    X = run.start.feed(s.data)
+    assert [q.answer for q in questions] == pytest.approx(run.start.predict(X[1:2])[0].tolist())

@@ -64,7 +64,7 @@ from chainrule.plots.scenario_figures import (
 )
 from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario, parse_set
-from chainrule.text import decimals, did_you_mean, normal_name
+from chainrule.text import decimals, did_you_mean, normal_name, significant
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 from chainrule.version import __version__
 
@@ -423,6 +423,9 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
+#: A layer model's forward-pass quiz lists its values when it has at most this many.
+_QUIZ_VALUES_SHOWN = 40
+
 #: Answers that end a quiz (as does an empty line or the end of the input).
 _QUIT = ("q", "quit", "exit")
 
@@ -449,6 +452,8 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
         write(f"{scenario.title}\nThe forward pass at the starting values")
         if model.formula_lines:
             write(":\n" + "\n".join(f"  {a.name} = {a.expression}" for a in model.formula_lines))
+        elif len(refs := list(model.scalars())) <= _QUIZ_VALUES_SHOWN:  # the values to use
+            write(":\n" + "\n".join(f"  {r.name} = {significant(r.value, 6)}" for r in refs))
         write("\nAnswer with a number; an empty line or q stops.\n\n")
         right, asked, _ = _ask_all(questions, stdin, write, stdout, echo)
         return _quiz_score(write, right, asked)

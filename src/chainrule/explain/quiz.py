@@ -255,8 +255,9 @@ def _one_point_mistakes(
 @dataclass(frozen=True)
 class QuizPoints(Explanation):
     """The data points as a quiz shows them before ``step`` (0: at the starting values):
-    each point's inputs, ``observed`` value, ``predicted`` value and, for a loss of
-    residuals, the ``residual`` (observed - predicted). ``shown`` points are listed."""
+    each point's inputs, ``observed`` value, ``predicted`` value (one column per output of
+    a model with several) and, for a loss of residuals, the ``residual`` (observed -
+    predicted). ``shown`` points are listed."""
 
     step: int
     inputs: dict[str, np.ndarray]
@@ -277,7 +278,7 @@ class QuizPoints(Explanation):
             point: dict[str, Any] = {
                 "inputs": {name: column[i] for name, column in self.inputs.items()},
                 "observed": self.observed[i],
-                "predicted": self.predicted[i],
+                "predicted": self.predicted[i],  # a list for a model of several outputs
             }
             if self.residual is not None:
                 point["residual"] = self.residual[i]
@@ -285,9 +286,15 @@ class QuizPoints(Explanation):
         return plain({"step": self.step, "points": points})
 
     def document(self) -> Document:
-        names = [*self.inputs, self.target_name, self.output_name]
+        outputs = self.predicted.reshape(len(self.predicted), -1).T  # one row per output
+        names = [*self.inputs, self.target_name]
+        names += (
+            [self.output_name]
+            if len(outputs) == 1
+            else [f"{self.output_name}[{j}]" for j in range(len(outputs))]
+        )
         columns = [Column(name, f"${latex_name(name)}$") for name in names]
-        cells: list[np.ndarray] = [*self.inputs.values(), self.observed, self.predicted]
+        cells: list[np.ndarray] = [*self.inputs.values(), self.observed, *outputs]
         if self.residual is not None:
             columns.append(Column("residual", "residual"))
             cells.append(self.residual)
@@ -315,13 +322,10 @@ def quiz_points(run: Run, step: int) -> QuizPoints:
     data = run.data
     predicted = np.asarray(model.predict(model.feed(data)), dtype=np.float64)
     observed = np.asarray(data.target, dtype=np.float64)
-    if predicted.ndim != 1 or observed.shape != predicted.shape:
-        raise ChainruleError(
-            "quiz: the table of points needs one output per data point, and this model has "
-            f"{predicted.shape[1] if predicted.ndim == 2 else predicted.shape} per point"
-        )
     spec = LOSSES.get(run.loss) if isinstance(run.loss, str) else None
-    residual = observed - predicted if spec is not None and spec.takes == "values" else None
+    residual = None
+    if spec is not None and spec.takes == "values" and predicted.shape == observed.shape:
+        residual = observed - predicted
     return QuizPoints(
         step,
         {name: np.asarray(column) for name, column in data.inputs.items()},
@@ -336,7 +340,7 @@ def quiz_points(run: Run, step: int) -> QuizPoints:
 def forward_questions(model: Module, data: Dataset, point: int | None = None) -> list[Question]:
     """Questions that walk the forward pass for data point ``point`` (1 to n; by default
     the middle one): each line of a formula model in order (its output only when it has more than
-    :data:`MAX_FORWARD_LINES` lines), the output of any other model. The answers are the
+    :data:`MAX_FORWARD_LINES` lines), each output of any other model. The answers are the
     model's own forward pass.
 
     >>> from chainrule.scenario import load_scenario
@@ -356,14 +360,18 @@ def forward_questions(model: Module, data: Dataset, point: int | None = None) ->
     at = ", ".join(f"{name} = {significant(column[i], 6)}" for name, column in data.inputs.items())
     lines = model.formula_lines
     if not lines:
-        out = np.asarray(model.predict(X[i : i + 1]), dtype=np.float64)
-        if out.size != 1:
-            raise ChainruleError(
-                f"quiz: a forward-pass question asks for one output, and this model has {out.size}"
-            )
-        answer = float(out.reshape(-1)[0])
+        out = np.asarray(model.predict(X[i : i + 1]), dtype=np.float64).reshape(-1)
+        if out.size == 1:
+            prompt = f"At {at}, what does the model predict?"
+            return [_forward_question("predicted", prompt, float(out[0]), at)]
         return [
-            _forward_question("predicted", f"At {at}, what does the model predict?", answer, at)
+            _forward_question(
+                f"output {j + 1}",
+                f"At {at}, what is the model's output {j + 1} of {out.size}?",
+                float(v),
+                at,
+            )
+            for j, v in enumerate(out)
         ]
     nodes = model.named_nodes(data)
     assigned = {line.name for line in lines}
