@@ -219,6 +219,21 @@ def test_a_learning_rate_that_leaves_the_values_unchanged_is_stalled():
     assert d.kind == "stalled" and "reached the limit of 5 steps" in d.message
 
 
+def test_a_run_that_starts_at_its_lowest_point_is_not_stalled():
+    # the slope is rounding noise (-2.2e-16), not one a larger learning rate would follow
+    model = Formula("predicted = 0 * dosage + b", inputs=["dosage"], values={"b": 1 / 3})
+    d = diagnose(train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001}))
+    assert d.kind == "converged" and "too small" not in d.message
+
+
+def test_every_slope_exactly_0_is_a_flat_point_and_says_so():
+    model = Formula("predicted = relu(w * dosage + b)", inputs=["dosage"], values={"w": 1, "b": -3})
+    d = diagnose(train(model, dosage(), learning_rate=0.1, stop={"step_size": 0.001}))
+    assert d.kind != "dead"  # it may be the lowest point: the sentence says both
+    assert "Every slope is exactly 0 since step 1 (w, b), so nothing moves" in d.message
+    assert "That is its lowest point, or dead units." in d.message
+
+
 def test_dead_relu_units_of_an_mlp_are_named_not_converged():
     # Both hidden ReLUs get a negative input at every dosage: only output.bias can learn.
     model = nn.MLP([1, 2, 1], activation="relu").at({"hidden.bias[0]": -5, "hidden.bias[1]": -5})

@@ -47,6 +47,9 @@ RATIO_TOLERANCE = 1e-6
 #: A step-size rule that fires more than this many last steps away from the best value
 #: stopped the run early: the steps were small because the learning rate was.
 FAR = 10
+#: A slope whose step of the size of its value would change the loss by less than this
+#: fraction of the loss is rounding noise, not a slope the learning rate fails to follow.
+SLOPE_NOISE = 1e-8
 #: A run whose loss would still fall by more than this fraction of its starting value (at
 #: its last rate) was stopped early, or still crawls.
 STILL_FALLING = 1e-3
@@ -207,9 +210,9 @@ def _diagnose(history: History) -> Diagnosis:
 
 def _stalled(history: History) -> str | None:
     """What to say when the learning rate is too small to move anything: some slope is not
-    0, yet at every step every step size is below the spacing of float64 numbers near the
-    value (``np.spacing`` of the value, or of 1 for values smaller than 1), so the values
-    do not change, or change in no digit that counts."""
+    0 (nor rounding noise), yet at every step every step size is below the spacing of
+    float64 numbers near the value (``np.spacing`` of the value, or of 1 for values smaller
+    than 1), so the values do not change, or change in no digit that counts."""
     if not history.steps:
         return None
     a = history.steps.arrays()
@@ -218,6 +221,12 @@ def _stalled(history: History) -> str | None:
         return None
     spacing = np.spacing(np.maximum(np.abs(values), 1.0))
     if not np.all(np.abs(sizes) < spacing):
+        return None
+    # A slope that is rounding noise (a run that starts at its lowest point) is not one
+    # that a larger learning rate would follow: the slopes must matter at the loss's scale.
+    losses = history.losses_with_final()
+    scale = float(np.max(np.abs(losses))) if np.all(np.isfinite(losses)) else 0.0
+    if not np.any(np.abs(slopes) * np.maximum(np.abs(values), 1.0) > SLOPE_NOISE * scale):
         return None
     last = slopes[-1]
     j = int(np.argmax(np.abs(last)))
@@ -251,16 +260,24 @@ class _Dead:
 
     @property
     def most(self) -> bool:
-        return 2 * len(self.names) > self.total
+        """Most slopes, but not all, are 0: the few others trained on alone. (All of them
+        at 0 is a flat point of the loss, which may be its lowest point.)"""
+        return self.total > len(self.names) > self.total / 2
 
     def sentence(self) -> str:
         n = len(self.names)
         shown = ", ".join(self.names[:DEAD_SHOWN]) + (", ..." if n > DEAD_SHOWN else "")
         what = "slope is" if n == 1 else "slopes are"
-        text = (
-            f"{n} of {self.total} {what} exactly 0 since step {self.since} ({shown}), so "
-            f"{'that parameter does' if n == 1 else 'those parameters do'} not move."
-        )
+        if n == self.total:
+            text = (
+                f"Every slope is exactly 0 since step {self.since} ({shown}), so nothing "
+                "moves: the loss is flat there. That is its lowest point, or dead units."
+            )
+        else:
+            text = (
+                f"{n} of {self.total} {what} exactly 0 since step {self.since} ({shown}), so "
+                f"{'that parameter does' if n == 1 else 'those parameters do'} not move."
+            )
         if self.units:
             text += f" Dead units: {'; '.join(self.units)}."
         return text + (
