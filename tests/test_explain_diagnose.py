@@ -586,3 +586,17 @@ def test_a_model_of_several_outputs_shows_one_column_and_asks_one_question_per_o
     assert [q.parameter for q in questions] == ["output 1", "output 2", "output 3"]
     X = run.start.feed(s.data)
     assert [q.answer for q in questions] == pytest.approx(run.start.predict(X[1:2])[0].tolist())
+
+
+def test_one_points_term_is_offered_only_when_the_table_shows_every_point():
+    from chainrule.explain.quiz import MAX_POINTS
+    from chainrule.run import Run
+
+    data = load_dataset("xor", n=MAX_POINTS + 1)
+    run = Run.train(nn.MLP([2, 2, 1]), data, loss="mse", stop={"max_steps": 1})
+    for question in quiz_questions(run, 1):
+        assert not any("term alone" in m.message for m in question.mistakes)
+    small = Run.train(nn.MLP([2, 2, 1]), data.subset(range(4)), loss="mse", stop={"max_steps": 1})
+    slope = quiz_questions(small, 1)[0]
+    terms = [m.value for m in slope.mistakes if "term alone" in m.message]
+    assert len(terms) == 4 and sum(terms) == pytest.approx(slope.answer, abs=1e-12)

@@ -229,8 +229,9 @@ def _one_point_mistakes(
     run: Run, model: Module, parameter: str, label: str, slope: float
 ) -> list[Mistake]:
     """One data point's term of the slope, for each point (the chain rule's per-point sums),
-    when the slope adds up more than one point."""
-    if run.data.n < 2:
+    when the slope adds up more than one point and the table shows them all (nobody adds
+    up more by hand)."""
+    if not 2 <= run.data.n <= MAX_POINTS:
         return []
     try:
         terms = chain_rule(model, run.data, run.loss, parameter).point_terms
