@@ -168,6 +168,9 @@ def test_quiz_forward_point_out_of_range_is_one_line(capsys):
     code, out, err = run_main(capsys, "quiz", "main-ideas", "--forward", "--point", "4")
     assert (code, out) == (2, "")
     assert err == "chainrule: error: quiz: the data point must be between 1 and 3, got 4\n"
+    code, out, err = run_main(capsys, "quiz", "main-ideas", "--point", "2")
+    assert (code, out) == (2, "")
+    assert err == "chainrule: error: --point chooses the data point of --forward: add --forward\n"
 
 
 def test_explain_in_a_subprocess():

@@ -51,6 +51,7 @@ from chainrule.explain import (
     where_not_finite,
 )
 from chainrule.explain.document import plain
+from chainrule.explain.quiz import NOT_QUITE
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
 from chainrule.io import atomic_write, load, save
@@ -446,6 +447,8 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
     scenario = _load(args.scenario, args.data_dir, args.set)
     write = stdout.write
+    if args.point is not None and not args.forward:
+        raise ChainruleError("--point chooses the data point of --forward: add --forward")
     if args.forward:
         model = scenario.build_model()
         questions = forward_questions(model, scenario.data, args.point)
@@ -510,7 +513,7 @@ def _ask_all(
         write(f"{message}\n")
         if correct:
             right += 1
-        elif question.kind == "slope" and wrong_slope is not None and message.startswith("Not"):
+        elif question.kind == "slope" and wrong_slope and message.startswith(NOT_QUITE):
             wrong_slope(question)
     return right, asked, False
 

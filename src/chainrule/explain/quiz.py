@@ -52,6 +52,9 @@ from chainrule.training import History
 #: forward pass.
 KINDS = ("slope", "step size", "new value", "forward")
 
+#: How the feedback on a wrong answer that no known slip explains begins.
+NOT_QUITE = "Not quite"
+
 #: The example of a number shown when an answer is not one: the same for every question.
 NUMBER_EXAMPLE = "1.5"
 
@@ -453,7 +456,7 @@ def check_answer(question: Question, text: str) -> Check:
             return Check(False, mistake.message)
     if answer != 0 and _matches(given, places, -answer, question.tolerance):
         return Check(False, f"Right size, wrong sign: {what} is {decimals(answer)}.")
-    feedback = f"Not quite: {what} is {decimals(answer)}, not {text.strip()}."
+    feedback = f"{NOT_QUITE}: {what} is {decimals(answer)}, not {text.strip()}."
     if 0.5 * 10.0**-places > _allowed(answer, places):
         feedback += " (Give at least two significant digits.)"
     if question.explanation:
