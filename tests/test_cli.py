@@ -127,16 +127,61 @@ def test_quiz_with_piped_answers_right_and_wrong():
     done = chainrule("quiz", "main-ideas", stdin=answers)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "What is the slope dSSR/db3? -15.66\nRight: dSSR/db3 is -15.6551." in out
-    assert "What is the step size? -1.5\nNot quite: the step size of b3 is -1.5655" in out
+    # what the first slope is worked out from: each point's observed, predicted, residual
+    assert (
+        "Step 1: the data points before it\n\n"
+        "dosage  observed  predicted  residual\n"
+        "------  --------  ---------  --------\n"
+        "0.0000    0.0000    -2.6037    2.6037\n"
+        "0.5000    1.0000    -1.6090    2.6090\n"
+        "1.0000    0.0000    -2.6149    2.6149\n"
+    ) in out
+    assert "What is the slope dSSR/db3 at b3 = 0.0000? -15.66\nRight: dSSR/db3 is -15.6551." in out
+    assert "step size of b3? -1.5\nNot quite: the step size of b3 is -1.5655" in out
     assert "not sure\nPlease type a number" in out  # asked again, not counted
-    assert "What is the new b3? 1.57\nRight: the new b3 is 1.5655." in out
+    assert "what is the new b3? 1.57\nRight: the new b3 is 1.5655." in out
+    assert "Step 2: the data points before it" in out
+    assert "0.5000    1.0000    -0.0435    1.0435" in out  # b3 = 1.5655 now
     # A wrong slope shows the chain rule worked out at step 2 (b3 = 1.5655).
     assert "Not quite: dSSR/db3 is -6.2620, not -6." in out
     assert "the engine's gradient: -6.2620" in out
     # The input ran out during step 2: the quiz ends cleanly with the score.
     assert out.rstrip().endswith("2 of 4 right.")
     assert done.stderr == ""
+
+
+def test_quiz_forward_asks_the_forward_pass_and_names_a_wrong_sign():
+    done = chainrule("quiz", "main-ideas", "--forward", stdin="0.24\n0.82\n-1.195\n0.26\n1.61\n")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "  predicted = w3 * y1 + w4 * y2 + b3\n" in out  # the formula, to work from
+    assert "w1 = 3.34 and b1 = -1.43: x1 = w1 * dosage + b1. What is x1? 0.24\nRight" in out
+    assert (
+        "What is predicted? 1.61\nRight size, wrong sign: predicted at dosage = 0.5 is -1.6090."
+        in out
+    )
+    assert out.rstrip().endswith("4 of 5 right.")
+    assert done.stderr == ""
+
+
+def test_quiz_names_known_slips_in_a_subprocess():
+    done = chainrule("quiz", "main-ideas", "--steps", "1", stdin="-7.83\n-15.66\n-1.57\n")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "? -7.83\nYou left out the factor 2 of the squared residual's slope: " in out
+    assert "? -15.66\nThat is the slope; the step size is slope x learning rate" in out
+    assert "? -1.57\nThat adds the step size; the new b3 = old b3 - step size" in out
+    assert "the engine's gradient" not in out  # a named slip needs no worked chain rule
+    assert out.rstrip().endswith("0 of 3 right.")
+
+
+def test_quiz_forward_point_out_of_range_is_one_line(capsys):
+    code, out, err = run_main(capsys, "quiz", "main-ideas", "--forward", "--point", "4")
+    assert (code, out) == (2, "")
+    assert err == "chainrule: error: quiz: the data point must be between 1 and 3, got 4\n"
+    code, out, err = run_main(capsys, "quiz", "main-ideas", "--point", "2")
+    assert (code, out) == (2, "")
+    assert err == "chainrule: error: --point chooses the data point of --forward: add --forward\n"
 
 
 def test_explain_in_a_subprocess():

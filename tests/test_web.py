@@ -188,6 +188,32 @@ def test_backward_walks_from_the_loss_to_the_parameters(client):
     assert by_name["predicted"]["gradients"] == pytest.approx(expected)
 
 
+def test_the_quiz_shows_the_points_and_offers_the_forward_pass(client):
+    sid = open_session(client)
+    data = client.get(f"/api/sessions/{sid}/quiz").json()
+    assert data["kind"] == "step"
+    assert data["questions"][0]["prompt"] == "What is the slope dSSR/db3 at b3 = 0.0000?"
+    points = data["points"]
+    assert points["columns"] == ["dosage", "observed", "predicted", "residual"]
+    predicted = [row[2] for row in points["rows"]]
+    assert predicted == pytest.approx([-2.6036652381, -1.6090193182, -2.6148696340], abs=1e-9)
+    assert -2 * sum(row[3] for row in points["rows"]) == pytest.approx(-15.6551083806)
+    slip = client.post(f"/api/sessions/{sid}/quiz", json={"index": 0, "answer": "-7.83"}).json()
+    assert slip == {
+        "correct": False,
+        "message": "You left out the factor 2 of the squared residual's slope: dSSR/db3 is "
+        "-15.6551.",
+    }
+    forward = client.get(f"/api/sessions/{sid}/quiz", params={"kind": "forward"}).json()
+    assert [q["parameter"] for q in forward["questions"]] == ["x1", "y1", "x2", "y2", "predicted"]
+    assert "points" not in forward
+    body = {"index": 4, "answer": "-1.609", "kind": "forward"}
+    assert client.post(f"/api/sessions/{sid}/quiz", json=body).json()["correct"] is True
+    wrong = client.get(f"/api/sessions/{sid}/quiz", params={"kind": "backward"})
+    assert wrong.status_code == 400
+    assert "kind: choose step or forward, got 'backward'" in wrong.json()["error"]
+
+
 def test_quiz_checks_with_the_engines_numbers(client):
     sid = open_session(client)
     questions = client.get(f"/api/sessions/{sid}/quiz").json()["questions"]

@@ -209,12 +209,36 @@ def test_chain_rule_is_mathml(page):
 
 def test_quiz(page):
     button(page, "Quiz me").click()
-    answer = page.get_by_role(
-        "textbox", name="answer: Step 1: b3 = 0.0000. What is the slope dSSR/db3?"
+    # what the slope is worked out from: each data point's observed, predicted, residual
+    points = page.locator("#quiz-points")
+    sync_api.expect(points.locator("thead th")).to_have_text(
+        ["dosage", "observed", "predicted", "residual"]
     )
+    sync_api.expect(points.locator("tbody tr").nth(1)).to_have_text(
+        "0.50001.0000-1.60902.6090"  # the cells' texts, run together
+    )
+    # the prompt says what is asked, in plain words
+    answer = page.get_by_role("textbox", name="answer: What is the slope dSSR/db3 at b3 = 0.0000?")
     answer.fill("-15.66")
     answer.press("Enter")
     sync_api.expect(page.locator("#questions .ok")).to_contain_text("Right")
+    answer.fill("15.66")
+    answer.press("Enter")
+    sync_api.expect(page.locator("#questions .no")).to_have_text(
+        "Right size, wrong sign: dSSR/db3 is -15.6551."
+    )
+    shot(page, "playground-quiz.png")
+
+
+def test_forward_pass_quiz(page):
+    button(page, "Forward pass").click()
+    sync_api.expect(page.locator("#quiz-points")).to_have_count(0)
+    answer = page.get_by_role("textbox", name="predicted = w3 * y1 + w4 * y2 + b3")
+    answer.fill("-1.609")
+    answer.press("Enter")
+    sync_api.expect(page.locator("#questions .ok")).to_have_text(
+        "Right: predicted at dosage = 0.5 is -1.6090."
+    )
 
 
 def test_scenario_typo_shows_its_line(page):

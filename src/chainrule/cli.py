@@ -44,8 +44,10 @@ from chainrule.explain import (
     check_answer,
     diagnose,
     forward_pass,
+    forward_questions,
     inputs_at,
     ledger,
+    quiz_points,
     quiz_questions,
     scan,
     stop_message,
@@ -53,6 +55,7 @@ from chainrule.explain import (
 )
 from chainrule.explain.document import plain
 from chainrule.explain.notation import escape_latex
+from chainrule.explain.quiz import NOT_QUITE
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
 from chainrule.io import atomic_write, load, save
@@ -66,7 +69,7 @@ from chainrule.plots.scenario_figures import (
 )
 from chainrule.run import Run
 from chainrule.scenario import TEMPLATE, Scenario, builtin_scenarios, load_scenario, parse_set
-from chainrule.text import decimals, did_you_mean, normal_name
+from chainrule.text import decimals, did_you_mean, normal_name, significant
 from chainrule.training import DETAIL_MAX_ROWS, DETAIL_MAX_SCALARS
 from chainrule.version import SCHEMA_VERSION, __version__
 
@@ -480,6 +483,9 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
+#: A layer model's forward-pass quiz lists its values when it has at most this many.
+_QUIZ_VALUES_SHOWN = 40
+
 #: Answers that end a quiz (as does an empty line or the end of the input).
 _QUIT = ("q", "quit", "exit")
 
@@ -487,47 +493,88 @@ _QUIT = ("q", "quit", "exit")
 def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = None) -> int:
     """``chainrule quiz SCENARIO``: predict each slope, step size and new value.
 
-    Each answer is checked against the run's own numbers; after a wrong slope the chain
-    rule at that step is worked out. Answers are read line by line from stdin, so a file
-    of answers can be piped in; an empty line, ``q`` or the end of the input stops.
+    Each step starts with the data points (observed, predicted, residual), so that the
+    slope can be worked out from the screen. Each answer is checked against the run's own
+    numbers; a known slip (wrong sign, the step size for the slope, a missing factor 2,
+    one point's term) is named, and after another wrong slope the chain rule at that step
+    is worked out. ``--forward`` asks for the forward pass instead: each line's value for
+    one data point. Answers are read line by line from stdin, so a file of answers can be
+    piped in; an empty line, ``q`` or the end of the input stops.
     """
 
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
     scenario = _load(args.scenario, args.data_dir, args.set)
+    write = stdout.write
+    if args.point is not None and not args.forward:
+        raise ChainruleError("--point chooses the data point of --forward: add --forward")
+    if args.forward:
+        model = scenario.build_model()
+        questions = forward_questions(model, scenario.data, args.point)
+        write(f"{scenario.title}\nThe forward pass at the starting values")
+        if model.formula_lines:
+            write(":\n" + "\n".join(f"  {a.name} = {a.expression}" for a in model.formula_lines))
+        elif len(refs := list(model.scalars())) <= _QUIZ_VALUES_SHOWN:  # the values to use
+            write(":\n" + "\n".join(f"  {r.name} = {significant(r.value, 6)}" for r in refs))
+        write("\nAnswer with a number; an empty line or q stops.\n\n")
+        right, asked, _ = _ask_all(questions, stdin, write, stdout, echo)
+        return _quiz_score(write, right, asked)
     run = _run(scenario)
     history = run.history
     if not history.steps:
         raise _no_steps(history, "a quiz")
     last = min(len(history.steps), args.steps)
     asked = right = 0
-    write = stdout.write
     write(f"{scenario.title}\nAnswer with a number; an empty line or q stops.\n")
     for step in range(1, last + 1):
-        write("\n")
-        for question in quiz_questions(history, step):
-            while True:
-                write(f"{question.prompt} ")
-                stdout.flush()
-                line = stdin.readline()
-                if echo:
-                    write(f"{line.strip()}\n")
-                if not line.strip() or line.strip().lower() in _QUIT:
-                    write("\n" if not echo else "")
-                    return _quiz_score(write, right, asked)
-                correct, message = check_answer(question, line)
-                if correct or not message.startswith("Please type a number"):
-                    break
-                write(f"{message}\n")
-            asked += 1
-            write(f"{message}\n")
-            if correct:
-                right += 1
-            elif question.kind == "slope":
-                model = _model_before_step(run, step)
-                worked = chain_rule(model, scenario.data, scenario.loss, question.parameter)
-                write("\n" + worked.render("text").rstrip() + "\n\n")
+        write(f"\nStep {step}: the data points before it\n\n")
+        write(quiz_points(run, step).render("text").rstrip() + "\n\n")
+        questions = quiz_questions(run, step)
+
+        def wrong_slope(question: Any, step: int = step) -> None:
+            model = _model_before_step(run, step)
+            worked = chain_rule(model, scenario.data, scenario.loss, question.parameter)
+            write("\n" + worked.render("text").rstrip() + "\n\n")
+
+        r, a, stopped = _ask_all(questions, stdin, write, stdout, echo, wrong_slope)
+        right, asked = right + r, asked + a
+        if stopped:
+            break
     return _quiz_score(write, right, asked)
+
+
+def _ask_all(
+    questions: Sequence[Any],
+    stdin: TextIO,
+    write: Callable[[str], Any],
+    stdout: TextIO,
+    echo: bool,
+    wrong_slope: Callable[[Any], None] | None = None,
+) -> tuple[int, int, bool]:
+    """Ask each question until a number is typed: (right, asked, whether the learner
+    stopped)."""
+    right = asked = 0
+    for question in questions:
+        while True:
+            write(f"{question.prompt} ")
+            stdout.flush()
+            line = stdin.readline()
+            if echo:
+                write(f"{line.strip()}\n")
+            if not line.strip() or line.strip().lower() in _QUIT:
+                write("\n" if not echo else "")
+                return right, asked, True
+            correct, message = check_answer(question, line)
+            if correct or not message.startswith("Please type a number"):
+                break
+            write(f"{message}\n")
+        asked += 1
+        write(f"{message}\n")
+        if correct:
+            right += 1
+        elif question.kind == "slope" and wrong_slope and message.startswith(NOT_QUITE):
+            wrong_slope(question)
+    return right, asked, False
 
 
 def _quiz_score(write: Callable[[str], Any], right: int, asked: int) -> int:
@@ -948,6 +995,19 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_argument(p)
     p.add_argument(
         "--steps", type=_positive_int, default=3, metavar="N", help="quiz N steps (default: 3)"
+    )
+    p.add_argument(
+        "--forward",
+        action="store_true",
+        help="ask for the forward pass instead: each node's value and the prediction for "
+        "one data point, at the starting values",
+    )
+    p.add_argument(
+        "--point",
+        type=_positive_int,
+        metavar="N",
+        help="--forward: the data point to ask about, 1 to the number of points "
+        "(default: the middle one)",
     )
     p.set_defaults(handler=cmd_quiz)
 

@@ -13,8 +13,12 @@ its JSON contract.
 - :func:`chain_rule`: ``dSSR/dw1`` as a product of local derivatives, every path, every
   data point, read off the engine's graph.
 - :func:`stop_message`: why a run stopped, in one sentence.
-- :func:`diagnose`: converged, diverged, growing, oscillating or crawling, and why.
-- :func:`quiz_questions` and :func:`check_answer`: predict a step, then compare.
+- :func:`diagnose`: converged, diverged, growing, oscillating, crawling, stalled or
+  dead, and why.
+- :func:`quiz_questions` and :func:`check_answer`: predict a step, then compare; a wrong
+  answer that a known slip gives is named. :func:`quiz_points` shows each data point's
+  observed and predicted value and residual; :func:`forward_questions` walks the forward
+  pass.
 - :func:`where_not_finite` and :func:`unreached`: why a loss is not a number, and which
   parameters it does not depend on.
 
@@ -32,7 +36,16 @@ from chainrule.explain.forward import ForwardPass, forward_pass, inputs_at
 from chainrule.explain.ledger import Ledger, ledger
 from chainrule.explain.model_graph import unreached, where_not_finite
 from chainrule.explain.outcome import stop_message
-from chainrule.explain.quiz import Check, Question, check_answer, quiz_questions
+from chainrule.explain.quiz import (
+    Check,
+    Mistake,
+    Question,
+    QuizPoints,
+    check_answer,
+    forward_questions,
+    quiz_points,
+    quiz_questions,
+)
 from chainrule.explain.scan import Scan, scan
 
 __all__ = [
@@ -45,14 +58,18 @@ __all__ = [
     "Factor",
     "ForwardPass",
     "Ledger",
+    "Mistake",
     "Question",
+    "QuizPoints",
     "Scan",
     "chain_rule",
     "check_answer",
     "diagnose",
     "forward_pass",
     "inputs_at",
+    "forward_questions",
     "ledger",
+    "quiz_points",
     "quiz_questions",
     "render",
     "scan",

@@ -158,6 +158,16 @@ class ChainRule(Explanation):
         return derivative(self.loss_name, self.parameter)
 
     @property
+    def point_terms(self) -> np.ndarray | None:
+        """Each data point's term of the derivative: the paths' products at that point,
+        added up (what a sum over the data points adds); None when no path goes through
+        values that differ from point to point."""
+        per_point = [path.products for path in self.paths if path.per_point]
+        if not per_point:
+            return None
+        return np.sum(per_point, axis=0)
+
+    @property
     def formulas(self) -> dict[str, str]:
         """Each factor's formula by label, in order of first appearance."""
         return {f.label: f.formula for path in self.paths for f in path.factors}

@@ -1,6 +1,9 @@
 """Diagnosis: what a training run did, in plain words, with the reason when it can be found.
 
-A run *converged* (a stop rule fired near the lowest point), *diverged* (the loss grew
+A run *converged* (a stop rule fired near the lowest point), *stalled* (the learning rate
+is too small to change the parameters: every step size is below the spacing of float64
+numbers near the value, ``np.spacing``), is mostly *dead* (most slopes exactly 0 from some
+step on: dead ReLU units, named with the step since which they are dead), *diverged* (the loss grew
 without bound), *oscillated* (the slope changed sign every step up to the step limit) or
 *crawled* (it hit the step limit taking small steps, or a step-size rule stopped it early:
 far from the best value, or while the loss was still falling fast); a run told to take
@@ -31,10 +34,22 @@ from chainrule.explain.document import Document, Explanation, Paragraph
 from chainrule.explain.outcome import stop_message
 from chainrule.history import DIVERGED_GROWTH, History
 from chainrule.losses import LOSSES
+from chainrule.nn.module import scalar_name
 from chainrule.text import constant, decimals, significant
 
-#: The kinds of run a diagnosis tells apart.
-KINDS = ("converged", "diverged", "growing", "oscillating", "crawling", "untrained")
+#: The kinds of run a diagnosis tells apart. ``stalled``: the learning rate is too small
+#: to move the parameters at all; ``dead``: most slopes are exactly 0 from some step on
+#: (dead ReLU units), so most parameters stopped moving although the loss is not at 0.
+KINDS = (
+    "converged",
+    "diverged",
+    "growing",
+    "oscillating",
+    "crawling",
+    "stalled",
+    "dead",
+    "untrained",
+)
 #: How many of the last steps must flip the slope's sign to call a run oscillating.
 OSCILLATION_STEPS = 6
 #: How close successive slope ratios must be to count as one constant factor.
@@ -42,6 +57,9 @@ RATIO_TOLERANCE = 1e-6
 #: A step-size rule that fires more than this many last steps away from the best value
 #: stopped the run early: the steps were small because the learning rate was.
 FAR = 10
+#: A slope whose step of the size of its value would change the loss by less than this
+#: fraction of the loss is rounding noise, not a slope the learning rate fails to follow.
+SLOPE_NOISE = 1e-8
 #: A run whose loss would still fall by more than this fraction of its starting value (at
 #: its last rate) was stopped early, or still crawls.
 STILL_FALLING = 1e-3
@@ -112,6 +130,15 @@ def diagnose(history: History) -> Diagnosis:
     """
     if history.stop_reason == "max_steps" and history.stop.max_steps == 0:
         return Diagnosis("untrained", f"Nothing to diagnose: {stop_message(history)}.")
+    d = _diagnose(history)
+    dead = _dead(history) if d.kind not in ("dead", "stalled", "diverged") else None
+    if dead is None:
+        return d
+    return Diagnosis(d.kind, f"{d.message} {dead.sentence()}", d.factor, d.learning_rate_limit)
+
+
+def _diagnose(history: History) -> Diagnosis:
+    """The diagnosis of the run as a whole (see :func:`diagnose`)."""
     slopes = _slopes(history)
     contraction = _contraction(history, slopes)
     factor = None if contraction is None else contraction.factor
@@ -125,6 +152,12 @@ def diagnose(history: History) -> Diagnosis:
     )
     if history.diverged:  # training's one rule: the diagnosis does not have its own
         return Diagnosis("diverged", f"The run diverged{said}{overshoots}", factor, limit)
+    stalled = _stalled(history)
+    if stalled is not None:
+        return Diagnosis("stalled", f"The run did not converge{said} {stalled}")
+    dead = _dead(history)
+    if dead is not None and dead.most:
+        return Diagnosis("dead", f"The run did not converge{said} {dead.sentence()}")
     if _growing(history, factor):
         text = (
             f"The loss grows{said} The run is on its way to diverging: training stops a run "
@@ -185,6 +218,131 @@ def diagnose(history: History) -> Diagnosis:
     else:
         text += " Try a larger learning rate, or more steps."
     return Diagnosis("crawling", text, factor, limit)
+
+
+def _stalled(history: History) -> str | None:
+    """What to say when the learning rate is too small to move anything: some slope is not
+    0 (nor rounding noise), yet at every step every step size is below the spacing of
+    float64 numbers near the value (``np.spacing`` of the value, or of 1 for values smaller
+    than 1), so the values do not change, or change in no digit that counts."""
+    if not history.steps:
+        return None
+    a = history.steps.arrays()
+    slopes, sizes, values = a["slopes"], a["step_sizes"], a["values"]
+    if not (np.all(np.isfinite(slopes)) and np.any(slopes != 0)):
+        return None
+    spacing = np.spacing(np.maximum(np.abs(values), 1.0))
+    if not np.all(np.abs(sizes) < spacing):
+        return None
+    # A slope that is rounding noise (a run that starts at its lowest point) is not one
+    # that a larger learning rate would follow: the slopes must matter at the loss's scale.
+    losses = history.losses_with_final()
+    scale = float(np.max(np.abs(losses))) if np.all(np.isfinite(losses)) else 0.0
+    if not np.any(np.abs(slopes) * np.maximum(np.abs(values), 1.0) > SLOPE_NOISE * scale):
+        return None
+    last = slopes[-1]
+    j = int(np.argmax(np.abs(last)))
+    name = history.trained[j]
+    lr = float(history.learning_rate)
+    top = float(np.max(np.abs(last)))
+    if history.plain_gradient_descent and top > 0:
+        # a first step of about 0.1 in the value with the largest slope
+        suggest = 10.0 ** math.floor(math.log10(0.1 / top))
+    else:
+        suggest = 0.001
+    rate = significant(suggest, point=True)
+    return (
+        f"The learning rate {significant(lr)} is too small to move the parameters: the slope "
+        f"of {name} is {significant(last[j])}, but its step size ({significant(sizes[-1, j])}) "
+        f"is below the spacing of float64 numbers near {name} ({significant(spacing[-1, j])}, "
+        f"np.spacing), so {name} does not change in any digit that counts. Try a larger "
+        f"learning rate: --set train.learning_rate={rate} on the command line "
+        f"(learning_rate={rate} in Python)."
+    )
+
+
+@dataclass(frozen=True)
+class _Dead:
+    """Trained scalars whose slope is exactly 0 from some step to the end of the run."""
+
+    names: list[str]  # the scalars with slope 0, in the History's order
+    since: int  # the step from which all of them have slope 0
+    total: int  # how many scalars were trained
+    units: list[str]  # "units 0 and 1 of layer hidden": all incoming weights and bias at 0
+
+    @property
+    def most(self) -> bool:
+        """Most slopes, but not all, are 0: the few others trained on alone. (All of them
+        at 0 is a flat point of the loss, which may be its lowest point.)"""
+        return self.total > len(self.names) > self.total / 2
+
+    def sentence(self) -> str:
+        n = len(self.names)
+        shown = ", ".join(self.names[:DEAD_SHOWN]) + (", ..." if n > DEAD_SHOWN else "")
+        what = "slope is" if n == 1 else "slopes are"
+        if n == self.total:
+            text = (
+                f"Every slope is exactly 0 since step {self.since} ({shown}), so nothing "
+                "moves: the loss is flat there. That is its lowest point, or dead units."
+            )
+        else:
+            text = (
+                f"{n} of {self.total} {what} exactly 0 since step {self.since} ({shown}), so "
+                f"{'that parameter does' if n == 1 else 'those parameters do'} not move."
+            )
+        if self.units:
+            text += f" Dead units: {'; '.join(self.units)}."
+        return text + (
+            " A slope of exactly 0 is what a ReLU passes back when its input is negative on "
+            "every data point (a dead unit): "
+            "start from other values (or another seed), use a smaller learning rate, or an "
+            "activation that keeps a slope (softplus, leaky_relu)."
+        )
+
+
+#: How many of the scalars with slope 0 the diagnosis names.
+DEAD_SHOWN = 8
+
+
+def _dead(history: History) -> _Dead | None:
+    """The scalars whose slope is exactly 0 at every step from some step on (for at least
+    two steps, or since the first), unless every slope is 0 because the loss is 0."""
+    if not history.steps:
+        return None
+    slopes = history.steps.arrays()["slopes"]
+    n = len(slopes)
+    zero = slopes == 0
+    trailing = np.cumprod(zero[::-1], axis=0).sum(axis=0)  # zero slopes at the end, per scalar
+    stuck = trailing >= min(2, n)
+    if not np.any(stuck) or (np.all(stuck) and history.final_loss == 0):
+        return None
+    names = [name for name, s in zip(history.trained, stuck, strict=True) if s]
+    since = int(n - trailing[stuck].min() + 1)
+    return _Dead(names, since, len(history.trained), _dead_units(history, set(names)))
+
+
+def _dead_units(history: History, dead: set[str]) -> list[str]:
+    """The units of layers (``L.weight`` of shape (in, out) and ``L.bias`` of shape (out,))
+    whose incoming weights and bias all have slope 0, as ``units 0 and 1 of layer L``."""
+    shapes = dict(history.parameters)
+    units: list[str] = []
+    for name, shape in history.parameters:
+        if not name.endswith(".bias") or len(shape) != 1:
+            continue
+        layer = name.removesuffix(".bias")
+        weight = shapes.get(f"{layer}.weight", ())
+        if len(weight) != 2 or weight[1] != shape[0]:
+            continue
+        found = [
+            str(j)
+            for j in range(shape[0])
+            if scalar_name(name, (j,)) in dead
+            and all(scalar_name(f"{layer}.weight", (i, j)) in dead for i in range(weight[0]))
+        ]
+        if found:
+            which = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} and {found[-1]}"
+            units.append(f"unit{'s' * (len(found) > 1)} {which} of layer {layer}")
+    return units
 
 
 def _growing(history: History, factor: float | None) -> bool:

@@ -214,14 +214,16 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
             return _Json(session.backward())
 
     async def quiz(request: Request) -> Response:
-        """Questions about the next step; POST {"index", "answer"} checks one."""
+        """Questions about the next step (``?kind=forward``: the forward pass); POST
+        {"index", "answer", "kind"} checks one."""
         session = session_of(request)
         if request.method == "POST":
             body = await _body(request)
+            kind = body.get("kind", "step")
             with session.lock:
-                return _Json(session.check(body.get("index"), body.get("answer", "")))
+                return _Json(session.check(body.get("index"), body.get("answer", ""), kind))
         with session.lock:
-            return _Json(session.quiz())
+            return _Json(session.quiz(request.query_params.get("kind", "step")))
 
     async def model_file(request: Request) -> Response:
         """The model at its values now, as a safetensors file."""

@@ -31,16 +31,19 @@ import numpy as np
 
 from chainrule.errors import ChainruleError, GraphError
 from chainrule.explain import (
+    Question,
     chain_rule,
     check_answer,
     diagnose,
+    forward_questions,
     ledger,
+    quiz_points,
     quiz_questions,
     scan,
     stop_message,
     where_not_finite,
 )
-from chainrule.explain.document import plain
+from chainrule.explain.document import Paragraph, Table, plain
 from chainrule.explain.model_graph import loss_node, recording_twin
 from chainrule.history import Stop
 from chainrule.io import save
@@ -521,13 +524,17 @@ class Session:
 
     # -- the quiz ---------------------------------------------------------------------
 
-    def _next_step(self) -> Any:
+    #: The quizzes the page offers: the next step's slope, step size and new value, or
+    #: the forward pass for one data point at the values now.
+    QUIZZES = ("step", "forward")
+
+    def _next_step(self) -> Run:
         """The next step as the engine takes it, on a copy: the session does not move."""
         s = self.scenario
-        model = self.model.at()
-        trainer = Trainer(
-            model,
+        run, trainer = Run.stepwise(
+            self.model.at(),
             s.data,
+            s.label,
             loss=s.loss,
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
@@ -537,25 +544,50 @@ class Session:
             detail=True,
         )
         trainer.advance(1)
-        if not trainer.history.steps:
-            raise SessionError("the quiz has no next step: " + stop_message(trainer.history))
-        return trainer.history
+        if not run.history.steps:
+            raise SessionError("the quiz has no next step: " + stop_message(run.history))
+        return run
 
-    def quiz(self) -> dict[str, Any]:
-        """The questions about the next step (slope, step size, new value per trained
-        parameter), without their answers."""
-        questions = quiz_questions(self._next_step(), 1)
-        return {
+    def _questions(self, kind: Any) -> tuple[list[Question], Run | None]:
+        if kind not in self.QUIZZES:
+            raise SessionError(f"kind: choose {' or '.join(self.QUIZZES)}, got {kind!r}")
+        if kind == "forward":
+            return forward_questions(self.model, self.scenario.data), None
+        run = self._next_step()
+        return quiz_questions(run, 1), run
+
+    def quiz(self, kind: Any = "step") -> dict[str, Any]:
+        """The questions of the ``kind`` quiz (see :attr:`QUIZZES`), without their answers,
+        and for a step the data points it is worked out from (observed, predicted,
+        residual) as a table: ``{"kind", "questions", "points"?}``."""
+        questions, run = self._questions(kind)
+        out: dict[str, Any] = {
+            "kind": kind,
             "questions": [
                 {"index": i, "kind": q.kind, "parameter": q.parameter, "prompt": q.prompt}
                 for i, q in enumerate(questions)
-            ]
+            ],
         }
+        if run is not None:
+            try:
+                points = quiz_points(run, 1)
+            except ChainruleError:  # more than one output per point: no table
+                return out
+            table, *note = points.document()
+            assert isinstance(table, Table)
+            out["points"] = plain(
+                {
+                    "columns": [c.text for c in table.columns],
+                    "rows": table.rows,
+                    "note": note[0].text if note and isinstance(note[0], Paragraph) else "",
+                }
+            )
+        return out
 
-    def check(self, index: Any, answer: Any) -> dict[str, Any]:
-        """Whether ``answer`` answers question ``index`` of :meth:`quiz` (the engine's
-        numbers, checked by :func:`chainrule.explain.check_answer`)."""
-        questions = quiz_questions(self._next_step(), 1)
+    def check(self, index: Any, answer: Any, kind: Any = "step") -> dict[str, Any]:
+        """Whether ``answer`` answers question ``index`` of the ``kind`` :meth:`quiz` (the
+        engine's numbers, checked by :func:`chainrule.explain.check_answer`)."""
+        questions, _ = self._questions(kind)
         if isinstance(index, bool) or not isinstance(index, int):
             raise SessionError(f"index: expected a whole number, got {index!r}")
         if not 0 <= index < len(questions):

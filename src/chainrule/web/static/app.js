@@ -520,20 +520,30 @@ async function backward() {
 // The quiz
 // ---------------------------------------------------------------------------------
 
-async function quiz() {
-  const data = await api("GET", `/api/sessions/${app.session}/quiz`);
+async function quiz(kind) {
+  const data = await api("GET", `/api/sessions/${app.session}/quiz?kind=${kind}`);
   const box = $("questions");
-  box.replaceChildren(...data.questions.map((q) => {
+  const parts = [];
+  if (data.points) {  // what the step's slope is worked out from, one row per data point
+    const p = data.points;
+    parts.push(el("table", { id: "quiz-points" },
+      el("caption", { text: "The data points before this step" }),
+      el("thead", {}, el("tr", {}, ...p.columns.map((c) => el("th", { scope: "col", text: c })))),
+      el("tbody", {}, ...p.rows.map((r) => el("tr", {}, ...r.map((v) => el("td", { text: fmt(v) })))))));
+    if (p.note) parts.push(el("p", { class: "hint", text: p.note }));
+  }
+  parts.push(...data.questions.map((q) => {
     const input = el("input", { type: "text", inputmode: "decimal", "aria-label": `answer: ${q.prompt}` });
     const feedback = el("p", { "aria-live": "polite" });
     const check = async () => {
-      const r = await api("POST", `/api/sessions/${app.session}/quiz`, { index: q.index, answer: input.value });
+      const r = await api("POST", `/api/sessions/${app.session}/quiz`, { index: q.index, answer: input.value, kind });
       feedback.textContent = r.message;
       feedback.className = r.correct ? "ok" : "no";
     };
     input.addEventListener("keydown", (e) => { if (e.key === "Enter") check(); });
     return el("div", { class: "q" }, el("p", { text: q.prompt }), input, el("button", { type: "button", text: "Check", onclick: check }), feedback);
   }));
+  box.replaceChildren(...parts);
 }
 
 // ---------------------------------------------------------------------------------
@@ -587,7 +597,8 @@ async function start() {
     afterChange(data);
   }));
   $("backward").addEventListener("click", guard(backward));
-  $("quiz").addEventListener("click", guard(quiz));
+  $("quiz").addEventListener("click", guard(() => quiz("step")));
+  $("quiz-forward").addEventListener("click", guard(() => quiz("forward")));
   $("apply").addEventListener("click", () => applyText($("toml").value));
   $("upload").addEventListener("change", upload);
   $("learning-rate").addEventListener("change", (e) => setSettings({ "train.learning_rate": Number(e.target.value) }));
