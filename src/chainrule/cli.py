@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
+import shutil
 import sys
 import textwrap
 import warnings
@@ -48,7 +50,13 @@ from chainrule.explain import (
     stop_message,
     where_not_finite,
 )
-from chainrule.explain.document import plain
+from chainrule.explain.document import (
+    FITTED_FORMATS,
+    Fitted,
+    names_text,
+    plain,
+    render_document,
+)
 from chainrule.explain.scan import MAX_SCAN_POINTS
 from chainrule.history import History
 from chainrule.io import atomic_write, load, save
@@ -112,6 +120,51 @@ def _render(result: Any, fmt: str) -> str:
     if fmt == "json":
         return _json(result.to_dict())
     return result.render(fmt)
+
+
+def _width(args: argparse.Namespace, stdout: TextIO) -> int | None:
+    """How many columns the tables may take: ``--width`` (0: no limit); else, printing to
+    a terminal (or with ``COLUMNS`` set), the terminal's width; a file or a pipe keeps
+    every column."""
+    if args.width is not None:
+        return args.width or None
+    if args.format not in FITTED_FORMATS or args.out is not None:
+        return None
+    if "COLUMNS" in os.environ or stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _fitted_note(more: str) -> Callable[[Fitted], str]:
+    """The line below a table fitted to the terminal: what changed, and ``more``, the
+    command's options that show the whole table."""
+
+    def note(fitted: Fitted) -> str:
+        said = []
+        if fitted.turned:
+            said.append(f"one row per step and parameter, to fit {fitted.width} columns")
+        if fitted.left_out:
+            said.append(f"left out to fit {fitted.width} columns: {names_text(fitted.left_out)}")
+        return f"({'; '.join(said)}; {more})"
+
+    return note
+
+
+def _render_fitted(result: Any, fmt: str, width: int | None, more: str) -> str:
+    """``result`` as ``fmt`` (not JSON), its tables fitted to ``width`` (see :func:`_width`)
+    with a note naming what was left out and ``more``, how to ask for it."""
+    return render_document(result.document(), fmt, width, _fitted_note(more))
+
+
+def _width_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--width",
+        type=_whole_number,
+        default=None,
+        metavar="N",
+        help="fit the tables to N columns (default: the terminal's width; 0: no limit, "
+        "every column)",
+    )
 
 
 def _load(
@@ -219,9 +272,12 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
     else:
-        text = _render(table, args.format)
+        width = _width(args, stdout)
+        few = " ".join(table.columns[:2])
+        more = f"the wide table: --width 0 or --format markdown; fewer parameters: --columns {few}"
+        text = _render_fitted(table, args.format, width, more)
         if args.format in _PROSE_FORMATS:
-            text = f"{text.rstrip()}\n\n{diagnosis.render(args.format)}\n"
+            text = f"{text.rstrip()}\n\n{diagnosis.render(args.format, width)}\n"
     if history.final_accuracy is not None and args.format in ("table", "text", "markdown"):
         text = f"{text.rstrip()}\n\naccuracy on the data: {history.final_accuracy:.1%}\n"
     _emit(text, args.out, stdout)
@@ -244,7 +300,11 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     else:
         model = _model_before_step(_run(scenario), args.step)
     result = chain_rule(model, scenario.data, scenario.loss, args.param)
-    text = _render(result, args.format)
+    if args.format == "json":
+        text = _json(result.to_dict())
+    else:
+        more = "every column: --width 0 or --format markdown"
+        text = _render_fitted(result, args.format, _width(args, stdout), more)
     if args.format in ("table", "text", "markdown"):
         value = model.scalar(args.param).value
         when = "At the starting values" if args.step is None else f"Before step {args.step}"
@@ -293,7 +353,12 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
         parameter2=args.param2,
         values2=values2,
     )
-    _emit(_render(result, args.format), args.out, stdout)
+    if args.format == "json":
+        text = _json(result.to_dict())
+    else:
+        more = "every column: --width 0 or --format csv; fewer: --num2 N"
+        text = _render_fitted(result, args.format, _width(args, stdout), more)
+    _emit(text, args.out, stdout)
     return EXIT_OK
 
 
@@ -645,6 +710,13 @@ def _dpi(text: str) -> int:
     return value
 
 
+def _whole_number(text: str) -> int:
+    """A whole number >= 0 (``--width 0``: no limit)."""
+    if text.strip() == "0":
+        return 0
+    return _positive_int(text)
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -749,6 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="the parameters (or columns) to show, e.g. --columns b3",
     )
+    _width_option(p)
     p.add_argument(
         "--save",
         metavar="FILE",
@@ -775,6 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fmt_option(p)
     out_option(p)
+    _width_option(p)
     p.set_defaults(handler=cmd_explain)
 
     p = command(
@@ -803,6 +877,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num2", type=_positive_int, default=9, metavar="N", help="(default: 9)")
     fmt_option(p)
     out_option(p)
+    _width_option(p)
     p.set_defaults(handler=cmd_scan)
 
     p = command(

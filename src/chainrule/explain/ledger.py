@@ -7,6 +7,9 @@ the ledger formats, it does not recompute.
 
 For many parameters or many steps, pick ``columns`` (parameter names), every ``every``-th
 step, and the ``first`` / ``last`` rows (the renderings put an ellipsis row in between).
+Rendered for a narrow terminal (``render("table", width=80)``), a table of several
+parameters too wide for it turns: one row per step and parameter, the slope, step size
+and new value beside each parameter's value, and the loss once per step.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
@@ -100,10 +103,42 @@ class Ledger(Explanation):
             for part in _PARTS[1:]:
                 cells += [s[part][p] for p in shown]
             rows.append(tuple(cells))
-        table = Table(tuple(columns), tuple(rows), gap_before=self.gap_before)
+        turned = self._turned(shown) if several else None
+        table = Table(tuple(columns), tuple(rows), gap_before=self.gap_before, turned=turned)
         if not self.message:
             return (table,)
         return (table, Paragraph(f"stopped: {self.message}"))
+
+    def _turned(self, shown: list[str]) -> Table:
+        """The same numbers, one row per step and parameter: as narrow as one parameter's
+        table however many parameters were trained (what a narrow terminal shows)."""
+        loss = self.loss_name
+        columns = (
+            Column("step", "step"),
+            Column("parameter", "parameter"),
+            Column("value", "value"),
+            Column(loss, f"${latex_name(loss)}$"),
+            Column("slope", "slope"),
+            Column("step size", "step size"),
+            Column("new value", "new value"),
+        )
+        rows = []
+        for s in self.steps:
+            for i, p in enumerate(shown):
+                first = i == 0
+                rows.append(
+                    (
+                        s["step"] if first else None,
+                        p,
+                        s["values"][p],
+                        s["loss"] if first else None,
+                        s["slopes"][p],
+                        s["step_sizes"][p],
+                        s["new_values"][p],
+                    )
+                )
+        gap = None if self.gap_before is None else self.gap_before * len(shown)
+        return Table(columns, tuple(rows), gap_before=gap, keep_first=2)
 
 
 def ledger(
