@@ -39,7 +39,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from chainrule import export
-from chainrule.errors import ChainruleError, GraphError
+from chainrule.errors import ChainruleError, DetailNeeded, GraphError
 from chainrule.explain import (
     chain_rule,
     check_answer,
@@ -92,6 +92,10 @@ DEMO_DIR = "chainrule-demo"
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
+
+#: The style of every remedy the command line prints: its own options (``--set
+#: train.learning_rate=0.01``, ``--detail``), never the Python API's keywords.
+CLI = "cli"
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,7 +208,7 @@ def _run(scenario: Scenario, detail: bool | None = None) -> Run:
     if history.stop_reason == "diverged" and history.num_steps == 0:
         where = where_not_finite(run.start, scenario.data, scenario.loss)
         raise ChainruleError(
-            f"{scenario.label}: training cannot start: {where or stop_message(history)}"
+            f"{scenario.label}: training cannot start: {where or stop_message(history, CLI)}"
         )
     return run
 
@@ -213,12 +217,23 @@ def _no_steps(history: History, wanted: str) -> ChainruleError:
     """Why ``history`` has no step records to show ``wanted`` (e.g. "--step 2") with."""
     if history.num_steps == 0:
         return ChainruleError(
-            f"the run stopped before its first step ({stop_message(history)}), so there is no "
-            f"step for {wanted}"
+            f"the run stopped before its first step ({stop_message(history, CLI)}), so there "
+            f"is no step for {wanted}"
         )
     return ChainruleError(
         f"this run kept no per-step values (more than {_detail_limits()}), so {wanted} "
-        "has nothing to show; try a scenario with fewer parameters, e.g. main-ideas"
+        "has nothing to show; add --detail to keep them"
+    )
+
+
+def _detail_option(p: argparse.ArgumentParser) -> None:
+    """``--detail``: keep every step's values, slopes and step sizes even of a large model."""
+    p.add_argument(
+        "--detail",
+        action="store_true",
+        default=None,
+        help="keep every step's values and slopes even for a large model (by default a "
+        f"model of more than {_detail_limits()} keeps only the loss per step)",
     )
 
 
@@ -260,15 +275,17 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
 
     scenario = _load(args.scenario, args.data_dir, args.set)
-    run = _run(scenario)
+    run = _run(scenario, args.detail)
     history = run.history
     if args.save:
         save(run.model, args.save)  # written atomically; says which extra it needs
     first, last = args.first, args.last
     if args.every is None and first is None and last is None and len(history.steps) > LONG_RUN:
         first = last = LONG_RUN_ENDS  # a long run shows its ends; ask for more with the flags
-    table = ledger(history, columns=args.columns, every=args.every or 1, first=first, last=last)
-    diagnosis = diagnose(history)
+    table = ledger(
+        history, columns=args.columns, every=args.every or 1, first=first, last=last, style=CLI
+    )
+    diagnosis = diagnose(history, CLI)
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
     else:
@@ -298,7 +315,7 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.step is None:
         model = scenario.build_model()
     else:
-        model = _model_before_step(_run(scenario), args.step)
+        model = _model_before_step(_run(scenario, args.detail), args.step)
     result = chain_rule(model, scenario.data, scenario.loss, args.param)
     if args.format == "json":
         text = _json(result.to_dict())
@@ -427,7 +444,7 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     )
     run = _run(scenario)
     history = run.history
-    table, diagnosis = ledger(history), diagnose(history)
+    table, diagnosis = ledger(history, style=CLI), diagnose(history, CLI)
     rule = chain_rule(run.start, scenario.data, scenario.loss, "b3")
     if fmt == "json":
         story = {"scan": curve.to_dict(), "run": _run_dict(table, diagnosis)}
@@ -456,8 +473,8 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
         if name is not None:
             _check_parameter(scenario, name)
     trained = args.kind not in UNTRAINED_KINDS
-    detail = True if needs_detail(args.kind, scenario.data) else None  # None: the default
-    run = _run(scenario, detail) if trained else None
+    detail = True if args.detail or needs_detail(args.kind, scenario.data) else None
+    run = _run(scenario, detail) if trained else None  # detail None: the scenario's default
     try:
         path = plot_scenario(
             scenario,
@@ -473,6 +490,12 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
         )
     except GraphError as exc:  # e.g. a loss that no trained parameter reaches
         raise ChainruleError(f"{scenario.label}: {exc}") from None
+    except DetailNeeded as exc:  # the command line's remedy, not the API's
+        raise ChainruleError(
+            f"{exc.what} draws each step's value and slope, but this run of "
+            f"{scenario.label} kept only the loss per step (more than {_detail_limits()}): "
+            "add --detail to keep them, or draw --kind history"
+        ) from None
     except (ChainruleError, OSError):
         raise
     except Exception as exc:  # a figure that fails to draw: one line, not a traceback
@@ -501,7 +524,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
     stdin = stdin if stdin is not None else sys.stdin
     echo = not stdin.isatty()  # piped answers are shown, so the transcript reads well
     scenario = _load(args.scenario, args.data_dir, args.set)
-    run = _run(scenario)
+    run = _run(scenario, args.detail)
     history = run.history
     if not history.steps:
         raise _no_steps(history, "a quiz")
@@ -822,6 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the parameters (or columns) to show, e.g. --columns b3",
     )
     _width_option(p)
+    _detail_option(p)
     p.add_argument(
         "--save",
         metavar="FILE",
@@ -849,6 +873,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt_option(p)
     out_option(p)
     _width_option(p)
+    _detail_option(p)
     p.set_defaults(handler=cmd_explain)
 
     p = command(
@@ -932,6 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"pixels per inch (png), {MIN_DPI} to {MAX_DPI}",
     )
+    _detail_option(p)
     p.set_defaults(handler=cmd_plot)
 
     p = command("scenarios", "list the built-in scenarios", "chainrule scenarios --long")
@@ -947,6 +973,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps", type=_positive_int, default=3, metavar="N", help="quiz N steps (default: 3)"
     )
+    _detail_option(p)
     p.set_defaults(handler=cmd_quiz)
 
     p = command(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
-from chainrule.explain.outcome import stop_message
+from chainrule.explain.outcome import setting, stop_message
 from chainrule.history import DIVERGED_GROWTH, History
 from chainrule.losses import LOSSES
 from chainrule.text import constant, decimals, significant
@@ -90,16 +90,21 @@ class _Contraction:
         p, factor = self.parameter, significant(self.factor, 4)
         return f"Each step multiplies the distance to the best {p} by {factor} (= {self.why})"
 
-    def advice(self) -> str:
-        one_step = 1 / self.curvature
+    def advice(self, style: str = "python") -> str:
+        one_step = significant(1 / self.curvature, 4)
+        told = "" if style == "python" else f" ({setting('learning_rate', one_step, style)})"
         return (
-            f"Learning rates below {self.limit} converge, and {significant(one_step, 4)} would "
-            f"land on the best {self.parameter} ({decimals(self.best)}) in one step."
+            f"Learning rates below {self.limit} converge, and {one_step} would "
+            f"land on the best {self.parameter} ({decimals(self.best)}) in one step{told}."
         )
 
 
-def diagnose(history: History) -> Diagnosis:
+def diagnose(history: History, style: str = "python") -> Diagnosis:
     """Say in plain words how ``history``'s run went, and why when the history shows it.
+
+    A remedy (a learning rate to try) is written in ``style``: ``"python"`` as
+    :func:`~chainrule.training.train`'s keywords, ``"cli"`` as the command line's
+    ``--set`` options (:func:`~chainrule.explain.outcome.setting`).
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
@@ -113,10 +118,10 @@ def diagnose(history: History) -> Diagnosis:
     contraction = _contraction(history, slopes)
     factor = None if contraction is None else contraction.factor
     limit = None if contraction is None else contraction.limit_value
-    said = f": {stop_message(history)}."
+    said = f": {stop_message(history, style)}."
     overshoots = (
         f" {contraction.sentence()}: every step overshoots the best "
-        f"{contraction.parameter} by more than it was off. {contraction.advice()}"
+        f"{contraction.parameter} by more than it was off. {contraction.advice(style)}"
         if contraction is not None
         else ""
     )
@@ -128,13 +133,11 @@ def diagnose(history: History) -> Diagnosis:
             f"as diverged once its loss is {DIVERGED_GROWTH:.0e} times the first, and this "
             "one ended before that."
         )
-        return Diagnosis(
-            "growing", text + (overshoots or " Try a smaller learning rate."), factor, limit
-        )
+        return Diagnosis("growing", text + (overshoots or _smaller(history, style)), factor, limit)
     flipping = [name for name, s in slopes.items() if _alternates(s)]
     remaining = _remaining_fall(history)
     if history.stop_reason in ("step_size", "loss"):
-        early = _stopped_early(history, contraction, remaining)
+        early = _stopped_early(history, contraction, remaining, style)
         if early is not None:
             return Diagnosis("crawling", f"The run stopped early{said} {early}", factor, limit)
         text = f"The run converged{said}"
@@ -164,9 +167,9 @@ def diagnose(history: History) -> Diagnosis:
                 if abs(contraction.factor) > 1 - RATIO_TOLERANCE
                 else "so it zig-zags closer, slowly"
             )
-            text += f" {contraction.sentence()}, {closer}. {contraction.advice()}"
+            text += f" {contraction.sentence()}, {closer}. {contraction.advice(style)}"
         else:
-            text += " Try a smaller learning rate."
+            text += _smaller(history, style)
         return Diagnosis("oscillating", text, factor, limit)
     last_steps = [abs(v) for record in history.steps[-1:] for v in record.step_sizes.values()]
     text = f"The run crawls{said}"
@@ -177,11 +180,33 @@ def diagnose(history: History) -> Diagnosis:
     if contraction is not None and 0 < contraction.factor < 1 and contraction.distance > 0:
         text += (
             f" {contraction.sentence()}: {_steps_needed(contraction)} more steps would "
-            f"bring it within 0.001 of the best {contraction.parameter}. {contraction.advice()}"
+            f"bring it within 0.001 of the best {contraction.parameter}. "
+            f"{contraction.advice(style)}"
         )
     else:
-        text += " Try a larger learning rate, or more steps."
+        text += _larger(history, style)
     return Diagnosis("crawling", text, factor, limit)
+
+
+def _smaller(history: History, style: str) -> str:
+    """`` Try a smaller learning rate.``, with one to try in the command line's words."""
+    if style == "python" or history.learning_rate is None:
+        return " Try a smaller learning rate."
+    lr = significant(history.learning_rate / 10, point=True)
+    return f" Try a smaller learning rate: {setting('learning_rate', lr, style)}."
+
+
+def _larger(history: History, style: str) -> str:
+    """`` Try a larger learning rate, or more steps.``, with values in the command line's
+    words."""
+    if style == "python" or history.learning_rate is None:
+        return " Try a larger learning rate, or more steps."
+    lr = significant(history.learning_rate * 2, point=True)
+    steps = str(2 * history.stop.max_steps)
+    return (
+        f" Try a larger learning rate ({setting('learning_rate', lr, style)}) or more steps "
+        f"({setting('max_steps', steps, style)})."
+    )
 
 
 def _growing(history: History, factor: float | None) -> bool:
@@ -200,6 +225,7 @@ def _stopped_early(
     history: History,
     contraction: _Contraction | None,
     remaining: tuple[float, float, int] | None,
+    style: str = "python",
 ) -> str | None:
     """Why a run that a step-size rule stopped is not at its lowest point yet, if it is not.
 
@@ -223,12 +249,20 @@ def _stopped_early(
         )
         if 0 < c.factor < 1:
             text += f": about {_steps_needed(c)} more steps would bring it within 0.001"
-        return f"{text}. {c.advice()}"
+        return f"{text}. {c.advice(style)}"
     if remaining is None or not _still_falling(history, remaining):
         return None
+    remedy = "try a larger learning rate, or a smaller step_size in stop"
+    if style != "python" and history.learning_rate is not None:
+        lr = significant(history.learning_rate * 2, point=True)
+        step = significant(history.stop.step_size / 10, point=True)
+        remedy = (
+            f"try a larger learning rate ({setting('learning_rate', lr, style)}) or a smaller "
+            f"step size to stop at ({setting('step_size', step, style)})"
+        )
     return (
         f"{_falling_sentence(history, remaining)} The steps are small, but the run is not "
-        "at the lowest point: try a larger learning rate, or a smaller step_size in stop."
+        f"at the lowest point: {remedy}."
     )
 
 

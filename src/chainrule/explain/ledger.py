@@ -147,12 +147,14 @@ def ledger(
     every: int = 1,
     first: int | None = None,
     last: int | None = None,
+    style: str = "python",
 ) -> Ledger:
     """The step table of ``history``: one row per step, then why the run stopped.
 
     ``columns`` picks trained scalars by name (default: all of them); ``every`` keeps
     steps 1, 1 + every, 1 + 2 every, ... and always the last step; ``first`` and
     ``last`` keep that many rows from each end, with an ellipsis row in between.
+    ``style`` is how the stop message writes a remedy (see :func:`stop_message`).
     A history kept without detail has only the loss per step.
 
     >>> from chainrule.datasets import dosage
@@ -196,7 +198,7 @@ def ledger(
         gap_before=gap,
         stop_reason=history.stop_reason,
         # a run still going (the web page's Step button) has no stop message yet
-        message=stop_message(history) if history.stop_reason else "",
+        message=stop_message(history, style) if history.stop_reason else "",
         final=history.final_dict(),
     )
 
