@@ -7,8 +7,10 @@ table, Markdown, LaTeX or CSV; JSON is the object's own :meth:`Explanation.to_di
 numbers are formatted in one place: four decimals for people (text, table, Markdown,
 LaTeX), full precision for machines (CSV, JSON).
 
-In a notebook an explanation shows itself as HTML (:func:`html`, a small escaped table) or
-Markdown: :meth:`Explanation._repr_html_` and :meth:`Explanation._repr_markdown_`.
+In a notebook an explanation shows itself as HTML (:func:`html`: a small escaped table,
+and its equations as display math that the notebook typesets), Markdown or LaTeX (what a
+PDF export takes): :meth:`Explanation._repr_html_`, :meth:`Explanation._repr_markdown_`
+and :meth:`Explanation._repr_latex_`.
 
 For a terminal, ``render(fmt, width=80)`` fits the people's formats (``table``, ``text``)
 to 80 columns: prose and equations wrap, and a table too wide takes its narrower layout
@@ -139,8 +141,13 @@ class Explanation:
         return self.render("markdown")
 
     def _repr_html_(self) -> str:
-        """Jupyter's HTML view: paragraphs, equations and escaped tables (see :func:`html`)."""
+        """Jupyter's HTML view: paragraphs, equations as math and escaped tables (see
+        :func:`html`)."""
         return html(self.document())
+
+    def _repr_latex_(self) -> str:
+        """Jupyter's LaTeX view (a PDF export uses it): the same as ``render("latex")``."""
+        return self.render("latex")
 
 
 def render(obj: Explanation, fmt: str = "text", width: int | None = None) -> str:
@@ -459,18 +466,22 @@ def _latex(block: Block) -> str:
 
 
 def html(doc: Document) -> str:
-    """``doc`` as a small HTML fragment: ``<p>``, ``<pre>`` and ``<table>``, every text
-    escaped. Notebooks show it for an explanation (``_repr_html_``).
+    r"""``doc`` as a small HTML fragment: ``<p>``, ``<table>`` and each equation as display
+    math (``\[ ... \]``, which a notebook typesets with MathJax; its plain text is the
+    title), every text escaped. Notebooks show it for an explanation (``_repr_html_``).
 
-    >>> print(html((Paragraph("a < b"),)))
-    <div class="chainrule"><p>a &lt; b</p></div>
-    """
+    >>> print(html((Paragraph("a < b"), Equations((("y = a b", r"y = a \, b"),)))))
+    <div class="chainrule"><p>a &lt; b</p><div class="math" title="y = a b">\[ y = a \, b \]</div></div>
+    """  # noqa: E501 (an example's output)
     parts = []
     for block in doc:
         if isinstance(block, Paragraph):
             parts.append(f"<p>{escape(block.text)}</p>")
         elif isinstance(block, Equations):
-            parts.append(f"<pre>{escape(_text(block))}</pre>")
+            parts += [
+                f'<div class="math" title="{escape(line)}">\\[ {escape(math)} \\]</div>'
+                for line, math in block.lines
+            ]
         else:
             parts.append(_html_table(block))
     return f'<div class="chainrule">{"".join(parts)}</div>'
