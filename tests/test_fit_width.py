@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from seed import START
 
 from chainrule import cli
-from chainrule.explain.document import Column, Fitted, Table, fit_table, render_document
+from chainrule.explain.document import (
+    Column,
+    Fitted,
+    Table,
+    fit_table,
+    render_document,
+    table_width,
+)
 from chainrule.text import decimals
 
 FORMATS = ["table", "text"]
@@ -185,3 +193,15 @@ def test_fit_table_keeps_the_first_and_last_columns_and_every_row():
     _, tight = fit_table(table, "text", 10)
     assert tight == Fitted(10, False, tuple(c.text for c in columns[2:7]))
     assert fit_table(table, "text", 1000) == (table, None)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_width_of_a_table_is_the_width_it_renders_to(fmt):
+    rng = np.random.default_rng(0)
+    for k in range(1, 9):
+        names = [f"c{'x' * int(rng.integers(0, 12))}{j}" for j in range(k)]
+        values = rng.normal(size=(3, k)) * 10.0 ** rng.integers(-6, 6, size=(3, k))
+        cells = [[float(v) for v in row] for row in values]
+        cells[0][0] = "some words"
+        table = Table(tuple(Column(n, n) for n in names), tuple(map(tuple, cells)), gap_before=1)
+        assert table_width(table, fmt) == longest(render_document((table,), fmt))

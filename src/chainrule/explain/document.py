@@ -36,7 +36,7 @@ import csv
 import io
 import json
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -276,38 +276,34 @@ def fit_table(table: Table, fmt: str, width: int) -> tuple[Table, Fitted | None]
     k = len(table.columns)
     droppable = list(range(table.keep_first, k - table.keep_last))
     kept = list(range(k))
-    extra = table_width(table, fmt) - _sum_width(widths, kept, fmt)
-    while droppable and _sum_width(widths, kept, fmt) + extra > width:
+    while droppable and _kept_width(widths, kept, fmt) > width:
         kept.remove(droppable.pop())
     fitted = table.select(kept) if len(kept) < k else table
-    # the estimate is exact for both renderers; make sure, at the cost of one rendering
-    while droppable and table_width(fitted, fmt) > width:
-        kept.remove(droppable.pop())
-        fitted = table.select(kept)
     left_out = tuple(c.text for j, c in enumerate(table.columns) if j not in kept)
     return fitted, Fitted(width, turned, left_out)
 
 
 def table_width(table: Table, fmt: str) -> int:
     """The width of ``table`` rendered as ``fmt`` (``table`` or ``text``), title aside."""
-    if fmt == "table":
-        rendered = _rich((Table(table.columns, table.rows, table.gap_before),), None)
-    else:
-        rendered = _text(Table(table.columns, table.rows, table.gap_before))
-    return max((len(line) for line in rendered.splitlines()), default=0)
+    widths = _column_widths(table)
+    return _kept_width(widths, range(len(widths)), fmt)
 
 
 def _column_widths(table: Table) -> list[int]:
+    """Each column's width: its widest cell or header, as every renderer formats them."""
     body = table.lines(_cell_text, "...")
     header = [c.text for c in table.columns]
     return [max(len(r[j]) for r in [header, *body]) for j in range(len(header))]
 
 
-def _sum_width(widths: Sequence[int], kept: Sequence[int], fmt: str) -> int:
-    """The width of the kept columns alone: plain text puts 2 spaces between columns,
-    rich pads each column with a space on both sides (the rest is in ``extra``)."""
-    gap = 3 if fmt == "table" else 2
-    return sum(widths[j] for j in kept) + gap * len(kept)
+def _kept_width(widths: Sequence[int], kept: Iterable[int], fmt: str) -> int:
+    """The width of a table of the kept columns: plain text puts 2 spaces between
+    columns; rich (``box.SIMPLE_HEAD``) pads each column by a space on either side and
+    draws a one-space edge before each (tests/test_fit_width.py checks both)."""
+    chosen = [widths[j] for j in kept]
+    if fmt == "table":
+        return sum(chosen) + 3 * len(chosen)
+    return sum(chosen) + 2 * max(len(chosen) - 1, 0)
 
 
 def wrap(text: str, width: int | None, indent: int = 0) -> str:
