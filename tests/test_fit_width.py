@@ -205,3 +205,13 @@ def test_the_width_of_a_table_is_the_width_it_renders_to(fmt):
         cells[0][0] = "some words"
         table = Table(tuple(Column(n, n) for n in names), tuple(map(tuple, cells)), gap_before=1)
         assert table_width(table, fmt) == longest(render_document((table,), fmt))
+
+
+@pytest.mark.parametrize(
+    ("width", "said"), [("-3", "a whole number >= 0, got -3"), ("x", "a whole number, got 'x'")]
+)
+def test_a_bad_width_is_one_clear_error(capsys, width, said):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "main-ideas", "--width", width])
+    assert info.value.code == 2
+    assert f"argument --width: expected {said}" in capsys.readouterr().err

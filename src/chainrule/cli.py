@@ -735,9 +735,13 @@ def _dpi(text: str) -> int:
 
 def _whole_number(text: str) -> int:
     """A whole number >= 0 (``--width 0``: no limit)."""
-    if text.strip() == "0":
-        return 0
-    return _positive_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
 
 
 def _float(text: str) -> float:
