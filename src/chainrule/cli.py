@@ -290,7 +290,7 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
         text = _json(_run_dict(table, diagnosis))
     else:
         width = _width(args, stdout)
-        few = " ".join(table.columns[:2])
+        few = " ".join(table.columns[: max(1, min(2, len(table.columns) - 1))])
         more = f"the wide table: --width 0 or --format markdown; fewer parameters: --columns {few}"
         text = _render_fitted(table, args.format, width, more)
         if args.format in _PROSE_FORMATS:

@@ -227,7 +227,7 @@ def default_note(fitted: Fitted) -> str:
     """
     said = []
     if fitted.turned:
-        said.append(f"one row per parameter, to fit {fitted.width} columns")
+        said.append(f"one row per step and parameter, to fit {fitted.width} columns")
     if fitted.left_out:
         said.append(f"left out to fit {fitted.width} columns: {names_text(fitted.left_out)}")
     return "; ".join(said)
