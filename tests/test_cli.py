@@ -393,7 +393,7 @@ def main_ideas_with(tmp_path: Path, **train: object) -> str:
             "diverged",
             [
                 "The run diverged: the loss grew from 20.4 to 3.46e+11 in 35 steps: the learning "
-                "rate 0.4 is too large for this loss; try 0.04",
+                "rate 0.4 is too large for this loss; try --set train.learning_rate=0.04",
                 "by -1.4 (= 1 - 2 x 3 x 0.4)",
             ],
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -264,7 +265,15 @@ def test_notebooks_show_an_explanation_as_html_and_markdown(seed_history):
     assert table.paragraphs == [f"stopped: {stop_message(seed_history)}"]
     rule = html_cells(shown[2]._repr_html_())
     assert rule.rows[1] == ["0.0000", "-5.2073", "1.0000", "-5.2073"]
-    assert "<pre>dSSR/db3 = dSSR/dpredicted x dpredicted/db3</pre>" in shown[2]._repr_html_()
+    # the derivation as math that the notebook typesets, its plain text as the title
+    math = shown[2].document()[0].lines[0][1]
+    assert (
+        '<div class="math" title="dSSR/db3 = dSSR/dpredicted x dpredicted/db3">'
+        f"\\[ {html.escape(math)} \\]</div>"
+    ) in shown[2]._repr_html_()
+    assert r"\frac{d\,\mathrm{SSR}}{d\,b_3}" in math and "<pre>" not in shown[2]._repr_html_()
+    for obj in shown:
+        assert obj._repr_latex_() == obj.render("latex")
     said = html_cells(shown[3]._repr_html_()).paragraphs
     assert said == [shown[3].message]
     tricky = Diagnosis("crawling", "b < 1 & <script>")

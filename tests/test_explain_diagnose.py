@@ -206,7 +206,11 @@ def test_a_learning_rate_too_small_to_move_b3_is_stalled_not_converged():
     assert "the slope of b3 is -15.7, but its step size (-1.57e-319)" in d.message
     assert "float64 numbers near b3 (2.22e-16, np.spacing)" in d.message
     # the suggestion makes the first step about 0.1: 0.1 / 15.66 -> 0.001 (a power of ten)
-    assert "--set train.learning_rate=0.001" in d.message
+    assert d.message.endswith("Try a larger learning rate: learning_rate=0.001.")
+    # the command line's reader gets the command line's words
+    assert "Try a larger learning rate: --set train.learning_rate=0.001." in (
+        diagnose(history, "cli").message
+    )
 
 
 def test_a_learning_rate_that_leaves_the_values_unchanged_is_stalled():

@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
+import shutil
 import sys
 import textwrap
 import warnings
@@ -38,7 +40,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from chainrule import export
-from chainrule.errors import ChainruleError, GraphError
+from chainrule.errors import ChainruleError, DetailNeeded, GraphError
 from chainrule.explain import (
     chain_rule,
     check_answer,
@@ -53,7 +55,13 @@ from chainrule.explain import (
     stop_message,
     where_not_finite,
 )
-from chainrule.explain.document import plain
+from chainrule.explain.document import (
+    FITTED_FORMATS,
+    Fitted,
+    names_text,
+    plain,
+    render_document,
+)
 from chainrule.explain.notation import escape_latex
 from chainrule.explain.quiz import NOT_QUITE
 from chainrule.explain.scan import MAX_SCAN_POINTS
@@ -92,6 +100,10 @@ DEMO_DIR = "chainrule-demo"
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
 
+#: The style of every remedy the command line prints: its own options (``--set
+#: train.learning_rate=0.01``, ``--detail``), never the Python API's keywords.
+CLI = "cli"
+
 
 # ---------------------------------------------------------------------------------------
 # Output
@@ -119,6 +131,51 @@ def _render(result: Any, fmt: str) -> str:
     if fmt == "json":
         return _json(result.to_dict())
     return result.render(fmt)
+
+
+def _width(args: argparse.Namespace, stdout: TextIO) -> int | None:
+    """How many columns the tables may take: ``--width`` (0: no limit); else, printing to
+    a terminal (or with ``COLUMNS`` set), the terminal's width; a file or a pipe keeps
+    every column."""
+    if args.width is not None:
+        return args.width or None
+    if args.format not in FITTED_FORMATS or args.out is not None:
+        return None
+    if "COLUMNS" in os.environ or stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _fitted_note(more: str) -> Callable[[Fitted], str]:
+    """The line below a table fitted to the terminal: what changed, and ``more``, the
+    command's options that show the whole table."""
+
+    def note(fitted: Fitted) -> str:
+        said = []
+        if fitted.turned:
+            said.append(f"one row per step and parameter, to fit {fitted.width} columns")
+        if fitted.left_out:
+            said.append(f"left out to fit {fitted.width} columns: {names_text(fitted.left_out)}")
+        return f"({'; '.join(said)}; {more})"
+
+    return note
+
+
+def _render_fitted(result: Any, fmt: str, width: int | None, more: str) -> str:
+    """``result`` as ``fmt`` (not JSON), its tables fitted to ``width`` (see :func:`_width`)
+    with a note naming what was left out and ``more``, how to ask for it."""
+    return render_document(result.document(), fmt, width, _fitted_note(more))
+
+
+def _width_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--width",
+        type=_whole_number,
+        default=None,
+        metavar="N",
+        help="fit the tables to N columns (default: the terminal's width; 0: no limit, "
+        "every column)",
+    )
 
 
 def _load(
@@ -158,7 +215,7 @@ def _run(scenario: Scenario, detail: bool | None = None) -> Run:
     if history.stop_reason == "diverged" and history.num_steps == 0:
         where = where_not_finite(run.start, scenario.data, scenario.loss)
         raise ChainruleError(
-            f"{scenario.label}: training cannot start: {where or stop_message(history)}"
+            f"{scenario.label}: training cannot start: {where or stop_message(history, CLI)}"
         )
     return run
 
@@ -167,12 +224,23 @@ def _no_steps(history: History, wanted: str) -> ChainruleError:
     """Why ``history`` has no step records to show ``wanted`` (e.g. "--step 2") with."""
     if history.num_steps == 0:
         return ChainruleError(
-            f"the run stopped before its first step ({stop_message(history)}), so there is no "
-            f"step for {wanted}"
+            f"the run stopped before its first step ({stop_message(history, CLI)}), so there "
+            f"is no step for {wanted}"
         )
     return ChainruleError(
         f"this run kept no per-step values (more than {_detail_limits()}), so {wanted} "
-        "has nothing to show; try a scenario with fewer parameters, e.g. main-ideas"
+        "has nothing to show; add --detail to keep them"
+    )
+
+
+def _detail_option(p: argparse.ArgumentParser) -> None:
+    """``--detail``: keep every step's values, slopes and step sizes even of a large model."""
+    p.add_argument(
+        "--detail",
+        action="store_true",
+        default=None,
+        help="keep every step's values and slopes even for a large model (by default a "
+        f"model of more than {_detail_limits()} keeps only the loss per step)",
     )
 
 
@@ -214,23 +282,28 @@ def cmd_run(args: argparse.Namespace, stdout: TextIO) -> int:
     """``chainrule run SCENARIO``: train, then print the ledger (or the run as JSON)."""
 
     scenario = _load(args.scenario, args.data_dir, args.set)
-    run = _run(scenario)
+    run = _run(scenario, args.detail)
     history = run.history
     if args.save:
         save(run.model, args.save)  # written atomically; says which extra it needs
     first, last = args.first, args.last
     if args.every is None and first is None and last is None and len(history.steps) > LONG_RUN:
         first = last = LONG_RUN_ENDS  # a long run shows its ends; ask for more with the flags
-    table = ledger(history, columns=args.columns, every=args.every or 1, first=first, last=last)
-    diagnosis = diagnose(history)
+    table = ledger(
+        history, columns=args.columns, every=args.every or 1, first=first, last=last, style=CLI
+    )
+    diagnosis = diagnose(history, CLI)
     if args.format == "json":
         text = _json(_run_dict(table, diagnosis))
     elif history.stop.max_steps == 0 and args.format in _PROSE_FORMATS:
         text = _untrained(run, args.format)
     else:
-        text = _render(table, args.format)
+        width = _width(args, stdout)
+        few = " ".join(table.columns[: max(1, min(2, len(table.columns) - 1))])
+        more = f"the wide table: --width 0 or --format markdown; fewer parameters: --columns {few}"
+        text = _render_fitted(table, args.format, width, more)
         if args.format in _PROSE_FORMATS:
-            text = f"{text.rstrip()}\n\n{diagnosis.render(args.format)}\n"
+            text = f"{text.rstrip()}\n\n{diagnosis.render(args.format, width)}\n"
     if history.final_accuracy is not None and args.format in ("table", "text", "markdown"):
         text = f"{text.rstrip()}\n\naccuracy on the data: {history.final_accuracy:.1%}\n"
     _emit(text, args.out, stdout)
@@ -261,9 +334,13 @@ def cmd_explain(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.step is None:
         model = scenario.build_model()
     else:
-        model = _model_before_step(_run(scenario), args.step)
+        model = _model_before_step(_run(scenario, args.detail), args.step)
     result = chain_rule(model, scenario.data, scenario.loss, args.param)
-    text = _render(result, args.format)
+    if args.format == "json":
+        text = _json(result.to_dict())
+    else:
+        more = "every column: --width 0 or --format markdown"
+        text = _render_fitted(result, args.format, _width(args, stdout), more)
     if args.format in ("table", "text", "markdown"):
         value = model.scalar(args.param).value
         when = "At the starting values" if args.step is None else f"Before step {args.step}"
@@ -350,7 +427,12 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO) -> int:
         parameter2=args.param2,
         values2=values2,
     )
-    _emit(_render(result, args.format), args.out, stdout)
+    if args.format == "json":
+        text = _json(result.to_dict())
+    else:
+        more = "every column: --width 0 or --format csv; fewer: --num2 N"
+        text = _render_fitted(result, args.format, _width(args, stdout), more)
+    _emit(text, args.out, stdout)
     return EXIT_OK
 
 
@@ -420,7 +502,7 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO) -> int:
     )
     run = _run(scenario)
     history = run.history
-    table, diagnosis = ledger(history), diagnose(history)
+    table, diagnosis = ledger(history, style=CLI), diagnose(history, CLI)
     rule = chain_rule(run.start, scenario.data, scenario.loss, "b3")
     if fmt == "json":
         story = {
@@ -453,8 +535,8 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
         if name is not None:
             _check_parameter(scenario, name)
     trained = args.kind not in UNTRAINED_KINDS
-    detail = True if needs_detail(args.kind, scenario.data) else None  # None: the default
-    run = _run(scenario, detail) if trained else None
+    detail = True if args.detail or needs_detail(args.kind, scenario.data) else None
+    run = _run(scenario, detail) if trained else None  # detail None: the scenario's default
     try:
         path = plot_scenario(
             scenario,
@@ -470,6 +552,12 @@ def cmd_plot(args: argparse.Namespace, stdout: TextIO) -> int:
         )
     except GraphError as exc:  # e.g. a loss that no trained parameter reaches
         raise ChainruleError(f"{scenario.label}: {exc}") from None
+    except DetailNeeded as exc:  # the command line's remedy, not the API's
+        raise ChainruleError(
+            f"{exc.what} draws each step's value and slope, but this run of "
+            f"{scenario.label} kept only the loss per step (more than {_detail_limits()}): "
+            "add --detail to keep them, or draw --kind history"
+        ) from None
     except (ChainruleError, OSError):
         raise
     except Exception as exc:  # a figure that fails to draw: one line, not a traceback
@@ -519,7 +607,7 @@ def cmd_quiz(args: argparse.Namespace, stdout: TextIO, stdin: TextIO | None = No
         write("\nAnswer with a number; an empty line or q stops.\n\n")
         right, asked, _ = _ask_all(questions, stdin, write, stdout, echo)
         return _quiz_score(write, right, asked)
-    run = _run(scenario)
+    run = _run(scenario, args.detail)
     history = run.history
     if not history.steps:
         raise _no_steps(history, "a quiz")
@@ -751,6 +839,17 @@ def _dpi(text: str) -> int:
     return value
 
 
+def _whole_number(text: str) -> int:
+    """A whole number >= 0 (``--width 0``: no limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -855,6 +954,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="the parameters (or columns) to show, e.g. --columns b3",
     )
+    _width_option(p)
+    _detail_option(p)
     p.add_argument(
         "--save",
         metavar="FILE",
@@ -881,6 +982,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fmt_option(p)
     out_option(p)
+    _width_option(p)
+    _detail_option(p)
     p.set_defaults(handler=cmd_explain)
 
     p = command(
@@ -909,6 +1012,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num2", type=_positive_int, default=9, metavar="N", help="(default: 9)")
     fmt_option(p)
     out_option(p)
+    _width_option(p)
     p.set_defaults(handler=cmd_scan)
 
     p = command(
@@ -981,6 +1085,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"pixels per inch (png), {MIN_DPI} to {MAX_DPI}",
     )
+    _detail_option(p)
     p.set_defaults(handler=cmd_plot)
 
     p = command("scenarios", "list the built-in scenarios", "chainrule scenarios --long")
@@ -1009,6 +1114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="--forward: the data point to ask about, 1 to the number of points "
         "(default: the middle one)",
     )
+    _detail_option(p)
     p.set_defaults(handler=cmd_quiz)
 
     p = command(

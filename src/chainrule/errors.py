@@ -26,3 +26,13 @@ class GraphError(ChainruleError):
 
 class AnomalyError(ChainruleError):
     """A NaN or an infinity made by an op in anomaly mode (see ``detect_anomaly``)."""
+
+
+class DetailNeeded(ChainruleError):
+    """A figure or table needs each step's values, which this run did not keep (a large
+    model keeps only the loss per step unless trained with ``detail=True``; the command
+    line's ``--detail``). ``what`` names the figure or table."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what

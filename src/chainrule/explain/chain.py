@@ -251,7 +251,10 @@ class ChainRule(Explanation):
             if not path.per_point:
                 head = [None] * len(head)
             rows.append((*head, *(float(f.values[p]) for f in path.factors), float(products[p])))
-        return Table(tuple(columns), tuple(rows), title=title)
+        # fitted to a narrow terminal, the data point and the product stay
+        return Table(
+            tuple(columns), tuple(rows), title=title, keep_first=max(len(inputs), 1), keep_last=1
+        )
 
 
 def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -> ChainRule:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.explain.document import Document, Explanation, Paragraph
-from chainrule.explain.outcome import stop_message
+from chainrule.explain.outcome import setting, stop_message
 from chainrule.history import DIVERGED_GROWTH, History
 from chainrule.losses import LOSSES
 from chainrule.nn.module import scalar_name
@@ -109,16 +109,21 @@ class _Contraction:
         p, factor = self.parameter, significant(self.factor, 4)
         return f"Each step multiplies the distance to the best {p} by {factor} (= {self.why})"
 
-    def advice(self) -> str:
-        one_step = 1 / self.curvature
+    def advice(self, style: str = "python") -> str:
+        one_step = significant(1 / self.curvature, 4)
+        told = "" if style == "python" else f" ({setting('learning_rate', one_step, style)})"
         return (
-            f"Learning rates below {self.limit} converge, and {significant(one_step, 4)} would "
-            f"land on the best {self.parameter} ({decimals(self.best)}) in one step."
+            f"Learning rates below {self.limit} converge, and {one_step} would "
+            f"land on the best {self.parameter} ({decimals(self.best)}) in one step{told}."
         )
 
 
-def diagnose(history: History) -> Diagnosis:
+def diagnose(history: History, style: str = "python") -> Diagnosis:
     """Say in plain words how ``history``'s run went, and why when the history shows it.
+
+    A remedy (a learning rate to try) is written in ``style``: ``"python"`` as
+    :func:`~chainrule.training.train`'s keywords, ``"cli"`` as the command line's
+    ``--set`` options (:func:`~chainrule.explain.outcome.setting`).
 
     >>> from chainrule.datasets import dosage
     >>> from chainrule.formula import Formula
@@ -129,30 +134,30 @@ def diagnose(history: History) -> Diagnosis:
     ('diverged', 0.3333333333333333)
     """
     if history.stop_reason == "max_steps" and history.stop.max_steps == 0:
-        return Diagnosis("untrained", f"Nothing to diagnose: {stop_message(history)}.")
-    d = _diagnose(history)
+        return Diagnosis("untrained", f"Nothing to diagnose: {stop_message(history, style)}.")
+    d = _diagnose(history, style)
     dead = _dead(history) if d.kind not in ("dead", "stalled", "diverged") else None
     if dead is None:
         return d
     return Diagnosis(d.kind, f"{d.message} {dead.sentence()}", d.factor, d.learning_rate_limit)
 
 
-def _diagnose(history: History) -> Diagnosis:
+def _diagnose(history: History, style: str) -> Diagnosis:
     """The diagnosis of the run as a whole (see :func:`diagnose`)."""
     slopes = _slopes(history)
     contraction = _contraction(history, slopes)
     factor = None if contraction is None else contraction.factor
     limit = None if contraction is None else contraction.limit_value
-    said = f": {stop_message(history)}."
+    said = f": {stop_message(history, style)}."
     overshoots = (
         f" {contraction.sentence()}: every step overshoots the best "
-        f"{contraction.parameter} by more than it was off. {contraction.advice()}"
+        f"{contraction.parameter} by more than it was off. {contraction.advice(style)}"
         if contraction is not None
         else ""
     )
     if history.diverged:  # training's one rule: the diagnosis does not have its own
         return Diagnosis("diverged", f"The run diverged{said}{overshoots}", factor, limit)
-    stalled = _stalled(history)
+    stalled = _stalled(history, style)
     if stalled is not None:
         return Diagnosis("stalled", f"The run did not converge{said} {stalled}")
     dead = _dead(history)
@@ -164,13 +169,11 @@ def _diagnose(history: History) -> Diagnosis:
             f"as diverged once its loss is {DIVERGED_GROWTH:.0e} times the first, and this "
             "one ended before that."
         )
-        return Diagnosis(
-            "growing", text + (overshoots or " Try a smaller learning rate."), factor, limit
-        )
+        return Diagnosis("growing", text + (overshoots or _smaller(history, style)), factor, limit)
     flipping = [name for name, s in slopes.items() if _alternates(s)]
     remaining = _remaining_fall(history)
     if history.stop_reason in ("step_size", "loss"):
-        early = _stopped_early(history, contraction, remaining)
+        early = _stopped_early(history, contraction, remaining, style)
         if early is not None:
             return Diagnosis("crawling", f"The run stopped early{said} {early}", factor, limit)
         text = f"The run converged{said}"
@@ -200,9 +203,9 @@ def _diagnose(history: History) -> Diagnosis:
                 if abs(contraction.factor) > 1 - RATIO_TOLERANCE
                 else "so it zig-zags closer, slowly"
             )
-            text += f" {contraction.sentence()}, {closer}. {contraction.advice()}"
+            text += f" {contraction.sentence()}, {closer}. {contraction.advice(style)}"
         else:
-            text += " Try a smaller learning rate."
+            text += _smaller(history, style)
         return Diagnosis("oscillating", text, factor, limit)
     last_steps = [abs(v) for record in history.steps[-1:] for v in record.step_sizes.values()]
     text = f"The run crawls{said}"
@@ -213,14 +216,15 @@ def _diagnose(history: History) -> Diagnosis:
     if contraction is not None and 0 < contraction.factor < 1 and contraction.distance > 0:
         text += (
             f" {contraction.sentence()}: {_steps_needed(contraction)} more steps would "
-            f"bring it within 0.001 of the best {contraction.parameter}. {contraction.advice()}"
+            f"bring it within 0.001 of the best {contraction.parameter}. "
+            f"{contraction.advice(style)}"
         )
     else:
-        text += " Try a larger learning rate, or more steps."
+        text += _larger(history, style)
     return Diagnosis("crawling", text, factor, limit)
 
 
-def _stalled(history: History) -> str | None:
+def _stalled(history: History, style: str) -> str | None:
     """What to say when the learning rate is too small to move anything: some slope is not
     0 (nor rounding noise), yet at every step every step size is below the spacing of
     float64 numbers near the value (``np.spacing`` of the value, or of 1 for values smaller
@@ -256,8 +260,7 @@ def _stalled(history: History) -> str | None:
         f"of {name} is {significant(last[j])}, but its step size ({significant(sizes[-1, j])}) "
         f"is below the spacing of float64 numbers near {name} ({significant(spacing[-1, j])}, "
         f"np.spacing), so {name} does not change in any digit that counts. Try a larger "
-        f"learning rate: --set train.learning_rate={rate} on the command line "
-        f"(learning_rate={rate} in Python)."
+        f"learning rate: {setting('learning_rate', rate, style)}."
     )
 
 
@@ -345,6 +348,27 @@ def _dead_units(history: History, dead: set[str]) -> list[str]:
     return units
 
 
+def _smaller(history: History, style: str) -> str:
+    """`` Try a smaller learning rate.``, with one to try in the command line's words."""
+    if style == "python" or history.learning_rate is None:
+        return " Try a smaller learning rate."
+    lr = significant(history.learning_rate / 10, point=True)
+    return f" Try a smaller learning rate: {setting('learning_rate', lr, style)}."
+
+
+def _larger(history: History, style: str) -> str:
+    """`` Try a larger learning rate, or more steps.``, with values in the command line's
+    words."""
+    if style == "python" or history.learning_rate is None:
+        return " Try a larger learning rate, or more steps."
+    lr = significant(history.learning_rate * 2, point=True)
+    steps = str(2 * history.stop.max_steps)
+    return (
+        f" Try a larger learning rate ({setting('learning_rate', lr, style)}) or more steps "
+        f"({setting('max_steps', steps, style)})."
+    )
+
+
 def _growing(history: History, factor: float | None) -> bool:
     """Whether the loss grows without bound although training did not (yet) call the run
     diverged: a ratio of slopes beyond -1 or 1, or a loss that keeps growing and has more
@@ -361,6 +385,7 @@ def _stopped_early(
     history: History,
     contraction: _Contraction | None,
     remaining: tuple[float, float, int] | None,
+    style: str = "python",
 ) -> str | None:
     """Why a run that a step-size rule stopped is not at its lowest point yet, if it is not.
 
@@ -384,12 +409,20 @@ def _stopped_early(
         )
         if 0 < c.factor < 1:
             text += f": about {_steps_needed(c)} more steps would bring it within 0.001"
-        return f"{text}. {c.advice()}"
+        return f"{text}. {c.advice(style)}"
     if remaining is None or not _still_falling(history, remaining):
         return None
+    remedy = "try a larger learning rate, or a smaller step_size in stop"
+    if style != "python" and history.learning_rate is not None:
+        lr = significant(history.learning_rate * 2, point=True)
+        step = significant(history.stop.step_size / 10, point=True)
+        remedy = (
+            f"try a larger learning rate ({setting('learning_rate', lr, style)}) or a smaller "
+            f"step size to stop at ({setting('step_size', step, style)})"
+        )
     return (
         f"{_falling_sentence(history, remaining)} The steps are small, but the run is not "
-        "at the lowest point: try a larger learning rate, or a smaller step_size in stop."
+        f"at the lowest point: {remedy}."
     )
 
 

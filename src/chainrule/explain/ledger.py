@@ -7,6 +7,9 @@ the ledger formats, it does not recompute.
 
 For many parameters or many steps, pick ``columns`` (parameter names), every ``every``-th
 step, and the ``first`` / ``last`` rows (the renderings put an ellipsis row in between).
+Rendered for a narrow terminal (``render("table", width=80)``), a table of several
+parameters too wide for it turns: one row per step and parameter, the slope, step size
+and new value beside each parameter's value, and the loss once per step.
 
 >>> from chainrule.datasets import dosage
 >>> from chainrule.formula import Formula
@@ -104,10 +107,42 @@ class Ledger(Explanation):
             for part in _PARTS[1:]:
                 cells += [s[part][p] for p in shown]
             rows.append(tuple(cells))
-        table = Table(tuple(columns), tuple(rows), gap_before=self.gap_before)
+        turned = self._turned(shown) if several else None
+        table = Table(tuple(columns), tuple(rows), gap_before=self.gap_before, turned=turned)
         if not self.message:
             return (table,)
         return (table, Paragraph(f"stopped: {self.message}"))
+
+    def _turned(self, shown: list[str]) -> Table:
+        """The same numbers, one row per step and parameter: as narrow as one parameter's
+        table however many parameters were trained (what a narrow terminal shows)."""
+        loss = self.loss_name
+        columns = (
+            Column("step", "step"),
+            Column("parameter", "parameter"),
+            Column("value", "value"),
+            Column(loss, f"${latex_name(loss)}$"),
+            Column("slope", "slope"),
+            Column("step size", "step size"),
+            Column("new value", "new value"),
+        )
+        rows = []
+        for s in self.steps:
+            for i, p in enumerate(shown):
+                first = i == 0
+                rows.append(
+                    (
+                        s["step"] if first else None,
+                        p,
+                        s["values"][p],
+                        s["loss"] if first else None,
+                        s["gradients"][p],
+                        s["step_sizes"][p],
+                        s["new_values"][p],
+                    )
+                )
+        gap = None if self.gap_before is None else self.gap_before * len(shown)
+        return Table(columns, tuple(rows), gap_before=gap, keep_first=2)
 
 
 def ledger(
@@ -116,12 +151,14 @@ def ledger(
     every: int = 1,
     first: int | None = None,
     last: int | None = None,
+    style: str = "python",
 ) -> Ledger:
     """The step table of ``history``: one row per step, then why the run stopped.
 
     ``columns`` picks trained scalars by name (default: all of them); ``every`` keeps
     steps 1, 1 + every, 1 + 2 every, ... and always the last step; ``first`` and
     ``last`` keep that many rows from each end, with an ellipsis row in between.
+    ``style`` is how the stop message writes a remedy (see :func:`stop_message`).
     A history kept without detail has only the loss per step.
 
     >>> from chainrule.datasets import dosage
@@ -165,7 +202,7 @@ def ledger(
         gap_before=gap,
         stop_reason=history.stop_reason,
         # a run still going (the web page's Step button) has no stop message yet
-        message=stop_message(history) if history.stop_reason else "",
+        message=stop_message(history, style) if history.stop_reason else "",
         final=history.final_dict(),
     )
 

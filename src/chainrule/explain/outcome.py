@@ -19,13 +19,43 @@ from chainrule.text import significant
 #: Up to this many trained scalars, the sentence gives their final values.
 NAMED_SCALARS = 3
 
+#: How a remedy is written: ``"python"``, as the API's keywords (the default), or
+#: ``"cli"``, as the command line's options (``--set train.learning_rate=0.1``).
+STYLES = ("python", "cli")
 
-def stop_message(history: History) -> str:
-    """Why ``history``'s run stopped, with where it ended."""
+#: The scenario keys (for ``--set``) of the training settings a remedy may change.
+SETTING_KEYS = {
+    "learning_rate": "train.learning_rate",
+    "max_steps": "train.stop.max_steps",
+    "step_size": "train.stop.step_size",
+}
+
+
+def setting(key: str, value: str, style: str = "python") -> str:
+    """How the reader changes the training setting ``key`` to ``value`` (a number as
+    text), in ``style`` (one of :data:`STYLES`).
+
+    >>> setting("learning_rate", "0.01"), setting("step_size", "1e-05")
+    ('learning_rate=0.01', 'stop={"step_size": 1e-05}')
+    >>> setting("learning_rate", "0.01", "cli"), setting("max_steps", "2000", "cli")
+    ('--set train.learning_rate=0.01', '--set train.stop.max_steps=2000')
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if style == "cli":
+        return f"--set {SETTING_KEYS[key]}={value}"
+    if key in ("max_steps", "step_size"):
+        return f'stop={{"{key}": {value}}}'
+    return f"{key}={value}"
+
+
+def stop_message(history: History, style: str = "python") -> str:
+    """Why ``history``'s run stopped, with where it ended; a remedy is written in
+    ``style`` (:data:`STYLES`)."""
     reason, stop = history.stop_reason, history.stop
     if reason == "diverged":
         assert history.divergence is not None
-        return diverged_message(history, history.divergence)
+        return diverged_message(history, history.divergence, style)
     if reason == "max_steps" and stop.max_steps == 0:
         return (
             "nothing was trained (max_steps = 0): the model keeps its starting values "
@@ -73,8 +103,10 @@ def _summary(history: History) -> str:
     return f"trained {len(names)} parameters for {steps}"
 
 
-def diverged_message(history: History, problem: Divergence) -> str:
-    """Why a run diverged, in one sentence with the run's own numbers.
+def diverged_message(history: History, problem: Divergence, style: str = "python") -> str:
+    """Why a run diverged, in one sentence with the run's own numbers; the learning rate
+    to try is written in ``style`` (:data:`STYLES`: the command line's says ``--set
+    train.learning_rate=0.1``).
 
     >>> from array import array
     >>> h = History([("b3", ())], "ssr", False, 1.0, losses=array("d", [20.4, 510.0]))
@@ -89,7 +121,8 @@ finite: the learning rate 1e+308 is too large for this loss; try 1e+307'
     losses, lr = history.losses, history.learning_rate
     n = len(losses)
     rate, smaller = significant(lr, point=True), significant(lr / 10, point=True)
-    too_large = f"the learning rate {rate} is too large for this loss; try {smaller}"
+    instead = smaller if style == "python" else setting("learning_rate", smaller, style)
+    too_large = f"the learning rate {rate} is too large for this loss; try {instead}"
     state = non_finite_text(problem.value)
     if problem.kind == "growth":
         start, end = significant(losses[0]), significant(problem.loss)

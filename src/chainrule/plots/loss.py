@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.datasets import Dataset
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, DetailNeeded
 from chainrule.explain.scan import scan
 from chainrule.history import History
 from chainrule.losses import LOSSES, Loss, loss_spec
@@ -103,11 +103,14 @@ def loss_display(loss: str | Loss | None, history: History | None) -> str:
 
 
 def require_steps(history: History | None, what: str) -> None:
+    """Refuse a history without per-step records (:class:`DetailNeeded`: the command line
+    tells its own remedy, ``--detail``)."""
     if history is not None and history.num_steps and not history.steps:
-        raise ChainruleError(
+        raise DetailNeeded(
+            what,
             f"{what} draws each step's value and slope, but this run kept no per-step "
             "records (a model this large keeps only the loss per step; draw its history, "
-            "or train with detail=True)"
+            "or train with detail=True)",
         )
 
 
