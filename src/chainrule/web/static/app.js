@@ -68,8 +68,10 @@ async function openSession(body) {
   $("download-model").href = `/api/sessions/${app.session}/model.safetensors`;
 }
 
+const terms = () => $("show-terms").checked;  // the fit's terms, only while shown
+
 async function refresh() {
-  const data = await api("GET", `/api/sessions/${app.session}?brief=1`);
+  const data = await api("GET", `/api/sessions/${app.session}?brief=1${terms() ? "&terms=1" : ""}`);
   setState(data);
 }
 
@@ -140,15 +142,23 @@ function showStop(result) {
   $("diagnosis").textContent = result.diagnosis ? result.diagnosis.message : "";
 }
 
-async function step(count = 1) {
-  const result = await api("POST", `/api/sessions/${app.session}/step`, { steps: count });
+// One request per step (or per frame of a run): the answer holds the new ledger rows,
+// the parameters and the fit, all that is redrawn. The loss curve and the chain rule
+// are asked for separately (redraw), and while running at most every CURVE_MS.
+async function step(count = 1, redraw = true) {
+  const result = await api("POST", `/api/sessions/${app.session}/step`, { steps: count, fit: true, terms: terms() });
   if (result.steps.length) addRows(result.steps, result.loss);
   if (result.done) {
     showStop(result);
     pause();
   }
   app.walk = null;
-  await refresh();
+  app.state.parameters = result.parameters;
+  app.state.fit = result.fit;
+  drawParameters();
+  drawNetwork();
+  drawFit();
+  if (redraw) drawSelected();
   return result;
 }
 
@@ -160,24 +170,34 @@ function setRunning(on) {
 
 function pause() { setRunning(false); }
 
+// The Run button's pace (benchmarks/bench_web.py mirrors it): one step request per
+// frame, a frame every FRAME_MS at most; 1 step in the first frame, one more in each
+// next frame up to MAX_STEPS_PER_FRAME (few steps while they are worth watching one by
+// one, more in long runs); the loss curve and the chain rule at most every CURVE_MS,
+// and once more when the run stops.
+const FRAME_MS = 100, MAX_STEPS_PER_FRAME = 50, CURVE_MS = 500;
+
 async function runLoop() {
   setRunning(true);
-  let count = 1;
+  let count = 1, curve = performance.now();
   while (app.running) {
     const started = performance.now();
     try {
-      const result = await step(count);
+      const result = await step(count, false);
       if (result.done || result.taken === 0) break;
     } catch (error) {
       showError(error.message);
       break;
     }
-    // Few steps per frame while they are cheap to watch; more for long runs.
-    const took = performance.now() - started;
-    count = Math.min(50, took < 40 ? count + 1 : count);
-    await new Promise((r) => setTimeout(r, 30));
+    if (performance.now() - curve >= CURVE_MS) {
+      curve = performance.now();
+      drawSelected();
+    }
+    count = Math.min(MAX_STEPS_PER_FRAME, count + 1);
+    await new Promise((r) => setTimeout(r, Math.max(0, FRAME_MS - (performance.now() - started))));
   }
   setRunning(false);
+  drawSelected();
 }
 
 // ---------------------------------------------------------------------------------
@@ -592,8 +612,8 @@ async function start() {
   $("upload").addEventListener("change", upload);
   $("learning-rate").addEventListener("change", (e) => setSettings({ "train.learning_rate": Number(e.target.value) }));
   $("optimizer").addEventListener("change", (e) => setSettings({ "train.optimizer": e.target.value }));
-  $("max-steps").addEventListener("change", (e) => setSettings({ "train.stop": { ...app.state.settings.stop, max_steps: Number(e.target.value) } }));
-  $("show-terms").addEventListener("change", drawFit);
+  $("max-steps").addEventListener("change", (e) => setSettings({ "train.stop.max_steps": Number(e.target.value) }));
+  $("show-terms").addEventListener("change", guard(refresh));
   let pending = null, sending = false;
   const live = async () => {  // one request in flight while a slider moves; the last value wins
     if (sending || pending === null) return;
