@@ -223,6 +223,11 @@ def test_explain_and_scan_are_the_clis(client, capsys):
         "&parameter2=b3&from2=0&to2=4&num2=5"
     ).json()
     assert len(grid["loss"]) == 3 and len(grid["loss"][0]) == 5
+    main(
+        ["scan", "main-ideas", "--param", "w3", "--from", "-2", "--to", "0", "--num", "3"]
+        + ["--param2", "b3", "--from2", "0", "--to2", "4", "--num2", "5", "--format", "json"]
+    )
+    assert grid == json.loads(capsys.readouterr().out)  # the page's contour is the CLI's grid
 
 
 def test_backward_walks_from_the_loss_to_the_parameters(client):
