@@ -56,7 +56,10 @@ class _Json(JSONResponse):
     """JSON that writes an infinite or missing number as null (strict JSON has no NaN)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode()
+        try:  # the sessions' answers are plain already: walk them again only if needed
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        except ValueError:
+            return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode()
 
 
 def _finite(value: Any) -> Any:

@@ -196,7 +196,8 @@ class Session:
     lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.model = self.scenario.build_model()
+        self._start = self.scenario.build_model()  # parsed once; Reset copies it
+        self.model = self._start.at()
 
     @classmethod
     def from_scenario(
@@ -252,8 +253,9 @@ class Session:
         else:
             scenario = scenario_from_upload(self.source, self.files, overrides)
         self.scenario, self.overrides = scenario, overrides
+        self._start = scenario.build_model()
         if not all(_keeps_values(str(key)) for key in settings):
-            self.model = scenario.build_model()
+            self.model = self._start.at()
         self._restart()
 
     def set_values(
@@ -278,7 +280,7 @@ class Session:
     def reset(self) -> None:
         """Back to the scenario's starting values and trained parameters (the settings
         that the page changed stay)."""
-        self.model = self.scenario.build_model()
+        self.model = self._start.at()
         self._restart()
 
     def _restart(self) -> None:
