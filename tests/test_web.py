@@ -197,6 +197,23 @@ def test_an_uploaded_scenario_takes_a_set_too(client):
         assert_refused(bad, 400, "was not uploaded", "reads no file of the server")
 
 
+def test_the_curve_and_the_chain_rule_follow_the_values(client):
+    sid = open_session(client)
+    query = f"/api/sessions/{sid}/scan?parameter=b3&from=0&to=4&num=9"
+    first = client.get(query).json()
+    rule = client.get(f"/api/sessions/{sid}/explain?parameter=b3").json()
+    client.post(f"/api/sessions/{sid}/values", json={"values": {"w3": 0.0}})
+    moved = client.get(query).json()
+    assert moved["loss"][0] != first["loss"][0]
+    assert client.get(f"/api/sessions/{sid}/explain?parameter=b3").json() != rule
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"train.loss": "mse"}})
+    assert client.get(query).json()["loss"][0] == pytest.approx(moved["loss"][0] / 3)
+    client.post(f"/api/sessions/{sid}/reset")
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"train.loss": "ssr"}})
+    assert client.get(query).json() == first
+    assert client.get(f"/api/sessions/{sid}/explain?parameter=b3").json() == rule
+
+
 def test_learning_rate_setting(client):
     sid = open_session(client, scenario="main-ideas", set={"train.learning_rate": 0.3})
     step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]

@@ -67,6 +67,8 @@ IDLE_SECONDS = 30 * 60
 MAX_STEPS_PER_REQUEST = 1000
 MAX_SCAN_POINTS = 4096
 MAX_UPLOAD_BYTES = 256 * 1024
+#: How many answers of the scan and the chain rule a session remembers (by values).
+MEMO_SIZE = 16
 #: Grid sizes of the pictures the page draws.
 CURVE_POINTS = 121
 REGION_POINTS = 48
@@ -196,6 +198,7 @@ class Session:
     lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        self._memo: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._start = self.scenario.build_model()  # parsed once; Reset copies it
         self.model = self._start.at()
 
@@ -253,6 +256,7 @@ class Session:
         else:
             scenario = scenario_from_upload(self.source, self.files, overrides)
         self.scenario, self.overrides = scenario, overrides
+        self._memo.clear()  # another loss or data: the answers from before do not hold
         self._start = scenario.build_model()
         if not all(_keeps_values(str(key)) for key in settings):
             self.model = self._start.at()
@@ -482,7 +486,10 @@ class Session:
         explain --format json`` gives it."""
         self._scalar(parameter)
         s = self.scenario
-        return plain(chain_rule(self.model, s.data, s.loss, parameter).to_dict())
+        return self._remembered(
+            ("explain", parameter),
+            lambda: plain(chain_rule(self.model, s.data, s.loss, parameter).to_dict()),
+        )
 
     def scan(
         self,
@@ -512,8 +519,26 @@ class Session:
                     413,
                 )
         s = self.scenario
-        result = scan(self.model, s.data, s.loss, parameter, values, parameter2, values2)
-        return plain(result.to_dict())
+        key = ("scan", parameter, values.tobytes(), parameter2, _bytes(values2))
+        return self._remembered(
+            key,
+            lambda: plain(
+                scan(self.model, s.data, s.loss, parameter, values, parameter2, values2).to_dict()
+            ),
+        )
+
+    def _remembered(self, key: tuple[Any, ...], compute: Any) -> dict[str, Any]:
+        """``compute()``, or its answer from before at the same values: a page asks for
+        the loss curve and the chain rule again after each run and each Reset, often at
+        values it has seen (the start, the end of the same run)."""
+        values = [np.ravel(p.data) for p in self.model.parameters()]
+        full = (*key, np.concatenate(values).tobytes() if values else b"")
+        found = self._memo.get(full)
+        if found is None:
+            found = self._memo[full] = compute()
+            while len(self._memo) > MEMO_SIZE:
+                del self._memo[next(iter(self._memo))]  # the oldest first
+        return found
 
     def backward(self) -> dict[str, Any]:
         """The backward pass one node at a time: the nodes in the order backpropagation
@@ -614,6 +639,10 @@ class Session:
         with tempfile.TemporaryDirectory(prefix="chainrule-model-") as folder:
             path = save(self.model, Path(folder) / "model.safetensors")
             return path.read_bytes()
+
+
+def _bytes(values: np.ndarray | None) -> bytes | None:
+    return None if values is None else values.tobytes()
 
 
 def _padded(values: np.ndarray, share: float = 0.1) -> tuple[float, float]:
