@@ -73,15 +73,24 @@ class Tab:
         self.drawing: set[asyncio.Task] = set()
 
     async def request(self, kind: str, method: str, path: str, body: dict | None = None):
-        """One request on an idle connection (a new one if all are busy), timed."""
+        """One request on an idle connection (a new one if all are busy), timed. As a
+        browser does, a request that meets a kept-alive connection the server has just
+        closed (it closes idle ones after 5 s) is sent again on a new one."""
         self.requests += 1
         if self.requests > MAX_REQUESTS_PER_TAB:
             raise RuntimeError("too many requests")
-        if self.idle:
+        while self.idle:
             reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(HOST, self.port)
-            self.opened.append(writer)
+            if not reader.at_eof():
+                try:
+                    return await self.send(reader, writer, kind, method, path, body)
+                except (asyncio.IncompleteReadError, ConnectionResetError):
+                    continue
+        reader, writer = await asyncio.open_connection(HOST, self.port)
+        self.opened.append(writer)
+        return await self.send(reader, writer, kind, method, path, body)
+
+    async def send(self, reader, writer, kind: str, method: str, path: str, body: dict | None):
         payload = json.dumps(body).encode() if body is not None else b""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n"
