@@ -11,7 +11,7 @@ busy, as a browser opens them), so the client costs little CPU next to the serve
 
 Each tab does what the page does (``web/static/app.js``):
 
-- it opens a session and draws the loss curve and the chain rule (GET scan, 81 points,
+- it opens a session and draws the loss curve and the chain rule (GET scan, 41 points,
   and GET explain, side by side);
 - it presses Run: one ``POST step {"steps": K, "fit": true}`` per frame, a frame every
   ``--frame-ms`` (100) at most, K = 1, 2, 3, ... up to 50; the loss curve and the chain
@@ -42,7 +42,7 @@ from collections import defaultdict
 HOST = "127.0.0.1"  # loopback only: this benchmark never sends traffic elsewhere
 MAX_REQUESTS_PER_TAB = 200_000  # a bound on top of the time limit
 GOAL_P99_MS = 50.0
-SCAN = "scan?parameter=b3&from={a}&to={b}&num=81"  # what the page asks for b3
+SCAN = "scan?parameter=b3&from={a}&to={b}&num=41"  # what the page asks for b3
 
 
 def free_port() -> int:

@@ -463,6 +463,9 @@ function drawRegions(box, fit) {
 // The loss curve of the selected parameter, and the chain rule
 // ---------------------------------------------------------------------------------
 
+// The loss curve: 41 points (an odd number: the middle one is the value now), enough for a
+// smooth curve 420 px wide, and each point is one forward pass on the server.
+const CURVE_POINTS = 41;
 let lossToken = 0;
 async function drawLossCurve() {
   const p = parameter(app.selected);
@@ -473,14 +476,14 @@ async function drawLossCurve() {
   const from = p.value - span, to = p.value + span;
   try {
     const [curve, rule] = await Promise.all([
-      api("GET", `/api/sessions/${app.session}/scan?parameter=${encodeURIComponent(p.name)}&from=${from}&to=${to}&num=81`),
+      api("GET", `/api/sessions/${app.session}/scan?parameter=${encodeURIComponent(p.name)}&from=${from}&to=${to}&num=${CURVE_POINTS}`),
       api("GET", `/api/sessions/${app.session}/explain?parameter=${encodeURIComponent(p.name)}`),
     ]);
     if (token !== lossToken) return;
     app.rule = rule;
     const W = 420, H = 260;
     const loss = curve.loss;
-    const current = loss[40];
+    const current = loss[(CURVE_POINTS - 1) / 2];  // the middle point: the value now
     const yr = range(loss);
     box.setAttribute("viewBox", `0 0 ${W} ${H}`);
     box.replaceChildren();
