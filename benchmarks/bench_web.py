@@ -51,6 +51,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_available(seconds: float = 0.5) -> float:
+    """The share of one core that a busy process gets now (a spin loop's CPU time over
+    its wall time): on a machine shared with other work the server gets no more."""
+    start, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        pass
+    return (time.process_time() - cpu) / (time.perf_counter() - start)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """The CPU time (user + system) a process has used so far (Linux), else None."""
     try:
@@ -71,6 +80,7 @@ class Tab:
         self.session = ""
         self.requests = 0
         self.drawing: set[asyncio.Task] = set()
+        self.again, self.b3 = False, 0.0
 
     async def request(self, kind: str, method: str, path: str, body: dict | None = None):
         """One request on an idle connection (a new one if all are busy), timed. As a
@@ -123,7 +133,13 @@ class Tab:
         )
 
     def draw_curve(self, b3: float) -> None:
-        """Start drawing the curve; the page does not wait for it before the next frame."""
+        """Start drawing the curve; the page does not wait for it before the next frame.
+        As the page does, one at a time: asked while one is out, it draws once more
+        when that answer is in, at the values then."""
+        self.b3 = b3
+        if self.drawing:
+            self.again = True
+            return
         task = asyncio.ensure_future(self.curve(b3))
         self.drawing.add(task)
         task.add_done_callback(self.drawn)
@@ -133,6 +149,9 @@ class Tab:
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
             self.errors.append(f"{type(error).__name__}: {error}")
+        if self.again:
+            self.again = False
+            self.draw_curve(self.b3)
 
     async def run(self, args: argparse.Namespace, until: float) -> None:
         """Run until the stop rule fires, frame by frame as the page's Run button does."""
@@ -165,7 +184,8 @@ class Tab:
                 break
             await self.request("reset", "POST", f"/api/sessions/{self.session}/reset")
             self.draw_curve(0.0)
-        await asyncio.gather(*self.drawing, return_exceptions=True)
+        while self.drawing:
+            await asyncio.gather(*self.drawing, return_exceptions=True)
 
     def close(self) -> None:
         for writer in self.opened:
@@ -188,7 +208,8 @@ async def load(port: int, args: argparse.Namespace, sessions: int, seconds: floa
         except Exception as exc:  # noqa: BLE001 (every failure is counted and printed)
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
-            await asyncio.gather(*tab.drawing, return_exceptions=True)
+            while tab.drawing:
+                await asyncio.gather(*tab.drawing, return_exceptions=True)
             tab.close()
 
     started = time.perf_counter()
@@ -216,6 +237,7 @@ def main() -> int:
     sessions, seconds = (10, 3.0) if args.quick else (args.sessions, args.seconds)
     sessions, seconds = max(1, min(sessions, 200)), max(1.0, min(seconds, 600.0))
 
+    available = cpu_available()
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "chainrule", "serve", "--port", str(port), "--host", HOST],
@@ -255,6 +277,7 @@ def main() -> int:
     )
     if load_before is not None:
         print(f"  machine load    {load_before:.2f} (1-minute average before the run)")
+    print(f"  CPU for one     {available:.0%} of a core (a busy loop, before the run)")
     print(f"  step requests   {len(steps):,}  ({len(steps) / elapsed:,.0f}/s)")
     print(f"  all requests    {len(every):,}  ({len(every) / elapsed:,.0f}/s)")
     print(f"  {'request':<10} {'count':>7} {'median ms':>10} {'p99 ms':>8}")

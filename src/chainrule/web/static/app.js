@@ -466,8 +466,25 @@ function drawRegions(box, fit) {
 // The loss curve: 41 points (an odd number: the middle one is the value now), enough for a
 // smooth curve 420 px wide, and each point is one forward pass on the server.
 const CURVE_POINTS = 41;
+// A drawing that asks the server sends one request at a time: asked again while its
+// answer is out, it draws once more when the answer is in (at the values then), so a
+// busy server gets no requests whose answers would be drawn over at once.
+function oneAtATime(draw) {
+  let busy = false, again = false;
+  const run = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try { await draw(); } finally {
+      busy = false;
+      if (again) { again = false; run(); }
+    }
+  };
+  return run;
+}
+
+const drawLossCurve = oneAtATime(drawLossCurveNow);
 let lossToken = 0;
-async function drawLossCurve() {
+async function drawLossCurveNow() {
   const p = parameter(app.selected);
   const box = $("loss-curve");
   if (!p) { box.replaceChildren(); return; }
@@ -530,8 +547,9 @@ function contourRange(name, value) {  // around the value now, and the whole pat
   return [lo - pad, hi + pad];
 }
 
+const drawContour = oneAtATime(drawContourNow);
 let contourToken = 0;
-async function drawContour() {
+async function drawContourNow() {
   const p = parameter(app.selected), q = parameter(secondParameter());
   const box = $("contour");
   if (!p || !q) { app.contour = null; box.replaceChildren(); $("contour-best").textContent = ""; return; }
