@@ -11,7 +11,9 @@ busy, as a browser opens them), so the client costs little CPU next to the serve
 
 Each tab does what the page does (``web/static/app.js``):
 
-- it opens a session and draws the loss curve and the chain rule (GET scan, 41 points,
+- it opens the page at a moment drawn within the first ``--stagger`` seconds (1.5: about
+  one cycle below, so that 50 tabs do not press their buttons in step), opens a session
+  and draws the loss curve and the chain rule (GET scan, 41 points,
   and GET explain, side by side);
 - it presses Run: one ``POST step {"steps": K, "fit": true}`` per frame, a frame every
   ``--frame-ms`` (100) at most, K = 1, 2, 3, ... up to 50; the loss curve and the chain
@@ -32,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -202,8 +205,9 @@ async def load(port: int, args: argparse.Namespace, sessions: int, seconds: floa
     tabs = [Tab(port, record, errors) for _ in range(sessions)]
     until = time.perf_counter() + seconds
 
-    async def play(tab: Tab) -> None:
+    async def play(tab: Tab, delay: float) -> None:
         try:
+            await asyncio.sleep(delay)  # learners do not all open the page at one instant
             await tab.play(args, until)
         except Exception as exc:  # noqa: BLE001 (every failure is counted and printed)
             errors.append(f"{type(exc).__name__}: {exc}")
@@ -213,7 +217,9 @@ async def load(port: int, args: argparse.Namespace, sessions: int, seconds: floa
             tab.close()
 
     started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(play(t) for t in tabs)), seconds + 60)
+    draw = random.Random(0)  # the same start times in every run
+    starts = [draw.uniform(0, min(args.stagger, seconds / 2)) for _ in tabs]
+    await asyncio.wait_for(asyncio.gather(*map(play, tabs, starts)), seconds + 60)
     return record, errors, time.perf_counter() - started, sum(len(t.opened) for t in tabs)
 
 
@@ -231,6 +237,9 @@ def main() -> int:
     parser.add_argument("--frame-ms", type=float, default=100.0, help="the Run loop's frame")
     parser.add_argument("--curve-ms", type=float, default=500.0, help="loss curve redraws")
     parser.add_argument("--think", type=float, default=1.0, help="seconds before Reset")
+    parser.add_argument(
+        "--stagger", type=float, default=1.5, help="tabs open within this many seconds"
+    )
     parser.add_argument("--quick", action="store_true", help="10 sessions for 3 s")
     parser.add_argument("--threads", type=int, help="(ignored: run_all passes it to all)")
     args = parser.parse_args()
@@ -272,8 +281,9 @@ def main() -> int:
     every = sorted(x * 1000 for kind in record.values() for x in kind)
     print(
         f"playground load: {sessions} tabs running main-ideas for {seconds:g} s on "
-        f"{HOST}:{port} (a frame every {args.frame_ms:g} ms, the loss curve every "
-        f"{args.curve_ms:g} ms while running, {args.think:g} s before Reset)"
+        f"{HOST}:{port} (opened within {args.stagger:g} s, a frame every {args.frame_ms:g} ms, "
+        f"the loss curve every {args.curve_ms:g} ms while running, {args.think:g} s before "
+        "Reset)"
     )
     if load_before is not None:
         print(f"  machine load    {load_before:.2f} (1-minute average before the run)")
