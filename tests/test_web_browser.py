@@ -324,6 +324,11 @@ def test_narrow_window(browser, server_url):
     assert width <= 420, f"the page is {width} px wide in a 420 px window"
     page.get_by_label("second parameter").select_option("w4")
     sync_api.expect(page.locator("#contour svg")).to_have_count(1)
+    # w4 is frozen: the path of one step runs along b3 alone
+    sync_api.expect(page.locator("#contour-best")).to_contain_text("(1 step)")
+    path = page.locator("#contour polyline.descent-path").get_attribute("points").split()
+    (x0, y0), (x1, y1) = (tuple(map(float, p.split(","))) for p in path)
+    assert y0 == y1 and x1 > x0  # b3 grew from 0 to 1.5655, w4 stayed
     assert_labels_inside(page, 3)
     shot(page, "playground-420.png")
     page.close()

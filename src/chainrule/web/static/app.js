@@ -539,8 +539,14 @@ function drawContourChoice() {
   box.value = secondParameter();
 }
 
+// A step record holds the trained parameters' values; a frozen one keeps its value now.
+function along(t, name) {
+  const v = t[name] !== undefined ? t[name] : (parameter(name) || {}).value;
+  return v === null || v === undefined ? NaN : v;
+}
+
 function contourRange(name, value) {  // around the value now, and the whole path so far
-  const path = app.trail.map((t) => t[name]).filter((v) => Number.isFinite(v));
+  const path = app.trail.map((t) => along(t, name)).filter((v) => Number.isFinite(v));
   const span = Math.max(1, Math.abs(value) * 0.5);
   const lo = Math.min(value - span, ...path), hi = Math.max(value + span, ...path);
   const pad = (hi - lo) * 0.08;
@@ -587,15 +593,15 @@ function paintContour() {
   const canvas = document.createElement("canvas");
   heat(canvas, grid, Math.min(...flat), Math.max(...flat), bandColour);
   s.append(svg("image", { href: canvas.toDataURL(), x: sx(xr[0]), y: sy(yr[1]), width: sx(xr[1]) - sx(xr[0]), height: sy(yr[0]) - sy(yr[1]), preserveAspectRatio: "none", class: "contour-bands" }));
-  const points = app.trail.filter((t) => Number.isFinite(t[p]) && Number.isFinite(t[q]));
+  const points = app.trail.map((t) => [along(t, p), along(t, q)]).filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
   if (points.length > 1) {
-    s.append(svg("polyline", { points: points.map((t) => `${sx(t[p]).toFixed(1)},${sy(t[q]).toFixed(1)}`).join(" "), fill: "none", stroke: "#d62728", "stroke-width": 1.8, class: "descent-path" }));
+    s.append(svg("polyline", { points: points.map(([a, b]) => `${sx(a).toFixed(1)},${sy(b).toFixed(1)}`).join(" "), fill: "none", stroke: "#d62728", "stroke-width": 1.8, class: "descent-path" }));
   }
   const now = [parameter(p), parameter(q)];
   if (now[0] && now[1]) s.append(svg("circle", { cx: sx(now[0].value), cy: sy(now[1].value), r: 5, fill: "#d62728", stroke: "#fff" }));
   box.replaceChildren(s);
-  const best = scan.best;
-  $("contour-best").textContent = best ? `lowest ${scan.loss_name} on this grid: ${fmt(best.loss)} at ${p} = ${fmt(best.value)}, ${q} = ${fmt(best.value2)}; the red line is the descent path (${Math.max(0, points.length - 1)} steps)` : "";
+  const best = scan.best, steps = Math.max(0, points.length - 1);
+  $("contour-best").textContent = best ? `lowest ${scan.loss_name} on this grid: ${fmt(best.loss)} at ${p} = ${fmt(best.value)}, ${q} = ${fmt(best.value2)}; the red line is the descent path (${steps} step${steps === 1 ? "" : "s"})` : "";
 }
 
 function mi(text) { const n = document.createElementNS(MATHNS, "mi"); n.textContent = text; return n; }
