@@ -601,3 +601,20 @@ def test_values_that_miss_a_parameter_are_refused_unless_init_asks_for_random():
         Formula("p = w * x", init="zeros")
     # Without values, every parameter starts at random, as before.
     assert Formula("p = w * x + b", inputs=["x"]).scalar("b").value == 0.0
+
+
+def test_a_copy_shares_the_parsed_lines_and_nothing_it_changes():
+    model = Formula(FORMULA, inputs=["dosage"], values=FITTED)
+    X = np.array(DOSAGE, dtype=np.float64).reshape(-1, 1)
+    before = model.predict(X)
+    twin = model.at({"b3": 1.0})
+    assert twin.assignments == model.assignments  # the lines, parsed once
+    assert not any(a is b for a, b in zip(twin.parameters(), model.parameters(), strict=True))
+    # the twin trains on its own: a step of its own leaves the model's values and gradients
+    loss = ((twin(X) - cr.tensor(OBSERVED)) ** 2).sum()
+    loss.backward()
+    assert twin.scalar("b3").value == 1.0 and model.scalar("b3").value == FITTED["b3"]
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is not None for p in twin.parameters() if p.requires_grad)
+    np.testing.assert_allclose(model.predict(X), before)
+    np.testing.assert_allclose(twin.predict(X), before + 1.0 - FITTED["b3"])

@@ -140,6 +140,81 @@ def test_values_set_freeze_and_train(client):
     assert not {p["name"]: p for p in body["parameters"]}["w3"]["trained"]
 
 
+def cli_error(*args: str) -> str:
+    """The one line that ``chainrule ARGS`` prints on stderr, without ``chainrule: error: ``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    return done.stderr.strip().removeprefix("chainrule: error: ")
+
+
+@pytest.mark.parametrize(
+    "key, value, option",
+    [
+        ("train.learning_rate", -1, "train.learning_rate=-1"),
+        ("train.optimizer", "adma", "train.optimizer=adma"),
+        ("train.stop.max_steps", -1, "train.stop.max_steps=-1"),
+        ("train.lerning_rate", 0.3, "train.lerning_rate=0.3"),
+    ],
+)
+def test_a_bad_set_reads_as_the_clis(client, key, value, option):
+    expected = cli_error("run", "main-ideas", "--set", option)
+    created = client.post("/api/sessions", json={"scenario": "main-ideas", "set": {key: value}})
+    assert assert_refused(created, 400) == expected
+    sid = open_session(client)
+    changed = client.post(f"/api/sessions/{sid}/values", json={"set": {key: value}})
+    assert assert_refused(changed, 400) == expected
+
+
+def test_any_scenario_key_can_be_set(client):
+    sid = open_session(client, set={"parameters.b3": 1.0, "train.stop.max_steps": 2})
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert {p["name"]: p["value"] for p in state["parameters"]}["b3"] == 1.0
+    assert state["settings"]["stop"]["max_steps"] == 2
+    run = client.post(f"/api/sessions/{sid}/step", json={"steps": 10}).json()
+    assert run["taken"] == 2 and run["stop_reason"] == "max_steps"
+    # a training setting keeps the values the run reached; other keys start again
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"train.learning_rate": 0.2}})
+    b3 = run["steps"][-1]["new_values"]["b3"]
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert {p["name"]: p["value"] for p in state["parameters"]}["b3"] == b3
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"parameters.b3": 0.5}})
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert {p["name"]: p["value"] for p in state["parameters"]}["b3"] == 0.5
+    assert state["settings"]["learning_rate"] == 0.2
+
+
+def test_an_uploaded_scenario_takes_a_set_too(client):
+    sid = open_session(client, toml=SEED_TOML, set={"train.learning_rate": 0.5})
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert state["settings"]["learning_rate"] == 0.5
+    text = SEED_TOML.replace(
+        "dosage = [0.0, 0.5, 1.0]\nobserved = [0.0, 1.0, 0.0]", 'csv = "doses.csv"'
+    )
+    sid = open_session(client, toml=text, files={"doses.csv": "dosage,observed\n0,0\n1,1\n"})
+    for path in ("/etc/passwd", "../doses.csv"):
+        bad = client.post(f"/api/sessions/{sid}/values", json={"set": {"data.csv": path}})
+        assert_refused(bad, 400, "was not uploaded", "reads no file of the server")
+
+
+def test_the_curve_and_the_chain_rule_follow_the_values(client):
+    sid = open_session(client)
+    query = f"/api/sessions/{sid}/scan?parameter=b3&from=0&to=4&num=9"
+    first = client.get(query).json()
+    rule = client.get(f"/api/sessions/{sid}/explain?parameter=b3").json()
+    client.post(f"/api/sessions/{sid}/values", json={"values": {"w3": 0.0}})
+    moved = client.get(query).json()
+    assert moved["losses"][0] != first["losses"][0]
+    assert client.get(f"/api/sessions/{sid}/explain?parameter=b3").json() != rule
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"train.loss": "mse"}})
+    assert client.get(query).json()["losses"][0] == pytest.approx(moved["losses"][0] / 3)
+    client.post(f"/api/sessions/{sid}/reset")
+    client.post(f"/api/sessions/{sid}/values", json={"set": {"train.loss": "ssr"}})
+    assert client.get(query).json() == first
+    assert client.get(f"/api/sessions/{sid}/explain?parameter=b3").json() == rule
+
+
 def test_learning_rate_setting(client):
     sid = open_session(client, scenario="main-ideas", set={"train.learning_rate": 0.3})
     step = client.post(f"/api/sessions/{sid}/step").json()["steps"][0]
@@ -166,6 +241,11 @@ def test_explain_and_scan_are_the_clis(client, capsys):
         "&parameter2=b3&from2=0&to2=4&num2=5"
     ).json()
     assert len(grid["losses"]) == 3 and len(grid["losses"][0]) == 5
+    main(
+        ["scan", "main-ideas", "--param", "w3", "--from", "-2", "--to", "0", "--num", "3"]
+        + ["--param2", "b3", "--from2", "0", "--to2", "4", "--num2", "5", "--format", "json"]
+    )
+    assert grid == json.loads(capsys.readouterr().out)  # the page's contour is the CLI's grid
 
 
 def test_backward_walks_from_the_loss_to_the_parameters(client):
@@ -237,7 +317,25 @@ def test_state_draws_the_network_and_the_fit(client):
     assert len(fit["grid"]) == len(fit["curve"])
     i = fit["grid"].index(min(fit["grid"], key=abs))  # the curve at dosage 0, b3 = 0
     assert fit["curve"][i] == pytest.approx(-2.6036652381, abs=0.05)
-    assert [t["label"] for t in fit["terms"]][-1] == "b3"
+    assert "terms" not in fit  # only for a page that shows them
+    terms = client.get(f"/api/sessions/{sid}?terms=1").json()["fit"]["terms"]
+    assert [t["label"] for t in terms][-1] == "b3"
+
+
+def test_a_step_answers_what_the_page_redraws(client):
+    sid = open_session(client)
+    plain = client.post(f"/api/sessions/{sid}/step").json()
+    assert "fit" not in plain
+    assert {p["name"]: p["value"] for p in plain["parameters"]}["b3"] == pytest.approx(FIRST_NEW_B3)
+    both = client.post(f"/api/sessions/{sid}/step", json={"fit": True, "terms": True}).json()
+    b3 = {p["name"]: p["value"] for p in both["parameters"]}["b3"]
+    assert b3 == both["steps"][0]["new_values"]["b3"]
+    fit = both["fit"]
+    i = fit["grid"].index(min(fit["grid"], key=abs))  # the curve moved up by b3
+    assert fit["curve"][i] == pytest.approx(-2.6036652381 + b3, abs=0.05)
+    assert fit["terms"][-1]["values"][i] == pytest.approx(b3)
+    bad = client.post(f"/api/sessions/{sid}/step", json={"fit": "yes"})
+    assert_refused(bad, 400, "fit")
 
 
 def test_moons_has_decision_regions_and_units(client):

@@ -8,6 +8,7 @@ executable. Screenshots are saved in ``test-artifacts/`` (or ``CHAINRULE_ARTIFAC
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -101,6 +102,39 @@ def button(page, name: str):
 
 def ledger(page):
     return page.get_by_role("table", name="Ledger")
+
+
+# Every text of the plots (fit, loss curve, contour) inside its drawing, and no axis
+# label or tick on another: the labels are neither clipped nor piled up.
+LABELS_INSIDE = """() => {
+  const out = [];
+  for (const svg of document.querySelectorAll("#fit svg, #loss-curve, #contour svg")) {
+    const box = svg.getBoundingClientRect();
+    const name = svg.id || svg.getAttribute("aria-label");
+    const texts = [...svg.querySelectorAll("text")];
+    for (const t of texts) {
+      const r = t.getBoundingClientRect();
+      if (r.left < box.left - 0.5 || r.right > box.right + 0.5 ||
+          r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5) {
+        out.push(`${name}: '${t.textContent}' is cut off`);
+      }
+    }
+    const labels = texts.filter((t) => t.matches(".axis-label, .tick"));
+    labels.forEach((a, i) => labels.slice(i + 1).forEach((b) => {
+      const p = a.getBoundingClientRect(), q = b.getBoundingClientRect();
+      if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom) {
+        out.push(`${name}: '${a.textContent}' overlaps '${b.textContent}'`);
+      }
+    }));
+  }
+  return out;
+}"""
+
+
+def assert_labels_inside(page, plots: int) -> None:
+    count = page.locator("#fit svg, #loss-curve, #contour svg").count()
+    assert count == plots
+    assert page.evaluate(LABELS_INSIDE) == []
 
 
 def shot(page, name: str) -> Path:
@@ -277,6 +311,37 @@ def test_moons_regions_change(page):
     shot(page, "playground-moons.png")
 
 
+def test_two_parameters_draw_a_contour_with_the_descent_path(browser, server_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server_url + "?scenario=three-parameters")
+    page.wait_for_selector("body[data-ready=true]")
+    second = page.get_by_label("second parameter")
+    # w3, w4 and b3 are trained: the contour of the first two shows at once
+    sync_api.expect(second).to_have_value("w4")
+    sync_api.expect(
+        page.get_by_role("img", name="the SSR over w3 and w4", exact=False)
+    ).to_be_visible()
+    # select two others: w4, then b3 as the second
+    page.get_by_role("button", name="select w4").first.click()
+    second.select_option("b3")
+    contour = page.get_by_role("img", name="the SSR over w4 and b3", exact=False)
+    sync_api.expect(contour).to_be_visible()
+    for n in range(1, 4):
+        button(page, "Step").click()
+        sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(n)
+    sync_api.expect(page.locator("#contour-best")).to_contain_text("(3 steps)")
+    path = page.locator("#contour polyline.descent-path")
+    points = [tuple(map(float, p.split(","))) for p in path.get_attribute("points").split()]
+    assert len(points) == 4 and len(set(points)) == 4  # the start and each step's new values
+    best = page.locator("#contour-best").inner_text()
+    assert re.match(r"lowest SSR on this grid: \d+\.\d{4} at w4 = -?\d+\.\d{4}, b3 = ", best)
+    assert_labels_inside(page, 3)
+    shot(page, "playground-contour.png")
+    second.select_option("")
+    sync_api.expect(page.locator("#contour svg")).to_have_count(0)
+    page.close()
+
+
 def test_narrow_window(browser, server_url):
     page = browser.new_page(viewport={"width": 420, "height": 800})
     page.goto(server_url)
@@ -285,6 +350,14 @@ def test_narrow_window(browser, server_url):
     sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(1)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 420, f"the page is {width} px wide in a 420 px window"
+    page.get_by_label("second parameter").select_option("w4")
+    sync_api.expect(page.locator("#contour svg")).to_have_count(1)
+    # w4 is frozen: the path of one step runs along b3 alone
+    sync_api.expect(page.locator("#contour-best")).to_contain_text("(1 step)")
+    path = page.locator("#contour polyline.descent-path").get_attribute("points").split()
+    (x0, y0), (x1, y1) = (tuple(map(float, p.split(","))) for p in path)
+    assert y0 == y1 and x1 > x0  # b3 grew from 0 to 1.5655, w4 stayed
+    assert_labels_inside(page, 3)
     shot(page, "playground-420.png")
     page.close()
 

@@ -32,6 +32,7 @@ array([0.6931, 1.3133])
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -77,6 +78,10 @@ def _numbers(data: Any, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------------------
+
+
+#: What a copy of a Formula shares with it (read-only after parsing).
+_SHARED_WHEN_COPIED = frozenset({"_text", "_assignments", "_plan", "_first_use", "_free"})
 
 
 class Formula(Module):
@@ -144,6 +149,19 @@ others at random (seeded by seed=)
             self.bind(inputs)
         else:
             self._check_values(self._free, "names the formula uses (inputs and parameters)")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Formula:
+        """A copy with its own parameters that shares the parsed text: the lines, their
+        compiled functions and the names never change after parsing, and copying them
+        was most of the time of :meth:`at` (which the explainer, the scan and each run
+        of the web page call)."""
+        twin = copy.copy(self)
+        memo[id(self)] = twin
+        for key, value in vars(self).items():
+            if key not in _SHARED_WHEN_COPIED:
+                setattr(twin, key, copy.deepcopy(value, memo))
+        twin._input_nodes = None  # the cache of input nodes is this model's own
+        return twin
 
     # -- introspection -----------------------------------------------------------------
 

@@ -343,6 +343,11 @@ def plain(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [plain(v) for v in x]
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "iub":  # whole numbers and booleans: tolist makes them plain
+            return x.tolist()
+        if x.dtype.kind == "f":  # in one pass, not number by number (the page's curves)
+            finite = np.isfinite(x)
+            return x.tolist() if finite.all() else np.where(finite, x, None).tolist()
         return plain(x.tolist())
     if isinstance(x, (bool, np.bool_)):
         return bool(x)

@@ -57,7 +57,10 @@ class _Json(JSONResponse):
     """JSON that writes an infinite or missing number as null (strict JSON has no NaN)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode()
+        try:  # the sessions' answers are plain already: walk them again only if needed
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        except ValueError:
+            return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode()
 
 
 def _finite(value: Any) -> Any:
@@ -124,7 +127,7 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
                 raise SessionError("toml: expected the scenario's text as a string")
             if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
                 raise SessionError('files: expected {"name.csv": "the CSV text"}')
-            session = Session.from_scenario(scenario_from_upload(text, files), text)
+            session = Session.from_scenario(scenario_from_upload(text, files), text, files)
         else:
             name = body.get("scenario", default)
             if not isinstance(name, str) or name not in {i.name for i in builtin_scenarios()}:
@@ -145,16 +148,19 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
     async def state(request: Request) -> Response:
         """The session as the page draws it (parameters, network, fit, run so far)."""
         session = session_of(request)
-        brief = request.query_params.get("brief") in ("1", "true")
+        brief, terms = _flag(request, "brief"), _flag(request, "terms")
         with session.lock:
-            return _Json(session.state(brief=brief))
+            return _Json(session.state(brief=brief, terms=terms))
 
     async def step(request: Request) -> Response:
         """Take steps of gradient descent."""
         body = await _body(request)
         session = session_of(request)
+        fit, terms = body.get("fit", False), body.get("terms", False)
+        if not isinstance(fit, bool) or not isinstance(terms, bool):
+            raise SessionError("fit, terms: expected true or false")
         with session.lock:
-            return _Json(session.step(body.get("steps", 1)))
+            return _Json(session.step(body.get("steps", 1), fit=fit, terms=terms))
 
     async def reset(request: Request) -> Response:
         """Back to the scenario's starting values."""
@@ -327,6 +333,10 @@ def _http_message(request: Request, status: int) -> str:
     if status == 405:
         return f"{request.method} is not allowed on {request.url.path}"
     return f"HTTP {status} on {request.url.path}"
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name) in ("1", "true")
 
 
 def _query(request: Request, name: str) -> str:

@@ -53,7 +53,13 @@ from chainrule.plots.network import formula_diagram, layer_diagram
 from chainrule.plots.squiggle import class_scores, terms_over
 from chainrule.plots.units import hidden_outputs
 from chainrule.run import Run
-from chainrule.scenario import FileAccess, Scenario, load_scenario, parse_scenario
+from chainrule.scenario import (
+    FileAccess,
+    Scenario,
+    apply_overrides,
+    load_scenario,
+    parse_scenario,
+)
 from chainrule.tensor import Tensor, topological_order
 from chainrule.text import did_you_mean
 from chainrule.training import Trainer
@@ -65,8 +71,10 @@ IDLE_SECONDS = 30 * 60
 MAX_STEPS_PER_REQUEST = 1000
 MAX_SCAN_POINTS = 4096
 MAX_UPLOAD_BYTES = 256 * 1024
+#: How many answers of the scan and the chain rule a session remembers (by values).
+MEMO_SIZE = 16
 #: Grid sizes of the pictures the page draws.
-CURVE_POINTS = 121
+CURVE_POINTS = 61  # a smooth curve at the page's 420 px, in half the JSON of 121
 REGION_POINTS = 48
 UNIT_POINTS = 24
 MAX_UNITS = 8
@@ -96,8 +104,13 @@ def error_line(message: str) -> int | None:
     return int(found[1]) if found else None
 
 
-def scenario_from_upload(text: str, files: Mapping[str, str] | None = None) -> Scenario:
-    """A scenario from text typed or uploaded into the page, with its CSV files, if any.
+def scenario_from_upload(
+    text: str,
+    files: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Scenario:
+    """A scenario from text typed or uploaded into the page, with its CSV files, if any
+    (and ``overrides``, the keys set as ``--set`` sets them).
 
     An uploaded scenario may read no file of the server: a ``csv = "..."`` key must name
     one of ``files`` (uploaded with it, by a plain file name), which are written to a
@@ -122,6 +135,8 @@ def scenario_from_upload(text: str, files: Mapping[str, str] | None = None) -> S
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         values = None  # parse_scenario says where, in the CLI's words
+    if values is not None and overrides:
+        apply_overrides(values, overrides)  # a set data.csv is checked as the file's is
     if values is not None:
         data = values.get("data")
         csv = data.get("csv") if isinstance(data, dict) else None
@@ -133,7 +148,9 @@ def scenario_from_upload(text: str, files: Mapping[str, str] | None = None) -> S
                 "playground reads no file of the server (upload the CSV file too)"
             )
     if not files:
-        return parse_scenario(text, label=UPLOAD_LABEL, files=FileAccess.nothing())
+        return parse_scenario(
+            text, label=UPLOAD_LABEL, files=FileAccess.nothing(), overrides=overrides
+        )
     with tempfile.TemporaryDirectory(prefix="chainrule-upload-") as folder:
         for name, content in files.items():
             (Path(folder) / name).write_text(content, encoding="utf-8")
@@ -143,9 +160,16 @@ def scenario_from_upload(text: str, files: Mapping[str, str] | None = None) -> S
             path=Path(folder) / UPLOAD_LABEL,
             label=UPLOAD_LABEL,
             files=FileAccess.beside(Path(folder) / UPLOAD_LABEL, ()),
+            overrides=overrides,
         )
     scenario.path = None  # the folder is gone: the scenario holds its data already
     return scenario
+
+
+def _keeps_values(key: str) -> bool:
+    """Whether setting ``key`` leaves the parameters' values as they are (training
+    settings do; the data, the model, the values and what is trained do not)."""
+    return key.startswith("train.") and not key.startswith("train.optimize")
 
 
 def _key_line(text: str, key: str) -> int | None:
@@ -166,10 +190,11 @@ class Session:
 
     scenario: Scenario
     source: str = ""
+    #: The CSV files uploaded with ``source`` (None: the scenario is read from its file).
+    files: dict[str, str] | None = None
+    #: The keys the page has set, ``{"train.learning_rate": 0.3}``, as ``--set`` sets them.
+    overrides: dict[str, Any] = field(default_factory=dict)
     model: Module = field(init=False)
-    learning_rate: float = field(init=False)
-    optimizer: str = field(init=False)
-    stop: Stop = field(init=False)
     run: Run | None = field(init=False, default=None)
     trainer: Trainer | None = field(init=False, default=None)
     problem: str = field(init=False, default="")
@@ -177,48 +202,68 @@ class Session:
     lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.learning_rate = self.scenario.learning_rate
-        self.optimizer = self.scenario.optimizer
-        self.stop = self.scenario.stop
-        self.model = self.scenario.build_model()
+        self._memo: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._start = self.scenario.build_model()  # parsed once; Reset copies it
+        self.model = self._start.at()
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, source: str = "") -> Session:
-        """A session on ``scenario`` (``source`` is its TOML text, shown in the editor)."""
+    def from_scenario(
+        cls, scenario: Scenario, source: str = "", files: Mapping[str, str] | None = None
+    ) -> Session:
+        """A session on ``scenario`` (``source`` is its TOML text, shown in the editor;
+        ``files`` the CSV files uploaded with it)."""
         if not source and scenario.path is not None:
             source = Path(scenario.path).read_text(encoding="utf-8")
-        return cls(scenario, source)
+        return cls(scenario, source, None if scenario.path is not None else dict(files or {}))
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next run takes (the scenario's, or as the page set it)."""
+        return self.scenario.learning_rate
+
+    @property
+    def optimizer(self) -> str:
+        """The optimizer the next run takes."""
+        return self.scenario.optimizer
+
+    @property
+    def stop(self) -> Stop:
+        """The stop rules of the next run."""
+        return self.scenario.stop
 
     # -- settings ----------------------------------------------------------------------
 
     def configure(self, settings: Mapping[str, Any]) -> None:
-        """Apply ``{"train.learning_rate": 0.3, "train.optimizer": "adam",
-        "train.stop": {...}}`` (the keys of a scenario's ``[train]`` table)."""
-        for key, value in settings.items():
-            name = key.removeprefix("train.")
-            if name == "learning_rate":
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise SessionError(f"{key}: expected a number, got {value!r}")
-                if not (math.isfinite(value) and value > 0):
-                    raise SessionError(f"{key}: expected a number > 0, got {value!r}")
-                self.learning_rate = float(value)
-            elif name == "optimizer":
-                if value not in OPTIMIZERS:
-                    known = ", ".join(OPTIMIZERS)
-                    raise SessionError(f"{key}: unknown optimizer {value!r} (known: {known})")
-                self.optimizer = str(value)
-            elif name == "stop":
-                if not isinstance(value, Mapping):
-                    raise SessionError(f"{key}: expected a table such as {{'max_steps': 100}}")
-                try:
-                    self.stop = Stop.of(value)
-                except (ChainruleError, TypeError) as exc:
-                    raise SessionError(f"{key}: {exc}") from None
-            else:
-                raise SessionError(
-                    f"set {key!r}: the page can set train.learning_rate, train.optimizer "
-                    "and train.stop"
-                )
+        """Set keys of the scenario, ``{"train.learning_rate": 0.3, "train.optimizer":
+        "adam", "train.stop.max_steps": 50}``: any key, checked and worded as ``chainrule
+        run --set KEY=VALUE`` is (:func:`chainrule.scenario.apply_overrides`).
+
+        Keys of ``[train]`` keep the model's values as they are now; any other key (the
+        data, the model, the parameters, ``train.optimize``) starts again from the
+        scenario's values. Either way the run starts again.
+
+        >>> session = Session.from_scenario(load_scenario("main-ideas"))
+        >>> session.configure({"train.learning_rate": 0.3})
+        >>> session.learning_rate
+        0.3
+        >>> session.configure({"train.learning_rate": -1})
+        Traceback (most recent call last):
+        ...
+        chainrule.errors.ChainruleError: main-ideas.toml: --set train.learning_rate=-1: \
+[train] learning_rate: expected a number greater than 0, got -1
+        """
+        if not settings:
+            return
+        overrides = {**self.overrides, **{str(key): value for key, value in settings.items()}}
+        if self.files is None and self.scenario.path is not None:
+            scenario = load_scenario(self.scenario.path, overrides=overrides)
+        else:
+            scenario = scenario_from_upload(self.source, self.files, overrides)
+        self.scenario, self.overrides = scenario, overrides
+        self._memo.clear()  # another loss or data: the answers from before do not hold
+        self._start = scenario.build_model()
+        if not all(_keeps_values(str(key)) for key in settings):
+            self.model = self._start.at()
         self._restart()
 
     def set_values(
@@ -243,7 +288,7 @@ class Session:
     def reset(self) -> None:
         """Back to the scenario's starting values and trained parameters (the settings
         that the page changed stay)."""
-        self.model = self.scenario.build_model()
+        self.model = self._start.at()
         self._restart()
 
     def _restart(self) -> None:
@@ -266,21 +311,18 @@ class Session:
         if self.run is None or self.trainer is None:
             s = self.scenario
             try:
-                settings = {
-                    **s.train_settings(),  # the page's own choices replace the file's
-                    "optimizer": self.optimizer,
-                    "learning_rate": self.learning_rate,
-                    "stop": self.stop,
-                }
+                settings = s.train_settings()  # with the keys that the page has set
                 self.run, self.trainer = Run.stepwise(self.model, s.data, s.label, **settings)
             except GraphError as exc:
                 raise SessionError(f"{s.label}: {exc}") from None
         return self.run, self.trainer
 
-    def step(self, steps: int = 1) -> dict[str, Any]:
+    def step(self, steps: int = 1, fit: bool = False, terms: bool = False) -> dict[str, Any]:
         """Take up to ``steps`` steps: the new step records (``chainrule run --format
-        json``'s ``steps``), ``done``, and when the run is over its ``stop_reason``,
-        ``message`` and ``diagnosis``."""
+        json``'s ``steps``), ``done``, the ``parameters`` now, and when the run is over its
+        ``stop_reason``, ``message`` and ``diagnosis``. ``fit`` adds the data and the fit
+        at the new values (:meth:`fit`, with the terms if ``terms``): all that the page
+        redraws while it runs, in one answer."""
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise SessionError(f"steps: expected a whole number >= 1, got {steps!r}")
         if steps > MAX_STEPS_PER_REQUEST:
@@ -296,6 +338,9 @@ class Session:
         table = ledger(history, first=0, last=taken)
         out: dict[str, Any] = {**table.to_dict(), "taken": taken, "done": trainer.done}
         out["steps_taken"] = history.num_steps
+        out["parameters"] = self.parameters()
+        if fit:
+            out["fit"] = self.fit(terms=terms)
         if trainer.done:
             out["message"] = self.problem or stop_message(history)
             out["diagnosis"] = diagnose(history).to_dict()
@@ -317,10 +362,11 @@ class Session:
 
     # -- what the page shows -------------------------------------------------------------
 
-    def state(self, brief: bool = False) -> dict[str, Any]:
+    def state(self, brief: bool = False, terms: bool = False) -> dict[str, Any]:
         """The session as the page draws it: the parameters (value, trained), the
-        settings, the network diagram, the data and the fit, and the run so far
-        (``brief``: without the run and the scenario's text, for a page that has them)."""
+        settings, the network diagram, the data and the fit (with the output's terms if
+        ``terms``), and the run so far (``brief``: without the run and the scenario's
+        text, for a page that has them)."""
         s = self.scenario
         out = plain(
             {
@@ -336,8 +382,8 @@ class Session:
                 },
                 "inputs": list(s.data.input_names),
                 "target": s.data.target_name,
-                "network": self.network(),
-                "fit": self.fit(),
+                "network": self._remembered(("network",), self.network),
+                "fit": self.fit(terms=terms),
                 "run": None if brief else self.history_dict(),
             }
         )
@@ -382,10 +428,11 @@ class Session:
             ],
         }
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self, terms: bool = False) -> dict[str, Any]:
         """The data and what the model makes of it: for one input the points and the
-        curve (with the output's additive terms for a formula); for two inputs the
-        decision regions over the plane and a small heatmap per hidden unit."""
+        curve (with ``terms``, the output's additive terms for a formula, which the page
+        asks for only while it shows them); for two inputs the decision regions over the
+        plane and a small heatmap per hidden unit."""
 
         data, model = self.scenario.data, self.model
         X = model.feed(data)
@@ -402,7 +449,7 @@ class Session:
                 "grid": grid,
                 "curve": _first_output(model.predict(grid[:, None])),
             }
-            if model.formula_lines:
+            if terms and model.formula_lines:
                 try:
                     out["terms"] = [
                         {"label": t.label, "values": t.values} for t in terms_over(model, grid)
@@ -443,7 +490,10 @@ class Session:
         explain --format json`` gives it."""
         self._scalar(parameter)
         s = self.scenario
-        return plain(chain_rule(self.model, s.data, s.loss, parameter).to_dict())
+        return self._remembered(
+            ("explain", parameter),
+            lambda: plain(chain_rule(self.model, s.data, s.loss, parameter).to_dict()),
+        )
 
     def scan(
         self,
@@ -473,8 +523,26 @@ class Session:
                     413,
                 )
         s = self.scenario
-        result = scan(self.model, s.data, s.loss, parameter, values, parameter2, values2)
-        return plain(result.to_dict())
+        key = ("scan", parameter, values.tobytes(), parameter2, _bytes(values2))
+        return self._remembered(
+            key,
+            lambda: plain(
+                scan(self.model, s.data, s.loss, parameter, values, parameter2, values2).to_dict()
+            ),
+        )
+
+    def _remembered(self, key: tuple[Any, ...], compute: Any) -> dict[str, Any]:
+        """``compute()``, or its answer from before at the same values: a page asks for
+        the loss curve, the chain rule and the diagram again after each run and each
+        Reset, often at values it has seen (the start, the end of the same run)."""
+        values = [np.ravel(p.data) for p in self.model.parameters()]
+        full = (*key, np.concatenate(values).tobytes() if values else b"")
+        found = self._memo.get(full)
+        if found is None:
+            found = self._memo[full] = compute()
+            while len(self._memo) > MEMO_SIZE:
+                del self._memo[next(iter(self._memo))]  # the oldest first
+        return found
 
     def backward(self) -> dict[str, Any]:
         """The backward pass one node at a time: the nodes in the order backpropagation
@@ -605,6 +673,10 @@ class Session:
         with tempfile.TemporaryDirectory(prefix="chainrule-model-") as folder:
             path = save(self.model, Path(folder) / "model.safetensors")
             return path.read_bytes()
+
+
+def _bytes(values: np.ndarray | None) -> bytes | None:
+    return None if values is None else values.tobytes()
 
 
 def _padded(values: np.ndarray, share: float = 0.1) -> tuple[float, float]:

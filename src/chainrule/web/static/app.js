@@ -12,6 +12,7 @@ const short = (x) => (x === null || x === undefined ? "nan" : Number(x).toPrecis
 const app = {
   session: null, state: null, selected: null, running: false,
   ledgerColumns: null, walk: null, walked: 0, busy: false,
+  trail: [], second: null, contour: null,
 };
 
 async function api(method, path, body) {
@@ -59,6 +60,8 @@ async function openSession(body) {
   const data = await api("POST", "/api/sessions", body);
   app.session = data.session;
   app.selected = null;
+  app.second = null;
+  app.contour = null;
   app.walk = null;
   setState(data);
   $("toml").value = data.scenario.toml;
@@ -68,8 +71,10 @@ async function openSession(body) {
   $("download-model").href = `/api/sessions/${app.session}/model.safetensors`;
 }
 
+const terms = () => $("show-terms").checked;  // the fit's terms, only while shown
+
 async function refresh() {
-  const data = await api("GET", `/api/sessions/${app.session}?brief=1`);
+  const data = await api("GET", `/api/sessions/${app.session}?brief=1${terms() ? "&terms=1" : ""}`);
   setState(data);
 }
 
@@ -100,6 +105,7 @@ function setState(data) {
 
 function resetLedger(run) {
   app.ledgerColumns = null;
+  app.trail = [];
   $("ledger").tHead.replaceChildren();
   $("ledger").tBodies[0].replaceChildren();
   $("stop-message").textContent = "";
@@ -123,6 +129,11 @@ function addRows(steps, loss) {
   }
   const names = app.ledgerColumns;
   const body = table.tBodies[0];
+  for (const s of steps) {  // the descent path: the values before the first step, then after each
+    if (!app.trail.length) app.trail.push(s.values);
+    app.trail.push(s.new_values);
+  }
+  if (app.trail.length > 2000) app.trail.splice(1, app.trail.length - 2000);
   for (const s of steps) {
     const cells = [String(s.step), ...names.map((p) => fmt(s.values[p])), fmt(s.loss)];
     for (const part of ["gradients", "step_sizes", "new_values"]) {
@@ -140,15 +151,24 @@ function showStop(result) {
   $("diagnosis").textContent = result.diagnosis ? result.diagnosis.message : "";
 }
 
-async function step(count = 1) {
-  const result = await api("POST", `/api/sessions/${app.session}/step`, { steps: count });
+// One request per step (or per frame of a run): the answer holds the new ledger rows,
+// the parameters and the fit, all that is redrawn. The loss curve and the chain rule
+// are asked for separately (redraw), and while running at most every CURVE_MS.
+async function step(count = 1, redraw = true) {
+  const result = await api("POST", `/api/sessions/${app.session}/step`, { steps: count, fit: true, terms: terms() });
   if (result.steps.length) addRows(result.steps, result.loss_label);
   if (result.done) {
     showStop(result);
     pause();
   }
   app.walk = null;
-  await refresh();
+  app.state.parameters = result.parameters;
+  app.state.fit = result.fit;
+  drawParameters();
+  drawNetwork();
+  drawFit();
+  if (redraw) drawSelected();
+  else if (app.contour) paintContour();  // the descent path grows frame by frame
   return result;
 }
 
@@ -160,24 +180,34 @@ function setRunning(on) {
 
 function pause() { setRunning(false); }
 
+// The Run button's pace (benchmarks/bench_web.py mirrors it): one step request per
+// frame, a frame every FRAME_MS at most; 1 step in the first frame, one more in each
+// next frame up to MAX_STEPS_PER_FRAME (few steps while they are worth watching one by
+// one, more in long runs); the loss curve and the chain rule at most every CURVE_MS,
+// and once more when the run stops.
+const FRAME_MS = 100, MAX_STEPS_PER_FRAME = 50, CURVE_MS = 500;
+
 async function runLoop() {
   setRunning(true);
-  let count = 1;
+  let count = 1, curve = performance.now();
   while (app.running) {
     const started = performance.now();
     try {
-      const result = await step(count);
+      const result = await step(count, false);
       if (result.done || result.taken === 0) break;
     } catch (error) {
       showError(error.message);
       break;
     }
-    // Few steps per frame while they are cheap to watch; more for long runs.
-    const took = performance.now() - started;
-    count = Math.min(50, took < 40 ? count + 1 : count);
-    await new Promise((r) => setTimeout(r, 30));
+    if (performance.now() - curve >= CURVE_MS) {
+      curve = performance.now();
+      drawSelected();
+    }
+    count = Math.min(MAX_STEPS_PER_FRAME, count + 1);
+    await new Promise((r) => setTimeout(r, Math.max(0, FRAME_MS - (performance.now() - started))));
   }
   setRunning(false);
+  drawSelected();
 }
 
 // ---------------------------------------------------------------------------------
@@ -231,6 +261,8 @@ function drawSelected() {
   $("value-trained").checked = p.trained;
   $("value-trained").setAttribute("aria-label", `train ${p.name}`);
   drawLossCurve();
+  drawContourChoice();
+  drawContour();
   drawChain();
 }
 
@@ -320,20 +352,29 @@ function drawFit() {
   else box.replaceChildren(el("p", { class: "hint", text: "This data has more than two inputs: see the ledger and the loss." }));
 }
 
+// A plot's margins leave room for every label inside the drawing: the y ticks left of
+// the axis, the x ticks below it (the first and last kept inside the edges), the x
+// label centred under them and the y label above the axis.
+const FRAME = { left: 48, right: 14, top: 28, bottom: 38 };
+
 function plotFrame(W, H, xr, yr) {
-  const sx = (x) => 40 + ((x - xr[0]) / (xr[1] - xr[0] || 1)) * (W - 50);
-  const sy = (y) => H - 25 - ((y - yr[0]) / (yr[1] - yr[0] || 1)) * (H - 50);
+  const { left, right, top, bottom } = FRAME;
+  const sx = (x) => left + ((x - xr[0]) / (xr[1] - xr[0] || 1)) * (W - left - right);
+  const sy = (y) => H - bottom - ((y - yr[0]) / (yr[1] - yr[0] || 1)) * (H - top - bottom);
   return { sx, sy };
 }
 
 function axes(s, W, H, xr, yr, xlabel, ylabel) {
   const { sx, sy } = plotFrame(W, H, xr, yr);
-  s.append(svg("line", { x1: 40, y1: H - 25, x2: W - 10, y2: H - 25, stroke: "#999" }));
-  s.append(svg("line", { x1: 40, y1: 22, x2: 40, y2: H - 25, stroke: "#999" }));
-  s.append(svg("text", { x: W - 10, y: H - 8, "text-anchor": "end", "font-size": 11 }, xlabel));
-  s.append(svg("text", { x: 44, y: 12, "font-size": 11 }, ylabel));
-  for (const v of [xr[0], xr[1]]) s.append(svg("text", { x: sx(v), y: H - 12, "font-size": 10, "text-anchor": "middle" }, short(v)));
-  for (const v of [yr[0], yr[1]]) s.append(svg("text", { x: 36, y: sy(v) + 3, "font-size": 10, "text-anchor": "end" }, short(v)));
+  const { left, right, top, bottom } = FRAME;
+  const base = H - bottom;
+  s.append(svg("line", { x1: left, y1: base, x2: W - right, y2: base, stroke: "#999", class: "axis" }));
+  s.append(svg("line", { x1: left, y1: top, x2: left, y2: base, stroke: "#999", class: "axis" }));
+  s.append(svg("text", { x: (left + W - right) / 2, y: H - 4, "text-anchor": "middle", "font-size": 11, class: "axis-label" }, xlabel));
+  s.append(svg("text", { x: 4, y: 12, "font-size": 11, class: "axis-label" }, ylabel));
+  s.append(svg("text", { x: sx(xr[0]), y: base + 13, "font-size": 10, "text-anchor": "start", class: "tick" }, short(xr[0])));
+  s.append(svg("text", { x: sx(xr[1]), y: base + 13, "font-size": 10, "text-anchor": "end", class: "tick" }, short(xr[1])));
+  for (const v of [yr[0], yr[1]]) s.append(svg("text", { x: left - 4, y: sy(v) + 3, "font-size": 10, "text-anchor": "end", class: "tick" }, short(v)));
   return { sx, sy };
 }
 
@@ -422,8 +463,28 @@ function drawRegions(box, fit) {
 // The loss curve of the selected parameter, and the chain rule
 // ---------------------------------------------------------------------------------
 
+// The loss curve: 41 points (an odd number: the middle one is the value now), enough for a
+// smooth curve 420 px wide, and each point is one forward pass on the server.
+const CURVE_POINTS = 41;
+// A drawing that asks the server sends one request at a time: asked again while its
+// answer is out, it draws once more when the answer is in (at the values then), so a
+// busy server gets no requests whose answers would be drawn over at once.
+function oneAtATime(draw) {
+  let busy = false, again = false;
+  const run = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try { await draw(); } finally {
+      busy = false;
+      if (again) { again = false; run(); }
+    }
+  };
+  return run;
+}
+
+const drawLossCurve = oneAtATime(drawLossCurveNow);
 let lossToken = 0;
-async function drawLossCurve() {
+async function drawLossCurveNow() {
   const p = parameter(app.selected);
   const box = $("loss-curve");
   if (!p) { box.replaceChildren(); return; }
@@ -432,14 +493,14 @@ async function drawLossCurve() {
   const from = p.value - span, to = p.value + span;
   try {
     const [curve, rule] = await Promise.all([
-      api("GET", `/api/sessions/${app.session}/scan?parameter=${encodeURIComponent(p.name)}&from=${from}&to=${to}&num=81`),
+      api("GET", `/api/sessions/${app.session}/scan?parameter=${encodeURIComponent(p.name)}&from=${from}&to=${to}&num=${CURVE_POINTS}`),
       api("GET", `/api/sessions/${app.session}/explain?parameter=${encodeURIComponent(p.name)}`),
     ]);
     if (token !== lossToken) return;
     app.rule = rule;
     const W = 420, H = 260;
     const loss = curve.losses;
-    const current = loss[40];
+    const current = loss[(CURVE_POINTS - 1) / 2];  // the middle point: the value now
     const yr = range(loss);
     box.setAttribute("viewBox", `0 0 ${W} ${H}`);
     box.replaceChildren();
@@ -449,9 +510,98 @@ async function drawLossCurve() {
     const clip = (y) => Math.max(yr[0], Math.min(yr[1], y));
     box.append(svg("line", { x1: sx(p.value - h), y1: sy(clip(current - slope * h)), x2: sx(p.value + h), y2: sy(clip(current + slope * h)), stroke: "#333", "stroke-dasharray": "5 3" }));
     box.append(svg("circle", { cx: sx(p.value), cy: sy(current), r: 5, fill: "#d62728" }));
-    box.append(svg("text", { x: W - 12, y: 22, "text-anchor": "end", "font-size": 12 }, `${p.name} = ${fmt(p.value)}, slope = ${fmt(slope)}`));
+    box.append(svg("text", { x: W - FRAME.right, y: 13, "text-anchor": "end", "font-size": 12 }, `${p.name} = ${fmt(p.value)}, slope = ${fmt(slope)}`));
     drawChain();
   } catch (error) { showError(error.message); }
+}
+
+// ---------------------------------------------------------------------------------
+// The loss over two parameters: a contour (filled bands) with the descent path
+// ---------------------------------------------------------------------------------
+
+const CONTOUR_POINTS = 31, CONTOUR_BANDS = 12;
+
+function secondParameter() {  // chosen, or else another trained parameter when two are
+  const others = app.state.parameters.filter((p) => p.name !== app.selected);
+  if (app.second !== null) return others.some((p) => p.name === app.second) ? app.second : "";
+  const trained = app.state.parameters.filter((p) => p.trained);
+  return trained.length >= 2 ? (trained.find((p) => p.name !== app.selected) || {}).name || "" : "";
+}
+
+function drawContourChoice() {
+  const box = $("contour-with");
+  const names = app.state.parameters.filter((p) => p.name !== app.selected).map((p) => p.name);
+  const key = names.join(",");
+  if (box.dataset.names !== key) {
+    box.replaceChildren(el("option", { value: "", text: "none" }), ...names.slice(0, 400).map((n) => el("option", { value: n, text: n })));
+    box.dataset.names = key;
+  }
+  box.value = secondParameter();
+}
+
+// A step record holds the trained parameters' values; a frozen one keeps its value now.
+function along(t, name) {
+  const v = t[name] !== undefined ? t[name] : (parameter(name) || {}).value;
+  return v === null || v === undefined ? NaN : v;
+}
+
+function contourRange(name, value) {  // around the value now, and the whole path so far
+  const path = app.trail.map((t) => along(t, name)).filter((v) => Number.isFinite(v));
+  const span = Math.max(1, Math.abs(value) * 0.5);
+  const lo = Math.min(value - span, ...path), hi = Math.max(value + span, ...path);
+  const pad = (hi - lo) * 0.08;
+  return [lo - pad, hi + pad];
+}
+
+const drawContour = oneAtATime(drawContourNow);
+let contourToken = 0;
+async function drawContourNow() {
+  const p = parameter(app.selected), q = parameter(secondParameter());
+  const box = $("contour");
+  if (!p || !q) { app.contour = null; box.replaceChildren(); $("contour-best").textContent = ""; return; }
+  const token = ++contourToken;
+  const same = app.contour && app.contour.parameter === p.name && app.contour.parameter2 === q.name;
+  if (app.running && same) { paintContour(); return; }  // while running only the path moves
+  const [a, b] = contourRange(p.name, p.value), [c, d] = contourRange(q.name, q.value);
+  const query = `parameter=${encodeURIComponent(p.name)}&from=${a}&to=${b}&num=${CONTOUR_POINTS}` +
+    `&parameter2=${encodeURIComponent(q.name)}&from2=${c}&to2=${d}&num2=${CONTOUR_POINTS}`;
+  try {
+    const scan = await api("GET", `/api/sessions/${app.session}/scan?${query}`);
+    if (token !== contourToken) return;
+    app.contour = scan;
+    paintContour();
+  } catch (error) { showError(error.message); }
+}
+
+function bandColour(t) {  // low loss dark blue .. high loss pale yellow, in bands
+  const band = Math.min(CONTOUR_BANDS - 1, Math.floor(Math.sqrt(Math.max(0, t)) * CONTOUR_BANDS)) / (CONTOUR_BANDS - 1);
+  const low = [37, 52, 148], high = [255, 255, 217];
+  return low.map((v, i) => Math.round(v + (high[i] - v) * band));
+}
+
+function paintContour() {
+  const scan = app.contour, box = $("contour");
+  const p = scan.parameter, q = scan.parameter2;
+  const W = 420, H = 300;
+  const xr = [scan.values[0], scan.values[scan.values.length - 1]];
+  const yr = [scan.values2[0], scan.values2[scan.values2.length - 1]];
+  const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `the ${scan.loss_label} over ${p} and ${q}: a contour with the descent path` });
+  const { sx, sy } = axes(s, W, H, xr, yr, p, q);
+  // rows of the picture are q's values (bottom to top), columns p's: loss[i][j] is (p_i, q_j)
+  const grid = scan.values2.map((_, j) => scan.losses.map((row) => row[j]));
+  const flat = grid.flat().filter((v) => v !== null);
+  const canvas = document.createElement("canvas");
+  heat(canvas, grid, Math.min(...flat), Math.max(...flat), bandColour);
+  s.append(svg("image", { href: canvas.toDataURL(), x: sx(xr[0]), y: sy(yr[1]), width: sx(xr[1]) - sx(xr[0]), height: sy(yr[0]) - sy(yr[1]), preserveAspectRatio: "none", class: "contour-bands" }));
+  const points = app.trail.map((t) => [along(t, p), along(t, q)]).filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
+  if (points.length > 1) {
+    s.append(svg("polyline", { points: points.map(([a, b]) => `${sx(a).toFixed(1)},${sy(b).toFixed(1)}`).join(" "), fill: "none", stroke: "#d62728", "stroke-width": 1.8, class: "descent-path" }));
+  }
+  const now = [parameter(p), parameter(q)];
+  if (now[0] && now[1]) s.append(svg("circle", { cx: sx(now[0].value), cy: sy(now[1].value), r: 5, fill: "#d62728", stroke: "#fff" }));
+  box.replaceChildren(s);
+  const best = scan.best, steps = Math.max(0, points.length - 1);
+  $("contour-best").textContent = best ? `lowest ${scan.loss_label} on this grid: ${fmt(best.loss)} at ${p} = ${fmt(best.value)}, ${q} = ${fmt(best.value2)}; the red line is the descent path (${steps} step${steps === 1 ? "" : "s"})` : "";
 }
 
 function mi(text) { const n = document.createElementNS(MATHNS, "mi"); n.textContent = text; return n; }
@@ -603,8 +753,9 @@ async function start() {
   $("upload").addEventListener("change", upload);
   $("learning-rate").addEventListener("change", (e) => setSettings({ "train.learning_rate": Number(e.target.value) }));
   $("optimizer").addEventListener("change", (e) => setSettings({ "train.optimizer": e.target.value }));
-  $("max-steps").addEventListener("change", (e) => setSettings({ "train.stop": { ...app.state.settings.stop, max_steps: Number(e.target.value) } }));
-  $("show-terms").addEventListener("change", drawFit);
+  $("max-steps").addEventListener("change", (e) => setSettings({ "train.stop.max_steps": Number(e.target.value) }));
+  $("show-terms").addEventListener("change", guard(refresh));
+  $("contour-with").addEventListener("change", (e) => { app.second = e.target.value; app.contour = null; drawContour(); });
   let pending = null, sending = false;
   const live = async () => {  // one request in flight while a slider moves; the last value wins
     if (sending || pending === null) return;
