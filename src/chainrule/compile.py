@@ -113,7 +113,13 @@ class Program:
         self.targets: list[tuple[int, np.dtype, tuple[int, ...]]] = []
         self.root = -1
         self.ops = 0  # forward ops, for repr
+        self.grads_into: Sequence[np.ndarray] | None = None
         self._template: list[Any] | None = None
+        self._traced: dict[int, np.ndarray] = {}
+        self._sweep: list[tuple[Op, tuple[int, ...], dict[str, Any], int, int, int]] = []
+        self._gets: list[int] = []
+        self._zero: list[tuple[int, np.ndarray]] = []
+        self._ones = np.ones(())
 
     # -- tracing -----------------------------------------------------------------------
 
@@ -174,8 +180,11 @@ class Program:
         wanted = {id(t) for t in targets} if targets is not None else set()
         needs: list[bool] = []
 
+        traced: dict[int, np.ndarray] = {}  # each slot's array at the trace
+
         def leaf(t: Tensor) -> int:
             slot = slot_of[id(t)] = len(needs)
+            traced[slot] = t.data
             keep.append(t)
             needs.append(id(t) in wanted)
             for k, base in enumerate(inputs):
@@ -204,7 +213,16 @@ class Program:
         self.outputs = [slot_of[id(t)] for t in outs]
         self.root = self.outputs[0]
         self.ops = len(steps)
-        self.forward = [_forward_step(op, s, a, o, data) for op, s, a, o, data in steps]
+        made = {o: op.name for op, _, _, o, _ in steps}
+        traced.update((o, data) for _, _, _, o, data in steps)
+        readers = [0] * self.size  # how many ops read each slot
+        for _, slots, _, _, _ in steps:
+            for s in set(slots):
+                readers[s] += 1
+        into = _fused_into(steps, made, readers, set(self.outputs), traced)
+        self.forward = [
+            _forward_step(op, s, a, o, data, into.get(o)) for op, s, a, o, data in steps
+        ]
         if targets is None:
             return
         if not needs[self.root]:
@@ -220,7 +238,8 @@ class Program:
         # The backward sweep: the rules of the ops that lead to the loss, in reverse.
         reaches = [False] * self.size
         reaches[self.root] = True
-        has_grad = [False] * self.size
+        sweep: list[tuple[Op, tuple[int, ...], dict[str, Any], int, int, int]] = []
+        gets = [0] * self.size  # how many rules add to each slot's gradient
         for op, slots, attrs, o, _ in reversed(steps):
             if not reaches[o] or not needs[o]:
                 continue
@@ -228,22 +247,66 @@ class Program:
                 if not needs[s]:
                     continue
                 reaches[s] = True
-                rule = op.rules[0] if op.arity is None else op.rules[i]
-                extra = {"i": i, **attrs} if op.arity is None else attrs
-                self.backward.append(_backward_step(rule, slots, extra, o, s, has_grad[s]))
-                has_grad[s] = True
+                sweep.append((op, slots, attrs, o, i, s))
+                gets[s] += 1
+        self._sweep, self._gets, self._traced = sweep, gets, traced
+        self._emit_backward(None)
+
+    def _emit_backward(self, grads_into: Sequence[np.ndarray] | None) -> None:
+        """The backward steps; with ``grads_into`` (one array per target, of its shape),
+        each target's gradient is written there rather than into a buffer of its own."""
+        dest: dict[int, np.ndarray] = {}
+        if grads_into is not None:
+            dest = {slot: a for (slot, _, _), a in zip(self.targets, grads_into, strict=True)}
+        self.grads_into = grads_into
+        targets = {slot for slot, _, _ in self.targets}
+        traced, gets = self._traced, self._gets
+        written = [False] * self.size
+        self.backward = []
+        for op, slots, attrs, o, i, s in self._sweep:
+            if s not in dest and (gets[s] > 1 or s in targets):
+                # Added to more than once, or handed out: a buffer of its own.
+                dest[s] = np.empty(traced[s].shape, dtype=traced[s].dtype)
+            self.backward.append(
+                _backward_step(op, slots, attrs, o, i, s, traced, dest.get(s), written[s])
+            )
+            written[s] = True
+        # A target the loss does not reach has gradient 0, written once.
+        self._zero = []
+        for slot, dtype, shape in self.targets:
+            if not written[slot]:
+                zero = dest.get(slot)
+                if zero is None:
+                    zero = np.empty(shape, dtype=dtype)
+                zero[...] = 0
+                self._zero.append((slot, zero))
+
+    def write_gradients_into(self, arrays: Sequence[np.ndarray]) -> None:
+        """From now on, write the gradient of each target into ``arrays`` (one array of
+        the target's shape and dtype per target, in order): e.g. views into one flat
+        vector of slopes, which an optimizer's step then reads with one numpy call."""
+        for (_, dtype, shape), a in zip(self.targets, arrays, strict=True):
+            if a.shape != shape or a.dtype != dtype:
+                raise ValueError(f"a gradient of shape {shape} ({dtype}) cannot go into {a.shape}")
+        self._emit_backward(arrays)
 
     # -- replay ------------------------------------------------------------------------
 
     def run(
         self, arrays: Sequence[np.ndarray], backward: bool = True
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """Replay the program on ``arrays`` (the call's input arrays, in trace order)."""
+        """Replay the program on ``arrays`` (the call's input arrays, in trace order).
+
+        The arrays returned are the program's own buffers (or the arrays given to
+        :meth:`write_gradients_into`): the next call overwrites them."""
         template = self._template
         if template is None:  # the constants, placed once
             template = self._template = [None] * self.size
             for slot, data in self.constants:
                 template[slot] = data
+            root = self._traced[self.root] if self.targets else None
+            if root is not None:
+                self._ones = np.ones(root.shape, dtype=root.dtype)
         v = template.copy()
         for slot, k, view in self.binds:
             v[slot] = view(arrays[k])
@@ -254,19 +317,13 @@ class Program:
         values = [v[s] for s in self.outputs]
         if not backward or not self.targets:
             return values, None
-        root = v[self.root]
         g: list[Any] = [None] * self.size
-        g[self.root] = np.ones(root.shape, dtype=root.dtype)
+        g[self.root] = self._ones
         for step in self.backward:
             step(v, g)
-        grads = []
-        for slot, dtype, shape in self.targets:
-            found = g[slot]
-            if found is None:
-                grads.append(np.zeros(shape, dtype=dtype))
-            else:
-                grads.append(np.array(found, dtype=dtype))  # a copy of its own, as .grad is
-        return values, grads
+        for slot, zero in self._zero:
+            g[slot] = zero
+        return values, [g[slot] for slot, _, _ in self.targets]
 
     def __repr__(self) -> str:
         return f"Program({self.ops} ops forward, {len(self.backward)} rules backward)"
@@ -276,11 +333,98 @@ def _is_parameter(t: Tensor) -> bool:
     return isinstance(t, Parameter)
 
 
+#: The ops whose backward rules never read their own result (``out``): the op after one
+#: of them may overwrite that result in place.
+_RESULT_UNREAD = frozenset({"matmul", "add", "sub", "mul"})
+
+#: Forwards that numpy can write into a given array, for ops that are not ufuncs: the
+#: same numpy call as the op table's forward, with ``out=`` (matmul: of two matrices).
+_INTO: dict[str, Callable[..., Any]] = {
+    "relu": lambda x, out: np.maximum(x, 0.0, out=out),
+    "matmul": lambda a, b, out: np.matmul(a, b, out=out),
+}
+
+
+def _fused_into(
+    steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
+    made: dict[int, str],
+    readers: list[int],
+    outputs: set[int],
+    traced: dict[int, np.ndarray],
+) -> dict[int, int]:
+    """The ops that can write their result over their first input (``z = x @ W`` then
+    ``z + b`` then ``relu``: one buffer, written three times, where numpy alone would
+    allocate three). Returns result slot -> input slot. Allowed when that input is the
+    result of an op whose rules ignore it, nothing else reads it, it is not an output,
+    it has the result's shape and dtype, and this op's rules read only its shape (``add``,
+    ``sub``) or read it in a way the overwrite keeps (``relu``: ``relu(z) > 0`` exactly
+    where ``z > 0``)."""
+    into: dict[int, int] = {}
+    for op, slots, attrs, o, data in steps:
+        if attrs or op.name not in ("add", "sub", "relu"):
+            continue
+        a = slots[0]
+        if op.name != "relu" and _ufunc_of(op, attrs) is None:
+            continue
+        if (
+            made.get(a) in _RESULT_UNREAD
+            and readers[a] == 1
+            and slots.count(a) == 1
+            and a not in outputs
+            and traced[a].shape == data.shape
+            and traced[a].dtype == data.dtype
+        ):
+            into[o] = a
+    return into
+
+
 def _forward_step(
-    op: Op, slots: tuple[int, ...], attrs: dict[str, Any], o: int, traced: np.ndarray
+    op: Op,
+    slots: tuple[int, ...],
+    attrs: dict[str, Any],
+    o: int,
+    traced: np.ndarray,
+    over: int | None = None,
 ) -> Callable[[list[Any]], None]:
-    """One op of the forward replay: ``v[o] = op(v[slots], **attrs)``."""
+    """One op of the forward replay: ``v[o] = op(v[slots], **attrs)``; with ``over``, the
+    result is written over the array of that input slot (see :func:`_fused_into`)."""
     ufunc = _ufunc_of(op, attrs)
+    into = _INTO.get(op.name) if not attrs else None
+    if op.name == "matmul" and traced.ndim != 2:
+        into = None
+    if over is not None:
+        if into is not None:
+
+            def unary_over(v: list[Any]) -> None:
+                x = v[over]
+                into(x, x)
+                v[o] = x
+
+            return unary_over
+        assert ufunc is not None and len(slots) == 2
+        b = slots[1]
+
+        def binary_over(v: list[Any]) -> None:
+            x = v[over]
+            ufunc(x, v[b], out=x)
+            v[o] = x
+
+        return binary_over
+    if into is not None:
+        buffer = np.empty(traced.shape, dtype=traced.dtype)
+        if len(slots) == 1:
+            (a,) = slots
+
+            def unary_into(v: list[Any]) -> None:
+                v[o] = into(v[a], buffer)
+
+            return unary_into
+        a, b = slots
+
+        def binary_into(v: list[Any]) -> None:
+            v[o] = into(v[a], v[b], buffer)
+
+        return binary_into
     if ufunc is not None and not (ufunc is np.matmul and traced.ndim < 2):
         buffer = np.empty(traced.shape, dtype=traced.dtype)
         if len(slots) == 1:
@@ -310,40 +454,193 @@ def _forward_step(
     return general
 
 
+def _summed_axes(g: tuple[int, ...], x: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The axes to sum a gradient of shape ``g`` over to get shape ``x`` when broadcasting
+    only added leading axes (``()``: none, the shapes are equal); None for other cases
+    (axes stretched from length 1), which the op table's ``unbroadcast`` handles."""
+    lead = len(g) - len(x)
+    if lead < 0 or g[lead:] != x:
+        return None
+    return tuple(range(lead))
+
+
+Kernel = Callable[[list[Any], list[Any], np.ndarray], None]
+
+
+def _kernel(
+    op: Op, i: int, slots: tuple[int, ...], o: int, traced: dict[int, np.ndarray]
+) -> Kernel | None:
+    """The rule of input ``i`` of ``op`` as numpy calls that write into a given array
+    (``kernel(v, g, out)``), for the rules of the common layers: the same arithmetic as
+    the op table's rule, in the same order, without its temporaries. None: use the rule.
+
+    Covered: ``add``, ``sub``, ``mul`` (with the broadcast undone by a sum over leading
+    axes), ``matmul`` of two matrices and ``relu``. (That each equals its rule is checked
+    by the tests that compare compiled training with eager training.)
+    """
+    result, x = traced[o], traced[slots[i]]
+    if any(traced[s].dtype != result.dtype for s in slots):
+        return None
+    name = op.name
+    if name in ("add", "sub", "mul") and len(slots) == 2:
+        axes = _summed_axes(result.shape, x.shape)
+        if axes is None:
+            return None
+        summed = axes or None  # () means: no sum
+        negate = name == "sub" and i == 1
+        if name == "mul":
+            other = slots[1 - i]
+            if summed is None:
+
+                def mul_same(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                    np.multiply(g[o], v[other], out=out)
+
+                return mul_same
+            product = np.empty(result.shape, dtype=result.dtype)
+            axis = None if not x.shape else summed
+
+            def mul_summed(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                np.add.reduce(np.multiply(g[o], v[other], out=product), axis=axis, out=out)
+
+            return mul_summed
+        if summed is None:
+            if negate:
+
+                def neg_same(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                    np.negative(g[o], out=out)
+
+                return neg_same
+
+            def same(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                np.copyto(out, g[o])
+
+            return same
+        axis = None if not x.shape else summed
+
+        def summed_kernel(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+            np.add.reduce(g[o], axis=axis, out=out)
+            if negate:
+                np.negative(out, out=out)
+
+        return summed_kernel
+    if name == "matmul" and len(slots) == 2:
+        a, b = slots
+        if traced[a].ndim != 2 or traced[b].ndim != 2:
+            return None
+
+        if i == 0:
+
+            def matmul_a(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                go = g[o]
+                if not go.flags.c_contiguous:  # as the rule: BLAS wants unit strides
+                    go = np.ascontiguousarray(go)
+                np.matmul(go, v[b].T, out=out)
+
+            return matmul_a
+
+        def matmul_b(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+            go = g[o]
+            if not go.flags.c_contiguous:
+                go = np.ascontiguousarray(go)
+            np.matmul(v[a].T, go, out=out)
+
+        return matmul_b
+    if name == "relu" and len(slots) == 1:
+        weights = np.empty(x.shape, dtype=x.dtype)
+
+        def relu(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+            # The rule's weights, read from relu's result r = max(x, 0): sign(r) is 1
+            # where x > 0, 0 where not, and NaN where x is NaN (the NaN rule).
+            np.multiply(g[o], np.sign(v[o], out=weights), out=out)
+
+        return relu
+    return None
+
+
 def _backward_step(
-    rule: Callable[..., Any],
+    op: Op,
     slots: tuple[int, ...],
     attrs: dict[str, Any],
     o: int,
-    target: int,
+    i: int,
+    s: int,
+    traced: dict[int, np.ndarray],
+    dest: np.ndarray | None,
     accumulate: bool,
 ) -> Callable[[list[Any], list[Any]], None]:
-    """One backward rule: ``g[target] (+)= rule(g[o], v[o], *v[slots], **attrs)``."""
-    if not attrs and len(slots) <= 2:  # the common shapes, without building argument lists
-        a, b = slots[0], slots[-1]
-        if len(slots) == 1 and not accumulate:
+    """The rule of input ``i`` of one op: ``g[s] (+)= rule(g[o], v[o], *v[slots])``.
+
+    ``dest``: the array that holds ``g[s]`` (a slot added to more than once, or a target);
+    None: ``g[s]`` may be any array, even ``g[o]`` itself (an ``add`` passes its gradient
+    on unchanged, so no copy is made).
+    """
+    kernel = _kernel(op, i, slots, o, traced) if not attrs else None
+    x = traced[s]
+    if kernel is not None:
+        passes_on = op.name == "add" or (op.name == "sub" and i == 0)
+        if passes_on and x.shape == traced[o].shape and dest is None:
+
+            def passed_on(v: list[Any], g: list[Any]) -> None:
+                g[s] = g[o]
+
+            return passed_on
+        if dest is None:
+            own = np.empty(x.shape, dtype=x.dtype)
+
+            def into_own(v: list[Any], g: list[Any]) -> None:
+                kernel(v, g, own)
+                g[s] = own
+
+            return into_own
+        if not accumulate:
+
+            def into_dest(v: list[Any], g: list[Any]) -> None:
+                kernel(v, g, dest)
+                g[s] = dest
+
+            return into_dest
+        scratch = np.empty(x.shape, dtype=x.dtype)
+
+        def add_into_dest(v: list[Any], g: list[Any]) -> None:
+            kernel(v, g, scratch)
+            np.add(dest, scratch, out=dest)
+
+        return add_into_dest
+
+    rule = op.rules[0] if op.arity is None else op.rules[i]
+    extra = {"i": i, **attrs} if op.arity is None else attrs
+    if dest is None:
+        if not extra and len(slots) == 1:
+            (a,) = slots
 
             def first_unary(v: list[Any], g: list[Any]) -> None:
-                g[target] = rule(g[o], v[o], v[a])
+                g[s] = rule(g[o], v[o], v[a])
 
             return first_unary
-        if len(slots) == 2 and not accumulate:
+        if not extra and len(slots) == 2:
+            a, b = slots
 
             def first_binary(v: list[Any], g: list[Any]) -> None:
-                g[target] = rule(g[o], v[o], v[a], v[b])
+                g[s] = rule(g[o], v[o], v[a], v[b])
 
             return first_binary
-    if accumulate:
 
-        def add(v: list[Any], g: list[Any]) -> None:
-            g[target] = g[target] + rule(g[o], v[o], *[v[s] for s in slots], **attrs)
+        def first(v: list[Any], g: list[Any]) -> None:
+            g[s] = rule(g[o], v[o], *[v[k] for k in slots], **extra)
 
-        return add
+        return first
+    if not accumulate:
 
-    def first(v: list[Any], g: list[Any]) -> None:
-        g[target] = rule(g[o], v[o], *[v[s] for s in slots], **attrs)
+        def copied(v: list[Any], g: list[Any]) -> None:
+            np.copyto(dest, rule(g[o], v[o], *[v[k] for k in slots], **extra))
+            g[s] = dest
 
-    return first
+        return copied
+
+    def added(v: list[Any], g: list[Any]) -> None:
+        np.add(dest, rule(g[o], v[o], *[v[k] for k in slots], **extra), out=dest)
+
+    return added
 
 
 def _array_of(x: Any, where: str, i: int) -> np.ndarray:
@@ -393,7 +690,9 @@ class Compiled:
             program = self._trace(args, arrays, wrt, grad_mode, key, name)
         values, grads = program.run(arrays, backward=grad_mode)
         loss = float(values[0].reshape(()))
-        return loss, (None if grads is None else tuple(grads))
+        if grads is None:
+            return loss, None
+        return loss, tuple([g.copy() for g in grads])  # arrays of their own, as .grad is
 
     def _trace(
         self,
@@ -448,6 +747,9 @@ class TrainingStep:
         self.model, self.loss, self.params = model, loss, params
         self.traces = 0
         self.check_batches = False  # set when every step sees other rows
+        #: Arrays (one per parameter) that every program writes the slopes into; None:
+        #: the slopes are returned in arrays of the program's own.
+        self.grads_into: list[np.ndarray] | None = None
         self._programs: dict[tuple[Any, ...], Program] = {}
 
     def _fn(self, X: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -475,6 +777,8 @@ class TrainingStep:
                         f"{data.shape} from the batch outside the graph (with numpy), so a "
                         "replay could not follow the batch; train without compile=True"
                     )
+        if self.grads_into is not None:
+            program.write_gradients_into(self.grads_into)
         self._programs[key] = program
         self.traces += 1
         return program
