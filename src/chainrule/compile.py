@@ -784,10 +784,13 @@ class TrainingStep:
         return program
 
 
-def encoded_target(loss_name: str, y: np.ndarray, outputs: int) -> np.ndarray:
+def encoded_target(
+    loss_name: str, y: np.ndarray, outputs: int, dtype: np.dtype | type = np.float64
+) -> np.ndarray:
     """The target as the compiled step feeds it to the loss: class labels become one-hot
     rows for ``cross_entropy`` (the same numbers the loss makes from them, made once
-    rather than outside the graph at every step); any other target is ``y`` itself.
+    rather than outside the graph at every step), in the outputs' ``dtype``; any other
+    target is ``y`` itself.
 
     >>> encoded_target("cross_entropy", np.array([1, 0]), 2)
     array([[0., 1.],
@@ -800,6 +803,6 @@ def encoded_target(loss_name: str, y: np.ndarray, outputs: int) -> np.ndarray:
         return y  # the loss names the bad label
     if labels.size and labels.max() >= outputs:
         return y
-    onehot = np.zeros((len(y), outputs))
+    onehot = np.zeros((len(y), outputs), dtype=dtype)
     onehot[np.arange(len(y)), labels.astype(np.intp)] = 1.0
     return onehot

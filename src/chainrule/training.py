@@ -99,8 +99,11 @@ def _prepare(model: Module, data: Any) -> _Data:
         if isinstance(inputs, Mapping):
             X = model.feed_columns(inputs, "the data")
         else:
+            raw = inputs.data if isinstance(inputs, Tensor) else inputs
+            # Floating-point inputs keep their dtype (float32 trains in float32).
+            floating = isinstance(raw, np.ndarray) and raw.dtype.kind == "f"
             try:
-                X = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs, np.float64)
+                X = np.asarray(raw, raw.dtype if floating else np.float64)
             except (TypeError, ValueError) as exc:
                 raise ChainruleError(f"the inputs are not numeric ({exc})") from None
             X = X.reshape(-1, 1) if X.ndim == 1 else X
@@ -543,8 +546,8 @@ class Trainer:
             self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
             if spec.name == "cross_entropy" and prepared.n:  # labels: one-hot rows, once
                 with no_grad():
-                    outputs = model(prepared.X[:1]).shape[-1]
-                self.targets = encoded_target(spec.name, prepared.y, outputs)
+                    first = model(prepared.X[:1])
+                self.targets = encoded_target(spec.name, prepared.y, first.shape[-1], first.dtype)
         if history.step_log is not None:
             self.flat.read(history.step_log.start())
         # The loop's state between calls of :meth:`advance`:
