@@ -252,3 +252,42 @@ def test_compiled_relu_rule_keeps_nan_and_zero_as_eager():
     _, (g,) = cr.compile(loss)(cr.tensor(x0, requires_grad=True))
     np.testing.assert_array_equal(g, x.grad)  # [0, 0, 3, nan]
     assert np.isnan(g[3]) and g.tolist()[:3] == [0.0, 0.0, 3.0]
+
+
+def _seed_runs(small):
+    s = load_scenario("main-ideas")
+    model = s.build_model()
+    model.unfreeze()  # all seven weights: a program of single numbers and 3-row vectors
+    trainer = cr.Trainer(model, s.data, learning_rate=0.05, stop={"max_steps": 30}, compile=True)
+    trainer.step_fn.small = small
+    trainer.advance()
+    return model, trainer
+
+
+def test_a_small_program_replays_on_numba_and_equals_the_numpy_replay_and_eager():
+    pytest.importorskip("numba")
+    from chainrule.compile import SmallProgram
+
+    m_small, small = _seed_runs(True)
+    m_numpy, numpy_replay = _seed_runs(False)
+    (program,) = small.step_fn._programs.values()
+    assert isinstance(program.small, SmallProgram)
+    assert next(iter(numpy_replay.step_fn._programs.values())).small is None
+    s = load_scenario("main-ideas")
+    m_eager = s.build_model()
+    m_eager.unfreeze()
+    eager = cr.train(m_eager, s.data, learning_rate=0.05, stop={"max_steps": 30})
+    _assert_same_run(m_eager, eager, m_small, small.history)
+    _assert_same_run(m_eager, eager, m_numpy, numpy_replay.history)
+    for a, b in zip(eager.steps, small.history.steps, strict=True):
+        for key in a.slopes:
+            assert b.slopes[key] == pytest.approx(a.slopes[key], abs=1e-12)
+
+
+def test_programs_of_matrices_or_unknown_ops_stay_on_numpy():
+    pytest.importorskip("numba")
+    data = load_dataset("moons", n=20)
+    model = nn.MLP([2, 3, 1], activation="tanh", seed=0)  # matmul, tanh: not in the table
+    trainer = cr.Trainer(model, data, loss="mse", stop={"max_steps": 2}, compile=True)
+    trainer.advance()
+    assert all(p.small is None for p in trainer.step_fn._programs.values())

@@ -17,6 +17,14 @@ What a trace cannot see, it bakes in, as ``jax.jit`` does:
 - **Arrays captured by the function** are read at each call (not copied), and so are the
   current values of Parameters and other tensors that require a gradient.
 
+In :func:`chainrule.train` (``compile=True``) two more things happen. With plain
+gradient descent the parameters live in one flat vector and the program writes the slopes
+into another, so the optimizer's step is two numpy calls over all of them. And a program
+of a few numbers (the seed's network: 3 rows, 7 weights), where numpy's cost per call is
+the whole cost, is replayed by one numba call (:class:`SmallProgram`) when numba is
+installed (``pip install chainrule[fast]``); without it, or for larger programs, the
+numpy replay runs.
+
 A new trace is made when an argument's shape or dtype changes, when a captured tensor is
 frozen or unfrozen (``requires_grad`` changes), and when the grad mode changes: inside
 :func:`~chainrule.no_grad` the compiled function computes the loss only.
@@ -38,6 +46,7 @@ References: JAX's ``jax.jit`` (tracing, and what a trace bakes in) and PyTorch's
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -114,12 +123,20 @@ class Program:
         self.root = -1
         self.ops = 0  # forward ops, for repr
         self.grads_into: Sequence[np.ndarray] | None = None
+        # Set by a trainer whose targets live in one flat vector and whose gradients go
+        # into another (views of which are ``grads_into``): a small program then reads
+        # and writes each in one copy.
+        self.values_flat: np.ndarray | None = None
+        self.grads_flat: np.ndarray | None = None
         self._template: list[Any] | None = None
         self._traced: dict[int, np.ndarray] = {}
         self._sweep: list[tuple[Op, tuple[int, ...], dict[str, Any], int, int, int]] = []
         self._gets: list[int] = []
         self._zero: list[tuple[int, np.ndarray]] = []
         self._ones = np.ones(())
+        self._steps: list[tuple[str, tuple[int, ...], dict[str, Any], int]] = []
+        #: The numba replay of this program (see :class:`SmallProgram`), when made.
+        self.small: SmallProgram | None = None
 
     # -- tracing -----------------------------------------------------------------------
 
@@ -250,6 +267,7 @@ class Program:
                 sweep.append((op, slots, attrs, o, i, s))
                 gets[s] += 1
         self._sweep, self._gets, self._traced = sweep, gets, traced
+        self._steps = [(op.name, slots, attrs, o) for op, slots, attrs, o, _ in steps]
         self._emit_backward(None)
 
     def _emit_backward(self, grads_into: Sequence[np.ndarray] | None) -> None:
@@ -299,6 +317,8 @@ class Program:
 
         The arrays returned are the program's own buffers (or the arrays given to
         :meth:`write_gradients_into`): the next call overwrites them."""
+        if self.small is not None and backward:
+            return self.small.run(arrays)
         template = self._template
         if template is None:  # the constants, placed once
             template = self._template = [None] * self.size
@@ -660,6 +680,227 @@ def _array_of(x: Any, where: str, i: int) -> np.ndarray:
     return data if data.flags.c_contiguous else np.ascontiguousarray(data)
 
 
+# ---------------------------------------------------------------------------------------
+# The numba replay of small programs
+# ---------------------------------------------------------------------------------------
+
+#: A program replays on numba (when it is installed) if no array in it holds more numbers.
+SMALL_MAX_SIZE = 64
+
+# The instructions of the numba replay: forward ops, then the backward rules, each of
+# which adds its term into a gradient (``+=``).
+_ADD, _SUB, _MUL, _NEG, _SOFTPLUS, _POW, _SUM = range(7)
+_ACC, _ACC_SOFTPLUS, _ACC_POW = range(10, 13)
+_FORWARD_CODES = {"add": _ADD, "sub": _SUB, "mul": _MUL, "neg": _NEG, "softplus": _SOFTPLUS}
+
+_small_replay: Any = None  # the jitted interpreter, made on first use
+
+
+def _make_small_replay() -> Any:
+    """The numba function that runs a small program: one loop over its instructions, one
+    inner loop over the numbers (a number where an array of one broadcasts). The
+    arithmetic is the op table's, written per number: softplus is ``logaddexp(0, x)``,
+    its rule ``g * exp(-logaddexp(0, -x))``, pow's rule ``g * b * a ** (b - 1)``."""
+    global _small_replay
+    if _small_replay is not None:
+        return _small_replay
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def replay(code: Any, mem: Any, g: Any, backward_from: int, root: int) -> None:
+        for k in range(code.shape[0]):
+            op, o, on, a, an = code[k, 0], code[k, 1], code[k, 2], code[k, 3], code[k, 4]
+            b, bn, sign, c = code[k, 5], code[k, 6], code[k, 7], code[k, 8]
+            if k == backward_from:
+                g[:] = 0.0
+                g[root] = 1.0
+            if op == 6:  # _SUM
+                total = 0.0
+                for i in range(an):
+                    total += mem[a + i]
+                mem[o] = total
+                continue
+            n = max(on, an, bn)
+            for i in range(n):
+                io = o + i if on > 1 else o
+                ia = a + i if an > 1 else a
+                ib = b + i if bn > 1 else b
+                if op == 0:
+                    mem[io] = mem[ia] + mem[ib]
+                elif op == 1:
+                    mem[io] = mem[ia] - mem[ib]
+                elif op == 2:
+                    mem[io] = mem[ia] * mem[ib]
+                elif op == 3:
+                    mem[io] = -mem[ia]
+                elif op == 4:
+                    mem[io] = np.logaddexp(0.0, mem[ia])
+                elif op == 5:
+                    mem[io] = mem[ia] ** mem[ib]
+                elif op == 10:  # g[o] += sign * g[a] (* mem[b])
+                    term = g[ia] * sign
+                    if bn > 0:
+                        term = term * mem[ib]
+                    g[io] += term
+                elif op == 11:
+                    g[io] += g[ia] * np.exp(-np.logaddexp(0.0, -mem[ib]))
+                elif op == 12:
+                    e = mem[c]
+                    g[io] += g[ia] * e * mem[ib] ** (e - 1.0)
+
+    _small_replay = replay
+    return replay
+
+
+class SmallProgram:
+    """A :class:`Program` of few numbers replayed by one numba call.
+
+    numpy spends about a microsecond per call whatever the size, so a program on arrays
+    of a few numbers (the seed's network: 3 rows, 7 weights) is all call overhead. Here
+    every slot is a run of numbers in one float64 vector, and the program's forward ops
+    and backward rules are rows of an integer table that one jitted loop runs. Made by
+    :meth:`of` for float64 programs of the ops it knows (``add``, ``sub``, ``mul``,
+    ``neg``, ``softplus``, ``pow`` by a constant, ``sum``) whose arrays broadcast only a
+    single number against a vector; None otherwise (the numpy replay is used).
+    """
+
+    def __init__(self) -> None:
+        self.offsets: dict[int, tuple[int, int]] = {}
+        self.code = np.zeros((0, 9), dtype=np.int64)
+        self.mem = np.zeros(0)
+        self.g = np.zeros(0)
+        self.backward_from = 0
+        self.program: Program | None = None
+        self.root = 0
+        self.n_targets = 0
+        # What is copied in at each call: single numbers and arrays of the tensors read
+        # at each call, and the inputs (with the view that picks each out of its array).
+        self.scalars: list[tuple[int, Tensor]] = []
+        self.vectors: list[tuple[np.ndarray, Tensor]] = []
+        self.inputs: list[tuple[np.ndarray, int, Callable[[np.ndarray], np.ndarray], Any]] = []
+        self.values: list[np.ndarray] = []
+
+    @classmethod
+    def of(cls, program: Program) -> SmallProgram | None:
+        """The numba replay of ``program``, or None when it cannot be made."""
+        if not program.targets or program.grads_into is None:
+            return None
+        try:
+            _make_small_replay()
+        except ImportError:  # no numba: the numpy replay
+            return None
+        traced = program._traced
+        for array in traced.values():
+            if array.dtype != np.float64 or array.size > SMALL_MAX_SIZE:
+                return None
+            if array.ndim > 1 and array.size != max(array.shape):
+                return None  # a matrix: the numpy replay
+        self = cls()
+        self.program = program
+        order = [slot for slot, _, _ in program.targets] + sorted(traced)
+        at = 0
+        for slot in order:
+            if slot not in self.offsets:
+                self.offsets[slot] = (at, traced[slot].size)
+                at += traced[slot].size
+        rows = []
+        constants = dict(program.constants)
+        for name, slots, attrs, o in program._steps:
+            code = _FORWARD_CODES.get(name)
+            if name == "sum" and not attrs.get("keepdims") and attrs.get("axis") in (None, 0):
+                code = _SUM
+            if name == "pow":
+                exponent = constants.get(slots[1])
+                if exponent is None or exponent.size != 1 or float(exponent) == 0:
+                    return None  # a power that is not a fixed number, or 0: numpy
+                code = _POW
+            if code is None or (attrs and code != _SUM) or not self._broadcasts(slots, o):
+                return None
+            rows.append(self._row(code, o, slots[0], slots[-1] if len(slots) > 1 else -1))
+        self.backward_from = len(rows)
+        for op, slots, _, o, i, s in program._sweep:
+            name = op.name
+            other = slots[1 - i] if len(slots) == 2 else -1
+            if name == "add" or (name == "sub" and i == 0):
+                rows.append(self._row(_ACC, s, o, -1, sign=1))
+            elif name == "sub":
+                rows.append(self._row(_ACC, s, o, -1, sign=-1))
+            elif name == "neg":
+                rows.append(self._row(_ACC, s, o, -1, sign=-1))
+            elif name == "mul":
+                rows.append(self._row(_ACC, s, o, other, sign=1))
+            elif name == "sum":
+                rows.append(self._row(_ACC, s, o, -1, sign=1))
+            elif name == "softplus":
+                rows.append(self._row(_ACC_SOFTPLUS, s, o, slots[0]))
+            elif name == "pow" and i == 0:
+                rows.append(self._row(_ACC_POW, s, o, slots[0], c=slots[1]))
+            else:
+                return None
+        if self.backward_from == len(rows):
+            return None
+        self.code = np.array(rows, dtype=np.int64)
+        self.mem = np.zeros(at)
+        self.g = np.zeros(at)
+        self.root = self.offsets[program.root][0]
+        for slot, data in program.constants:
+            start, size = self.offsets[slot]
+            self.mem[start : start + size] = np.reshape(data, -1)
+        flat = program.values_flat
+        n_targets = sum(size for _, _, shape in program.targets for size in [math.prod(shape)])
+        targets = {slot for slot, _, _ in program.targets}
+        for slot, t in program.lives:
+            if flat is not None and slot in targets:
+                continue  # read with the other targets, from the flat vector, in one copy
+            start, size = self.offsets[slot]
+            if size == 1:
+                self.scalars.append((start, t))
+            else:
+                self.vectors.append((self.mem[start : start + size], t))
+        for slot, k, view in program.binds:
+            start, size = self.offsets[slot]
+            self.inputs.append((self.mem[start : start + size], k, view, traced[slot].shape))
+        self.values = [
+            self.mem[start : start + size].reshape(traced[slot].shape)
+            for slot in program.outputs
+            for start, size in [self.offsets[slot]]
+        ]
+        self.n_targets = n_targets
+        return self
+
+    def _broadcasts(self, slots: tuple[int, ...], o: int) -> bool:
+        sizes = {self.offsets[s][1] for s in (*slots, o)} - {1}
+        return len(sizes) <= 1
+
+    def _row(self, code: int, o: int, a: int, b: int, sign: int = 1, c: int = -1) -> list[int]:
+        o_at, o_n = self.offsets[o]
+        a_at, a_n = self.offsets[a]
+        b_at, b_n = self.offsets[b] if b >= 0 else (0, 0)
+        c_at = self.offsets[c][0] if c >= 0 else 0
+        return [code, o_at, o_n, a_at, a_n, b_at, b_n, sign, c_at]
+
+    def run(self, arrays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The program's outputs and gradients, as :meth:`Program.run` returns them."""
+        program, mem, g = self.program, self.mem, self.g
+        assert program is not None and program.grads_into is not None
+        for into, k, view, _ in self.inputs:
+            into[...] = view(arrays[k]).reshape(into.shape)
+        if program.values_flat is not None:
+            mem[: self.n_targets] = program.values_flat
+        for start, t in self.scalars:
+            mem[start] = t.data
+        for into, t in self.vectors:
+            into[...] = t.data.reshape(into.shape)
+        _small_replay(self.code, mem, g, self.backward_from, self.root)
+        if program.grads_flat is not None:
+            program.grads_flat[...] = g[: self.n_targets]
+        else:
+            for (slot, _, shape), into in zip(program.targets, program.grads_into, strict=True):
+                start, size = self.offsets[slot]
+                into[...] = g[start : start + size].reshape(shape)
+        return self.values, program.grads_into
+
+
 class Compiled:
     """A compiled function (see :func:`compile`): call it as you would call ``fn``.
 
@@ -750,6 +991,11 @@ class TrainingStep:
         #: Arrays (one per parameter) that every program writes the slopes into; None:
         #: the slopes are returned in arrays of the program's own.
         self.grads_into: list[np.ndarray] | None = None
+        #: The flat vectors of the parameters' values and of their slopes, when the
+        #: parameters' arrays and ``grads_into`` are views into them, in order.
+        self.flat: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        #: Whether a small program may replay on numba (see :class:`SmallProgram`).
+        self.small = True
         self._programs: dict[tuple[Any, ...], Program] = {}
 
     def _fn(self, X: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -779,6 +1025,9 @@ class TrainingStep:
                     )
         if self.grads_into is not None:
             program.write_gradients_into(self.grads_into)
+            program.values_flat, program.grads_flat = self.flat
+            if self.small:
+                program.small = SmallProgram.of(program)
         self._programs[key] = program
         self.traces += 1
         return program

@@ -543,6 +543,7 @@ class Trainer:
             if _Descent.suits(opt, trained):  # the optimizer's step in two numpy calls
                 self.descent = _Descent(trained, opt)
                 self.step_fn.grads_into = self.descent.slope_views
+                self.step_fn.flat = (self.descent.values, self.descent.slopes)
             self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
             if spec.name == "cross_entropy" and prepared.n:  # labels: one-hot rows, once
                 with no_grad():
@@ -757,8 +758,10 @@ def train(
 
     ``compile=True`` traces the forward pass, the loss and backpropagation once and
     replays them at every step as plain numpy calls (see :mod:`chainrule.compile`): the
-    same numbers and the same History, in less time for small networks. Python control
-    flow inside the model that depends on the data is traced as the branch taken.
+    same numbers and the same History, in less time for small networks (with numba
+    installed, ``chainrule[fast]``, a network of a few numbers runs in one numba call per
+    step). Python control flow inside the model that depends on the data is traced as
+    the branch taken.
 
     >>> from chainrule import nn
     >>> from chainrule.datasets import load_dataset
