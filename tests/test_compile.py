@@ -291,3 +291,12 @@ def test_programs_of_matrices_or_unknown_ops_stay_on_numpy():
     trainer = cr.Trainer(model, data, loss="mse", stop={"max_steps": 2}, compile=True)
     trainer.advance()
     assert all(p.small is None for p in trainer.step_fn._programs.values())
+
+
+def test_gradients_written_into_arrays_of_the_wrong_shape_are_refused():
+    from chainrule.compile import Program
+
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    program, _ = Program.trace(lambda w: (w * w).sum(), [w], [], [w])
+    with pytest.raises(CompileError, match=r"shape \(2,\) \(float64\) cannot go into .*\(3,\)"):
+        program.write_gradients_into([np.zeros(3)])

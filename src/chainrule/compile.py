@@ -59,7 +59,7 @@ from chainrule.nn.module import Parameter
 from chainrule.ops import Op
 from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 
-__all__ = ["CompileError", "Compiled", "Program", "compile"]
+__all__ = ["CompileError", "Compiled", "Program", "SmallProgram", "compile"]
 
 
 class CompileError(ChainruleError):
@@ -302,10 +302,23 @@ class Program:
     def write_gradients_into(self, arrays: Sequence[np.ndarray]) -> None:
         """From now on, write the gradient of each target into ``arrays`` (one array of
         the target's shape and dtype per target, in order): e.g. views into one flat
-        vector of slopes, which an optimizer's step then reads with one numpy call."""
+        vector of slopes, which an optimizer's step then reads with one numpy call.
+
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+        >>> program, _ = Program.trace(lambda w: (w * w).sum(), [w], [], [w])
+        >>> slopes = np.zeros(3)
+        >>> program.write_gradients_into([slopes[1:]])
+        >>> _ = program.run([])
+        >>> slopes
+        array([0., 2., 4.])
+        """
         for (_, dtype, shape), a in zip(self.targets, arrays, strict=True):
             if a.shape != shape or a.dtype != dtype:
-                raise ValueError(f"a gradient of shape {shape} ({dtype}) cannot go into {a.shape}")
+                raise CompileError(
+                    f"write_gradients_into: a gradient of shape {shape} ({dtype}) cannot go "
+                    f"into an array of shape {a.shape} ({a.dtype})"
+                )
         self._emit_backward(arrays)
 
     # -- replay ------------------------------------------------------------------------
