@@ -20,10 +20,11 @@ import gc
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The variables that numpy's BLAS (OpenBLAS, MKL, Accelerate) and PyTorch read at import.
@@ -100,6 +101,30 @@ def import_torch(threads: int) -> Any:
     return torch
 
 
+def import_jax(threads: int) -> Any:
+    """JAX with 64-bit floats on the CPU (one XLA thread when ``threads`` is 1), or None
+    when it is not installed. A reference only: chainrule never needs it."""
+    if threads == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    try:
+        import jax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+    return jax
+
+
+def import_numba() -> Any:
+    """numba, or None when it is not installed."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
 def import_micrograd() -> Any:
     """micrograd's scalar ``Value`` class, or None when micrograd is not installed."""
     try:
@@ -174,18 +199,34 @@ def _thread_pools() -> str:
 
 @dataclass
 class Timing:
-    """The best of ``repeat`` runs of ``number`` calls: ``seconds`` per call."""
+    """The best of ``repeat`` runs of ``number`` calls: ``seconds`` per call; ``rounds``
+    holds every run's seconds per call, in the order of the rounds."""
 
     seconds: float
     number: int
     repeat: int
+    rounds: list[float] = field(default_factory=list)
+
+
+#: The clock that :func:`compare` reads: wall time, unless a script on one thread asks
+#: for the process's CPU time (:func:`use_cpu_clock`).
+CLOCK: Callable[[], float] = time.perf_counter
+
+
+def use_cpu_clock() -> None:
+    """Time with the process's CPU time rather than the wall clock. For single-threaded
+    runs on a machine shared with other work: the time this process spends waiting for a
+    core is not counted (the caches that other work evicts still are)."""
+    global CLOCK
+    CLOCK = time.process_time
 
 
 def _run(fn: Callable[[], object], number: int) -> float:
-    start = time.perf_counter()
+    clock = CLOCK
+    start = clock()
     for _ in range(number):
         fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def _calibrate(fn: Callable[[], object], min_time: float) -> int:
@@ -219,12 +260,54 @@ def compare(
         if warmup:
             fn()
         numbers[name] = number if number is not None else _calibrate(fn, min_time)
-    best = dict.fromkeys(candidates, float("inf"))
-    for _ in range(repeat):
-        for name, fn in candidates.items():
+    rounds: dict[str, list[float]] = {name: [] for name in candidates}
+    names = list(candidates)
+    for r in range(repeat):  # each round in another order: no one is always first
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             gc.collect()
-            best[name] = min(best[name], _run(fn, numbers[name]) / numbers[name])
-    return {name: Timing(best[name], numbers[name], repeat) for name in candidates}
+            rounds[name].append(_run(candidates[name], numbers[name]) / numbers[name])
+    return {
+        name: Timing(min(rounds[name]), numbers[name], repeat, rounds[name]) for name in candidates
+    }
+
+
+def round_ratios(timings: dict[str, Timing], name: str, reference: str) -> list[float] | None:
+    """The ratio ``name / reference`` in each round (runs close together in time), or None
+    when either did not run."""
+    a, b = timings.get(name), timings.get(reference)
+    if a is None or b is None:
+        return None
+    return [x / y for x, y in zip(a.rounds, b.rounds, strict=True)]
+
+
+def print_median_goal(
+    text: str,
+    ratios: list[float] | None,
+    limit: float,
+    missing: str = "",
+) -> None:
+    """A goal judged on the median of the per-round ratios, with their middle half:
+    ``goal: <text> <= <limit>x: median 1.10x (middle half 1.05-1.20x, 9 rounds)  met``.
+    On a machine shared with other work the median of ratios taken side by side is
+    steadier than a ratio of two bests."""
+    if not ratios:
+        print(f"  goal: {text} <= {limit:g}x: not measured ({missing})")
+        return
+    ordered = sorted(ratios)
+    median = statistics.median(ordered)
+    low, high = _quartiles(ordered)
+    verdict = "met" if median <= limit else "NOT met"
+    print(
+        f"  goal: {text} <= {limit:g}x: median {median:.2f}x (middle half {low:.2f}-"
+        f"{high:.2f}x, {len(ordered)} rounds)  {verdict}"
+    )
+
+
+def _quartiles(ordered: list[float]) -> tuple[float, float]:
+    if len(ordered) < 2:
+        return ordered[0], ordered[0]
+    q = statistics.quantiles(ordered, n=4, method="inclusive")
+    return q[0], q[2]
 
 
 # ---------------------------------------------------------------------------------------

@@ -190,3 +190,113 @@ def test_encoded_target_makes_one_hot_rows_only_for_labels():
     assert encoded_target("ssr", y, 1) is y
     bad = np.array([0.5, 1.0])
     assert encoded_target("cross_entropy", bad, 2) is bad
+
+
+def test_compiled_float32_training_stays_float32_and_equals_eager():
+    data = load_dataset("digits")
+    X, y = data.X.astype(np.float32)[:300], data.target[:300]
+    runs = []
+    for compile_ in (False, True):
+        model = nn.MLP([64, 16, 10], activation="relu", seed=5)
+        for p in model.parameters():
+            p.data = p.data.astype(np.float32)
+        history = cr.train(
+            model, (X, y), loss="cross_entropy", optimizer="sgd", batch_size=64,
+            stop={"max_steps": 12}, compile=compile_,
+        )  # fmt: skip
+        assert all(p.dtype == np.float32 for p in model.parameters())
+        runs.append((model, history))
+    (m_eager, eager), (m_compiled, compiled) = runs
+    np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-6)
+    for a, b in zip(m_eager.parameters(), m_compiled.parameters(), strict=True):
+        np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-6)
+
+
+def test_a_compiled_descent_leaves_the_last_slopes_in_grad_and_can_be_stepped_on():
+    s = load_scenario("main-ideas")
+    m_eager, m_compiled = s.build_model(), s.build_model()
+    cr.Trainer(m_eager, s.data, learning_rate=0.1, stop={"max_steps": 3}).advance()
+    trainer = cr.Trainer(m_compiled, s.data, learning_rate=0.1, stop=s.stop, compile=True)
+    assert trainer.descent is not None  # gradient descent: the step is the flat one
+    trainer.advance(3)
+    for a, b in zip(m_eager.parameters(), m_compiled.parameters(), strict=True):
+        assert b.data == pytest.approx(a.data, abs=1e-12)
+        if a.grad is not None:
+            assert b.grad == pytest.approx(a.grad, abs=1e-12)
+    assert trainer.advance() == 7 and trainer.history.stop_reason == "step_size"
+
+
+@pytest.mark.parametrize("lr", [1e6, 1e200])
+def test_a_compiled_run_diverges_as_the_eager_one(lr):
+    s = load_scenario("main-ideas")
+    runs = []
+    for compile_ in (False, True):
+        model = s.build_model()
+        history = cr.train(model, s.data, learning_rate=lr, stop={"max_steps": 50},
+                           compile=compile_)  # fmt: skip
+        runs.append((model, history))
+    (m_eager, eager), (m_compiled, compiled) = runs
+    assert compiled.stop_reason == eager.stop_reason == "diverged"
+    assert compiled.divergence == eager.divergence
+    assert compiled.num_steps == eager.num_steps
+    assert compiled.final_values == eager.final_values  # the undone step is undone alike
+
+
+def test_compiled_relu_rule_keeps_nan_and_zero_as_eager():
+    def loss(x):
+        return (cr.relu(x) * 3.0).sum()
+
+    x0 = np.array([-1.0, 0.0, 2.0, np.nan])
+    x = cr.tensor(x0, requires_grad=True)
+    loss(x).backward()
+    _, (g,) = cr.compile(loss)(cr.tensor(x0, requires_grad=True))
+    np.testing.assert_array_equal(g, x.grad)  # [0, 0, 3, nan]
+    assert np.isnan(g[3]) and g.tolist()[:3] == [0.0, 0.0, 3.0]
+
+
+def _seed_runs(small):
+    s = load_scenario("main-ideas")
+    model = s.build_model()
+    model.unfreeze()  # all seven weights: a program of single numbers and 3-row vectors
+    trainer = cr.Trainer(model, s.data, learning_rate=0.05, stop={"max_steps": 30}, compile=True)
+    trainer.step_fn.small = small
+    trainer.advance()
+    return model, trainer
+
+
+def test_a_small_program_replays_on_numba_and_equals_the_numpy_replay_and_eager():
+    pytest.importorskip("numba")
+    from chainrule.compile import SmallProgram
+
+    m_small, small = _seed_runs(True)
+    m_numpy, numpy_replay = _seed_runs(False)
+    (program,) = small.step_fn._programs.values()
+    assert isinstance(program.small, SmallProgram)
+    assert next(iter(numpy_replay.step_fn._programs.values())).small is None
+    s = load_scenario("main-ideas")
+    m_eager = s.build_model()
+    m_eager.unfreeze()
+    eager = cr.train(m_eager, s.data, learning_rate=0.05, stop={"max_steps": 30})
+    _assert_same_run(m_eager, eager, m_small, small.history)
+    _assert_same_run(m_eager, eager, m_numpy, numpy_replay.history)
+    for a, b in zip(eager.steps, small.history.steps, strict=True):
+        for key in a.slopes:
+            assert b.slopes[key] == pytest.approx(a.slopes[key], abs=1e-12)
+
+
+def test_programs_of_matrices_or_unknown_ops_stay_on_numpy():
+    pytest.importorskip("numba")
+    data = load_dataset("moons", n=20)
+    model = nn.MLP([2, 3, 1], activation="tanh", seed=0)  # matmul, tanh: not in the table
+    trainer = cr.Trainer(model, data, loss="mse", stop={"max_steps": 2}, compile=True)
+    trainer.advance()
+    assert all(p.small is None for p in trainer.step_fn._programs.values())
+
+
+def test_gradients_written_into_arrays_of_the_wrong_shape_are_refused():
+    from chainrule.compile import Program
+
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    program, _ = Program.trace(lambda w: (w * w).sum(), [w], [], [w])
+    with pytest.raises(CompileError, match=r"shape \(2,\) \(float64\) cannot go into .*\(3,\)"):
+        program.write_gradients_into([np.zeros(3)])

@@ -17,6 +17,14 @@ What a trace cannot see, it bakes in, as ``jax.jit`` does:
 - **Arrays captured by the function** are read at each call (not copied), and so are the
   current values of Parameters and other tensors that require a gradient.
 
+In :func:`chainrule.train` (``compile=True``) two more things happen. With plain
+gradient descent the parameters live in one flat vector and the program writes the slopes
+into another, so the optimizer's step is two numpy calls over all of them. And a program
+of a few numbers (the seed's network: 3 rows, 7 weights), where numpy's cost per call is
+the whole cost, is replayed by one numba call (:class:`SmallProgram`) when numba is
+installed (``pip install chainrule[fast]``); without it, or for larger programs, the
+numpy replay runs.
+
 A new trace is made when an argument's shape or dtype changes, when a captured tensor is
 frozen or unfrozen (``requires_grad`` changes), and when the grad mode changes: inside
 :func:`~chainrule.no_grad` the compiled function computes the loss only.
@@ -38,6 +46,7 @@ References: JAX's ``jax.jit`` (tracing, and what a trace bakes in) and PyTorch's
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,7 +59,7 @@ from chainrule.nn.module import Parameter
 from chainrule.ops import Op
 from chainrule.tensor import Tensor, is_grad_enabled, no_grad
 
-__all__ = ["CompileError", "Compiled", "Program", "compile"]
+__all__ = ["CompileError", "Compiled", "Program", "SmallProgram", "compile"]
 
 
 class CompileError(ChainruleError):
@@ -113,7 +122,21 @@ class Program:
         self.targets: list[tuple[int, np.dtype, tuple[int, ...]]] = []
         self.root = -1
         self.ops = 0  # forward ops, for repr
+        self.grads_into: Sequence[np.ndarray] | None = None
+        # Set by a trainer whose targets live in one flat vector and whose gradients go
+        # into another (views of which are ``grads_into``): a small program then reads
+        # and writes each in one copy.
+        self.values_flat: np.ndarray | None = None
+        self.grads_flat: np.ndarray | None = None
         self._template: list[Any] | None = None
+        self._traced: dict[int, np.ndarray] = {}
+        self._sweep: list[tuple[Op, tuple[int, ...], dict[str, Any], int, int, int]] = []
+        self._gets: list[int] = []
+        self._zero: list[tuple[int, np.ndarray]] = []
+        self._ones = np.ones(())
+        self._steps: list[tuple[str, tuple[int, ...], dict[str, Any], int]] = []
+        #: The numba replay of this program (see :class:`SmallProgram`), when made.
+        self.small: SmallProgram | None = None
 
     # -- tracing -----------------------------------------------------------------------
 
@@ -174,8 +197,11 @@ class Program:
         wanted = {id(t) for t in targets} if targets is not None else set()
         needs: list[bool] = []
 
+        traced: dict[int, np.ndarray] = {}  # each slot's array at the trace
+
         def leaf(t: Tensor) -> int:
             slot = slot_of[id(t)] = len(needs)
+            traced[slot] = t.data
             keep.append(t)
             needs.append(id(t) in wanted)
             for k, base in enumerate(inputs):
@@ -204,7 +230,16 @@ class Program:
         self.outputs = [slot_of[id(t)] for t in outs]
         self.root = self.outputs[0]
         self.ops = len(steps)
-        self.forward = [_forward_step(op, s, a, o, data) for op, s, a, o, data in steps]
+        made = {o: op.name for op, _, _, o, _ in steps}
+        traced.update((o, data) for _, _, _, o, data in steps)
+        readers = [0] * self.size  # how many ops read each slot
+        for _, slots, _, _, _ in steps:
+            for s in set(slots):
+                readers[s] += 1
+        into = _fused_into(steps, made, readers, set(self.outputs), traced)
+        self.forward = [
+            _forward_step(op, s, a, o, data, into.get(o)) for op, s, a, o, data in steps
+        ]
         if targets is None:
             return
         if not needs[self.root]:
@@ -220,7 +255,8 @@ class Program:
         # The backward sweep: the rules of the ops that lead to the loss, in reverse.
         reaches = [False] * self.size
         reaches[self.root] = True
-        has_grad = [False] * self.size
+        sweep: list[tuple[Op, tuple[int, ...], dict[str, Any], int, int, int]] = []
+        gets = [0] * self.size  # how many rules add to each slot's gradient
         for op, slots, attrs, o, _ in reversed(steps):
             if not reaches[o] or not needs[o]:
                 continue
@@ -228,22 +264,82 @@ class Program:
                 if not needs[s]:
                     continue
                 reaches[s] = True
-                rule = op.rules[0] if op.arity is None else op.rules[i]
-                extra = {"i": i, **attrs} if op.arity is None else attrs
-                self.backward.append(_backward_step(rule, slots, extra, o, s, has_grad[s]))
-                has_grad[s] = True
+                sweep.append((op, slots, attrs, o, i, s))
+                gets[s] += 1
+        self._sweep, self._gets, self._traced = sweep, gets, traced
+        self._steps = [(op.name, slots, attrs, o) for op, slots, attrs, o, _ in steps]
+        self._emit_backward(None)
+
+    def _emit_backward(self, grads_into: Sequence[np.ndarray] | None) -> None:
+        """The backward steps; with ``grads_into`` (one array per target, of its shape),
+        each target's gradient is written there rather than into a buffer of its own."""
+        dest: dict[int, np.ndarray] = {}
+        if grads_into is not None:
+            dest = {slot: a for (slot, _, _), a in zip(self.targets, grads_into, strict=True)}
+        self.grads_into = grads_into
+        targets = {slot for slot, _, _ in self.targets}
+        traced, gets = self._traced, self._gets
+        written = [False] * self.size
+        self.backward = []
+        for op, slots, attrs, o, i, s in self._sweep:
+            if s not in dest and (gets[s] > 1 or s in targets):
+                # Added to more than once, or handed out: a buffer of its own.
+                dest[s] = np.empty(traced[s].shape, dtype=traced[s].dtype)
+            self.backward.append(
+                _backward_step(op, slots, attrs, o, i, s, traced, dest.get(s), written[s])
+            )
+            written[s] = True
+        # A target the loss does not reach has gradient 0, written once.
+        self._zero = []
+        for slot, dtype, shape in self.targets:
+            if not written[slot]:
+                zero = dest.get(slot)
+                if zero is None:
+                    zero = np.empty(shape, dtype=dtype)
+                zero[...] = 0
+                self._zero.append((slot, zero))
+
+    def write_gradients_into(self, arrays: Sequence[np.ndarray]) -> None:
+        """From now on, write the gradient of each target into ``arrays`` (one array of
+        the target's shape and dtype per target, in order): e.g. views into one flat
+        vector of slopes, which an optimizer's step then reads with one numpy call.
+
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0, 2.0], requires_grad=True)
+        >>> program, _ = Program.trace(lambda w: (w * w).sum(), [w], [], [w])
+        >>> slopes = np.zeros(3)
+        >>> program.write_gradients_into([slopes[1:]])
+        >>> _ = program.run([])
+        >>> slopes
+        array([0., 2., 4.])
+        """
+        for (_, dtype, shape), a in zip(self.targets, arrays, strict=True):
+            if a.shape != shape or a.dtype != dtype:
+                raise CompileError(
+                    f"write_gradients_into: a gradient of shape {shape} ({dtype}) cannot go "
+                    f"into an array of shape {a.shape} ({a.dtype})"
+                )
+        self._emit_backward(arrays)
 
     # -- replay ------------------------------------------------------------------------
 
     def run(
         self, arrays: Sequence[np.ndarray], backward: bool = True
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """Replay the program on ``arrays`` (the call's input arrays, in trace order)."""
+        """Replay the program on ``arrays`` (the call's input arrays, in trace order).
+
+        The arrays returned are the program's own buffers (or the arrays given to
+        :meth:`write_gradients_into`): the next call overwrites them."""
+        if self.small is not None and backward:
+            return self.small.run(arrays)
         template = self._template
         if template is None:  # the constants, placed once
             template = self._template = [None] * self.size
             for slot, data in self.constants:
                 template[slot] = data
+            root = self._traced[self.root] if self.targets else None
+            if root is not None:
+                self._ones = np.ones(root.shape, dtype=root.dtype)
         v = template.copy()
         for slot, k, view in self.binds:
             v[slot] = view(arrays[k])
@@ -254,19 +350,13 @@ class Program:
         values = [v[s] for s in self.outputs]
         if not backward or not self.targets:
             return values, None
-        root = v[self.root]
         g: list[Any] = [None] * self.size
-        g[self.root] = np.ones(root.shape, dtype=root.dtype)
+        g[self.root] = self._ones
         for step in self.backward:
             step(v, g)
-        grads = []
-        for slot, dtype, shape in self.targets:
-            found = g[slot]
-            if found is None:
-                grads.append(np.zeros(shape, dtype=dtype))
-            else:
-                grads.append(np.array(found, dtype=dtype))  # a copy of its own, as .grad is
-        return values, grads
+        for slot, zero in self._zero:
+            g[slot] = zero
+        return values, [g[slot] for slot, _, _ in self.targets]
 
     def __repr__(self) -> str:
         return f"Program({self.ops} ops forward, {len(self.backward)} rules backward)"
@@ -276,11 +366,98 @@ def _is_parameter(t: Tensor) -> bool:
     return isinstance(t, Parameter)
 
 
+#: The ops whose backward rules never read their own result (``out``): the op after one
+#: of them may overwrite that result in place.
+_RESULT_UNREAD = frozenset({"matmul", "add", "sub", "mul"})
+
+#: Forwards that numpy can write into a given array, for ops that are not ufuncs: the
+#: same numpy call as the op table's forward, with ``out=`` (matmul: of two matrices).
+_INTO: dict[str, Callable[..., Any]] = {
+    "relu": lambda x, out: np.maximum(x, 0.0, out=out),
+    "matmul": lambda a, b, out: np.matmul(a, b, out=out),
+}
+
+
+def _fused_into(
+    steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
+    made: dict[int, str],
+    readers: list[int],
+    outputs: set[int],
+    traced: dict[int, np.ndarray],
+) -> dict[int, int]:
+    """The ops that can write their result over their first input (``z = x @ W`` then
+    ``z + b`` then ``relu``: one buffer, written three times, where numpy alone would
+    allocate three). Returns result slot -> input slot. Allowed when that input is the
+    result of an op whose rules ignore it, nothing else reads it, it is not an output,
+    it has the result's shape and dtype, and this op's rules read only its shape (``add``,
+    ``sub``) or read it in a way the overwrite keeps (``relu``: ``relu(z) > 0`` exactly
+    where ``z > 0``)."""
+    into: dict[int, int] = {}
+    for op, slots, attrs, o, data in steps:
+        if attrs or op.name not in ("add", "sub", "relu"):
+            continue
+        a = slots[0]
+        if op.name != "relu" and _ufunc_of(op, attrs) is None:
+            continue
+        if (
+            made.get(a) in _RESULT_UNREAD
+            and readers[a] == 1
+            and slots.count(a) == 1
+            and a not in outputs
+            and traced[a].shape == data.shape
+            and traced[a].dtype == data.dtype
+        ):
+            into[o] = a
+    return into
+
+
 def _forward_step(
-    op: Op, slots: tuple[int, ...], attrs: dict[str, Any], o: int, traced: np.ndarray
+    op: Op,
+    slots: tuple[int, ...],
+    attrs: dict[str, Any],
+    o: int,
+    traced: np.ndarray,
+    over: int | None = None,
 ) -> Callable[[list[Any]], None]:
-    """One op of the forward replay: ``v[o] = op(v[slots], **attrs)``."""
+    """One op of the forward replay: ``v[o] = op(v[slots], **attrs)``; with ``over``, the
+    result is written over the array of that input slot (see :func:`_fused_into`)."""
     ufunc = _ufunc_of(op, attrs)
+    into = _INTO.get(op.name) if not attrs else None
+    if op.name == "matmul" and traced.ndim != 2:
+        into = None
+    if over is not None:
+        if into is not None:
+
+            def unary_over(v: list[Any]) -> None:
+                x = v[over]
+                into(x, x)
+                v[o] = x
+
+            return unary_over
+        assert ufunc is not None and len(slots) == 2
+        b = slots[1]
+
+        def binary_over(v: list[Any]) -> None:
+            x = v[over]
+            ufunc(x, v[b], out=x)
+            v[o] = x
+
+        return binary_over
+    if into is not None:
+        buffer = np.empty(traced.shape, dtype=traced.dtype)
+        if len(slots) == 1:
+            (a,) = slots
+
+            def unary_into(v: list[Any]) -> None:
+                v[o] = into(v[a], buffer)
+
+            return unary_into
+        a, b = slots
+
+        def binary_into(v: list[Any]) -> None:
+            v[o] = into(v[a], v[b], buffer)
+
+        return binary_into
     if ufunc is not None and not (ufunc is np.matmul and traced.ndim < 2):
         buffer = np.empty(traced.shape, dtype=traced.dtype)
         if len(slots) == 1:
@@ -310,40 +487,193 @@ def _forward_step(
     return general
 
 
+def _summed_axes(g: tuple[int, ...], x: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The axes to sum a gradient of shape ``g`` over to get shape ``x`` when broadcasting
+    only added leading axes (``()``: none, the shapes are equal); None for other cases
+    (axes stretched from length 1), which the op table's ``unbroadcast`` handles."""
+    lead = len(g) - len(x)
+    if lead < 0 or g[lead:] != x:
+        return None
+    return tuple(range(lead))
+
+
+Kernel = Callable[[list[Any], list[Any], np.ndarray], None]
+
+
+def _kernel(
+    op: Op, i: int, slots: tuple[int, ...], o: int, traced: dict[int, np.ndarray]
+) -> Kernel | None:
+    """The rule of input ``i`` of ``op`` as numpy calls that write into a given array
+    (``kernel(v, g, out)``), for the rules of the common layers: the same arithmetic as
+    the op table's rule, in the same order, without its temporaries. None: use the rule.
+
+    Covered: ``add``, ``sub``, ``mul`` (with the broadcast undone by a sum over leading
+    axes), ``matmul`` of two matrices and ``relu``. (That each equals its rule is checked
+    by the tests that compare compiled training with eager training.)
+    """
+    result, x = traced[o], traced[slots[i]]
+    if any(traced[s].dtype != result.dtype for s in slots):
+        return None
+    name = op.name
+    if name in ("add", "sub", "mul") and len(slots) == 2:
+        axes = _summed_axes(result.shape, x.shape)
+        if axes is None:
+            return None
+        summed = axes or None  # () means: no sum
+        negate = name == "sub" and i == 1
+        if name == "mul":
+            other = slots[1 - i]
+            if summed is None:
+
+                def mul_same(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                    np.multiply(g[o], v[other], out=out)
+
+                return mul_same
+            product = np.empty(result.shape, dtype=result.dtype)
+            axis = None if not x.shape else summed
+
+            def mul_summed(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                np.add.reduce(np.multiply(g[o], v[other], out=product), axis=axis, out=out)
+
+            return mul_summed
+        if summed is None:
+            if negate:
+
+                def neg_same(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                    np.negative(g[o], out=out)
+
+                return neg_same
+
+            def same(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                np.copyto(out, g[o])
+
+            return same
+        axis = None if not x.shape else summed
+
+        def summed_kernel(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+            np.add.reduce(g[o], axis=axis, out=out)
+            if negate:
+                np.negative(out, out=out)
+
+        return summed_kernel
+    if name == "matmul" and len(slots) == 2:
+        a, b = slots
+        if traced[a].ndim != 2 or traced[b].ndim != 2:
+            return None
+
+        if i == 0:
+
+            def matmul_a(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                go = g[o]
+                if not go.flags.c_contiguous:  # as the rule: BLAS wants unit strides
+                    go = np.ascontiguousarray(go)
+                np.matmul(go, v[b].T, out=out)
+
+            return matmul_a
+
+        def matmul_b(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+            go = g[o]
+            if not go.flags.c_contiguous:
+                go = np.ascontiguousarray(go)
+            np.matmul(v[a].T, go, out=out)
+
+        return matmul_b
+    if name == "relu" and len(slots) == 1:
+        weights = np.empty(x.shape, dtype=x.dtype)
+
+        def relu(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+            # The rule's weights, read from relu's result r = max(x, 0): sign(r) is 1
+            # where x > 0, 0 where not, and NaN where x is NaN (the NaN rule).
+            np.multiply(g[o], np.sign(v[o], out=weights), out=out)
+
+        return relu
+    return None
+
+
 def _backward_step(
-    rule: Callable[..., Any],
+    op: Op,
     slots: tuple[int, ...],
     attrs: dict[str, Any],
     o: int,
-    target: int,
+    i: int,
+    s: int,
+    traced: dict[int, np.ndarray],
+    dest: np.ndarray | None,
     accumulate: bool,
 ) -> Callable[[list[Any], list[Any]], None]:
-    """One backward rule: ``g[target] (+)= rule(g[o], v[o], *v[slots], **attrs)``."""
-    if not attrs and len(slots) <= 2:  # the common shapes, without building argument lists
-        a, b = slots[0], slots[-1]
-        if len(slots) == 1 and not accumulate:
+    """The rule of input ``i`` of one op: ``g[s] (+)= rule(g[o], v[o], *v[slots])``.
+
+    ``dest``: the array that holds ``g[s]`` (a slot added to more than once, or a target);
+    None: ``g[s]`` may be any array, even ``g[o]`` itself (an ``add`` passes its gradient
+    on unchanged, so no copy is made).
+    """
+    kernel = _kernel(op, i, slots, o, traced) if not attrs else None
+    x = traced[s]
+    if kernel is not None:
+        passes_on = op.name == "add" or (op.name == "sub" and i == 0)
+        if passes_on and x.shape == traced[o].shape and dest is None:
+
+            def passed_on(v: list[Any], g: list[Any]) -> None:
+                g[s] = g[o]
+
+            return passed_on
+        if dest is None:
+            own = np.empty(x.shape, dtype=x.dtype)
+
+            def into_own(v: list[Any], g: list[Any]) -> None:
+                kernel(v, g, own)
+                g[s] = own
+
+            return into_own
+        if not accumulate:
+
+            def into_dest(v: list[Any], g: list[Any]) -> None:
+                kernel(v, g, dest)
+                g[s] = dest
+
+            return into_dest
+        scratch = np.empty(x.shape, dtype=x.dtype)
+
+        def add_into_dest(v: list[Any], g: list[Any]) -> None:
+            kernel(v, g, scratch)
+            np.add(dest, scratch, out=dest)
+
+        return add_into_dest
+
+    rule = op.rules[0] if op.arity is None else op.rules[i]
+    extra = {"i": i, **attrs} if op.arity is None else attrs
+    if dest is None:
+        if not extra and len(slots) == 1:
+            (a,) = slots
 
             def first_unary(v: list[Any], g: list[Any]) -> None:
-                g[target] = rule(g[o], v[o], v[a])
+                g[s] = rule(g[o], v[o], v[a])
 
             return first_unary
-        if len(slots) == 2 and not accumulate:
+        if not extra and len(slots) == 2:
+            a, b = slots
 
             def first_binary(v: list[Any], g: list[Any]) -> None:
-                g[target] = rule(g[o], v[o], v[a], v[b])
+                g[s] = rule(g[o], v[o], v[a], v[b])
 
             return first_binary
-    if accumulate:
 
-        def add(v: list[Any], g: list[Any]) -> None:
-            g[target] = g[target] + rule(g[o], v[o], *[v[s] for s in slots], **attrs)
+        def first(v: list[Any], g: list[Any]) -> None:
+            g[s] = rule(g[o], v[o], *[v[k] for k in slots], **extra)
 
-        return add
+        return first
+    if not accumulate:
 
-    def first(v: list[Any], g: list[Any]) -> None:
-        g[target] = rule(g[o], v[o], *[v[s] for s in slots], **attrs)
+        def copied(v: list[Any], g: list[Any]) -> None:
+            np.copyto(dest, rule(g[o], v[o], *[v[k] for k in slots], **extra))
+            g[s] = dest
 
-    return first
+        return copied
+
+    def added(v: list[Any], g: list[Any]) -> None:
+        np.add(dest, rule(g[o], v[o], *[v[k] for k in slots], **extra), out=dest)
+
+    return added
 
 
 def _array_of(x: Any, where: str, i: int) -> np.ndarray:
@@ -361,6 +691,227 @@ def _array_of(x: Any, where: str, i: int) -> np.ndarray:
             f"{where}: argument {i + 1} must hold real numbers, got dtype {data.dtype}"
         )
     return data if data.flags.c_contiguous else np.ascontiguousarray(data)
+
+
+# ---------------------------------------------------------------------------------------
+# The numba replay of small programs
+# ---------------------------------------------------------------------------------------
+
+#: A program replays on numba (when it is installed) if no array in it holds more numbers.
+SMALL_MAX_SIZE = 64
+
+# The instructions of the numba replay: forward ops, then the backward rules, each of
+# which adds its term into a gradient (``+=``).
+_ADD, _SUB, _MUL, _NEG, _SOFTPLUS, _POW, _SUM = range(7)
+_ACC, _ACC_SOFTPLUS, _ACC_POW = range(10, 13)
+_FORWARD_CODES = {"add": _ADD, "sub": _SUB, "mul": _MUL, "neg": _NEG, "softplus": _SOFTPLUS}
+
+_small_replay: Any = None  # the jitted interpreter, made on first use
+
+
+def _make_small_replay() -> Any:
+    """The numba function that runs a small program: one loop over its instructions, one
+    inner loop over the numbers (a number where an array of one broadcasts). The
+    arithmetic is the op table's, written per number: softplus is ``logaddexp(0, x)``,
+    its rule ``g * exp(-logaddexp(0, -x))``, pow's rule ``g * b * a ** (b - 1)``."""
+    global _small_replay
+    if _small_replay is not None:
+        return _small_replay
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def replay(code: Any, mem: Any, g: Any, backward_from: int, root: int) -> None:
+        for k in range(code.shape[0]):
+            op, o, on, a, an = code[k, 0], code[k, 1], code[k, 2], code[k, 3], code[k, 4]
+            b, bn, sign, c = code[k, 5], code[k, 6], code[k, 7], code[k, 8]
+            if k == backward_from:
+                g[:] = 0.0
+                g[root] = 1.0
+            if op == 6:  # _SUM
+                total = 0.0
+                for i in range(an):
+                    total += mem[a + i]
+                mem[o] = total
+                continue
+            n = max(on, an, bn)
+            for i in range(n):
+                io = o + i if on > 1 else o
+                ia = a + i if an > 1 else a
+                ib = b + i if bn > 1 else b
+                if op == 0:
+                    mem[io] = mem[ia] + mem[ib]
+                elif op == 1:
+                    mem[io] = mem[ia] - mem[ib]
+                elif op == 2:
+                    mem[io] = mem[ia] * mem[ib]
+                elif op == 3:
+                    mem[io] = -mem[ia]
+                elif op == 4:
+                    mem[io] = np.logaddexp(0.0, mem[ia])
+                elif op == 5:
+                    mem[io] = mem[ia] ** mem[ib]
+                elif op == 10:  # g[o] += sign * g[a] (* mem[b])
+                    term = g[ia] * sign
+                    if bn > 0:
+                        term = term * mem[ib]
+                    g[io] += term
+                elif op == 11:
+                    g[io] += g[ia] * np.exp(-np.logaddexp(0.0, -mem[ib]))
+                elif op == 12:
+                    e = mem[c]
+                    g[io] += g[ia] * e * mem[ib] ** (e - 1.0)
+
+    _small_replay = replay
+    return replay
+
+
+class SmallProgram:
+    """A :class:`Program` of few numbers replayed by one numba call.
+
+    numpy spends about a microsecond per call whatever the size, so a program on arrays
+    of a few numbers (the seed's network: 3 rows, 7 weights) is all call overhead. Here
+    every slot is a run of numbers in one float64 vector, and the program's forward ops
+    and backward rules are rows of an integer table that one jitted loop runs. Made by
+    :meth:`of` for float64 programs of the ops it knows (``add``, ``sub``, ``mul``,
+    ``neg``, ``softplus``, ``pow`` by a constant, ``sum``) whose arrays broadcast only a
+    single number against a vector; None otherwise (the numpy replay is used).
+    """
+
+    def __init__(self) -> None:
+        self.offsets: dict[int, tuple[int, int]] = {}
+        self.code = np.zeros((0, 9), dtype=np.int64)
+        self.mem = np.zeros(0)
+        self.g = np.zeros(0)
+        self.backward_from = 0
+        self.program: Program | None = None
+        self.root = 0
+        self.n_targets = 0
+        # What is copied in at each call: single numbers and arrays of the tensors read
+        # at each call, and the inputs (with the view that picks each out of its array).
+        self.scalars: list[tuple[int, Tensor]] = []
+        self.vectors: list[tuple[np.ndarray, Tensor]] = []
+        self.inputs: list[tuple[np.ndarray, int, Callable[[np.ndarray], np.ndarray], Any]] = []
+        self.values: list[np.ndarray] = []
+
+    @classmethod
+    def of(cls, program: Program) -> SmallProgram | None:
+        """The numba replay of ``program``, or None when it cannot be made."""
+        if not program.targets or program.grads_into is None:
+            return None
+        try:
+            _make_small_replay()
+        except ImportError:  # no numba: the numpy replay
+            return None
+        traced = program._traced
+        for array in traced.values():
+            if array.dtype != np.float64 or array.size > SMALL_MAX_SIZE:
+                return None
+            if array.ndim > 1 and array.size != max(array.shape):
+                return None  # a matrix: the numpy replay
+        self = cls()
+        self.program = program
+        order = [slot for slot, _, _ in program.targets] + sorted(traced)
+        at = 0
+        for slot in order:
+            if slot not in self.offsets:
+                self.offsets[slot] = (at, traced[slot].size)
+                at += traced[slot].size
+        rows = []
+        constants = dict(program.constants)
+        for name, slots, attrs, o in program._steps:
+            code = _FORWARD_CODES.get(name)
+            if name == "sum" and not attrs.get("keepdims") and attrs.get("axis") in (None, 0):
+                code = _SUM
+            if name == "pow":
+                exponent = constants.get(slots[1])
+                if exponent is None or exponent.size != 1 or float(exponent) == 0:
+                    return None  # a power that is not a fixed number, or 0: numpy
+                code = _POW
+            if code is None or (attrs and code != _SUM) or not self._broadcasts(slots, o):
+                return None
+            rows.append(self._row(code, o, slots[0], slots[-1] if len(slots) > 1 else -1))
+        self.backward_from = len(rows)
+        for op, slots, _, o, i, s in program._sweep:
+            name = op.name
+            other = slots[1 - i] if len(slots) == 2 else -1
+            if name == "add" or (name == "sub" and i == 0):
+                rows.append(self._row(_ACC, s, o, -1, sign=1))
+            elif name == "sub":
+                rows.append(self._row(_ACC, s, o, -1, sign=-1))
+            elif name == "neg":
+                rows.append(self._row(_ACC, s, o, -1, sign=-1))
+            elif name == "mul":
+                rows.append(self._row(_ACC, s, o, other, sign=1))
+            elif name == "sum":
+                rows.append(self._row(_ACC, s, o, -1, sign=1))
+            elif name == "softplus":
+                rows.append(self._row(_ACC_SOFTPLUS, s, o, slots[0]))
+            elif name == "pow" and i == 0:
+                rows.append(self._row(_ACC_POW, s, o, slots[0], c=slots[1]))
+            else:
+                return None
+        if self.backward_from == len(rows):
+            return None
+        self.code = np.array(rows, dtype=np.int64)
+        self.mem = np.zeros(at)
+        self.g = np.zeros(at)
+        self.root = self.offsets[program.root][0]
+        for slot, data in program.constants:
+            start, size = self.offsets[slot]
+            self.mem[start : start + size] = np.reshape(data, -1)
+        flat = program.values_flat
+        n_targets = sum(size for _, _, shape in program.targets for size in [math.prod(shape)])
+        targets = {slot for slot, _, _ in program.targets}
+        for slot, t in program.lives:
+            if flat is not None and slot in targets:
+                continue  # read with the other targets, from the flat vector, in one copy
+            start, size = self.offsets[slot]
+            if size == 1:
+                self.scalars.append((start, t))
+            else:
+                self.vectors.append((self.mem[start : start + size], t))
+        for slot, k, view in program.binds:
+            start, size = self.offsets[slot]
+            self.inputs.append((self.mem[start : start + size], k, view, traced[slot].shape))
+        self.values = [
+            self.mem[start : start + size].reshape(traced[slot].shape)
+            for slot in program.outputs
+            for start, size in [self.offsets[slot]]
+        ]
+        self.n_targets = n_targets
+        return self
+
+    def _broadcasts(self, slots: tuple[int, ...], o: int) -> bool:
+        sizes = {self.offsets[s][1] for s in (*slots, o)} - {1}
+        return len(sizes) <= 1
+
+    def _row(self, code: int, o: int, a: int, b: int, sign: int = 1, c: int = -1) -> list[int]:
+        o_at, o_n = self.offsets[o]
+        a_at, a_n = self.offsets[a]
+        b_at, b_n = self.offsets[b] if b >= 0 else (0, 0)
+        c_at = self.offsets[c][0] if c >= 0 else 0
+        return [code, o_at, o_n, a_at, a_n, b_at, b_n, sign, c_at]
+
+    def run(self, arrays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The program's outputs and gradients, as :meth:`Program.run` returns them."""
+        program, mem, g = self.program, self.mem, self.g
+        assert program is not None and program.grads_into is not None
+        for into, k, view, _ in self.inputs:
+            into[...] = view(arrays[k]).reshape(into.shape)
+        if program.values_flat is not None:
+            mem[: self.n_targets] = program.values_flat
+        for start, t in self.scalars:
+            mem[start] = t.data
+        for into, t in self.vectors:
+            into[...] = t.data.reshape(into.shape)
+        _small_replay(self.code, mem, g, self.backward_from, self.root)
+        if program.grads_flat is not None:
+            program.grads_flat[...] = g[: self.n_targets]
+        else:
+            for (slot, _, shape), into in zip(program.targets, program.grads_into, strict=True):
+                start, size = self.offsets[slot]
+                into[...] = g[start : start + size].reshape(shape)
+        return self.values, program.grads_into
 
 
 class Compiled:
@@ -393,7 +944,9 @@ class Compiled:
             program = self._trace(args, arrays, wrt, grad_mode, key, name)
         values, grads = program.run(arrays, backward=grad_mode)
         loss = float(values[0].reshape(()))
-        return loss, (None if grads is None else tuple(grads))
+        if grads is None:
+            return loss, None
+        return loss, tuple([g.copy() for g in grads])  # arrays of their own, as .grad is
 
     def _trace(
         self,
@@ -448,6 +1001,14 @@ class TrainingStep:
         self.model, self.loss, self.params = model, loss, params
         self.traces = 0
         self.check_batches = False  # set when every step sees other rows
+        #: Arrays (one per parameter) that every program writes the slopes into; None:
+        #: the slopes are returned in arrays of the program's own.
+        self.grads_into: list[np.ndarray] | None = None
+        #: The flat vectors of the parameters' values and of their slopes, when the
+        #: parameters' arrays and ``grads_into`` are views into them, in order.
+        self.flat: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        #: Whether a small program may replay on numba (see :class:`SmallProgram`).
+        self.small = True
         self._programs: dict[tuple[Any, ...], Program] = {}
 
     def _fn(self, X: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -475,15 +1036,23 @@ class TrainingStep:
                         f"{data.shape} from the batch outside the graph (with numpy), so a "
                         "replay could not follow the batch; train without compile=True"
                     )
+        if self.grads_into is not None:
+            program.write_gradients_into(self.grads_into)
+            program.values_flat, program.grads_flat = self.flat
+            if self.small:
+                program.small = SmallProgram.of(program)
         self._programs[key] = program
         self.traces += 1
         return program
 
 
-def encoded_target(loss_name: str, y: np.ndarray, outputs: int) -> np.ndarray:
+def encoded_target(
+    loss_name: str, y: np.ndarray, outputs: int, dtype: np.dtype | type = np.float64
+) -> np.ndarray:
     """The target as the compiled step feeds it to the loss: class labels become one-hot
     rows for ``cross_entropy`` (the same numbers the loss makes from them, made once
-    rather than outside the graph at every step); any other target is ``y`` itself.
+    rather than outside the graph at every step), in the outputs' ``dtype``; any other
+    target is ``y`` itself.
 
     >>> encoded_target("cross_entropy", np.array([1, 0]), 2)
     array([[0., 1.],
@@ -496,6 +1065,6 @@ def encoded_target(loss_name: str, y: np.ndarray, outputs: int) -> np.ndarray:
         return y  # the loss names the bad label
     if labels.size and labels.max() >= outputs:
         return y
-    onehot = np.zeros((len(y), outputs))
+    onehot = np.zeros((len(y), outputs), dtype=dtype)
     onehot[np.arange(len(y)), labels.astype(np.intp)] = 1.0
     return onehot

@@ -58,6 +58,8 @@ def _as_tensor(predictions: Any) -> Tensor:
 
 def _target_array(target: Any, loss: str) -> np.ndarray:
     data = target.data if isinstance(target, Tensor) else target
+    if isinstance(data, np.ndarray) and data.dtype.kind == "f":
+        return data  # float32 stays float32 (and a compiled step reads the batch itself)
     try:
         return np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -54,7 +54,14 @@ from chainrule.history import (
 )
 from chainrule.losses import Loss, LossSpec, loss_for_task, loss_spec, sigmoid_mismatch
 from chainrule.nn.module import Module, scalar_name
-from chainrule.optim import Optimizer, Update, make_optimizer, one_learning_rate
+from chainrule.optim import (
+    SGD,
+    GradientDescent,
+    Optimizer,
+    Update,
+    make_optimizer,
+    one_learning_rate,
+)
 from chainrule.tensor import Tensor, inplace, no_grad
 from chainrule.text import loss_unreached, significant
 
@@ -92,8 +99,11 @@ def _prepare(model: Module, data: Any) -> _Data:
         if isinstance(inputs, Mapping):
             X = model.feed_columns(inputs, "the data")
         else:
+            raw = inputs.data if isinstance(inputs, Tensor) else inputs
+            # Floating-point inputs keep their dtype (float32 trains in float32).
+            floating = isinstance(raw, np.ndarray) and raw.dtype.kind == "f"
             try:
-                X = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs, np.float64)
+                X = np.asarray(raw, raw.dtype if floating else np.float64)
             except (TypeError, ValueError) as exc:
                 raise ChainruleError(f"the inputs are not numeric ({exc})") from None
             X = X.reshape(-1, 1) if X.ndim == 1 else X
@@ -317,6 +327,81 @@ class _Flat:
         return max((float(np.abs(a).max()) for a in arrays if np.size(a)), default=0.0)
 
 
+class _Descent:
+    """StatQuest's step for a compiled run, on one flat vector of numbers.
+
+    The vector is ``[values | slopes | step sizes]``, one number per trained scalar in
+    each third: the trained parameters' arrays become views into the first third, the
+    compiled step writes its slopes into the second (:meth:`Program.write_gradients_into
+    <chainrule.compile.Program.write_gradients_into>`), and a step is two numpy calls over
+    all of them, ``step sizes = lr * slopes`` then ``values -= step sizes``: the numbers of
+    :class:`~chainrule.optim.GradientDescent` (and of SGD without momentum or weight
+    decay), without its Python per parameter. The vector has the layout of a
+    :class:`StepLog` block, so recording a step is one copy.
+    """
+
+    def __init__(self, params: list[Any], optimizer: Optimizer) -> None:
+        self.optimizer, self.params = optimizer, params
+        self.lr = optimizer.lr
+        size = sum(p.size for p in params)
+        self.block = np.empty(3 * size, dtype=params[0].dtype)
+        self.values = self.block[:size]
+        self.slopes = self.block[size : 2 * size]
+        self.step_sizes = self.block[2 * size :]
+        self.saved = np.empty(size, dtype=self.block.dtype)  # the values before a step
+        self.slope_views: list[np.ndarray] = []
+        start = 0
+        for p in params:
+            end = start + p.size
+            self.values[start:end] = np.reshape(p.data, -1)
+            p.data = self.values[start:end].reshape(p.shape)
+            inplace(p)  # a graph recorded before now is stale: its values moved
+            slope = self.slopes[start:end].reshape(p.shape)
+            slope[...] = 0
+            self.slope_views.append(slope)
+            p.grad = slope  # the slopes of the last step, as after an eager step
+            start = end
+
+    @staticmethod
+    def suits(optimizer: Optimizer, params: list[Any]) -> bool:
+        """Whether a run of ``optimizer`` on ``params`` can take its steps here: plain
+        gradient descent (SGD without momentum or weight decay) on parameters of one dtype."""
+        kind = type(optimizer)
+        plain = kind is GradientDescent or (
+            kind is SGD and not optimizer.momentum and not optimizer.weight_decay
+        )
+        return plain and len({p.dtype for p in params}) == 1
+
+    def step(self) -> None:
+        """Take the step: the slopes are in place; the values change in place."""
+        np.multiply(self.slopes, self.lr, out=self.step_sizes)
+        np.subtract(self.values, self.step_sizes, out=self.values)
+        self.optimizer.steps += 1
+
+    def largest_step(self) -> float:
+        """The largest step size, in size."""
+        sizes = self.step_sizes
+        if sizes.size <= 64:  # a few numbers: Python is quicker than two numpy calls
+            return max(map(abs, sizes.tolist()), default=0.0)
+        return float(np.abs(sizes).max())
+
+    def updates(self) -> list[Update]:
+        """The last step as the optimizer reports one (read when a run diverges)."""
+        spans, start = [], 0
+        for p in self.params:
+            spans.append(slice(start, start + p.size))
+            start += p.size
+        return [
+            Update(
+                p,
+                self.slopes[span].reshape(p.shape).copy(),
+                self.step_sizes[span].reshape(p.shape).copy(),
+                self.values[span].reshape(p.shape).copy(),
+            )
+            for p, span in zip(self.params, spans, strict=True)
+        ]
+
+
 def _in_order(updates: list[Update], params: list[Any]) -> tuple[list[Update], bool]:
     """``updates`` in the order of ``params``, and whether they already were in it."""
     if len(updates) == len(params) and all(
@@ -451,14 +536,19 @@ class Trainer:
         self.progress = progress
         # compile=True: each step replays a traced program (see chainrule.compile).
         self.step_fn: TrainingStep | None = None
+        self.descent: _Descent | None = None
         self.targets = prepared.y
         if compile:
             self.step_fn = TrainingStep(model, spec.function, trained)
+            if _Descent.suits(opt, trained):  # the optimizer's step in two numpy calls
+                self.descent = _Descent(trained, opt)
+                self.step_fn.grads_into = self.descent.slope_views
+                self.step_fn.flat = (self.descent.values, self.descent.slopes)
             self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
             if spec.name == "cross_entropy" and prepared.n:  # labels: one-hot rows, once
                 with no_grad():
-                    outputs = model(prepared.X[:1]).shape[-1]
-                self.targets = encoded_target(spec.name, prepared.y, outputs)
+                    first = model(prepared.X[:1])
+                self.targets = encoded_target(spec.name, prepared.y, first.shape[-1], first.dtype)
         if history.step_log is not None:
             self.flat.read(history.step_log.start())
         # The loop's state between calls of :meth:`advance`:
@@ -481,7 +571,7 @@ class Trainer:
         model, history, opt, spec = self.model, self.history, self.optimizer, self.spec
         loss_fn, task, flat, trained_params = spec.function, self.task, self.flat, self.trained
         X, y, batches = self.data.X, self.data.y, self.batches
-        step_fn, targets = self.step_fn, self.targets
+        step_fn, targets, descent = self.step_fn, self.targets, self.descent
         log = history.step_log
         rules = self.rules
         bar = _Progress(self.progress, rules.max_steps)
@@ -509,7 +599,8 @@ class Trainer:
                 while step < budget:
                     rows = next(batches)
                     xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-                    opt.zero_grad()  # the last step's slopes are used: free them first
+                    if descent is None:
+                        opt.zero_grad()  # the last step's slopes are used: free them first
                     if step_fn is None:
                         out = model(xb)
                         loss_value = loss_fn(out, yb)
@@ -537,31 +628,43 @@ class Trainer:
                             final = (out_data if step_fn is None else out_data.copy(), current)
                         break
 
-                    if step_fn is not None:
-                        for p, slope in zip(trained_params, slopes, strict=True):
-                            p.grad = slope
+                    if descent is not None:  # the slopes are in place: step, record, check
+                        if log is None:
+                            np.copyto(descent.saved, descent.values)
+                            saved = descent.saved
+                        descent.step()
+                        if log is not None:  # one copy records the step; its sum checks it
+                            block = log.next_block()
+                            block[...] = descent.block
+                        finite = flat.row_finite(descent.values if log is None else block)
                     else:
-                        if not loss_value.requires_grad:  # (a GraphError: the CLI names it)
-                            raise GraphError(loss_unreached(list(self.names.values())))
-                        loss_value.backward()
-                        for p in trained_params:  # a parameter the loss ignores has slope 0
-                            if p.grad is None:
-                                p.grad = np.zeros_like(p.data)
-                    if log is not None:
-                        block = log.next_block()
-                    else:
-                        saved = flat.copy()
-                    updates = opt.step()
-                    if not in_order or len(updates) != len(trained_params):
-                        updates, in_order = _in_order(updates, trained_params)
-                    _, slopes, step_sizes, news = zip(*updates, strict=False)  # Update's fields
-                    if log is not None:  # one copy records the step; its sum checks it
-                        flat.write(news + slopes + step_sizes, block)
-                        finite = flat.row_finite(block)
-                    else:
-                        finite = flat.finite(news)
+                        if step_fn is not None:
+                            for p, slope in zip(trained_params, slopes, strict=True):
+                                p.grad = slope
+                        else:
+                            if not loss_value.requires_grad:  # (a GraphError: the CLI names it)
+                                raise GraphError(loss_unreached(list(self.names.values())))
+                            loss_value.backward()
+                            for p in trained_params:  # a parameter the loss ignores: slope 0
+                                if p.grad is None:
+                                    p.grad = np.zeros_like(p.data)
+                        if log is not None:
+                            block = log.next_block()
+                        else:
+                            saved = flat.copy()
+                        updates = opt.step()
+                        if not in_order or len(updates) != len(trained_params):
+                            updates, in_order = _in_order(updates, trained_params)
+                        _, slopes, step_sizes, news = zip(*updates, strict=False)  # the fields
+                        if log is not None:  # one copy records the step; its sum checks it
+                            flat.write(news + slopes + step_sizes, block)
+                            finite = flat.row_finite(block)
+                        else:
+                            finite = flat.finite(news)
                     if not finite:
                         reason = "diverged"
+                        if descent is not None:
+                            updates = descent.updates()
                         problem = _bad_update(updates, self.names, current)
                         flat.restore(saved if log is None else log.values_before(step))
                         break
@@ -578,9 +681,13 @@ class Trainer:
                             end_step(None)
                     if report is not None:
                         report(step, current)
-                    if tolerance is not None and flat.largest(step_sizes) < tolerance:
-                        reason = "step_size"
-                        break
+                    if tolerance is not None:
+                        largest = (
+                            flat.largest(step_sizes) if descent is None else descent.largest_step()
+                        )
+                        if largest < tolerance:
+                            reason = "step_size"
+                            break
                     updates = slopes = step_sizes = news = ()  # free them before the next pass
                     if step >= max_steps:
                         reason = "max_steps"
@@ -653,8 +760,10 @@ def train(
 
     ``compile=True`` traces the forward pass, the loss and backpropagation once and
     replays them at every step as plain numpy calls (see :mod:`chainrule.compile`): the
-    same numbers and the same History, in less time for small networks. Python control
-    flow inside the model that depends on the data is traced as the branch taken.
+    same numbers and the same History, in less time for small networks (with numba
+    installed, ``chainrule[fast]``, a network of a few numbers runs in one numba call per
+    step). Python control flow inside the model that depends on the data is traced as
+    the branch taken.
 
     >>> from chainrule import nn
     >>> from chainrule.datasets import load_dataset
