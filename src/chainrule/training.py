@@ -93,7 +93,7 @@ def _prepare(model: Module, data: Any) -> _Data:
             X = model.feed_columns(inputs, "the data")
         else:
             try:
-                X = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs, np.float64)
+                X = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs, model.dtype)
             except (TypeError, ValueError) as exc:
                 raise ChainruleError(f"the inputs are not numeric ({exc})") from None
             X = X.reshape(-1, 1) if X.ndim == 1 else X

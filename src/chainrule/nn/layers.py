@@ -64,6 +64,8 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x: Any) -> Tensor:  # x: (n, in) -> (n, out)
+        if not isinstance(x, Tensor):  # data in the layer's float type: no silent upcast
+            x = Tensor(x, dtype=self.weight.dtype)
         out = matmul(x, self.weight)
         return out + self.bias if self.bias is not None else out
 
