@@ -143,13 +143,12 @@ def call(name: str, *args: Any, **attrs: Any) -> Any:
     >>> call("sum", np.ones((2, 3)), axis=0, keepdims=False)
     array([2., 2., 2.])
     """
-    op = OPS[name]
     for a in args:
         if type(a) not in _PLAIN:
             record = getattr(type(a), "record_op", None)
             if record is not None:
-                return record(op, *args, **attrs)
-    return op.forward(*args, **attrs)
+                return record(OPS[name], *args, **attrs)
+    return _FORWARDS[name](*args, **attrs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -2368,6 +2367,8 @@ _shape_op(
 
 #: name -> Op. The single source of every operation's forward, rules and formulas.
 OPS: dict[str, Op] = {op.name: op for op in _ENTRIES}
+#: name -> the op's numpy forward, for :func:`call` on plain arrays (one lookup, not two).
+_FORWARDS: dict[str, Callable[..., Any]] = {op.name: op.forward for op in _ENTRIES}
 
 
 def reference_markdown() -> str:
