@@ -142,7 +142,7 @@ def bench_overhead() -> None:
         f"op overhead: (a @ b).sum() forward + backward, 2x2 float64 (and float32), "
         f"{ARGS.threads} thread(s)",
         times,
-        references=["numpy", "torch"],
+        references=["numpy", "torch", "micrograd"],
         unit="us/call",
         skipped=_skipped(),
     )
