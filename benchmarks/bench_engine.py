@@ -2,9 +2,10 @@
 
 Each figure is measured in this run next to the same computation written by hand in
 numpy (the limit: no graph, no bookkeeping), PyTorch and micrograd when installed, all
-with the same thread settings. Times are the best of several runs of many calls; the
-large matmul, one call per run, reports the median of many interleaved rounds instead,
-with its spread.
+with the same thread settings. Every section runs interleaved rounds (each implementation
+once per round, in a rotating order) and reports the median time with its middle half;
+each ratio is taken round by round (neighbours in time) and its median printed, so a busy
+moment of a shared machine hits both sides of a ratio. chainrule also runs in float32.
 
   python benchmarks/bench_engine.py                  # all three sections
   python benchmarks/bench_engine.py --only descent   # one section
@@ -44,6 +45,12 @@ _parser.add_argument(
     default=None,
     help="interleaved rounds of the large matmul, one call each (default 15, 3 with --quick)",
 )
+_parser.add_argument(
+    "--rounds",
+    type=int,
+    default=None,
+    help="interleaved rounds of the small sections (default 15, 3 with --quick)",
+)
 ARGS = _parser.parse_args()
 _common.set_threads(ARGS.threads)
 
@@ -54,8 +61,8 @@ import chainrule as cr  # noqa: E402
 torch = _common.import_torch(ARGS.threads)
 Value = _common.import_micrograd()
 
-REPEAT = 2 if ARGS.quick else 7
-MIN_TIME = 0.05 if ARGS.quick else 0.2
+ROUNDS = ARGS.rounds or (3 if ARGS.quick else 15)
+MIN_TIME = 0.02 if ARGS.quick else 0.1
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,15 +82,22 @@ def bench_overhead() -> None:
         g = np.ones_like(out)  # d sum / d out
         return g @ b_np.T, a_np.T @ g
 
-    a = cr.Tensor(a_np, requires_grad=True)
-    b = cr.Tensor(b_np, requires_grad=True)
+    def chainrule_call_in(dtype):
+        a = cr.Tensor(a_np.astype(dtype), requires_grad=True)
+        b = cr.Tensor(b_np.astype(dtype), requires_grad=True)
 
-    def chainrule_call():
-        a.grad = b.grad = None
-        (a @ b).sum().backward()
-        return a.grad, b.grad
+        def chainrule_call():
+            a.grad = b.grad = None
+            (a @ b).sum().backward()
+            return a.grad, b.grad
 
-    candidates = {"numpy": numpy_call, "chainrule": chainrule_call}
+        return chainrule_call
+
+    candidates = {
+        "numpy": numpy_call,
+        "chainrule": chainrule_call_in(np.float64),
+        "chainrule float32": chainrule_call_in(np.float32),
+    }
     if torch is not None:
         ta = torch.tensor(a_np, requires_grad=True)
         tb = torch.tensor(b_np, requires_grad=True)
@@ -117,22 +131,23 @@ def bench_overhead() -> None:
 
     for name, fn in candidates.items():
         ga, gb = fn()
-        ok = np.allclose(ga, expected[0], rtol=1e-12) and np.allclose(gb, expected[1], rtol=1e-12)
+        rtol = 1e-6 if "float32" in name else 1e-12
+        ok = np.allclose(ga, expected[0], rtol=rtol) and np.allclose(gb, expected[1], rtol=rtol)
+        dtype = np.float32 if "float32" in name else np.float64
+        ok = ok and np.asarray(ga).dtype == dtype and np.asarray(gb).dtype == dtype
         _common.check(ok, f"overhead: {name} computed wrong gradients for (a @ b).sum()")
 
-    timings = _common.compare(candidates, repeat=REPEAT, min_time=MIN_TIME)
-    _common.print_timings(
-        f"op overhead: (a @ b).sum() forward + backward, 2x2 float64, {ARGS.threads} thread(s)",
-        timings,
-        references=["numpy", "torch"],
+    times = _interleaved_rounds(candidates, ROUNDS, MIN_TIME)
+    _print_rounds(
+        f"op overhead: (a @ b).sum() forward + backward, 2x2 float64 (and float32), "
+        f"{ARGS.threads} thread(s)",
+        times,
+        references=["numpy", "torch", "micrograd"],
+        unit="us/call",
         skipped=_skipped(),
     )
-    _common.print_goal(
-        "chainrule per call vs PyTorch",
-        _common.seconds_ratio(timings, "chainrule", "torch"),
-        0.5,
-        "torch not installed",
-    )
+    _rounds_goal("chainrule per call vs hand-written numpy", times, "chainrule", "numpy", 2.0)
+    _rounds_goal("chainrule per call vs PyTorch", times, "chainrule", "torch", 0.5)
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,6 +234,7 @@ def _bench_matmul(n: int, dtype: np.dtype) -> None:
         f"{ARGS.threads} thread(s); numpy = the three products a@b, G@b.T, a.T@G",
         times,
         references=["numpy", "torch"],
+        unit="ms/call",
         flops=6 * n**3,
         skipped=_skipped(micrograd="a scalar engine: 2048^3 Value products are out of reach"),
     )
@@ -253,6 +269,22 @@ def _interleaved_rounds(
     return times
 
 
+def _format(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _rounds_goal(
+    text: str, times: dict[str, list[float]], name: str, reference: str, limit: float
+) -> None:
+    """A goal on the median of the rounds' ratios, with their middle half."""
+    if reference not in times:
+        _common.print_goal(text, None, limit, f"{reference} not installed")
+        return
+    q1, median, q3 = np.percentile(_paired_ratios(times, name, reference), [25, 50, 75])
+    _common.print_goal(f"{text} (median of the rounds' ratios)", float(median), limit)
+    print(f"        the rounds' middle half: {q1:.2f}x-{q3:.2f}x")
+
+
 def _paired_ratios(times: dict[str, list[float]], name: str, reference: str) -> np.ndarray:
     """``name``'s time over ``reference``'s, round by round."""
     return np.array(times[name]) / np.array(times[reference])
@@ -262,26 +294,36 @@ def _print_rounds(
     title: str,
     times: dict[str, list[float]],
     references: list[str],
-    flops: float,
+    unit: str,
     skipped: dict[str, str],
+    flops: float | None = None,
+    extra: dict[str, dict[str, str]] | None = None,
 ) -> None:
-    """Median ms per call, its middle half (25th to 75th percentile), the median ratio to
-    each reference over the rounds, and GFLOP/s at the median."""
+    """Median time per call (``unit``: ms/call, us/call or us/descent), its middle half
+    (25th to 75th percentile), the median ratio to each reference over the rounds, the
+    ``extra`` columns, and GFLOP/s at the median when ``flops`` is given."""
     print(f"\n-- {title}")
     rounds = len(next(iter(times.values())))
-    headers = ["implementation", "ms/call", "middle half", *(f"vs {r}" for r in references)]
+    scale = 1e3 if unit.startswith("ms") else 1e6
+    extra = extra or {}
+    headers = ["implementation", unit, "middle half", *(f"vs {r}" for r in references)]
+    headers += [*extra, *(["GFLOP/s"] if flops else []), "runs"]
     rows = []
     for name, values in times.items():
-        q1, median, q3 = np.percentile(np.array(values) * 1e3, [25, 50, 75])
-        cells = [name, f"{median:,.0f}", f"{q1:,.0f}-{q3:,.0f}"]
+        q1, median, q3 = np.percentile(np.array(values) * scale, [25, 50, 75])
+        cells = [name, _format(median), f"{_format(q1)}-{_format(q3)}"]
         for ref in references:
             ratio = np.median(_paired_ratios(times, name, ref)) if ref in times else None
             cells.append("-" if ratio is None else f"{ratio:.2f}x")
-        cells += [f"{flops / np.median(values) / 1e9:.1f}", f"median of {rounds}"]
+        cells += [column.get(name, "-") for column in extra.values()]
+        if flops:
+            cells.append(f"{flops / np.median(values) / 1e9:.1f}")
+        cells.append(f"median of {rounds}")
         rows.append(cells)
     for name in skipped:
-        rows.append([name, "skipped", "-", *("-" for _ in references), "-", "-"])
-    _common.print_table([*headers, "GFLOP/s", "runs"], rows)
+        rows.append([name, "skipped", "-", *("-" for _ in references), *("-" for _ in extra)])
+        rows[-1] += ["-"] * (len(headers) - len(rows[-1]))
+    _common.print_table(headers, rows)
     for name, why in skipped.items():
         print(f"  {name}: skipped ({why})")
     for name in times:
@@ -295,7 +337,7 @@ def _print_rounds(
         if name == "chainrule" and q[3] - q[1] > 0.1:
             print(
                 "  (the middle half of chainrule's ratios is wider than 0.1x: the machine was "
-                "busy, so take the median loosely, or rerun with more --matmul-rounds)"
+                "busy, so take the median loosely, or rerun with more --rounds or --matmul-rounds)"
             )
 
 
@@ -327,23 +369,26 @@ def numpy_descent() -> tuple[float, int]:
             return b3, steps
 
 
-_CR_DOSAGE, _CR_OBSERVED = cr.Tensor(DOSAGE), cr.Tensor(OBSERVED)
+def chainrule_descent_in(dtype: str):
+    """The chainrule descent with its data and b3 in ``dtype`` (float64 or float32)."""
+    dosage, observed = cr.Tensor(DOSAGE, dtype=dtype), cr.Tensor(OBSERVED, dtype=dtype)
 
+    def chainrule_descent() -> tuple[float, int]:
+        b3 = cr.Tensor(0.0, requires_grad=True, name="b3", dtype=dtype)
+        steps = 0
+        while True:
+            predicted = W3 * cr.softplus(W1 * dosage + B1) + W4 * cr.softplus(W2 * dosage + B2) + b3
+            ssr = ((observed - predicted) ** 2).sum()
+            ssr.backward()
+            step = LEARNING_RATE * float(b3.grad)
+            b3.data = b3.data - step  # the update works on the data: it is not recorded
+            b3.grad = None
+            steps += 1
+            if abs(step) < TOLERANCE:
+                assert b3.data.dtype == ssr.dtype == dtype  # no silent upcast
+                return float(b3.data), steps
 
-def chainrule_descent() -> tuple[float, int]:
-    dosage, observed = _CR_DOSAGE, _CR_OBSERVED
-    b3 = cr.Tensor(0.0, requires_grad=True, name="b3")
-    steps = 0
-    while True:
-        predicted = W3 * cr.softplus(W1 * dosage + B1) + W4 * cr.softplus(W2 * dosage + B2) + b3
-        ssr = ((observed - predicted) ** 2).sum()
-        ssr.backward()
-        step = LEARNING_RATE * float(b3.grad)
-        b3.data = b3.data - step  # the update works on the data: it is not recorded
-        b3.grad = None
-        steps += 1
-        if abs(step) < TOLERANCE:
-            return float(b3.data), steps
+    return chainrule_descent
 
 
 def torch_descent() -> tuple[float, int]:
@@ -395,44 +440,42 @@ def micrograd_descent() -> tuple[float, int]:
 
 
 def bench_descent() -> None:
-    candidates = {"numpy": numpy_descent, "chainrule": chainrule_descent}
+    candidates = {
+        "numpy": numpy_descent,
+        "chainrule": chainrule_descent_in("float64"),
+        "chainrule float32": chainrule_descent_in("float32"),
+    }
     if torch is not None:
         candidates["torch"] = torch_descent
     if Value is not None:
         candidates["micrograd"] = micrograd_descent
     for name, fn in candidates.items():
         b3, steps = fn()
+        tolerance = 1e-5 if "float32" in name else 1e-9
         _common.check(
-            steps == EXPECTED_STEPS and abs(b3 - EXPECTED_B3) < 1e-9,
+            steps == EXPECTED_STEPS and abs(b3 - EXPECTED_B3) < tolerance,
             f"descent: {name} ends at b3 = {b3!r} after {steps} steps; "
             f"expected {EXPECTED_B3} after {EXPECTED_STEPS}",
         )
-    timings = _common.compare(candidates, repeat=REPEAT, min_time=MIN_TIME)
+    times = _interleaved_rounds(candidates, ROUNDS, MIN_TIME)
     per_step = {
-        name: _format_us(t.seconds / EXPECTED_STEPS) for name, t in timings.items() if t is not None
+        name: _format(float(np.median(values)) * 1e6 / EXPECTED_STEPS)
+        for name, values in times.items()
     }
-    _common.print_timings(
+    _print_rounds(
         f"seed b3 descent: {EXPECTED_STEPS} steps to b3 = {EXPECTED_B3} (checked), "
-        f"float64, {ARGS.threads} thread(s)",
-        timings,
-        references=["numpy", "torch"],
+        f"float64 (and float32), {ARGS.threads} thread(s)",
+        times,
+        references=["numpy", "torch", "micrograd"],
         unit="us/descent",
         extra={"us/step": per_step},
         skipped=_skipped(),
     )
-    _common.print_goal(
-        "chainrule descent time vs PyTorch",
-        _common.seconds_ratio(timings, "chainrule", "torch"),
-        0.5,
-        "torch not installed",
-    )
+    _rounds_goal("chainrule descent vs micrograd", times, "chainrule", "micrograd", 0.8)
+    _rounds_goal("chainrule descent vs PyTorch", times, "chainrule", "torch", 0.5)
 
 
 # ---------------------------------------------------------------------------------------
-
-
-def _format_us(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f}"
 
 
 def _skipped(micrograd: str | None = None) -> dict[str, str]:

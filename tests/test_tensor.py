@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import threading
@@ -240,6 +241,41 @@ def test_diamond_graph():
     z = y * 3
     (y + z).backward()
     assert x.grad == 8.0
+
+
+def test_a_node_waits_for_every_use_made_later_in_the_program():
+    # x's uses come in an order unlike the graph's depth: a deep path through u, and a
+    # late direct use. Each gradient must be complete before its rule runs.
+    x = Tensor([0.5, -1.0], requires_grad=True)
+    u = (x * 2).tanh().exp()
+    v = x * u  # made after u, uses x again
+    w = (u + v * x).sum()  # uses x a third time, and u again
+    w.backward()
+    xs, us = np.array([0.5, -1.0]), np.exp(np.tanh(np.array([0.5, -1.0]) * 2))
+    du_dx = us * (1 - np.tanh(2 * xs) ** 2) * 2
+    # w = u + x^2 u: dw/dx = du/dx (1 + x^2) + 2 x u
+    np.testing.assert_allclose(x.grad, du_dx * (1 + xs**2) + 2 * xs * us, rtol=1e-12)
+
+
+def test_copies_of_a_graph_keep_its_order():
+    x = Tensor(3.0, requires_grad=True)
+    y = x * x
+    y2 = copy.copy(y)  # a new node, made later, on the same x
+    (y2 * 2 + y).backward()
+    assert x.grad == 18.0  # d(3 x^2)/dx = 6 x
+    z = copy.deepcopy((x * x) * 2)  # a copy of the whole graph, its leaves included
+    z.backward()
+    assert x.grad == 18.0  # the copy's leaf got the gradient, not x
+
+
+def test_a_sweep_that_fails_changes_no_gradient():
+    a = Tensor(2.0, requires_grad=True)
+    b = Tensor([1.0, 2.0], requires_grad=True)
+    loss = a * 2 + (b * 3).sum()
+    cr.inplace(b)[...] = 0.0  # the graph is now out of date at b * 3
+    with pytest.raises(GraphError, match="changed in place"):
+        loss.backward()
+    assert a.grad is None and b.grad is None  # a's gradient was found, but not stored
 
 
 def test_gradients_without_touching_grad():

@@ -559,3 +559,67 @@ def test_a_historys_repr_is_a_few_lines_with_the_detail_still_reachable():
     text = repr(big)
     assert len(text) < 200 and "105 trained values (see .final_values)" in text
     assert len(big.final_values) == 105 and len(history.steps) == 10
+
+
+# ---------------------------------------------------------------------------------------
+# float32 throughout
+# ---------------------------------------------------------------------------------------
+
+
+def _float32_formula() -> Formula:
+    return Formula(FORMULA, inputs=["dosage"], values=FITTED, dtype="float32")
+
+
+def _float32_mlp() -> nn.MLP:
+    return nn.MLP([1, 3, 1], activation="softplus", dtype="float32")
+
+
+_ROWS = (np.array(DOSAGE).reshape(-1, 1), np.array(OBSERVED))  # float64 arrays
+
+
+@pytest.mark.parametrize(
+    "make, data",
+    [(_float32_formula, dosage()), (_float32_mlp, dosage()), (_float32_mlp, _ROWS)],
+    ids=["formula-dataset", "mlp-dataset", "mlp-float64-rows"],
+)
+def test_a_float32_model_trains_in_float32_throughout(make, data):
+    from chainrule.losses import ssr
+    from chainrule.tensor import topological_order
+
+    seen = []
+
+    class Watched(nn.Module):  # what training feeds the model, and what every op makes
+        def __init__(self):
+            self.inner = make()
+
+        def forward(self, x):
+            seen.append(("input", np.asarray(x).dtype))
+            out = self.inner(x)
+            seen.extend(("node", node.dtype) for node in topological_order(out))
+            return out
+
+    def loss(predictions, target):
+        value = ssr(predictions, target)
+        seen.append(("loss", value.dtype))
+        return value
+
+    model = Watched()
+    history = train(model, data, loss=loss, stop={"max_steps": 3})
+    assert history.num_steps == 3
+    assert {kind for kind, _ in seen} == {"input", "node", "loss"}
+    assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}  # no silent upcast
+    assert model.dtype == np.float32
+    for p in model.parameters():
+        assert p.dtype == np.float32 and p.grad.dtype == np.float32
+    # The float32 run follows the float64 one to float32's precision.
+    twin = Watched()
+    for p in twin.parameters():
+        p.data = p.data.astype(np.float64)
+    train(twin, data, loss=ssr, stop={"max_steps": 3})
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-4, atol=1e-5)
+
+
+def test_a_formula_dtype_must_be_a_float_type():
+    with pytest.raises(ChainruleError, match="dtype must be float64 or float32"):
+        Formula("y = w * x", inputs=["x"], dtype="int64")

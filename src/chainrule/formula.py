@@ -60,11 +60,11 @@ from chainrule.text import closest, did_you_mean, normal_name
 _REUSE_INPUTS_UP_TO = 4096
 
 
-def _numbers(data: Any, what: str) -> np.ndarray:
-    """``data`` as a float array (float32 kept, everything else float64)."""
+def _numbers(data: Any, what: str, dtype: np.dtype) -> np.ndarray:
+    """``data`` as an array of the model's float ``dtype``."""
     if isinstance(data, Tensor):
         data = data.data
-    if type(data) is np.ndarray and (data.dtype == np.float64 or data.dtype == np.float32):
+    if type(data) is np.ndarray and data.dtype == dtype:
         return data  # already numbers (every training step passes such an array)
     try:
         array = np.asarray(data)
@@ -72,7 +72,7 @@ def _numbers(data: Any, what: str) -> np.ndarray:
         raise ChainruleError(f"{what}: cannot read the values as an array ({e})") from None
     if array.dtype.kind not in "iuf":
         raise ChainruleError(f"{what}: must hold numbers, got values of type {array.dtype}")
-    return array if array.dtype == np.float32 else array.astype(np.float64, copy=False)
+    return array.astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,7 +93,8 @@ class Formula(Module):
     parameter starts at random: 0 when its name starts with ``b`` (biases), else from a
     standard normal seeded by ``seed``. With ``values``, every parameter needs one (a name
     left out is usually a typo that would otherwise start at random and be trained),
-    unless ``init="random"`` asks for random starts for the ones left out.
+    unless ``init="random"`` asks for random starts for the ones left out. ``dtype``
+    (float64, or float32) is the float type of the parameters and of the data read.
 
     >>> model = Formula('''
     ... x1 = w1 * dosage + b1
@@ -119,11 +120,18 @@ others at random (seeded by seed=)
         values: Mapping[str, float] | None = None,
         seed: int = 0,
         init: str | None = None,
+        dtype: Any = np.float64,
     ) -> None:
         if not isinstance(text, str):
             raise ChainruleError(f"Formula: the text must be a string, not {type(text).__name__}")
         if init not in (None, "random"):
             raise ChainruleError(f"Formula: init must be None or 'random', got {init!r}")
+        try:
+            self._dtype = np.dtype(dtype)
+        except TypeError:
+            self._dtype = None
+        if self._dtype not in (np.float64, np.float32):
+            raise ChainruleError(f"Formula: dtype must be float64 or float32, not {dtype!r}")
         # Random starts for parameters that ``values`` leaves out: asked for, or no values.
         self._init_random = init == "random" or values is None
         self._text = text
@@ -178,6 +186,15 @@ others at random (seeded by seed=)
         [('z', ('w', 'x', 'b')), ('y', ('z',))]
         """
         return list(self._assignments)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The float type of the parameters and of the data the formula reads (``dtype=``).
+
+        >>> Formula("y = w * x", inputs=["x"], dtype="float32")([1.0, 2.0]).dtype
+        dtype('float32')
+        """
+        return self._dtype
 
     @property
     def output_sigmoid(self) -> bool | None:
@@ -346,7 +363,7 @@ others at random (seeded by seed=)
             # Every non-bias parameter draws, even when ``values`` sets it: fixing one
             # starting value does not shift the others.
             start = 0.0 if name.startswith("b") else float(rng.standard_normal())
-            created[name] = Parameter(self._values.get(name, start), name=name)
+            created[name] = Parameter(self._values.get(name, start), name=name, dtype=self._dtype)
         self._inputs, self._parameters = names, created
 
     def _check_inputs(self, names: tuple[str, ...]) -> None:
@@ -563,7 +580,7 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
         inputs = self._inputs
         if (
             type(x) is np.ndarray
-            and x.dtype == np.float64
+            and x.dtype == self._dtype
             and inputs is not None
             and x.ndim == 2
             and x.shape[1] == len(inputs)
@@ -581,7 +598,7 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
                         f"the data has no input {name!r} (the formula's inputs: "
                         f"{', '.join(self._inputs)}; the data has: {', '.join(map(str, x))})"
                     )
-                columns[name] = _numbers(x[name], f"input {name!r}")
+                columns[name] = _numbers(x[name], f"input {name!r}", self._dtype)
         else:
             if self._inputs is None:
                 raise ChainruleError(
@@ -589,7 +606,7 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
                     "names: call the model with a dict such as {'dosage': [...]}, "
                     "or pass inputs=[...] to Formula"
                 )
-            array = _numbers(x, "the data")
+            array = _numbers(x, "the data", self._dtype)
             inputs = self._inputs
             if array.ndim == 2 and array.shape[1] == len(inputs):
                 # The columns of one matrix have one length: no check needed.

@@ -126,7 +126,15 @@ def value(x: Any) -> Any:
     >>> value(np.ones(2))
     array([1., 1.])
     """
+    if type(x) is _ndarray:  # the usual case, without looking for an attribute it lacks
+        return x
     return x.data if hasattr(type(x), "record_op") else x
+
+
+#: The types that never record: ``call`` passes them by without asking (a failed
+#: attribute lookup costs more than numpy's work on a small array).
+_PLAIN = frozenset((np.ndarray, float, int, bool, type(None), tuple))
+_ndarray = np.ndarray
 
 
 def call(name: str, *args: Any, **attrs: Any) -> Any:
@@ -135,12 +143,12 @@ def call(name: str, *args: Any, **attrs: Any) -> Any:
     >>> call("sum", np.ones((2, 3)), axis=0, keepdims=False)
     array([2., 2., 2.])
     """
-    op = OPS[name]
     for a in args:
-        record = getattr(type(a), "record_op", None)
-        if record is not None:
-            return record(op, *args, **attrs)
-    return op.forward(*args, **attrs)
+        if type(a) not in _PLAIN:
+            record = getattr(type(a), "record_op", None)
+            if record is not None:
+                return record(OPS[name], *args, **attrs)
+    return _FORWARDS[name](*args, **attrs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,9 +370,18 @@ def _matmul_problem(a: Array, b: Array) -> str:
 def _reduction(name: str) -> Callable[..., Array]:
     """The forward ``x.<name>(axis, keepdims)``: a bad axis or an empty max names the op."""
 
+    method = getattr(np.ndarray, name)  # looked up once, not at every call
+    whole = np.add.reduce if name == "sum" else None
+
     def forward(x: Array, axis: Any = None, keepdims: bool = False) -> Array:
         try:
-            return getattr(x, name)(axis=axis, keepdims=keepdims)
+            if type(x) is _ndarray:
+                if whole is not None and axis is None and not keepdims and x.dtype.kind == "f":
+                    # The sum of everything (a loss), straight into a 0-d array: the same
+                    # numpy reduction as x.sum(), without a numpy scalar to convert.
+                    return whole(x, None, None, np.empty((), x.dtype))
+                return method(x, axis=axis, keepdims=keepdims)
+            return getattr(x, name)(axis=axis, keepdims=keepdims)  # e.g. a numpy scalar
         except (ValueError, TypeError) as exc:  # numpy's AxisError is a ValueError
             raise ShapeError(f"{name}: {exc} (shape {np.shape(x)}, axis {axis})") from None
 
@@ -2350,6 +2367,8 @@ _shape_op(
 
 #: name -> Op. The single source of every operation's forward, rules and formulas.
 OPS: dict[str, Op] = {op.name: op for op in _ENTRIES}
+#: name -> the op's numpy forward, for :func:`call` on plain arrays (one lookup, not two).
+_FORWARDS: dict[str, Callable[..., Any]] = {op.name: op.forward for op in _ENTRIES}
 
 
 def reference_markdown() -> str:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
 import inspect
+import itertools
 import os
 import traceback
 import weakref
@@ -93,6 +95,13 @@ def is_grad_enabled() -> bool:
 #: tensor the new value as its ``_version``. A recorded node keeps the clock's value at the
 #: moment it was made, so "an input changed after this node read it" is one comparison.
 _CLOCK = 0
+
+#: The order in which tensors are made (``Tensor._seq``). An op's inputs exist before its
+#: result, so a larger number is never an input of a smaller one: the backward sweep takes
+#: the nodes from the largest number down, a topological order without a separate sort.
+_next_seq = itertools.count().__next__
+_new = object.__new__
+_heappop, _heappush = heapq.heappop, heapq.heappush
 
 
 def inplace(t: Tensor) -> np.ndarray:
@@ -316,6 +325,7 @@ class Tensor:
         "_freed",
         "_version",
         "_guarded",
+        "_seq",
         "__weakref__",
     )
     __array_priority__ = 1000  # numpy defers to our reflected operators
@@ -350,6 +360,7 @@ class Tensor:
         self._freed = False
         self._version = 0  # moved on by each in-place change (see :func:`inplace`)
         self._guarded: np.ndarray | None = None  # the array made read-only for a graph
+        self._seq = _next_seq()  # the order of making: inputs are always made first
 
     @staticmethod
     def record_op(op: Op, *args: Any, **attrs: Any) -> Tensor:
@@ -370,12 +381,27 @@ class Tensor:
         requires_grad: bool,
     ) -> Tensor:
         """Make a Tensor without converting ``data`` (the fast path for op results)."""
-        t = object.__new__(cls)
-        t.data, t.grad, t.requires_grad, t.name = data, None, requires_grad, None
-        t.op, t.inputs, t.attrs = op, inputs, attrs
+        t = _new(cls)
+        t.data = data
+        t.grad = t.name = t._guarded = None
+        t.requires_grad = requires_grad
+        t.op = op
+        t.inputs = inputs
+        t.attrs = attrs
         t._retain = t._freed = False
-        t._version, t._guarded = 0, None
+        t._version = 0
+        t._seq = _next_seq()
         return t
+
+    def __setstate__(self, state: Any) -> None:
+        """Copies (``copy``, ``deepcopy``) are new tensors: they take a place of their own
+        in the order of making, after the copies of their inputs."""
+        extra, slots = state if isinstance(state, tuple) else (state, None)
+        if extra:
+            self.__dict__.update(extra)
+        for key, value in (slots or {}).items():
+            setattr(self, key, value)
+        self._seq = _next_seq()
 
     # -- array facts -------------------------------------------------------------------
 
@@ -518,40 +544,40 @@ class Tensor:
     # -- operators ---------------------------------------------------------------------
 
     def __add__(self, other: Any) -> Tensor:
-        return apply(_ADD, self, other)
+        return _binary(_ADD, self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return apply(_ADD, other, self)
+        return _binary(_ADD, other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return apply(_SUB, self, other)
+        return _binary(_SUB, self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return apply(_SUB, other, self)
+        return _binary(_SUB, other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return apply(_MUL, self, other)
+        return _binary(_MUL, self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return apply(_MUL, other, self)
+        return _binary(_MUL, other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return apply(_DIV, self, other)
+        return _binary(_DIV, self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return apply(_DIV, other, self)
+        return _binary(_DIV, other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return apply(_POW, self, other)
+        return _binary(_POW, self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return apply(_POW, other, self)
+        return _binary(_POW, other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return apply(_MATMUL, self, other)
+        return _binary(_MATMUL, self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return apply(_MATMUL, other, self)
+        return _binary(_MATMUL, other, self)
 
     def __neg__(self) -> Tensor:
         return apply(_NEG, self)
@@ -658,6 +684,8 @@ def _positions(data: np.ndarray) -> np.ndarray:
 
 
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_F64, _F32 = _FLOAT_DTYPES  # numpy's own dtype objects: ``is`` settles the usual case
+_ndarray = np.ndarray
 
 
 #: Constant leaves for the Python numbers written in expressions (``w1 * dosage + 1.5``),
@@ -690,6 +718,12 @@ def _constant(value: Any, like: np.dtype, where: str) -> Tensor:
 
 def _with_constants(args: tuple[Any, ...], where: str) -> tuple[Tensor, ...]:
     """The operands as Tensors: numbers and arrays become constant leaves."""
+    if len(args) == 2:  # the usual case, a number beside a Tensor (``w1 * dosage + 1.5``)
+        a, b = args
+        if isinstance(a, Tensor):
+            return a, _constant(b, a.data.dtype, where)
+        if isinstance(b, Tensor):
+            return _constant(a, b.data.dtype, where), b
     like = _FLOAT_DTYPES[0]  # the dtype that Python numbers take: the first Tensor's
     for a in args:
         if isinstance(a, Tensor):
@@ -700,33 +734,72 @@ def _with_constants(args: tuple[Any, ...], where: str) -> tuple[Tensor, ...]:
 
 def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
     """Run ``op`` forward on ``args`` and, when needed, record the node for backward."""
-    # (Plain loops rather than generator expressions: this runs for every operation.)
+    # This runs for every operation: plain loops and branches rather than generator
+    # expressions, the one- and two-input calls written out, each check done once.
     inputs = args
     for a in args:
         if not isinstance(a, Tensor):
             inputs = _with_constants(args, op.name)
             break
-    data = op.forward(*[t.data for t in inputs], **attrs)
-    if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
+    n = len(inputs)
+    if n == 2:
+        data = op.forward(inputs[0].data, inputs[1].data, **attrs)
+    elif n == 1:
+        data = op.forward(inputs[0].data, **attrs)
+    else:
+        data = op.forward(*[t.data for t in inputs], **attrs)
+    return _result(op, inputs, attrs, data)
+
+
+def _binary(op: Op, a: Any, b: Any) -> Tensor:
+    """:func:`apply` for the operators (``a + b``, ``a @ b``): two operands, no parameters."""
+    if not isinstance(a, Tensor):
+        a = _constant(a, b.data.dtype, op.name)
+    elif not isinstance(b, Tensor):
+        b = _constant(b, a.data.dtype, op.name)
+    return _result(op, (a, b), {}, op.forward(a.data, b.data))
+
+
+def _result(op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any], data: Any) -> Tensor:
+    """The Tensor of an op's result ``data``: a node of the graph when an input requires a
+    gradient (and recording is on), else a new leaf."""
+    if type(data) is not _ndarray:  # numpy returns scalars for 0-d results
         data = np.asarray(data)
-    if data.dtype not in _FLOAT_DTYPES:  # e.g. integers: take the first operand's dtype
-        data = data.astype(inputs[0].data.dtype)
-    for t in inputs:
-        if t.requires_grad:  # (the grad mode is read only when it matters)
-            mode = _grad_enabled()
-            if mode:
-                for s in inputs:  # saved for backward: read-only while the graph needs it
-                    if s.requires_grad and s._guarded is not s.data:
-                        _guard(s)
-                node = Tensor._node(data, op, inputs, attrs, True)
-                node._version = _CLOCK
-                if mode == _CHECKING:  # anomaly mode
-                    _remember_origin(node, _forward_anomaly(op, inputs, data))
-                if _TRACER is not None:
-                    _TRACER(op, inputs, attrs, node)
-                return node
-            break
-    node = Tensor._node(data, None, (), {}, False)
+    dtype = data.dtype
+    if dtype is not _F64 and dtype is not _F32 and dtype not in _FLOAT_DTYPES:
+        data = data.astype(inputs[0].data.dtype)  # e.g. integers: the first operand's dtype
+    mode = _grad_enabled()
+    if mode:
+        record = False
+        for s in inputs:
+            if s.requires_grad:
+                record = True
+                if s._guarded is not s.data:  # saved for backward: read-only from now on
+                    _guard(s)
+        if record:
+            node = _new(Tensor)  # (Tensor._node, inlined)
+            node.data = data
+            node.grad = node.name = node._guarded = None
+            node.requires_grad = True
+            node.op = op
+            node.inputs = inputs
+            node.attrs = attrs
+            node._retain = node._freed = False
+            node._version = _CLOCK
+            node._seq = _next_seq()
+            if mode == _CHECKING:  # anomaly mode
+                _remember_origin(node, _forward_anomaly(op, inputs, data))
+            if _TRACER is not None:
+                _TRACER(op, inputs, attrs, node)
+            return node
+    node = _new(Tensor)  # a result outside the graph: a new leaf (Tensor._node, inlined)
+    node.data = data
+    node.grad = node.name = node._guarded = node.op = None
+    node.requires_grad = node._retain = node._freed = False
+    node.inputs = ()
+    node.attrs = {}
+    node._version = 0
+    node._seq = _next_seq()
     if _TRACER is not None:
         _TRACER(op, inputs, attrs, node)
     return node
@@ -837,55 +910,106 @@ def _backpropagate(
 
     With ``targets`` None, gradients accumulate into the leaves' ``.grad``; otherwise the
     gradients of ``targets`` are returned and no ``.grad`` is touched.
+
+    The nodes are taken from the most recently made down (``_seq``, a heap of the nodes
+    reached so far): every node that uses a tensor was made after it, so a node's
+    gradient is complete when its turn comes. That is a topological order found during
+    the sweep itself, without a separate walk of the graph. Leaves have no rule to run:
+    their gradients wait in ``grads`` until the end. The ``.grad`` of the leaves (and of
+    retained nodes) is written only once the whole sweep went through, so a sweep that
+    stops on an error changes no gradient.
     """
     if not root.requires_grad:
         raise GraphError(
             "backward: this tensor does not depend on anything that requires a gradient "
             "(create the inputs with requires_grad=True)"
         )
-    order = topological_order(root)
-    grads: dict[Tensor, Any] = {root: _seed(root, gradient, create_graph)}
+    seed = _seed(root, gradient, create_graph)
+    if root.op is None:  # a leaf's gradient with respect to itself
+        if targets is not None:
+            return [seed if t is root else None for t in targets]
+        _accumulate(root, seed)
+        return None
+    grads: dict[Tensor, Any] = {root: seed}
+    heap: list[tuple[int, Tensor]] = [(-root._seq, root)]
     wanted = None if targets is None else set(targets)
     found: dict[Tensor, Any] = {}
+    finished: list[tuple[Tensor, Any]] = []  # (node, gradient) to store at the end
     anomaly = _anomaly_enabled()
-    token = _GRAD_MODE.set(create_graph)  # the rules record only to differentiate again
+    # The rules record a graph only to differentiate again; without create_graph they see
+    # ndarrays alone, which never record, so the grad mode is left as it is.
+    token = _GRAD_MODE.set(True) if create_graph else None
     try:
-        for node in reversed(order):
-            # Complete: every node that uses ``node`` came earlier in this loop.
+        while heap:
+            node = _heappop(heap)[1]
+            # Complete: every node that uses ``node`` was made later and came earlier here.
             g = grads.pop(node)
-            if wanted is None:
-                if node.op is None or node._retain:
-                    _accumulate(node, g)
-            elif node in wanted:
-                found[node] = g
             op = node.op
-            if op is None:
-                continue
-            parents, attrs = node.inputs, node.attrs
+            if node._retain or wanted is not None:
+                if wanted is None:
+                    finished.append((node, g))
+                elif node in wanted:
+                    found[node] = g
+            if node._freed:
+                raise GraphError(
+                    "backward: this graph was freed by an earlier backward(); "
+                    "pass retain_graph=True to the first backward to go through it twice"
+                )
+            parents, attrs, rules = node.inputs, node.attrs, op.rules
             if create_graph:  # the rules record a graph of their own: give them Tensors
                 args, out = parents, node
+            elif len(parents) == 1:
+                args, out = (parents[0].data,), node.data
+            elif len(parents) == 2:
+                args, out = (parents[0].data, parents[1].data), node.data
             else:
                 args, out = [t.data for t in parents], node.data
-            for i, parent in enumerate(parents):
+            i = -1
+            for parent in parents:
+                i += 1
                 if not parent.requires_grad:
                     continue
                 if parent._version > node._version or parent._guarded is not parent.data:
                     raise _changed_in_place(node, parent)
                 if op.arity is None:  # concatenate, stack: one rule, told which input
-                    g_parent = op.rules[0](g, out, *args, i=i, **attrs)
+                    g_parent = rules[0](g, out, *args, i=i, **attrs)
+                elif attrs:
+                    g_parent = rules[i](g, out, *args, **attrs)
                 else:
-                    g_parent = op.rules[i](g, out, *args, **attrs)
+                    g_parent = rules[i](g, out, *args)
                 if anomaly:
                     _backward_anomaly(node, i, g, g_parent)
-                grads[parent] = grads[parent] + g_parent if parent in grads else g_parent
+                if parent in grads:
+                    grads[parent] = grads[parent] + g_parent
+                else:
+                    grads[parent] = g_parent
+                    if parent.op is not None:  # leaves wait in ``grads`` until the end
+                        if parent._seq >= node._seq:  # (an invariant: inputs come first)
+                            raise GraphError(
+                                f"backward: an input of {op.name!r} was made after it; "
+                                "the graph's order is broken"
+                            )
+                        _heappush(heap, (-parent._seq, parent))
             if not retain_graph:  # free the graph as we go: its arrays can be released
                 node.inputs = ()
                 node._freed = True
     finally:
-        _GRAD_MODE.reset(token)
-    if targets is None:
-        return None
-    return [found.get(t) for t in targets]
+        if token is not None:
+            _GRAD_MODE.reset(token)
+    # What is left in ``grads`` are the leaves reached, each with its complete gradient.
+    if targets is not None:
+        for leaf, g in grads.items():
+            if leaf in wanted:  # type: ignore[operator]
+                found[leaf] = g
+        return [found.get(t) for t in targets]
+    for node, g in finished:  # retained intermediate nodes
+        _accumulate(node, g)
+    for leaf, g in grads.items():
+        if leaf.grad is None and type(g) is _ndarray:  # the usual case: a copy of its own
+            leaf.grad = g.astype(leaf.data.dtype)
+        else:
+            _accumulate(leaf, g)
+    return None
 
 
 def _changed_in_place(node: Tensor, parent: Tensor) -> GraphError:

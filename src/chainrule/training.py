@@ -100,10 +100,9 @@ def _prepare(model: Module, data: Any) -> _Data:
             X = model.feed_columns(inputs, "the data")
         else:
             raw = inputs.data if isinstance(inputs, Tensor) else inputs
-            # Floating-point inputs keep their dtype (float32 trains in float32).
-            floating = isinstance(raw, np.ndarray) and raw.dtype.kind == "f"
+            # The model's float type decides (a float32 model trains in float32).
             try:
-                X = np.asarray(raw, raw.dtype if floating else np.float64)
+                X = np.asarray(raw, model.dtype)
             except (TypeError, ValueError) as exc:
                 raise ChainruleError(f"the inputs are not numeric ({exc})") from None
             X = X.reshape(-1, 1) if X.ndim == 1 else X

@@ -64,6 +64,9 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x: Any) -> Tensor:  # x: (n, in) -> (n, out)
+        dtype = self.weight.data.dtype
+        if not isinstance(x, Tensor) and not (type(x) is np.ndarray and x.dtype == dtype):
+            x = Tensor(x, dtype=dtype)  # data in the layer's float type: no silent upcast
         out = matmul(x, self.weight)
         return out + self.bias if self.bias is not None else out
 

@@ -191,6 +191,21 @@ class Module:
         return None
 
     @property
+    def dtype(self) -> np.dtype:
+        """The float type the model computes in: its parameters' (float64 or float32).
+
+        A float32 model reads its data as float32 (:meth:`feed`, training), so its
+        outputs, loss and gradients stay float32. float64 for a model without parameters.
+
+        >>> from chainrule import nn
+        >>> nn.Linear(2, 1, dtype="float32").dtype
+        dtype('float32')
+        """
+        for _, p in self.named_parameters():
+            return p.dtype
+        return np.dtype(np.float64)
+
+    @property
     def output_sigmoid(self) -> bool | None:
         """Whether the model's output applies a sigmoid (its outputs are probabilities),
         or None when the model cannot tell (a Module of one's own)."""
@@ -229,13 +244,13 @@ class Module:
         """Named ``columns`` as the (n, d) matrix the model reads (``matrix``, when given,
         holds the same columns in their order); ``where`` names them in errors."""
         self.bind_to(list(columns))
-        names = self.input_names
+        names, dtype = self.input_names, self.dtype
         if names is None:
             if matrix is not None:
-                return matrix
+                return matrix.astype(dtype, copy=False)
             names = tuple(columns)
         elif matrix is not None and tuple(columns) == names:
-            return matrix
+            return matrix.astype(dtype, copy=False)
         missing = [name for name in names if name not in columns]
         if missing:
             raise ChainruleError(
@@ -243,7 +258,7 @@ class Module:
                 f"{', '.join(map(str, columns))}"
             )
         try:
-            return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in names])
+            return np.column_stack([np.asarray(columns[name], dtype=dtype) for name in names])
         except (TypeError, ValueError) as exc:
             raise ChainruleError(
                 f"the inputs in {where} are not numbers of one length ({exc})"
@@ -272,7 +287,7 @@ class Module:
         array([2., 4.])
         """
         with no_grad():
-            out = self(Tensor(np.asarray(X, dtype=np.float64)))
+            out = self(Tensor(np.asarray(X, dtype=self.dtype)))
         values = np.asarray(out.data, dtype=np.float64)
         return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
 
