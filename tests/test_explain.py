@@ -264,7 +264,10 @@ def test_notebooks_show_an_explanation_as_html_and_markdown(seed_history):
     assert table.rows[3] == ["\u22ee"] * 6 and table.rows[4][0] == "10"
     assert table.paragraphs == [f"stopped: {stop_message(seed_history)}"]
     rule = html_cells(shown[2]._repr_html_())
-    assert rule.rows[1] == ["0.0000", "-5.2073", "1.0000", "-5.2073"]
+    # the data points (observed, predicted, residual), then the path's factors per point
+    assert rule.rows[0] == ["dosage", "observed", "predicted", "residual"]
+    assert rule.rows[1] == ["0.0000", "0.0000", "-2.6037", "2.6037"]
+    assert rule.rows[5] == ["0.0000", "-5.2073", "1.0000", "-5.2073"]
     # the derivation as math that the notebook typesets, its plain text as the title
     math = shown[2].document()[0].lines[0][1]
     assert (

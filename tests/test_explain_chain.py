@@ -3,6 +3,8 @@ layer models; every sum of paths equals the engine's gradient and finite differe
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from seed import DOSAGE, FORMULA, START, START_SLOPES
@@ -275,3 +277,74 @@ def test_parts_without_parameters_keep_the_learners_notation(formula, factor, wr
     assert factors[factor].per_point
     check_sums(rule, model, dosage(), "ssr")
     assert "c" not in rule.render("text").split()
+
+
+# -- the data points the factors are computed at ------------------------------------------
+
+
+def test_seed_step_1_shows_observed_predicted_and_residuals_that_make_the_slope(capsys):
+    from chainrule import cli
+
+    argv = ["explain", "main-ideas", "--param", "b3", "--step", "1"]
+    assert cli.main([*argv, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["observed"] == [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(out["predictions"], [-2.6037, -1.6090, -2.6149], atol=5e-5)
+    np.testing.assert_allclose(out["residuals"], [2.6037, 2.6090, 2.6149], atol=5e-5)
+    residuals = np.array(out["residuals"])
+    # dSSR/dpredicted = -2 x residual at each point, times dpredicted/db3 = 1, summed
+    factors = np.array([point["paths"][0] for point in out["points"]])
+    np.testing.assert_allclose(factors[:, 0], -2 * residuals, rtol=1e-12)
+    assert -2 * residuals.sum() == pytest.approx(out["gradient"], rel=1e-12)
+    assert out["gradient"] == pytest.approx(-15.6551, abs=5e-5)
+    assert cli.main([*argv, "--format", "text", "--width", "80"]) == 0
+    text = capsys.readouterr().out
+    lines = [line.split() for line in text.splitlines()]
+    assert ["dosage", "observed", "predicted", "residual"] in lines
+    assert ["0.5000", "1.0000", "-1.6090", "2.6090"] in lines
+    assert "sum: -15.6551" in text
+    # the points come before the factors that are made of them
+    assert text.index("residual\n") < text.index("dSSR/dpredicted  dpredicted/db3")
+
+
+def test_the_points_are_those_at_the_values_explained():
+    model = seed_model(b3=1.0)
+    rule = chain_rule(model, dosage(), "ssr", "b3")
+    with no_grad():
+        predicted = model({"dosage": DOSAGE}).data
+    np.testing.assert_allclose(rule.predictions, predicted, rtol=1e-12)
+    np.testing.assert_allclose(rule.residuals, dosage().target - predicted, rtol=1e-12)
+    factor = rule.paths[0].factors[0]
+    np.testing.assert_allclose(factor.values, -2 * rule.residuals, rtol=1e-12)
+
+
+def test_several_outputs_give_a_column_each_and_no_residual():
+    data = load_dataset("moons", n=8, seed=2)
+    model = nn.MLP([2, 3, 2], activation="tanh", seed=1)
+    rule = chain_rule(model, data, "cross_entropy", "output.bias[1]")
+    assert rule.predictions.shape == (8, 2) and rule.residuals is None
+    out = rule.to_dict()
+    assert "residuals" not in out and len(out["predictions"][0]) == 2
+    assert out["observed"] == data.target.tolist()
+    table = rule.document()[2]
+    assert [c.text for c in table.columns] == ["x1", "x2", "label", "predicted[0]", "predicted[1]"]
+    assert table.rows[3][3:] == tuple(rule.predictions[3].tolist())
+
+
+def test_many_points_list_twelve_and_say_so_the_json_has_them_all():
+    data = load_dataset("moons", n=30, seed=2)
+    model = nn.MLP([2, 3, 1], activation="tanh", seed=1)
+    rule = chain_rule(model, data, "binary_cross_entropy_with_logits", "output.bias[0]")
+    table, note = rule.document()[2:4]
+    assert len(table.rows) == 12
+    assert note.text == "(12 of 30 data points shown)"
+    assert len(rule.to_dict()["predictions"]) == 30
+
+
+def test_many_inputs_number_the_points():
+    columns = {f"x{i}": np.arange(3.0) + i for i in range(4)}
+    data = Dataset(columns, np.array([0.0, 1.0, 0.0]), "observed", "four", "regression")
+    model = Formula("predicted = w * x0 + x1 + x2 + x3 + b", values={"w": 1.0, "b": 0.0})
+    table = chain_rule(model, data, "ssr", "b").document()[2]
+    assert [c.text for c in table.columns] == ["row", "observed", "predicted", "residual"]
+    assert [row[0] for row in table.rows] == [0.0, 1.0, 2.0]

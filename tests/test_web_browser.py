@@ -239,6 +239,15 @@ def test_chain_rule_is_mathml(page):
     sync_api.expect(chain.locator("math")).to_have_count(1)
     sync_api.expect(chain).to_contain_text(FIRST_SLOPE)
     sync_api.expect(chain).to_contain_text("dSSR/dpredicted = -2 (observed - predicted)")
+    # each point's observed, predicted and residual, then the factors made of them
+    points = page.locator("#chain-points")
+    sync_api.expect(points.locator("thead th")).to_have_text(
+        ["point", "observed", "predicted", "residual"]
+    )
+    sync_api.expect(points.locator("tbody tr").nth(1).locator("td")).to_have_text(
+        ["dosage=0.500", "1.0000", "-1.6090", "2.6090"]
+    )
+    sync_api.expect(chain.locator("table").nth(1)).to_contain_text("-5.2073")
 
 
 def test_quiz(page):

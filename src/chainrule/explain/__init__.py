@@ -11,7 +11,8 @@ its JSON contract.
   the model's values (StatQuest's first video), before any training.
 - :func:`scan`: the loss over a grid of one or two parameters ("brute force").
 - :func:`chain_rule`: ``dSSR/dw1`` as a product of local derivatives, every path, every
-  data point, read off the engine's graph.
+  data point (with its observed and predicted value and residual), read off the engine's
+  graph.
 - :func:`stop_message`: why a run stopped, in one sentence.
 - :func:`diagnose`: converged, diverged, growing, oscillating, crawling, stalled or
   dead, and why.

@@ -54,6 +54,7 @@ from chainrule.explain.document import (
     Table,
     plain,
 )
+from chainrule.explain.forward import forward_pass, points_table
 from chainrule.explain.local_derivatives import Edge, LocalDerivatives
 from chainrule.explain.model_graph import graph_nodes, loss_node, recording_twin
 from chainrule.explain.named_graph import NamedGraph
@@ -134,7 +135,11 @@ class ChainRule(Explanation):
     ``value`` is the engine's gradient; ``total`` (the sum of the paths) must equal it.
     ``loss_name`` is the loss as the derivation writes it (``SSR``), ``loss_id`` as files
     and the API name it (``ssr``; the same when it was not given by name).
-    ``inputs`` holds the data's input columns, to label the per-point rows. When no path
+    ``inputs`` holds the data's input columns, to label the per-point rows; ``observed``
+    (the data's target, named ``observed_name``), ``predictions`` (the output
+    ``output_name`` at the values explained: one row per point for several outputs) and,
+    for a regression, ``residuals`` (observed - predicted) are the numbers the first
+    factor is made of (``dSSR/dpredicted = -2 (observed - predicted)``). When no path
     at all leads from the loss to the parameter, ``paths`` is empty, ``value`` is 0 and
     ``unreached`` says why (e.g. the only line that uses it is not used by the output).
     """
@@ -146,6 +151,11 @@ class ChainRule(Explanation):
     inputs: dict[str, np.ndarray]
     unreached: str | None = None
     loss_id: str | None = None
+    observed: np.ndarray | None = None
+    predictions: np.ndarray | None = None
+    residuals: np.ndarray | None = None
+    observed_name: str = "observed"
+    output_name: str = "predicted"
 
     @property
     def total(self) -> float:
@@ -174,8 +184,9 @@ class ChainRule(Explanation):
 
     def to_dict(self) -> dict[str, Any]:
         """``{"schema_version", "parameter", "loss_name", "loss_label", "gradient", "paths",
-        "formulas", "points", "path_sums", "sum"}``; ``points`` holds, per data point, its
-        inputs, each path's factor values and each path's product (docs/json.md)."""
+        "formulas", "points", "path_sums", "sum", "observed", "predictions"}`` and
+        ``"residuals"`` for a regression; ``points`` holds, per data point, its inputs,
+        each path's factor values and each path's product (docs/json.md)."""
         n = len(next(iter(self.inputs.values()))) if self.inputs else 0
         products = [path.products for path in self.paths]
         points = []
@@ -187,20 +198,24 @@ class ChainRule(Explanation):
                     "products": [float(product[p]) for product in products],
                 }
             )
-        return plain(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "parameter": self.parameter,
-                "loss_name": self.loss_id or self.loss_name,
-                "loss_label": self.loss_name,
-                "gradient": self.value,
-                "paths": [[f.label for f in path.factors] for path in self.paths],
-                "formulas": self.formulas,
-                "points": points,
-                "path_sums": [path.total for path in self.paths],
-                "sum": self.total,
-            }
-        )
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "parameter": self.parameter,
+            "loss_name": self.loss_id or self.loss_name,
+            "loss_label": self.loss_name,
+            "gradient": self.value,
+            "paths": [[f.label for f in path.factors] for path in self.paths],
+            "formulas": self.formulas,
+            "points": points,
+            "path_sums": [path.total for path in self.paths],
+            "sum": self.total,
+        }
+        if self.observed is not None:
+            out["observed"] = self.observed
+            out["predictions"] = self.predictions
+            if self.residuals is not None:
+                out["residuals"] = self.residuals
+        return plain(out)
 
     def document(self) -> Document:
         lhs, lhs_latex = self.label, latex_derivative(self.loss_name, self.parameter)
@@ -224,6 +239,7 @@ class ChainRule(Explanation):
                     f.label, (f"{f.label} = {f.formula}", f"{f.latex_label} = {f.formula_latex}")
                 )
         blocks: list[Any] = [Equations(tuple(lines)), Equations(tuple(formulas.values()))]
+        blocks += self._points()
         several = len(self.paths) > 1
         for i, path in enumerate(self.paths, start=1):
             blocks.append(self._table(path, f"path {i}: {path.text}" if several else None))
@@ -234,6 +250,21 @@ class ChainRule(Explanation):
             blocks.append(Paragraph(f"sum of the paths: {decimals(self.total)}"))
         blocks.append(Paragraph(f"the engine's gradient: {decimals(self.value)}"))
         return tuple(blocks)
+
+    def _points(self) -> Document:
+        """The data points the factors are computed at: inputs, observed, predicted and
+        residual, as the quiz lists them (empty when the values are not known)."""
+        if self.observed is None or self.predictions is None:
+            return ()
+        inputs = self.inputs if len(self.inputs) <= MAX_INPUT_COLUMNS else {}
+        return points_table(
+            inputs,
+            self.observed_name,
+            self.observed,
+            self.output_name,
+            self.predictions,
+            self.residuals,
+        )
 
     def _table(self, path: ChainPath, title: str | None) -> Table:
         """One row per data point: its inputs, each factor's value, the product."""
@@ -271,13 +302,23 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
     >>> rule.paths[0].text
     'dSSR/doutput.z x doutput.z/dhidden.a[1] x dhidden.a[1]/dhidden.z[1] x dhidden.z[1]/dhidden.weight[0,1]'
     """  # noqa: E501 (an example's output)
+    seen = forward_pass(model, data, loss)  # observed, predicted, residual per data point
+    points = {
+        "observed": seen.observed,
+        "predictions": seen.predictions,
+        "residuals": seen.residuals,
+        "observed_name": seen.observed_name,
+        "output_name": seen.output,
+    }
     model = recording_twin(model)
     ref = model.scalar(parameter)
     inputs = {name: np.asarray(column) for name, column in data.inputs.items()}
     root = loss_node(model, data, loss, record_inputs=True)
     if id(ref.parameter) not in graph_nodes(root):
         why = _unreached(model, ref.name, ref.parameter.name or ref.name, root.name or "")
-        return ChainRule(ref.name, root.name or "loss", 0.0, (), inputs, why, _loss_id(loss))
+        return ChainRule(
+            ref.name, root.name or "loss", 0.0, (), inputs, why, _loss_id(loss), **points
+        )
     (slope,) = gradients(root, [ref.parameter], retain_graph=True)
     graph = NamedGraph(root, data.n, data.target_name, data.input_names)
     target_unit = int(np.ravel_multi_index(ref.index, ref.parameter.shape))
@@ -289,6 +330,7 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
         paths=tuple(paths),
         inputs=inputs,
         loss_id=_loss_id(loss),
+        **points,
     )
 
 

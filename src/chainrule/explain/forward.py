@@ -49,6 +49,9 @@ from chainrule.version import SCHEMA_VERSION
 #: Up to this many scalars, the document lists the values the pass ran at.
 LISTED_VALUES = 12
 
+#: At most this many data points are listed in a table of points (:func:`points_table`).
+MAX_POINTS = 12
+
 
 @dataclass(frozen=True, eq=False)
 class ForwardPass(Explanation):
@@ -203,6 +206,49 @@ def forward_pass(model: Module, data: Dataset, loss: str | Loss | None = None) -
         loss_label=None if spec is None else spec.display,
         loss=loss_value,
     )
+
+
+def points_table(
+    inputs: Mapping[str, np.ndarray],
+    target_name: str,
+    observed: np.ndarray,
+    output_name: str,
+    predicted: np.ndarray,
+    residual: np.ndarray | None,
+    title: str | None = None,
+) -> Document:
+    """The data points as a learner works a slope out from them: one row per point with
+    its inputs (its row number when none are given), observed value, predicted value (one
+    column per output of a model with several) and residual (when given); at most
+    :data:`MAX_POINTS` rows, and a line that says how many were left out. The quiz and the
+    chain rule show their points this way.
+
+    >>> doc = points_table({"dosage": np.array([0.0, 1.0])}, "observed", np.array([0.0, 1.0]),
+    ...                    "predicted", np.array([0.5, 0.5]), np.array([-0.5, 0.5]))
+    >>> [c.text for c in doc[0].columns], doc[0].rows[1]
+    (['dosage', 'observed', 'predicted', 'residual'], (1.0, 1.0, 0.5, 0.5))
+    """
+    n = len(observed)
+    outputs = np.asarray(predicted, dtype=np.float64).reshape(n, -1).T  # one row per output
+    names = [*inputs, target_name] if inputs else ["row", target_name]
+    if len(outputs) == 1:
+        names.append(output_name)
+    else:
+        names += [f"{output_name}[{j}]" for j in range(len(outputs))]
+    columns = [Column(name, f"${latex_name(name)}$") for name in names]
+    cells: list[np.ndarray] = [*inputs.values()] if inputs else [np.arange(n)]
+    cells += [np.asarray(observed), *outputs]
+    if residual is not None:
+        columns.append(Column("residual", "residual"))
+        cells.append(np.asarray(residual))
+    shown = min(n, MAX_POINTS)
+    rows = tuple(tuple(float(c[i]) for c in cells) for i in range(shown))
+    # fitted to a narrow terminal, the point and its residual stay
+    keep_first, keep_last = max(len(inputs), 1), int(residual is not None)
+    blocks: list[Any] = [Table(tuple(columns), rows, None, title, None, keep_first, keep_last)]
+    if shown < n:
+        blocks.append(Paragraph(f"({shown} of {n} data points shown)"))
+    return tuple(blocks)
 
 
 def _per_point(values: Any, n: int) -> np.ndarray:

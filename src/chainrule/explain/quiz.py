@@ -39,8 +39,9 @@ import numpy as np
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError
 from chainrule.explain.chain import chain_rule
-from chainrule.explain.document import Column, Document, Explanation, Paragraph, Table, plain
-from chainrule.explain.notation import latex_name, loss_display_name
+from chainrule.explain.document import Document, Explanation, plain
+from chainrule.explain.forward import MAX_POINTS, points_table
+from chainrule.explain.notation import loss_display_name
 from chainrule.losses import LOSSES
 from chainrule.nn.module import Module
 from chainrule.ops import OPS
@@ -57,9 +58,6 @@ NOT_QUITE = "Not quite"
 
 #: The example of a number shown when an answer is not one: the same for every question.
 NUMBER_EXAMPLE = "1.5"
-
-#: At most this many data points are listed in a quiz's table of points.
-MAX_POINTS = 12
 
 #: A formula with more lines than this is asked about its output only.
 MAX_FORWARD_LINES = 8
@@ -273,6 +271,7 @@ class QuizPoints(Explanation):
 
     @property
     def shown(self) -> int:
+        """How many points the table lists (at most :data:`MAX_POINTS`)."""
         return min(len(self.observed), MAX_POINTS)
 
     def to_dict(self) -> dict[str, Any]:
@@ -290,23 +289,14 @@ class QuizPoints(Explanation):
         return plain({"step": self.step, "points": points})
 
     def document(self) -> Document:
-        outputs = self.predicted.reshape(len(self.predicted), -1).T  # one row per output
-        names = [*self.inputs, self.target_name]
-        names += (
-            [self.output_name]
-            if len(outputs) == 1
-            else [f"{self.output_name}[{j}]" for j in range(len(outputs))]
+        return points_table(
+            self.inputs,
+            self.target_name,
+            self.observed,
+            self.output_name,
+            self.predicted,
+            self.residual,
         )
-        columns = [Column(name, f"${latex_name(name)}$") for name in names]
-        cells: list[np.ndarray] = [*self.inputs.values(), self.observed, *outputs]
-        if self.residual is not None:
-            columns.append(Column("residual", "residual"))
-            cells.append(self.residual)
-        rows = tuple(tuple(float(c[i]) for c in cells) for i in range(self.shown))
-        blocks: list[Any] = [Table(tuple(columns), rows)]
-        if self.shown < len(self.observed):
-            blocks.append(Paragraph(f"({self.shown} of {len(self.observed)} data points shown)"))
-        return tuple(blocks)
 
 
 def quiz_points(run: Run, step: int) -> QuizPoints:

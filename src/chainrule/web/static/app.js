@@ -640,7 +640,20 @@ function drawChain() {
       el("td", { text: Object.entries(pt.inputs).map(([k, v]) => `${k}=${short(v)}`).join(", ") }),
       ...pt.paths.flat().map((v) => el("td", { text: fmt(v) })),
       el("td", { text: fmt(pt.products.reduce((a, b) => a + b, 0)) })))));
-  box.replaceChildren(math, formulas, table, el("p", { text: `sum: ${fmt(rule.sum)}` }));
+  // each point's observed, predicted and residual: what dSSR/dpredicted is made of
+  const seen = [];
+  if (rule.observed) {
+    const head = ["point", "observed", "predicted", ...(rule.residuals ? ["residual"] : [])];
+    seen.push(el("table", { id: "chain-points" },
+      el("caption", { text: "The data points at these values" }),
+      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody", {}, ...points.map((pt, i) => el("tr", {},
+        el("td", { text: Object.entries(pt.inputs).map(([k, v]) => `${k}=${short(v)}`).join(", ") }),
+        el("td", { text: fmt(rule.observed[i]) }),
+        el("td", { text: [rule.predictions[i]].flat().map(fmt).join(", ") }),
+        ...(rule.residuals ? [el("td", { text: fmt(rule.residuals[i]) })] : []))))));
+  }
+  box.replaceChildren(math, formulas, ...seen, table, el("p", { text: `sum: ${fmt(rule.sum)}` }));
 }
 
 // ---------------------------------------------------------------------------------
