@@ -135,6 +135,8 @@ def value(x: Any) -> Any:
 #: attribute lookup costs more than numpy's work on a small array).
 _PLAIN = frozenset((np.ndarray, float, int, bool, type(None), tuple))
 _ndarray = np.ndarray
+_add_reduce = np.add.reduce
+_ascontiguous = np.ascontiguousarray
 
 
 def call(name: str, *args: Any, **attrs: Any) -> Any:
@@ -169,7 +171,10 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     if g.shape == shape:
         return g
     if not shape:  # back to a single number (a weight or a bias): sum everything
-        return g.sum() if type(g) is np.ndarray else call("sum", g, axis=None, keepdims=False)
+        # (np.add.reduce is what ndarray.sum() calls, without its Python wrapper)
+        if type(g) is _ndarray:
+            return _add_reduce(g, None)
+        return call("sum", g, axis=None, keepdims=False)
     lead = g.ndim - len(shape)
     axes = list(range(lead))  # the axes that broadcasting added in front...
     for i, n in enumerate(shape):  # ...and those that it stretched from length 1
@@ -691,6 +696,9 @@ _entry(
 
 
 def matmul_a(g, out, a, b):
+    if type(g) is _ndarray and type(b) is _ndarray and b.ndim == 2 and a.ndim == 2:
+        # The usual case, written out: g @ b^T has a's shape already (nothing to undo).
+        return np.matmul(_ascontiguous(g), b.T)
     g = _contiguous(g)
     if a.ndim == 1 and b.ndim == 1:  # inner product: out is a scalar
         return g * b
@@ -703,6 +711,8 @@ def matmul_a(g, out, a, b):
 
 
 def matmul_b(g, out, a, b):
+    if type(g) is _ndarray and type(a) is _ndarray and a.ndim == 2 and b.ndim == 2:
+        return np.matmul(a.T, _ascontiguous(g))  # a^T @ g, b's shape already
     g = _contiguous(g)
     if a.ndim == 1 and b.ndim == 1:
         return g * a
@@ -1006,6 +1016,10 @@ _entry(
 
 
 def sum_x(g, out, x, axis=None, keepdims=False):
+    if axis is None and type(g) is _ndarray:  # the sum of everything (a loss): g everywhere
+        full = np.empty(x.shape, g.dtype)  # (as broadcast_to's forward, without the call)
+        full[...] = g
+        return full
     return _expand(g, x.shape, axis, keepdims)
 
 
