@@ -135,6 +135,48 @@ place after the forward pass recorded it; run the forward pass again after chang
     return data
 
 
+def writable_view(t: Tensor) -> np.ndarray:
+    """A writable array on ``t``'s memory, while ``t``'s own array stays read-only.
+
+    For code that changes the same tensor at every step (an optimizer): it keeps the view
+    and writes through it, calling :func:`mark_changed` at each change, instead of making
+    ``t``'s array writable and read-only again around every step (:func:`inplace`). The
+    view serves as long as ``t.data`` is the same array object; a graph recorded before
+    this call is stale, as after :func:`inplace`.
+
+    >>> x = tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> view = writable_view(x)
+    >>> view -= 1.0
+    >>> mark_changed(x)
+    >>> x.data, x.data.flags.writeable
+    (array([0., 1.]), False)
+    """
+    data = inplace(t)
+    view = data.view()
+    _guard(t)  # read-only again (``t._guarded`` was cleared: no version moves on)
+    return view
+
+
+def mark_changed(t: Tensor) -> None:
+    """Record that ``t``'s values changed in place, through a :func:`writable_view`.
+
+    A graph recorded before now refuses to run backward through ``t``.
+
+    >>> x = tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> mark_changed(x)
+    >>> y.backward()
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.GraphError: backward: an input of 'mul' (shape (2,)) was changed in \
+place after the forward pass recorded it; run the forward pass again after changing it
+    """
+    global _CLOCK
+    _CLOCK += 1
+    t._version = _CLOCK
+
+
 #: The grad mode's value while recording in anomaly mode (true, and not ``True``).
 _CHECKING = 2
 
