@@ -136,6 +136,7 @@ def value(x: Any) -> Any:
 _PLAIN = frozenset((np.ndarray, float, int, bool, type(None), tuple))
 _ndarray = np.ndarray
 _add_reduce = np.add.reduce
+_empty = np.empty
 _ascontiguous = np.ascontiguousarray
 
 
@@ -171,9 +172,10 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     if g.shape == shape:
         return g
     if not shape:  # back to a single number (a weight or a bias): sum everything
-        # (np.add.reduce is what ndarray.sum() calls, without its Python wrapper)
+        # (np.add.reduce is what ndarray.sum() calls, without its Python wrapper; into a
+        # 0-d array, as sum's forward, not a numpy scalar that the sweep must convert)
         if type(g) is _ndarray:
-            return _add_reduce(g, None)
+            return _add_reduce(g, None, None, _empty((), g.dtype))
         return call("sum", g, axis=None, keepdims=False)
     lead = g.ndim - len(shape)
     axes = list(range(lead))  # the axes that broadcasting added in front...

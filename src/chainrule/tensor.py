@@ -817,7 +817,11 @@ def _result(op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any], data: Any
             if s.requires_grad:
                 record = True
                 if s._guarded is not s.data:  # saved for backward: read-only from now on
-                    _guard(s)
+                    if s._guarded is None:  # (the usual case of _guard, inlined)
+                        s.data.setflags(write=False)
+                        s._guarded = s.data
+                    else:
+                        _guard(s)
         if record:
             node = _new(Tensor)  # (Tensor._node, inlined)
             node.data = data
