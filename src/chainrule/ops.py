@@ -62,6 +62,11 @@ class Op:
     ``differentiable=False`` marks an op without gradient (argmax): it has no rules and
     returns plain arrays.
 
+    ``reads_inputs=False`` says that the rules read only the inputs' shapes, never their
+    values (add, sub, neg, sum, mean): the engine then does not keep those inputs
+    read-only for the backward pass, nor check them for changes made in place, as
+    PyTorch checks only the tensors that an op saves.
+
     >>> op = OPS["tanh"]
     >>> op.formulas, op.arity, op.elementwise
     (('1 - tanh({x})^2',), 1, True)
@@ -84,6 +89,7 @@ class Op:
     activation: bool = False
     signature: Callable[..., tuple[tuple[Any, ...], dict[str, Any]]] | None = None
     entry: Callable[..., tuple[int, tuple[int, ...]] | None] | None = None
+    reads_inputs: bool = True
 
     def __post_init__(self) -> None:
         inputs = 1 if self.arity is None else self.arity
@@ -521,6 +527,7 @@ def add_b(g, out, a, b):
 _entry(
     Op(
         name="add",
+        reads_inputs=False,
         forward=_broadcasting("add", np.add),
         rules=(add_a, add_b),
         formulas=("1", "1"),
@@ -540,6 +547,7 @@ def sub_b(g, out, a, b):
 _entry(
     Op(
         name="sub",
+        reads_inputs=False,
         forward=_broadcasting("sub", np.subtract),
         rules=(add_a, sub_b),
         formulas=("1", "-1"),
@@ -782,6 +790,7 @@ def neg_x(g, out, x):
 _entry(
     Op(
         name="neg",
+        reads_inputs=False,
         forward=np.negative,
         rules=(neg_x,),
         formulas=("-1",),
@@ -1028,6 +1037,7 @@ def sum_x(g, out, x, axis=None, keepdims=False):
 _entry(
     Op(
         name="sum",
+        reads_inputs=False,
         forward=_reduction("sum"),
         rules=(sum_x,),
         formulas=("1",),
@@ -1048,6 +1058,7 @@ def mean_x(g, out, x, axis=None, keepdims=False):
 _entry(
     Op(
         name="mean",
+        reads_inputs=False,
         forward=_reduction("mean"),
         rules=(mean_x,),
         formulas=("1 / n",),

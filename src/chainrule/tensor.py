@@ -813,15 +813,21 @@ def _result(op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any], data: Any
     mode = _grad_enabled()
     if mode:
         record = False
-        for s in inputs:
-            if s.requires_grad:
-                record = True
-                if s._guarded is not s.data:  # saved for backward: read-only from now on
-                    if s._guarded is None:  # (the usual case of _guard, inlined)
-                        s.data.setflags(write=False)
-                        s._guarded = s.data
-                    else:
-                        _guard(s)
+        if op.reads_inputs:
+            for s in inputs:
+                if s.requires_grad:
+                    record = True
+                    if s._guarded is not s.data:  # saved for backward: read-only from now on
+                        if s._guarded is None:  # (the usual case of _guard, inlined)
+                            s.data.setflags(write=False)
+                            s._guarded = s.data
+                        else:
+                            _guard(s)
+        else:  # the rules read shapes only: nothing to keep as it is (add, sum, ...)
+            for s in inputs:
+                if s.requires_grad:
+                    record = True
+                    break
         if record:
             node = _new(Tensor)  # (Tensor._node, inlined)
             node.data = data
@@ -1002,6 +1008,7 @@ def _backpropagate(
                     "pass retain_graph=True to the first backward to go through it twice"
                 )
             parents, attrs, rules = node.inputs, node.attrs, op.rules
+            saved = op.reads_inputs  # else no input's values matter: none to check
             if create_graph:  # the rules record a graph of their own: give them Tensors
                 args, out = parents, node
             elif len(parents) == 1:
@@ -1015,7 +1022,9 @@ def _backpropagate(
                 i += 1
                 if not parent.requires_grad:
                     continue
-                if parent._version > node._version or parent._guarded is not parent.data:
+                if saved and (
+                    parent._version > node._version or parent._guarded is not parent.data
+                ):
                     raise _changed_in_place(node, parent)
                 if op.arity is None:  # concatenate, stack: one rule, told which input
                     g_parent = rules[0](g, out, *args, i=i, **attrs)
