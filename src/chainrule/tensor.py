@@ -912,6 +912,9 @@ def topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+_UNIT_SEEDS: dict[np.dtype, np.ndarray] = {}
+
+
 def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     if gradient is None:
         if root.data.size != 1:
@@ -919,8 +922,13 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
                 f"backward: the tensor has shape {root.shape}; backward() without a gradient "
                 "needs a single value (call .sum() first, or pass gradient=...)"
             )
-        # d root / d root = 1 (np.array is 5x faster than np.ones_like for one element)
-        seed = np.array(1.0, dtype=root.data.dtype)
+        # d root / d root = 1: one read-only array per dtype, made once (the rules never
+        # write into a gradient, and every .grad is a copy of its own)
+        seed = _UNIT_SEEDS.get(root.data.dtype)
+        if seed is None:
+            seed = np.array(1.0, dtype=root.data.dtype)
+            seed.setflags(write=False)
+            _UNIT_SEEDS[root.data.dtype] = seed
         if root.data.ndim:
             seed = seed.reshape(root.data.shape)
     else:
@@ -1009,6 +1017,7 @@ def _backpropagate(
                 )
             parents, attrs, rules = node.inputs, node.attrs, op.rules
             saved = op.reads_inputs  # else no input's values matter: none to check
+            variadic = op.arity is None
             if create_graph:  # the rules record a graph of their own: give them Tensors
                 args, out = parents, node
             elif len(parents) == 1:
@@ -1026,7 +1035,7 @@ def _backpropagate(
                     parent._version > node._version or parent._guarded is not parent.data
                 ):
                     raise _changed_in_place(node, parent)
-                if op.arity is None:  # concatenate, stack: one rule, told which input
+                if variadic:  # concatenate, stack: one rule, told which input
                     g_parent = rules[0](g, out, *args, i=i, **attrs)
                 elif attrs:
                     g_parent = rules[i](g, out, *args, **attrs)
