@@ -657,10 +657,14 @@ class Tensor:
     # class (``FUNCTIONS``); these are written out for their signatures or their speed.
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_SUM, self, axis=plain_axis(axis), keepdims=keepdims)
+        if axis is not None:  # (a loss sums everything: no axis to convert)
+            axis = plain_axis(axis)
+        return apply(_SUM, self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MEAN, self, axis=plain_axis(axis), keepdims=keepdims)
+        if axis is not None:
+            axis = plain_axis(axis)
+        return apply(_MEAN, self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return apply(_MAX, self, axis=plain_axis(axis), keepdims=keepdims)
@@ -984,7 +988,11 @@ def _backpropagate(
             "backward: this tensor does not depend on anything that requires a gradient "
             "(create the inputs with requires_grad=True)"
         )
-    seed = _seed(root, gradient, create_graph)
+    data = root.data
+    if gradient is None and not data.ndim and not create_graph and data.dtype in _UNIT_SEEDS:
+        seed = _UNIT_SEEDS[data.dtype]  # the usual case of _seed: a loss, d loss / d loss = 1
+    else:
+        seed = _seed(root, gradient, create_graph)
     if root.op is None:  # a leaf's gradient with respect to itself
         if targets is not None:
             return [seed if t is root else None for t in targets]
