@@ -436,6 +436,24 @@ def test_the_same_small_matrix_again_reuses_its_input_nodes():
     assert model.trace(X.copy())["x"] is not model.trace(X)["x"]  # another matrix
 
 
+def test_the_same_dict_of_arrays_again_reuses_its_input_nodes_while_they_hold():
+    model = Formula("y = w * x", inputs=["x"], values={"w": 2.0})
+    data = {"x": cr.Tensor([1.0, 2.0])}  # a training loop passes one dict at every step
+    first = model.trace(data)["x"]
+    assert model.trace(data)["x"] is first
+    data["x"].data[0] = 5.0  # in place: the node holds the same array
+    np.testing.assert_array_equal(model(data).data, [10.0, 4.0])
+    data["x"].data = np.array([3.0, 3.0])  # a new array in the Tensor: new nodes
+    np.testing.assert_array_equal(model(data).data, [6.0, 6.0])
+    data["x"] = np.array([1.0, 0.0])  # a new value in the dict: new nodes
+    np.testing.assert_array_equal(model(data).data, [2.0, 0.0])
+    data["x"] = [4.0, 1.0]  # a list is converted at every call: never reused
+    np.testing.assert_array_equal(model(data).data, [8.0, 2.0])
+    data["x"][0] = 0.0
+    np.testing.assert_array_equal(model(data).data, [0.0, 2.0])
+    assert model.trace(dict(data))["x"] is not model.trace(data)["x"]  # another dict
+
+
 def test_binding_to_the_data_refuses_a_column_the_formula_does_not_use():
     # a typo (x_2 for the column x2) must not turn into a parameter while x2 is ignored
     model = Formula("p = w1*x1 + w2*x_2 + b")

@@ -49,6 +49,17 @@ def test_an_intermediates_data_cannot_be_changed_while_a_graph_needs_it():
     np.testing.assert_array_equal(x.grad, 4 * x.data**3)
 
 
+def test_an_input_whose_values_no_rule_reads_stays_writable_and_changes_nothing():
+    # add, sub, neg, sum and mean read only their inputs' shapes (as PyTorch, which
+    # checks only what an op saves): changing such an input cannot make a gradient wrong.
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    z = x * 3.0
+    y = (z + 1.0).sum() - z.mean()
+    z.data[0] = 100.0  # allowed: no rule of add, sum, mean or sub reads z's values
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [1.5, 1.5])  # 3 * (1 - 1/2)
+
+
 @pytest.mark.parametrize("how", ["inplace", "replace"])
 def test_backward_through_a_changed_input_names_the_op(how):
     x = cr.tensor([1.0, 2.0], requires_grad=True, name="x")

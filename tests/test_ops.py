@@ -765,6 +765,30 @@ def test_gradient_matches_finite_differences(name, data):
     cr.check_grads(weighted_sum(name, case, weights), *case.args)
 
 
+SHAPE_ONLY = sorted(name for name, op in OPS.items() if not op.reads_inputs)
+
+
+def test_the_ops_that_read_only_shapes_are_the_expected_ones():
+    assert SHAPE_ONLY == ["add", "mean", "neg", "sub", "sum"]
+
+
+@pytest.mark.parametrize("name", SHAPE_ONLY)
+@EXAMPLES
+@given(data=st.data())
+def test_rules_marked_reads_inputs_false_give_the_same_gradient_for_any_values(name, data):
+    # The engine neither guards nor checks these ops' inputs: their rules must not read
+    # the values. Other inputs (and another output) of the same shapes change nothing.
+    op = OPS[name]
+    case = draw_case(data, name)
+    out = op.forward(*case.args, **case.attrs)
+    g = np.asarray(data.draw(hnp.arrays(np.float64, np.shape(out), elements=st.floats(-2, 2))))
+    other = [a + 1.5 for a in case.args]
+    for i, rule in enumerate(op.rules):
+        expected = rule(g, out, *case.args, **case.attrs)
+        found = rule(g, np.asarray(out) - 3.0, *other, **case.attrs)
+        np.testing.assert_array_equal(found, expected, err_msg=f"{name}, input {i + 1}")
+
+
 NAMED_SHAPES = [((3, 1), (4,)), ((), (2, 3)), ((2, 3), ()), ((2, 1, 3), (4, 1)), ((1,), (5,))]
 
 

@@ -40,6 +40,49 @@ def test_updates_are_in_place_and_reported_values_are_snapshots():
     np.testing.assert_array_equal(p.data, [0.0, 1.0, 2.0])
 
 
+def test_steps_keep_the_array_read_only_and_make_older_graphs_stale():
+    # The optimizer writes through a view of its own: the parameter's array stays
+    # read-only (a slip such as p.data[0] = 1 is refused), and a graph recorded before a
+    # step refuses to run backward, at every step, not only the first.
+    from chainrule import Tensor
+    from chainrule.errors import GraphError
+
+    p = Parameter([1.0, 2.0])
+    opt = GradientDescent([p], lr=0.5)
+    for _ in range(2):
+        opt.zero_grad()
+        loss = (p * Tensor([1.0, 1.0])).sum()
+        loss.backward()
+        stale = (p * p).sum()
+        opt.step()
+        assert not p.data.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            p.data[0] = 7.0
+        with pytest.raises(GraphError, match="changed in place"):
+            stale.backward()
+    np.testing.assert_array_equal(p.data, [0.0, 1.0])
+
+
+def test_a_replaced_array_is_the_one_the_next_step_changes():
+    import copy
+
+    p = Parameter([1.0, 2.0])
+    opt = GradientDescent([p], lr=1.0)
+    p.grad = np.array([1.0, 1.0])
+    opt.step()
+    old = p.data
+    p.data = np.array([10.0, 20.0])  # the user puts a new array in place
+    opt.step()
+    np.testing.assert_array_equal(p.data, [9.0, 19.0])
+    np.testing.assert_array_equal(old, [0.0, 1.0])  # the old array is left alone
+    # A copy of the optimizer and its parameters changes the copied parameters only.
+    twin_opt, twin_p = copy.deepcopy((opt, p))
+    twin_p.grad = np.array([1.0, 1.0])
+    twin_opt.step()
+    np.testing.assert_array_equal(twin_p.data, [8.0, 18.0])
+    np.testing.assert_array_equal(p.data, [9.0, 19.0])
+
+
 def test_step_size_is_old_minus_new():
     rng = np.random.default_rng(0)
     p = Parameter(rng.normal(size=(3, 2)))

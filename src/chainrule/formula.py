@@ -535,6 +535,8 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
                             nodes[name] = given
             if type(x) is np.ndarray and x.ndim == 2 and x.size <= _REUSE_INPUTS_UP_TO:
                 self._input_nodes = (x, x.shape, x.dtype, nodes)
+            elif type(x) is dict:
+                self._input_nodes = _dict_of_arrays(x, columns, nodes)
         n = len(next(iter(nodes.values()))) if nodes else 1
         nodes = {**nodes, **self._parameters}
         anomaly = is_anomaly_enabled()
@@ -567,7 +569,15 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
         small matrix again (as at every step of full-batch training) and they are still
         plain constants. They wrap views of ``x``, so they hold its current numbers."""
         cached = self._input_nodes
-        if cached is None or cached[0] is not x or cached[1] != x.shape or cached[2] != x.dtype:
+        if cached is None or cached[0] is not x:
+            return None
+        if type(x) is dict:  # the same dict: the same values, and the same arrays in them
+            if len(x) != len(cached[1]):
+                return None
+            for name, given, array in cached[1]:
+                if x.get(name) is not given or _array_in(given) is not array:
+                    return None
+        elif cached[1] != x.shape or cached[2] != x.dtype:
             return None
         nodes: dict[str, Tensor] = cached[3]
         for name, node in nodes.items():
@@ -620,6 +630,32 @@ Write the inputs' names in the formula, or pass inputs=[...] to Formula
                     "with columns in that order, or a dict name -> values"
                 )
         return _same_length(columns)
+
+
+def _array_in(given: Any) -> Any:
+    """The array that an input value holds: a Tensor's data, or the value itself."""
+    return given.data if isinstance(given, Tensor) else given
+
+
+def _dict_of_arrays(
+    x: dict[Any, Any], columns: dict[str, np.ndarray], nodes: dict[str, Tensor]
+) -> tuple[Any, ...] | None:
+    """What :meth:`Formula._reused_inputs` compares to reuse the input nodes made from
+    the dict ``x`` when the same dict comes again (a training loop passes one dict at
+    every step): each input's value and the array it holds. Only when every column IS
+    that array (no conversion, no copy), so the nodes see any change made in place to
+    it, and the data is small."""
+    entries = []
+    size = 0
+    for name, column in columns.items():
+        given = x.get(name)
+        if given is None or _array_in(given) is not column or nodes[name].data is not column:
+            return None
+        size += column.size
+        entries.append((name, given, column))
+    if len(entries) != len(x) or size > _REUSE_INPUTS_UP_TO:
+        return None
+    return (x, tuple(entries), None, nodes)
 
 
 def _same_length(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -62,6 +62,11 @@ class Op:
     ``differentiable=False`` marks an op without gradient (argmax): it has no rules and
     returns plain arrays.
 
+    ``reads_inputs=False`` says that the rules read only the inputs' shapes, never their
+    values (add, sub, neg, sum, mean): the engine then does not keep those inputs
+    read-only for the backward pass, nor check them for changes made in place, as
+    PyTorch checks only the tensors that an op saves.
+
     >>> op = OPS["tanh"]
     >>> op.formulas, op.arity, op.elementwise
     (('1 - tanh({x})^2',), 1, True)
@@ -84,6 +89,7 @@ class Op:
     activation: bool = False
     signature: Callable[..., tuple[tuple[Any, ...], dict[str, Any]]] | None = None
     entry: Callable[..., tuple[int, tuple[int, ...]] | None] | None = None
+    reads_inputs: bool = True
 
     def __post_init__(self) -> None:
         inputs = 1 if self.arity is None else self.arity
@@ -135,6 +141,9 @@ def value(x: Any) -> Any:
 #: attribute lookup costs more than numpy's work on a small array).
 _PLAIN = frozenset((np.ndarray, float, int, bool, type(None), tuple))
 _ndarray = np.ndarray
+_add_reduce = np.add.reduce
+_empty = np.empty
+_ascontiguous = np.ascontiguousarray
 
 
 def call(name: str, *args: Any, **attrs: Any) -> Any:
@@ -169,7 +178,11 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     if g.shape == shape:
         return g
     if not shape:  # back to a single number (a weight or a bias): sum everything
-        return g.sum() if type(g) is np.ndarray else call("sum", g, axis=None, keepdims=False)
+        # (np.add.reduce is what ndarray.sum() calls, without its Python wrapper; into a
+        # 0-d array, as sum's forward, not a numpy scalar that the sweep must convert)
+        if type(g) is _ndarray:
+            return _add_reduce(g, None, None, _empty((), g.dtype))
+        return call("sum", g, axis=None, keepdims=False)
     lead = g.ndim - len(shape)
     axes = list(range(lead))  # the axes that broadcasting added in front...
     for i, n in enumerate(shape):  # ...and those that it stretched from length 1
@@ -514,6 +527,7 @@ def add_b(g, out, a, b):
 _entry(
     Op(
         name="add",
+        reads_inputs=False,
         forward=_broadcasting("add", np.add),
         rules=(add_a, add_b),
         formulas=("1", "1"),
@@ -533,6 +547,7 @@ def sub_b(g, out, a, b):
 _entry(
     Op(
         name="sub",
+        reads_inputs=False,
         forward=_broadcasting("sub", np.subtract),
         rules=(add_a, sub_b),
         formulas=("1", "-1"),
@@ -691,6 +706,9 @@ _entry(
 
 
 def matmul_a(g, out, a, b):
+    if type(g) is _ndarray and type(b) is _ndarray and b.ndim == 2 and a.ndim == 2:
+        # The usual case, written out: g @ b^T has a's shape already (nothing to undo).
+        return np.matmul(_ascontiguous(g), b.T)
     g = _contiguous(g)
     if a.ndim == 1 and b.ndim == 1:  # inner product: out is a scalar
         return g * b
@@ -703,6 +721,8 @@ def matmul_a(g, out, a, b):
 
 
 def matmul_b(g, out, a, b):
+    if type(g) is _ndarray and type(a) is _ndarray and a.ndim == 2 and b.ndim == 2:
+        return np.matmul(a.T, _ascontiguous(g))  # a^T @ g, b's shape already
     g = _contiguous(g)
     if a.ndim == 1 and b.ndim == 1:
         return g * a
@@ -770,6 +790,7 @@ def neg_x(g, out, x):
 _entry(
     Op(
         name="neg",
+        reads_inputs=False,
         forward=np.negative,
         rules=(neg_x,),
         formulas=("-1",),
@@ -1006,12 +1027,17 @@ _entry(
 
 
 def sum_x(g, out, x, axis=None, keepdims=False):
+    if axis is None and type(g) is _ndarray:  # the sum of everything (a loss): g everywhere
+        full = np.empty(x.shape, g.dtype)  # (as broadcast_to's forward, without the call)
+        full[...] = g
+        return full
     return _expand(g, x.shape, axis, keepdims)
 
 
 _entry(
     Op(
         name="sum",
+        reads_inputs=False,
         forward=_reduction("sum"),
         rules=(sum_x,),
         formulas=("1",),
@@ -1032,6 +1058,7 @@ def mean_x(g, out, x, axis=None, keepdims=False):
 _entry(
     Op(
         name="mean",
+        reads_inputs=False,
         forward=_reduction("mean"),
         rules=(mean_x,),
         formulas=("1 / n",),

@@ -34,7 +34,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor, inplace
+from chainrule.tensor import Tensor, mark_changed, writable_view
 
 
 class Update(NamedTuple):
@@ -48,6 +48,12 @@ class Update(NamedTuple):
     slope: np.ndarray
     step_size: np.ndarray
     new_value: np.ndarray
+
+
+#: ``Update`` made from one tuple without the named tuple's Python ``__new__`` (``step``
+#: makes one per parameter per step).
+_update = tuple.__new__
+_ndarray = np.ndarray
 
 
 def _number(name: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
@@ -89,6 +95,8 @@ class Optimizer:
         self.params = _parameter_list(params)
         self.lr = _number("the learning rate", one_learning_rate(lr, learning_rate), strict=True)
         self.steps = 0  # how many times step() ran
+        # parameter index -> (its array, a writable view of it): see step()
+        self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def zero_grad(self) -> None:
         """Forget every parameter's accumulated gradient (gradients add up until then).
@@ -109,21 +117,36 @@ class Optimizer:
         """
         updates = []
         self.steps += 1
+        views = self._views
+        take = self._step
         for i, p in enumerate(self.params):
             slope = p.grad
             if slope is None or not p.requires_grad:  # frozen, or not reached by the loss
                 continue
-            if type(slope) is not np.ndarray:  # a Tensor from backward(create_graph=True)
+            if type(slope) is not _ndarray:  # a Tensor from backward(create_graph=True)
                 slope = np.asarray(slope.data if isinstance(slope, Tensor) else slope)
-            assert slope.shape == p.shape, (slope.shape, p.shape)
-            value = inplace(p)  # writable, and graphs recorded before the step are stale
-            step = self._step(i, value, slope)
+            data = p.data
+            assert slope.shape == data.shape, (slope.shape, data.shape)
+            # A writable view of p's array, made once (p's own array stays read-only, so
+            # the next forward pass need not guard it again), while p keeps that array.
+            known = views.get(i)
+            if known is not None and known[0] is data:
+                value = known[1]
+                mark_changed(p)  # graphs recorded before the step are stale
+            else:
+                value = writable_view(p)
+                views[i] = (p.data, value)
+            step = take(i, value, slope)
             value -= step  # in place (no graph is recorded): views of p see the new value
-            updates.append(Update(p, slope, step, value.copy()))
+            updates.append(_update(Update, (p, slope, step, value.copy())))
         return updates
 
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The writable views alias the parameters' arrays: a copy makes its own.
+        return {**self.__dict__, "_views": {}}
 
     #: The optimizer's name in :data:`OPTIMIZERS` (a user's own optimizer: its class name).
     name = ""

@@ -135,6 +135,48 @@ place after the forward pass recorded it; run the forward pass again after chang
     return data
 
 
+def writable_view(t: Tensor) -> np.ndarray:
+    """A writable array on ``t``'s memory, while ``t``'s own array stays read-only.
+
+    For code that changes the same tensor at every step (an optimizer): it keeps the view
+    and writes through it, calling :func:`mark_changed` at each change, instead of making
+    ``t``'s array writable and read-only again around every step (:func:`inplace`). The
+    view serves as long as ``t.data`` is the same array object; a graph recorded before
+    this call is stale, as after :func:`inplace`.
+
+    >>> x = tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> view = writable_view(x)
+    >>> view -= 1.0
+    >>> mark_changed(x)
+    >>> x.data, x.data.flags.writeable
+    (array([0., 1.]), False)
+    """
+    data = inplace(t)
+    view = data.view()
+    _guard(t)  # read-only again (``t._guarded`` was cleared: no version moves on)
+    return view
+
+
+def mark_changed(t: Tensor) -> None:
+    """Record that ``t``'s values changed in place, through a :func:`writable_view`.
+
+    A graph recorded before now refuses to run backward through ``t``.
+
+    >>> x = tensor([1.0, 2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> mark_changed(x)
+    >>> y.backward()
+    Traceback (most recent call last):
+    ...
+    chainrule.errors.GraphError: backward: an input of 'mul' (shape (2,)) was changed in \
+place after the forward pass recorded it; run the forward pass again after changing it
+    """
+    global _CLOCK
+    _CLOCK += 1
+    t._version = _CLOCK
+
+
 #: The grad mode's value while recording in anomaly mode (true, and not ``True``).
 _CHECKING = 2
 
@@ -615,10 +657,14 @@ class Tensor:
     # class (``FUNCTIONS``); these are written out for their signatures or their speed.
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_SUM, self, axis=plain_axis(axis), keepdims=keepdims)
+        if axis is not None:  # (a loss sums everything: no axis to convert)
+            axis = plain_axis(axis)
+        return apply(_SUM, self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return apply(_MEAN, self, axis=plain_axis(axis), keepdims=keepdims)
+        if axis is not None:
+            axis = plain_axis(axis)
+        return apply(_MEAN, self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return apply(_MAX, self, axis=plain_axis(axis), keepdims=keepdims)
@@ -771,11 +817,21 @@ def _result(op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any], data: Any
     mode = _grad_enabled()
     if mode:
         record = False
-        for s in inputs:
-            if s.requires_grad:
-                record = True
-                if s._guarded is not s.data:  # saved for backward: read-only from now on
-                    _guard(s)
+        if op.reads_inputs:
+            for s in inputs:
+                if s.requires_grad:
+                    record = True
+                    if s._guarded is not s.data:  # saved for backward: read-only from now on
+                        if s._guarded is None:  # (the usual case of _guard, inlined)
+                            s.data.setflags(write=False)
+                            s._guarded = s.data
+                        else:
+                            _guard(s)
+        else:  # the rules read shapes only: nothing to keep as it is (add, sum, ...)
+            for s in inputs:
+                if s.requires_grad:
+                    record = True
+                    break
         if record:
             node = _new(Tensor)  # (Tensor._node, inlined)
             node.data = data
@@ -860,6 +916,9 @@ def topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
+_UNIT_SEEDS: dict[np.dtype, np.ndarray] = {}
+
+
 def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     if gradient is None:
         if root.data.size != 1:
@@ -867,8 +926,13 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
                 f"backward: the tensor has shape {root.shape}; backward() without a gradient "
                 "needs a single value (call .sum() first, or pass gradient=...)"
             )
-        # d root / d root = 1 (np.array is 5x faster than np.ones_like for one element)
-        seed = np.array(1.0, dtype=root.data.dtype)
+        # d root / d root = 1: one read-only array per dtype, made once (the rules never
+        # write into a gradient, and every .grad is a copy of its own)
+        seed = _UNIT_SEEDS.get(root.data.dtype)
+        if seed is None:
+            seed = np.array(1.0, dtype=root.data.dtype)
+            seed.setflags(write=False)
+            _UNIT_SEEDS[root.data.dtype] = seed
         if root.data.ndim:
             seed = seed.reshape(root.data.shape)
     else:
@@ -924,7 +988,11 @@ def _backpropagate(
             "backward: this tensor does not depend on anything that requires a gradient "
             "(create the inputs with requires_grad=True)"
         )
-    seed = _seed(root, gradient, create_graph)
+    data = root.data
+    if gradient is None and not data.ndim and not create_graph and data.dtype in _UNIT_SEEDS:
+        seed = _UNIT_SEEDS[data.dtype]  # the usual case of _seed: a loss, d loss / d loss = 1
+    else:
+        seed = _seed(root, gradient, create_graph)
     if root.op is None:  # a leaf's gradient with respect to itself
         if targets is not None:
             return [seed if t is root else None for t in targets]
@@ -956,6 +1024,8 @@ def _backpropagate(
                     "pass retain_graph=True to the first backward to go through it twice"
                 )
             parents, attrs, rules = node.inputs, node.attrs, op.rules
+            saved = op.reads_inputs  # else no input's values matter: none to check
+            variadic = op.arity is None
             if create_graph:  # the rules record a graph of their own: give them Tensors
                 args, out = parents, node
             elif len(parents) == 1:
@@ -969,9 +1039,11 @@ def _backpropagate(
                 i += 1
                 if not parent.requires_grad:
                     continue
-                if parent._version > node._version or parent._guarded is not parent.data:
+                if saved and (
+                    parent._version > node._version or parent._guarded is not parent.data
+                ):
                     raise _changed_in_place(node, parent)
-                if op.arity is None:  # concatenate, stack: one rule, told which input
+                if variadic:  # concatenate, stack: one rule, told which input
                     g_parent = rules[0](g, out, *args, i=i, **attrs)
                 elif attrs:
                     g_parent = rules[i](g, out, *args, **attrs)
