@@ -708,6 +708,10 @@ class Trainer:
     ) -> None:
         """The run is over: record the final pass over every row and why it stopped."""
         history, y = self.history, self.data.y
+        if final is None and self.step_fn is not None:  # replayed by the compiled programs
+            final = self.step_fn.final_pass(
+                self.data.X, self.targets, self.batch_size, self.spec.reduction
+            )
         if final is None:
             final = _final_pass(self.model, self.data.X, y, self.spec, self.batch_size)
         predictions, history.final_loss = final
