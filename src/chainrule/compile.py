@@ -7,6 +7,9 @@ flat *program*. Calling the compiled function replays the program: one numpy cal
 into arrays allocated once (ufuncs write with ``out=``), with no Tensor objects made and no
 graph walked. The arithmetic is the op table's own (its forwards and its rules), so the
 numbers are the eager engine's, to the last bit or nearly (sums may add in another order).
+One pattern is replayed whole: the mean softmax cross-entropy of
+:func:`chainrule.losses.cross_entropy` (``log_softmax``, the product with the target,
+``sum``, ``mean``, ``neg``) is one forward and one rule, in the op table's arithmetic.
 
 What a trace cannot see, it bakes in, as ``jax.jit`` does:
 
@@ -498,6 +501,8 @@ def _cross_entropy_chains(
         found = by_result.get(slot)
         if found is None or found[0] != name or readers[slot] != 1 or slot in outputs:
             return None
+        if not set(found[2]) <= {"axis", "keepdims"}:
+            return None  # a setting this chain does not know
         return found[1], found[2]
 
     chains = []
