@@ -227,13 +227,16 @@ def test_a_compiled_descent_leaves_the_last_slopes_in_grad_and_can_be_stepped_on
 
 
 @pytest.mark.parametrize("lr", [1e6, 1e200])
-def test_a_compiled_run_diverges_as_the_eager_one(lr):
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_compiled_run_diverges_as_the_eager_one(lr, detail):
+    # Without detail no step log keeps the values: the compiled descent keeps the values
+    # before a step by swapping two vectors, and undoes the step from there.
     s = load_scenario("main-ideas")
     runs = []
     for compile_ in (False, True):
         model = s.build_model()
         history = cr.train(model, s.data, learning_rate=lr, stop={"max_steps": 50},
-                           compile=compile_)  # fmt: skip
+                           compile=compile_, detail=detail)  # fmt: skip
         runs.append((model, history))
     (m_eager, eager), (m_compiled, compiled) = runs
     assert compiled.stop_reason == eager.stop_reason == "diverged"
@@ -347,3 +350,20 @@ def test_a_cross_entropy_whose_inner_result_is_read_elsewhere_is_not_fused():
     leaves = [cr.tensor(w0, requires_grad=True), cr.tensor(x0), cr.tensor(onehot)]
     program, _ = Program.trace(loss, leaves, [x0, onehot], leaves[:1])
     assert len(program.forward) == program.ops
+
+
+def test_a_compiled_run_without_detail_advanced_in_pieces_equals_eager():
+    # The values move between two vectors at each step; every program (the numba one of
+    # the seed too) and the parameters' arrays must follow them across calls of advance.
+    s = load_scenario("main-ideas")
+    runs = []
+    for compile_ in (False, True):
+        model = s.build_model()
+        trainer = cr.Trainer(model, s.data, learning_rate=0.1, stop={"max_steps": 25},
+                             detail=False, compile=compile_)  # fmt: skip
+        while not trainer.done:
+            trainer.advance(4)
+        runs.append((model, trainer.history))
+    (m_eager, eager), (m_compiled, compiled) = runs
+    _assert_same_run(m_eager, eager, m_compiled, compiled)
+    assert compiled.final_values == eager.final_values

@@ -1161,6 +1161,14 @@ class TrainingStep:
         assert grads is not None
         return out, float(loss.reshape(())), grads
 
+    def values_moved(self, values: np.ndarray) -> None:
+        """The parameters' values now live in the flat vector ``values`` (and their
+        arrays are views into it): programs that read the values in one copy read it."""
+        self.flat = (values, self.flat[1])
+        for program in self._programs.values():
+            if program.values_flat is not None:
+                program.values_flat = values
+
     def final_pass(
         self, X: np.ndarray, y: np.ndarray, chunk: int | None, reduction: str | None
     ) -> tuple[np.ndarray, float] | None:

@@ -349,11 +349,16 @@ class _Descent:
         self.step_sizes = self.block[2 * size :]
         self.saved = np.empty(size, dtype=self.block.dtype)  # the values before a step
         self.slope_views: list[np.ndarray] = []
+        # Each parameter's array in each of the two vectors that take turns holding the
+        # values (see :meth:`step_aside`), by the vector's id.
+        self.views: dict[int, list[np.ndarray]] = {id(self.values): [], id(self.saved): []}
         start = 0
         for p in params:
             end = start + p.size
             self.values[start:end] = np.reshape(p.data, -1)
             p.data = self.values[start:end].reshape(p.shape)
+            self.views[id(self.values)].append(p.data)
+            self.views[id(self.saved)].append(self.saved[start:end].reshape(p.shape))
             inplace(p)  # a graph recorded before now is stale: its values moved
             slope = self.slopes[start:end].reshape(p.shape)
             slope[...] = 0
@@ -376,6 +381,23 @@ class _Descent:
         np.multiply(self.slopes, self.lr, out=self.step_sizes)
         np.subtract(self.values, self.step_sizes, out=self.values)
         self.optimizer.steps += 1
+
+    def step_aside(self) -> np.ndarray:
+        """Take the step, writing the new values into the other of two vectors, which the
+        parameters' arrays then view; return the vector of the values before the step.
+
+        Keeping the values before a step (to undo one that diverges) is then a swap of two
+        vectors rather than a copy of every value at every step. For a run without a step
+        log only: the values leave the block that a log copies in one go.
+        """
+        before, after = self.values, self.saved
+        np.multiply(self.slopes, self.lr, out=self.step_sizes)
+        np.subtract(before, self.step_sizes, out=after)
+        for p, view in zip(self.params, self.views[id(after)], strict=True):
+            p.data = view
+        self.values, self.saved = after, before
+        self.optimizer.steps += 1
+        return before
 
     def largest_step(self) -> float:
         """The largest step size, in size."""
@@ -629,10 +651,12 @@ class Trainer:
                         break
 
                     if descent is not None:  # the slopes are in place: step, record, check
-                        if log is None:
-                            np.copyto(descent.saved, descent.values)
-                            saved = descent.saved
-                        descent.step()
+                        if log is None:  # the values before the step stay where they are
+                            saved = descent.step_aside()
+                            if step_fn is not None:
+                                step_fn.values_moved(descent.values)
+                        else:
+                            descent.step()
                         if log is not None:  # one copy records the step; its sum checks it
                             block = log.next_block()
                             block[...] = descent.block
