@@ -1176,7 +1176,19 @@ class TrainingStep:
         only in chunks of ``chunk`` rows (None: all at once) by the programs of training:
         the chunks have the batches' shapes. The chunks' losses are added up (``reduction``
         ``"sum"``) or weighted by their rows (``"mean"``); None (a loss of the user's
-        own, which may not add up): returns None, for the eager pass."""
+        own, which may not add up): returns None, for the eager pass.
+
+        >>> from chainrule import losses, nn
+        >>> model = nn.MLP([2, 3, 2], activation="relu", seed=0)
+        >>> step = TrainingStep(model, losses.cross_entropy, model.parameters())
+        >>> X, labels = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), np.array([0, 1, 1])
+        >>> onehot = encoded_target("cross_entropy", labels, 2)
+        >>> outputs, loss = step.final_pass(X, onehot, 2, "mean")
+        >>> outputs.shape, step.traces  # chunks of 2 rows and of 1 row: two programs
+        ((3, 2), 2)
+        >>> abs(loss - losses.cross_entropy(model(X), labels).item()) < 1e-12
+        True
+        """
         n = len(X)
         if reduction not in ("sum", "mean") or not n:
             return None
