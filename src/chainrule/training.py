@@ -313,8 +313,11 @@ class _Flat:
         return math.isfinite(total) or all(bool(np.isfinite(a).all()) for a in arrays)
 
     def row_finite(self, row: np.ndarray) -> bool:
-        """Whether every entry of the flat row ``row`` is a finite number (as :meth:`finite`)."""
-        total = sum(row.tolist()) if self._row is not None else np.add.reduce(row)
+        """Whether every entry of the flat row ``row`` is a finite number (as :meth:`finite`,
+        with the sum of the squares for a long row: one BLAS call, twice as fast as numpy's
+        sum; an infinity or a NaN makes it non-finite as well, and so may an overflow, after
+        which each entry is looked at)."""
+        total = sum(row.tolist()) if self._row is not None else np.vdot(row, row)
         return math.isfinite(total) or bool(np.isfinite(row).all())
 
     def largest(self, arrays: Sequence[Any]) -> float:
