@@ -227,13 +227,16 @@ def test_a_compiled_descent_leaves_the_last_slopes_in_grad_and_can_be_stepped_on
 
 
 @pytest.mark.parametrize("lr", [1e6, 1e200])
-def test_a_compiled_run_diverges_as_the_eager_one(lr):
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_compiled_run_diverges_as_the_eager_one(lr, detail):
+    # Without detail no step log keeps the values: the compiled descent keeps the values
+    # before a step by swapping two vectors, and undoes the step from there.
     s = load_scenario("main-ideas")
     runs = []
     for compile_ in (False, True):
         model = s.build_model()
         history = cr.train(model, s.data, learning_rate=lr, stop={"max_steps": 50},
-                           compile=compile_)  # fmt: skip
+                           compile=compile_, detail=detail)  # fmt: skip
         runs.append((model, history))
     (m_eager, eager), (m_compiled, compiled) = runs
     assert compiled.stop_reason == eager.stop_reason == "diverged"
@@ -300,3 +303,67 @@ def test_gradients_written_into_arrays_of_the_wrong_shape_are_refused():
     program, _ = Program.trace(lambda w: (w * w).sum(), [w], [], [w])
     with pytest.raises(CompileError, match=r"shape \(2,\) \(float64\) cannot go into .*\(3,\)"):
         program.write_gradients_into([np.zeros(3)])
+
+
+def test_the_cross_entropy_chain_is_replayed_fused_with_the_eager_numbers():
+    from chainrule.compile import Program
+
+    rng = np.random.default_rng(3)
+    w0, x0 = rng.normal(size=(4, 5)), rng.normal(size=(6, 4))
+    soft = rng.dirichlet(np.ones(5), size=6)  # class probabilities, not one-hot rows
+
+    def loss(w, x, t):
+        z = x @ w
+        ce = -(cr.log_softmax(z, axis=1) * t).sum(axis=1).mean()
+        return 2.0 * ce + (z * z).mean()  # not the root, and z read twice
+
+    w = cr.tensor(w0, requires_grad=True)
+    eager = loss(w, cr.tensor(x0), cr.tensor(soft))
+    eager.backward()
+    f = cr.compile(loss)
+    for _ in range(2):  # the replay reuses its buffers: the second call must agree too
+        value, (slope,) = f(cr.tensor(w0, requires_grad=True), cr.tensor(x0), soft)
+        assert value == pytest.approx(eager.item(), abs=1e-12)
+        np.testing.assert_allclose(slope, w.grad, rtol=0, atol=1e-12)
+    leaves = [cr.tensor(w0, requires_grad=True), cr.tensor(x0), cr.tensor(soft)]
+    program, _ = Program.trace(loss, leaves, [x0, soft], leaves[:1])
+    assert len(program.forward) == program.ops - 4  # five ops replayed as one
+
+
+def test_a_cross_entropy_whose_inner_result_is_read_elsewhere_is_not_fused():
+    from chainrule.compile import Program
+
+    rng = np.random.default_rng(4)
+    w0, x0 = rng.normal(size=(3, 4)), rng.normal(size=(5, 3))
+    onehot = np.eye(4)[rng.integers(0, 4, size=5)]
+
+    def loss(w, x, t):
+        lp = cr.log_softmax(x @ w, axis=1)
+        return -(lp * t).sum(axis=1).mean() + lp.sum() * 0.01
+
+    w = cr.tensor(w0, requires_grad=True)
+    eager = loss(w, cr.tensor(x0), cr.tensor(onehot))
+    eager.backward()
+    value, (slope,) = cr.compile(loss)(cr.tensor(w0, requires_grad=True), cr.tensor(x0), onehot)
+    assert value == pytest.approx(eager.item(), abs=1e-12)
+    np.testing.assert_allclose(slope, w.grad, rtol=0, atol=1e-12)
+    leaves = [cr.tensor(w0, requires_grad=True), cr.tensor(x0), cr.tensor(onehot)]
+    program, _ = Program.trace(loss, leaves, [x0, onehot], leaves[:1])
+    assert len(program.forward) == program.ops
+
+
+def test_a_compiled_run_without_detail_advanced_in_pieces_equals_eager():
+    # The values move between two vectors at each step; every program (the numba one of
+    # the seed too) and the parameters' arrays must follow them across calls of advance.
+    s = load_scenario("main-ideas")
+    runs = []
+    for compile_ in (False, True):
+        model = s.build_model()
+        trainer = cr.Trainer(model, s.data, learning_rate=0.1, stop={"max_steps": 25},
+                             detail=False, compile=compile_)  # fmt: skip
+        while not trainer.done:
+            trainer.advance(4)
+        runs.append((model, trainer.history))
+    (m_eager, eager), (m_compiled, compiled) = runs
+    _assert_same_run(m_eager, eager, m_compiled, compiled)
+    assert compiled.final_values == eager.final_values

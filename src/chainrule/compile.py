@@ -7,6 +7,9 @@ flat *program*. Calling the compiled function replays the program: one numpy cal
 into arrays allocated once (ufuncs write with ``out=``), with no Tensor objects made and no
 graph walked. The arithmetic is the op table's own (its forwards and its rules), so the
 numbers are the eager engine's, to the last bit or nearly (sums may add in another order).
+One pattern is replayed whole: the mean softmax cross-entropy of
+:func:`chainrule.losses.cross_entropy` (``log_softmax``, the product with the target,
+``sum``, ``mean``, ``neg``) is one forward and one rule, in the op table's arithmetic.
 
 What a trace cannot see, it bakes in, as ``jax.jit`` does:
 
@@ -135,6 +138,10 @@ class Program:
         self._zero: list[tuple[int, np.ndarray]] = []
         self._ones = np.ones(())
         self._steps: list[tuple[str, tuple[int, ...], dict[str, Any], int]] = []
+        # Cross-entropy chains replayed as one forward and one rule (by the loss's slot),
+        # and the slots of their inner steps, which are not replayed one by one.
+        self._chains: dict[int, _CrossEntropy] = {}
+        self._fused_away: set[int] = set()
         #: The numba replay of this program (see :class:`SmallProgram`), when made.
         self.small: SmallProgram | None = None
 
@@ -237,8 +244,15 @@ class Program:
             for s in set(slots):
                 readers[s] += 1
         into = _fused_into(steps, made, readers, set(self.outputs), traced)
+        chains = _cross_entropy_chains(steps, readers, set(self.outputs), needs, traced)
+        self._chains = {chain.loss: chain for chain in chains}
+        self._fused_away = {o for chain in chains for o in chain.inner}
         self.forward = [
-            _forward_step(op, s, a, o, data, into.get(o)) for op, s, a, o, data in steps
+            self._chains[o].forward
+            if o in self._chains
+            else _forward_step(op, s, a, o, data, into.get(o))
+            for op, s, a, o, data in steps
+            if o not in self._fused_away
         ]
         if targets is None:
             return
@@ -281,13 +295,18 @@ class Program:
         traced, gets = self._traced, self._gets
         written = [False] * self.size
         self.backward = []
+        lp_chains = {chain.lp: chain for chain in self._chains.values()}
         for op, slots, attrs, o, i, s in self._sweep:
+            if o in self._chains or (o in self._fused_away and o not in lp_chains):
+                continue  # a rule inside a cross-entropy chain: done by the chain's rule
             if s not in dest and (gets[s] > 1 or s in targets):
                 # Added to more than once, or handed out: a buffer of its own.
                 dest[s] = np.empty(traced[s].shape, dtype=traced[s].dtype)
-            self.backward.append(
-                _backward_step(op, slots, attrs, o, i, s, traced, dest.get(s), written[s])
-            )
+            if o in lp_chains:
+                step = _kernel_step(lp_chains[o].rule, s, traced[s], dest.get(s), written[s])
+            else:
+                step = _backward_step(op, slots, attrs, o, i, s, traced, dest.get(s), written[s])
+            self.backward.append(step)
             written[s] = True
         # A target the loss does not reach has gradient 0, written once.
         self._zero = []
@@ -409,6 +428,116 @@ def _fused_into(
         ):
             into[o] = a
     return into
+
+
+class _CrossEntropy:
+    """``-mean(sum(log_softmax(z, axis=1) * t, axis=1))`` replayed as one forward and one
+    rule (the mean softmax cross-entropy of :func:`chainrule.losses.cross_entropy`, with
+    ``t`` one-hot rows or class probabilities that need no gradient).
+
+    Op by op, this chain is about 20 numpy calls on small arrays, each writing a new
+    array. Here the forward is seven calls and the rule for ``z`` five, into arrays made
+    once, with the op table's arithmetic in the op table's order: the shift by each row's
+    maximum, ``exp``, the row sums and ``log`` of ``log_softmax``; then the rules of
+    ``neg``, ``mean``, ``sum`` and ``mul`` give ``g_lp = t * (-g / n)`` and
+    ``log_softmax``'s rule ``g_lp - exp(log_softmax) * sum(g_lp, axis=1)``. So the
+    gradient is the eager engine's to the bit; the loss, one dot product of ``lp`` and
+    ``t`` over ``n``, may differ in its last bit (the tests compare both to 1e-12).
+    """
+
+    def __init__(
+        self, z: int, t: int, lp: int, inner: tuple[int, ...], loss: int, like: np.ndarray
+    ):
+        self.z, self.t, self.lp, self.inner, self.loss = z, t, lp, inner, loss
+        rows, dtype = like.shape[0], like.dtype
+        self.rows = rows
+        self.peak = np.empty((rows, 1), dtype=dtype)
+        self.peak_row = self.peak.reshape(rows)
+        self.shifted = np.empty(like.shape, dtype=dtype)
+        self.log_probs = np.empty(like.shape, dtype=dtype)
+        self.value = np.empty((), dtype=dtype)
+        self.g_lp = np.empty(like.shape, dtype=dtype)
+        self.g_sum = np.empty((rows, 1), dtype=dtype)
+
+    def forward(self, v: list[Any]) -> None:
+        z, peak, shifted, lp = v[self.z], self.peak, self.shifted, self.log_probs
+        sums = peak  # (the peak is not read again: its buffer takes the row sums)
+        # Each row's maximum, taken down the columns of z.T: the same numbers, in half
+        # the time of a reduction along rows of ten.
+        np.maximum.reduce(z.T, axis=0, out=self.peak_row)
+        np.subtract(z, peak, out=shifted)
+        np.exp(shifted, out=lp)
+        np.add.reduce(lp, axis=1, keepdims=True, out=sums)
+        np.log(sums, out=sums)
+        np.subtract(shifted, sums, out=lp)
+        # The mean of the rows' sums of lp * t, as one dot product: the loss may differ
+        # from the op-by-op sum in its last bit (a sum in another order); no gradient
+        # reads it.
+        self.value[...] = -(np.vdot(lp, v[self.t]) / self.rows)
+        v[self.lp] = lp
+        v[self.loss] = self.value
+
+    def rule(self, v: list[Any], g: list[Any], out: np.ndarray) -> None:
+        g_lp = np.multiply(v[self.t], np.negative(g[self.loss]) / self.rows, out=self.g_lp)
+        np.add.reduce(g_lp, axis=1, keepdims=True, out=self.g_sum)
+        np.exp(self.log_probs, out=out)
+        np.multiply(out, self.g_sum, out=out)
+        np.subtract(g_lp, out, out=out)
+
+
+def _cross_entropy_chains(
+    steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
+    readers: list[int],
+    outputs: set[int],
+    needs: list[bool],
+    traced: dict[int, np.ndarray],
+) -> list[_CrossEntropy]:
+    """The chains ``neg(mean(sum(mul(log_softmax(z, axis=1), t), axis=1)))`` on 2-D float
+    arrays whose inner results nothing else reads, with ``t`` (of ``z``'s shape) needing
+    no gradient: each is replayed as one :class:`_CrossEntropy`."""
+    by_result = {o: (op.name, slots, attrs) for op, slots, attrs, o, _ in steps}
+
+    def inner(slot: int, name: str) -> tuple[tuple[int, ...], dict[str, Any]] | None:
+        found = by_result.get(slot)
+        if found is None or found[0] != name or readers[slot] != 1 or slot in outputs:
+            return None
+        if not set(found[2]) <= {"axis", "keepdims"}:
+            return None  # a setting this chain does not know
+        return found[1], found[2]
+
+    chains = []
+    for op, slots, attrs, o, data in steps:
+        if op.name != "neg" or attrs:
+            continue
+        mean = inner(slots[0], "mean")
+        if mean is None or mean[1].get("axis") is not None or mean[1].get("keepdims"):
+            continue
+        summed = inner(mean[0][0], "sum")
+        if summed is None or summed[1].get("axis") not in (1, -1) or summed[1].get("keepdims"):
+            continue
+        product = inner(summed[0][0], "mul")
+        if product is None or len(product[0]) != 2 or product[1]:
+            continue
+        for lp, t in (product[0], product[0][::-1]):
+            log_softmax = inner(lp, "log_softmax")
+            if log_softmax is None or log_softmax[1].get("axis", -1) not in (1, -1):
+                continue
+            z = log_softmax[0][0]
+            like = traced[z]
+            if (
+                like.ndim != 2
+                or like.dtype.kind != "f"
+                or needs[t]
+                or t == z
+                or traced[t].shape != like.shape
+                or traced[t].dtype != like.dtype
+                or data.dtype != like.dtype
+            ):
+                continue
+            slots_inside = (lp, summed[0][0], mean[0][0], slots[0])
+            chains.append(_CrossEntropy(z, t, lp, slots_inside, o, like))
+            break
+    return chains
 
 
 def _forward_step(
@@ -590,6 +719,35 @@ def _kernel(
     return None
 
 
+def _kernel_step(
+    kernel: Kernel, s: int, x: np.ndarray, dest: np.ndarray | None, accumulate: bool
+) -> Callable[[list[Any], list[Any]], None]:
+    """A backward step that writes ``kernel``'s gradient for slot ``s`` (traced as ``x``)
+    into a buffer of its own, into ``dest``, or adds it to ``dest`` (``accumulate``)."""
+    if dest is None:
+        own = np.empty(x.shape, dtype=x.dtype)
+
+        def into_own(v: list[Any], g: list[Any]) -> None:
+            kernel(v, g, own)
+            g[s] = own
+
+        return into_own
+    if not accumulate:
+
+        def into_dest(v: list[Any], g: list[Any]) -> None:
+            kernel(v, g, dest)
+            g[s] = dest
+
+        return into_dest
+    scratch = np.empty(x.shape, dtype=x.dtype)
+
+    def add_into_dest(v: list[Any], g: list[Any]) -> None:
+        kernel(v, g, scratch)
+        np.add(dest, scratch, out=dest)
+
+    return add_into_dest
+
+
 def _backward_step(
     op: Op,
     slots: tuple[int, ...],
@@ -617,28 +775,7 @@ def _backward_step(
                 g[s] = g[o]
 
             return passed_on
-        if dest is None:
-            own = np.empty(x.shape, dtype=x.dtype)
-
-            def into_own(v: list[Any], g: list[Any]) -> None:
-                kernel(v, g, own)
-                g[s] = own
-
-            return into_own
-        if not accumulate:
-
-            def into_dest(v: list[Any], g: list[Any]) -> None:
-                kernel(v, g, dest)
-                g[s] = dest
-
-            return into_dest
-        scratch = np.empty(x.shape, dtype=x.dtype)
-
-        def add_into_dest(v: list[Any], g: list[Any]) -> None:
-            kernel(v, g, scratch)
-            np.add(dest, scratch, out=dest)
-
-        return add_into_dest
+        return _kernel_step(kernel, s, x, dest, accumulate)
 
     rule = op.rules[0] if op.arity is None else op.rules[i]
     extra = {"i": i, **attrs} if op.arity is None else attrs
@@ -1023,6 +1160,55 @@ class TrainingStep:
         (loss, out), grads = program.run((X, y))
         assert grads is not None
         return out, float(loss.reshape(())), grads
+
+    def values_moved(self, values: np.ndarray) -> None:
+        """The parameters' values now live in the flat vector ``values`` (and their
+        arrays are views into it): programs that read the values in one copy read it."""
+        self.flat = (values, self.flat[1])
+        for program in self._programs.values():
+            if program.values_flat is not None:
+                program.values_flat = values
+
+    def final_pass(
+        self, X: np.ndarray, y: np.ndarray, chunk: int | None, reduction: str | None
+    ) -> tuple[np.ndarray, float] | None:
+        """The outputs for every row of ``X`` and the loss over them, replayed forward
+        only in chunks of ``chunk`` rows (None: all at once) by the programs of training:
+        the chunks have the batches' shapes. The chunks' losses are added up (``reduction``
+        ``"sum"``) or weighted by their rows (``"mean"``); None (a loss of the user's
+        own, which may not add up): returns None, for the eager pass.
+
+        >>> from chainrule import losses, nn
+        >>> model = nn.MLP([2, 3, 2], activation="relu", seed=0)
+        >>> step = TrainingStep(model, losses.cross_entropy, model.parameters())
+        >>> X, labels = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), np.array([0, 1, 1])
+        >>> onehot = encoded_target("cross_entropy", labels, 2)
+        >>> outputs, loss = step.final_pass(X, onehot, 2, "mean")
+        >>> outputs.shape, step.traces  # chunks of 2 rows and of 1 row: two programs
+        ((3, 2), 2)
+        >>> abs(loss - losses.cross_entropy(model(X), labels).item()) < 1e-12
+        True
+        """
+        n = len(X)
+        if reduction not in ("sum", "mean") or not n:
+            return None
+        chunk = n if chunk is None or chunk >= n else chunk
+        outputs: np.ndarray | None = None
+        total = 0.0
+        for start in range(0, n, chunk):
+            xb, yb = X[start : start + chunk], y[start : start + chunk]
+            key = (xb.shape, xb.dtype.str, yb.shape, yb.dtype.str)
+            program = self._programs.get(key)
+            if program is None:
+                program = self._trace(xb, yb, key)
+            (loss, part), _ = program.run((xb, yb), backward=False)
+            if outputs is None:
+                outputs = np.empty((n, *part.shape[1:]), dtype=part.dtype)
+            outputs[start : start + len(part)] = part
+            value = float(loss.reshape(()))
+            total += value if reduction == "sum" else value * len(part)
+        assert outputs is not None
+        return outputs, total if reduction == "sum" else total / n
 
     def _trace(self, X: np.ndarray, y: np.ndarray, key: tuple[Any, ...]) -> Program:
         where = "train(compile=True)"
