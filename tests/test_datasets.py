@@ -631,3 +631,10 @@ def test_csv_integer_targets_stay_float_regression(tmp_path):
     assert data.task == "regression"
     assert data.target.dtype == np.float64
     assert data.target.tolist() == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "spirals", "xor"])
+def test_noise_so_large_that_points_overflow_is_refused(name):
+    # 4.8e307 times a normal draw overflows the coordinates to infinity.
+    with pytest.raises(ChainruleError, match="noise must be at most 1000"):
+        load_dataset(name, noise=4.765540848589749e307)

@@ -526,6 +526,12 @@ def dosage() -> Dataset:
     return Dataset({"dosage": [0.0, 0.5, 1.0]}, [0.0, 1.0, 0.0], "observed", "dosage", "regression")
 
 
+#: The largest noise a generated data set takes: its points lie within a few units of the
+#: origin, so noise far above 1 only buries them, and noise near the largest float64 makes
+#: coordinates that overflow to infinity.
+MAX_NOISE = 1000.0
+
+
 def _check_generator_options(dataset: str, n: int, noise: float) -> None:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
         raise ChainruleError(f"data set '{dataset}': n must be an integer >= 2, got {n!r}")
@@ -537,6 +543,11 @@ def _check_generator_options(dataset: str, n: int, noise: float) -> None:
     ):
         raise ChainruleError(
             f"data set '{dataset}': noise must be a finite number >= 0, got {noise!r}"
+        )
+    if noise > MAX_NOISE:
+        raise ChainruleError(
+            f"data set '{dataset}': noise must be at most {MAX_NOISE:g} (the points lie "
+            f"within a few units of the origin), got {noise!r}"
         )
 
 
