@@ -20,6 +20,9 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
+# Waits measure the page, not the machine: on two cores shared with other work a Run
+# frame can take seconds, so an expectation waits up to 20 s (Playwright's default is 5 s).
+sync_api.expect.set_options(timeout=20_000)
 
 CHROMIUM = os.environ.get("CHAINRULE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
