@@ -1216,14 +1216,23 @@ def _public_function(op: Op) -> Callable[..., Any]:
     return function
 
 
+#: Each op's parameter names, read from its forward's signature once (reading a signature
+#: costs more than a small op's arithmetic, and functions such as cross_entropy's
+#: log_softmax are called every step).
+_PARAMETER_NAMES: dict[str, tuple[str, ...]] = {}
+
+
 def _parameters(op: Op) -> tuple[str, ...]:
     """The names of an op's parameters: its forward's arguments after the inputs."""
-    names = [
-        p.name
-        for p in inspect.signature(op.forward).parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-    return tuple(names[op.arity or 0 :])
+    names = _PARAMETER_NAMES.get(op.name)
+    if names is None:
+        every = [
+            p.name
+            for p in inspect.signature(op.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        names = _PARAMETER_NAMES[op.name] = tuple(every[op.arity or 0 :])
+    return names
 
 
 def _arguments(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
