@@ -122,9 +122,7 @@ def inplace(t: Tensor) -> np.ndarray:
     chainrule.errors.GraphError: backward: an input of 'mul' (shape (2,)) was changed in \
 place after the forward pass recorded it; run the forward pass again after changing it
     """
-    global _CLOCK
-    _CLOCK += 1
-    t._version = _CLOCK
+    mark_changed(t)
     data = t.data
     if not data.flags.writeable:
         try:
