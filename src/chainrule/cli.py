@@ -810,14 +810,20 @@ def _add_lesson_commands(command: Callable[[str, str, str], argparse.ArgumentPar
 # ---------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
+def _at_least(text: str, least: int) -> int:
+    """An option's whole number, ``least`` or more."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    """A whole number >= 1 (a count of steps, points, rows)."""
+    return _at_least(text, 1)
 
 
 #: A run of more steps than this shows its first and last LONG_RUN_ENDS steps by default
@@ -841,13 +847,7 @@ def _dpi(text: str) -> int:
 
 def _whole_number(text: str) -> int:
     """A whole number >= 0 (``--width 0``: no limit)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+    return _at_least(text, 0)
 
 
 def _float(text: str) -> float:
