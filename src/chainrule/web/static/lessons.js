@@ -2,7 +2,8 @@
 // same player as `chainrule lesson` and renders each block with the handout's renderer;
 // this file only lays the blocks out and sends the learner's answers to be checked
 // (docs/web.md, "Lessons"). A checkpoint's answer never comes to the page before the
-// learner answers.
+// learner answers. It calls the server and builds elements with app.js's `api` and `el`
+// (app.js is loaded first).
 "use strict";
 
 (() => {
@@ -14,29 +15,6 @@
   const status = byId("lessons-status");
   const back = byId("lessons-back");
   let loaded = false;
-
-  async function call(method, path, body) {
-    const options = { method, headers: {} };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    const response = await fetch(path, options);
-    const data = await response.json();
-    if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
-    return data;
-  }
-
-  function make(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v;
-      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v);
-    }
-    node.append(...children);
-    return node;
-  }
 
   function say(text) { status.textContent = text || ""; }
 
@@ -51,11 +29,11 @@
 
   async function showList() {
     say("Loading the lessons...");
-    const { lessons } = await call("GET", "/api/lessons");
-    list.replaceChildren(...lessons.map((lesson) => make("li", {},
-      make("button", { type: "button", class: "lesson-link", onclick: () => openLesson(lesson.name) },
+    const { lessons } = await api("GET", "/api/lessons");
+    list.replaceChildren(...lessons.map((lesson) => el("li", {},
+      el("button", { type: "button", class: "lesson-link", onclick: () => openLesson(lesson.name) },
         lesson.title),
-      make("p", { class: "lesson-summary", text: lesson.summary }))));
+      el("p", { class: "lesson-summary", text: lesson.summary }))));
     loaded = true;
     say("");
     list.hidden = false;
@@ -67,19 +45,19 @@
     say("Playing the lesson: running its commands and drawing its figures...");
     let lesson;
     try {
-      lesson = await call("GET", `/api/lessons/${encodeURIComponent(name)}`);
+      lesson = await api("GET", `/api/lessons/${encodeURIComponent(name)}`);
     } catch (error) {
       say(error.message);
       return;
     }
     const opened = new Set();
     const blocks = lesson.blocks.map((block) => {
-      const box = make("div", { class: `lesson-block ${block.kind}`, "data-block": block.number });
+      const box = el("div", { class: `lesson-block ${block.kind}`, "data-block": block.number });
       box.innerHTML = block.html;  // rendered on the server from the lesson's Markdown, escaped
       if (block.kind === "checkpoint") box.append(checkpoint(lesson.name, block));
       if (block.scenario && !opened.has(block.scenario)) {
         opened.add(block.scenario);
-        box.append(make("button", {
+        box.append(el("button", {
           type: "button", class: "open-scenario",
           onclick: () => openScenario(block.scenario),
         }, `Open ${block.scenario} in the playground`));
@@ -87,7 +65,7 @@
       return box;
     });
     article.replaceChildren(
-      make("p", { class: "lesson-place", text: `Lesson ${lesson.position}: ${lesson.checkpoints} checkpoints` }),
+      el("p", { class: "lesson-place", text: `Lesson ${lesson.position}: ${lesson.checkpoints} checkpoints` }),
       ...blocks);
     list.hidden = true;
     article.hidden = false;
@@ -98,11 +76,11 @@
 
   function checkpoint(name, block) {
     const label = `answer to exercise ${block.checkpoint}`;
-    const input = make("input", { type: "text", inputmode: "decimal", autocomplete: "off", "aria-label": label });
-    const feedback = make("p", { class: "feedback", "aria-live": "polite" });
+    const input = el("input", { type: "text", inputmode: "decimal", autocomplete: "off", "aria-label": label });
+    const feedback = el("p", { class: "feedback", "aria-live": "polite" });
     const send = async (answer) => {
       try {
-        const result = await call("POST",
+        const result = await api("POST",
           `/api/lessons/${encodeURIComponent(name)}/checkpoints/${block.checkpoint}`, { answer });
         feedback.textContent = result.message;
         feedback.className = `feedback ${result.correct ? "ok" : "no"}`;
@@ -112,9 +90,9 @@
       }
     };
     input.addEventListener("keydown", (e) => { if (e.key === "Enter") send(input.value); });
-    return make("div", { class: "answer" }, input,
-      make("button", { type: "button", onclick: () => send(input.value) }, "Check"),
-      make("button", { type: "button", class: "reveal", onclick: () => send("") }, "Show the answer"),
+    return el("div", { class: "answer" }, input,
+      el("button", { type: "button", onclick: () => send(input.value) }, "Check"),
+      el("button", { type: "button", class: "reveal", onclick: () => send("") }, "Show the answer"),
       feedback);
   }
 
