@@ -6,7 +6,7 @@ The layers, lowest first (../shared/design.md; docs/architecture.md):
 0. errors, text, datasets, ops: no Tensor yet
 1. tensor, transforms, numpy: the engine
 2. nn, formula_lang, formula: models
-3. losses, optim, history, training, compile, run, io: training and its record
+3. losses, optim, history, training, compile, kernels, run, io: training and its record
 4. scenario: a scenario file -> a Run's inputs
 5. explain: sentences and derivations read from a Run
 6. plots, export: figures and hand-over, read from a Run (plots may use explain)
@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "history": 3,
     "training": 3,
     "compile": 3,
+    "kernels": 3,
     "run": 3,
     "io": 3,
     "scenario": 4,

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import kernels as _kernels
 from chainrule import tensor as _tensor
 from chainrule.errors import ChainruleError, GraphError
 from chainrule.nn.module import Parameter
@@ -144,6 +145,15 @@ class Program:
         self._fused_away: set[int] = set()
         #: The numba replay of this program (see :class:`SmallProgram`), when made.
         self.small: SmallProgram | None = None
+        #: The fused loops of :mod:`chainrule.kernels` that the replay may call (None:
+        #: numpy calls only).
+        self.kernels: Any = None
+        # A bias added then ReLU, replayed as one loop: the ReLU's slot -> (the add's
+        # slot, the matrix's, the bias's).
+        self._bias_relus: dict[int, tuple[int, int, int]] = {}
+        # The ReLUs whose rule also sums the slope of the bias added before them: the
+        # ReLU's slot -> (the add's slot, the bias's).
+        self._relu_sums: dict[int, tuple[int, int]] = {}
 
     # -- tracing -----------------------------------------------------------------------
 
@@ -155,12 +165,17 @@ class Program:
         inputs: Sequence[np.ndarray],
         targets: Sequence[Tensor] | None,
         where: str = "compile",
+        fused: bool = True,
+        grads_into: Sequence[np.ndarray] | None = None,
     ) -> tuple[Program, Any]:
         """Run ``fn(*args)`` once, recording every op, and build its program.
 
         ``inputs`` are the arrays that change from call to call (a leaf whose array is one
         of them, or a view into one, is read from the call's arrays); ``targets`` the
         tensors to differentiate the first output with respect to (None: no backward).
+        ``fused``: replay the common layers' float64 steps with the fused loops of
+        :mod:`chainrule.kernels` when numba is installed (False: numpy calls only).
+        ``grads_into``: as :meth:`write_gradients_into`, from the start.
         Returns the program and what ``fn`` returned.
         """
         calls: list[tuple[Op, tuple[Tensor, ...], dict[str, Any], Tensor]] = []
@@ -188,7 +203,8 @@ class Program:
                 f"{outs[0].shape}"
             )
         program = cls()
-        program._build(calls, outs, inputs, targets, where)
+        program.kernels = _kernels.get() if fused else None
+        program._build(calls, outs, inputs, targets, where, grads_into)
         return program, result
 
     def _build(
@@ -198,6 +214,7 @@ class Program:
         inputs: Sequence[np.ndarray],
         targets: Sequence[Tensor] | None,
         where: str,
+        grads_into: Sequence[np.ndarray] | None = None,
     ) -> None:
         slot_of: dict[int, int] = {}
         keep: list[Tensor] = []  # holds every traced tensor alive while ids are compared
@@ -244,15 +261,21 @@ class Program:
             for s in set(slots):
                 readers[s] += 1
         into = _fused_into(steps, made, readers, set(self.outputs), traced)
-        chains = _cross_entropy_chains(steps, readers, set(self.outputs), needs, traced)
+        kernels = self.kernels
+        chains = _cross_entropy_chains(steps, readers, set(self.outputs), needs, traced, kernels)
         self._chains = {chain.loss: chain for chain in chains}
         self._fused_away = {o for chain in chains for o in chain.inner}
+        if kernels is not None:
+            self._bias_relus = _bias_relus(steps, made, into, readers, traced)
+        added_in_relu = {add for add, _, _ in self._bias_relus.values()}
         self.forward = [
             self._chains[o].forward
             if o in self._chains
+            else _bias_relu_step(kernels.bias_relu, o, *self._bias_relus[o])
+            if o in self._bias_relus
             else _forward_step(op, s, a, o, data, into.get(o))
             for op, s, a, o, data in steps
-            if o not in self._fused_away
+            if o not in self._fused_away and o not in added_in_relu
         ]
         if targets is None:
             return
@@ -282,7 +305,12 @@ class Program:
                 gets[s] += 1
         self._sweep, self._gets, self._traced = sweep, gets, traced
         self._steps = [(op.name, slots, attrs, o) for op, slots, attrs, o, _ in steps]
-        self._emit_backward(None)
+        if kernels is not None:
+            self._relu_sums = _relu_sums(steps, made, needs, gets, traced)
+        if grads_into is None:
+            self._emit_backward(None)
+        else:
+            self.write_gradients_into(grads_into)
 
     def _emit_backward(self, grads_into: Sequence[np.ndarray] | None) -> None:
         """The backward steps; with ``grads_into`` (one array per target, of its shape),
@@ -296,16 +324,28 @@ class Program:
         written = [False] * self.size
         self.backward = []
         lp_chains = {chain.lp: chain for chain in self._chains.values()}
+        summed = {bias for _, bias in self._relu_sums.values()}
         for op, slots, attrs, o, i, s in self._sweep:
             if o in self._chains or (o in self._fused_away and o not in lp_chains):
                 continue  # a rule inside a cross-entropy chain: done by the chain's rule
+            if s in summed and op.name == "add":
+                continue  # a bias's slope: summed by the rule of the ReLU after it
             if s not in dest and (gets[s] > 1 or s in targets):
                 # Added to more than once, or handed out: a buffer of its own.
                 dest[s] = np.empty(traced[s].shape, dtype=traced[s].dtype)
             if o in lp_chains:
                 step = _kernel_step(lp_chains[o].rule, s, traced[s], dest.get(s), written[s])
+            elif o in self._relu_sums:
+                bias = self._relu_sums[o][1]
+                total = dest.get(bias)
+                if total is None:
+                    total = np.empty(traced[bias].shape, dtype=traced[bias].dtype)
+                step = _relu_sum_step(self.kernels.relu_rule_sum, o, s, bias, traced[s], total)
+                written[bias] = True
             else:
-                step = _backward_step(op, slots, attrs, o, i, s, traced, dest.get(s), written[s])
+                step = _backward_step(
+                    op, slots, attrs, o, i, s, traced, dest.get(s), written[s], self.kernels
+                )
             self.backward.append(step)
             written[s] = True
         # A target the loss does not reach has gradient 0, written once.
@@ -430,6 +470,96 @@ def _fused_into(
     return into
 
 
+def _bias_of(
+    slots: tuple[int, ...], attrs: dict[str, Any], traced: dict[int, np.ndarray]
+) -> tuple[int, int] | None:
+    """``(matrix, bias)`` when an ``add``'s inputs are a float64 matrix and a row of its
+    width (a layer's bias, added to every row), else None."""
+    if attrs or len(slots) != 2 or slots[0] == slots[1]:
+        return None
+    z, b = traced[slots[0]], traced[slots[1]]
+    if z.ndim != 2 or b.shape != z.shape[1:] or z.dtype != np.float64 or b.dtype != z.dtype:
+        return None
+    return slots[0], slots[1]
+
+
+def _bias_relus(
+    steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
+    made: dict[int, str],
+    into: dict[int, int],
+    readers: list[int],
+    traced: dict[int, np.ndarray],
+) -> dict[int, tuple[int, int, int]]:
+    """The ReLUs of a bias added to a matrix written in place (``relu(x @ W + b)``, see
+    :func:`_fused_into`): ReLU's slot -> (the add's slot, the matrix's, the bias's), for
+    one loop (:func:`chainrule.kernels` ``bias_relu``) in place of two numpy calls."""
+    adds = {o: (slots, attrs) for op, slots, attrs, o, _ in steps if op.name == "add"}
+    found = {}
+    for op, slots, attrs, o, _ in steps:
+        if op.name != "relu" or attrs or into.get(o) != slots[0]:
+            continue
+        add = slots[0]
+        if made.get(add) != "add" or readers[add] != 1:
+            continue
+        pair = _bias_of(*adds[add], traced)
+        if pair is not None and into.get(add) == pair[0]:
+            found[o] = (add, *pair)
+    return found
+
+
+def _bias_relu_step(
+    kernel: Callable[..., None], o: int, add: int, z: int, b: int
+) -> Callable[[list[Any]], None]:
+    """``v[o] = relu(v[z] + v[b])`` written over ``v[z]`` by one loop (the add's own
+    result, which no rule reads, is that array too)."""
+
+    def bias_relu(v: list[Any]) -> None:
+        x = v[z]
+        kernel(x, v[b], x)
+        v[add] = v[o] = x
+
+    return bias_relu
+
+
+def _relu_sums(
+    steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
+    made: dict[int, str],
+    needs: list[bool],
+    gets: list[int],
+    traced: dict[int, np.ndarray],
+) -> dict[int, tuple[int, int]]:
+    """The ReLUs after a bias (``relu(z + b)``) whose rule can also give the bias's slope
+    (the sum of the rule's result down its columns) in the same loop: ReLU's slot -> (the
+    add's slot, the bias's). The add's result must reach the loss through the ReLU only,
+    and the bias only through this add."""
+    adds = {o: (slots, attrs) for op, slots, attrs, o, _ in steps if op.name == "add"}
+    found = {}
+    for op, slots, attrs, o, _ in steps:
+        if op.name != "relu" or attrs or made.get(slots[0]) != "add" or gets[slots[0]] != 1:
+            continue
+        pair = _bias_of(*adds[slots[0]], traced)
+        # (numpy sums one column pairwise, several row after row, as the loop does)
+        wide = traced[slots[0]].shape[-1] > 1
+        if pair is not None and wide and needs[pair[1]] and gets[pair[1]] == 1:
+            found[o] = (slots[0], pair[1])
+    return found
+
+
+def _relu_sum_step(
+    kernel: Callable[..., None], o: int, s: int, bias: int, x: np.ndarray, total: np.ndarray
+) -> Callable[[list[Any], list[Any]], None]:
+    """ReLU's rule into ``g[s]`` (a buffer of its own) and its column sums into the
+    bias's slope ``total``, in one loop."""
+    own = np.empty(x.shape, dtype=x.dtype)
+
+    def relu_sum(v: list[Any], g: list[Any]) -> None:
+        kernel(g[o], v[o], own, total)
+        g[s] = own
+        g[bias] = total
+
+    return relu_sum
+
+
 class _CrossEntropy:
     """``-mean(sum(log_softmax(z, axis=1) * t, axis=1))`` replayed as one forward and one
     rule (the mean softmax cross-entropy of :func:`chainrule.losses.cross_entropy`, with
@@ -446,11 +576,22 @@ class _CrossEntropy:
     """
 
     def __init__(
-        self, z: int, t: int, lp: int, inner: tuple[int, ...], loss: int, like: np.ndarray
+        self,
+        z: int,
+        t: int,
+        lp: int,
+        inner: tuple[int, ...],
+        loss: int,
+        like: np.ndarray,
+        kernels: Any = None,
     ):
         self.z, self.t, self.lp, self.inner, self.loss = z, t, lp, inner, loss
         rows, dtype = like.shape[0], like.dtype
         self.rows = rows
+        if kernels is not None and dtype == np.float64:  # one loop each way
+            self.forward = self._forward_loop  # type: ignore[method-assign]
+            self.rule = self._rule_loop  # type: ignore[method-assign]
+            self._loop, self._rule = kernels.cross_entropy, kernels.cross_entropy_rule
         self.peak = np.empty((rows, 1), dtype=dtype)
         self.peak_row = self.peak.reshape(rows)
         self.shifted = np.empty(like.shape, dtype=dtype)
@@ -484,6 +625,14 @@ class _CrossEntropy:
         np.multiply(out, self.g_sum, out=out)
         np.subtract(g_lp, out, out=out)
 
+    def _forward_loop(self, v: list[Any]) -> None:  # the same, as one loop (float64)
+        self.value[...] = self._loop(v[self.z], v[self.t], self.log_probs)
+        v[self.lp] = self.log_probs
+        v[self.loss] = self.value
+
+    def _rule_loop(self, v: list[Any], g: list[Any], out: np.ndarray) -> None:
+        self._rule(self.log_probs, v[self.t], -float(g[self.loss]) / self.rows, out)
+
 
 def _cross_entropy_chains(
     steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
@@ -491,6 +640,7 @@ def _cross_entropy_chains(
     outputs: set[int],
     needs: list[bool],
     traced: dict[int, np.ndarray],
+    kernels: Any = None,
 ) -> list[_CrossEntropy]:
     """The chains ``neg(mean(sum(mul(log_softmax(z, axis=1), t), axis=1)))`` on 2-D float
     arrays whose inner results nothing else reads, with ``t`` (of ``z``'s shape) needing
@@ -535,7 +685,7 @@ def _cross_entropy_chains(
             ):
                 continue
             slots_inside = (lp, summed[0][0], mean[0][0], slots[0])
-            chains.append(_CrossEntropy(z, t, lp, slots_inside, o, like))
+            chains.append(_CrossEntropy(z, t, lp, slots_inside, o, like, kernels))
             break
     return chains
 
@@ -630,7 +780,12 @@ Kernel = Callable[[list[Any], list[Any], np.ndarray], None]
 
 
 def _kernel(
-    op: Op, i: int, slots: tuple[int, ...], o: int, traced: dict[int, np.ndarray]
+    op: Op,
+    i: int,
+    slots: tuple[int, ...],
+    o: int,
+    traced: dict[int, np.ndarray],
+    kernels: Any = None,
 ) -> Kernel | None:
     """The rule of input ``i`` of ``op`` as numpy calls that write into a given array
     (``kernel(v, g, out)``), for the rules of the common layers: the same arithmetic as
@@ -678,6 +833,21 @@ def _kernel(
 
             return same
         axis = None if not x.shape else summed
+        if (
+            kernels is not None
+            and axis == (0,)
+            and result.ndim == 2
+            and result.shape[1] > 1  # numpy sums one column pairwise: keep its numbers
+            and x.dtype == np.float64
+        ):
+            column_sum = kernels.column_sum
+
+            def column_sum_kernel(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                column_sum(g[o], out)
+                if negate:
+                    np.negative(out, out=out)
+
+            return column_sum_kernel
 
         def summed_kernel(v: list[Any], g: list[Any], out: np.ndarray) -> None:
             np.add.reduce(g[o], axis=axis, out=out)
@@ -708,6 +878,13 @@ def _kernel(
 
         return matmul_b
     if name == "relu" and len(slots) == 1:
+        if kernels is not None and x.ndim == 2 and x.dtype == np.float64:
+            relu_rule = kernels.relu_rule
+
+            def relu_loop(v: list[Any], g: list[Any], out: np.ndarray) -> None:
+                relu_rule(g[o], v[o], out)  # the same weights, in one loop
+
+            return relu_loop
         weights = np.empty(x.shape, dtype=x.dtype)
 
         def relu(v: list[Any], g: list[Any], out: np.ndarray) -> None:
@@ -758,6 +935,7 @@ def _backward_step(
     traced: dict[int, np.ndarray],
     dest: np.ndarray | None,
     accumulate: bool,
+    kernels: Any = None,
 ) -> Callable[[list[Any], list[Any]], None]:
     """The rule of input ``i`` of one op: ``g[s] (+)= rule(g[o], v[o], *v[slots])``.
 
@@ -765,7 +943,7 @@ def _backward_step(
     None: ``g[s]`` may be any array, even ``g[o]`` itself (an ``add`` passes its gradient
     on unchanged, so no copy is made).
     """
-    kernel = _kernel(op, i, slots, o, traced) if not attrs else None
+    kernel = _kernel(op, i, slots, o, traced, kernels) if not attrs else None
     x = traced[s]
     if kernel is not None:
         passes_on = op.name == "add" or (op.name == "sub" and i == 0)
@@ -1212,7 +1390,9 @@ class TrainingStep:
 
     def _trace(self, X: np.ndarray, y: np.ndarray, key: tuple[Any, ...]) -> Program:
         where = "train(compile=True)"
-        program, result = Program.trace(self._fn, (X, y), (X, y), self.params, where)
+        program, result = Program.trace(
+            self._fn, (X, y), (X, y), self.params, where, grads_into=self.grads_into
+        )
         if self.check_batches:
             rows = len(X)
             for _, data in program.constants:
@@ -1223,7 +1403,6 @@ class TrainingStep:
                         "replay could not follow the batch; train without compile=True"
                     )
         if self.grads_into is not None:
-            program.write_gradients_into(self.grads_into)
             program.values_flat, program.grads_flat = self.flat
             if self.small:
                 program.small = SmallProgram.of(program)

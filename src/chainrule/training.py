@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.compile import TrainingStep, encoded_target
 from chainrule.datasets import Dataset
 from chainrule.errors import ChainruleError, GraphError
@@ -339,7 +340,9 @@ class _Descent:
     all of them, ``step sizes = lr * slopes`` then ``values -= step sizes``: the numbers of
     :class:`~chainrule.optim.GradientDescent` (and of SGD without momentum or weight
     decay), without its Python per parameter. The vector has the layout of a
-    :class:`StepLog` block, so recording a step is one copy.
+    :class:`StepLog` block, so recording a step is one copy. In float64 with numba
+    installed, the two calls are one loop (:mod:`chainrule.kernels`) that also tells
+    whether every new value is a finite number.
     """
 
     def __init__(self, params: list[Any], optimizer: Optimizer) -> None:
@@ -351,6 +354,13 @@ class _Descent:
         self.slopes = self.block[size : 2 * size]
         self.step_sizes = self.block[2 * size :]
         self.saved = np.empty(size, dtype=self.block.dtype)  # the values before a step
+        loops = kernels.get() if self.block.dtype == np.float64 else None
+        self._descend = loops.descend if loops is not None else None
+        self._descend_values = loops.descend_values if loops is not None else None
+        #: Whether every step writes its step sizes down (a step log records them, the
+        #: step-size stop rule reads them); else they are worked out when asked for.
+        self.keep_step_sizes = True
+        self._sizes_stale = False
         self.slope_views: list[np.ndarray] = []
         # Each parameter's array in each of the two vectors that take turns holding the
         # values (see :meth:`step_aside`), by the vector's id.
@@ -379,32 +389,51 @@ class _Descent:
         )
         return plain and len({p.dtype for p in params}) == 1
 
-    def step(self) -> None:
-        """Take the step: the slopes are in place; the values change in place."""
-        np.multiply(self.slopes, self.lr, out=self.step_sizes)
-        np.subtract(self.values, self.step_sizes, out=self.values)
-        self.optimizer.steps += 1
+    def step(self) -> bool | None:
+        """Take the step: the slopes are in place; the values change in place. Returns
+        whether every new value is a finite number when the fused loop took the step
+        (None: not looked at)."""
+        return self._take(self.values, self.values)
 
-    def step_aside(self) -> np.ndarray:
+    def step_aside(self) -> tuple[np.ndarray, bool | None]:
         """Take the step, writing the new values into the other of two vectors, which the
-        parameters' arrays then view; return the vector of the values before the step.
+        parameters' arrays then view; return the vector of the values before the step, and
+        what :meth:`step` returns.
 
         Keeping the values before a step (to undo one that diverges) is then a swap of two
         vectors rather than a copy of every value at every step. For a run without a step
         log only: the values leave the block that a log copies in one go.
         """
         before, after = self.values, self.saved
-        np.multiply(self.slopes, self.lr, out=self.step_sizes)
-        np.subtract(before, self.step_sizes, out=after)
+        finite = self._take(before, after)
         for p, view in zip(self.params, self.views[id(after)], strict=True):
             p.data = view
         self.values, self.saved = after, before
+        return before, finite
+
+    def _take(self, before: np.ndarray, after: np.ndarray) -> bool | None:
+        """``step sizes = lr * slopes``, ``after = before - step sizes``."""
         self.optimizer.steps += 1
-        return before
+        if self._descend is not None:
+            lr = float(self.lr)
+            if not self.keep_step_sizes:
+                self._sizes_stale = True
+                return bool(self._descend_values(before, self.slopes, lr, after))
+            return bool(self._descend(before, self.slopes, lr, self.step_sizes, after))
+        np.multiply(self.slopes, self.lr, out=self.step_sizes)
+        np.subtract(before, self.step_sizes, out=after)
+        return None
+
+    def _step_sizes(self) -> np.ndarray:
+        """The last step's sizes (worked out now if the step did not keep them)."""
+        if self._sizes_stale:
+            np.multiply(self.slopes, self.lr, out=self.step_sizes)
+            self._sizes_stale = False
+        return self.step_sizes
 
     def largest_step(self) -> float:
         """The largest step size, in size."""
-        sizes = self.step_sizes
+        sizes = self._step_sizes()
         if sizes.size <= 64:  # a few numbers: Python is quicker than two numpy calls
             return max(map(abs, sizes.tolist()), default=0.0)
         return float(np.abs(sizes).max())
@@ -419,7 +448,7 @@ class _Descent:
             Update(
                 p,
                 self.slopes[span].reshape(p.shape).copy(),
-                self.step_sizes[span].reshape(p.shape).copy(),
+                self._step_sizes()[span].reshape(p.shape).copy(),
                 self.values[span].reshape(p.shape).copy(),
             )
             for p, span in zip(self.params, spans, strict=True)
@@ -566,6 +595,7 @@ class Trainer:
             self.step_fn = TrainingStep(model, spec.function, trained)
             if _Descent.suits(opt, trained):  # the optimizer's step in two numpy calls
                 self.descent = _Descent(trained, opt)
+                self.descent.keep_step_sizes = history.detail or rules.step_size is not None
                 self.step_fn.grads_into = self.descent.slope_views
                 self.step_fn.flat = (self.descent.values, self.descent.slopes)
             self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
@@ -655,15 +685,16 @@ class Trainer:
 
                     if descent is not None:  # the slopes are in place: step, record, check
                         if log is None:  # the values before the step stay where they are
-                            saved = descent.step_aside()
+                            saved, finite = descent.step_aside()
                             if step_fn is not None:
                                 step_fn.values_moved(descent.values)
                         else:
-                            descent.step()
-                        if log is not None:  # one copy records the step; its sum checks it
+                            finite = descent.step()
+                        if log is not None:  # one copy records the step
                             block = log.next_block()
                             block[...] = descent.block
-                        finite = flat.row_finite(descent.values if log is None else block)
+                        if finite is None:  # (finite new values: finite slopes and steps)
+                            finite = flat.row_finite(descent.values if log is None else block)
                     else:
                         if step_fn is not None:
                             for p, slope in zip(trained_params, slopes, strict=True):

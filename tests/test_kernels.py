@@ -1,0 +1,133 @@
+"""The fused loops of the compiled replay: numpy's numbers, in one pass each."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import kernels, nn
+from chainrule.datasets import load_dataset
+
+numba = pytest.importorskip("numba")
+K = kernels.get()
+RNG = np.random.default_rng(11)
+
+
+def _matrix(rows=6, cols=5):
+    z = RNG.normal(size=(rows, cols))
+    z[0, 0], z[1, 1], z[2, 2] = 0.0, np.nan, -0.0
+    return z
+
+
+def test_bias_relu_is_numpy_maximum_of_the_sum_with_nan_kept():
+    z, b = _matrix(), RNG.normal(size=5)
+    out = np.empty_like(z)
+    K.bias_relu(z, b, out)
+    np.testing.assert_array_equal(out, np.maximum(z + b, 0.0))
+    assert np.isnan(out[1, 1])
+    K.bias_relu(z, b, z)  # in place, as the replay calls it
+    np.testing.assert_array_equal(z, out)
+
+
+def test_relu_rules_are_the_sign_of_the_result_times_g_and_sum_down_the_columns():
+    r = np.maximum(_matrix(), 0.0)
+    g = RNG.normal(size=r.shape)
+    out, total = np.empty_like(g), np.empty(r.shape[1])
+    K.relu_rule(g, r, out)
+    np.testing.assert_array_equal(out, g * np.sign(r))  # NaN where r is NaN
+    out2 = np.empty_like(g)
+    K.relu_rule_sum(g, r, out2, total)
+    np.testing.assert_array_equal(out2, out)
+    np.testing.assert_array_equal(total, np.add.reduce(out, axis=0))
+
+
+@pytest.mark.parametrize("shape", [(64, 10), (200, 2), (3, 128)])
+def test_column_sum_adds_row_after_row_as_numpy_does(shape):
+    g = RNG.normal(size=shape) * np.exp(RNG.normal(size=shape) * 5)  # order shows in bits
+    total = np.empty(shape[1])
+    K.column_sum(g, total)
+    np.testing.assert_array_equal(total, np.add.reduce(g, axis=0))
+
+
+def test_cross_entropy_and_its_rule_are_the_op_tables():
+    z = RNG.normal(size=(8, 4)) * 3
+    t = np.eye(4)[RNG.integers(0, 4, size=8)]
+    lp = np.empty_like(z)
+    value = K.cross_entropy(z, t, lp)
+    zt = cr.tensor(z, requires_grad=True)
+    loss = -(cr.log_softmax(zt, axis=1) * t).sum(axis=1).mean()
+    loss.backward()
+    assert value == pytest.approx(loss.item(), abs=1e-15)
+    shifted = z - z.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(lp, shifted - np.log(np.exp(shifted).sum(1, keepdims=True)))
+    slope = np.empty_like(z)
+    K.cross_entropy_rule(lp, t, -1.0 / len(z), slope)
+    np.testing.assert_allclose(slope, zt.grad, rtol=0, atol=1e-16)
+
+
+def test_descend_is_two_numpy_calls_and_tells_a_non_finite_value():
+    values, slopes = RNG.normal(size=50), RNG.normal(size=50)
+    sizes, new = np.empty(50), np.empty(50)
+    assert K.descend(values, slopes, 0.1, sizes, new)
+    np.testing.assert_array_equal(sizes, slopes * 0.1)
+    np.testing.assert_array_equal(new, values - slopes * 0.1)
+    for bad in (np.inf, -np.inf, np.nan):
+        slopes[7] = bad
+        assert not K.descend(values, slopes, 0.1, sizes, new)
+
+
+def _digits_run(monkeypatch, fused):
+    if not fused:
+        monkeypatch.setattr(kernels, "get", lambda: None)
+    model = nn.MLP([64, 32, 16, 10], activation="relu", seed=5)
+    trainer = cr.Trainer(
+        model,
+        load_dataset("digits"),
+        loss="cross_entropy",
+        optimizer="sgd",
+        learning_rate=0.1,
+        batch_size=64,
+        stop={"max_steps": 35},  # past the first epoch: the last, smaller batch too
+        compile=fused is not None,
+    )
+    trainer.advance()
+    monkeypatch.undo()
+    return model, trainer
+
+
+def test_a_compiled_mlp_runs_its_layers_on_the_loops_with_the_numpy_replays_numbers(
+    monkeypatch,
+):
+    m_fused, fused = _digits_run(monkeypatch, True)
+    m_numpy, numpy_replay = _digits_run(monkeypatch, False)
+    m_eager, eager = _digits_run(monkeypatch, None)
+    program = next(iter(fused.step_fn._programs.values()))
+    assert program.kernels is K
+    assert len(program._bias_relus) == 2  # relu(x @ W + b), twice: one loop each
+    assert len(program._relu_sums) == 2  # their rules sum the biases' slopes
+    assert fused.descent._descend is not None
+    numpy_program = next(iter(numpy_replay.step_fn._programs.values()))
+    assert numpy_program.kernels is None and not numpy_program._bias_relus
+    for m_other, other in ((m_numpy, numpy_replay), (m_eager, eager)):
+        np.testing.assert_allclose(fused.history.losses, other.history.losses, atol=1e-12)
+        assert fused.history.accuracies == other.history.accuracies
+        assert fused.history.final_loss == pytest.approx(other.history.final_loss, abs=1e-12)
+        for a, b in zip(m_fused.parameters(), m_other.parameters(), strict=True):
+            np.testing.assert_allclose(a.data, b.data, rtol=0, atol=1e-12)
+
+
+def test_the_fused_relu_keeps_the_nan_rule_of_eager():
+    def loss(x, w, b):
+        return (cr.relu(x @ w + b) * 3.0).sum()
+
+    x0 = np.array([[1.0, 0.0], [np.nan, 1.0], [0.0, 0.0]])
+    w0, b0 = np.array([[1.0, -1.0], [2.0, 0.5]]), np.array([0.0, 0.0])
+    w, b = cr.tensor(w0, requires_grad=True), cr.tensor(b0, requires_grad=True)
+    loss(cr.tensor(x0), w, b).backward()
+    f = cr.compile(loss)
+    _, (gw, gb) = f(
+        cr.tensor(x0), cr.tensor(w0, requires_grad=True), cr.tensor(b0, requires_grad=True)
+    )
+    ((program, _),) = f._programs.values()
+    assert program._bias_relus and program._relu_sums  # the loops ran
+    np.testing.assert_array_equal(gw, w.grad)  # NaN where eager has NaN
+    np.testing.assert_array_equal(gb, b.grad)
