@@ -131,3 +131,12 @@ def test_the_fused_relu_keeps_the_nan_rule_of_eager():
     assert program._bias_relus and program._relu_sums  # the loops ran
     np.testing.assert_array_equal(gw, w.grad)  # NaN where eager has NaN
     np.testing.assert_array_equal(gb, b.grad)
+
+
+def test_correct_counts_rows_whose_argmax_is_the_label():
+    out = RNG.normal(size=(40, 5))
+    out[3, 1] = out[3, 4] = 9.0  # a tie: the first one, as argmax
+    out[5, 2] = np.nan  # NaN wins, as in argmax
+    labels = RNG.integers(0, 5, size=40)
+    labels[3], labels[5] = 1, 2
+    assert K.correct(out, labels) == np.count_nonzero(out.argmax(axis=1) == labels)

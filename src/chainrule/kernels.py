@@ -10,6 +10,7 @@ the work in one pass:
 - :func:`column_sum`: a bias's slope on its own;
 - :func:`cross_entropy` and :func:`cross_entropy_rule`: the mean softmax cross-entropy
   of one-hot rows (or class probabilities) and its rule for the logits;
+- ``correct``: how many rows a classifier's outputs get right (``argmax`` and ``==``);
 - :func:`descend` (and ``descend_values``, which does not keep the step sizes): gradient
   descent's step over a flat vector, and whether every new value is a finite number.
 
@@ -170,6 +171,21 @@ def _make() -> SimpleNamespace:
             bad |= (v - v) != 0.0
         return bad == 0
 
+    @jit
+    def correct(out: Any, labels: Any) -> int:
+        """How many rows of ``out`` have their largest entry (the first NaN, or the first of
+        equal ones, as ``argmax``) at the column ``labels`` names."""
+        count = 0
+        for i in range(out.shape[0]):
+            best, at = out[i, 0], 0
+            for j in range(1, out.shape[1]):
+                x = out[i, j]
+                if x > best or (x != x and best == best):
+                    best, at = x, j
+            if at == labels[i]:
+                count += 1
+        return count
+
     return SimpleNamespace(
         bias_relu=bias_relu,
         relu_rule=relu_rule,
@@ -179,4 +195,5 @@ def _make() -> SimpleNamespace:
         cross_entropy_rule=cross_entropy_rule,
         descend=descend,
         descend_values=descend_values,
+        correct=correct,
     )

@@ -127,12 +127,18 @@ def _task_for(data: _Data, loss: LossSpec) -> str | None:
     return data.task if data.task is not None else loss.task
 
 
-def _accuracy(out: np.ndarray, y: np.ndarray, task: str | None, loss: LossSpec) -> float | None:
-    """The fraction of rows whose predicted class is right (None for regression)."""
+def _accuracy(
+    out: np.ndarray, y: np.ndarray, task: str | None, loss: LossSpec, loops: Any = None
+) -> float | None:
+    """The fraction of rows whose predicted class is right (None for regression);
+    ``loops``: :mod:`chainrule.kernels`' loops, to count them in one pass."""
     if task not in ("binary", "multiclass"):
         return None
     labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
     if out.ndim == 2 and out.shape[1] > 1:
+        fits = out.dtype == np.float64 and labels.dtype.kind == "i" and len(labels)
+        if loops is not None and fits:  # argmax and == in one loop
+            return int(loops.correct(out, labels)) / len(labels)
         predicted = out.argmax(axis=1)
     elif task == "binary":
         # Logits for a loss made for two classes (it holds the sigmoid); otherwise outputs
@@ -331,21 +337,22 @@ class _Flat:
 
 
 class _Descent:
-    """StatQuest's step for a compiled run, on one flat vector of numbers.
+    """StatQuest's step for plain gradient descent, on one flat vector of numbers.
 
     The vector is ``[values | slopes | step sizes]``, one number per trained scalar in
     each third: the trained parameters' arrays become views into the first third, the
     compiled step writes its slopes into the second (:meth:`Program.write_gradients_into
-    <chainrule.compile.Program.write_gradients_into>`), and a step is two numpy calls over
+    <chainrule.compile.Program.write_gradients_into>`; an eager step copies each ``.grad``
+    there, :meth:`take_slopes`), and a step is two numpy calls over
     all of them, ``step sizes = lr * slopes`` then ``values -= step sizes``: the numbers of
     :class:`~chainrule.optim.GradientDescent` (and of SGD without momentum or weight
     decay), without its Python per parameter. The vector has the layout of a
-    :class:`StepLog` block, so recording a step is one copy. In float64 with numba
-    installed, the two calls are one loop (:mod:`chainrule.kernels`) that also tells
-    whether every new value is a finite number.
+    :class:`StepLog` block, so recording a step is one copy. With ``loops`` (a compiled
+    run in float64, numba installed: :mod:`chainrule.kernels`) the two calls are one loop
+    that also tells whether every new value is a finite number.
     """
 
-    def __init__(self, params: list[Any], optimizer: Optimizer) -> None:
+    def __init__(self, params: list[Any], optimizer: Optimizer, loops: Any = None) -> None:
         self.optimizer, self.params = optimizer, params
         self.lr = optimizer.lr
         size = sum(p.size for p in params)
@@ -354,7 +361,7 @@ class _Descent:
         self.slopes = self.block[size : 2 * size]
         self.step_sizes = self.block[2 * size :]
         self.saved = np.empty(size, dtype=self.block.dtype)  # the values before a step
-        loops = kernels.get() if self.block.dtype == np.float64 else None
+        loops = loops if self.block.dtype == np.float64 else None
         self._descend = loops.descend if loops is not None else None
         self._descend_values = loops.descend_values if loops is not None else None
         #: Whether every step writes its step sizes down (a step log records them, the
@@ -388,6 +395,27 @@ class _Descent:
             kind is SGD and not optimizer.momentum and not optimizer.weight_decay
         )
         return plain and len({p.dtype for p in params}) == 1
+
+    def take_slopes(self) -> None:
+        """Copy each parameter's slope (``.grad``, after an eager backward pass; None: 0)
+        into the vector of slopes, which ``.grad`` then views."""
+        for p, view in zip(self.params, self.slope_views, strict=True):
+            grad = p.grad
+            if grad is None:
+                view[...] = 0
+            else:
+                view[...] = grad
+            p.grad = view
+
+    def release(self) -> None:
+        """Give each parameter arrays of its own again (its values, read-only as after an
+        optimizer's step, and its last slopes), so that the model no longer holds the
+        run's vectors (four numbers per trained scalar)."""
+        for p, slope in zip(self.params, self.slope_views, strict=True):
+            p.data = p.data.copy()
+            inplace(p).flags.writeable = False  # (the engine lets go of the old array)
+            if p.grad is slope:
+                p.grad = slope.copy()
 
     def step(self) -> bool | None:
         """Take the step: the slopes are in place; the values change in place. Returns
@@ -591,11 +619,15 @@ class Trainer:
         self.step_fn: TrainingStep | None = None
         self.descent: _Descent | None = None
         self.targets = prepared.y
+        # A compiled run may use numba's loops (the time to load them is part of compiling:
+        # an eager run does not pay it).
+        self.loops = kernels.get() if compile else None
+        if _Descent.suits(opt, trained):  # the optimizer's step in two numpy calls (or one loop)
+            self.descent = _Descent(trained, opt, self.loops)
+            self.descent.keep_step_sizes = history.detail or rules.step_size is not None
         if compile:
             self.step_fn = TrainingStep(model, spec.function, trained)
-            if _Descent.suits(opt, trained):  # the optimizer's step in two numpy calls
-                self.descent = _Descent(trained, opt)
-                self.descent.keep_step_sizes = history.detail or rules.step_size is not None
+            if self.descent is not None:  # the slopes are written into the descent's vector
                 self.step_fn.grads_into = self.descent.slope_views
                 self.step_fn.flat = (self.descent.values, self.descent.slopes)
             self.step_fn.check_batches = batch_size is not None and batch_size < prepared.n
@@ -654,7 +686,7 @@ class Trainer:
                     rows = next(batches)
                     # (``take`` makes the batch's copy at about half the cost of X[rows])
                     xb, yb = (X, y) if rows is None else (X.take(rows, 0), y.take(rows, 0))
-                    if descent is None:
+                    if step_fn is None:
                         opt.zero_grad()  # the last step's slopes are used: free them first
                     if step_fn is None:
                         out = model(xb)
@@ -683,6 +715,12 @@ class Trainer:
                             final = (out_data if step_fn is None else out_data.copy(), current)
                         break
 
+                    if step_fn is None:  # backpropagation: every slope
+                        if not loss_value.requires_grad:  # (a GraphError: the CLI names it)
+                            raise GraphError(loss_unreached(list(self.names.values())))
+                        loss_value.backward()
+                        if descent is not None:
+                            descent.take_slopes()
                     if descent is not None:  # the slopes are in place: step, record, check
                         if log is None:  # the values before the step stay where they are
                             saved, finite = descent.step_aside()
@@ -700,9 +738,6 @@ class Trainer:
                             for p, slope in zip(trained_params, slopes, strict=True):
                                 p.grad = slope
                         else:
-                            if not loss_value.requires_grad:  # (a GraphError: the CLI names it)
-                                raise GraphError(loss_unreached(list(self.names.values())))
-                            loss_value.backward()
                             for p in trained_params:  # a parameter the loss ignores: slope 0
                                 if p.grad is None:
                                     p.grad = np.zeros_like(p.data)
@@ -730,7 +765,7 @@ class Trainer:
                     step += 1
                     losses.append(current)
                     if accuracies is not None:
-                        accuracy = _accuracy(out_data, yb, task, spec)
+                        accuracy = _accuracy(out_data, yb, task, spec, self.loops)
                         accuracies.append(math.nan if accuracy is None else accuracy)
                     if end_step is not None:
                         if keep_predictions:  # (a compiled step's outputs are a buffer)
@@ -767,6 +802,8 @@ class Trainer:
     ) -> None:
         """The run is over: record the final pass over every row and why it stopped."""
         history, y = self.history, self.data.y
+        if self.descent is not None:
+            self.descent.release()
         if final is None and self.step_fn is not None:  # replayed by the compiled programs
             final = self.step_fn.final_pass(
                 self.data.X, self.targets, self.batch_size, self.spec.reduction
