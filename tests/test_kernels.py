@@ -75,13 +75,16 @@ def test_descend_is_two_numpy_calls_and_tells_a_non_finite_value():
         assert not K.descend(values, slopes, 0.1, sizes, new)
 
 
-def _digits_run(monkeypatch, fused):
+def _digits_run(monkeypatch, fused, dtype=np.float64):
     if not fused:
         monkeypatch.setattr(kernels, "get", lambda: None)
     model = nn.MLP([64, 32, 16, 10], activation="relu", seed=5)
+    data = load_dataset("digits")
+    for p in model.parameters():
+        p.data = p.data.astype(dtype)
     trainer = cr.Trainer(
         model,
-        load_dataset("digits"),
+        (data.X.astype(dtype), data.target),
         loss="cross_entropy",
         optimizer="sgd",
         learning_rate=0.1,
@@ -104,7 +107,7 @@ def test_a_compiled_mlp_runs_its_layers_on_the_loops_with_the_numpy_replays_numb
     assert program.kernels is K
     assert len(program._bias_relus) == 2  # relu(x @ W + b), twice: one loop each
     assert len(program._relu_sums) == 2  # their rules sum the biases' slopes
-    assert fused.descent._descend is not None
+    assert fused.descent._descend_values is not None
     numpy_program = next(iter(numpy_replay.step_fn._programs.values()))
     assert numpy_program.kernels is None and not numpy_program._bias_relus
     for m_other, other in ((m_numpy, numpy_replay), (m_eager, eager)):
@@ -140,3 +143,29 @@ def test_correct_counts_rows_whose_argmax_is_the_label():
     labels = RNG.integers(0, 5, size=40)
     labels[3], labels[5] = 1, 2
     assert K.correct(out, labels) == np.count_nonzero(out.argmax(axis=1) == labels)
+
+
+def test_the_loops_keep_float32_numbers_as_numpy_rounds_them():
+    z, b = _matrix().astype(np.float32), RNG.normal(size=5).astype(np.float32)
+    out = np.empty_like(z)
+    K.bias_relu(z, b, out)
+    np.testing.assert_array_equal(out, np.maximum(z + b, np.float32(0)))
+    g, total = RNG.normal(size=z.shape).astype(np.float32), np.empty(5, np.float32)
+    K.relu_rule_sum(g, out, z, total)
+    np.testing.assert_array_equal(z, g * np.sign(out))
+    np.testing.assert_array_equal(total, np.add.reduce(z, axis=0))
+    values, slopes = (RNG.normal(size=30).astype(np.float32) for _ in range(2))
+    new = np.empty_like(values)
+    assert K.descend_values(values, slopes, np.float32(0.1), new)
+    np.testing.assert_array_equal(new, values - slopes * 0.1)  # numpy: 0.1 in float32
+
+
+def test_a_compiled_float32_mlp_runs_on_the_loops_with_the_numpy_replays_numbers(monkeypatch):
+    m_fused, fused = _digits_run(monkeypatch, True, np.float32)
+    m_numpy, numpy_replay = _digits_run(monkeypatch, False, np.float32)
+    program = next(iter(fused.step_fn._programs.values()))
+    assert len(program._bias_relus) == 2 and fused.descent._descend_values is not None
+    np.testing.assert_allclose(fused.history.losses, numpy_replay.history.losses, rtol=1e-6)
+    for a, b in zip(m_fused.parameters(), m_numpy.parameters(), strict=True):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a.data, b.data, rtol=0, atol=1e-6)

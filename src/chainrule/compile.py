@@ -25,8 +25,11 @@ gradient descent the parameters live in one flat vector and the program writes t
 into another, so the optimizer's step is two numpy calls over all of them. And a program
 of a few numbers (the seed's network: 3 rows, 7 weights), where numpy's cost per call is
 the whole cost, is replayed by one numba call (:class:`SmallProgram`) when numba is
-installed (``pip install chainrule[fast]``); without it, or for larger programs, the
-numpy replay runs.
+installed (``pip install chainrule[fast]``). In larger programs, with numba, the steps
+of the common layers that numpy makes in two to five calls run as one fused loop each
+(:mod:`chainrule.kernels`): a bias added then ReLU, ReLU's rule with the bias's slope,
+the softmax cross-entropy and its rule, the descent step (``compile(fn)`` uses them too;
+``Program.trace(..., fused=False)`` does not). Without numba, the numpy replay runs.
 
 A new trace is made when an argument's shape or dtype changes, when a captured tensor is
 frozen or unfrozen (``requires_grad`` changes), and when the grad mode changes: inside
@@ -470,6 +473,12 @@ def _fused_into(
     return into
 
 
+#: The dtypes whose elementwise steps run on :mod:`chainrule.kernels`' loops (with the
+#: same numbers: each loop's arithmetic is exact or rounds as numpy's does); the softmax
+#: cross-entropy's loop is float64 only (its sums of exponentials add in float64).
+_LOOPED = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def _bias_of(
     slots: tuple[int, ...], attrs: dict[str, Any], traced: dict[int, np.ndarray]
 ) -> tuple[int, int] | None:
@@ -478,7 +487,7 @@ def _bias_of(
     if attrs or len(slots) != 2 or slots[0] == slots[1]:
         return None
     z, b = traced[slots[0]], traced[slots[1]]
-    if z.ndim != 2 or b.shape != z.shape[1:] or z.dtype != np.float64 or b.dtype != z.dtype:
+    if z.ndim != 2 or b.shape != z.shape[1:] or z.dtype not in _LOOPED or b.dtype != z.dtype:
         return None
     return slots[0], slots[1]
 
@@ -838,7 +847,7 @@ def _kernel(
             and axis == (0,)
             and result.ndim == 2
             and result.shape[1] > 1  # numpy sums one column pairwise: keep its numbers
-            and x.dtype == np.float64
+            and x.dtype in _LOOPED
         ):
             column_sum = kernels.column_sum
 
@@ -878,7 +887,7 @@ def _kernel(
 
         return matmul_b
     if name == "relu" and len(slots) == 1:
-        if kernels is not None and x.ndim == 2 and x.dtype == np.float64:
+        if kernels is not None and x.ndim == 2 and x.dtype in _LOOPED:
             relu_rule = kernels.relu_rule
 
             def relu_loop(v: list[Any], g: list[Any], out: np.ndarray) -> None:
@@ -1331,7 +1340,7 @@ class TrainingStep:
         return self.loss(out, y), out
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, list[Any]]:
-        key = (X.shape, X.dtype.str, y.shape, y.dtype.str)
+        key = (X.shape, X.dtype, y.shape, y.dtype)  # (dtypes hash by value)
         program = self._programs.get(key)
         if program is None:
             program = self._trace(X, y, key)
@@ -1375,7 +1384,7 @@ class TrainingStep:
         total = 0.0
         for start in range(0, n, chunk):
             xb, yb = X[start : start + chunk], y[start : start + chunk]
-            key = (xb.shape, xb.dtype.str, yb.shape, yb.dtype.str)
+            key = (xb.shape, xb.dtype, yb.shape, yb.dtype)
             program = self._programs.get(key)
             if program is None:
                 program = self._trace(xb, yb, key)

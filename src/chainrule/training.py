@@ -136,7 +136,7 @@ def _accuracy(
         return None
     labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
     if out.ndim == 2 and out.shape[1] > 1:
-        fits = out.dtype == np.float64 and labels.dtype.kind == "i" and len(labels)
+        fits = out.dtype.kind == "f" and labels.dtype.kind == "i" and len(labels)
         if loops is not None and fits:  # argmax and == in one loop
             return int(loops.correct(out, labels)) / len(labels)
         predicted = out.argmax(axis=1)
@@ -337,54 +337,76 @@ class _Flat:
 
 
 class _Descent:
-    """StatQuest's step for plain gradient descent, on one flat vector of numbers.
+    """StatQuest's step for plain gradient descent, on flat vectors of numbers.
 
-    The vector is ``[values | slopes | step sizes]``, one number per trained scalar in
-    each third: the trained parameters' arrays become views into the first third, the
-    compiled step writes its slopes into the second (:meth:`Program.write_gradients_into
-    <chainrule.compile.Program.write_gradients_into>`; an eager step copies each ``.grad``
-    there, :meth:`take_slopes`), and a step is two numpy calls over
-    all of them, ``step sizes = lr * slopes`` then ``values -= step sizes``: the numbers of
+    The trained parameters' arrays become views into one flat vector of their values,
+    one number per trained scalar:
+
+    - with a step log (``log``), the vector is the first third of a block ``[values |
+      slopes | step sizes]`` laid out as a :class:`StepLog` block: a step writes all three
+      in place, and recording it is one copy;
+    - without one, two vectors take turns holding the values (:meth:`step_aside`): the
+      values before a step (to undo one that diverges) are kept without a copy, and the
+      step sizes are worked out only when asked for.
+
+    The slopes: a compiled program writes them into the vector ``slopes``
+    (:meth:`Program.write_gradients_into
+    <chainrule.compile.Program.write_gradients_into>`). After an eager backward pass
+    (``eager``) they are each parameter's ``.grad``: copied into that vector with a log
+    (:meth:`take_slopes`), read where they are without one (no vector of slopes is made).
+
+    A step is ``step sizes = lr * slopes`` and ``values - step sizes``, the numbers of
     :class:`~chainrule.optim.GradientDescent` (and of SGD without momentum or weight
-    decay), without its Python per parameter. The vector has the layout of a
-    :class:`StepLog` block, so recording a step is one copy. With ``loops`` (a compiled
-    run in float64, numba installed: :mod:`chainrule.kernels`) the two calls are one loop
-    that also tells whether every new value is a finite number.
+    decay) without its Python per parameter: numpy calls over whole vectors, or one loop
+    that also tells whether every new value is a finite number, with ``loops`` (a
+    compiled run in float64 with numba installed: :mod:`chainrule.kernels`).
     """
 
-    def __init__(self, params: list[Any], optimizer: Optimizer, loops: Any = None) -> None:
-        self.optimizer, self.params = optimizer, params
+    def __init__(
+        self,
+        params: list[Any],
+        optimizer: Optimizer,
+        loops: Any = None,
+        log: bool = False,
+        eager: bool = False,
+    ) -> None:
+        self.optimizer, self.params, self.log = optimizer, params, log
         self.lr = optimizer.lr
         size = sum(p.size for p in params)
-        self.block = np.empty(3 * size, dtype=params[0].dtype)
-        self.values = self.block[:size]
-        self.slopes = self.block[size : 2 * size]
-        self.step_sizes = self.block[2 * size :]
-        self.saved = np.empty(size, dtype=self.block.dtype)  # the values before a step
-        loops = loops if self.block.dtype == np.float64 else None
+        dtype = params[0].dtype
+        parts = 3 if log else 1 if eager else 2
+        self.block = np.empty(parts * size, dtype=dtype)
+        self.values = self._home = self.block[:size]
+        self.slopes = self.block[size : 2 * size] if parts > 1 else None
+        self.step_sizes = self.block[2 * size :] if log else None
+        self.saved = None if log else np.empty(size, dtype=dtype)  # the values before a step
+        loops = loops if dtype.kind == "f" and self.slopes is not None else None
         self._descend = loops.descend if loops is not None else None
         self._descend_values = loops.descend_values if loops is not None else None
-        #: Whether every step writes its step sizes down (a step log records them, the
-        #: step-size stop rule reads them); else they are worked out when asked for.
-        self.keep_step_sizes = True
-        self._sizes_stale = False
         self.slope_views: list[np.ndarray] = []
-        # Each parameter's array in each of the two vectors that take turns holding the
-        # values (see :meth:`step_aside`), by the vector's id.
-        self.views: dict[int, list[np.ndarray]] = {id(self.values): [], id(self.saved): []}
+        # Each parameter's array in each of the vectors that hold the values (two take
+        # turns without a log, see :meth:`step_aside`), by the vector's id.
+        self.views: dict[int, list[np.ndarray]] = {id(self.values): []}
+        if self.saved is not None:
+            self.views[id(self.saved)] = []
         start = 0
         for p in params:
             end = start + p.size
             self.values[start:end] = np.reshape(p.data, -1)
             p.data = self.values[start:end].reshape(p.shape)
             self.views[id(self.values)].append(p.data)
-            self.views[id(self.saved)].append(self.saved[start:end].reshape(p.shape))
+            if self.saved is not None:
+                self.views[id(self.saved)].append(self.saved[start:end].reshape(p.shape))
             inplace(p)  # a graph recorded before now is stale: its values moved
-            slope = self.slopes[start:end].reshape(p.shape)
-            slope[...] = 0
-            self.slope_views.append(slope)
-            p.grad = slope  # the slopes of the last step, as after an eager step
+            if self.slopes is not None:
+                slope = self.slopes[start:end].reshape(p.shape)
+                slope[...] = 0
+                self.slope_views.append(slope)
+                p.grad = slope  # the slopes of the last step, as after an eager step
             start = end
+        # The same parts again, to write the new values through (the engine makes the
+        # arrays handed out as ``.data`` read-only while a graph reads them).
+        self._writable = {key: [v.view() for v in views] for key, views in self.views.items()}
 
     @staticmethod
     def suits(optimizer: Optimizer, params: list[Any]) -> bool:
@@ -408,78 +430,90 @@ class _Descent:
             p.grad = view
 
     def release(self) -> None:
-        """Give each parameter arrays of its own again (its values, read-only as after an
-        optimizer's step, and its last slopes), so that the model no longer holds the
-        run's vectors (four numbers per trained scalar)."""
-        for p, slope in zip(self.params, self.slope_views, strict=True):
-            p.data = p.data.copy()
-            inplace(p).flags.writeable = False  # (the engine lets go of the old array)
-            if p.grad is slope:
-                p.grad = slope.copy()
+        """The run is over: let go of the second vector of values. The parameters keep
+        their arrays (views into the first vector) and their last slopes."""
+        if self.saved is None:
+            return
+        home = self._home
+        if self.values is not home:  # the values are in the other vector: move them home
+            home[...] = self.values
+            for p, view in zip(self.params, self.views[id(home)], strict=True):
+                p.data = view
+            self.values, self.saved = home, self.values
+        del self.views[id(self.saved)], self._writable[id(self.saved)]
+        self.saved = None
 
     def step(self) -> bool | None:
-        """Take the step: the slopes are in place; the values change in place. Returns
-        whether every new value is a finite number when the fused loop took the step
-        (None: not looked at)."""
-        return self._take(self.values, self.values)
+        """Take the step in place (with a step log: the slopes are in the block). Returns
+        whether every new value is a finite number when one loop took the step (None: not
+        looked at)."""
+        assert self.step_sizes is not None and self.slopes is not None
+        self.optimizer.steps += 1
+        values, slopes, sizes = self.values, self.slopes, self.step_sizes
+        if self._descend is not None:
+            return bool(self._descend(values, slopes, self._rate(), sizes, values))
+        np.multiply(slopes, self.lr, out=sizes)
+        np.subtract(values, sizes, out=values)
+        return None
+
+    def _rate(self) -> Any:
+        """The learning rate as a number of the values' dtype: numpy multiplies a float32
+        array by a Python float in float32, and so must the loop."""
+        return self.values.dtype.type(self.lr)
 
     def step_aside(self) -> tuple[np.ndarray, bool | None]:
-        """Take the step, writing the new values into the other of two vectors, which the
-        parameters' arrays then view; return the vector of the values before the step, and
-        what :meth:`step` returns.
+        """Take the step (without a step log), writing the new values into the other of
+        the two vectors, which the parameters' arrays then view; return the vector of the
+        values before the step, and what :meth:`step` returns.
 
-        Keeping the values before a step (to undo one that diverges) is then a swap of two
-        vectors rather than a copy of every value at every step. For a run without a step
-        log only: the values leave the block that a log copies in one go.
+        ``before - lr * slope`` is computed as ``before + slope * -lr``: the same numbers
+        (negating is exact), with no array of step sizes.
         """
+        assert self.saved is not None
         before, after = self.values, self.saved
-        finite = self._take(before, after)
+        self.optimizer.steps += 1
+        finite = None
+        if self._descend_values is not None:
+            finite = bool(self._descend_values(before, self.slopes, self._rate(), after))
+        elif self.slopes is not None:
+            np.multiply(self.slopes, -self.lr, out=after)
+            np.add(before, after, out=after)
+        else:  # an eager step: each slope where backward left it
+            olds, news = self._writable[id(before)], self._writable[id(after)]
+            for p, old, new in zip(self.params, olds, news, strict=True):
+                if p.grad is None:  # a parameter the loss ignores: slope 0
+                    new[...] = old
+                else:
+                    np.multiply(p.grad, -self.lr, out=new)
+                    np.add(old, new, out=new)
         for p, view in zip(self.params, self.views[id(after)], strict=True):
             p.data = view
         self.values, self.saved = after, before
         return before, finite
 
-    def _take(self, before: np.ndarray, after: np.ndarray) -> bool | None:
-        """``step sizes = lr * slopes``, ``after = before - step sizes``."""
-        self.optimizer.steps += 1
-        if self._descend is not None:
-            lr = float(self.lr)
-            if not self.keep_step_sizes:
-                self._sizes_stale = True
-                return bool(self._descend_values(before, self.slopes, lr, after))
-            return bool(self._descend(before, self.slopes, lr, self.step_sizes, after))
-        np.multiply(self.slopes, self.lr, out=self.step_sizes)
-        np.subtract(before, self.step_sizes, out=after)
-        return None
-
-    def _step_sizes(self) -> np.ndarray:
-        """The last step's sizes (worked out now if the step did not keep them)."""
-        if self._sizes_stale:
-            np.multiply(self.slopes, self.lr, out=self.step_sizes)
-            self._sizes_stale = False
-        return self.step_sizes
+    def _slopes(self) -> list[np.ndarray]:
+        """The last step's slopes, one array per parameter."""
+        if self.slope_views:
+            return self.slope_views
+        return [np.zeros(p.shape, p.dtype) if p.grad is None else p.grad for p in self.params]
 
     def largest_step(self) -> float:
         """The largest step size, in size."""
-        sizes = self._step_sizes()
-        if sizes.size <= 64:  # a few numbers: Python is quicker than two numpy calls
-            return max(map(abs, sizes.tolist()), default=0.0)
-        return float(np.abs(sizes).max())
+        if self.step_sizes is not None:
+            sizes = self.step_sizes
+            if sizes.size <= 64:  # a few numbers: Python is quicker than two numpy calls
+                return max(map(abs, sizes.tolist()), default=0.0)
+            return float(np.abs(sizes).max())
+        return max(
+            (float(np.abs(np.multiply(s, self.lr)).max()) for s in self._slopes() if s.size),
+            default=0.0,
+        )
 
     def updates(self) -> list[Update]:
         """The last step as the optimizer reports one (read when a run diverges)."""
-        spans, start = [], 0
-        for p in self.params:
-            spans.append(slice(start, start + p.size))
-            start += p.size
         return [
-            Update(
-                p,
-                self.slopes[span].reshape(p.shape).copy(),
-                self._step_sizes()[span].reshape(p.shape).copy(),
-                self.values[span].reshape(p.shape).copy(),
-            )
-            for p, span in zip(self.params, spans, strict=True)
+            Update(p, np.array(s), np.multiply(s, self.lr), p.data.copy())
+            for p, s in zip(self.params, self._slopes(), strict=True)
         ]
 
 
@@ -623,8 +657,8 @@ class Trainer:
         # an eager run does not pay it).
         self.loops = kernels.get() if compile else None
         if _Descent.suits(opt, trained):  # the optimizer's step in two numpy calls (or one loop)
-            self.descent = _Descent(trained, opt, self.loops)
-            self.descent.keep_step_sizes = history.detail or rules.step_size is not None
+            eager = not compile
+            self.descent = _Descent(trained, opt, self.loops, history.detail, eager)
         if compile:
             self.step_fn = TrainingStep(model, spec.function, trained)
             if self.descent is not None:  # the slopes are written into the descent's vector
@@ -719,8 +753,8 @@ class Trainer:
                         if not loss_value.requires_grad:  # (a GraphError: the CLI names it)
                             raise GraphError(loss_unreached(list(self.names.values())))
                         loss_value.backward()
-                        if descent is not None:
-                            descent.take_slopes()
+                        if descent is not None and log is not None:
+                            descent.take_slopes()  # into the block that the log copies
                     if descent is not None:  # the slopes are in place: step, record, check
                         if log is None:  # the values before the step stay where they are
                             saved, finite = descent.step_aside()
@@ -802,8 +836,10 @@ class Trainer:
     ) -> None:
         """The run is over: record the final pass over every row and why it stopped."""
         history, y = self.history, self.data.y
-        if self.descent is not None:
+        if self.descent is not None:  # (the values before the last step are not needed)
             self.descent.release()
+            if self.step_fn is not None:
+                self.step_fn.values_moved(self.descent.values)
         if final is None and self.step_fn is not None:  # replayed by the compiled programs
             final = self.step_fn.final_pass(
                 self.data.X, self.targets, self.batch_size, self.spec.reduction
