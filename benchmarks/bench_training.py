@@ -156,7 +156,7 @@ def chainrule_train_seed(
     by default for a model this small: every step's values, slopes and step sizes are
     recorded). Returns the final SSR that the History reports. ``dtype="float32"``: the
     parameters and the data in float32."""
-    model = api["Formula"](SEED_FORMULA, inputs=["dosage"])
+    model = api["Formula"](SEED_FORMULA, inputs=["dosage"], dtype=dtype)  # float32 throughout
     _set_named_parameters(model, SEED_START, np.dtype(dtype))
     data: Any = ({"dosage": DOSAGE}, OBSERVED)
     if dtype != "float64":

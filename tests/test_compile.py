@@ -12,6 +12,11 @@ from chainrule.scenario import load_scenario
 from chainrule.scenario.builtin import builtin_scenarios
 
 SCENARIOS = [info.name for info in builtin_scenarios()]
+SEED = """
+y1 = softplus(w1 * dosage + b1)
+y2 = softplus(w2 * dosage + b2)
+predicted = w3 * y1 + w4 * y2 + b3
+"""
 
 
 def _settings(s):
@@ -367,3 +372,27 @@ def test_a_compiled_run_without_detail_advanced_in_pieces_equals_eager():
     (m_eager, eager), (m_compiled, compiled) = runs
     _assert_same_run(m_eager, eager, m_compiled, compiled)
     assert compiled.final_values == eager.final_values
+
+
+def test_a_small_float32_program_replays_on_numba_and_stays_near_eager_float32():
+    pytest.importorskip("numba")
+    from chainrule.compile import SmallProgram
+
+    s = load_scenario("main-ideas")
+    data = (s.data.X.astype(np.float32), s.data.target.astype(np.float32))
+    values = {name: p.item() for name, p in s.build_model().named_parameters()}
+    runs = []
+    for compile_ in (False, True):
+        model = cr.Formula(SEED, inputs=["dosage"], values=values, dtype="float32")
+        trainer = cr.Trainer(
+            model, data, learning_rate=0.05, stop={"max_steps": 30}, compile=compile_
+        )
+        trainer.advance()
+        runs.append((model, trainer))
+    (m_eager, eager), (m_small, small) = runs
+    (program,) = small.step_fn._programs.values()
+    assert isinstance(program.small, SmallProgram) and program.small.mem.dtype == np.float32
+    assert all(p.dtype == np.float32 for p in m_small.parameters())
+    np.testing.assert_allclose(small.history.losses, eager.history.losses, rtol=1e-5)
+    for a, b in zip(m_eager.parameters(), m_small.parameters(), strict=True):
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-5, atol=1e-6)

@@ -1094,9 +1094,11 @@ class SmallProgram:
 
     numpy spends about a microsecond per call whatever the size, so a program on arrays
     of a few numbers (the seed's network: 3 rows, 7 weights) is all call overhead. Here
-    every slot is a run of numbers in one float64 vector, and the program's forward ops
-    and backward rules are rows of an integer table that one jitted loop runs. Made by
-    :meth:`of` for float64 programs of the ops it knows (``add``, ``sub``, ``mul``,
+    every slot is a run of numbers in one vector (float64, or float32 for a float32
+    program: each result is rounded to it, as numpy's are; a few functions, softplus and
+    pow, are worked out in float64 before that), and the program's forward ops and
+    backward rules are rows of an integer table that one jitted loop runs. Made by
+    :meth:`of` for float programs of the ops it knows (``add``, ``sub``, ``mul``,
     ``neg``, ``softplus``, ``pow`` by a constant, ``sum``) whose arrays broadcast only a
     single number against a vector; None otherwise (the numpy replay is used).
     """
@@ -1127,8 +1129,12 @@ class SmallProgram:
         except ImportError:  # no numba: the numpy replay
             return None
         traced = program._traced
+        dtypes = {array.dtype for array in traced.values()}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in _LOOPED:
+            return None  # one float dtype throughout: the numbers are kept in it
+        (dtype,) = dtypes
         for array in traced.values():
-            if array.dtype != np.float64 or array.size > SMALL_MAX_SIZE:
+            if array.size > SMALL_MAX_SIZE:
                 return None
             if array.ndim > 1 and array.size != max(array.shape):
                 return None  # a matrix: the numpy replay
@@ -1177,8 +1183,8 @@ class SmallProgram:
         if self.backward_from == len(rows):
             return None
         self.code = np.array(rows, dtype=np.int64)
-        self.mem = np.zeros(at)
-        self.g = np.zeros(at)
+        self.mem = np.zeros(at, dtype=dtype)
+        self.g = np.zeros(at, dtype=dtype)
         self.root = self.offsets[program.root][0]
         for slot, data in program.constants:
             start, size = self.offsets[slot]
