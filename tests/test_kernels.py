@@ -169,3 +169,23 @@ def test_a_compiled_float32_mlp_runs_on_the_loops_with_the_numpy_replays_numbers
     for a, b in zip(m_fused.parameters(), m_numpy.parameters(), strict=True):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a.data, b.data, rtol=0, atol=1e-6)
+
+
+def test_a_numba_that_does_not_import_leaves_the_numpy_replay(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_numba(name, *args, **kwargs):
+        if name == "numba":
+            raise ImportError("Numba needs NumPy 2.3 or less")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(kernels, "_kernels", None)
+    monkeypatch.setattr(kernels, "_unusable", False)
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    assert kernels.get() is None and not kernels.available()
+    f = cr.compile(lambda w: (cr.relu(w) * w).sum())
+    value, (slope,) = f(cr.tensor(np.array([[1.0, -2.0], [3.0, 0.5]]), requires_grad=True))
+    assert value == pytest.approx(10.25)
+    np.testing.assert_array_equal(slope, [[2.0, 0.0], [6.0, 1.0]])

@@ -43,18 +43,23 @@ from typing import Any
 __all__ = ["available", "get"]
 
 _kernels: SimpleNamespace | None = None
+_unusable = False  # numba is installed but cannot be imported (e.g. too old for numpy)
 
 
 def available() -> bool:
     """Whether numba is installed (without importing it)."""
-    return importlib.util.find_spec("numba") is not None
+    return not _unusable and importlib.util.find_spec("numba") is not None
 
 
 def get() -> SimpleNamespace | None:
-    """The fused loops (see the module's documentation), or None without numba."""
-    global _kernels
+    """The fused loops (see the module's documentation), or None without a numba that
+    imports (the numpy replay is used then)."""
+    global _kernels, _unusable
     if _kernels is None and available():
-        _kernels = _make()
+        try:
+            _kernels = _make()
+        except ImportError:
+            _unusable = True
     return _kernels
 
 
