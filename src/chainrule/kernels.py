@@ -8,15 +8,16 @@ the work in one pass:
 - :func:`bias_relu`: ``relu(z + b)`` (a bias added to each row, then ReLU);
 - :func:`relu_rule_sum`: ReLU's rule, and the bias's slope (the sum down the columns);
 - :func:`column_sum`: a bias's slope on its own;
-- :func:`cross_entropy` and :func:`cross_entropy_rule`: the mean softmax cross-entropy
-  of one-hot rows (or class probabilities) and its rule for the logits;
+- ``row_shift``, ``cross_entropy`` and ``cross_entropy_rule``: the mean softmax
+  cross-entropy of one-hot rows (or class probabilities) and its rule for the logits,
+  around numpy's ``exp`` (vectorised, and the op table's own);
 - ``correct``: how many rows a classifier's outputs get right (``argmax`` and ``==``);
 - :func:`descend` (and ``descend_values``, which does not keep the step sizes): gradient
   descent's step over a flat vector, and whether every new value is a finite number.
 
 The arithmetic is the op table's, written per number in the same order, so the numbers
-are numpy's, except for sums (numpy may add in another order: the last bit) and ``exp``
-and ``log`` (another math library's: within a unit in the last place).
+are numpy's, except for some sums (numpy may add in another order: the last bit) and
+``log`` (another math library's: within a unit in the last place).
 
 :func:`get` returns the loops, compiled by numba on first use (and cached on disk), or
 None when numba is not installed (``pip install chainrule[fast]``): the replay then
@@ -116,41 +117,48 @@ def _make() -> SimpleNamespace:
                 total[j] += g[i, j]
 
     @jit
-    def cross_entropy(z: Any, t: Any, lp: Any) -> float:
-        """``lp = log_softmax(z, axis=1)`` (each row shifted by its maximum, as the op
-        table does) and the mean over rows of ``-sum(lp * t)``, returned."""
+    def row_shift(z: Any, shifted: Any) -> None:
+        """``shifted = z - max(z, axis=1)`` (each row by its maximum, NaN if it has one)."""
         rows, cols = z.shape
-        total = 0.0
         for i in range(rows):
             peak = z[i, 0]
             for j in range(1, cols):
                 x = z[i, j]
                 if x > peak or x != x:
                     peak = x
+            for j in range(cols):
+                shifted[i, j] = z[i, j] - peak
+
+    @jit
+    def cross_entropy(shifted: Any, e: Any, t: Any) -> float:
+        """The rest of ``log_softmax`` after ``e = exp(shifted)`` (numpy's exp, as the op
+        table's): ``e`` becomes ``lp = shifted - log(sum(e, axis=1))``; returns the mean
+        over rows of ``-sum(lp * t)``."""
+        rows, cols = shifted.shape
+        total = 0.0
+        for i in range(rows):
             sums = 0.0
             for j in range(cols):
-                shifted = z[i, j] - peak
-                lp[i, j] = shifted
-                sums += math.exp(shifted)
+                sums += e[i, j]
             log_sum = math.log(sums)
             for j in range(cols):
-                x = lp[i, j] - log_sum
-                lp[i, j] = x
+                x = shifted[i, j] - log_sum
+                e[i, j] = x
                 total += x * t[i, j]
         return -(total / rows)
 
     @jit
-    def cross_entropy_rule(lp: Any, t: Any, scale: Any, out: Any) -> None:
-        """The rule of :func:`cross_entropy` for ``z``, with ``scale`` = the loss's slope
-        over ``-rows``: ``g_lp = t * scale``, then log_softmax's rule
-        ``g_lp - exp(lp) * sum(g_lp)`` row by row."""
-        rows, cols = lp.shape
+    def cross_entropy_rule(e: Any, t: Any, scale: Any, out: Any) -> None:
+        """The rule of :func:`cross_entropy` for ``z``, given ``e = exp(lp)`` and ``scale``
+        = the loss's slope over ``-rows``: ``g_lp = t * scale``, then log_softmax's rule
+        ``g_lp - e * sum(g_lp)`` row by row (``out`` may be ``e``)."""
+        rows, cols = e.shape
         for i in range(rows):
             sums = 0.0
             for j in range(cols):
                 sums += t[i, j] * scale
             for j in range(cols):
-                out[i, j] = t[i, j] * scale - math.exp(lp[i, j]) * sums
+                out[i, j] = t[i, j] * scale - e[i, j] * sums
 
     @jit
     def descend(values: Any, slopes: Any, lr: Any, step_sizes: Any, new: Any) -> bool:
@@ -196,6 +204,7 @@ def _make() -> SimpleNamespace:
         relu_rule=relu_rule,
         relu_rule_sum=relu_rule_sum,
         column_sum=column_sum,
+        row_shift=row_shift,
         cross_entropy=cross_entropy,
         cross_entropy_rule=cross_entropy_rule,
         descend=descend,
