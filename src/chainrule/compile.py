@@ -1273,7 +1273,7 @@ class Compiled:
         arrays = [_array_of(a, name, i) for i, a in enumerate(args)]
         grad_mode = is_grad_enabled()
         wrt = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        key = (tuple((a.shape, a.dtype.str) for a in arrays), wrt, grad_mode)
+        key = (tuple([(a.shape, a.dtype) for a in arrays]), wrt, grad_mode)
         found = self._programs.get(key)
         if found is not None and all(t.requires_grad for t in found[1]):
             program = found[0]
