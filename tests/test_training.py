@@ -624,3 +624,19 @@ def test_a_float32_model_trains_in_float32_throughout(make, data):
 def test_a_formula_dtype_must_be_a_float_type():
     with pytest.raises(ChainruleError, match="dtype must be float64 or float32"):
         Formula("y = w * x", inputs=["x"], dtype="int64")
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_a_value_given_a_new_array_between_two_advances_is_trained_on(compile_):
+    from chainrule.scenario import load_scenario
+
+    s = load_scenario("main-ideas")
+    model = s.build_model()
+    trainer = training.Trainer(model, s.data, learning_rate=0.1, stop=s.stop, compile=compile_)
+    trainer.advance(2)
+    b3 = model.parameter("b3")
+    b3.data = np.array(1.0)  # the learner sets b3 by hand
+    trainer.advance(1)
+    step = trainer.history.steps[-1]
+    assert step.new_values["b3"] == pytest.approx(1.0 - 0.1 * step.slopes["b3"], abs=1e-12)
+    assert b3.item() == pytest.approx(step.new_values["b3"], abs=1e-12)

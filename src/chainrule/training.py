@@ -429,6 +429,17 @@ class _Descent:
                 view[...] = grad
             p.grad = view
 
+    def follow(self) -> None:
+        """Take in a value set from outside between two calls of :meth:`Trainer.advance`:
+        a parameter given a new array (``p.data = ...``) has it copied into the vector,
+        which its array views again."""
+        views, writable = self.views[id(self.values)], self._writable[id(self.values)]
+        for p, view, into in zip(self.params, views, writable, strict=True):
+            if p.data is not view:
+                into[...] = p.data
+                p.data = view
+                inplace(p)  # a graph recorded before now is stale
+
     def release(self) -> None:
         """The run is over: let go of the second vector of values. The parameters keep
         their arrays (views into the first vector) and their last slopes."""
@@ -688,6 +699,8 @@ class Trainer:
         many were taken. A stop rule that fires ends the run (:attr:`done`)."""
         if self.done:
             return 0
+        if self.descent is not None:
+            self.descent.follow()
         model, history, opt, spec = self.model, self.history, self.optimizer, self.spec
         loss_fn, task, flat, trained_params = spec.function, self.task, self.flat, self.trained
         X, y, batches = self.data.X, self.data.y, self.batches
