@@ -56,6 +56,68 @@ _update = tuple.__new__
 _ndarray = np.ndarray
 
 
+class _FlatValues:
+    """A few parameters' values in one flat vector, which a plain descent step changes in
+    two numpy calls before writing each parameter's new value through a writable view of
+    its array (:func:`~chainrule.tensor.writable_view`). The vector is current while each
+    parameter keeps its array and the version that the last step gave it: an array put in
+    its place, or a change made through :func:`~chainrule.tensor.inplace`, makes it stale.
+    """
+
+    #: The most numbers the vector takes: beyond them, copying every value and slope
+    #: through it costs more than the Python per parameter that it saves.
+    LIMIT = 1024
+
+    def __init__(self, params: list[Parameter]) -> None:
+        self.views = [writable_view(p) for p in params]  # (may give p an array of its own)
+        self.arrays = [p.data for p in params]
+        self.dtype = self.arrays[0].dtype
+        sizes = [a.size for a in self.arrays]
+        ends = np.cumsum(sizes).tolist()
+        # (start, end) of each parameter's entries; None when each is a single number
+        self.spans = (
+            None
+            if all(a.ndim == 0 for a in self.arrays)
+            else [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
+        )
+        self.values = np.empty(ends[-1], self.dtype)
+        self.slopes = np.empty(ends[-1], self.dtype)
+        self.write(self.arrays, self.values)
+        mark_changed(*params)  # one version for all: the vector holds the values of it
+        self.version = params[0]._version
+
+    @classmethod
+    def of(cls, params: list[Parameter]) -> _FlatValues | None:
+        """The vector of ``params``' values, or None when they have several dtypes or
+        more than :attr:`LIMIT` numbers."""
+        arrays = [p.data for p in params]
+        dtype = arrays[0].dtype
+        if any(a.dtype != dtype for a in arrays) or sum(a.size for a in arrays) > cls.LIMIT:
+            return None
+        return cls(params)
+
+    def current(self, params: list[Parameter]) -> bool:
+        """Whether the vector still holds ``params``' values."""
+        if len(params) != len(self.arrays):
+            return False
+        version = self.version
+        for p, array in zip(params, self.arrays, strict=True):
+            if p.data is not array or p._version != version:
+                return False
+        return True
+
+    def write(self, arrays: list[np.ndarray], out: np.ndarray) -> None:
+        """Copy ``arrays`` (one per parameter, of its shape) into the flat ``out``."""
+        if self.spans is None:
+            out[:] = arrays
+        else:
+            np.concatenate([a.reshape(-1) for a in arrays], out=out)
+
+    def write_slopes(self, slopes: list[np.ndarray]) -> None:
+        """Copy each parameter's slope into :attr:`slopes`."""
+        self.write(slopes, self.slopes)
+
+
 def _number(name: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
     """``value`` as a finite float >= ``low`` (> ``low`` when ``strict``), or a clear error."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
@@ -97,6 +159,7 @@ class Optimizer:
         self.steps = 0  # how many times step() ran
         # parameter index -> (its array, a writable view of it): see step()
         self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._flat: _FlatValues | None = None  # plain descent on a few numbers: see step()
 
     def zero_grad(self) -> None:
         """Forget every parameter's accumulated gradient (gradients add up until then).
@@ -115,8 +178,12 @@ class Optimizer:
         >>> [u.new_value.tolist() for u in GradientDescent([p], lr=0.1).step()]
         [[0.0, 3.0]]
         """
-        updates = []
         self.steps += 1
+        if self._plain():
+            updates = self._flat_step()
+            if updates is not None:
+                return updates
+        updates = []
         views = self._views
         take = self._step
         for i, p in enumerate(self.params):
@@ -144,9 +211,63 @@ class Optimizer:
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _plain(self) -> bool:
+        """Whether a step is plain descent, ``step size = lr * slope`` for every entry (no
+        state kept between steps), which :meth:`_flat_step` takes on all entries at once."""
+        return False
+
+    def _flat_step(self) -> list[Update] | None:
+        """Plain descent on all the parameters at once, through one flat vector of their
+        values: two numpy calls instead of a few per parameter (the Python per parameter
+        costs more than the arithmetic on a formula's single numbers). The same numbers as
+        the step per parameter. None (nothing done) unless every parameter is trainable
+        and has a slope of its own shape and dtype, and all of them fit
+        :class:`_FlatValues`; the step per parameter takes those cases.
+        """
+        params, flat = self.params, self._flat
+        if flat is None or not flat.current(params):
+            flat = self._flat = _FlatValues.of(params)
+            if flat is None:
+                return None
+        dtype, slopes = flat.dtype, []
+        for p, array in zip(params, flat.arrays, strict=True):  # (a loop: it runs per step)
+            slope = p.grad
+            if (
+                type(slope) is not _ndarray  # None, or a Tensor (create_graph=True)
+                or not p.requires_grad
+                or slope.dtype is not dtype
+                or slope.shape != array.shape
+            ):
+                return None
+            slopes.append(slope)
+        values = flat.values
+        flat.write_slopes(slopes)
+        step = np.multiply(flat.slopes, self.lr)
+        values -= step
+        new = values.copy()  # the ledger's values, apart from the parameters'
+        mark_changed(*params)  # graphs recorded before the step are stale
+        flat.version = params[0]._version
+        updates = []
+        i = 0
+        if flat.spans is None:  # single numbers: new[i, ...] is a 0-d view of entry i
+            for p, view, slope in zip(params, flat.views, slopes, strict=True):
+                value = new[i, ...]
+                view[...] = value
+                updates.append(_update(Update, (p, slope, step[i], value)))
+                i += 1
+        else:
+            for p, view, slope, (start, end) in zip(
+                params, flat.views, slopes, flat.spans, strict=True
+            ):
+                shape = slope.shape
+                value = new[start:end].reshape(shape)
+                view[...] = value
+                updates.append(_update(Update, (p, slope, step[start:end].reshape(shape), value)))
+        return updates
+
     def __getstate__(self) -> dict[str, Any]:
         # The writable views alias the parameters' arrays: a copy makes its own.
-        return {**self.__dict__, "_views": {}}
+        return {**self.__dict__, "_views": {}, "_flat": None}
 
     #: The optimizer's name in :data:`OPTIMIZERS` (a user's own optimizer: its class name).
     name = ""
@@ -187,6 +308,9 @@ class GradientDescent(Optimizer):
 
     def _step(self, i: int, value: np.ndarray, slope: np.ndarray) -> np.ndarray:
         return self.lr * slope
+
+    def _plain(self) -> bool:
+        return True
 
 
 class SGD(Optimizer):
@@ -235,6 +359,9 @@ class SGD(Optimizer):
                 buffer += d
             d = d + self.momentum * buffer if self.nesterov else buffer
         return self.lr * d
+
+    def _plain(self) -> bool:
+        return not self.momentum and not self.weight_decay
 
     def __repr__(self) -> str:
         return (

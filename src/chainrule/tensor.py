@@ -156,10 +156,11 @@ def writable_view(t: Tensor) -> np.ndarray:
     return view
 
 
-def mark_changed(t: Tensor) -> None:
-    """Record that ``t``'s values changed in place, through a :func:`writable_view`.
+def mark_changed(*tensors: Tensor) -> None:
+    """Record that the values of ``tensors`` changed in place, through a
+    :func:`writable_view` (one tick of the version clock for all of them).
 
-    A graph recorded before now refuses to run backward through ``t``.
+    A graph recorded before now refuses to run backward through any of them.
 
     >>> x = tensor([1.0, 2.0], requires_grad=True)
     >>> y = (x * x).sum()
@@ -172,7 +173,8 @@ place after the forward pass recorded it; run the forward pass again after chang
     """
     global _CLOCK
     _CLOCK += 1
-    t._version = _CLOCK
+    for t in tensors:
+        t._version = _CLOCK
 
 
 #: The grad mode's value while recording in anomaly mode (true, and not ``True``).
