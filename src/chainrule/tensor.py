@@ -1078,7 +1078,8 @@ def _backpropagate(
         _accumulate(node, g)
     for leaf, g in grads.items():
         if leaf.grad is None and type(g) is _ndarray:  # the usual case: a copy of its own
-            leaf.grad = g.astype(leaf.data.dtype)
+            dtype = leaf.data.dtype
+            leaf.grad = g.copy() if g.dtype is dtype else g.astype(dtype)  # (copy: 2x faster)
         else:
             _accumulate(leaf, g)
     return None
