@@ -67,6 +67,11 @@ class Op:
     read-only for the backward pass, nor check them for changes made in place, as
     PyTorch checks only the tensors that an op saves.
 
+    ``direct`` is the numpy function that a binary op's ``forward`` calls, wrapped only to
+    word numpy's errors (``a + b``, ``a * b``): the operators call it directly and hand
+    its ``ValueError`` to ``forward`` for the message. A forward made by
+    ``_broadcasting`` gives its ufunc.
+
     >>> op = OPS["tanh"]
     >>> op.formulas, op.arity, op.elementwise
     (('1 - tanh({x})^2',), 1, True)
@@ -90,8 +95,11 @@ class Op:
     signature: Callable[..., tuple[tuple[Any, ...], dict[str, Any]]] | None = None
     entry: Callable[..., tuple[int, tuple[int, ...]] | None] | None = None
     reads_inputs: bool = True
+    direct: Callable[[Array, Array], Array] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if self.direct is None:  # a binary forward that wraps a ufunc to word its errors
+            object.__setattr__(self, "direct", getattr(self.forward, "ufunc", None))
         inputs = 1 if self.arity is None else self.arity
         rules = inputs if self.differentiable else 0
         if len(self.rules) != rules:
@@ -808,6 +816,8 @@ _entry(
 
 
 def softplus_x(g, out, x):
+    if type(x) is _ndarray:  # (call's dispatch, skipped: an ndarray never records)
+        return g * _sigmoid_forward(x)
     return g * call("sigmoid", x)
 
 

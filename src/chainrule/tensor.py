@@ -47,6 +47,7 @@ _MATMUL = OPS["matmul"]
 _NEG = OPS["neg"]
 _ABS = OPS["abs"]
 _SUM = OPS["sum"]
+_SUM_ALL = _SUM.forward  # (called with its defaults: the sum of everything)
 _MEAN = OPS["mean"]
 _MAX = OPS["max"]
 _MIN = OPS["min"]
@@ -657,7 +658,9 @@ class Tensor:
     # class (``FUNCTIONS``); these are written out for their signatures or their speed.
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        if axis is not None:  # (a loss sums everything: no axis to convert)
+        if axis is None and not keepdims:  # a loss sums everything: apply's one case, as is
+            return _result(_SUM, (self,), {"axis": None, "keepdims": False}, _SUM_ALL(self.data))
+        if axis is not None:
             axis = plain_axis(axis)
         return apply(_SUM, self, axis=axis, keepdims=keepdims)
 
@@ -803,7 +806,14 @@ def _binary(op: Op, a: Any, b: Any) -> Tensor:
         a = _constant(a, b.data.dtype, op.name)
     elif not isinstance(b, Tensor):
         b = _constant(b, a.data.dtype, op.name)
-    return _result(op, (a, b), {}, op.forward(a.data, b.data))
+    direct = op.direct  # numpy's own function, without the frame that words its errors
+    if direct is None:
+        return _result(op, (a, b), {}, op.forward(a.data, b.data))
+    try:
+        data = direct(a.data, b.data)
+    except ValueError:  # (e.g. shapes that do not broadcast)
+        data = op.forward(a.data, b.data)  # raises the op's own error, naming the shapes
+    return _result(op, (a, b), {}, data)
 
 
 def _result(op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any], data: Any) -> Tensor:
@@ -1001,6 +1011,7 @@ def _backpropagate(
     grads: dict[Tensor, Any] = {root: seed}
     heap: list[tuple[int, Tensor]] = [(-root._seq, root)]
     wanted = None if targets is None else set(targets)
+    collecting = wanted is not None
     found: dict[Tensor, Any] = {}
     finished: list[tuple[Tensor, Any]] = []  # (node, gradient) to store at the end
     anomaly = _anomaly_enabled()
@@ -1012,43 +1023,46 @@ def _backpropagate(
             node = _heappop(heap)[1]
             # Complete: every node that uses ``node`` was made later and came earlier here.
             g = grads.pop(node)
-            op = node.op
-            if node._retain or wanted is not None:
+            if node._retain or collecting:
                 if wanted is None:
                     finished.append((node, g))
                 elif node in wanted:
                     found[node] = g
-            if node._freed:
+            parents = node.inputs
+            if not parents and node._freed:  # (a node that an op made has inputs until freed)
                 raise GraphError(
                     "backward: this graph was freed by an earlier backward(); "
                     "pass retain_graph=True to the first backward to go through it twice"
                 )
-            parents, attrs, rules = node.inputs, node.attrs, op.rules
+            op, attrs = node.op, node.attrs
+            rules = op.rules
             saved = op.reads_inputs  # else no input's values matter: none to check
-            variadic = op.arity is None
+            # How the rules are called: with the inputs one by one in the usual cases, as a
+            # plain call (``f(*args)`` takes CPython's slower path, 70 ns a call).
+            n = 0 if attrs or op.arity is None else len(parents)
             if create_graph:  # the rules record a graph of their own: give them Tensors
-                args, out = parents, node
-            elif len(parents) == 1:
-                args, out = (parents[0].data,), node.data
-            elif len(parents) == 2:
-                args, out = (parents[0].data, parents[1].data), node.data
+                args, out, n = parents, node, 0
+            elif n == 2:
+                x, y, out = parents[0].data, parents[1].data, node.data
+            elif n == 1:
+                x, out = parents[0].data, node.data
             else:
                 args, out = [t.data for t in parents], node.data
-            i = -1
-            for parent in parents:
-                i += 1
+            for i, parent in enumerate(parents):
                 if not parent.requires_grad:
                     continue
                 if saved and (
                     parent._version > node._version or parent._guarded is not parent.data
                 ):
                     raise _changed_in_place(node, parent)
-                if variadic:  # concatenate, stack: one rule, told which input
+                if n == 2:
+                    g_parent = rules[i](g, out, x, y)
+                elif n == 1:
+                    g_parent = rules[0](g, out, x)
+                elif op.arity is None:  # concatenate, stack: one rule, told which input
                     g_parent = rules[0](g, out, *args, i=i, **attrs)
-                elif attrs:
-                    g_parent = rules[i](g, out, *args, **attrs)
                 else:
-                    g_parent = rules[i](g, out, *args)
+                    g_parent = rules[i](g, out, *args, **attrs)
                 if anomaly:
                     _backward_anomaly(node, i, g, g_parent)
                 if parent in grads:
