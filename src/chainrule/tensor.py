@@ -800,6 +800,14 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
     return _result(op, inputs, attrs, data)
 
 
+def _unary(op: Op, x: Any) -> Tensor:
+    """:func:`apply` for an op of one input and no parameters (``softplus(x)``), with a
+    plain call of the forward (``f(x, **{})`` takes CPython's slower path for a call)."""
+    if not isinstance(x, Tensor):
+        return apply(op, x)
+    return _result(op, (x,), {}, op.forward(x.data))
+
+
 def _binary(op: Op, a: Any, b: Any) -> Tensor:
     """:func:`apply` for the operators (``a + b``, ``a @ b``): two operands, no parameters."""
     if not isinstance(a, Tensor):
@@ -1039,7 +1047,7 @@ def _backpropagate(
             saved = op.reads_inputs  # else no input's values matter: none to check
             # How the rules are called: with the inputs one by one in the usual cases, as a
             # plain call (``f(*args)`` takes CPython's slower path, 70 ns a call).
-            n = 0 if attrs or op.arity is None else len(parents)
+            n = 0 if op.arity is None else len(parents)
             if create_graph:  # the rules record a graph of their own: give them Tensors
                 args, out, n = parents, node, 0
             elif n == 2:
@@ -1056,9 +1064,9 @@ def _backpropagate(
                 ):
                     raise _changed_in_place(node, parent)
                 if n == 2:
-                    g_parent = rules[i](g, out, x, y)
+                    g_parent = rules[i](g, out, x, y, **attrs) if attrs else rules[i](g, out, x, y)
                 elif n == 1:
-                    g_parent = rules[0](g, out, x)
+                    g_parent = rules[0](g, out, x, **attrs) if attrs else rules[0](g, out, x)
                 elif op.arity is None:  # concatenate, stack: one rule, told which input
                     g_parent = rules[0](g, out, *args, i=i, **attrs)
                 else:
@@ -1208,12 +1216,14 @@ def _public_function(op: Op) -> Callable[..., Any]:
     elif op.arity == 1 and len(_parameters(op)) == 0:
 
         def function(x: Any) -> Tensor:
-            return apply(op, x)
+            return _unary(op, x)
 
     elif op.arity == 2 and len(_parameters(op)) == 0:
 
         def function(a: Any, b: Any) -> Tensor:
-            return apply(op, a, b)
+            if isinstance(a, Tensor) or isinstance(b, Tensor):
+                return _binary(op, a, b)
+            return apply(op, a, b)  # two plain values: both become constants
 
     else:
 
