@@ -86,9 +86,9 @@ def test_a_replaced_array_is_the_one_the_next_step_changes():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shapes", [[()] * 7, [(), (3, 2), (2,), ()]])
 def test_plain_descent_takes_every_parameter_at_once_with_the_same_numbers(dtype, shapes):
-    # A formula's single numbers (and a few small arrays) step through one flat vector:
-    # each new value must still be exactly old - lr * slope, the reported values must be
-    # snapshots of their own, and the parameters' arrays must be the ones changed in place.
+    # A formula's single numbers step through one vector (arrays one by one): each new
+    # value must still be exactly old - lr * slope, the reported values must be snapshots
+    # of their own, and the parameters' arrays must be the ones changed in place.
     rng = np.random.default_rng(1)
     params = [Parameter(rng.normal(size=shape).astype(dtype)) for shape in shapes]
     arrays = [p.data for p in params]

@@ -57,43 +57,32 @@ _ndarray = np.ndarray
 
 
 class _FlatValues:
-    """A few parameters' values in one flat vector, which a plain descent step changes in
-    two numpy calls before writing each parameter's new value through a writable view of
-    its array (:func:`~chainrule.tensor.writable_view`). The vector is current while each
-    parameter keeps its array and the version that the last step gave it: an array put in
-    its place, or a change made through :func:`~chainrule.tensor.inplace`, makes it stale.
+    """Single-number parameters' values in one vector (a formula's weights and biases),
+    which a plain descent step changes in two numpy calls before writing each new value
+    through a writable view of the parameter's array
+    (:func:`~chainrule.tensor.writable_view`). The vector is current while each parameter
+    keeps its array and the version that the last step gave it: an array put in its
+    place, or a change made through :func:`~chainrule.tensor.inplace`, makes it stale.
+    (Parameters that are arrays gain nothing: numpy's work per parameter is the same.)
     """
-
-    #: The most numbers the vector takes: beyond them, copying every value and slope
-    #: through it costs more than the Python per parameter that it saves.
-    LIMIT = 1024
 
     def __init__(self, params: list[Parameter]) -> None:
         self.views = [writable_view(p) for p in params]  # (may give p an array of its own)
         self.arrays = [p.data for p in params]
         self.dtype = self.arrays[0].dtype
-        sizes = [a.size for a in self.arrays]
-        ends = np.cumsum(sizes).tolist()
-        # (start, end) of each parameter's entries; None when each is a single number
-        self.spans = (
-            None
-            if all(a.ndim == 0 for a in self.arrays)
-            else [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
-        )
-        self.values = np.empty(ends[-1], self.dtype)
-        self.slopes = np.empty(ends[-1], self.dtype)
-        self.write(self.arrays, self.values)
+        self.values = np.array(self.arrays, self.dtype)
+        self.slopes = np.empty(len(params), self.dtype)
         mark_changed(*params)  # one version for all: the vector holds the values of it
         self.version = params[0]._version
 
     @classmethod
     def of(cls, params: list[Parameter]) -> _FlatValues | None:
-        """The vector of ``params``' values, or None when they have several dtypes or
-        more than :attr:`LIMIT` numbers."""
-        arrays = [p.data for p in params]
-        dtype = arrays[0].dtype
-        if any(a.dtype != dtype for a in arrays) or sum(a.size for a in arrays) > cls.LIMIT:
-            return None
+        """The vector of ``params``' values, or None unless each is a single number and
+        all have one dtype."""
+        dtype = params[0].data.dtype
+        for p in params:
+            if p.data.ndim or p.data.dtype != dtype:
+                return None
         return cls(params)
 
     def current(self, params: list[Parameter]) -> bool:
@@ -105,17 +94,6 @@ class _FlatValues:
             if p.data is not array or p._version != version:
                 return False
         return True
-
-    def write(self, arrays: list[np.ndarray], out: np.ndarray) -> None:
-        """Copy ``arrays`` (one per parameter, of its shape) into the flat ``out``."""
-        if self.spans is None:
-            out[:] = arrays
-        else:
-            np.concatenate([a.reshape(-1) for a in arrays], out=out)
-
-    def write_slopes(self, slopes: list[np.ndarray]) -> None:
-        """Copy each parameter's slope into :attr:`slopes`."""
-        self.write(slopes, self.slopes)
 
 
 def _number(name: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
@@ -217,12 +195,12 @@ class Optimizer:
         return False
 
     def _flat_step(self) -> list[Update] | None:
-        """Plain descent on all the parameters at once, through one flat vector of their
+        """Plain descent on all the parameters at once, through one vector of their
         values: two numpy calls instead of a few per parameter (the Python per parameter
         costs more than the arithmetic on a formula's single numbers). The same numbers as
-        the step per parameter. None (nothing done) unless every parameter is trainable
-        and has a slope of its own shape and dtype, and all of them fit
-        :class:`_FlatValues`; the step per parameter takes those cases.
+        the step per parameter. None (nothing done) unless every parameter is a single
+        number, trainable, with a slope of its dtype (:class:`_FlatValues`); the step per
+        parameter takes the other cases.
         """
         params, flat = self.params, self._flat
         if flat is None or not flat.current(params):
@@ -230,18 +208,18 @@ class Optimizer:
             if flat is None:
                 return None
         dtype, slopes = flat.dtype, []
-        for p, array in zip(params, flat.arrays, strict=True):  # (a loop: it runs per step)
+        for p in params:  # (a loop, not a generator: it runs at every step)
             slope = p.grad
             if (
                 type(slope) is not _ndarray  # None, or a Tensor (create_graph=True)
                 or not p.requires_grad
                 or slope.dtype is not dtype
-                or slope.shape != array.shape
+                or slope.ndim
             ):
                 return None
             slopes.append(slope)
         values = flat.values
-        flat.write_slopes(slopes)
+        flat.slopes[:] = slopes
         step = np.multiply(flat.slopes, self.lr)
         values -= step
         new = values.copy()  # the ledger's values, apart from the parameters'
@@ -249,20 +227,11 @@ class Optimizer:
         flat.version = params[0]._version
         updates = []
         i = 0
-        if flat.spans is None:  # single numbers: new[i, ...] is a 0-d view of entry i
-            for p, view, slope in zip(params, flat.views, slopes, strict=True):
-                value = new[i, ...]
-                view[...] = value
-                updates.append(_update(Update, (p, slope, step[i], value)))
-                i += 1
-        else:
-            for p, view, slope, (start, end) in zip(
-                params, flat.views, slopes, flat.spans, strict=True
-            ):
-                shape = slope.shape
-                value = new[start:end].reshape(shape)
-                view[...] = value
-                updates.append(_update(Update, (p, slope, step[start:end].reshape(shape), value)))
+        for p, view, slope in zip(params, flat.views, slopes, strict=True):
+            value = new[i, ...]  # (a 0-d view of entry i)
+            view[...] = value
+            updates.append(_update(Update, (p, slope, step[i], value)))
+            i += 1
         return updates
 
     def __getstate__(self) -> dict[str, Any]:

@@ -471,9 +471,10 @@ class Tensor:
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
-        if self.data.size != 1:
+        data = self.data
+        if data.size != 1:
             raise ShapeError(f"item: needs a tensor of one element, got shape {self.shape}")
-        return float(self.data.reshape(()))
+        return float(data.item())  # (numpy's item: no 0-d view made first)
 
     def numpy(self) -> np.ndarray:
         """The data as an ndarray (shared, not copied)."""
