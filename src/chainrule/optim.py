@@ -34,7 +34,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor, mark_changed, writable_view
+from chainrule.tensor import Tensor, mark_changed, unchanged_since, writable_view
 
 
 class Update(NamedTuple):
@@ -72,8 +72,7 @@ class _FlatValues:
         self.dtype = self.arrays[0].dtype
         self.values = np.array(self.arrays, self.dtype)
         self.slopes = np.empty(len(params), self.dtype)
-        mark_changed(*params)  # one version for all: the vector holds the values of it
-        self.version = params[0]._version
+        self.version = mark_changed(*params)  # one version for all: the vector's values
 
     @classmethod
     def of(cls, params: list[Parameter]) -> _FlatValues | None:
@@ -87,13 +86,7 @@ class _FlatValues:
 
     def current(self, params: list[Parameter]) -> bool:
         """Whether the vector still holds ``params``' values."""
-        if len(params) != len(self.arrays):
-            return False
-        version = self.version
-        for p, array in zip(params, self.arrays, strict=True):
-            if p.data is not array or p._version != version:
-                return False
-        return True
+        return unchanged_since(params, self.arrays, self.version)
 
 
 def _number(name: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
@@ -223,8 +216,7 @@ class Optimizer:
         step = np.multiply(flat.slopes, self.lr)
         values -= step
         new = values.copy()  # the ledger's values, apart from the parameters'
-        mark_changed(*params)  # graphs recorded before the step are stale
-        flat.version = params[0]._version
+        flat.version = mark_changed(*params)  # graphs recorded before the step are stale
         updates = []
         i = 0
         for p, view, slope in zip(params, flat.views, slopes, strict=True):

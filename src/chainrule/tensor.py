@@ -147,7 +147,7 @@ def writable_view(t: Tensor) -> np.ndarray:
     >>> y = (x * x).sum()
     >>> view = writable_view(x)
     >>> view -= 1.0
-    >>> mark_changed(x)
+    >>> _ = mark_changed(x)
     >>> x.data, x.data.flags.writeable
     (array([0., 1.]), False)
     """
@@ -157,15 +157,16 @@ def writable_view(t: Tensor) -> np.ndarray:
     return view
 
 
-def mark_changed(*tensors: Tensor) -> None:
+def mark_changed(*tensors: Tensor) -> int:
     """Record that the values of ``tensors`` changed in place, through a
-    :func:`writable_view` (one tick of the version clock for all of them).
+    :func:`writable_view` (one tick of the version clock for all of them); return the
+    version they now have, for :func:`unchanged_since`.
 
     A graph recorded before now refuses to run backward through any of them.
 
     >>> x = tensor([1.0, 2.0], requires_grad=True)
     >>> y = (x * x).sum()
-    >>> mark_changed(x)
+    >>> _ = mark_changed(x)
     >>> y.backward()
     Traceback (most recent call last):
     ...
@@ -176,6 +177,28 @@ place after the forward pass recorded it; run the forward pass again after chang
     _CLOCK += 1
     for t in tensors:
         t._version = _CLOCK
+    return _CLOCK
+
+
+def unchanged_since(tensors: Sequence[Tensor], arrays: Sequence[np.ndarray], version: int) -> bool:
+    """Whether each of ``tensors`` still holds its array of ``arrays``, unchanged since
+    :func:`mark_changed` gave them ``version``: no array put in its place, no change made
+    through :func:`inplace` or marked since. (For code that keeps copies of the values.)
+
+    >>> x = tensor(1.0, requires_grad=True)
+    >>> version = mark_changed(x)
+    >>> unchanged_since([x], [x.data], version)
+    True
+    >>> inplace(x)[...] = 2.0
+    >>> unchanged_since([x], [x.data], version)
+    False
+    """
+    if len(tensors) != len(arrays):
+        return False
+    for t, array in zip(tensors, arrays, strict=True):
+        if t.data is not array or t._version != version:
+            return False
+    return True
 
 
 #: The grad mode's value while recording in anomaly mode (true, and not ``True``).
