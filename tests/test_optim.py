@@ -83,6 +83,58 @@ def test_a_replaced_array_is_the_one_the_next_step_changes():
     np.testing.assert_array_equal(p.data, [9.0, 19.0])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shapes", [[()] * 7, [(), (3, 2), (2,), ()]])
+def test_plain_descent_takes_every_parameter_at_once_with_the_same_numbers(dtype, shapes):
+    # A formula's single numbers step through one vector (arrays one by one): each new
+    # value must still be exactly old - lr * slope, the reported values must be snapshots
+    # of their own, and the parameters' arrays must be the ones changed in place.
+    rng = np.random.default_rng(1)
+    params = [Parameter(rng.normal(size=shape).astype(dtype)) for shape in shapes]
+    arrays = [p.data for p in params]
+    opt = SGD(params, lr=0.37)
+    reported = []
+    for _ in range(3):
+        old = [p.data.copy() for p in params]
+        slopes = [rng.normal(size=shape).astype(dtype) for shape in shapes]
+        for p, slope in zip(params, slopes, strict=True):
+            p.grad = slope
+        updates = opt.step()
+        assert [u.parameter for u in updates] == params
+        for p, u, before, slope, array in zip(params, updates, old, slopes, arrays, strict=True):
+            expected_step = np.asarray(
+                np.float32(0.37) * slope if dtype == "float32" else 0.37 * slope
+            )
+            np.testing.assert_array_equal(u.step_size, expected_step)
+            np.testing.assert_array_equal(p.data, before - expected_step)
+            np.testing.assert_array_equal(u.new_value, p.data)
+            assert u.slope is slope and p.data is array and p.data.dtype == dtype
+        reported.append([u.new_value.copy() for u in updates])
+        updates[0].new_value[...] = 1e9  # a report is the caller's: the parameter keeps its value
+        assert not np.any(params[0].data == 1e9)
+    assert not np.array_equal(reported[0][1], params[1].data)
+
+
+def test_a_step_reads_values_changed_between_steps():
+    from chainrule.tensor import inplace
+
+    a, b, c = Parameter(1.0), Parameter(2.0), Parameter(3.0)
+    opt = GradientDescent([a, b, c], lr=0.5)
+    for p in (a, b, c):
+        p.grad = np.array(1.0)
+    opt.step()
+    inplace(a)[...] = 10.0  # changed in place, the deliberate way
+    b.data = np.array(20.0)  # a new array put in its place
+    opt.step()
+    assert [float(p.data) for p in (a, b, c)] == [9.5, 19.5, 2.0]
+    b.frozen = True  # a frozen parameter is left alone; the others still step
+    assert [u.parameter for u in opt.step()] == [a, c]
+    b.frozen = False  # (freezing forgot its slope)
+    b.grad = np.array(1.0)
+    opt.step()
+    assert [float(p.data) for p in (a, b, c)] == [8.5, 19.0, 1.0]
+
+
 def test_step_size_is_old_minus_new():
     rng = np.random.default_rng(0)
     p = Parameter(rng.normal(size=(3, 2)))

@@ -509,6 +509,37 @@ def test_second_derivatives_of_pow_in_base_and_exponent():
         np.testing.assert_allclose(ours, numeric, rtol=1e-6, atol=1e-8)
 
 
+def test_second_derivatives_of_a_square_in_its_exponent():
+    # The square's first derivative skips the power a^1 (the same numbers): when the
+    # exponent itself is differentiated again, the rule must still record b a^(b-1).
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0.5, 2.0, 3), np.array(2.0)
+    vs = [rng.standard_normal(3), np.array(0.7)]
+
+    def f(a, b):
+        return (a**b).sum()
+
+    for ours, numeric in zip(
+        hessian_vector(f, [a, b], vs), finite_hessian_vector(f, [a, b], vs), strict=True
+    ):
+        np.testing.assert_allclose(ours, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_the_square_slope_is_the_power_rule_to_the_last_bit():
+    from chainrule.ops import OPS
+
+    rng = np.random.default_rng(4)
+    for dtype in (np.float64, np.float32):
+        a = (rng.standard_normal(50) * 10.0 ** rng.integers(-30, 30, 50)).astype(dtype)
+        a[:4] = [0.0, -0.0, np.inf, np.nan]
+        g, b = rng.standard_normal(50).astype(dtype), np.array(2.0, dtype)
+        with np.errstate(all="ignore"):
+            general = g * b * a ** (b - 1)
+            rule = OPS["pow"].rules[0](g, a**b, a, b)
+        assert rule.dtype == dtype
+        np.testing.assert_array_equal(rule.view(np.uint8), general.view(np.uint8))
+
+
 def test_hessian_vector_product_against_an_explicit_hessian():
     rng = np.random.default_rng(2)
     a = rng.standard_normal((3, 3))

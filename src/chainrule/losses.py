@@ -84,6 +84,8 @@ def _aligned(predictions: Tensor, target: Any, loss: str) -> np.ndarray:
            [4.]])
     """
     shape = predictions.shape
+    if type(target) is Tensor:  # (a loop's target Tensor: its array, checked as one)
+        target = target.data
     if type(target) is np.ndarray and target.shape == shape and target.dtype == predictions.dtype:
         return target  # already the target that training passes at every step
     y = _target_array(target, loss)

@@ -47,6 +47,7 @@ _MATMUL = OPS["matmul"]
 _NEG = OPS["neg"]
 _ABS = OPS["abs"]
 _SUM = OPS["sum"]
+_SUM_ALL = _SUM.forward  # (called with its defaults: the sum of everything)
 _MEAN = OPS["mean"]
 _MAX = OPS["max"]
 _MIN = OPS["min"]
@@ -146,7 +147,7 @@ def writable_view(t: Tensor) -> np.ndarray:
     >>> y = (x * x).sum()
     >>> view = writable_view(x)
     >>> view -= 1.0
-    >>> mark_changed(x)
+    >>> _ = mark_changed(x)
     >>> x.data, x.data.flags.writeable
     (array([0., 1.]), False)
     """
@@ -156,14 +157,16 @@ def writable_view(t: Tensor) -> np.ndarray:
     return view
 
 
-def mark_changed(t: Tensor) -> None:
-    """Record that ``t``'s values changed in place, through a :func:`writable_view`.
+def mark_changed(*tensors: Tensor) -> int:
+    """Record that the values of ``tensors`` changed in place, through a
+    :func:`writable_view` (one tick of the version clock for all of them); return the
+    version they now have, for :func:`unchanged_since`.
 
-    A graph recorded before now refuses to run backward through ``t``.
+    A graph recorded before now refuses to run backward through any of them.
 
     >>> x = tensor([1.0, 2.0], requires_grad=True)
     >>> y = (x * x).sum()
-    >>> mark_changed(x)
+    >>> _ = mark_changed(x)
     >>> y.backward()
     Traceback (most recent call last):
     ...
@@ -172,7 +175,30 @@ place after the forward pass recorded it; run the forward pass again after chang
     """
     global _CLOCK
     _CLOCK += 1
-    t._version = _CLOCK
+    for t in tensors:
+        t._version = _CLOCK
+    return _CLOCK
+
+
+def unchanged_since(tensors: Sequence[Tensor], arrays: Sequence[np.ndarray], version: int) -> bool:
+    """Whether each of ``tensors`` still holds its array of ``arrays``, unchanged since
+    :func:`mark_changed` gave them ``version``: no array put in its place, no change made
+    through :func:`inplace` or marked since. (For code that keeps copies of the values.)
+
+    >>> x = tensor(1.0, requires_grad=True)
+    >>> version = mark_changed(x)
+    >>> unchanged_since([x], [x.data], version)
+    True
+    >>> inplace(x)[...] = 2.0
+    >>> unchanged_since([x], [x.data], version)
+    False
+    """
+    if len(tensors) != len(arrays):
+        return False
+    for t, array in zip(tensors, arrays, strict=True):
+        if t.data is not array or t._version != version:
+            return False
+    return True
 
 
 #: The grad mode's value while recording in anomaly mode (true, and not ``True``).
@@ -468,9 +494,10 @@ class Tensor:
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
-        if self.data.size != 1:
+        data = self.data
+        if data.size != 1:
             raise ShapeError(f"item: needs a tensor of one element, got shape {self.shape}")
-        return float(self.data.reshape(()))
+        return float(data.item())  # (numpy's item: no 0-d view made first)
 
     def numpy(self) -> np.ndarray:
         """The data as an ndarray (shared, not copied)."""
@@ -655,7 +682,9 @@ class Tensor:
     # class (``FUNCTIONS``); these are written out for their signatures or their speed.
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        if axis is not None:  # (a loss sums everything: no axis to convert)
+        if axis is None and not keepdims:  # a loss sums everything: apply's one case, as is
+            return _result(_SUM, (self,), {"axis": None, "keepdims": False}, _SUM_ALL(self.data))
+        if axis is not None:
             axis = plain_axis(axis)
         return apply(_SUM, self, axis=axis, keepdims=keepdims)
 
@@ -795,13 +824,28 @@ def apply(op: Op, *args: Any, **attrs: Any) -> Tensor:
     return _result(op, inputs, attrs, data)
 
 
+def _unary(op: Op, x: Any) -> Tensor:
+    """:func:`apply` for an op of one input and no parameters (``softplus(x)``), with a
+    plain call of the forward (``f(x, **{})`` takes CPython's slower path for a call)."""
+    if not isinstance(x, Tensor):
+        return apply(op, x)
+    return _result(op, (x,), {}, op.forward(x.data))
+
+
 def _binary(op: Op, a: Any, b: Any) -> Tensor:
     """:func:`apply` for the operators (``a + b``, ``a @ b``): two operands, no parameters."""
     if not isinstance(a, Tensor):
         a = _constant(a, b.data.dtype, op.name)
     elif not isinstance(b, Tensor):
         b = _constant(b, a.data.dtype, op.name)
-    return _result(op, (a, b), {}, op.forward(a.data, b.data))
+    direct = op.direct  # numpy's own function, without the frame that words its errors
+    if direct is None:
+        return _result(op, (a, b), {}, op.forward(a.data, b.data))
+    try:
+        data = direct(a.data, b.data)
+    except ValueError:  # (e.g. shapes that do not broadcast)
+        data = op.forward(a.data, b.data)  # raises the op's own error, naming the shapes
+    return _result(op, (a, b), {}, data)
 
 
 def _result(op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any], data: Any) -> Tensor:
@@ -999,6 +1043,7 @@ def _backpropagate(
     grads: dict[Tensor, Any] = {root: seed}
     heap: list[tuple[int, Tensor]] = [(-root._seq, root)]
     wanted = None if targets is None else set(targets)
+    collecting = wanted is not None
     found: dict[Tensor, Any] = {}
     finished: list[tuple[Tensor, Any]] = []  # (node, gradient) to store at the end
     anomaly = _anomaly_enabled()
@@ -1010,43 +1055,46 @@ def _backpropagate(
             node = _heappop(heap)[1]
             # Complete: every node that uses ``node`` was made later and came earlier here.
             g = grads.pop(node)
-            op = node.op
-            if node._retain or wanted is not None:
+            if node._retain or collecting:
                 if wanted is None:
                     finished.append((node, g))
                 elif node in wanted:
                     found[node] = g
-            if node._freed:
+            parents = node.inputs
+            if not parents and node._freed:  # (a node that an op made has inputs until freed)
                 raise GraphError(
                     "backward: this graph was freed by an earlier backward(); "
                     "pass retain_graph=True to the first backward to go through it twice"
                 )
-            parents, attrs, rules = node.inputs, node.attrs, op.rules
+            op, attrs = node.op, node.attrs
+            rules = op.rules
             saved = op.reads_inputs  # else no input's values matter: none to check
-            variadic = op.arity is None
+            # How the rules are called: with the inputs one by one in the usual cases, as a
+            # plain call (``f(*args)`` takes CPython's slower path, 70 ns a call).
+            n = 0 if op.arity is None else len(parents)
             if create_graph:  # the rules record a graph of their own: give them Tensors
-                args, out = parents, node
-            elif len(parents) == 1:
-                args, out = (parents[0].data,), node.data
-            elif len(parents) == 2:
-                args, out = (parents[0].data, parents[1].data), node.data
+                args, out, n = parents, node, 0
+            elif n == 2:
+                x, y, out = parents[0].data, parents[1].data, node.data
+            elif n == 1:
+                x, out = parents[0].data, node.data
             else:
                 args, out = [t.data for t in parents], node.data
-            i = -1
-            for parent in parents:
-                i += 1
+            for i, parent in enumerate(parents):
                 if not parent.requires_grad:
                     continue
                 if saved and (
                     parent._version > node._version or parent._guarded is not parent.data
                 ):
                     raise _changed_in_place(node, parent)
-                if variadic:  # concatenate, stack: one rule, told which input
+                if n == 2:
+                    g_parent = rules[i](g, out, x, y, **attrs) if attrs else rules[i](g, out, x, y)
+                elif n == 1:
+                    g_parent = rules[0](g, out, x, **attrs) if attrs else rules[0](g, out, x)
+                elif op.arity is None:  # concatenate, stack: one rule, told which input
                     g_parent = rules[0](g, out, *args, i=i, **attrs)
-                elif attrs:
-                    g_parent = rules[i](g, out, *args, **attrs)
                 else:
-                    g_parent = rules[i](g, out, *args)
+                    g_parent = rules[i](g, out, *args, **attrs)
                 if anomaly:
                     _backward_anomaly(node, i, g, g_parent)
                 if parent in grads:
@@ -1076,7 +1124,8 @@ def _backpropagate(
         _accumulate(node, g)
     for leaf, g in grads.items():
         if leaf.grad is None and type(g) is _ndarray:  # the usual case: a copy of its own
-            leaf.grad = g.astype(leaf.data.dtype)
+            dtype = leaf.data.dtype
+            leaf.grad = g.copy() if g.dtype is dtype else g.astype(dtype)  # (copy: 2x faster)
         else:
             _accumulate(leaf, g)
     return None
@@ -1191,12 +1240,14 @@ def _public_function(op: Op) -> Callable[..., Any]:
     elif op.arity == 1 and len(_parameters(op)) == 0:
 
         def function(x: Any) -> Tensor:
-            return apply(op, x)
+            return _unary(op, x)
 
     elif op.arity == 2 and len(_parameters(op)) == 0:
 
         def function(a: Any, b: Any) -> Tensor:
-            return apply(op, a, b)
+            if isinstance(a, Tensor) or isinstance(b, Tensor):
+                return _binary(op, a, b)
+            return apply(op, a, b)  # two plain values: both become constants
 
     else:
 
