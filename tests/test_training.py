@@ -640,3 +640,19 @@ def test_a_value_given_a_new_array_between_two_advances_is_trained_on(compile_):
     step = trainer.history.steps[-1]
     assert step.new_values["b3"] == pytest.approx(1.0 - 0.1 * step.slopes["b3"], abs=1e-12)
     assert b3.item() == pytest.approx(step.new_values["b3"], abs=1e-12)
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_a_graph_recorded_before_a_step_of_the_trainer_is_stale(compile_):
+    from chainrule.errors import GraphError
+    from chainrule.scenario import load_scenario
+
+    s = load_scenario("main-ideas")
+    model = s.build_model()
+    model.unfreeze()  # w3 too, which a product saves for its slope
+    trainer = training.Trainer(model, s.data, learning_rate=0.1, stop=s.stop, compile=compile_)
+    trainer.advance(1)
+    loss = model(s.data.X).sum()  # recorded at the values after one step
+    trainer.advance(1)
+    with pytest.raises(GraphError, match="changed in place"):
+        loss.backward()

@@ -63,7 +63,7 @@ from chainrule.optim import (
     make_optimizer,
     one_learning_rate,
 )
-from chainrule.tensor import Tensor, inplace, no_grad
+from chainrule.tensor import Tensor, inplace, mark_changed, no_grad
 from chainrule.text import loss_unreached, significant
 
 #: Per-scalar records are kept by default up to this many trainable scalars ...
@@ -460,6 +460,7 @@ class _Descent:
         looked at)."""
         assert self.step_sizes is not None and self.slopes is not None
         self.optimizer.steps += 1
+        mark_changed(*self.params)  # a graph recorded before the step is stale
         values, slopes, sizes = self.values, self.slopes, self.step_sizes
         if self._descend is not None:
             return bool(self._descend(values, slopes, self._rate(), sizes, values))
@@ -483,6 +484,7 @@ class _Descent:
         assert self.saved is not None
         before, after = self.values, self.saved
         self.optimizer.steps += 1
+        mark_changed(*self.params)  # a graph recorded before the step is stale
         finite = None
         if self._descend_values is not None:
             finite = bool(self._descend_values(before, self.slopes, self._rate(), after))
