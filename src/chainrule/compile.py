@@ -268,8 +268,14 @@ class Program:
         chains = _cross_entropy_chains(steps, readers, set(self.outputs), needs, traced, kernels)
         self._chains = {chain.loss: chain for chain in chains}
         self._fused_away = {o for chain in chains for o in chain.inner}
-        if kernels is not None:
-            self._bias_relus = _bias_relus(steps, made, into, readers, traced)
+        biased = _biased_relus(steps, traced) if kernels is not None else {}
+        # One loop forward where the add and the ReLU both write over the matrix (see
+        # :func:`_fused_into`, which also makes sure that only the ReLU reads the add).
+        self._bias_relus = {
+            o: (add, z, b)
+            for o, (add, z, b) in biased.items()
+            if into.get(o) == add and into.get(add) == z
+        }
         added_in_relu = {add for add, _, _ in self._bias_relus.values()}
         self.forward = [
             self._chains[o].forward
@@ -308,8 +314,14 @@ class Program:
                 gets[s] += 1
         self._sweep, self._gets, self._traced = sweep, gets, traced
         self._steps = [(op.name, slots, attrs, o) for op, slots, attrs, o, _ in steps]
-        if kernels is not None:
-            self._relu_sums = _relu_sums(steps, made, needs, gets, traced)
+        # One loop backward where the add's result reaches the loss through the ReLU only,
+        # and the bias through this add only (numpy sums a single column pairwise, several
+        # row after row, as the loop does: one column stays on numpy).
+        self._relu_sums = {
+            o: (add, b)
+            for o, (add, z, b) in biased.items()
+            if gets[add] == 1 and traced[add].shape[-1] > 1 and needs[b] and gets[b] == 1
+        }
         if grads_into is None:
             self._emit_backward(None)
         else:
@@ -479,40 +491,32 @@ def _fused_into(
 _LOOPED = (np.dtype(np.float64), np.dtype(np.float32))
 
 
-def _bias_of(
-    slots: tuple[int, ...], attrs: dict[str, Any], traced: dict[int, np.ndarray]
-) -> tuple[int, int] | None:
-    """``(matrix, bias)`` when an ``add``'s inputs are a float64 matrix and a row of its
-    width (a layer's bias, added to every row), else None."""
-    if attrs or len(slots) != 2 or slots[0] == slots[1]:
-        return None
-    z, b = traced[slots[0]], traced[slots[1]]
-    if z.ndim != 2 or b.shape != z.shape[1:] or z.dtype not in _LOOPED or b.dtype != z.dtype:
-        return None
-    return slots[0], slots[1]
-
-
-def _bias_relus(
+def _biased_relus(
     steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
-    made: dict[int, str],
-    into: dict[int, int],
-    readers: list[int],
     traced: dict[int, np.ndarray],
 ) -> dict[int, tuple[int, int, int]]:
-    """The ReLUs of a bias added to a matrix written in place (``relu(x @ W + b)``, see
-    :func:`_fused_into`): ReLU's slot -> (the add's slot, the matrix's, the bias's), for
-    one loop (:func:`chainrule.kernels` ``bias_relu``) in place of two numpy calls."""
-    adds = {o: (slots, attrs) for op, slots, attrs, o, _ in steps if op.name == "add"}
+    """The ReLUs of a layer's bias added to a matrix (``relu(z + b)``, ``b`` a row of
+    ``z``'s width, in a dtype the loops serve): ReLU's slot -> (the add's slot, ``z``'s,
+    ``b``'s). Forward, the two may run as one loop (``kernels.bias_relu``); backward,
+    ReLU's rule may sum the bias's slope in its loop (``kernels.relu_rule_sum``)."""
+    adds = {
+        o: slots
+        for op, slots, attrs, o, _ in steps
+        if op.name == "add" and not attrs and len(slots) == 2 and slots[0] != slots[1]
+    }
     found = {}
     for op, slots, attrs, o, _ in steps:
-        if op.name != "relu" or attrs or into.get(o) != slots[0]:
+        if op.name != "relu" or attrs or slots[0] not in adds:
             continue
-        add = slots[0]
-        if made.get(add) != "add" or readers[add] != 1:
-            continue
-        pair = _bias_of(*adds[add], traced)
-        if pair is not None and into.get(add) == pair[0]:
-            found[o] = (add, *pair)
+        z, b = adds[slots[0]]
+        zs, bs = traced[z], traced[b]
+        if (
+            zs.ndim == 2
+            and bs.shape == zs.shape[1:]
+            and bs.dtype == zs.dtype
+            and zs.dtype in _LOOPED
+        ):
+            found[o] = (slots[0], z, b)
     return found
 
 
@@ -528,30 +532,6 @@ def _bias_relu_step(
         v[add] = v[o] = x
 
     return bias_relu
-
-
-def _relu_sums(
-    steps: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]],
-    made: dict[int, str],
-    needs: list[bool],
-    gets: list[int],
-    traced: dict[int, np.ndarray],
-) -> dict[int, tuple[int, int]]:
-    """The ReLUs after a bias (``relu(z + b)``) whose rule can also give the bias's slope
-    (the sum of the rule's result down its columns) in the same loop: ReLU's slot -> (the
-    add's slot, the bias's). The add's result must reach the loss through the ReLU only,
-    and the bias only through this add."""
-    adds = {o: (slots, attrs) for op, slots, attrs, o, _ in steps if op.name == "add"}
-    found = {}
-    for op, slots, attrs, o, _ in steps:
-        if op.name != "relu" or attrs or made.get(slots[0]) != "add" or gets[slots[0]] != 1:
-            continue
-        pair = _bias_of(*adds[slots[0]], traced)
-        # (numpy sums one column pairwise, several row after row, as the loop does)
-        wide = traced[slots[0]].shape[-1] > 1
-        if pair is not None and wide and needs[pair[1]] and gets[pair[1]] == 1:
-            found[o] = (slots[0], pair[1])
-    return found
 
 
 def _relu_sum_step(

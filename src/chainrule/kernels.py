@@ -80,15 +80,18 @@ def _make() -> SimpleNamespace:
                 out[i, j] = x if not x < 0.0 else 0.0
 
     @jit
+    def sign(y: Any) -> float:
+        """``np.sign(y)``: 1, -1 or 0, and NaN for NaN (ReLU's weight from its result)."""
+        return 1.0 if y > 0.0 else (-1.0 if y < 0.0 else (0.0 if y == 0.0 else y))
+
+    @jit
     def relu_rule(g: Any, r: Any, out: Any) -> None:
         """ReLU's rule from its result ``r``: ``out = g * sign(r)`` (1 where the input
         was above 0, 0 where not, NaN where it was NaN)."""
         rows, cols = g.shape
         for i in range(rows):
             for j in range(cols):
-                y = r[i, j]
-                s = 1.0 if y > 0.0 else (-1.0 if y < 0.0 else (0.0 if y == 0.0 else y))
-                out[i, j] = g[i, j] * s
+                out[i, j] = g[i, j] * sign(r[i, j])
 
     @jit
     def relu_rule_sum(g: Any, r: Any, out: Any, total: Any) -> None:
@@ -97,9 +100,7 @@ def _make() -> SimpleNamespace:
         rows, cols = g.shape
         for i in range(rows):
             for j in range(cols):
-                y = r[i, j]
-                s = 1.0 if y > 0.0 else (-1.0 if y < 0.0 else (0.0 if y == 0.0 else y))
-                x = g[i, j] * s
+                x = g[i, j] * sign(r[i, j])
                 out[i, j] = x
                 if i == 0:
                     total[j] = x
