@@ -176,7 +176,7 @@ class Program:
         ``inputs`` are the arrays that change from call to call (a leaf whose array is one
         of them, or a view into one, is read from the call's arrays); ``targets`` the
         tensors to differentiate the first output with respect to (None: no backward).
-        ``fused``: replay the common layers' float64 steps with the fused loops of
+        ``fused``: replay the common layers' float steps with the fused loops of
         :mod:`chainrule.kernels` when numba is installed (False: numpy calls only).
         ``grads_into``: as :meth:`write_gradients_into`, from the start.
         Returns the program and what ``fn`` returned.

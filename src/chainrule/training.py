@@ -370,7 +370,7 @@ class _Descent:
         log: bool = False,
         eager: bool = False,
     ) -> None:
-        self.optimizer, self.params, self.log = optimizer, params, log
+        self.optimizer, self.params = optimizer, params
         self.lr = optimizer.lr
         size = sum(p.size for p in params)
         dtype = params[0].dtype
@@ -737,7 +737,6 @@ class Trainer:
                     xb, yb = (X, y) if rows is None else (X.take(rows, 0), y.take(rows, 0))
                     if step_fn is None:
                         opt.zero_grad()  # the last step's slopes are used: free them first
-                    if step_fn is None:
                         out = model(xb)
                         loss_value = loss_fn(out, yb)
                         current = loss_value.item()
