@@ -18,14 +18,16 @@ def _matrix(rows=6, cols=5):
     return z
 
 
-def test_bias_relu_is_numpy_maximum_of_the_sum_with_nan_kept():
+def test_bias_relu_and_bias_add_are_numpys_sum_and_maximum_in_place_with_nan_kept():
     z, b = _matrix(), RNG.normal(size=5)
-    out = np.empty_like(z)
-    K.bias_relu(z, b, out)
-    np.testing.assert_array_equal(out, np.maximum(z + b, 0.0))
+    expected = np.maximum(z + b, 0.0)
+    summed = z + b
+    out = z.copy()
+    K.bias_relu(out, b)
+    np.testing.assert_array_equal(out, expected)
     assert np.isnan(out[1, 1])
-    K.bias_relu(z, b, z)  # in place, as the replay calls it
-    np.testing.assert_array_equal(z, out)
+    K.bias_add(z, b)
+    np.testing.assert_array_equal(z, summed)
 
 
 def test_relu_rules_are_the_sign_of_the_result_times_g_and_sum_down_the_columns():
@@ -149,8 +151,8 @@ def test_correct_counts_rows_whose_argmax_is_the_label():
 
 def test_the_loops_keep_float32_numbers_as_numpy_rounds_them():
     z, b = _matrix().astype(np.float32), RNG.normal(size=5).astype(np.float32)
-    out = np.empty_like(z)
-    K.bias_relu(z, b, out)
+    out = z.copy()
+    K.bias_relu(out, b)
     np.testing.assert_array_equal(out, np.maximum(z + b, np.float32(0)))
     g, total = RNG.normal(size=z.shape).astype(np.float32), np.empty(5, np.float32)
     K.relu_rule_sum(g, out, z, total)
@@ -191,3 +193,164 @@ def test_a_numba_that_does_not_import_leaves_the_numpy_replay(monkeypatch):
     value, (slope,) = f(cr.tensor(np.array([[1.0, -2.0], [3.0, 0.5]]), requires_grad=True))
     assert value == pytest.approx(10.25)
     np.testing.assert_array_equal(slope, [[2.0, 0.0], [6.0, 1.0]])
+
+
+# -- the numba replay of a program of matrix layers (LayerProgram) --------------------
+
+compile_module = __import__("chainrule.compile", fromlist=["LayerProgram"])
+
+
+def _classifier_run(monkeypatch, layers=True, sizes=(64, 64, 32, 10), data=None, batch=64):
+    """A compiled run of a ReLU MLP classifier on digits; ``layers``: False keeps the
+    numpy replay, None trains eagerly."""
+    if layers is False:
+        monkeypatch.setattr(compile_module.LayerProgram, "of", classmethod(lambda *a: None))
+    model = nn.MLP(list(sizes), activation="relu", seed=7)
+    trainer = cr.Trainer(
+        model,
+        data if data is not None else load_dataset("digits"),
+        loss="cross_entropy",
+        optimizer="sgd",
+        learning_rate=0.1,
+        batch_size=batch,
+        stop={"max_steps": 30},  # past the first epoch: the last, smaller batch too
+        compile=layers is not None,
+    )
+    trainer.advance()
+    monkeypatch.undo()
+    return model, trainer
+
+
+def _assert_same_numbers(run, other, atol=1e-12):
+    (m_a, a), (m_b, b) = run, other
+    np.testing.assert_allclose(a.history.losses, b.history.losses, rtol=0, atol=atol)
+    assert a.history.accuracies == b.history.accuracies
+    assert a.history.final_loss == pytest.approx(b.history.final_loss, abs=atol)
+    np.testing.assert_allclose(a.history.final_predictions, b.history.final_predictions, atol=atol)
+    for p, q in zip(m_a.parameters(), m_b.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=atol)
+
+
+def _layer_programs(trainer):
+    return [program.layers for program in trainer.step_fn._programs.values()]
+
+
+needs_layers = pytest.mark.skipif(kernels.layers() is None, reason="needs scipy for numba's BLAS")
+
+
+@needs_layers
+def test_a_compiled_relu_classifier_replays_in_numba_calls_with_the_numpy_replays_numbers(
+    monkeypatch,
+):
+    layered = _classifier_run(monkeypatch)
+    programs = _layer_programs(layered[1])
+    assert len(programs) == 2 and all(p is not None for p in programs)  # 64 rows, then 5
+    ops = {int(op) for op in programs[0].code[:, 0]}
+    assert {kernels.DOT, kernels.BIAS_RELU, kernels.RELU_RULE_SUM, kernels.TRANSPOSE} <= ops
+    _assert_same_numbers(layered, _classifier_run(monkeypatch, layers=False))
+    _assert_same_numbers(layered, _classifier_run(monkeypatch, layers=None))
+
+
+@needs_layers
+def test_a_slope_is_transposed_for_blas_only_below_the_work_limit(monkeypatch):
+    transposed = _classifier_run(monkeypatch)
+    monkeypatch.setattr(compile_module, "TRANSPOSED_MAX_WORK", 0)
+    plain = _classifier_run(monkeypatch)
+    assert kernels.TRANSPOSE in _layer_programs(transposed[1])[0].code[:, 0]
+    assert kernels.TRANSPOSE not in _layer_programs(plain[1])[0].code[:, 0]
+    _assert_same_numbers(transposed, plain)
+
+
+@needs_layers
+def test_a_full_batch_of_read_only_data_runs_on_the_layer_replay():
+    data = load_dataset("digits")
+    X = data.X[:300].copy()
+    X.flags.writeable = False
+    runs = []
+    for compile_ in (True, False):
+        model = nn.MLP([64, 16, 10], activation="relu", seed=2)
+        trainer = cr.Trainer(
+            model,
+            (X, data.target[:300]),
+            loss="cross_entropy",
+            optimizer="gradient_descent",
+            learning_rate=0.5,
+            stop={"max_steps": 20},
+            compile=compile_,
+        )
+        trainer.advance()
+        runs.append((model, trainer))
+    assert all(p is not None for p in _layer_programs(runs[0][1]))
+    _assert_same_numbers(runs[0], runs[1])
+
+
+@pytest.mark.parametrize(
+    "activation, loss, dtype",
+    [
+        ("tanh", "cross_entropy", np.float64),  # no fused layer: the numpy replay
+        ("relu", "mse", np.float64),  # a loss the table does not hold
+        ("relu", "cross_entropy", np.float32),  # the cross-entropy's loop is float64 only
+    ],
+)
+def test_programs_the_layer_replay_does_not_hold_stay_on_the_numpy_replay(activation, loss, dtype):
+    data = load_dataset("digits")
+    X, y = data.X[:200].astype(dtype), data.target[:200]
+    if loss == "mse":
+        y = np.eye(10, dtype=dtype)[y]
+    model = nn.MLP([64, 16, 10], activation=activation, seed=1)
+    for p in model.parameters():
+        p.data = p.data.astype(dtype)
+    trainer = cr.Trainer(
+        model,
+        (X, y),
+        loss=loss,
+        optimizer="sgd",
+        batch_size=50,
+        stop={"max_steps": 3},
+        compile=True,
+    )
+    trainer.advance()
+    assert _layer_programs(trainer) == [None]
+    assert np.isfinite(trainer.history.final_loss)
+
+
+def test_without_scipy_there_is_no_layer_replay_and_training_is_unchanged(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(kernels, "_layers", None)
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "scipy" else real_find_spec(name, *a),
+    )
+    assert kernels.layers() is None
+    model, trainer = _classifier_run(monkeypatch)  # (undoes the patches when done)
+    assert _layer_programs(trainer) == [None, None]
+    assert kernels.layers() is not None or importlib.util.find_spec("scipy") is None
+    _assert_same_numbers((model, trainer), _classifier_run(monkeypatch, layers=None))
+
+
+@needs_layers
+def test_the_layer_replays_products_take_each_operand_or_its_transpose():
+    replay = kernels.layers()
+    a, b = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 5))
+    scratch = np.zeros(100)
+    # descriptors: 0 unused; 1: a (3x4) in the scratch at 1; 2: b (4x5) at 13; 3: out (3x5)
+    # at 33; 4: a.T stored (4x3) at 48; 5: b.T stored (5x4) at 60
+    desc = np.array(
+        [[2, 0, 1, 1], [2, 1, 3, 4], [2, 13, 4, 5], [2, 33, 3, 5], [2, 48, 4, 3], [2, 60, 5, 4]]
+    )
+    scratch[1:13], scratch[13:33] = a.ravel(), b.ravel()
+    empty = np.zeros(0)
+    for flags, left, right in ((0, 1, 2), (1, 4, 2), (2, 1, 5), (3, 4, 5)):
+        code = np.array(
+            [
+                [kernels.TRANSPOSE, 4, 1, 0, 0, 0],  # a.T and b.T, for the flags
+                [kernels.TRANSPOSE, 5, 2, 0, 0, 0],
+                [kernels.DOT, 3, left, right, 0, flags],
+            ]
+        )
+        scratch[33:48] = 0.0
+        replay(code, desc, 0, 3, empty, empty, scratch, empty, empty)
+        np.testing.assert_allclose(scratch[33:48].reshape(3, 5), a @ b, rtol=1e-14)

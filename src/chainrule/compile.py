@@ -148,12 +148,16 @@ class Program:
         self._fused_away: set[int] = set()
         #: The numba replay of this program (see :class:`SmallProgram`), when made.
         self.small: SmallProgram | None = None
+        #: The numba replay of a program of matrix layers (see :class:`LayerProgram`).
+        self.layers: LayerProgram | None = None
         #: The fused loops of :mod:`chainrule.kernels` that the replay may call (None:
         #: numpy calls only).
         self.kernels: Any = None
         # A bias added then ReLU, replayed as one loop: the ReLU's slot -> (the add's
         # slot, the matrix's, the bias's).
         self._bias_relus: dict[int, tuple[int, int, int]] = {}
+        # The ops that write their result over their first input (see _fused_into).
+        self._into: dict[int, int] = {}
         # The ReLUs whose rule also sums the slope of the bias added before them: the
         # ReLU's slot -> (the add's slot, the bias's).
         self._relu_sums: dict[int, tuple[int, int]] = {}
@@ -263,7 +267,7 @@ class Program:
         for _, slots, _, _, _ in steps:
             for s in set(slots):
                 readers[s] += 1
-        into = _fused_into(steps, made, readers, set(self.outputs), traced)
+        into = self._into = _fused_into(steps, made, readers, set(self.outputs), traced)
         kernels = self.kernels
         chains = _cross_entropy_chains(steps, readers, set(self.outputs), needs, traced, kernels)
         self._chains = {chain.loss: chain for chain in chains}
@@ -404,6 +408,8 @@ class Program:
 
         The arrays returned are the program's own buffers (or the arrays given to
         :meth:`write_gradients_into`): the next call overwrites them."""
+        if self.layers is not None:
+            return self.layers.run(arrays, backward)
         if self.small is not None and backward:
             return self.small.run(arrays)
         template = self._template
@@ -528,7 +534,7 @@ def _bias_relu_step(
 
     def bias_relu(v: list[Any]) -> None:
         x = v[z]
-        kernel(x, v[b], x)
+        kernel(x, v[b])
         v[add] = v[o] = x
 
     return bias_relu
@@ -579,7 +585,8 @@ class _CrossEntropy:
         self.z, self.t, self.lp, self.inner, self.loss = z, t, lp, inner, loss
         rows, dtype = like.shape[0], like.dtype
         self.rows = rows
-        if kernels is not None and dtype == np.float64:  # one loop each way
+        self.looped = kernels is not None and dtype == np.float64
+        if self.looped:  # one loop each way
             self.forward = self._forward_loop  # type: ignore[method-assign]
             self.rule = self._rule_loop  # type: ignore[method-assign]
             self._shift, self._loop = kernels.row_shift, kernels.cross_entropy
@@ -860,7 +867,7 @@ def _kernel(
 
             def matmul_a(v: list[Any], g: list[Any], out: np.ndarray) -> None:
                 go = g[o]
-                if not go.flags.c_contiguous:  # as the rule: BLAS wants unit strides
+                if not (go.flags.c_contiguous or go.flags.f_contiguous):  # BLAS: unit strides
                     go = np.ascontiguousarray(go)
                 np.matmul(go, v[b].T, out=out)
 
@@ -868,7 +875,7 @@ def _kernel(
 
         def matmul_b(v: list[Any], g: list[Any], out: np.ndarray) -> None:
             go = g[o]
-            if not go.flags.c_contiguous:
+            if not (go.flags.c_contiguous or go.flags.f_contiguous):
                 go = np.ascontiguousarray(go)
             np.matmul(v[a].T, go, out=out)
 
@@ -1231,6 +1238,329 @@ class SmallProgram:
         return self.values, program.grads_into
 
 
+# ---------------------------------------------------------------------------------------
+# The numba replay of programs of matrix layers
+# ---------------------------------------------------------------------------------------
+
+#: OpenBLAS multiplies a small matrix by the transpose of a C-ordered one about a quarter
+#: slower than when the first matrix is in Fortran order. Below this many multiply-adds
+#: (a batch of 64 through 64 x 128 weights), a slope that is multiplied so (``g @ W.T``,
+#: the rule of ``x @ W`` for ``x``) is copied into Fortran order first: the copy costs
+#: less than it saves. (Bigger products run at full speed either way.)
+TRANSPOSED_MAX_WORK = 1 << 20
+
+# The pseudo-instruction of LayerProgram's table that numpy runs between two numba calls:
+# ``out = exp(a)`` (numpy's exp, as the op table's, for the same numbers).
+_EXP = -1
+
+
+class LayerProgram:
+    """A :class:`Program` of matrix layers replayed by a few numba calls.
+
+    The layers of an MLP (``relu(x @ W + b)``, then the softmax cross-entropy) are a
+    dozen BLAS products and a few loops per step; called from Python, each numpy call
+    costs about a microsecond on top of its work, and so does each loop's call. Here
+    the whole step is the rows of an integer table that one numba function runs (see
+    :func:`chainrule.kernels.layers`): the products are the same BLAS calls, the loops
+    :mod:`chainrule.kernels`' own, with numpy's ``exp`` called between two stretches of
+    the table. Every array is a run of numbers in one of five flat vectors: the trained
+    values and their slopes (the trainer's vectors, so nothing is copied in or out), the
+    program's scratch, and the two inputs (the batch and its targets).
+
+    Made by :meth:`of` for a program of float64 (or float32 without a cross-entropy) that
+    is made of those steps only; None otherwise (the numpy replay is used).
+    """
+
+    def __init__(self, program: Program, replay: Any) -> None:
+        self.program = program
+        self.replay = replay
+        self.dtype = np.dtype(np.float64)
+        self.desc: list[tuple[int, int, int, int]] = [(2, 0, 1, 1)]  # 0: a number, unused
+        self.scratch_size = 1
+        self.rows: list[list[int]] = []
+        self.exps: dict[int, tuple[int, int]] = {}  # row -> (from, to) descriptors
+        self.stored_as: dict[int, int] = {}  # slot -> descriptor of its value
+        self.slope_of: dict[int, int] = {}  # slot -> descriptor of its gradient
+        self.transposed: dict[int, int] = {}  # descriptor -> its copy stored transposed
+        self.made_by_rule: set[int] = set()  # descriptors a ReLU rule writes
+        self.offsets: dict[int, int] = {}  # target slot -> its offset in the flat vectors
+        self.inputs: list[tuple[int, np.dtype]] = []  # (which input, its dtype)
+        self.forward_end = 0
+        self.code = np.zeros((0, 6), dtype=np.int64)
+        self.table = np.zeros((0, 4), dtype=np.int64)
+        self.scratch = np.zeros(1)
+        self.forward_segments: list[tuple[int, int, Any]] = []
+        self.segments: list[tuple[int, int, Any]] = []
+        self.values: list[np.ndarray] = []
+        self._constants: list[tuple[int, np.ndarray]] = []  # (descriptor, value)
+        self._empty = np.zeros(0)
+
+    # -- building ----------------------------------------------------------------------
+
+    @classmethod
+    def of(cls, program: Program, inputs: Sequence[np.ndarray]) -> LayerProgram | None:
+        """The numba replay of ``program`` (traced on ``inputs``), or None."""
+        if (
+            not program.targets
+            or program.grads_into is None
+            or program.values_flat is None
+            or program.grads_flat is None
+            or len(inputs) > 2
+        ):
+            return None
+        replay = _kernels.layers()
+        if replay is None:
+            return None
+        self = cls(program, replay)
+        try:
+            self._lay_out(inputs)
+            self._forward()
+            self._backward()
+            self._finish()
+        except _Unsupported:
+            return None
+        return self
+
+    def _lay_out(self, inputs: Sequence[np.ndarray]) -> None:
+        """Place the leaves: the targets in the flat vectors, the inputs, the constants."""
+        program, traced = self.program, self.program._traced
+        dtypes = {traced[slot].dtype for slot in traced}
+        if len(dtypes) != 1:
+            raise _Unsupported
+        (self.dtype,) = dtypes
+        if self.dtype not in _LOOPED or program.values_flat.dtype != self.dtype:
+            raise _Unsupported
+        at = 0
+        for slot, _, shape in program.targets:
+            self.offsets[slot] = at
+            self.stored_as[slot] = self._describe(0, at, shape)
+            at += math.prod(shape)
+        if at != program.values_flat.size:
+            raise _Unsupported
+        if any(slot not in self.offsets for slot, _ in program.lives):
+            raise _Unsupported  # a tensor read at each call that is not trained
+        for slot, k, view in program.binds:
+            base = inputs[k]
+            if view(base) is not base or any(k == seen for seen, _ in self.inputs):
+                raise _Unsupported  # an input used whole, once
+            self.stored_as[slot] = self._describe(3 + len(self.inputs), 0, base.shape)
+            self.inputs.append((k, base.dtype))
+        for slot, data in program.constants:
+            d = self.stored_as[slot] = self._new(data.shape)
+            self._constants.append((d, data))
+
+    def _describe(self, vector: int, at: int, shape: tuple[int, ...]) -> int:
+        """A new descriptor: ``shape`` (at most two axes) at ``at`` in ``vector``."""
+        if len(shape) > 2:
+            raise _Unsupported
+        rows, cols = (1, 1) if not shape else (1, shape[0]) if len(shape) == 1 else shape
+        self.desc.append((vector, at, rows, cols))
+        return len(self.desc) - 1
+
+    def _new(self, shape: tuple[int, ...], transposed: bool = False) -> int:
+        """A new array of ``shape`` in the scratch vector (stored as its transpose)."""
+        if transposed:
+            shape = shape[::-1]
+        d = self._describe(2, self.scratch_size, shape)
+        self.scratch_size += math.prod(shape)
+        return d
+
+    def _emit(self, op: int, out: int, a: int = 0, b: int = 0, c: int = 0, flags: int = 0) -> None:
+        self.rows.append([op, out, a, b, c, flags])
+
+    def _value(self, slot: int) -> int:
+        d = self.stored_as.get(slot)
+        if d is None:
+            raise _Unsupported
+        return d
+
+    def _forward(self) -> None:
+        program, traced = self.program, self.program._traced
+        K = _kernels
+        added_in_relu = {add for add, _, _ in program._bias_relus.values()}
+        for name, slots, attrs, o in program._steps:
+            if o in program._chains:
+                chain = program._chains[o]
+                if not chain.looped or o != program.root:
+                    raise _Unsupported
+                z, t = self._value(chain.z), self._value(chain.t)
+                shape = traced[chain.z].shape
+                shifted, e = self._new(shape), self._new(shape)
+                self._emit(K.ROW_SHIFT, shifted, z)
+                self._emit(_EXP, e, shifted)
+                value = self.stored_as[o] = self._new(())
+                self._emit(K.CROSS_ENTROPY, value, shifted, e, t)
+                self.stored_as[chain.lp] = e  # log p, written over exp(shifted)
+                continue
+            if o in program._fused_away or o in added_in_relu:
+                continue
+            if o in program._bias_relus:
+                add, z, b = program._bias_relus[o]
+                zd = self._value(z)
+                self._emit(K.BIAS_RELU, zd, self._value(b))
+                self.stored_as[add] = self.stored_as[o] = zd
+                continue
+            if attrs:
+                raise _Unsupported
+            if name == "matmul" and all(traced[s].ndim == 2 for s in (*slots, o)):
+                a, b = slots
+                out = self.stored_as[o] = self._new(traced[o].shape)
+                self._emit(K.DOT, out, self._value(a), self._value(b))
+            elif (
+                name == "add"
+                and program._into.get(o) == slots[0]
+                and traced[o].ndim == 2
+                and traced[slots[1]].shape == traced[o].shape[1:]
+            ):
+                zd = self._value(slots[0])
+                self._emit(K.BIAS_ADD, zd, self._value(slots[1]))
+                self.stored_as[o] = zd
+            else:
+                raise _Unsupported
+        self.forward_end = len(self.rows)
+
+    def _slope(self, slot: int) -> int:
+        """The descriptor that receives the gradient of ``slot``: its run of the slopes
+        vector for a target, else a new array."""
+        if slot in self.offsets:
+            d = self._describe(1, self.offsets[slot], self.program._traced[slot].shape)
+        else:
+            d = self._new(self.program._traced[slot].shape)
+        self.slope_of[slot] = d
+        return d
+
+    def _backward(self) -> None:
+        program, traced, K = self.program, self.program._traced, _kernels
+        lp_chains = {chain.lp: chain for chain in program._chains.values()}
+        summed = {bias for _, bias in program._relu_sums.values()}
+        for op, slots, attrs, o, i, s in program._sweep:
+            if o in program._chains or (o in program._fused_away and o not in lp_chains):
+                continue
+            if s in summed and op.name == "add":
+                continue
+            if program._gets[s] > 1:
+                raise _Unsupported  # a slope added to from two places
+            name = op.name if not attrs else ""  # (the ops below take no settings)
+            if o in lp_chains:
+                chain = lp_chains[o]
+                out = self._slope(s)
+                self._emit(_EXP, out, self._value(chain.lp))
+                self._emit(K.CROSS_ENTROPY_RULE, out, self._value(chain.t))
+            elif o in program._relu_sums:
+                _, bias = program._relu_sums[o]
+                out, total = self._slope(s), self._slope(bias)
+                self._emit(K.RELU_RULE_SUM, out, self._grad(o), self._value(o), total)
+                self.made_by_rule.add(out)
+            elif name == "relu":
+                out = self._slope(s)
+                self._emit(K.RELU_RULE, out, self._grad(o), self._value(o))
+                self.made_by_rule.add(out)
+            elif name == "add":
+                if traced[s].shape == traced[o].shape and s not in self.offsets:
+                    self.slope_of[s] = self._grad(o)  # passed on as it is
+                elif i == 1 and traced[o].ndim == 2 and traced[s].shape == traced[o].shape[1:]:
+                    if traced[o].shape[1] < 2:
+                        raise _Unsupported  # numpy adds one column pairwise
+                    self._emit(K.COLUMN_SUM, self._slope(s), self._grad(o))
+                else:
+                    raise _Unsupported
+            elif name == "matmul":
+                a, b = slots
+                g = self._grad(o)
+                if i == 0:
+                    m, n = traced[o].shape
+                    g, flipped = self._maybe_transposed(g, m * n * traced[s].shape[1])
+                    out = self._slope(s)  # g @ b.T
+                    self._emit(K.DOT, out, g, self._value(b), flags=(1 if flipped else 0) | 2)
+                else:
+                    g, flipped = self.transposed.get(g, g), g in self.transposed
+                    out = self._slope(s)  # a.T @ g
+                    self._emit(K.DOT, out, self._value(a), g, flags=1 | (2 if flipped else 0))
+            else:
+                raise _Unsupported
+        if len(self.rows) == self.forward_end:
+            raise _Unsupported
+
+    def _grad(self, slot: int) -> int:
+        d = self.slope_of.get(slot)
+        if d is None:
+            raise _Unsupported
+        return d
+
+    def _maybe_transposed(self, g: int, work: int) -> tuple[int, bool]:
+        """``g``, or its copy stored transposed (see :data:`TRANSPOSED_MAX_WORK`) for a
+        product of ``work`` multiply-adds; and whether it is the copy."""
+        if g in self.transposed:
+            return self.transposed[g], True
+        if g not in self.made_by_rule or work > TRANSPOSED_MAX_WORK:
+            return g, False
+        _, _, rows, cols = self.desc[g]
+        copy = self.transposed[g] = self._new((rows, cols), transposed=True)
+        self._emit(_kernels.TRANSPOSE, copy, g)
+        return copy, True
+
+    def _finish(self) -> None:
+        """The tables, the scratch vector, and the stretches of the table between numpy's
+        calls of exp."""
+        self.code = np.array(self.rows, dtype=np.int64)
+        self.table = np.array(self.desc, dtype=np.int64)
+        self.scratch = np.zeros(self.scratch_size, dtype=self.dtype)
+        self._empty = np.zeros(0, dtype=self.dtype)
+        for d, data in self._constants:
+            self._view(d)[...] = np.reshape(data, self._view(d).shape)
+        segments: list[tuple[int, int, Any]] = []
+        start = 0
+        for row, (op, out, a, *_) in enumerate(self.rows):
+            if op == _EXP:
+                segments.append((start, row, (self._view(a), self._view(out))))
+                start = row + 1
+        segments.append((start, len(self.rows), None))
+        self.segments = segments
+        self.forward_segments = [seg for seg in segments if seg[0] < self.forward_end]
+        last = self.forward_segments[-1]
+        self.forward_segments[-1] = (last[0], min(last[1], self.forward_end), None)
+        traced = self.program._traced
+        self.values = [
+            self._view(self.stored_as[slot]).reshape(traced[slot].shape)
+            for slot in self.program.outputs
+        ]
+
+    def _view(self, d: int) -> np.ndarray:
+        """The scratch array that descriptor ``d`` names."""
+        vector, at, rows, cols = self.desc[d]
+        if vector != 2:
+            raise _Unsupported  # an output that is not the program's own array
+        return self.scratch[at : at + rows * cols].reshape(rows, cols)
+
+    # -- replay ------------------------------------------------------------------------
+
+    def run(
+        self, arrays: Sequence[np.ndarray], backward: bool = True
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """As :meth:`Program.run`."""
+        program = self.program
+        flat = []
+        for k, dtype in self.inputs:
+            x = arrays[k]
+            if x.dtype != dtype or not (x.flags.c_contiguous and x.flags.writeable):
+                x = np.array(x, dtype=dtype)  # (numba's loops take one kind of array)
+            flat.append(x.reshape(-1))
+        while len(flat) < 2:
+            flat.append(self._empty)
+        in0, in1 = flat
+        values, slopes = program.values_flat, program.grads_flat
+        code, table, scratch, replay = self.code, self.table, self.scratch, self.replay
+        for start, stop, exp in self.segments if backward else self.forward_segments:
+            replay(code, table, start, stop, values, slopes, scratch, in0, in1)
+            if exp is not None:
+                np.exp(exp[0], out=exp[1])
+        return self.values, program.grads_into if backward else None
+
+
+class _Unsupported(Exception):
+    """A step that :class:`LayerProgram` does not replay (the numpy replay is used)."""
+
+
 class Compiled:
     """A compiled function (see :func:`compile`): call it as you would call ``fn``.
 
@@ -1408,6 +1738,8 @@ class TrainingStep:
             program.values_flat, program.grads_flat = self.flat
             if self.small:
                 program.small = SmallProgram.of(program)
+                if program.small is None:
+                    program.layers = LayerProgram.of(program, (X, y))
         self._programs[key] = program
         self.traces += 1
         return program

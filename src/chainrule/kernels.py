@@ -5,7 +5,8 @@ costs a few microseconds, most of it the call itself and one pass over memory. W
 layer takes two or three calls, each reading what the last one wrote, one loop here does
 the work in one pass:
 
-- :func:`bias_relu`: ``relu(z + b)`` (a bias added to each row, then ReLU);
+- :func:`bias_relu`: ``relu(z + b)`` (a bias added to each row, then ReLU), and
+  ``bias_add``: ``z + b`` alone (both written over ``z``);
 - :func:`relu_rule_sum`: ReLU's rule, and the bias's slope (the sum down the columns);
 - :func:`column_sum`: a bias's slope on its own;
 - ``row_shift``, ``cross_entropy`` and ``cross_entropy_rule``: the mean softmax
@@ -26,9 +27,9 @@ makes its numpy calls.
 >>> import numpy as np
 >>> k = get()
 >>> if k is not None:
-...     out = np.empty((2, 2))
-...     k.bias_relu(np.array([[1.0, -2.0], [-1.0, 3.0]]), np.array([0.5, 0.5]), out)
-...     print(out.tolist())
+...     z = np.array([[1.0, -2.0], [-1.0, 3.0]])
+...     k.bias_relu(z, np.array([0.5, 0.5]))
+...     print(z.tolist())
 ... else:
 ...     print([[1.5, 0.0], [0.0, 3.5]])
 [[1.5, 0.0], [0.0, 3.5]]
@@ -41,10 +42,26 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["available", "get"]
+import numpy as np
+
+__all__ = ["available", "get", "layers"]
 
 _kernels: SimpleNamespace | None = None
 _unusable = False  # numba is installed but cannot be imported (e.g. too old for numpy)
+_layers: Any = None
+
+# The instructions of :func:`layers`' replay, one row of its table each:
+# ``(op, out, a, b, c, flags)``, the four operands numbers of array descriptors.
+DOT = 0  # out = a @ b (flags: 1 takes a.T, 2 takes b.T, 3 both)
+BIAS_RELU = 1  # out = relu(out + a), a a row
+BIAS_ADD = 2  # out = out + a, a a row
+RELU_RULE_SUM = 3  # out = a * sign(b) (b: ReLU's result), c = its sums down the columns
+RELU_RULE = 4  # out = a * sign(b)
+COLUMN_SUM = 5  # out = the sums of a down its columns (a row)
+ROW_SHIFT = 6  # out = a - max(a, axis=1)
+CROSS_ENTROPY = 7  # out (1 x 1) = the loss of a (shifted), b (exp(a), becomes log p), c
+CROSS_ENTROPY_RULE = 8  # out = the rule for the logits, out holding exp(log p), a the target
+TRANSPOSE = 9  # out (stored as cols x rows) = a
 
 
 def available() -> bool:
@@ -64,20 +81,142 @@ def get() -> SimpleNamespace | None:
     return _kernels
 
 
+def layers() -> Any:
+    """The numba replay of a program of matrix layers (see
+    :class:`chainrule.compile.LayerProgram`), or None without numba, or without scipy
+    (numba's matrix products call BLAS through scipy).
+
+    ``replay(code, desc, start, stop, values, slopes, scratch, in0, in1)`` runs rows
+    ``start:stop`` of the table ``code``. Every array is a run of numbers in one of five
+    flat vectors (the trained values, their slopes, the program's own scratch, and two
+    inputs), named by a row of ``desc``: ``(vector, offset, rows, cols)``, a matrix of that
+    shape in C order (a row or a number is a 1 x n or 1 x 1 matrix). One call replaces a
+    numpy call per op, and each numpy call's fixed cost (about a microsecond).
+    """
+    global _layers
+    if _layers is None and importlib.util.find_spec("scipy") is not None:
+        loops = get()
+        if loops is not None:
+            _layers = _make_layers(loops)
+    return _layers
+
+
+def _make_layers(k: SimpleNamespace) -> Any:
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    bias_relu, bias_add, relu_rule_sum, relu_rule = (
+        k.bias_relu,
+        k.bias_add,
+        k.relu_rule_sum,
+        k.relu_rule,
+    )
+    column_sum, row_shift, cross_entropy, cross_entropy_rule = (
+        k.column_sum,
+        k.row_shift,
+        k.cross_entropy,
+        k.cross_entropy_rule,
+    )
+
+    @jit
+    def pick(desc: Any, d: int, values: Any, slopes: Any, scratch: Any, in0: Any, in1: Any) -> Any:
+        """The matrix that row ``d`` of ``desc`` names (a view, no copy)."""
+        vector, at, rows, cols = desc[d, 0], desc[d, 1], desc[d, 2], desc[d, 3]
+        if vector == 0:
+            base = values
+        elif vector == 1:
+            base = slopes
+        elif vector == 2:
+            base = scratch
+        elif vector == 3:
+            base = in0
+        else:
+            base = in1
+        return base[at : at + rows * cols].reshape((rows, cols))
+
+    @jit
+    def transpose(a: Any, out: Any) -> None:
+        """``out = a.T`` (written in order, read down a's columns)."""
+        rows, cols = a.shape
+        for j in range(cols):
+            for i in range(rows):
+                out[j, i] = a[i, j]
+
+    @jit
+    def replay(
+        code: Any,
+        desc: Any,
+        start: int,
+        stop: int,
+        values: Any,
+        slopes: Any,
+        scratch: Any,
+        in0: Any,
+        in1: Any,
+    ) -> None:
+        for row in range(start, stop):
+            op, flags = code[row, 0], code[row, 5]
+            out = pick(desc, code[row, 1], values, slopes, scratch, in0, in1)
+            a = pick(desc, code[row, 2], values, slopes, scratch, in0, in1)
+            b = pick(desc, code[row, 3], values, slopes, scratch, in0, in1)
+            if op == DOT:
+                if flags == 0:
+                    np.dot(a, b, out)
+                elif flags == 1:
+                    np.dot(a.T, b, out)
+                elif flags == 2:
+                    np.dot(a, b.T, out)
+                else:
+                    np.dot(a.T, b.T, out)
+            elif op == BIAS_RELU:
+                bias_relu(out, a[0])
+            elif op == BIAS_ADD:
+                bias_add(out, a[0])
+            elif op == RELU_RULE_SUM:
+                c = pick(desc, code[row, 4], values, slopes, scratch, in0, in1)
+                relu_rule_sum(a, b, out, c[0])
+            elif op == RELU_RULE:
+                relu_rule(a, b, out)
+            elif op == COLUMN_SUM:
+                column_sum(a, out[0])
+            elif op == ROW_SHIFT:
+                row_shift(a, out)
+            elif op == CROSS_ENTROPY:
+                c = pick(desc, code[row, 4], values, slopes, scratch, in0, in1)
+                out[0, 0] = cross_entropy(a, b, c)
+            elif op == CROSS_ENTROPY_RULE:
+                # The loss is the program's root: its slope is 1.
+                cross_entropy_rule(out, a, -1.0 / out.shape[0], out)
+            elif op == TRANSPOSE:
+                transpose(a, out)
+
+    return replay
+
+
 def _make() -> SimpleNamespace:
     import numba
 
     jit = numba.njit(cache=True, nogil=True)
 
     @jit
-    def bias_relu(z: Any, b: Any, out: Any) -> None:
-        """``out = max(z + b, 0)`` for a matrix ``z`` and a row ``b`` (NaN stays NaN, as
-        with ``np.maximum``); ``out`` may be ``z``."""
+    def bias_relu(z: Any, b: Any) -> None:
+        """``z = max(z + b, 0)`` in place, for a matrix ``z`` and a row ``b`` (NaN stays
+        NaN, as with ``np.maximum``). (In place with one array: a loop that wrote into a
+        second array that may be ``z`` would be checked for overlap and, finding it, run
+        one number at a time, twice as slow.)"""
         rows, cols = z.shape
         for i in range(rows):
             for j in range(cols):
                 x = z[i, j] + b[j]
-                out[i, j] = x if not x < 0.0 else 0.0
+                z[i, j] = x if not x < 0.0 else 0.0
+
+    @jit
+    def bias_add(z: Any, b: Any) -> None:
+        """``z = z + b`` in place, for a matrix ``z`` and a row ``b``."""
+        rows, cols = z.shape
+        for i in range(rows):
+            for j in range(cols):
+                z[i, j] += b[j]
 
     @jit
     def sign(y: Any) -> float:
@@ -202,6 +341,7 @@ def _make() -> SimpleNamespace:
 
     return SimpleNamespace(
         bias_relu=bias_relu,
+        bias_add=bias_add,
         relu_rule=relu_rule,
         relu_rule_sum=relu_rule_sum,
         column_sum=column_sum,
