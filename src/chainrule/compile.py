@@ -97,6 +97,8 @@ def _view_maker(base: np.ndarray, leaf: np.ndarray) -> Callable[[np.ndarray], np
         return lambda new: new
     if leaf.dtype != base.dtype or not base.flags.c_contiguous or not leaf.size:
         return None
+    if not np.may_share_memory(leaf, base):  # (their bounds alone, quickly)
+        return None
     start = base.__array_interface__["data"][0]
     offset = leaf.__array_interface__["data"][0] - start
     if not 0 <= offset < base.nbytes or not np.shares_memory(leaf, base):
@@ -123,8 +125,8 @@ class Program:
         self.binds: list[tuple[int, int, Callable[[np.ndarray], np.ndarray]]] = []
         self.lives: list[tuple[int, Tensor]] = []  # slots read from a tensor at each call
         self.constants: list[tuple[int, np.ndarray]] = []
-        self.forward: list[Callable[[list[Any]], None]] = []
-        self.backward: list[Callable[[list[Any], list[Any]], None]] = []
+        self._forward: list[Callable[[list[Any]], None]] = []
+        self._backward: list[Callable[[list[Any], list[Any]], None]] = []
         self.outputs: list[int] = []
         self.targets: list[tuple[int, np.dtype, tuple[int, ...]]] = []
         self.root = -1
@@ -158,6 +160,9 @@ class Program:
         self._bias_relus: dict[int, tuple[int, int, int]] = {}
         # The ops that write their result over their first input (see _fused_into).
         self._into: dict[int, int] = {}
+        # The traced steps, from which the numpy replay's are made on first use.
+        self._plan: list[tuple[Op, tuple[int, ...], dict[str, Any], int, np.ndarray]] = []
+        self._emitted = False
         # The ReLUs whose rule also sums the slope of the bias added before them: the
         # ReLU's slot -> (the add's slot, the bias's).
         self._relu_sums: dict[int, tuple[int, int]] = {}
@@ -280,16 +285,7 @@ class Program:
             for o, (add, z, b) in biased.items()
             if into.get(o) == add and into.get(add) == z
         }
-        added_in_relu = {add for add, _, _ in self._bias_relus.values()}
-        self.forward = [
-            self._chains[o].forward
-            if o in self._chains
-            else _bias_relu_step(kernels.bias_relu, o, *self._bias_relus[o])
-            if o in self._bias_relus
-            else _forward_step(op, s, a, o, data, into.get(o))
-            for op, s, a, o, data in steps
-            if o not in self._fused_away and o not in added_in_relu
-        ]
+        self._plan = steps
         if targets is None:
             return
         if not needs[self.root]:
@@ -326,10 +322,26 @@ class Program:
             for o, (add, z, b) in biased.items()
             if gets[add] == 1 and traced[add].shape[-1] > 1 and needs[b] and gets[b] == 1
         }
-        if grads_into is None:
-            self._emit_backward(None)
-        else:
+        if grads_into is not None:
             self.write_gradients_into(grads_into)
+
+    def _emit(self) -> None:
+        """Make the numpy replay's steps. (On its first use: a program replayed on numba,
+        by :class:`SmallProgram` or :class:`LayerProgram`, never needs them.)"""
+        kernels, into, steps = self.kernels, self._into, self._plan
+        added_in_relu = {add for add, _, _ in self._bias_relus.values()}
+        self._forward = [
+            self._chains[o].forward
+            if o in self._chains
+            else _bias_relu_step(kernels.bias_relu, o, *self._bias_relus[o])
+            if o in self._bias_relus
+            else _forward_step(op, s, a, o, data, into.get(o))
+            for op, s, a, o, data in steps
+            if o not in self._fused_away and o not in added_in_relu
+        ]
+        if self.targets:
+            self._emit_backward(self.grads_into)
+        self._emitted = True
 
     def _emit_backward(self, grads_into: Sequence[np.ndarray] | None) -> None:
         """The backward steps; with ``grads_into`` (one array per target, of its shape),
@@ -341,7 +353,7 @@ class Program:
         targets = {slot for slot, _, _ in self.targets}
         traced, gets = self._traced, self._gets
         written = [False] * self.size
-        self.backward = []
+        self._backward = []
         lp_chains = {chain.lp: chain for chain in self._chains.values()}
         summed = {bias for _, bias in self._relu_sums.values()}
         for op, slots, attrs, o, i, s in self._sweep:
@@ -365,7 +377,7 @@ class Program:
                 step = _backward_step(
                     op, slots, attrs, o, i, s, traced, dest.get(s), written[s], self.kernels
                 )
-            self.backward.append(step)
+            self._backward.append(step)
             written[s] = True
         # A target the loss does not reach has gradient 0, written once.
         self._zero = []
@@ -397,7 +409,9 @@ class Program:
                     f"write_gradients_into: a gradient of shape {shape} ({dtype}) cannot go "
                     f"into an array of shape {a.shape} ({a.dtype})"
                 )
-        self._emit_backward(arrays)
+        self.grads_into = arrays
+        self._emitted = False  # the backward steps are made again, for these arrays
+        self.layers = None  # (it writes into the vector of the arrays it was made for)
 
     # -- replay ------------------------------------------------------------------------
 
@@ -412,6 +426,8 @@ class Program:
             return self.layers.run(arrays, backward)
         if self.small is not None and backward:
             return self.small.run(arrays)
+        if not self._emitted:
+            self._emit()
         template = self._template
         if template is None:  # the constants, placed once
             template = self._template = [None] * self.size
@@ -425,18 +441,32 @@ class Program:
             v[slot] = view(arrays[k])
         for slot, t in self.lives:
             v[slot] = t.data
-        for step in self.forward:
+        for step in self._forward:
             step(v)
         values = [v[s] for s in self.outputs]
         if not backward or not self.targets:
             return values, None
         g: list[Any] = [None] * self.size
         g[self.root] = self._ones
-        for step in self.backward:
+        for step in self._backward:
             step(v, g)
         for slot, zero in self._zero:
             g[slot] = zero
         return values, [g[slot] for slot, _, _ in self.targets]
+
+    @property
+    def forward(self) -> list[Callable[[list[Any]], None]]:
+        """The numpy replay's forward steps (made on first use)."""
+        if not self._emitted:
+            self._emit()
+        return self._forward
+
+    @property
+    def backward(self) -> list[Callable[[list[Any], list[Any]], None]]:
+        """The numpy replay's backward steps (made on first use)."""
+        if not self._emitted:
+            self._emit()
+        return self._backward
 
     def __repr__(self) -> str:
         return f"Program({self.ops} ops forward, {len(self.backward)} rules backward)"
@@ -1502,6 +1532,11 @@ class LayerProgram:
     def _finish(self) -> None:
         """The tables, the scratch vector, and the stretches of the table between numpy's
         calls of exp."""
+        grads = self.program.grads_flat
+        for slot, _, shape in self.program.targets:
+            if slot not in self.slope_of:  # a target the loss does not reach: slope 0
+                at = self.offsets[slot]
+                grads[at : at + math.prod(shape)] = 0
         self.code = np.array(self.rows, dtype=np.int64)
         self.table = np.array(self.desc, dtype=np.int64)
         self.scratch = np.zeros(self.scratch_size, dtype=self.dtype)
