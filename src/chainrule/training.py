@@ -134,11 +134,14 @@ def _accuracy(
     ``loops``: :mod:`chainrule.kernels`' loops, to count them in one pass."""
     if task not in ("binary", "multiclass"):
         return None
-    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
+    if y.ndim == 1:
+        labels = y
+    else:
+        labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y))
     if out.ndim == 2 and out.shape[1] > 1:
         fits = out.dtype.kind == "f" and labels.dtype.kind == "i" and len(labels)
         if loops is not None and fits:  # argmax and == in one loop
-            return int(loops.correct(out, labels)) / len(labels)
+            return loops.correct(out, labels) / len(labels)
         predicted = out.argmax(axis=1)
     elif task == "binary":
         # Logits for a loss made for two classes (it holds the sigmoid); otherwise outputs
