@@ -354,3 +354,29 @@ def test_the_layer_replays_products_take_each_operand_or_its_transpose():
         scratch[33:48] = 0.0
         replay(code, desc, 0, 3, empty, empty, scratch, empty, empty)
         np.testing.assert_allclose(scratch[33:48].reshape(3, 5), a @ b, rtol=1e-14)
+
+
+@needs_layers
+def test_scratch_arrays_share_room_only_when_their_rows_do_not_overlap(monkeypatch):
+    _, trainer = _classifier_run(monkeypatch)
+    program = _layer_programs(trainer)[0]
+    spans: dict[int, list[int]] = {}
+    for row, (_, *operands, _) in enumerate(program.code.tolist()):
+        for d in operands:
+            if d and program.table[d, 0] == 2:  # an array of the scratch vector
+                spans.setdefault(d, [row, row])[1] = row
+    outputs = {d for d in spans for v in program.values if np.shares_memory(v, program._view(d))}
+    for d in outputs:  # read after the replay
+        spans[d][1] = len(program.code)
+    memory = {
+        d: (program.table[d, 1], program.table[d, 1] + program.table[d, 2] * program.table[d, 3])
+        for d in spans
+    }
+    shared = 0
+    for d in spans:
+        for e in spans:
+            if d < e and memory[d][0] < memory[e][1] and memory[e][0] < memory[d][1]:
+                shared += 1
+                assert spans[d][1] < spans[e][0] or spans[e][1] < spans[d][0], (d, e)
+    assert shared > 0  # some room is lent
+    assert program.scratch.size < 1 + sum(b - a for a, b in memory.values())

@@ -1537,6 +1537,7 @@ class LayerProgram:
             if slot not in self.slope_of:  # a target the loss does not reach: slope 0
                 at = self.offsets[slot]
                 grads[at : at + math.prod(shape)] = 0
+        self._pack()
         self.code = np.array(self.rows, dtype=np.int64)
         self.table = np.array(self.desc, dtype=np.int64)
         self.scratch = np.zeros(self.scratch_size, dtype=self.dtype)
@@ -1559,6 +1560,41 @@ class LayerProgram:
             self._view(self.stored_as[slot]).reshape(traced[slot].shape)
             for slot in self.program.outputs
         ]
+
+    def _pack(self) -> None:
+        """Lay the scratch arrays out again so that an array no row reads any more lends
+        its room to one written later (the step's arrays then take about half the
+        memory, and stay in the processor's cache). The constants and the outputs keep
+        theirs throughout."""
+        end = len(self.rows)
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for d, _ in self._constants:
+            first[d], last[d] = -1, end
+        for row, (_, *operands, _) in enumerate(self.rows):
+            for d in operands:
+                if d and self.desc[d][0] == 2:
+                    first.setdefault(d, row)
+                    last[d] = max(last.get(d, row), row)
+        for slot in self.program.outputs:
+            d = self.stored_as.get(slot, 0)
+            if d in last:
+                last[d] = end
+        live: list[tuple[int, int, int]] = []  # (offset, size, last row), by offset
+        size = 1  # (0: the unused number)
+        for d in sorted(first, key=first.__getitem__):
+            live = [block for block in live if block[2] >= first[d]]
+            _, _, rows, cols = self.desc[d]
+            need, at = rows * cols, 1
+            for offset, taken, _ in live:  # the first gap that fits
+                if offset - at >= need:
+                    break
+                at = max(at, offset + taken)
+            live.append((at, need, last[d]))
+            live.sort()
+            self.desc[d] = (2, at, rows, cols)
+            size = max(size, at + need)
+        self.scratch_size = size
 
     def _view(self, d: int) -> np.ndarray:
         """The scratch array that descriptor ``d`` names."""
