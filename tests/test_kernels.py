@@ -380,3 +380,31 @@ def test_scratch_arrays_share_room_only_when_their_rows_do_not_overlap(monkeypat
                 assert spans[d][1] < spans[e][0] or spans[e][1] < spans[d][0], (d, e)
     assert shared > 0  # some room is lent
     assert program.scratch.size < 1 + sum(b - a for a, b in memory.values())
+
+
+@needs_layers
+def test_a_compiled_function_of_relu_layers_replays_in_numba_calls_as_eager():
+    rng = np.random.default_rng(5)
+    shapes = [(64, 32), (32,), (32, 10), (10,)]
+    weights = [rng.normal(scale=0.3, size=shape) for shape in shapes]
+    x = rng.normal(size=(40, 64))
+    onehot = np.eye(10)[rng.integers(0, 10, size=40)]
+
+    def loss(w1, b1, w2, b2, x, t):
+        return cr.losses.cross_entropy(cr.relu(x @ w1 + b1) @ w2 + b2, t)
+
+    f = cr.compile(loss)
+    for _ in range(2):  # the second call replays
+        tensors = [cr.tensor(w, requires_grad=True) for w in weights]
+        value, grads = f(*tensors, x, onehot)
+        eager = loss(*tensors, cr.tensor(x), cr.tensor(onehot))
+        eager.backward()
+        assert value == pytest.approx(eager.item(), abs=1e-12)
+        for g, t in zip(grads, tensors, strict=True):
+            np.testing.assert_allclose(g, t.grad, rtol=0, atol=1e-12)
+        weights = [w - 0.5 * g for w, g in zip(weights, grads, strict=True)]
+    ((program, _),) = f._programs.values()
+    assert program.layers is not None
+    grads[0][...] = 0.0  # the gradients handed out are the caller's to change
+    _, again = f(*[cr.tensor(w, requires_grad=True) for w in weights], x, onehot)
+    assert np.abs(again[0]).sum() > 0

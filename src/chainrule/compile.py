@@ -1323,19 +1323,30 @@ class LayerProgram:
         self.segments: list[tuple[int, int, Any]] = []
         self.values: list[np.ndarray] = []
         self._constants: list[tuple[int, np.ndarray]] = []  # (descriptor, value)
+        # compile(fn)'s vectors of values and slopes (None: the trainer's), the inputs
+        # copied into the first (which input, where, how many numbers), and the
+        # gradients handed out (views into the second).
+        self.own: tuple[np.ndarray, np.ndarray] | None = None
+        self.copied: list[tuple[int, int, int]] = []
+        self.gradients: list[np.ndarray] = []
         self._empty = np.zeros(0)
 
     # -- building ----------------------------------------------------------------------
 
     @classmethod
     def of(cls, program: Program, inputs: Sequence[np.ndarray]) -> LayerProgram | None:
-        """The numba replay of ``program`` (traced on ``inputs``), or None."""
+        """The numba replay of ``program`` (traced on ``inputs``), or None.
+
+        The targets' values and slopes are the trainer's flat vectors when it set them
+        (``program.values_flat``, ``grads_flat`` and ``grads_into`` views into the
+        latter); else targets passed as inputs (:func:`compile`'s arguments) are copied
+        into a vector of the program's own at each call, and their gradients are views
+        into another."""
+        trainer = program.values_flat is not None
         if (
             not program.targets
-            or program.grads_into is None
-            or program.values_flat is None
-            or program.grads_flat is None
-            or len(inputs) > 2
+            or (trainer and (program.grads_flat is None or program.grads_into is None))
+            or (not trainer and program.grads_into is not None)
         ):
             return None
         replay = _kernels.layers()
@@ -1358,23 +1369,36 @@ class LayerProgram:
         if len(dtypes) != 1:
             raise _Unsupported
         (self.dtype,) = dtypes
-        if self.dtype not in _LOOPED or program.values_flat.dtype != self.dtype:
+        if self.dtype not in _LOOPED:
             raise _Unsupported
         at = 0
         for slot, _, shape in program.targets:
             self.offsets[slot] = at
             self.stored_as[slot] = self._describe(0, at, shape)
             at += math.prod(shape)
-        if at != program.values_flat.size:
+        if program.values_flat is None:  # compile(fn): vectors of its own
+            self.own = (np.empty(at, dtype=self.dtype), np.zeros(at, dtype=self.dtype))
+            if program.lives:
+                raise _Unsupported  # a tensor captured by the function, read at each call
+        elif at != program.values_flat.size or program.values_flat.dtype != self.dtype:
             raise _Unsupported
-        if any(slot not in self.offsets for slot, _ in program.lives):
+        elif any(slot not in self.offsets for slot, _ in program.lives):
             raise _Unsupported  # a tensor read at each call that is not trained
         for slot, k, view in program.binds:
             base = inputs[k]
             if view(base) is not base or any(k == seen for seen, _ in self.inputs):
                 raise _Unsupported  # an input used whole, once
+            if slot in self.offsets:  # a target passed in: copied into the values
+                if self.own is None:
+                    raise _Unsupported
+                self.copied.append((k, self.offsets[slot], base.size))
+                continue
+            if len(self.inputs) == 2:
+                raise _Unsupported  # (two input vectors)
             self.stored_as[slot] = self._describe(3 + len(self.inputs), 0, base.shape)
             self.inputs.append((k, base.dtype))
+        if self.own is not None and len(self.copied) != len(program.targets):
+            raise _Unsupported
         for slot, data in program.constants:
             d = self.stored_as[slot] = self._new(data.shape)
             self._constants.append((d, data))
@@ -1532,7 +1556,7 @@ class LayerProgram:
     def _finish(self) -> None:
         """The tables, the scratch vector, and the stretches of the table between numpy's
         calls of exp."""
-        grads = self.program.grads_flat
+        grads = self.program.grads_flat if self.own is None else self.own[1]
         for slot, _, shape in self.program.targets:
             if slot not in self.slope_of:  # a target the loss does not reach: slope 0
                 at = self.offsets[slot]
@@ -1560,6 +1584,12 @@ class LayerProgram:
             self._view(self.stored_as[slot]).reshape(traced[slot].shape)
             for slot in self.program.outputs
         ]
+        if self.own is not None:
+            self.gradients = [
+                grads[at : at + math.prod(shape)].reshape(shape)
+                for slot, _, shape in self.program.targets
+                for at in [self.offsets[slot]]
+            ]
 
     def _pack(self) -> None:
         """Lay the scratch arrays out again so that an array no row reads any more lends
@@ -1619,13 +1649,18 @@ class LayerProgram:
         while len(flat) < 2:
             flat.append(self._empty)
         in0, in1 = flat
-        values, slopes = program.values_flat, program.grads_flat
+        if self.own is None:
+            values, slopes, grads = program.values_flat, program.grads_flat, program.grads_into
+        else:
+            (values, slopes), grads = self.own, self.gradients
+            for k, at, size in self.copied:
+                values[at : at + size] = arrays[k].reshape(-1)
         code, table, scratch, replay = self.code, self.table, self.scratch, self.replay
         for start, stop, exp in self.segments if backward else self.forward_segments:
             replay(code, table, start, stop, values, slopes, scratch, in0, in1)
             if exp is not None:
                 np.exp(exp[0], out=exp[1])
-        return self.values, program.grads_into if backward else None
+        return self.values, grads if backward else None
 
 
 class _Unsupported(Exception):
@@ -1678,6 +1713,8 @@ class Compiled:
         leaves = [Tensor._node(a, None, (), {}, w) for a, w in zip(arrays, wrt, strict=True)]
         targets = [t for t, w in zip(leaves, wrt, strict=True) if w] if grad_mode else None
         program, _ = Program.trace(self.fn, leaves, arrays, targets, name)
+        if grad_mode:  # a function of matrix layers: a few numba calls (or None)
+            program.layers = LayerProgram.of(program, arrays)
         # The tensors that required a gradient at the trace: freezing one re-traces.
         live = [t for _, t in program.lives if t.requires_grad]
         self._programs[key] = (program, live)
