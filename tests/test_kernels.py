@@ -408,3 +408,56 @@ def test_a_compiled_function_of_relu_layers_replays_in_numba_calls_as_eager():
     grads[0][...] = 0.0  # the gradients handed out are the caller's to change
     _, again = f(*[cr.tensor(w, requires_grad=True) for w in weights], x, onehot)
     assert np.abs(again[0]).sum() > 0
+
+
+@needs_layers
+@pytest.mark.parametrize("detail", [False, True])
+def test_a_layer_replayed_run_diverges_and_records_its_steps_as_the_eager_one(detail):
+    data = load_dataset("digits")
+    X, y = data.X[:256], data.target[:256]
+    runs = []
+    for compile_ in (False, True):
+        model = nn.MLP([64, 16, 10], activation="relu", seed=4)
+        trainer = cr.Trainer(
+            model, (X, y), loss="cross_entropy", optimizer="sgd", learning_rate=1e5,
+            batch_size=64, stop={"max_steps": 40}, detail=detail, compile=compile_,
+        )  # fmt: skip
+        trainer.advance()
+        runs.append((model, trainer))
+    (m_eager, eager), (m_layers, layered) = runs
+    assert all(p is not None for p in _layer_programs(layered))
+    e, c = eager.history, layered.history
+    assert c.stop_reason == e.stop_reason == "diverged"
+    assert c.divergence.kind == e.divergence.kind and c.num_steps == e.num_steps
+    assert c.divergence.loss == pytest.approx(e.divergence.loss, rel=1e-12)
+    np.testing.assert_allclose(c.losses, e.losses, rtol=1e-12)
+    for p, q in zip(m_layers.parameters(), m_eager.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)  # the last step undone alike
+    if detail:
+        assert len(c.steps) == len(e.steps) == c.num_steps
+        for step, other in zip(c.steps, e.steps, strict=True):
+            assert step.slopes == pytest.approx(other.slopes, rel=1e-10, abs=1e-12)
+            assert step.new_values == pytest.approx(other.new_values, rel=1e-10, abs=1e-12)
+
+
+@needs_layers
+def test_a_nan_in_the_data_reaches_the_layer_replays_slopes_as_eager():
+    rng = np.random.default_rng(8)
+    w1, b1, w2 = rng.normal(size=(6, 5)), rng.normal(size=5), rng.normal(size=(5, 3))
+    x = rng.normal(size=(8, 6))
+    x[2, 1] = np.nan
+    onehot = np.eye(3)[rng.integers(0, 3, size=8)]
+
+    def loss(w1, b1, w2, b2, x, t):
+        return cr.losses.cross_entropy(cr.relu(x @ w1 + b1) @ w2 + b2, t)
+
+    tensors = [cr.tensor(a, requires_grad=True) for a in (w1, b1, w2, np.zeros(3))]
+    eager = loss(*tensors, cr.tensor(x), cr.tensor(onehot))
+    eager.backward()
+    f = cr.compile(loss)
+    value, grads = f(*[cr.tensor(t.data, requires_grad=True) for t in tensors], x, onehot)
+    ((program, _),) = f._programs.values()
+    assert program.layers is not None and np.isnan(value) and np.isnan(eager.item())
+    for g, t in zip(grads, tensors, strict=True):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(t.grad))
+        np.testing.assert_allclose(g, t.grad, rtol=1e-12, atol=0)  # (NaN where eager's)
