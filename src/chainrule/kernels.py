@@ -102,21 +102,11 @@ def layers() -> Any:
 
 
 def _make_layers(k: SimpleNamespace) -> Any:
+    """The replay of :func:`layers` (after :func:`_make`, whose loops it calls: ``k``)."""
     import numba
 
+    global pick, transpose  # (see the note above _make)
     jit = numba.njit(cache=True, nogil=True)
-    bias_relu, bias_add, relu_rule_sum, relu_rule = (
-        k.bias_relu,
-        k.bias_add,
-        k.relu_rule_sum,
-        k.relu_rule,
-    )
-    column_sum, row_shift, cross_entropy, cross_entropy_rule = (
-        k.column_sum,
-        k.row_shift,
-        k.cross_entropy,
-        k.cross_entropy_rule,
-    )
 
     @jit
     def pick(desc: Any, d: int, values: Any, slopes: Any, scratch: Any, in0: Any, in1: Any) -> Any:
@@ -193,8 +183,28 @@ def _make_layers(k: SimpleNamespace) -> Any:
     return replay
 
 
+# The loops that another loop calls are module globals, made by _make(): numba keeps a
+# compiled loop on disk keyed by, among others, the values it closes over, and a loop that
+# reached another through a closure missed that cache in every new process (about half a
+# second each time, 1.5 s for the layers' replay).
+bias_relu: Any
+bias_add: Any
+sign: Any
+relu_rule: Any
+relu_rule_sum: Any
+column_sum: Any
+row_shift: Any
+cross_entropy: Any
+cross_entropy_rule: Any
+pick: Any
+transpose: Any
+
+
 def _make() -> SimpleNamespace:
     import numba
+
+    global bias_relu, bias_add, sign, relu_rule, relu_rule_sum, column_sum, row_shift
+    global cross_entropy, cross_entropy_rule
 
     jit = numba.njit(cache=True, nogil=True)
 
