@@ -1297,8 +1297,9 @@ class LayerProgram:
     values and their slopes (the trainer's vectors, so nothing is copied in or out), the
     program's scratch, and the two inputs (the batch and its targets).
 
-    Made by :meth:`of` for a program of float64 (or float32 without a cross-entropy) that
-    is made of those steps only; None otherwise (the numpy replay is used).
+    Made by :meth:`of` for a float64 program made of those steps only (matrix products,
+    a bias added with or without ReLU, and the softmax cross-entropy as the loss, whose
+    loop is float64 only); None otherwise (the numpy replay is used).
     """
 
     def __init__(self, program: Program, replay: Any) -> None:
@@ -1308,7 +1309,6 @@ class LayerProgram:
         self.desc: list[tuple[int, int, int, int]] = [(2, 0, 1, 1)]  # 0: a number, unused
         self.scratch_size = 1
         self.rows: list[list[int]] = []
-        self.exps: dict[int, tuple[int, int]] = {}  # row -> (from, to) descriptors
         self.stored_as: dict[int, int] = {}  # slot -> descriptor of its value
         self.slope_of: dict[int, int] = {}  # slot -> descriptor of its gradient
         self.transposed: dict[int, int] = {}  # descriptor -> its copy stored transposed

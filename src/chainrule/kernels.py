@@ -22,7 +22,9 @@ are numpy's, except for some sums (numpy may add in another order: the last bit)
 
 :func:`get` returns the loops, compiled by numba on first use (and cached on disk), or
 None when numba is not installed (``pip install chainrule[fast]``): the replay then
-makes its numpy calls.
+makes its numpy calls. :func:`layers` returns one function more, which runs a whole
+table of these loops and BLAS products (the replay of
+:class:`chainrule.compile.LayerProgram`), or None without scipy.
 
 >>> import numpy as np
 >>> k = get()
