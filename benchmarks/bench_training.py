@@ -817,7 +817,7 @@ def bench_digits(data: Digits) -> None:
     )
     for name, note in (
         (COMPILED, "issue 13; moonshot 0.7x"),
-        (COMPILED_LOOP, "the replay alone"),
+        (COMPILED_LOOP, "a reference: compile(fn) in a loop of its own, with a numpy update"),
         (COMPILED32, "float32"),
         (JAX, "the issue's figure for jax.jit"),
     ):
