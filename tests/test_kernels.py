@@ -461,3 +461,17 @@ def test_a_nan_in_the_data_reaches_the_layer_replays_slopes_as_eager():
     for g, t in zip(grads, tensors, strict=True):
         np.testing.assert_array_equal(np.isnan(g), np.isnan(t.grad))
         np.testing.assert_allclose(g, t.grad, rtol=1e-12, atol=0)  # (NaN where eager's)
+
+
+def test_a_layer_replay_that_numba_cannot_compile_leaves_the_numpy_replay(monkeypatch):
+    def cannot_compile(*args):
+        raise numba.core.errors.TypingError("scipy's BLAS is not usable here")
+
+    monkeypatch.setattr(kernels, "_layers", None)
+    monkeypatch.setattr(kernels, "_layers_unusable", False)
+    monkeypatch.setattr(kernels, "_make_layers", lambda loops: cannot_compile)
+    assert kernels.layers() is None and kernels._layers_unusable
+    assert kernels.layers() is None  # (not tried again)
+    model, trainer = _classifier_run(monkeypatch)  # (undoes the patches when done)
+    assert _layer_programs(trainer) == [None, None]
+    _assert_same_numbers((model, trainer), _classifier_run(monkeypatch, layers=None))

@@ -51,6 +51,7 @@ __all__ = ["available", "get", "layers"]
 _kernels: SimpleNamespace | None = None
 _unusable = False  # numba is installed but cannot be imported (e.g. too old for numpy)
 _layers: Any = None
+_layers_unusable = False  # scipy is installed, but numba's products through it fail
 
 # The instructions of :func:`layers`' replay, one row of its table each:
 # ``(op, out, a, b, c, flags)``, the four operands numbers of array descriptors.
@@ -95,12 +96,29 @@ def layers() -> Any:
     shape in C order (a row or a number is a 1 x n or 1 x 1 matrix). One call replaces a
     numpy call per op, and each numpy call's fixed cost (about a microsecond).
     """
-    global _layers
-    if _layers is None and importlib.util.find_spec("scipy") is not None:
+    global _layers, _layers_unusable
+    if _layers is None and not _layers_unusable and importlib.util.find_spec("scipy"):
         loops = get()
         if loops is not None:
-            _layers = _make_layers(loops)
+            replay = _make_layers(loops)
+            try:  # compiled (or loaded from numba's cache) now, on a 1 x 1 product
+                works = _multiplies(replay)
+            except Exception:  # (numba's own errors: a scipy it cannot take BLAS from)
+                works = False
+            if works:
+                _layers = replay
+            else:
+                _layers_unusable = True
     return _layers
+
+
+def _multiplies(replay: Any) -> bool:
+    """Whether ``replay`` multiplies 2 by 3 (see :func:`layers`)."""
+    scratch, unused = np.array([0.0, 2.0, 3.0, 0.0]), np.zeros(0)
+    desc = np.array([[2, 0, 1, 1], [2, 1, 1, 1], [2, 2, 1, 1], [2, 3, 1, 1]], dtype=np.int64)
+    code = np.array([[DOT, 3, 1, 2, 0, 0]], dtype=np.int64)
+    replay(code, desc, 0, 1, unused, unused, scratch, unused, unused)
+    return bool(scratch[3] == 6.0)
 
 
 def _make_layers(k: SimpleNamespace) -> Any:
