@@ -469,7 +469,7 @@ def test_a_layer_replay_that_numba_cannot_compile_leaves_the_numpy_replay(monkey
 
     monkeypatch.setattr(kernels, "_layers", None)
     monkeypatch.setattr(kernels, "_layers_unusable", False)
-    monkeypatch.setattr(kernels, "_make_layers", lambda loops: cannot_compile)
+    monkeypatch.setattr(kernels, "_make_layers", lambda: cannot_compile)
     assert kernels.layers() is None and kernels._layers_unusable
     assert kernels.layers() is None  # (not tried again)
     model, trainer = _classifier_run(monkeypatch)  # (undoes the patches when done)

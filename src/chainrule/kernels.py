@@ -98,9 +98,8 @@ def layers() -> Any:
     """
     global _layers, _layers_unusable
     if _layers is None and not _layers_unusable and importlib.util.find_spec("scipy"):
-        loops = get()
-        if loops is not None:
-            replay = _make_layers(loops)
+        if get() is not None:  # (the loops that the replay calls)
+            replay = _make_layers()
             try:  # compiled (or loaded from numba's cache) now, on a 1 x 1 product
                 works = _multiplies(replay)
             except Exception:  # (numba's own errors: a scipy it cannot take BLAS from)
@@ -121,8 +120,8 @@ def _multiplies(replay: Any) -> bool:
     return bool(scratch[3] == 6.0)
 
 
-def _make_layers(k: SimpleNamespace) -> Any:
-    """The replay of :func:`layers` (after :func:`_make`, whose loops it calls: ``k``)."""
+def _make_layers() -> Any:
+    """The replay of :func:`layers` (after :func:`_make`, whose loops it calls)."""
     import numba
 
     global pick, transpose  # (see the note above _make)
