@@ -253,6 +253,36 @@ def test_chain_rule_is_mathml(page):
     sync_api.expect(chain.locator("table").nth(1)).to_contain_text("-5.2073")
 
 
+# The panels whose tables a learner reads column by column, with how far each may scroll
+# sideways (the ledger of seven parameters has 29 columns: it scrolls).
+FULL_WIDTH = """() => ['#chain-panel', '#ledger-panel'].map((id) => {
+  const panel = document.querySelector(id);
+  return [id, panel.scrollWidth - panel.clientWidth];
+})"""
+
+
+@pytest.mark.parametrize(
+    "scenario, title",
+    [("main-ideas", "estimate b3"), ("all-parameters", "all seven parameters")],
+)
+def test_the_chain_rule_shows_every_column_in_a_laptop_window(page, scenario, title):
+    # at 1280 px the chain rule and the ledger take two of the three columns: the
+    # product of each path (the chain rule's last column) is in view without scrolling
+    page.get_by_role("combobox", name="Scenario", exact=True).select_option(scenario)
+    sync_api.expect(page.locator("header")).to_contain_text(title)
+    button(page, "Step").click()
+    sync_api.expect(ledger(page).locator("tbody tr")).to_have_count(1)
+    sync_api.expect(page.locator("#chain table")).to_have_count(2)
+    overflow = dict(page.evaluate(FULL_WIDTH))
+    assert overflow["#chain-panel"] <= 0, overflow
+    if scenario == "main-ideas":
+        assert overflow["#ledger-panel"] <= 0, overflow
+    product = page.locator("#chain table").nth(1).locator("thead th").last
+    sync_api.expect(product).to_have_text("product")
+    column, panel = product.bounding_box(), page.locator("#chain-panel").bounding_box()
+    assert column["x"] + column["width"] <= panel["x"] + panel["width"]  # not cut off
+
+
 def test_quiz(page):
     button(page, "Quiz me").click()
     # what the slope is worked out from: each data point's observed, predicted, residual
