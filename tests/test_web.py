@@ -493,3 +493,30 @@ def test_import_chainrule_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "rate, steps, words",
+    [
+        (2.0, 50, ["try Learning rate 0.2", "in one step (Learning rate 0.1667)"]),  # diverges
+        (0.001, 20, ["in one step (Learning rate 0.1667)"]),  # crawls
+    ],
+)
+def test_the_pages_remedies_name_its_own_controls(client, rate, steps, words):
+    # the page has a Learning rate box and a Max steps box: a remedy names those, not
+    # the API's keywords (learning_rate=0.2) or the command line's (--set ...)
+    from chainrule.explain.outcome import setting
+
+    assert setting("max_steps", "40", "page") == "Max steps 40"
+    settings = {"train.learning_rate": rate, "train.stop.max_steps": steps}
+    sid = open_session(client, scenario="main-ideas", set=settings)
+    body = client.post(f"/api/sessions/{sid}/step", json={"steps": 100}).json()
+    assert body["done"]
+    said = body["message"] + " " + body["diagnosis"]["message"]
+    for w in words:
+        assert w in said, said
+    for code in ("learning_rate=", "--set", "max_steps="):
+        assert code not in said, said
+    run = client.get(f"/api/sessions/{sid}").json()["run"]  # the page's state, reloaded
+    assert run["message"] == body["message"]
+    assert run["diagnosis"]["message"] == body["diagnosis"]["message"]

@@ -19,9 +19,14 @@ from chainrule.text import significant
 #: Up to this many trained scalars, the sentence gives their final values.
 NAMED_SCALARS = 3
 
-#: How a remedy is written: ``"python"``, as the API's keywords (the default), or
-#: ``"cli"``, as the command line's options (``--set train.learning_rate=0.1``).
-STYLES = ("python", "cli")
+#: How a remedy is written: ``"python"``, as the API's keywords (the default),
+#: ``"cli"``, as the command line's options (``--set train.learning_rate=0.1``), or
+#: ``"page"``, as the playground's controls (``Learning rate 0.1``).
+STYLES = ("python", "cli", "page")
+
+#: The playground's controls for the training settings a remedy may change (step_size
+#: has none: it is set in the scenario's text).
+PAGE_CONTROLS = {"learning_rate": "Learning rate", "max_steps": "Max steps"}
 
 #: The scenario keys (for ``--set``) of the training settings a remedy may change.
 SETTING_KEYS = {
@@ -39,11 +44,17 @@ def setting(key: str, value: str, style: str = "python") -> str:
     ('learning_rate=0.01', 'stop={"step_size": 1e-05}')
     >>> setting("learning_rate", "0.01", "cli"), setting("max_steps", "2000", "cli")
     ('--set train.learning_rate=0.01', '--set train.stop.max_steps=2000')
+    >>> setting("learning_rate", "0.01", "page"), setting("step_size", "1e-05", "page")
+    ('Learning rate 0.01', 'step_size = 1e-05 under [train.stop] in the scenario')
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     if style == "cli":
         return f"--set {SETTING_KEYS[key]}={value}"
+    if style == "page":
+        if key in PAGE_CONTROLS:
+            return f"{PAGE_CONTROLS[key]} {value}"
+        return f"{key} = {value} under [train.stop] in the scenario"
     if key in ("max_steps", "step_size"):
         return f'stop={{"{key}": {value}}}'
     return f"{key}={value}"

@@ -65,6 +65,9 @@ from chainrule.text import did_you_mean
 from chainrule.training import Trainer
 from chainrule.version import SCHEMA_VERSION
 
+#: How the page's messages write a remedy: with the playground's controls ("Learning rate
+#: 0.01"), not the API's keywords (see chainrule.explain.outcome.STYLES).
+PAGE = "page"
 #: Bounds on what one request or one server may ask for.
 MAX_SESSIONS = 200
 IDLE_SECONDS = 30 * 60
@@ -334,16 +337,16 @@ class Session:
         history = run.history
         if history.stop_reason == "diverged" and history.num_steps == 0:
             where = where_not_finite(run.start, self.scenario.data, self.scenario.loss)
-            self.problem = f"training cannot start: {where or stop_message(history)}"
-        table = ledger(history, first=0, last=taken)
+            self.problem = f"training cannot start: {where or stop_message(history, PAGE)}"
+        table = ledger(history, first=0, last=taken, style=PAGE)
         out: dict[str, Any] = {**table.to_dict(), "taken": taken, "done": trainer.done}
         out["steps_taken"] = history.num_steps
         out["parameters"] = self.parameters()
         if fit:
             out["fit"] = self.fit(terms=terms)
         if trainer.done:
-            out["message"] = self.problem or stop_message(history)
-            out["diagnosis"] = diagnose(history).to_dict()
+            out["message"] = self.problem or stop_message(history, PAGE)
+            out["diagnosis"] = diagnose(history, PAGE).to_dict()
         else:
             out["stop_reason"] = None
         return plain(out)
@@ -354,10 +357,11 @@ class Session:
             return {"steps": [], "steps_taken": 0, "done": False}
         history = self.run.history
         done = bool(self.trainer and self.trainer.done)
-        out = {**ledger(history).to_dict(), "steps_taken": history.num_steps, "done": done}
+        out = {**ledger(history, style=PAGE).to_dict(), "steps_taken": history.num_steps}
+        out["done"] = done
         if done:
-            out["message"] = self.problem or stop_message(history)
-            out["diagnosis"] = diagnose(history).to_dict()
+            out["message"] = self.problem or stop_message(history, PAGE)
+            out["diagnosis"] = diagnose(history, PAGE).to_dict()
         return plain(out)
 
     # -- what the page shows -------------------------------------------------------------
@@ -613,7 +617,7 @@ class Session:
         )
         trainer.advance(1)
         if not run.history.steps:
-            raise SessionError("the quiz has no next step: " + stop_message(run.history))
+            raise SessionError("the quiz has no next step: " + stop_message(run.history, PAGE))
         return run
 
     def _questions(self, kind: Any) -> tuple[list[Question], Run | None]:
