@@ -184,6 +184,18 @@ def test_run_becomes_pause(page):
     assert 0 < rows < 1000
 
 
+def test_a_diverged_run_says_which_box_to_change_and_keeps_its_ticks_signed(page):
+    page.get_by_label("Learning rate").fill("2")
+    page.get_by_label("Learning rate").press("Enter")
+    button(page, "Run").click()
+    stop = page.locator("#stop-message")
+    sync_api.expect(stop).to_contain_text("too large for this loss; try Learning rate 0.2")
+    sync_api.expect(button(page, "Run")).to_be_visible()
+    # b3 ran off to about -38,000: the fit's lowest tick is -4.13e+4, minus sign and all
+    sync_api.expect(page.locator("#fit svg .tick").nth(2)).to_have_text("-4.13e+4")
+    assert_labels_inside(page, 2)
+
+
 def test_freeze_and_unfreeze(page):
     train_w3 = page.get_by_role("checkbox", name="train w3").first
     assert not train_w3.is_checked()

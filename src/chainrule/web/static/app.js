@@ -355,18 +355,22 @@ function drawFit() {
 // A plot's margins leave room for every label inside the drawing: the y ticks left of
 // the axis, the x ticks below it (the first and last kept inside the edges), the x
 // label centred under them and the y label above the axis.
+// The left margin grows with the longer y tick (about 6.5 px a character at the ticks'
+// 10 px), so that a long one such as -4.13e+4 keeps its sign.
 const FRAME = { left: 48, right: 14, top: 28, bottom: 38 };
 
 function plotFrame(W, H, xr, yr) {
-  const { left, right, top, bottom } = FRAME;
+  const { right, top, bottom } = FRAME;
+  const longest = Math.max(short(yr[0]).length, short(yr[1]).length);
+  const left = Math.max(FRAME.left, Math.ceil(10 + 6.5 * longest));
   const sx = (x) => left + ((x - xr[0]) / (xr[1] - xr[0] || 1)) * (W - left - right);
   const sy = (y) => H - bottom - ((y - yr[0]) / (yr[1] - yr[0] || 1)) * (H - top - bottom);
-  return { sx, sy };
+  return { sx, sy, left };
 }
 
 function axes(s, W, H, xr, yr, xlabel, ylabel) {
-  const { sx, sy } = plotFrame(W, H, xr, yr);
-  const { left, right, top, bottom } = FRAME;
+  const { sx, sy, left } = plotFrame(W, H, xr, yr);
+  const { right, top, bottom } = FRAME;
   const base = H - bottom;
   s.append(svg("line", { x1: left, y1: base, x2: W - right, y2: base, stroke: "#999", class: "axis" }));
   s.append(svg("line", { x1: left, y1: top, x2: left, y2: base, stroke: "#999", class: "axis" }));
