@@ -312,6 +312,7 @@ def test_state_draws_the_network_and_the_fit(client):
     state = client.get(f"/api/sessions/{sid}").json()
     edges = {(e["source"], e["target"], e["parameter"]) for e in state["network"]["edges"]}
     assert ("dosage", "y1", "w1") in edges and ("y2", "predicted", "w4") in edges
+    assert state["network"]["layers"] is False  # a formula: its edges say "w1 = 3.34"
     fit = state["fit"]
     assert fit["kind"] == "curve" and fit["x"] == [0.0, 0.5, 1.0]
     assert len(fit["grid"]) == len(fit["curve"])

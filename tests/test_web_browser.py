@@ -294,6 +294,73 @@ def test_the_chain_rule_shows_every_column_in_a_laptop_window(page, scenario, ti
         page.wait_for_function(FITS, arg="#ledger-panel", timeout=5000)
 
 
+# Every text of the network diagram inside its drawing and none on another (a value
+# may cross a line, which its white halo covers, but not a text).
+NETWORK_TEXTS_APART = """() => {
+  const svg = document.querySelector('#network');
+  const box = svg.getBoundingClientRect();
+  const texts = [...svg.querySelectorAll('text')];
+  const out = [];
+  for (const t of texts) {
+    const r = t.getBoundingClientRect();
+    if (r.left < box.left - 0.5 || r.right > box.right + 0.5 ||
+        r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5) {
+      out.push(`'${t.textContent}' is cut off`);
+    }
+  }
+  texts.forEach((a, i) => texts.slice(i + 1).forEach((b) => {
+    const p = a.getBoundingClientRect(), q = b.getBoundingClientRect();
+    if (p.left < q.right - 1 && q.left < p.right - 1 &&
+        p.top < q.bottom - 1 && q.top < p.bottom - 1) {
+      out.push(`'${a.textContent}' overlaps '${b.textContent}'`);
+    }
+  }));
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("scenario", ["iris", "circles", "main-ideas", "all-parameters"])
+def test_the_network_writes_every_value_apart(browser, server_url, scenario):
+    # a layer network's edges carry their values alone (names in tooltips), slid along
+    # the edge until no two texts cover each other: iris's ten weights and five biases
+    # had been written "output.weight[1,0] = -0.568" on top of one another
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server_url + f"?scenario={scenario}")
+    page.wait_for_selector("body[data-ready=true]")
+    params = page.evaluate("() => app.state.parameters.length")
+    sync_api.expect(page.locator("#network text.param")).to_have_count(params)
+    assert page.evaluate(NETWORK_TEXTS_APART) == []
+    shot(page, f"network-{scenario}.png")
+    page.close()
+
+
+def test_a_layer_networks_edges_show_each_weight_by_colour_and_select_it(page):
+    page.get_by_role("combobox", name="Scenario", exact=True).select_option("moons")
+    sync_api.expect(page.locator("#title")).to_contain_text("moons")
+    # 88 edges: no value written but the selected parameter's, every edge coloured by
+    # its weight's sign (blue above zero, orange below) with its name in a tooltip
+    sync_api.expect(page.locator("#network text.param")).to_have_count(1)
+    colours = page.evaluate("""() => [...document.querySelectorAll('#network line.edge')]
+      .filter((l) => l.dataset.parameter !== app.selected)
+      .map((l) => [app.state.parameters.find((p) => p.name === l.dataset.parameter).value,
+                   l.getAttribute('stroke')])""")
+    assert len(colours) == 87
+    assert {stroke for value, stroke in colours if value > 0} == {"#1f77b4"}
+    assert {stroke for value, stroke in colours if value < 0} == {"#ff7f0e"}
+    edge = page.locator('#network line.hit[data-parameter="hidden2.weight[3,4]"]')
+    value = page.evaluate(
+        "() => app.state.parameters.find((p) => p.name === 'hidden2.weight[3,4]').value"
+    )
+    assert edge.locator("title").text_content() == f"hidden2.weight[3,4] = {value:.3g}"
+    edge.dispatch_event("click")
+    # the edge is selected: its value is written on it, the editor and the list agree
+    selected = page.locator("#network text.param.selected")
+    sync_api.expect(selected).to_have_attribute("aria-label", "select hidden2.weight[3,4]")
+    sync_api.expect(page.locator("#parameters button.selected")).to_contain_text(
+        "hidden2.weight[3,4]"
+    )
+
+
 def test_quiz(page):
     button(page, "Quiz me").click()
     # what the slope is worked out from: each data point's observed, predicted, residual

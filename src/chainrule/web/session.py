@@ -404,16 +404,20 @@ class Session:
 
     def network(self) -> dict[str, Any]:
         """The network diagram's nodes and edges (the figure's, read from the engine's
-        graph), with each parameter's name on its edge or node."""
+        graph), with each parameter's name on its edge or node. ``layers`` tells a layer
+        network (whose edges' labels are bare values, the names too long to write on
+        them) from a formula's (``w1 = 3.34``)."""
 
+        layers = not self.model.formula_lines
         try:
-            if self.model.formula_lines:
-                nodes, edges = formula_diagram(self.model)
-            else:
+            if layers:
                 nodes, edges = layer_diagram(self.model, list(self.scenario.data.input_names))
+            else:
+                nodes, edges = formula_diagram(self.model)
         except ChainruleError:
-            return {"nodes": [], "edges": []}
+            return {"nodes": [], "edges": [], "layers": layers}
         return {
+            "layers": layers,
             "nodes": [
                 {
                     "key": n.key,

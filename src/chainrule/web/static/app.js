@@ -298,44 +298,169 @@ function afterChange(data) {
   setState(data);
 }
 
+// The network: every parameter at its place, a click (or Enter) on it selects it.
+// A formula's diagram writes "w1 = 3.34" on each of its few edges, in the learner's own
+// names. A layer network's names (hidden.weight[0,1]) are too long for that: as in the
+// network figure, an edge shows its weight's value alone (the name in its tooltip), a
+// node its bias as "b = ..." below it, the inputs' names stand left of them and the
+// outputs' right, and an edge's colour is its weight's sign, its width the weight's
+// size. Each value is slid along its edge until it covers no other text. Past 24 edges
+// the values would cover the drawing: only the selected parameter keeps its label.
+const NET = { W: 420, r: 16, rMany: 7, char: 6.8, maxLabelled: 24 };
+
 function drawNetwork() {
   const box = $("network");
-  const { nodes, edges } = app.state.network;
+  const { nodes, edges, layers } = app.state.network;
   box.replaceChildren();
   if (!nodes.length) return;
   const values = Object.fromEntries(app.state.parameters.map((p) => [p.name, p]));
+  const many = edges.length > NET.maxLabelled;
+  const r = many ? NET.rMany : NET.r;
   const xs = nodes.map((n) => n.x), ys = nodes.map((n) => n.y);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const W = 420, H = Math.max(220, 70 * (y1 - y0 + 1.2));
+  const W = NET.W, H = Math.max(220, 70 * (y1 - y0 + 1.2));
+  const width = (kind) => Math.max(0, ...nodes.filter((n) => n.kind === kind).map((n) => textWidth(n.title || n.key)));
+  const left = layers ? Math.max(40, 14 + r + width("input")) : 40;
+  const right = layers ? Math.max(60, 12 + r + width("output")) : 60;
+  const top = layers ? 30 : 45, bottom = layers ? 62 : 40;  // (a formula's biases go above)
   box.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const px = (x) => 40 + ((x - x0) / ((x1 - x0) || 1)) * (W - 100);
-  const py = (y) => 45 + ((y1 - y) / ((y1 - y0) || 1)) * (H - 85);
+  const px = (x) => left + ((x - x0) / ((x1 - x0) || 1)) * (W - left - right);
+  const py = (y) => top + ((y1 - y) / ((y1 - y0) || 1)) * (H - top - bottom);
   const at = Object.fromEntries(nodes.map((n) => [n.key, [px(n.x), py(n.y)]]));
   const active = app.walk ? new Set(app.walk.nodes.slice(0, app.walked).map((n) => n.name)) : new Set();
-  const many = edges.length > 24;
+  // Text already placed (and the nodes), which a value must not cover.
+  const taken = nodes.map((n) => { const [x, y] = at[n.key]; return [x - r - 2, y - r - 2, x + r + 2, y + r + 2]; });
+  const biggest = Math.max(1e-12, ...edges.map((e) => Math.abs(values[e.parameter]?.value ?? 0)));
+  const labels = [];
   for (const e of edges) {
     const [ax, ay] = at[e.source], [bx, by] = at[e.target];
-    box.append(svg("line", { x1: ax, y1: ay, x2: bx, y2: by, stroke: e.parameter && values[e.parameter]?.trained ? "#1f77b4" : "#bbb", "stroke-width": many ? 0.6 : 1.4 }));
-    if (e.parameter && !many) addParam(box, e.parameter, values[e.parameter], ax + (bx - ax) * 0.55, ay + (by - ay) * 0.55 - 4);
+    const p = values[e.parameter];
+    const style = edgeStyle(p, e.parameter, layers, many, biggest);
+    box.append(svg("line", { x1: ax, y1: ay, x2: bx, y2: by, class: "edge", "data-parameter": e.parameter || "", ...style }));
+    if (!p) continue;
+    if (layers) box.append(hitLine(e.parameter, p, ax, ay, bx, by));
+    if (!many || e.parameter === app.selected) labels.push([e, p, ax, ay, bx, by]);
   }
   for (const n of nodes) {
     const [x, y] = at[n.key];
     const g = svg("g", { class: active.has(n.key) || n.caption.split(" → ").some((c) => active.has(c)) ? "active" : "" });
-    g.append(svg("circle", { cx: x, cy: y, r: many ? 7 : 16, fill: n.kind === "input" ? "#eee" : n.kind === "output" ? "#d9f0d3" : "#dbe9f6", stroke: "#666" }));
-    if (!many || n.kind === "input") g.append(svg("text", { x, y: y + 4, "text-anchor": "middle" }, n.title || n.key));
-    if (!many) g.append(svg("text", { x, y: y + 30, "text-anchor": "middle", fill: "#666" }, n.caption));
+    const fill = n.kind === "input" ? "#eee" : n.kind === "output" ? "#d9f0d3" : "#dbe9f6";
+    g.append(svg("circle", { cx: x, cy: y, r, fill, stroke: "#666" }));
+    const name = n.title || n.key;
+    if (!layers) {
+      if (!many || n.kind === "input") g.append(svg("text", { x, y: y + 4, "text-anchor": "middle" }, name));
+      if (!many) g.append(svg("text", { x, y: y + 30, "text-anchor": "middle", fill: "#666" }, n.caption));
+    } else if (n.kind === "input") {
+      g.append(svg("text", { x: x - r - 4, y: y + 4, "text-anchor": "end" }, name));
+    } else if (n.kind === "output") {
+      g.append(svg("text", { x: x + r + 4, y: y + 4, "text-anchor": "start" }, n.key));
+    } else if (!many) {
+      g.append(svg("text", { x, y: y + 4, "text-anchor": "middle", class: "unit" }, name));
+    }
     box.append(g);
-    if (!many) n.bias.forEach((b, i) => addParam(box, b, values[b], x, y - 22 - 12 * i));
+    n.bias.forEach((b, i) => {
+      if (layers && many && b !== app.selected) return;
+      const [bx, by] = layers ? [x, y + r + 12 + 12 * i] : [x, y - 22 - 12 * i];
+      const t = addParam(box, b, values[b], bx, by, layers ? "b" : b);
+      if (t) taken.push(covers(t));
+    });
+  }
+  const out = count(edges.map((e) => e.source)), into = count(edges.map((e) => e.target));
+  for (const [e, p, ax, ay, bx, by] of labels) {
+    const name = e.parameter;
+    if (!layers) addParam(box, name, p, ax + (bx - ax) * 0.55, ay + (by - ay) * 0.55 - 4);
+    else {
+      const lean = 0.2 * Math.sign(out[e.source] - into[e.target]);
+      taken.push(placeAlong(addParam(box, name, p, ax, ay, null), ax, ay, bx, by, lean, taken));
+    }
+  }
+  if (layers) {
+    const frozen = edges.some((e) => values[e.parameter] && !values[e.parameter].trained);
+    box.append(svg("text", { x: 4, y: H - 6, class: "legend" },
+      `blue: weight > 0, orange: weight < 0${frozen ? ", dashed grey: frozen" : ""}; thicker: larger`));
   }
 }
 
-function addParam(box, name, p, x, y) {
-  if (!p) return;
+// How many times each key comes: {key: count}.
+const count = (keys) => keys.reduce((c, k) => ({ ...c, [k]: (c[k] || 0) + 1 }), {});
+
+// The width of a text at the diagram's 11 px, about 6.8 px a character in bold (for
+// the margins, before any text is drawn).
+const textWidth = (text) => NET.char * String(text).length;
+// The box that a centred text written at (x, y) covers, [left, top, right, bottom], in
+// the drawing's units, from the width the browser gives it.
+function textBox(t, x, y) {
+  const w = (t.getBBox().width || textWidth(t.textContent)) + 6;
+  return [x - w / 2, y - 11, x + w / 2, y + 4];
+}
+const covers = (t) => textBox(t, Number(t.getAttribute("x")), Number(t.getAttribute("y")));
+const COLOUR = { positive: "#1f77b4", negative: "#ff7f0e", frozen: "#bbb", selected: "#d62728" };
+
+// A line's stroke: a formula's trained parameter is blue, a frozen one grey; a layer
+// network's weight blue when positive and orange when negative, as wide as its size
+// against the largest; the selected one red.
+function edgeStyle(p, name, layers, many, biggest) {
+  if (!p) return { stroke: COLOUR.frozen, "stroke-width": many ? 0.6 : 1.4 };
+  if (name === app.selected) return { stroke: COLOUR.selected, "stroke-width": many ? 2 : 2.6 };
+  if (!layers) return { stroke: p.trained ? COLOUR.positive : COLOUR.frozen, "stroke-width": many ? 0.6 : 1.4 };
+  const width = (many ? 0.4 : 0.8) + (many ? 1.8 : 2.6) * Math.min(1, Math.abs(p.value ?? 0) / biggest);
+  const stroke = !p.trained ? COLOUR.frozen : (p.value ?? 0) >= 0 ? COLOUR.positive : COLOUR.negative;
+  return { stroke, "stroke-width": width, ...(p.trained ? {} : { "stroke-dasharray": "4 3" }) };
+}
+
+// A wide invisible line over a layer network's edge: its tooltip names the weight, a
+// click selects it (the keyboard reaches each weight by its value or its button below).
+function hitLine(name, p, ax, ay, bx, by) {
+  const line = svg("line", { x1: ax, y1: ay, x2: bx, y2: by, class: "hit", "data-parameter": name });
+  line.append(svg("title", {}, `${name} = ${short(p.value)}${p.trained ? "" : " (frozen)"}`));
+  line.addEventListener("click", () => select(name));
+  return line;
+}
+
+// Moves a weight's value along its edge to the first point where it covers neither a
+// node nor a text placed before it: on the edge, or else just beside it (where every
+// point covers something, to the one that covers the least); it returns the box the
+// text covers. The search starts at 0.5 + lean of the way, leaning away from the end
+// where more edges meet (a layer of four fed by two inputs: near the four), and moves
+// outwards from there.
+const ALONG = [0, -0.1, 0.1, -0.2, 0.2, -0.3, 0.3, -0.15, 0.15, -0.25, 0.25, -0.05, 0.05];
+const BESIDE = [0, -9, 9];  // px across the edge
+
+function placeAlong(text, ax, ay, bx, by, lean, taken) {
+  const covered = (b) => taken.reduce((sum, o) =>
+    sum + Math.max(0, Math.min(b[2], o[2]) - Math.max(b[0], o[0])) * Math.max(0, Math.min(b[3], o[3]) - Math.max(b[1], o[1])), 0);
+  const length = Math.hypot(bx - ax, by - ay) || 1;
+  const [nx, ny] = [-(by - ay) / length, (bx - ax) / length];  // across the edge
+  let best = null;
+  for (const d of BESIDE) {
+    for (const offset of ALONG) {
+      const f = Math.min(0.85, Math.max(0.15, 0.5 + lean + offset));
+      const x = ax + (bx - ax) * f + nx * d, y = ay + (by - ay) * f + ny * d + 4;
+      const area = covered(textBox(text, x, y));
+      if (!best || area < best[0]) best = [area, x, y];
+      if (area === 0) break;
+    }
+    if (best[0] === 0) break;
+  }
+  const [, x, y] = best;
+  text.setAttribute("x", x);
+  text.setAttribute("y", y);
+  return textBox(text, x, y);
+}
+
+// A parameter's text: "name = value" (or "label = value"; a null label writes the value
+// alone), clickable and focusable, with the whole name in its tooltip.
+function addParam(box, name, p, x, y, label = name) {
+  if (!p) return null;
   const cls = `param ${p.trained ? "trained" : "frozen"}${name === app.selected ? " selected" : ""}`;
-  const t = svg("text", { x, y, "text-anchor": "middle", class: cls, tabindex: 0, role: "button", "aria-label": `select ${name}` }, `${name} = ${short(p.value)}`);
+  const text = label === null ? short(p.value) : `${label} = ${short(p.value)}`;
+  const t = svg("text", { x, y, "text-anchor": "middle", class: cls, tabindex: 0, role: "button", "aria-label": `select ${name}`, "data-parameter": name });
+  t.textContent = text;
+  if (label !== name) t.append(svg("title", {}, `${name} = ${short(p.value)}`));
   t.addEventListener("click", () => select(name));
   t.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(name); } });
   box.append(t);
+  return t;
 }
 
 // ---------------------------------------------------------------------------------
