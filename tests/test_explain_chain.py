@@ -222,15 +222,65 @@ def test_mlp_output_bias_and_frozen_layers():
     assert [p.frozen for p in model.parameters()] == [True, True, False, False]
 
 
-def test_edges_that_are_zero_everywhere_are_dropped():
-    model = nn.MLP([1, 2, 1], activation="relu", seed=0)
+def dead_unit_model(outputs: int = 1) -> nn.MLP:
+    """A ReLU network on the dosages whose hidden unit 0 is off at every data point."""
+    model = nn.MLP([1, 2, outputs], activation="relu", seed=0)
     model.hidden.weight.data[:] = [[-1.0, 1.0]]
-    model.hidden.bias.data[:] = [-5.0, 0.5]  # unit 0 is off at every data point
+    model.hidden.bias.data[:] = [-5.0, 0.5]
+    return model
+
+
+def test_a_relu_off_at_every_point_is_named_as_what_stops_the_slope():
+    model = dead_unit_model()
     rule = chain_rule(model, dosage(), "ssr", "hidden.bias[0]")
+    assert rule.paths == () and rule.value == 0.0 and rule.unreached is None
+    # the edge is not a path of the chain rule (its products would all be 0), but the
+    # learner is told which local derivative closes it, with its formula
+    assert [(f.label, f.formula) for f in rule.blocked] == [
+        ("dhidden.a[0]/dhidden.z[0]", "1 if hidden.z[0] > 0 else 0")
+    ]
+    text = rule.render("text")
+    assert "goes through a local derivative that is 0 at every data point" in text
+    assert "dhidden.a[0]/dhidden.z[0] = 1 if hidden.z[0] > 0 else 0" in text
+    assert "the engine's gradient: 0.0000" in text
+    latex = rule.render("latex")
+    assert f"{rule.blocked[0].latex_label} = {rule.blocked[0].formula_latex}" in latex
+    data = rule.to_dict()
+    assert data["paths"] == [] and data["sum"] == 0.0
+    assert data["zero_factors"] == {"dhidden.a[0]/dhidden.z[0]": "1 if hidden.z[0] > 0 else 0"}
+    assert data["why_zero"].startswith("Every path from SSR to hidden.bias[0] goes through")
+
+
+def test_a_dead_units_outgoing_weight_is_stopped_by_its_zero_output_alone():
+    # output.weight[0,1] feeds output unit 1 only: the weight's other units are no edge
+    # of the network, and are not named as zero
+    model = dead_unit_model(outputs=3)
+    data = Dataset(
+        {"dosage": np.array([0.0, 0.5, 1.0])},
+        np.array([0, 2, 1]),
+        "observed",
+        "three",
+        "multiclass",
+        num_classes=3,
+    )
+    rule = chain_rule(model, data, "cross_entropy", "output.weight[0,1]")
     assert rule.paths == () and rule.value == 0.0
-    assert "the engine's gradient: 0.0000" in rule.render("text")
-    assert rule.unreached is None
-    assert "has a local derivative of 0 at every data point" in rule.render("text")
+    assert [(f.label, f.formula) for f in rule.blocked] == [
+        ("doutput.z[1]/doutput.weight[0,1]", "hidden.a[0]")
+    ]
+    # the live unit's weight has its paths, and nothing is blocked
+    live = chain_rule(model, data, "cross_entropy", "output.weight[1,1]")
+    assert live.paths and live.blocked == () and "why_zero" not in live.to_dict()
+
+
+def test_an_input_that_is_zero_at_every_point_stops_its_weights_slope():
+    model = Formula("predicted = w * dosage + b", inputs=["dosage"], values={"w": 1.0, "b": 0.5})
+    zeros = Dataset(
+        {"dosage": np.zeros(3)}, np.array([0.0, 1.0, 0.0]), "observed", "z", "regression"
+    )
+    rule = chain_rule(model, zeros, "ssr", "w")
+    assert [(f.label, f.formula) for f in rule.blocked] == [("dpredicted/dw", "dosage")]
+    assert chain_rule(model, zeros, "ssr", "b").blocked == ()  # b has its path
 
 
 def test_a_parameter_that_forward_does_not_use_does_not_reach_the_loss():

@@ -61,6 +61,7 @@ def test_each_schema_is_a_valid_schema(name):
         ("explain", "main-ideas", "--param", "w1", "--step", "2"),
         ("explain", "moons", "--param", "hidden1.weight[0,1]"),
         ("explain", "iris-three", "--param", "output.bias[0]"),
+        ("explain", "iris", "--param", "hidden.weight[0,0]"),  # a ReLU off: zero_factors
         ("scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "4"),
         ("scan", "main-ideas", "--param", "b3", "--from", "0", "--to", "4", "--param2", "w3",
          "--from2", "-2", "--to2", "0", "--num2", "3"),

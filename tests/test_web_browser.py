@@ -361,6 +361,25 @@ def test_a_layer_networks_edges_show_each_weight_by_colour_and_select_it(page):
     )
 
 
+def test_a_slope_that_a_dead_relu_stops_says_so(page):
+    # iris starts with its hidden unit 0 off at every flower: the chain rule for its
+    # weight has no path to add up, and says which local derivative closes them all
+    page.get_by_role("combobox", name="Scenario", exact=True).select_option("iris")
+    sync_api.expect(page.locator("#title")).to_contain_text("iris")
+    chosen = page.locator("#parameters")
+    chosen.get_by_role("button", name="select hidden.weight[0,0]", exact=True).click()
+    why = page.locator("#why-zero")
+    sync_api.expect(why).to_contain_text("goes through a local derivative that is 0")
+    sync_api.expect(why).to_contain_text("dhidden.a[0]/dhidden.z[0] = 1 if hidden.z[0] > 0 else 0")
+    sync_api.expect(page.locator("#chain-panel table")).to_have_count(1)  # the points alone
+    assert page.locator("#chain math").text_content().endswith("=0.0000")  # one "=", no sum
+    assert page.locator("#chain math").text_content().count("=") == 1
+    # a live unit's weight has its paths again
+    chosen.get_by_role("button", name="select hidden.weight[0,1]", exact=True).click()
+    sync_api.expect(page.locator("#why-zero")).to_have_count(0)
+    sync_api.expect(page.locator("#chain-panel table")).to_have_count(2)
+
+
 def test_quiz(page):
     button(page, "Quiz me").click()
     # what the slope is worked out from: each data point's observed, predicted, residual

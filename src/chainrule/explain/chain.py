@@ -142,6 +142,9 @@ class ChainRule(Explanation):
     factor is made of (``dSSR/dpredicted = -2 (observed - predicted)``). When no path
     at all leads from the loss to the parameter, ``paths`` is empty, ``value`` is 0 and
     ``unreached`` says why (e.g. the only line that uses it is not used by the output).
+    When paths lead there but each goes through a local derivative that is 0 at every
+    data point at these values (a ReLU off for all the data), ``paths`` is empty and
+    ``blocked`` holds those derivatives.
     """
 
     parameter: str
@@ -156,6 +159,7 @@ class ChainRule(Explanation):
     residuals: np.ndarray | None = None
     observed_name: str = "observed"
     output_name: str = "predicted"
+    blocked: tuple[Factor, ...] = ()
 
     @property
     def total(self) -> float:
@@ -182,11 +186,34 @@ class ChainRule(Explanation):
         """Each factor's formula by label, in order of first appearance."""
         return {f.label: f.formula for path in self.paths for f in path.factors}
 
+    @property
+    def why_zero(self) -> str | None:
+        """Why no path carries a slope (None when one does): the parameter does not
+        reach the loss, or every path goes through a local derivative that is 0."""
+        if self.paths:
+            return None
+        if self.unreached is not None:
+            return self.unreached
+        if self.blocked:
+            return (
+                f"Every path from {self.loss_name} to {self.parameter} goes through a local "
+                "derivative that is 0 at every data point at these values, so "
+                f"{self.label} = 0 and the parameter gets no slope: "
+                + "; ".join(f"{f.label} = {f.formula}" for f in self.blocked)
+                + "."
+            )
+        return (
+            f"Every path from {self.loss_name} to {self.parameter} has a local derivative "
+            "of 0 at every data point."
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """``{"schema_version", "parameter", "loss_name", "loss_label", "gradient", "paths",
-        "formulas", "points", "path_sums", "sum", "observed", "predictions"}`` and
-        ``"residuals"`` for a regression; ``points`` holds, per data point, its inputs,
-        each path's factor values and each path's product (docs/json.md)."""
+        "formulas", "points", "path_sums", "sum", "observed", "predictions"}``,
+        ``"residuals"`` for a regression, and ``"why_zero"`` (with ``"zero_factors"``
+        when paths are blocked) when no path carries a slope; ``points`` holds, per data
+        point, its inputs, each path's factor values and each path's product
+        (docs/json.md)."""
         n = len(next(iter(self.inputs.values()))) if self.inputs else 0
         products = [path.products for path in self.paths]
         points = []
@@ -215,19 +242,40 @@ class ChainRule(Explanation):
             out["predictions"] = self.predictions
             if self.residuals is not None:
                 out["residuals"] = self.residuals
+        if self.why_zero is not None:
+            out["why_zero"] = self.why_zero
+            if self.blocked:
+                out["zero_factors"] = {f.label: f.formula for f in self.blocked}
         return plain(out)
 
     def document(self) -> Document:
         lhs, lhs_latex = self.label, latex_derivative(self.loss_name, self.parameter)
         if self.unreached is not None:
             return (Equations(((f"{lhs} = 0", f"{lhs_latex} = 0"),)), Paragraph(self.unreached))
-        if not self.paths:
+        if self.blocked:
             return (
                 Equations(((f"{lhs} = 0", f"{lhs_latex} = 0"),)),
                 Paragraph(
-                    f"Every path from {self.loss_name} to {self.parameter} has a local "
-                    "derivative of 0 at every data point."
+                    f"Every path from {self.loss_name} to {self.parameter} goes through a "
+                    "local derivative that is 0 at every data point at these values:"
                 ),
+                Equations(
+                    tuple(
+                        (f"{f.label} = {f.formula}", f"{f.latex_label} = {f.formula_latex}")
+                        for f in self.blocked
+                    )
+                ),
+                Paragraph(
+                    f"So no data point passes a slope back to {self.parameter}: {lhs} = 0, "
+                    "and a plain gradient descent step does not move it while these values "
+                    "hold."
+                ),
+                Paragraph(f"the engine's gradient: {decimals(self.value)}"),
+            )
+        if not self.paths:
+            return (
+                Equations(((f"{lhs} = 0", f"{lhs_latex} = 0"),)),
+                Paragraph(self.why_zero or ""),
                 Paragraph(f"the engine's gradient: {decimals(self.value)}"),
             )
         lines = [(f"{lhs} = {self.paths[0].text}", f"{lhs_latex} = {self.paths[0].latex}")]
@@ -323,6 +371,7 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
     graph = NamedGraph(root, data.n, data.target_name, data.input_names)
     target_unit = int(np.ravel_multi_index(ref.index, ref.parameter.shape))
     paths = _paths(graph, ref.parameter, target_unit)
+    blocked = () if paths else tuple(_blocked(graph, ref.parameter, target_unit))
     return ChainRule(
         parameter=ref.name,
         loss_name=graph.label(root, 0),
@@ -330,6 +379,7 @@ def chain_rule(model: Module, data: Dataset, loss: str | Loss, parameter: str) -
         paths=tuple(paths),
         inputs=inputs,
         loss_id=_loss_id(loss),
+        blocked=blocked,
         **points,
     )
 
@@ -358,26 +408,57 @@ def _unreached(model: Module, scalar: str, name: str, loss: str) -> str:
     )
 
 
-def _paths(graph: NamedGraph, target: Tensor, target_unit: int) -> list[ChainPath]:
-    """Every path of nonzero local derivatives from the loss to ``target[target_unit]``."""
-    local = LocalDerivatives(graph, target, target_unit)
-    factors_made: dict[tuple[int, int, int, int], Factor] = {}
+class _Factors:
+    """The edges of ``graph`` on the way to ``target[target_unit]`` as factors of a
+    path, each made once however many paths share it."""
 
-    def factor(node: Tensor, unit: int, edge: Edge) -> Factor:
-        """The edge as a factor of a path (made once, however many paths share it)."""
+    def __init__(self, graph: NamedGraph, target: Tensor, target_unit: int) -> None:
+        self.graph = graph
+        self.local = LocalDerivatives(graph, target, target_unit)
+        self._made: dict[tuple[int, int, int, int], Factor] = {}
+
+    def __call__(self, node: Tensor, unit: int, edge: Edge) -> Factor:
         key = (id(node), unit, id(edge.operand), edge.unit)
-        if key not in factors_made:
-            expr = local.formula(node, unit, edge.operand, edge.unit)
-            factors_made[key] = Factor(
-                numerator=graph.label(node, unit),
-                denominator=graph.label(edge.operand, edge.unit),
+        if key not in self._made:
+            expr = self.local.formula(node, unit, edge.operand, edge.unit)
+            self._made[key] = Factor(
+                numerator=self.graph.label(node, unit),
+                denominator=self.graph.label(edge.operand, edge.unit),
                 formula=sym.text(expr),
                 formula_latex=sym.latex(expr),
                 values=edge.values,
                 per_point=edge.per_point,
             )
-        return factors_made[key]
+        return self._made[key]
 
+
+def _blocked(graph: NamedGraph, target: Tensor, target_unit: int) -> list[Factor]:
+    """When no path of nonzero local derivatives leads to ``target[target_unit]``: the
+    local derivatives, 0 at every data point at these values, that close the paths the
+    network has (each path's factors that are 0 everywhere, in the order first met)."""
+    factor = _Factors(graph, target, target_unit)
+    local = factor.local
+    zero: dict[str, Factor] = {}
+    complete = 0
+    stack: list[tuple[Tensor, int, tuple[Factor, ...]]] = [(graph.root, 0, ())]
+    while stack and complete <= MAX_PATHS:
+        node, unit, closed = stack.pop()
+        if node is target:
+            complete += 1
+            for f in closed:
+                zero.setdefault(f.label, f)
+            continue
+        for edge in local.edges(node, unit):
+            stack.append((edge.operand, edge.unit, closed))
+        for edge in local.blocked_edges(node, unit):
+            stack.append((edge.operand, edge.unit, (*closed, factor(node, unit, edge))))
+    return list(zero.values())
+
+
+def _paths(graph: NamedGraph, target: Tensor, target_unit: int) -> list[ChainPath]:
+    """Every path of nonzero local derivatives from the loss to ``target[target_unit]``."""
+    factor = _Factors(graph, target, target_unit)
+    local = factor.local
     found: list[ChainPath] = []
     stack: list[tuple[Tensor, int, tuple[Factor, ...]]] = [(graph.root, 0, ())]
     while stack:

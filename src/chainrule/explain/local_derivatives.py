@@ -68,29 +68,78 @@ class LocalDerivatives:
             self._local[key] = self._compute_local(node, unit)
         return self._local[key]
 
-    def _replay(self, node: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def blocked_edges(self, node: Tensor, unit: int) -> list[Edge]:
+        """The derivatives of ``node[unit]`` that are 0 at every data point at these
+        values though not at others: edges of the network that the values close (a ReLU
+        off at every point, an input 0 at every point, a unit whose output is 0 for the
+        weights after it). Their ``values`` are the zeros; :meth:`edges` leaves them out.
+
+        An edge is told from a pair of units that no operation joins (a weight's column
+        feeds one unit of a layer) by the derivatives at random values of the operands.
+        """
+        if node.op is None or not any(id(m) in self.reach for m in self.graph.operands[id(node)]):
+            return []
+        rng = np.random.default_rng(0)
+        with np.errstate(all="ignore"):
+            anywhere = self._jacobians(node, unit, *self._replay(node, rng))
+        here = {(id(e.operand), e.unit) for e in self.edges(node, unit)}
+        return [
+            Edge(m, v, np.zeros(self.graph.n), per_point)
+            for m, values, per_point in anywhere
+            for v in range(values.shape[1])
+            if (id(m), v) not in here
+            and (m is not self.target or v == self.target_unit)
+            and np.any(values[:, v] != 0)
+        ]
+
+    def _replay(
+        self, node: Tensor, rng: np.random.Generator | None = None
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """``node`` recomputed from fresh leaves standing for the operands on a path.
 
         The other named operands are detached: held fixed, as a partial derivative needs.
+        With ``rng`` every floating operand holds random values instead of its own (the
+        replay is not kept).
         """
-        if id(node) not in self._replays:
-            operands = [m for m in self.graph.operands[id(node)] if id(m) in self.reach]
-            leaves = [Tensor(m.data, requires_grad=True) for m in operands]
-            made: dict[int, Tensor] = {
-                id(m): leaf for m, leaf in zip(operands, leaves, strict=True)
-            }
-            for m in self.graph.operands[id(node)]:
-                made.setdefault(id(m), m.detach())
-            for t in interior(node):
-                inputs = [made.get(id(i), i) for i in t.inputs]
-                made[id(t)] = apply(t.op, *inputs, **t.attrs)  # type: ignore[arg-type]
-            self._replays[id(node)] = (made[id(node)], operands, leaves)
-        return self._replays[id(node)]
+        if rng is None and id(node) in self._replays:
+            return self._replays[id(node)]
+
+        def value(m: Tensor) -> np.ndarray:
+            if rng is None or not np.issubdtype(m.data.dtype, np.floating):
+                return m.data
+            return rng.standard_normal(m.data.shape).astype(m.data.dtype)
+
+        operands = [m for m in self.graph.operands[id(node)] if id(m) in self.reach]
+        leaves = [Tensor(value(m), requires_grad=True) for m in operands]
+        made: dict[int, Tensor] = {id(m): leaf for m, leaf in zip(operands, leaves, strict=True)}
+        for m in self.graph.operands[id(node)]:
+            made.setdefault(id(m), m.detach() if rng is None else Tensor(value(m)))
+        for t in interior(node):
+            inputs = [made.get(id(i), i) for i in t.inputs]
+            made[id(t)] = apply(t.op, *inputs, **t.attrs)  # type: ignore[arg-type]
+        replay = (made[id(node)], operands, leaves)
+        if rng is None:
+            self._replays[id(node)] = replay
+        return replay
 
     def _compute_local(self, node: Tensor, unit: int) -> list[Edge]:
         if node.op is None:
             return []
-        out, operands, leaves = self._replay(node)
+        edges = []
+        for m, values, per_point in self._jacobians(node, unit, *self._replay(node)):
+            for v in range(values.shape[1]):
+                if m is self.target and v != self.target_unit:
+                    continue
+                column = values[:, v]
+                if np.any(column != 0):
+                    edges.append(Edge(m, v, column.copy(), per_point))
+        return edges
+
+    def _jacobians(
+        self, node: Tensor, unit: int, out: Tensor, operands: list[Tensor], leaves: list[Tensor]
+    ) -> list[tuple[Tensor, np.ndarray, bool]]:
+        """For each operand of a replay of ``node``: ``d node[p, unit] / d operand`` as an
+        (n, units of the operand) matrix, and whether it varies with the data point."""
         if not operands:
             return []
         n = self.graph.n
@@ -116,15 +165,10 @@ class LocalDerivatives:
                     jac[j][:] = g.reshape(1, -1)
                 else:
                     jac[j][p] = g.reshape(-1)
-        edges = []
-        for m, values, is_shared in zip(operands, jac, shared, strict=True):
-            for v in range(values.shape[1]):
-                if m is self.target and v != self.target_unit:
-                    continue
-                column = values[:, v]
-                if np.any(column != 0):
-                    edges.append(Edge(m, v, column.copy(), rows or not is_shared))
-        return edges
+        return [
+            (m, values, rows or not is_shared)
+            for m, values, is_shared in zip(operands, jac, shared, strict=True)
+        ]
 
     def _seed(self, out: Tensor, point: int | None, unit: int) -> np.ndarray:
         """A one-hot gradient for ``out``: ``unit`` at ``point`` (at every point if None)."""

@@ -750,14 +750,15 @@ function drawChain() {
   const math = document.createElementNS(MATHNS, "math");
   math.setAttribute("display", "block");
   const row = m("mrow", derivative(`d${rule.loss_label}/d${rule.parameter}`), mo("="));
-  if (rule.points.length > 1) row.append(m("munder", mo("∑"), mi("points")));
+  if (rule.points.length > 1 && rule.paths.length) row.append(m("munder", mo("∑"), mi("points")));
   rule.paths.forEach((factors, i) => {
     if (i) row.append(mo("+"));
     const product = m("mrow");
     factors.forEach((f, j) => { if (j) product.append(mo("×")); product.append(derivative(f)); });
     row.append(rule.paths.length > 1 ? m("mrow", mo("("), product, mo(")")) : product);
   });
-  row.append(mo("="), mn(fmt(rule.gradient)));
+  if (rule.paths.length) row.append(mo("="));
+  row.append(mn(fmt(rule.gradient)));
   math.append(row);
   const formulas = el("ul", { class: "paths" }, ...Object.entries(rule.formulas).slice(0, 8).map(([k, v]) => el("li", { text: `${k} = ${v}` })));
   const points = rule.points.slice(0, 12);
@@ -782,7 +783,10 @@ function drawChain() {
         el("td", { text: [rule.predictions[i]].flat().map(fmt).join(", ") }),
         ...(rule.residuals ? [el("td", { text: fmt(rule.residuals[i]) })] : []))))));
   }
-  box.replaceChildren(math, formulas, ...seen, table, el("p", { text: `sum: ${fmt(rule.sum)}` }));
+  // no path carries a slope: why (the parameter does not reach the loss, or a local
+  // derivative closes every path, such as a ReLU off for all the data)
+  if (rule.why_zero) box.replaceChildren(math, el("p", { id: "why-zero", text: rule.why_zero }), ...seen);
+  else box.replaceChildren(math, formulas, ...seen, table, el("p", { text: `sum: ${fmt(rule.sum)}` }));
 }
 
 // ---------------------------------------------------------------------------------
