@@ -193,6 +193,8 @@ def test_a_diverged_run_says_which_box_to_change_and_keeps_its_ticks_signed(page
     sync_api.expect(button(page, "Run")).to_be_visible()
     # b3 ran off to about -38,000: the fit's lowest tick is -4.13e+4, minus sign and all
     sync_api.expect(page.locator("#fit svg .tick").nth(2)).to_have_text("-4.13e+4")
+    # the loss curve's axis starts at 0, the lowest an SSR can be (not at -2.8e+9)
+    sync_api.expect(page.locator("#loss-curve .tick").nth(2)).to_have_text("0.00")
     assert_labels_inside(page, 2)
 
 

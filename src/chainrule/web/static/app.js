@@ -507,12 +507,14 @@ function axes(s, W, H, xr, yr, xlabel, ylabel) {
   return { sx, sy };
 }
 
-function range(values, pad = 0.08) {
+// The values' range with a margin of pad of it each side; values that are all at or
+// above floor keep the low end there (a loss never below 0 gets no negative ticks).
+function range(values, pad = 0.08, floor = -Infinity) {
   const finite = values.filter((v) => v !== null && Number.isFinite(v));
   let lo = Math.min(...finite), hi = Math.max(...finite);
   if (!finite.length) { lo = 0; hi = 1; }
   const p = (hi - lo) * pad || 1;
-  return [lo - p, hi + p];
+  return [lo >= floor ? Math.max(floor, lo - p) : lo - p, hi + p];
 }
 
 function path(xs, ys, sx, sy) {
@@ -630,7 +632,7 @@ async function drawLossCurveNow() {
     const W = 420, H = 260;
     const loss = curve.losses;
     const current = loss[(CURVE_POINTS - 1) / 2];  // the middle point: the value now
-    const yr = range(loss);
+    const yr = range(loss, 0.08, 0);
     box.setAttribute("viewBox", `0 0 ${W} ${H}`);
     box.replaceChildren();
     const { sx, sy } = axes(box, W, H, [from, to], yr, p.name, curve.loss_label);
