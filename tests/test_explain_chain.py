@@ -379,6 +379,11 @@ def test_several_outputs_give_a_column_each_and_no_residual():
     table = rule.document()[2]
     assert [c.text for c in table.columns] == ["x1", "x2", "label", "predicted[0]", "predicted[1]"]
     assert table.rows[3][3:] == tuple(rule.predictions[3].tolist())
+    # a class is a whole number, and is written as one: "1", not "1.0000"
+    assert [type(row[2]) for row in table.rows] == [int] * 8
+    label = int(data.target[0])
+    first = rule.render("text").split("predicted[1]")[1].splitlines()[2].split()
+    assert first[2] == str(label)
 
 
 def test_many_points_list_twelve_and_say_so_the_json_has_them_all():

@@ -374,6 +374,9 @@ def test_a_slope_that_a_dead_relu_stops_says_so(page):
     sync_api.expect(why).to_contain_text("goes through a local derivative that is 0")
     sync_api.expect(why).to_contain_text("dhidden.a[0]/dhidden.z[0] = 1 if hidden.z[0] > 0 else 0")
     sync_api.expect(page.locator("#chain-panel table")).to_have_count(1)  # the points alone
+    # each flower's species is its class, 0 to 2, not a measurement: 0, not 0.0000
+    observed = page.locator("#chain-points tbody tr").first.locator("td").nth(1)
+    sync_api.expect(observed).to_have_text("0")
     assert page.locator("#chain math").text_content().endswith("=0.0000")  # one "=", no sum
     assert page.locator("#chain math").text_content().count("=") == 1
     # a live unit's weight has its paths again

@@ -221,7 +221,8 @@ def points_table(
     its inputs (its row number when none are given), observed value, predicted value (one
     column per output of a model with several) and residual (when given); at most
     :data:`MAX_POINTS` rows, and a line that says how many were left out. The quiz and the
-    chain rule show their points this way.
+    chain rule show their points this way. Without residuals the target is a class, and
+    is written as the whole number it is (``1``, not ``1.0000``).
 
     >>> doc = points_table({"dosage": np.array([0.0, 1.0])}, "observed", np.array([0.0, 1.0]),
     ...                    "predicted", np.array([0.5, 0.5]), np.array([-0.5, 0.5]))
@@ -237,12 +238,21 @@ def points_table(
         names += [f"{output_name}[{j}]" for j in range(len(outputs))]
     columns = [Column(name, f"${latex_name(name)}$") for name in names]
     cells: list[np.ndarray] = [*inputs.values()] if inputs else [np.arange(n)]
-    cells += [np.asarray(observed), *outputs]
+    observed = np.asarray(observed)
+    if (
+        residual is None
+        and np.all(np.isfinite(observed))
+        and np.all(observed == np.round(observed))
+    ):
+        observed = observed.astype(np.int64)  # a class
+    cells += [observed, *outputs]
     if residual is not None:
         columns.append(Column("residual", "residual"))
         cells.append(np.asarray(residual))
     shown = min(n, MAX_POINTS)
-    rows = tuple(tuple(float(c[i]) for c in cells) for i in range(shown))
+    # a class or a row number stays a whole number (0, not 0.0000); the rest are floats
+    cells = [np.asarray(c) for c in cells]
+    rows = tuple(tuple(c[i].item() for c in cells) for i in range(shown))
     # fitted to a narrow terminal, the point and its residual stay
     keep_first, keep_last = max(len(inputs), 1), int(residual is not None)
     blocks: list[Any] = [Table(tuple(columns), rows, None, title, None, keep_first, keep_last)]

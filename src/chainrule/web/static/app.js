@@ -781,7 +781,7 @@ function drawChain() {
       el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...points.map((pt, i) => el("tr", {},
         el("td", { text: Object.entries(pt.inputs).map(([k, v]) => `${k}=${short(v)}`).join(", ") }),
-        el("td", { text: fmt(rule.observed[i]) }),
+        el("td", { text: rule.residuals ? fmt(rule.observed[i]) : String(rule.observed[i]) }),  // a class: 0, not 0.0000
         el("td", { text: [rule.predictions[i]].flat().map(fmt).join(", ") }),
         ...(rule.residuals ? [el("td", { text: fmt(rule.residuals[i]) })] : []))))));
   }
