@@ -278,6 +278,7 @@ def test_the_quiz_shows_the_points_and_offers_the_forward_pass(client):
     predicted = [row[2] for row in points["rows"]]
     assert predicted == pytest.approx([-2.6036652381, -1.6090193182, -2.6148696340], abs=1e-9)
     assert -2 * sum(row[3] for row in points["rows"]) == pytest.approx(-15.6551083806)
+    assert points["whole"] == [False] * 4  # the seed's observed 0.0, 1.0, 0.0 are measures
     slip = client.post(f"/api/sessions/{sid}/quiz", json={"index": 0, "answer": "-7.83"}).json()
     assert slip == {
         "correct": False,
@@ -292,6 +293,15 @@ def test_the_quiz_shows_the_points_and_offers_the_forward_pass(client):
     wrong = client.get(f"/api/sessions/{sid}/quiz", params={"kind": "backward"})
     assert wrong.status_code == 400
     assert "kind: choose step or forward, got 'backward'" in wrong.json()["error"]
+
+
+def test_the_quiz_marks_a_class_column_as_whole_numbers(client):
+    # circles' label is a class, 0 or 1: the page writes it "1", not "1.0000"
+    sid = open_session(client, scenario="circles")
+    points = client.get(f"/api/sessions/{sid}/quiz").json()["points"]
+    assert points["columns"] == ["x1", "x2", "label", "predicted"]
+    assert points["whole"] == [False, False, True, False]
+    assert {row[2] for row in points["rows"]} <= {0, 1}
 
 
 def test_quiz_checks_with_the_engines_numbers(client):

@@ -655,6 +655,11 @@ class Session:
                 {
                     "columns": [c.text for c in table.columns],
                     "rows": table.rows,
+                    # the columns of whole numbers (a class, a row number): 1, not 1.0000
+                    "whole": [
+                        all(isinstance(row[j], int) for row in table.rows)
+                        for j in range(len(table.columns))
+                    ],
                     "note": note[0].text if note and isinstance(note[0], Paragraph) else "",
                 }
             )

@@ -827,7 +827,7 @@ async function quiz(kind) {
     parts.push(el("table", { id: "quiz-points" },
       el("caption", { text: "The data points before this step" }),
       el("thead", {}, el("tr", {}, ...p.columns.map((c) => el("th", { scope: "col", text: c })))),
-      el("tbody", {}, ...p.rows.map((r) => el("tr", {}, ...r.map((v) => el("td", { text: fmt(v) })))))));
+      el("tbody", {}, ...p.rows.map((r) => el("tr", {}, ...r.map((v, j) => el("td", { text: p.whole[j] ? String(v) : fmt(v) })))))));
     if (p.note) parts.push(el("p", { class: "hint", text: p.note }));
   }
   parts.push(...data.questions.map((q) => {
