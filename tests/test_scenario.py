@@ -541,3 +541,35 @@ def test_overrides_are_checked_as_the_file_and_named_in_errors():
     )
     with pytest.raises(ChainruleError, match=r"^--set title.x=1: title is a value, not a table"):
         load_scenario("main-ideas", overrides={"title.x": 1})
+
+
+@pytest.mark.parametrize("name", ["main-ideas", "iris", "circles"])
+def test_a_scenario_that_asks_to_compile_trains_to_the_same_numbers(name):
+    # [train] compile = true replays one traced step (chainrule.train's compile=True):
+    # a teacher's larger example runs faster and tells the same story
+    compiled = load_scenario(name, overrides={"train.compile": True})
+    assert compiled.compile and compiled.train_settings()["compile"] is True
+    assert load_scenario(name).compile is False  # the default: eager
+    fast, eager = compiled.run().history, load_scenario(name).run().history
+    assert len(fast.steps) == len(eager.steps) and fast.stop_reason == eager.stop_reason
+    np.testing.assert_allclose(
+        [s.loss for s in fast.steps], [s.loss for s in eager.steps], rtol=0, atol=1e-12
+    )
+    for (_, a), (_, b) in zip(
+        compiled.run().model.named_parameters(),
+        load_scenario(name).run().model.named_parameters(),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a.data, b.data, rtol=0, atol=1e-12)
+
+
+def test_compile_takes_true_or_false_and_says_so_at_its_line():
+    text = (
+        'title = "t"\n[data]\ndataset = "dosage"\n[model]\nformula = "predicted = w * dosage"\n'
+        "[parameters]\nw = 1.0\n[train]\ncompile = 1\n"
+    )
+    with pytest.raises(
+        ChainruleError, match=r":9: \[train\] compile: expected true or false, got 1"
+    ):
+        parse_scenario(text)
+    assert parse_scenario(text.replace("compile = 1", "compile = false")).compile is False

@@ -531,3 +531,16 @@ def test_the_pages_remedies_name_its_own_controls(client, rate, steps, words):
     run = client.get(f"/api/sessions/{sid}").json()["run"]  # the page's state, reloaded
     assert run["message"] == body["message"]
     assert run["diagnosis"]["message"] == body["diagnosis"]["message"]
+
+
+def test_a_scenario_that_compiles_steps_on_the_page_as_an_eager_one():
+    from chainrule.scenario import load_scenario
+
+    compiled = Session.from_scenario(load_scenario("iris", overrides={"train.compile": True}))
+    eager = Session.from_scenario(load_scenario("iris"))
+    fast, slow = compiled.step(5)["steps"], eager.step(5)["steps"]
+    assert [s["loss"] for s in fast] == pytest.approx([s["loss"] for s in slow], rel=0, abs=1e-12)
+    assert fast[-1]["new_values"] == pytest.approx(slow[-1]["new_values"], rel=0, abs=1e-12)
+    assert compiled.explain("hidden.weight[0,1]")["gradient"] == pytest.approx(
+        eager.explain("hidden.weight[0,1]")["gradient"], rel=0, abs=1e-12
+    )

@@ -127,4 +127,5 @@ learning_rate = 0.1
 stop = { step_size = 0.001, max_steps = 1000 }   # also: loss = 0.0001
 seed = 0
 # batch_size = 32                # leave out to use every data point in each step
+# compile = true                 # trace one step and replay it: the same numbers, faster
 '''

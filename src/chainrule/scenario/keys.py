@@ -23,6 +23,7 @@ TRAIN_KEYS = (
     "stop",
     "batch_size",
     "seed",
+    "compile",
 )
 STOP_KEYS = tuple(f.name for f in fields(Stop))  # the stop rules a History records
 CSV_KEYS = ("csv", "inputs", "target")

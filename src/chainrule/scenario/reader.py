@@ -107,6 +107,7 @@ class Reader:
             stop=stop,
             seed=seed,
             batch_size=train_table.integer("batch_size", None, minimum=1),
+            compile=train_table.boolean("compile", False),
             description=description,
             name=self.path.stem if self.path else "",
             factory=factory,

@@ -45,6 +45,9 @@ class Scenario:
     stop: Stop
     seed: int = 0
     batch_size: int | None = None
+    #: Whether training traces one step and replays it (:func:`chainrule.train`'s
+    #: ``compile``): the same numbers, faster for a larger model.
+    compile: bool = False
     description: str = ""
     name: str = ""
     #: Builds a fresh model at the starting values (what :meth:`build_model` calls).
@@ -87,7 +90,7 @@ class Scenario:
 
         >>> from chainrule.scenario import load_scenario
         >>> sorted(load_scenario("main-ideas").train_settings())
-        ['batch_size', 'learning_rate', 'loss', 'optimizer', 'seed', 'stop']
+        ['batch_size', 'compile', 'learning_rate', 'loss', 'optimizer', 'seed', 'stop']
         """
         return {
             "loss": self.loss,
@@ -96,6 +99,7 @@ class Scenario:
             "stop": self.stop,
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "compile": self.compile,
         }
 
     @property

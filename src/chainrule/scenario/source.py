@@ -181,6 +181,12 @@ class Table:
             raise self.error(key, f"expected a whole number >= {minimum}, got {value}")
         return value
 
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self.values.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {describe(value)}")
+        return value
+
     def strings(self, key: str) -> list[str] | None:
         value = self.values.get(key)
         if value is None:
