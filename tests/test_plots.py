@@ -1459,3 +1459,20 @@ def test_a_squiggle_names_what_it_plots_on_its_y_axis(seed):
     assert plain.figure.axes[0].get_ylabel() == "predicted and observed"
     parts = plots.squiggle(model, scenario.data, history, ["end"], decompose=True, **SMALL)
     assert parts.figure.axes[0].get_ylabel() == "predicted and its terms"
+
+
+def test_the_default_parameter_is_one_that_the_run_moves():
+    # iris starts with hidden unit 0 off for every flower: hidden.weight[0,0] gets no
+    # slope and never moves, so its loss curve would be flat; the first weight that
+    # moves is drawn instead, and a named one is drawn as asked
+    run = load_scenario("iris").run()
+    assert (
+        run.start.scalar("hidden.weight[0,0]").value == run.model.scalar("hidden.weight[0,0]").value
+    )
+    drawn = figure_of_run(run, "loss-curve")
+    assert drawn.figure.axes[0].get_title().startswith("CE against hidden.weight[0,1]")
+    asked = figure_of_run(run, "loss-curve", "hidden.weight[0,0]")
+    assert asked.figure.axes[0].get_title().startswith("CE against hidden.weight[0,0]")
+    contour = figure_of_run(run, "contour")
+    assert "hidden.weight[0,1]" in contour.figure.axes[0].get_xlabel()
+    assert "hidden.weight[1,1]" in contour.figure.axes[0].get_ylabel()

@@ -544,3 +544,26 @@ def test_a_scenario_that_compiles_steps_on_the_page_as_an_eager_one():
     assert compiled.explain("hidden.weight[0,1]")["gradient"] == pytest.approx(
         eager.explain("hidden.weight[0,1]")["gradient"], rel=0, abs=1e-12
     )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "selected"),
+    [("main-ideas", "b3"), ("iris", "hidden.weight[0,1]"), ("all-parameters", "w1")],
+)
+def test_a_session_opens_on_the_first_trained_parameter_with_a_slope(client, scenario, selected):
+    # iris's hidden unit 0 is off for every flower at the start: its weights get no
+    # slope, so the page opens on the first weight that has one
+    opened = client.post("/api/sessions", json={"scenario": scenario}).json()
+    assert opened["selected"] == selected
+
+
+def test_a_session_that_trains_nothing_opens_on_no_parameter():
+    from chainrule.scenario import load_scenario
+
+    session = Session.from_scenario(load_scenario("main-ideas"))
+    session.set_values(freeze=["b3"])
+    assert session.first_with_a_slope() is None
+    # and a model at a loss that is not a number has no next step: the first trained
+    session = Session.from_scenario(load_scenario("three-parameters"))
+    session.set_values(values={"w3": 1e308, "w4": 1e308})
+    assert session.first_with_a_slope() == "w3"

@@ -369,6 +369,10 @@ def test_a_slope_that_a_dead_relu_stops_says_so(page):
     page.get_by_role("combobox", name="Scenario", exact=True).select_option("iris")
     sync_api.expect(page.locator("#title")).to_contain_text("iris")
     chosen = page.locator("#parameters")
+    # the page opens on the first weight with a slope, not on the dead unit's
+    sync_api.expect(chosen.locator("button.selected")).to_have_attribute(
+        "aria-label", "select hidden.weight[0,1]"
+    )
     chosen.get_by_role("button", name="select hidden.weight[0,0]", exact=True).click()
     why = page.locator("#why-zero")
     sync_api.expect(why).to_contain_text("goes through a local derivative that is 0")

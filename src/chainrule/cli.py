@@ -1057,7 +1057,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         type=normal_name,
         metavar="NAME",
-        help="loss-curve, contour, animation: the parameter (default: the first trained one)",
+        help="loss-curve, contour, animation: the parameter (default: the first trained one "
+        "that the run moves)",
     )
     p.add_argument(
         "--param2", type=normal_name, metavar="NAME", help="contour: the second parameter"

@@ -68,15 +68,19 @@ def _trained_scalars(model: Module) -> list[str]:
     return [ref.name for ref in model.scalars(trainable_only=True)]
 
 
-def _parameter(model: Module, given: str | None, flag: str, other: str | None = None) -> str:
-    """``given`` as the model spells it, else the first trained scalar that is not ``other``."""
+def _parameter(run: Run, given: str | None, flag: str, other: str | None = None) -> str:
+    """``given`` as the model spells it, else the first trained scalar (not ``other``) that
+    the run moved: a weight after a ReLU that is off for all the data keeps its value,
+    and its loss curve would be a flat line that teaches nothing. When none moved, the
+    first trained scalar."""
     if given is not None:
-        return model.scalar(given).name
-    trained = [name for name in _trained_scalars(model) if name != other]
+        return run.start.scalar(given).name
+    trained = [name for name in _trained_scalars(run.start) if name != other]
     if not trained:
-        told = ", ".join(_trained_scalars(model)) or "nothing"
+        told = ", ".join(_trained_scalars(run.start)) or "nothing"
         raise ChainruleError(f"name the parameter with {flag} (the scenario trains {told})")
-    return trained[0]
+    moved = (n for n in trained if run.start.scalar(n).value != run.model.scalar(n).value)
+    return next(moved, trained[0])
 
 
 #: The kinds drawn from a model alone, before any training.
@@ -141,12 +145,12 @@ def figure_of_run(
         return history_figure(history)
     if kind == "animation" and decision_film(data):
         return animation(model, data, loss, parameter, history)
-    first = _parameter(run.start, parameter, "--param")
+    first = _parameter(run, parameter, "--param")
     if kind == "loss-curve":
         return loss_curve(model, data, loss, first, history, per_point=per_point)
     if kind == "animation":
         return animation(model, data, loss, first, history)
-    second = _parameter(run.start, parameter2, "--param2", other=first)
+    second = _parameter(run, parameter2, "--param2", other=first)
     return contour(model, data, loss, first, second, history)
 
 

@@ -143,7 +143,8 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
             raise SessionError('set: expected {"train.learning_rate": 0.3, ...}')
         session.configure(settings)
         key = store.add(session)
-        return _Json({"session": key, **session.state()}, status_code=201)
+        body = {"session": key, **session.state(), "selected": session.first_with_a_slope()}
+        return _Json(body, status_code=201)
 
     async def state(request: Request) -> Response:
         """The session as the page draws it (parameters, network, fit, run so far)."""

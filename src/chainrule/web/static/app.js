@@ -59,7 +59,7 @@ async function openSession(body) {
   pause();
   const data = await api("POST", "/api/sessions", body);
   app.session = data.session;
-  app.selected = null;
+  app.selected = data.selected;  // the first trained parameter with a slope
   app.second = null;
   app.contour = null;
   app.walk = null;
