@@ -311,6 +311,26 @@ def test_new_writes_a_template_that_runs_and_refuses_to_overwrite(capsys, tmp_pa
     assert code == 0 and path.read_text() == TEMPLATE
 
 
+def test_the_templates_words_on_starting_values_and_activations_hold(capsys, tmp_path):
+    # a parameter left out is an error; init = "random" draws it; every activation and
+    # formula function that the template lists is one chainrule knows
+    from chainrule.formula_lang import FUNCTIONS
+    from chainrule.nn import ACTIVATIONS
+
+    left_out = TEMPLATE.replace("w1 = 3.34\n", "")
+    path = tmp_path / "class.toml"
+    path.write_text(left_out)
+    code, _, err = run_main(capsys, "run", str(path))
+    assert code == 2 and "no starting value for w1" in err
+    path.write_text(left_out.replace("b1 = -1.43", 'init = "random"\nb1 = -1.43'))
+    code, _, _ = run_main(capsys, "run", str(path))
+    assert code == 0
+    listed = TEMPLATE.split('activation = "tanh"      # ')[1].split("\n")[0].split(", ")
+    assert set(listed) == set(ACTIVATIONS)
+    functions = TEMPLATE.split("Functions: ")[1].split(".\n")[0].replace("\n#", "")
+    assert {f.strip() for f in functions.split(",")} <= set(FUNCTIONS)
+
+
 def test_out_writes_the_same_text_atomically(capsys, tmp_path, monkeypatch):
     import chainrule.io
 

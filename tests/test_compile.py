@@ -58,6 +58,16 @@ def test_compiled_training_equals_eager_on_every_builtin_scenario(name):
         assert compiled.final_accuracy == eager.final_accuracy
 
 
+def test_compiled_training_equals_eager_with_leaky_relus():
+    # an activation without a fused loop of its own replays on the op table's numpy calls
+    s = load_scenario("iris", overrides={"model.activation": "leaky_relu"})
+    m_eager, m_compiled = s.build_model(), s.build_model()
+    eager = cr.train(m_eager, s.data, **_settings(s))
+    compiled = cr.train(m_compiled, s.data, compile=True, **_settings(s))
+    _assert_same_run(m_eager, eager, m_compiled, compiled)
+    assert compiled.final_accuracy == eager.final_accuracy
+
+
 def test_compiled_training_equals_eager_on_digits_in_minibatches():
     data = load_dataset("digits")
     runs = []

@@ -403,3 +403,18 @@ def test_many_inputs_number_the_points():
     table = chain_rule(model, data, "ssr", "b").document()[2]
     assert [c.text for c in table.columns] == ["row", "observed", "predicted", "residual"]
     assert [row[0] for row in table.rows] == [0.0, 1.0, 2.0]
+
+
+def test_a_leaky_relu_keeps_a_slope_where_a_relu_stops_it():
+    # the same unit, off at every data point: leaky_relu passes 0.01 of the slope back
+    # (the remedy the diagnosis of a dead unit names), so the bias has its path again
+    model = dead_unit_model()
+    leaky = nn.MLP([1, 2, 1], activation="leaky_relu", seed=0)
+    leaky.load_state_dict(model.state_dict())
+    rule = chain_rule(leaky, dosage(), "ssr", "hidden.bias[0]")
+    assert rule.blocked == () and len(rule.paths) == 1
+    assert rule.formulas["dhidden.a[0]/dhidden.z[0]"] == "1 if hidden.z[0] > 0 else 0.01"
+    factor = rule.paths[0].factors[2]
+    np.testing.assert_array_equal(factor.values, [0.01, 0.01, 0.01])
+    check_sums(rule, leaky, dosage(), "ssr")
+    assert rule.value != 0.0

@@ -41,7 +41,8 @@ from chainrule.export import (  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = [info.name for info in builtin_scenarios()]
-CASES = [*SCENARIOS, "digits", "digits-momentum"]
+# iris with leaky ReLUs: the activation that keeps 0.01 of the slope below 0
+CASES = [*SCENARIOS, "iris-leaky", "digits", "digits-momentum"]
 
 
 def _case(name: str):
@@ -51,7 +52,10 @@ def _case(name: str):
         model = nn.MLP([64, 16, 10], activation="tanh", seed=0)
         optimizer, lr = ("momentum", 0.1) if name == "digits-momentum" else ("adam", 0.01)
         return model, data, "cross_entropy", optimizer, lr
-    scenario = load_scenario(name)
+    if name == "iris-leaky":
+        scenario = load_scenario("iris", overrides={"model.activation": "leaky_relu"})
+    else:
+        scenario = load_scenario(name)
     return (
         scenario.build_model(),
         scenario.data,
@@ -155,7 +159,7 @@ def test_ten_steps_of_the_same_optimizer_end_at_the_same_values(name):
 def test_softplus_and_every_formula_function_match_far_from_zero():
     # torch's F.softplus returns z itself above 20: the export must not.
     text = """
-    a = softplus(w * x) + relu(x) + sigmoid(x) + tanh(x) + exp(x / 10) + abs(x)
+    a = softplus(w * x) + relu(x) + sigmoid(x) + tanh(x) + exp(x / 10) + abs(x) + leaky_relu(-x)
     b = log(x * x + 1) + ln(x * x + 2) + sqrt(x * x + 3) + maximum(x, 0) + minimum(w, x)
     y = a - b * -(x / w) ** 2 / 4 + 2 ** (x / 10)
     """

@@ -334,7 +334,8 @@ def test_freezing_through_module_freeze():
         (
             "y = softplux(x)",
             r"line 1, column 5: unknown function 'softplux': did you mean 'softplus'\? "
-            r"\(known: softplus, relu, sigmoid, tanh, exp, log, ln, sqrt, abs, maximum, minimum\)",
+            r"\(known: softplus, relu, leaky_relu, sigmoid, tanh, exp, log, ln, sqrt, abs, "
+            r"maximum, minimum\)",
         ),
         (
             "a = 1\ny = 2 * sigmod(a)",

@@ -130,10 +130,10 @@ def binary(draw, name, shapes=None):
     return Case([a, b], {})
 
 
-@case("neg", "abs", "exp", "log", "sqrt", "softplus", "relu", "sigmoid", "tanh")
+@case("neg", "abs", "exp", "log", "sqrt", "softplus", "relu", "leaky_relu", "sigmoid", "tanh")
 def unary(draw, name):
     x = floats(draw, draw(SHAPES))
-    if name in ("abs", "relu"):
+    if name in ("abs", "relu", "leaky_relu"):
         x = away_from(x, [0.0])
     if name in ("log", "sqrt"):
         x = 0.3 + np.abs(x)
@@ -591,6 +591,7 @@ TORCH: dict[str, Callable[..., Any]] = {
     "sqrt": lambda t, x: x.sqrt(),
     "softplus": lambda t, x: t.nn.functional.softplus(x),
     "relu": lambda t, x: t.relu(x),
+    "leaky_relu": lambda t, x: t.nn.functional.leaky_relu(x),
     "sigmoid": lambda t, x: t.sigmoid(x),
     "tanh": lambda t, x: t.tanh(x),
     "clip": lambda t, x, lo, hi: t.clamp(x, min=lo, max=hi),
@@ -912,8 +913,8 @@ def test_every_formula_is_checked_or_said_why_not():
             assert readable, (name, formula)
 
 
-#: A derivative written as a condition: ``1 if {a} > {b} else 0``.
-CONDITION = re.compile(r"1 if (.+) ([<>]) (.+) else 0")
+#: A derivative written as a condition: ``1 if {a} > {b} else 0`` (leaky_relu: else 0.01).
+CONDITION = re.compile(r"1 if (.+) ([<>]) (.+) else ([0-9.]+)")
 
 
 def check_formula(op: Op, case: Case) -> None:
@@ -935,11 +936,13 @@ def check_formula(op: Op, case: Case) -> None:
         expected = rule(np.ones(np.shape(out)), out, *args, **extra, **attrs)
         condition = CONDITION.fullmatch(formula)
         if condition:  # "1 if {x} > 0 else 0": both sides evaluated, compared entry by entry
-            left, compare, right = condition.groups()
+            left, compare, right, otherwise = condition.groups()
             lhs = symbolic.evaluate(symbolic.template(left), values)
             rhs = symbolic.evaluate(symbolic.template(right), values)
             printed = np.where(
-                np.greater(lhs, rhs) if compare == ">" else np.less(lhs, rhs), 1.0, 0.0
+                np.greater(lhs, rhs) if compare == ">" else np.less(lhs, rhs),
+                1.0,
+                float(otherwise),
             )
             untied = np.broadcast_to(np.not_equal(lhs, rhs), np.shape(a))  # ties: a choice
         else:

@@ -342,6 +342,14 @@ def _relu_forward(x: Array) -> Array:
     return np.maximum(x, 0.0)
 
 
+#: The slope that leaky_relu keeps below 0: PyTorch's and ONNX's default.
+LEAKY_SLOPE = 0.01
+
+
+def _leaky_relu_forward(x: Array) -> Array:
+    return np.where(x > 0, x, LEAKY_SLOPE * x)
+
+
 def _sigmoid_forward(x: Array) -> Array:
     # 1 / (1 + e^-x) written as exp(-softplus(-x)): no overflow for any x.
     return np.exp(-np.logaddexp(0.0, -x))
@@ -854,6 +862,28 @@ _entry(
         formula_names=("relu",),
         activation=True,
         doc="ReLU passes the gradient where its input is positive.",
+    )
+)
+
+
+def leaky_relu_x(g, out, x):
+    vx = value(x)
+    return g * _share(np.where(vx > 0, 1.0, LEAKY_SLOPE), g, vx)
+
+
+_entry(
+    Op(
+        name="leaky_relu",
+        forward=_leaky_relu_forward,
+        rules=(leaky_relu_x,),
+        formulas=("1 if {x} > 0 else 0.01",),
+        expr="leaky_relu({x})",
+        elementwise=True,
+        method=True,
+        formula_names=("leaky_relu",),
+        activation=True,
+        doc="Leaky ReLU passes the gradient where its input is positive, and 0.01 of it "
+        "elsewhere: a unit whose input is negative at every point still gets a slope.",
     )
 )
 

@@ -187,6 +187,7 @@ class DType:
 TORCH_FUNCTIONS: dict[str, str] = {
     "softplus": "softplus",
     "relu": "torch.relu",
+    "leaky_relu": "torch.nn.functional.leaky_relu",
     "sigmoid": "torch.sigmoid",
     "tanh": "torch.tanh",
     "exp": "torch.exp",
@@ -202,6 +203,7 @@ TORCH_FUNCTIONS: dict[str, str] = {
 #: (``Softplus`` is a helper: torch's own switches to the identity above 20).
 ACTIVATION_CLASSES: dict[str, str] = {
     "relu": "torch.nn.ReLU",
+    "leaky_relu": "torch.nn.LeakyReLU",
     "tanh": "torch.nn.Tanh",
     "sigmoid": "torch.nn.Sigmoid",
     "softplus": "Softplus",

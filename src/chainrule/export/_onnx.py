@@ -30,6 +30,7 @@ _BINARY = {"+": "Add", "-": "Sub", "*": "Mul", "/": "Div", "**": "Pow"}
 ONNX_OPERATORS = {
     "softplus": "Softplus",
     "relu": "Relu",
+    "leaky_relu": "LeakyRelu",  # (alpha 0.01 by default, as chainrule's)
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
     "exp": "Exp",

@@ -95,7 +95,7 @@ observed = [0.0, 1.0, 0.0]
 [model]
 # One assignment per line, the last is the output. Names the data provides are inputs,
 # every other name that is used but never assigned is a parameter. Functions: softplus,
-# relu, sigmoid, tanh, exp, log, sqrt, abs, maximum, minimum.
+# relu, leaky_relu, sigmoid, tanh, exp, log, sqrt, abs, maximum, minimum.
 formula = """
 x1 = w1 * dosage + b1
 y1 = softplus(x1)
@@ -105,12 +105,13 @@ predicted = w3 * y1 + w4 * y2 + b3
 """
 # Or layers (inputs, hidden..., outputs) instead of a formula:
 #   layers = [2, 8, 8, 1]
-#   activation = "tanh"      # relu, tanh, sigmoid, softplus, identity
+#   activation = "tanh"      # relu, leaky_relu, tanh, sigmoid, softplus, identity
 #   output = "identity"      # the output layer's activation
 
 [parameters]
-# Starting values. Parameters left out start at 0 (names starting with b) or at a
-# random number drawn with the seed below.
+# Starting values: one for each parameter of the formula (one left out is an error, as
+# a typo would be). Or write init = "random": those left out then start at 0 (names
+# starting with b) or at a random number drawn with the seed below.
 w1 = 3.34
 b1 = -1.43
 w2 = -3.53
