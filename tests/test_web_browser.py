@@ -336,6 +336,16 @@ def test_the_network_writes_every_value_apart(browser, server_url, scenario):
     page.close()
 
 
+def test_a_leaky_relu_unit_is_named_inside_its_circle(page):
+    page.evaluate('openSession({scenario: "iris", set: {"model.activation": "leaky_relu"}})')
+    units = page.locator("#network text.unit")
+    sync_api.expect(units).to_have_count(2)
+    sync_api.expect(units.first).to_contain_text("leaky")
+    assert units.first.evaluate("(t) => t.firstChild.textContent") == "leaky"
+    assert units.first.locator("title").text_content() == "leaky_relu"
+    assert page.evaluate(NETWORK_TEXTS_APART) == []
+
+
 def test_a_layer_networks_edges_show_each_weight_by_colour_and_select_it(page):
     page.get_by_role("combobox", name="Scenario", exact=True).select_option("moons")
     sync_api.expect(page.locator("#title")).to_contain_text("moons")

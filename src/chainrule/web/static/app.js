@@ -354,8 +354,11 @@ function drawNetwork() {
       g.append(svg("text", { x: x - r - 4, y: y + 4, "text-anchor": "end" }, name));
     } else if (n.kind === "output") {
       g.append(svg("text", { x: x + r + 4, y: y + 4, "text-anchor": "start" }, n.key));
-    } else if (!many) {
-      g.append(svg("text", { x, y: y + 4, "text-anchor": "middle", class: "unit" }, name));
+    } else if (!many) {  // the activation in its circle: leaky_relu is written "leaky"
+      const fits = (textWidth(name) * 10) / 11 <= 2 * r + 8;
+      const unit = svg("text", { x, y: y + 4, "text-anchor": "middle", class: "unit" }, fits ? name : name.split("_")[0]);
+      if (!fits) unit.append(svg("title", {}, name));
+      g.append(unit);
     }
     box.append(g);
     n.bias.forEach((b, i) => {
