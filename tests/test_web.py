@@ -557,6 +557,7 @@ def test_a_session_opens_on_the_first_trained_parameter_with_a_slope(client, sce
     assert opened["selected"] == selected
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # (w3 = 1e308, on purpose)
 def test_a_session_that_trains_nothing_opens_on_no_parameter():
     from chainrule.scenario import load_scenario
 
