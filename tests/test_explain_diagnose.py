@@ -250,6 +250,16 @@ def test_dead_relu_units_of_an_mlp_are_named_not_converged():
     assert "output.weight[1,0]), so those parameters do not move" in d.message
     assert "Dead units: units 0 and 1 of layer hidden." in d.message
     assert "output.bias" not in d.message
+    # the remedy that keeps a slope, as each reader makes it (leaky_relu exists)
+    assert '(softplus, or leaky_relu: activation="leaky_relu")' in d.message
+    assert "leaky_relu: --set model.activation=leaky_relu)" in diagnose(history, "cli").message
+    page = diagnose(history, "page").message
+    assert 'leaky_relu: activation = "leaky_relu" under [model] in the scenario)' in page
+    leaky = nn.MLP([1, 2, 1], activation="leaky_relu").at(
+        {"hidden.bias[0]": -5, "hidden.bias[1]": -5}
+    )
+    revived = train(leaky, dosage(), learning_rate=0.1, stop={"step_size": 0.001})
+    assert "exactly 0" not in diagnose(revived).message  # every slope lives
 
 
 def test_units_that_die_after_the_first_step_are_dead_since_step_2():
@@ -263,6 +273,7 @@ def test_units_that_die_after_the_first_step_are_dead_since_step_2():
     d = diagnose(history)
     assert d.kind == "dead"
     assert "3 of 4 slopes are exactly 0 since step 2 (w3, w1, b1)" in d.message
+    assert "write leaky_relu(...) in the formula where it says relu(...)" in d.message
 
 
 def test_one_dead_unit_among_many_is_named_without_changing_the_verdict():

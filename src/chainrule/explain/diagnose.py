@@ -139,7 +139,8 @@ def diagnose(history: History, style: str = "python") -> Diagnosis:
     dead = _dead(history) if d.kind not in ("dead", "stalled", "diverged") else None
     if dead is None:
         return d
-    return Diagnosis(d.kind, f"{d.message} {dead.sentence()}", d.factor, d.learning_rate_limit)
+    told = f"{d.message} {dead.sentence(style)}"
+    return Diagnosis(d.kind, told, d.factor, d.learning_rate_limit)
 
 
 def _diagnose(history: History, style: str) -> Diagnosis:
@@ -162,7 +163,7 @@ def _diagnose(history: History, style: str) -> Diagnosis:
         return Diagnosis("stalled", f"The run did not converge{said} {stalled}")
     dead = _dead(history)
     if dead is not None and dead.most:
-        return Diagnosis("dead", f"The run did not converge{said} {dead.sentence()}")
+        return Diagnosis("dead", f"The run did not converge{said} {dead.sentence(style)}")
     if _growing(history, factor):
         text = (
             f"The loss grows{said} The run is on its way to diverging: training stops a run "
@@ -279,7 +280,7 @@ class _Dead:
         at 0 is a flat point of the loss, which may be its lowest point.)"""
         return self.total > len(self.names) > self.total / 2
 
-    def sentence(self) -> str:
+    def sentence(self, style: str = "python") -> str:
         n = len(self.names)
         shown = ", ".join(self.names[:DEAD_SHOWN]) + (", ..." if n > DEAD_SHOWN else "")
         what = "slope is" if n == 1 else "slopes are"
@@ -299,8 +300,19 @@ class _Dead:
             " A slope of exactly 0 is what a ReLU passes back when its input is negative on "
             "every data point (a dead unit): "
             "start from other values (or another seed), use a smaller learning rate, or an "
-            "activation that keeps a slope (softplus, leaky_relu)."
+            f"activation that keeps a slope (softplus, or leaky_relu: {self.leaky(style)})."
         )
+
+    def leaky(self, style: str) -> str:
+        """How the reader trades the ReLUs for leaky ones, in ``style``: a layer model's
+        activation (its dead units are named), or a formula's function."""
+        if not self.units:
+            return "write leaky_relu(...) in the formula where it says relu(...)"
+        if style == "cli":
+            return "--set model.activation=leaky_relu"
+        if style == "page":
+            return 'activation = "leaky_relu" under [model] in the scenario'
+        return 'activation="leaky_relu"'
 
 
 #: How many of the scalars with slope 0 the diagnosis names.
