@@ -547,14 +547,21 @@ def test_a_scenario_that_compiles_steps_on_the_page_as_an_eager_one():
 
 
 @pytest.mark.parametrize(
-    ("scenario", "selected"),
-    [("main-ideas", "b3"), ("iris", "hidden.weight[0,1]"), ("all-parameters", "w1")],
+    ("scenario", "selected", "second"),
+    [
+        ("main-ideas", "b3", None),
+        ("iris", "hidden.weight[0,1]", "hidden.weight[1,1]"),
+        ("all-parameters", "w1", "b1"),
+    ],
 )
-def test_a_session_opens_on_the_first_trained_parameter_with_a_slope(client, scenario, selected):
+def test_a_session_opens_on_the_first_trained_parameters_with_a_slope(
+    client, scenario, selected, second
+):
     # iris's hidden unit 0 is off for every flower at the start: its weights get no
-    # slope, so the page opens on the first weight that has one
+    # slope, so the page opens on the first weight that has one, and its contour takes
+    # the next one (not hidden.weight[1,0], whose slope is 0 too)
     opened = client.post("/api/sessions", json={"scenario": scenario}).json()
-    assert opened["selected"] == selected
+    assert (opened["selected"], opened["second"]) == (selected, second)
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # (w3 = 1e308, on purpose)
@@ -563,8 +570,8 @@ def test_a_session_that_trains_nothing_opens_on_no_parameter():
 
     session = Session.from_scenario(load_scenario("main-ideas"))
     session.set_values(freeze=["b3"])
-    assert session.first_with_a_slope() is None
+    assert session.with_a_slope() == []
     # and a model at a loss that is not a number has no next step: the first trained
     session = Session.from_scenario(load_scenario("three-parameters"))
     session.set_values(values={"w3": 1e308, "w4": 1e308})
-    assert session.first_with_a_slope() == "w3"
+    assert session.with_a_slope() == ["w3", "w4"]

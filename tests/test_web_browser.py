@@ -251,6 +251,20 @@ def test_backward_walks_node_by_node(page):
     sync_api.expect(page.locator("#backward-list")).to_contain_text(f"dSSR/db3 = {FIRST_SLOPE}")
 
 
+def test_backward_lights_up_a_layer_network_layer_by_layer(page):
+    page.get_by_role("combobox", name="Scenario", exact=True).select_option("iris")
+    sync_api.expect(page.locator("#title")).to_contain_text("iris")
+    active = page.locator("#network g.active")
+    walk = button(page, "Backward")
+    walk.click()  # the loss, CE: no circle of the diagram
+    sync_api.expect(page.locator("#backward-list li.done")).to_have_count(1)
+    sync_api.expect(active).to_have_count(0)
+    walk.click()  # output.z: the three output units
+    sync_api.expect(active).to_have_count(3)
+    walk.click()  # hidden.a: and the two hidden units; the inputs never
+    sync_api.expect(active).to_have_count(5)
+
+
 def test_chain_rule_is_mathml(page):
     chain = page.locator("#chain")
     sync_api.expect(chain.locator("math")).to_have_count(1)
@@ -383,6 +397,8 @@ def test_a_slope_that_a_dead_relu_stops_says_so(page):
     sync_api.expect(chosen.locator("button.selected")).to_have_attribute(
         "aria-label", "select hidden.weight[0,1]"
     )
+    # and its contour on the next one with a slope
+    sync_api.expect(page.locator("#contour-with")).to_have_value("hidden.weight[1,1]")
     chosen.get_by_role("button", name="select hidden.weight[0,0]", exact=True).click()
     why = page.locator("#why-zero")
     sync_api.expect(why).to_contain_text("goes through a local derivative that is 0")

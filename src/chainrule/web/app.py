@@ -143,7 +143,8 @@ def create_app(default: str = "main-ideas", sessions: Sessions | None = None) ->
             raise SessionError('set: expected {"train.learning_rate": 0.3, ...}')
         session.configure(settings)
         key = store.add(session)
-        body = {"session": key, **session.state(), "selected": session.first_with_a_slope()}
+        first, second = (*session.with_a_slope(2), None, None)[:2]
+        body = {"session": key, **session.state(), "selected": first, "second": second}
         return _Json(body, status_code=201)
 
     async def state(request: Request) -> Response:

@@ -395,20 +395,19 @@ class Session:
             out["scenario"]["toml"] = None
         return out
 
-    def first_with_a_slope(self) -> str | None:
-        """The parameter the page selects first: the first trained one whose slope at the
-        values now is not 0 (the engine's, from the next step taken on a copy). A weight
-        after a ReLU that is off for all the data gets no slope: its loss curve would be
-        flat and its chain rule empty. None when no parameter is trained; the first
-        trained one when none has a slope (or no step can be taken)."""
+    def with_a_slope(self, count: int = 2) -> list[str]:
+        """The parameters the page shows first (the selected one, then the contour's
+        second): the first ``count`` trained ones whose slope at the values now is not 0
+        (the engine's, from the next step taken on a copy), then other trained ones. A
+        weight after a ReLU that is off for all the data gets no slope: its loss curve
+        would be flat and its chain rule empty. Empty when nothing is trained."""
         trained = [p["name"] for p in self.parameters() if p["trained"]]
-        if not trained:
-            return None
         try:
             slopes = self._next_step().history.steps[0].slopes
         except ChainruleError:  # (no next step: max_steps = 0, or a loss that is not a number)
-            return trained[0]
-        return next((n for n in trained if slopes.get(n, 0.0) != 0.0), trained[0])
+            slopes = {}
+        sloped = [n for n in trained if slopes.get(n, 0.0) != 0.0][:count]
+        return (sloped + [n for n in trained if n not in sloped])[:count]
 
     def parameters(self) -> list[dict[str, Any]]:
         """``[{"name", "value", "trained"}]`` for every scalar, in the model's order."""

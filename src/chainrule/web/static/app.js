@@ -12,7 +12,7 @@ const short = (x) => (x === null || x === undefined ? "nan" : Number(x).toPrecis
 const app = {
   session: null, state: null, selected: null, running: false,
   ledgerColumns: null, walk: null, walked: 0, busy: false,
-  trail: [], second: null, contour: null,
+  trail: [], second: null, sloped: null, contour: null,
 };
 
 async function api(method, path, body) {
@@ -60,6 +60,7 @@ async function openSession(body) {
   const data = await api("POST", "/api/sessions", body);
   app.session = data.session;
   app.selected = data.selected;  // the first trained parameter with a slope
+  app.sloped = data.second;  // the next one: the contour's second parameter
   app.second = null;
   app.contour = null;
   app.walk = null;
@@ -327,7 +328,14 @@ function drawNetwork() {
   const px = (x) => left + ((x - x0) / ((x1 - x0) || 1)) * (W - left - right);
   const py = (y) => top + ((y1 - y) / ((y1 - y0) || 1)) * (H - top - bottom);
   const at = Object.fromEntries(nodes.map((n) => [n.key, [px(n.x), py(n.y)]]));
+  // The nodes the backward pass has reached: a formula's by name (y1, or x1 in the
+  // caption "x1 → y1"), a layer network's by layer (hidden.z and hidden.a: every
+  // hidden[k] circle).
   const active = app.walk ? new Set(app.walk.nodes.slice(0, app.walked).map((n) => n.name)) : new Set();
+  const activeLayers = new Set([...active].map((name) => name.split(".")[0]));
+  const reached = (n) => layers
+    ? n.kind !== "input" && activeLayers.has(n.key.split("[")[0])
+    : active.has(n.key) || n.caption.split(" → ").some((c) => active.has(c));
   // Text already placed (and the nodes), which a value must not cover.
   const taken = nodes.map((n) => { const [x, y] = at[n.key]; return [x - r - 2, y - r - 2, x + r + 2, y + r + 2]; });
   const biggest = Math.max(1e-12, ...edges.map((e) => Math.abs(values[e.parameter]?.value ?? 0)));
@@ -343,7 +351,7 @@ function drawNetwork() {
   }
   for (const n of nodes) {
     const [x, y] = at[n.key];
-    const g = svg("g", { class: active.has(n.key) || n.caption.split(" → ").some((c) => active.has(c)) ? "active" : "" });
+    const g = svg("g", { class: reached(n) ? "active" : "" });
     const fill = n.kind === "input" ? "#eee" : n.kind === "output" ? "#d9f0d3" : "#dbe9f6";
     g.append(svg("circle", { cx: x, cy: y, r, fill, stroke: "#666" }));
     const name = n.title || n.key;
@@ -655,11 +663,15 @@ async function drawLossCurveNow() {
 
 const CONTOUR_POINTS = 31, CONTOUR_BANDS = 12;
 
-function secondParameter() {  // chosen, or else another trained parameter when two are
+// The contour's second parameter: the one chosen, or else another trained one when two
+// are (the session's second with a slope, when it is not the one selected now).
+function secondParameter() {
   const others = app.state.parameters.filter((p) => p.name !== app.selected);
   if (app.second !== null) return others.some((p) => p.name === app.second) ? app.second : "";
   const trained = app.state.parameters.filter((p) => p.trained);
-  return trained.length >= 2 ? (trained.find((p) => p.name !== app.selected) || {}).name || "" : "";
+  if (trained.length < 2) return "";
+  if (app.sloped && app.sloped !== app.selected && trained.some((p) => p.name === app.sloped)) return app.sloped;
+  return (trained.find((p) => p.name !== app.selected) || {}).name || "";
 }
 
 function drawContourChoice() {
