@@ -308,11 +308,7 @@ class _Dead:
         activation (its dead units are named), or a formula's function."""
         if not self.units:
             return "write leaky_relu(...) in the formula where it says relu(...)"
-        if style == "cli":
-            return "--set model.activation=leaky_relu"
-        if style == "page":
-            return 'activation = "leaky_relu" under [model] in the scenario'
-        return 'activation="leaky_relu"'
+        return setting("activation", "leaky_relu", style)
 
 
 #: How many of the scalars with slope 0 the diagnosis names.

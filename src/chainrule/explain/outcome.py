@@ -28,17 +28,19 @@ STYLES = ("python", "cli", "page")
 #: has none: it is set in the scenario's text).
 PAGE_CONTROLS = {"learning_rate": "Learning rate", "max_steps": "Max steps"}
 
-#: The scenario keys (for ``--set``) of the training settings a remedy may change.
+#: The scenario keys (for ``--set``) of the settings a remedy may change.
 SETTING_KEYS = {
     "learning_rate": "train.learning_rate",
     "max_steps": "train.stop.max_steps",
     "step_size": "train.stop.step_size",
+    "activation": "model.activation",
 }
 
 
 def setting(key: str, value: str, style: str = "python") -> str:
-    """How the reader changes the training setting ``key`` to ``value`` (a number as
-    text), in ``style`` (one of :data:`STYLES`).
+    """How the reader changes the setting ``key`` to ``value`` (a number or a name, as
+    text), in ``style`` (one of :data:`STYLES`); a name is quoted where Python and the
+    scenario's TOML need it.
 
     >>> setting("learning_rate", "0.01"), setting("step_size", "1e-05")
     ('learning_rate=0.01', 'stop={"step_size": 1e-05}')
@@ -46,18 +48,32 @@ def setting(key: str, value: str, style: str = "python") -> str:
     ('--set train.learning_rate=0.01', '--set train.stop.max_steps=2000')
     >>> setting("learning_rate", "0.01", "page"), setting("step_size", "1e-05", "page")
     ('Learning rate 0.01', 'step_size = 1e-05 under [train.stop] in the scenario')
+    >>> setting("activation", "leaky_relu"), setting("activation", "leaky_relu", "cli")
+    ('activation="leaky_relu"', '--set model.activation=leaky_relu')
+    >>> setting("activation", "leaky_relu", "page")
+    'activation = "leaky_relu" under [model] in the scenario'
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     if style == "cli":
         return f"--set {SETTING_KEYS[key]}={value}"
+    written = value if _is_number(value) else f'"{value}"'
     if style == "page":
         if key in PAGE_CONTROLS:
             return f"{PAGE_CONTROLS[key]} {value}"
-        return f"{key} = {value} under [train.stop] in the scenario"
+        table = SETTING_KEYS[key].rsplit(".", 1)[0]
+        return f"{key} = {written} under [{table}] in the scenario"
     if key in ("max_steps", "step_size"):
         return f'stop={{"{key}": {value}}}'
-    return f"{key}={value}"
+    return f"{key}={written}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def stop_message(history: History, style: str = "python") -> str:

@@ -401,7 +401,7 @@ const textWidth = (text) => NET.char * String(text).length;
 // The box that a centred text written at (x, y) covers, [left, top, right, bottom], in
 // the drawing's units, from the width the browser gives it.
 function textBox(t, x, y) {
-  const w = (t.getBBox().width || textWidth(t.textContent)) + 6;
+  const w = (t.getBBox().width || textWidth(t.firstChild.textContent)) + 6;  // (not the tooltip)
   return [x - w / 2, y - 11, x + w / 2, y + 4];
 }
 const covers = (t) => textBox(t, Number(t.getAttribute("x")), Number(t.getAttribute("y")));
